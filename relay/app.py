@@ -1,0 +1,52 @@
+"""Composition root: builds the pipeline and the aiohttp application from a Config."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from relay.bus import Bus
+from relay.bus.embedded import EmbeddedLog
+from relay.config import Config
+from relay.ingest import Ingest
+from relay.ingress import INGRESS, IngressState, add_routes, middlewares
+from relay.routing import Router
+
+log = structlog.get_logger("relay.app")
+
+
+def make_bus(config: Config) -> Bus:
+    if config.kafka is not None:
+        from relay.bus.kafka import KafkaBus
+
+        return KafkaBus(config.kafka)
+    return EmbeddedLog(config.data_path)
+
+
+def build_app(config: Config, *, bus: Bus | None = None) -> web.Application:
+    bus = bus if bus is not None else make_bus(config)
+    ingest = Ingest(bus, Router(config.routes, config.topics.events), config.topics)
+    state = IngressState.build(config, ingest)
+    app = web.Application(middlewares=middlewares)
+    app[INGRESS] = state
+
+    async def bus_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await bus.start()
+        open_sources = [name for name, entry in state.sources.items() if entry.auth.is_open]
+        if open_sources:
+            log.warning("unauthenticated_sources", sources=open_sources)
+        log.info("bus_started", bus=bus.name, sources=sorted(state.sources))
+        yield
+        state.accepting = False
+        await bus.close()
+        log.info("bus_closed", bus=bus.name)
+
+    async def stop_accepting(app: web.Application) -> None:
+        state.accepting = False
+
+    app.on_shutdown.append(stop_accepting)
+    app.cleanup_ctx.append(bus_lifetime)
+    add_routes(app)
+    return app

@@ -1,0 +1,188 @@
+"""The embedded log: an append-only, fsynced log in SQLite (WAL) under ``data_dir``.
+
+It is the bus when no Kafka is configured, so ``relay serve`` works with nothing
+else running. Writes are group-committed on one writer thread: every record that
+arrives while a commit is in progress goes into the next transaction, so many
+concurrent requests share one fsync, and the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+
+from relay.bus.base import BusError, Headers, Record
+
+LOG_FILE = "log.sqlite3"
+_MAX_BATCH_RECORDS = 4096
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    "offset"  INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic     TEXT    NOT NULL,
+    key       BLOB,
+    value     BLOB    NOT NULL,
+    headers   BLOB    NOT NULL,
+    timestamp INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_topic ON records (topic, "offset");
+"""
+
+_headers_encoder = msgspec.msgpack.Encoder()
+_headers_decoder = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
+
+
+class StoredRecord(msgspec.Struct, frozen=True):
+    offset: int
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: Headers
+    timestamp_ms: int
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+_Pending = tuple[Sequence[Record], asyncio.Future[None]]
+_STOP = object()
+
+
+class EmbeddedLog:
+    """The embedded bus. ``publish`` returns once the records are committed to disk."""
+
+    name = "embedded"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / LOG_FILE
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self._conn = await asyncio.to_thread(connect, self.path)
+        self._thread = threading.Thread(target=self._run, name="embedded-log", daemon=True)
+        self._thread.start()
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def ready(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        if not self.ready():
+            raise BusError("the embedded log is not running")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.put((records, future))
+        await future
+
+    def _run(self) -> None:
+        assert self._conn is not None
+        stopping = False
+        while not stopping:
+            batch: list[_Pending] = []
+            item = self._queue.get()
+            count = 0
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    pending = item
+                    batch.append(pending)  # type: ignore[arg-type]
+                    count += len(pending[0])  # type: ignore[index]
+                if stopping or count >= _MAX_BATCH_RECORDS:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        assert self._conn is not None and self._loop is not None
+        now = int(time.time() * 1000)
+        rows = [
+            (r.topic, r.key, r.value, _headers_encoder.encode(r.headers), now)
+            for records, _ in batch
+            for r in records
+        ]
+        error: BaseException | None = None
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(
+                "INSERT INTO records (topic, key, value, headers, timestamp) VALUES (?,?,?,?,?)",
+                rows,
+            )
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            error = BusError(f"embedded log write failed: {exc}")
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+        for _, future in batch:
+            self._loop.call_soon_threadsafe(_resolve, future, error)
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def read(
+    path: Path, topic: str | None = None, after: int = 0, limit: int = 1000
+) -> list[StoredRecord]:
+    """Records after an offset, oldest first; safe while a writer is running (WAL)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        query = (
+            'SELECT "offset", topic, key, value, headers, timestamp FROM records WHERE "offset" > ?'
+        )
+        params: list[object] = [after]
+        if topic is not None:
+            query += " AND topic = ?"
+            params.append(topic)
+        query += ' ORDER BY "offset" LIMIT ?'
+        params.append(limit)
+        return [
+            StoredRecord(
+                offset=row[0],
+                topic=row[1],
+                key=row[2],
+                value=row[3],
+                headers=tuple(_headers_decoder.decode(row[4])),
+                timestamp_ms=row[5],
+            )
+            for row in conn.execute(query, params)
+        ]
+    finally:
+        conn.close()

@@ -1,0 +1,199 @@
+"""``relay``: serve, check, normalize, tail."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from relay import __version__
+from relay.config import Config, ConfigError, load
+
+DEFAULT_GRACE_SECONDS = 20.0
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"relay: {message}", file=sys.stderr)
+    return code
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("RELAY_CONFIG")
+    if not path:
+        raise ConfigError("no configuration: pass --config PATH or set RELAY_CONFIG")
+    return load(path)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from relay.app import build_app
+    from relay.logs import configure
+
+    if args.role == "delivery":
+        return _fail("the delivery role is not available yet (HTTP subscribers are not built)", 2)
+    config = _config(args)
+    configure(config.logging.level, config.logging.format)
+    app = build_app(config)
+    web.run_app(
+        app,
+        host=args.host or config.listen.host,
+        port=args.port or config.listen.port,
+        access_log=None,
+        shutdown_timeout=DEFAULT_GRACE_SECONDS,
+        print=None,
+        handle_signals=True,
+    )
+    return 0
+
+
+def _patterns(value: str | list[str] | None) -> str:
+    if value is None:
+        return "*"
+    return value if isinstance(value, str) else ",".join(value)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    bus = (
+        f"kafka {','.join(config.kafka.servers)}"
+        if config.kafka
+        else (f"embedded log in {config.data_dir}")
+    )
+    print(f"configuration OK: {args.config or os.environ.get('RELAY_CONFIG')}")
+    print(f"listen   {config.listen.host}:{config.listen.port}")
+    print(f"bus      {bus}")
+    print(
+        f"topics   events={config.topics.events} raw={config.topics.raw} "
+        f"deadletter={config.topics.deadletter}"
+    )
+    print("\nsources")
+    for name, source in sorted(config.sources.items()):
+        checks = [
+            f"{len(source.tokens)} token(s)" if source.tokens else "",
+            "hmac signature" if source.signing_secret else "",
+            f"cidr {','.join(source.allow_cidrs)}" if source.allow_cidrs else "",
+        ]
+        auth = ", ".join(c for c in checks if c) or "OPEN (no authentication)"
+        path = f"/v1/hooks/{name}" + ("/{kind}" if source.provider == "plugchat" else "")
+        print(f"  {name:<16} {source.provider:<9} POST {path:<32} {auth}")
+    print(
+        f"\nroutes (every matching route publishes; unmatched events go to {config.topics.events})"
+    )
+    rows = [("ROUTE", "TYPE", "SOURCE", "PROVIDER", "WHERE", "TOPIC")]
+    for route in config.routes:
+        where = ",".join(f"{k}={v}" for k, v in (route.match.where or {}).items()) or "-"
+        rows.append(
+            (
+                route.name,
+                _patterns(route.match.type),
+                _patterns(route.match.source),
+                _patterns(route.match.provider),
+                where,
+                route.topic,
+            )
+        )
+    rows.append(("(default)", "*", "*", "*", "-", config.topics.events))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    from relay.events import encode
+    from relay.providers import NORMALIZERS, Inbound, MalformedBody, Unmappable
+    from relay.values import format_time
+
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        return _fail(f"{args.file}: cannot read: {exc.strerror or exc}")
+    if args.provider == "plugchat" and not args.kind:
+        return _fail("plugchat payloads need --kind (e.g. --kind finishAttendance)", 2)
+    inbound = Inbound(
+        source=args.source or args.provider,
+        body=body,
+        received_at=format_time(datetime.now(UTC)),
+        kind=args.kind,
+    )
+    try:
+        events = NORMALIZERS[args.provider](inbound)
+    except MalformedBody as exc:
+        return _fail(f"{args.file}: {exc}")
+    except Unmappable as exc:
+        return _fail(f"{args.file}: cannot normalize ({exc.reason}): {exc.detail}")
+    out = sys.stdout.buffer
+    for event in events:
+        out.write(encode(event) + b"\n")
+    out.flush()
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from relay.bus.embedded import LOG_FILE, read
+
+    config = _config(args)
+    if config.kafka is not None:
+        return _fail("tail reads the embedded log; this configuration uses Kafka", 2)
+    path = config.data_path / LOG_FILE
+    if not path.exists():
+        return _fail(f"{path}: no embedded log yet (has relay served with this config?)")
+    topic = args.topic or config.topics.events
+    out = sys.stdout.buffer
+    for record in read(path, topic=topic, after=args.after, limit=args.limit):
+        out.write(record.value.rstrip(b"\n") + b"\n")
+    out.flush()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relay", description="Chat-platform webhooks in, canonical CloudEvents out."
+    )
+    parser.add_argument("--version", action="version", version=f"relay {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", "-c", help="YAML configuration (default: $RELAY_CONFIG)")
+
+    serve = commands.add_parser("serve", help="run the webhook gateway")
+    with_config(serve)
+    serve.add_argument("--role", choices=["all", "ingress", "delivery"], default="all")
+    serve.add_argument("--host", help="override listen.host")
+    serve.add_argument("--port", type=int, help="override listen.port")
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check", help="validate a configuration, print the routing table")
+    with_config(check)
+    check.set_defaults(func=cmd_check)
+
+    normalize = commands.add_parser(
+        "normalize", help="print the canonical events of a payload file as JSON lines"
+    )
+    normalize.add_argument("file", help="payload file, or - for standard input")
+    normalize.add_argument("--provider", required=True, choices=["chatwoot", "plugchat"])
+    normalize.add_argument("--kind", help="PlugChat kind (the URL part), e.g. finishAttendance")
+    normalize.add_argument("--source", help="source name to stamp on the events")
+    normalize.set_defaults(func=cmd_normalize)
+
+    tail = commands.add_parser("tail", help="print records of a topic from the embedded log")
+    with_config(tail)
+    tail.add_argument("--topic", help="topic (default: the events topic)")
+    tail.add_argument("--after", type=int, default=0, help="start after this log offset")
+    tail.add_argument("--limit", type=int, default=1000)
+    tail.set_defaults(func=cmd_tail)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130

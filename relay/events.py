@@ -1,0 +1,262 @@
+"""The canonical event: msgspec Structs for its parts and the CloudEvents 1.0 envelope.
+
+Every provider normalizer produces :class:`CloudEvent` values; everything downstream
+(routing, the bus, subscribers) reads only these. Parts that do not apply to an
+event type are absent from the JSON (``omit_defaults``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = "1.0"
+DATASCHEMA = f"urn:relay:schema:{SCHEMA_VERSION}"
+
+EventType = Literal[
+    "chat.conversation.created",
+    "chat.conversation.updated",
+    "chat.conversation.status_changed",
+    "chat.message.created",
+    "chat.message.updated",
+    "chat.message.status_changed",
+    "chat.message.failed",
+    "chat.channel.disconnected",
+    "chat.widget.opened",
+    "chat.typing.started",
+    "chat.typing.stopped",
+    "chat.contact.created",
+    "chat.contact.updated",
+]
+EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+
+Provider = Literal["chatwoot", "plugchat"]
+ActorType = Literal["contact", "agent", "bot", "system"]
+ConversationStatus = Literal["open", "pending", "resolved", "snoozed"]
+Direction = Literal["incoming", "outgoing"]
+MessageStatus = Literal["sent", "delivered", "read", "played", "failed"]
+
+
+class Part(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """Base of every canonical part: keyword-only, absent when unset."""
+
+
+class Account(Part, frozen=True, kw_only=True):
+    id: str | None = None
+    name: str | None = None
+
+
+class Inbox(Part, frozen=True, kw_only=True):
+    id: str | None = None
+    name: str | None = None
+    channel: str | None = None
+
+
+class Actor(Part, frozen=True, kw_only=True):
+    """Whoever did the thing: a contact, an agent, a bot or the system."""
+
+    type: ActorType
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+class Contact(Part, frozen=True, kw_only=True):
+    id: str | None = None
+    name: str | None = None
+    phone: str | None = None
+    """E.164, only when the provider's value is a real phone number."""
+    chat_id: str | None = None
+    """The provider's chat address when it is not a phone (WhatsApp LID, group id)."""
+    email: str | None = None
+    identifier: str | None = None
+    avatar_url: str | None = None
+    custom_attributes: dict[str, Any] | None = None
+
+
+class Media(Part, frozen=True, kw_only=True):
+    url: str | None = None
+    mime_type: str | None = None
+    file_name: str | None = None
+    caption: str | None = None
+    size: int | None = None
+    thumbnail_url: str | None = None
+
+
+class Location(Part, frozen=True, kw_only=True):
+    latitude: float | None = None
+    longitude: float | None = None
+    name: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+
+class SharedContact(Part, frozen=True, kw_only=True):
+    name: str | None = None
+    phones: list[str] = []
+    vcard: str | None = None
+
+
+class Reaction(Part, frozen=True, kw_only=True):
+    emoji: str | None = None
+    message_id: str | None = None
+    """The message reacted to."""
+
+
+class Reply(Part, frozen=True, kw_only=True):
+    """A choice picked from buttons or a list."""
+
+    id: str | None = None
+    title: str | None = None
+
+
+class Message(Part, frozen=True, kw_only=True):
+    id: str | None = None
+    direction: Direction | None = None
+    kind: str = "text"
+    """text, image, audio, video, document, location, contact, sticker, reaction,
+    button_reply, list_reply, template, waiting, activity or the provider's own word."""
+    text: str | None = None
+    private: bool = False
+    status: MessageStatus | None = None
+    provider_status: str | None = None
+    created_at: str | None = None
+    sender: Actor | None = None
+    media: list[Media] = []
+    location: Location | None = None
+    shared_contact: SharedContact | None = None
+    reaction: Reaction | None = None
+    reply: Reply | None = None
+    in_reply_to: str | None = None
+    error: str | None = None
+    attributes: dict[str, Any] | None = None
+    """Provider-specific extras (Chatwoot ``content_attributes``, Z-API flags)."""
+
+
+class Category(Part, frozen=True, kw_only=True):
+    id: str | None = None
+    name: str | None = None
+    color: str | None = None
+    item_id: str | None = None
+    item_name: str | None = None
+
+
+class Attendance(Part, frozen=True, kw_only=True):
+    """A PlugChat attendance: one customer service session on a WhatsApp chat."""
+
+    number: str | None = None
+    department: str | None = None
+    operator: str | None = None
+    finished_by: str | None = None
+    operator_report: str | None = None
+    rating_note: str | None = None
+    categories: list[Category] = []
+    requested_at: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    transcript: list[Message] = []
+
+
+class Conversation(Part, frozen=True, kw_only=True):
+    id: str | None = None
+    status: ConversationStatus | None = None
+    provider_status: str | None = None
+    inbox_id: str | None = None
+    channel: str | None = None
+    assignee: Actor | None = None
+    team: str | None = None
+    labels: list[str] | None = None
+    priority: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    custom_attributes: dict[str, Any] | None = None
+    additional_attributes: dict[str, Any] | None = None
+    attendance: Attendance | None = None
+
+
+class Change(Part, frozen=True, kw_only=True):
+    previous: Any = None
+    current: Any = None
+
+
+class Channel(Part, frozen=True, kw_only=True):
+    """The provider-side channel (a WhatsApp instance) an event is about."""
+
+    id: str | None = None
+    phone: str | None = None
+    connected: bool | None = None
+    error: str | None = None
+
+
+class Widget(Part, frozen=True, kw_only=True):
+    referer: str | None = None
+    language: str | None = None
+    browser_language: str | None = None
+    initiated_at: str | None = None
+    browser: dict[str, Any] | None = None
+
+
+class Typing(Part, frozen=True, kw_only=True):
+    private: bool = False
+
+
+class EventData(Part, frozen=True, kw_only=True):
+    provider: Provider
+    source: str
+    provider_event: str
+    """The provider's own name for what happened: a Chatwoot event or a PlugChat kind/type."""
+    account: Account | None = None
+    inbox: Inbox | None = None
+    conversation: Conversation | None = None
+    message: Message | None = None
+    contact: Contact | None = None
+    actor: Actor | None = None
+    changes: dict[str, Change] | None = None
+    channel: Channel | None = None
+    widget: Widget | None = None
+    typing: Typing | None = None
+
+
+class CloudEvent(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """CloudEvents 1.0, structured JSON mode, with two extension attributes."""
+
+    specversion: Literal["1.0"]
+    id: str
+    source: str
+    type: EventType
+    subject: str | None = None
+    time: str
+    datacontenttype: Literal["application/json"]
+    dataschema: str
+    partitionkey: str
+    providerdelivery: str | None = None
+    """The provider's delivery id (``X-Chatwoot-Delivery``) when it sent one."""
+    data: EventData
+
+
+_ID_NAMESPACE = uuid.UUID("6f1d5c2e-93a4-4b8e-9a53-7b0c1f2d4e60")
+
+
+def event_id(source: str, type_: str, identity: str) -> str:
+    """A deterministic event id: the same provider delivery always maps to the same id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x1f{type_}\x1f{identity}"))
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(CloudEvent)
+
+
+def encode(event: CloudEvent) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(payload: bytes) -> CloudEvent:
+    return _decoder.decode(payload)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the canonical event, generated from the Structs."""
+    return msgspec.json.schema(CloudEvent)

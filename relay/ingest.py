@@ -1,0 +1,129 @@
+"""The ingest pipeline behind the HTTP handler: normalize, route, make durable.
+
+One received body becomes one bus write: its raw copy, its canonical events on every
+routed topic, or a dead letter when it cannot be normalized. The caller may
+acknowledge only after :meth:`Ingest.ingest` returns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+import structlog
+
+from relay.bus import Bus, Record
+from relay.config import Topics
+from relay.events import CloudEvent, encode
+from relay.providers import NORMALIZERS, Inbound, MalformedBody, Unmappable
+from relay.routing import Router
+from relay.values import format_time
+
+log = structlog.get_logger("relay.ingest")
+
+CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
+_MAX_ERROR_HEADER = 1024
+
+
+class Received(msgspec.Struct, frozen=True, kw_only=True):
+    """One authenticated webhook request."""
+
+    source: str
+    provider: str
+    body: bytes
+    kind: str | None = None
+    content_type: str | None = None
+    request_id: str
+    delivery_id: str | None = None
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    ids: list[str] = []
+    deadletter_reason: str | None = None
+    malformed: str | None = None
+    """Set when the body was not JSON: the sender gets a 400 (the body is still kept)."""
+
+
+class Ingest:
+    def __init__(self, bus: Bus, router: Router, topics: Topics) -> None:
+        self.bus = bus
+        self.router = router
+        self.topics = topics
+
+    def _metadata(self, received: Received, received_at: str) -> list[tuple[str, bytes]]:
+        headers = [
+            ("relay-source", received.source.encode()),
+            ("relay-provider", received.provider.encode()),
+            ("relay-request-id", received.request_id.encode()),
+            ("relay-received-at", received_at.encode()),
+        ]
+        if received.kind is not None:
+            headers.append(("relay-kind", received.kind.encode()))
+        if received.content_type is not None:
+            headers.append(("content-type", received.content_type.encode()))
+        if received.delivery_id is not None:
+            headers.append(("relay-delivery-id", received.delivery_id.encode()))
+        return headers
+
+    def event_records(self, event: CloudEvent) -> list[Record]:
+        value = encode(event)
+        key = event.partitionkey.encode()
+        headers = (("content-type", CLOUDEVENTS_CONTENT_TYPE), ("ce_id", event.id.encode()))
+        return [
+            Record(topic=topic, value=value, key=key, headers=headers)
+            for topic in self.router.topics_for(event)
+        ]
+
+    def _deadletter(
+        self, received: Received, metadata: list[tuple[str, bytes]], reason: str, detail: str
+    ) -> Record:
+        headers = (
+            *metadata,
+            ("relay-reason", reason.encode()),
+            ("relay-error", detail.encode("utf-8", "replace")[:_MAX_ERROR_HEADER]),
+        )
+        return Record(
+            topic=self.topics.deadletter,
+            value=received.body,
+            key=received.source.encode(),
+            headers=headers,
+        )
+
+    async def ingest(self, received: Received) -> Outcome:
+        received_at = format_time(datetime.now(UTC))
+        metadata = self._metadata(received, received_at)
+        records = [
+            Record(
+                topic=self.topics.raw,
+                value=received.body,
+                key=received.source.encode(),
+                headers=tuple(metadata),
+            )
+        ]
+        inbound = Inbound(
+            source=received.source,
+            body=received.body,
+            received_at=received_at,
+            kind=received.kind,
+            delivery_id=received.delivery_id,
+        )
+        outcome: Outcome
+        try:
+            events = NORMALIZERS[received.provider](inbound)
+        except MalformedBody as exc:
+            records.append(self._deadletter(received, metadata, "malformed_json", str(exc)))
+            outcome = Outcome(malformed=str(exc), deadletter_reason="malformed_json")
+        except Unmappable as exc:
+            records.append(self._deadletter(received, metadata, exc.reason, exc.detail))
+            outcome = Outcome(deadletter_reason=exc.reason)
+        except Exception as exc:  # a normalizer bug must never lose the body or 5xx
+            log.exception("normalizer_failed", provider=received.provider)
+            detail = f"{type(exc).__name__}: {exc}"
+            records.append(self._deadletter(received, metadata, "normalizer_error", detail))
+            outcome = Outcome(deadletter_reason="normalizer_error")
+        else:
+            for event in events:
+                records.extend(self.event_records(event))
+            outcome = Outcome(ids=[event.id for event in events])
+        await self.bus.publish(records)
+        return outcome

@@ -1,0 +1,37 @@
+"""Reading a request body within bounds, and checking that it claims to be JSON."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def is_json_content_type(header: str | None) -> bool:
+    """``application/json``, ``application/*+json`` or ``text/json``; an absent header passes.
+
+    Some senders omit the header entirely; their bodies are still parsed as JSON.
+    """
+    if header is None or not header.strip():
+        return True
+    media_type = header.split(";", 1)[0].strip().lower()
+    return media_type in ("application/json", "text/json") or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(f"body of {declared} bytes is over the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

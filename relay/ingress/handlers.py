@@ -1,0 +1,123 @@
+"""HTTP handlers: short, they check the request and hand the body to the pipeline."""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from relay.bus import BusError
+from relay.ingest import Ingest, Received
+from relay.ingress.auth import AuthError
+from relay.ingress.body import BodyTooLarge, is_json_content_type, read_limited
+from relay.ingress.errors import error_response
+from relay.ingress.state import INGRESS, REQUEST_ID, IngressState, SourceEntry
+from relay.providers.plugchat import canonical_kind
+
+log = structlog.get_logger("relay.ingress")
+
+
+class AcceptedBody(msgspec.Struct, frozen=True, omit_defaults=True):
+    accepted: int
+    ids: list[str]
+    deadlettered: str | None = None
+
+
+_encoder = msgspec.json.Encoder()
+RETRY_AFTER_SECONDS = "5"
+
+
+def _resolve_kind(entry: SourceEntry, kind: str | None) -> str | web.Response | None:
+    if entry.provider == "plugchat":
+        canonical = canonical_kind(kind) if kind is not None else None
+        if canonical is None:
+            detail = (
+                f"unknown PlugChat kind {kind!r}"
+                if kind
+                else "PlugChat hooks need a kind in the URL"
+            )
+            return error_response(404, "unknown_kind", detail)
+        return canonical
+    if kind is not None:
+        return error_response(
+            404, "unknown_kind", f"{entry.provider} sources take no kind in the URL"
+        )
+    return None
+
+
+async def receive_hook(request: web.Request) -> web.Response:
+    state: IngressState = request.app[INGRESS]
+    name = request.match_info["source"]
+    entry = state.sources.get(name)
+    if entry is None:
+        return error_response(404, "unknown_source", f"no source named {name!r}")
+    structlog.contextvars.bind_contextvars(source=name)
+    kind = _resolve_kind(entry, request.match_info.get("kind"))
+    if isinstance(kind, web.Response):
+        return kind
+    try:
+        entry.auth.check_peer(request.remote)
+        entry.auth.check_token(request.query, request.headers)
+    except AuthError as exc:
+        log.info("hook_rejected", reason="unauthorized", detail=str(exc))
+        return error_response(401, "unauthorized", str(exc))
+    content_type = request.headers.get("Content-Type")
+    if not is_json_content_type(content_type):
+        return error_response(415, "unsupported_media_type", f"{content_type!r} is not JSON")
+    try:
+        body = await read_limited(request, state.max_body_bytes)
+    except BodyTooLarge as exc:
+        log.info("hook_rejected", reason="payload_too_large")
+        return error_response(413, "payload_too_large", str(exc))
+    try:
+        entry.auth.check_signature(body, request.headers)
+    except AuthError as exc:
+        log.info("hook_rejected", reason="bad_signature", detail=str(exc))
+        return error_response(401, "unauthorized", str(exc))
+    received = Received(
+        source=name,
+        provider=entry.provider,
+        body=body,
+        kind=kind,
+        content_type=content_type,
+        request_id=request[REQUEST_ID],
+        delivery_id=request.headers.get("X-Chatwoot-Delivery"),
+    )
+    return await _ingest(state.ingest, received)
+
+
+async def _ingest(ingest: Ingest, received: Received) -> web.Response:
+    try:
+        outcome = await ingest.ingest(received)
+    except BusError as exc:
+        log.warning("bus_unavailable", error=str(exc))
+        return error_response(
+            503,
+            "unavailable",
+            "the event bus is unavailable; retry later",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    if outcome.malformed is not None:
+        return error_response(400, "malformed_json", outcome.malformed)
+    if outcome.deadletter_reason is not None:
+        log.info("hook_deadlettered", reason=outcome.deadletter_reason)
+    else:
+        log.debug("hook_accepted", event_ids=outcome.ids)
+    return web.Response(
+        status=202,
+        body=_encoder.encode(
+            AcceptedBody(len(outcome.ids), outcome.ids, outcome.deadletter_reason)
+        ),
+        content_type="application/json",
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    state: IngressState = request.app[INGRESS]
+    if state.accepting and state.ingest.bus.ready():
+        return web.json_response({"status": "ready", "bus": state.ingest.bus.name})
+    return web.json_response({"status": "not_ready", "bus": state.ingest.bus.name}, status=503)

@@ -1,0 +1,165 @@
+"""Tolerant readers for provider payloads and normalizers of canonical values.
+
+Providers send integers where strings are expected, keys with trailing spaces,
+nulls, epoch seconds or milliseconds or ISO strings for times. Everything here
+accepts any JSON value and returns either a normalized value or ``None``;
+nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+JSONObject = Mapping[str, Any]
+_EMPTY: JSONObject = {}
+
+# Epoch values above this are milliseconds (1e11 s is the year 5138).
+_MS_THRESHOLD = 100_000_000_000
+# Accept times between 2000-01-01 and 2200-01-01; anything else is a bad value.
+_MIN_EPOCH = 946_684_800
+_MAX_EPOCH = 7_258_118_400
+
+
+def get(obj: Any, key: str) -> Any:
+    """``obj[key]`` for a JSON object, tolerating keys sent with stray whitespace."""
+    if not isinstance(obj, Mapping):
+        return None
+    value = obj.get(key)
+    if value is None and key not in obj:
+        for candidate, candidate_value in obj.items():
+            if isinstance(candidate, str) and candidate.strip() == key:
+                return candidate_value
+    return value
+
+
+def get_obj(obj: Any, key: str) -> JSONObject:
+    value = get(obj, key)
+    return value if isinstance(value, Mapping) else _EMPTY
+
+
+def get_list(obj: Any, key: str) -> list[Any]:
+    value = get(obj, key)
+    return value if isinstance(value, list) else []
+
+
+def first(obj: Any, *keys: str) -> Any:
+    """The first of ``keys`` present with a non-null value."""
+    for key in keys:
+        value = get(obj, key)
+        if value is not None:
+            return value
+    return None
+
+
+def as_str(value: Any) -> str | None:
+    """A scalar as text: strings as they are (blank is None), numbers in decimal."""
+    if isinstance(value, str):
+        return value if value.strip() else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
+
+
+def get_str(obj: Any, *keys: str) -> str | None:
+    for key in keys:
+        text = as_str(get(obj, key))
+        if text is not None:
+            return text
+    return None
+
+
+def as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value != 0
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision, e.g. ``2022-04-27T13:18:01.865Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _from_epoch(number: float) -> str | None:
+    seconds = number / 1000 if abs(number) >= _MS_THRESHOLD else number
+    if not _MIN_EPOCH <= seconds <= _MAX_EPOCH:
+        return None
+    return format_time(datetime.fromtimestamp(seconds, UTC))
+
+
+_NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")
+
+
+def as_time(value: Any) -> str | None:
+    """Epoch seconds, epoch milliseconds or an ISO-ish string to RFC 3339 UTC."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return _from_epoch(float(value)) if value == value else None
+    if isinstance(value, Mapping):
+        # Chatwoot's docs show {"timestamp": "..."} for initiated_at.
+        return as_time(get(value, "timestamp"))
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if _NUMERIC.match(text):
+        return _from_epoch(float(text))
+    if text.endswith(" UTC"):
+        text = text[:-4] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return format_time(moment)
+
+
+_PHONE_NOISE = re.compile(r"[\s()\-.+]")
+
+
+def as_e164(value: Any) -> str | None:
+    """A phone number as E.164 (``+554499999999``), or None when it is not one.
+
+    WhatsApp LIDs (``…@lid``), JIDs and group ids are identifiers, not phone
+    numbers, and are never turned into E.164.
+    """
+    text = as_str(value)
+    if text is None or "@" in text or text.endswith("-group"):
+        return None
+    digits = _PHONE_NOISE.sub("", text)
+    if not digits.isdigit() or not 8 <= len(digits) <= 15 or digits[0] == "0":
+        return None
+    return "+" + digits

@@ -37,4 +37,4 @@ class IngressState:
 
 
 INGRESS = web.AppKey("ingress", IngressState)
-REQUEST_ID = "relay.request_id"
+REQUEST_ID = web.RequestKey("request_id", str)

@@ -1,0 +1,100 @@
+"""Helpers shared by the test suites: fixture files, free ports, relay apps, Kafka reads."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
+
+from relay.app import build_app
+from relay.config import Config, parse
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_bytes(relative: str) -> bytes:
+    return (FIXTURES / relative).read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:8]}"
+
+
+def make_config(yaml_text: str, **env: str) -> Config:
+    return parse(yaml_text, env=env)
+
+
+@asynccontextmanager
+async def relay_client(config: Config) -> AsyncIterator[TestClient[Any, Any]]:
+    """A real relay app on a loopback port, with a client pointed at it."""
+    client: TestClient[Any, Any] = TestClient(TestServer(build_app(config)))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def consume(
+    bootstrap: str, topic: str, count: int, within: float = 15.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``count`` records of a topic from the beginning (fails after ``within`` s)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(within):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    records.extend(messages)
+    except TimeoutError:
+        raise AssertionError(f"only {len(records)} of {count} records arrived on {topic}") from None
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def drain(
+    bootstrap: str, topic: str, settle: float = 1.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record currently on a topic (waits ``settle`` seconds for stragglers)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        idle = 0.0
+        while idle < settle:
+            batch = await consumer.getmany(timeout_ms=200)
+            got = [m for messages in batch.values() for m in messages]
+            records.extend(got)
+            idle = 0.0 if got else idle + 0.2
+    finally:
+        await consumer.stop()
+    return records

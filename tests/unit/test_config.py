@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relay.config import ConfigError, interpolate, load, parse
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "relay.example.yaml"
+
+
+def error_of(text: str, **env: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env=env)
+    return str(caught.value)
+
+
+def test_the_example_config_loads_with_defaults() -> None:
+    config = load(EXAMPLE, env={})
+    assert config.kafka is None
+    assert config.listen.port == 8080
+    assert config.sources["nexloo"].provider == "chatwoot"
+    assert config.sources["nexloo"].signing_secret is None  # ${NEXLOO_HMAC:-} is unset
+    assert [r.topic for r in config.routes] == ["chat.messages", "chat.attendance"]
+
+
+def test_defaults() -> None:
+    config = parse("", env={})
+    assert config.topics.events == "chat.events"
+    assert config.topics.raw == "relay.raw"
+    assert config.topics.deadletter == "relay.deadletter"
+    assert config.limits.max_body_bytes == 1024 * 1024
+    config = parse("kafka: {bootstrap_servers: 'a:1, b:2'}", env={})
+    assert config.kafka is not None
+    assert config.kafka.servers == ["a:1", "b:2"]
+    assert config.kafka.idempotence is True
+
+
+def test_interpolation() -> None:
+    env = {"TOKEN": "abc", "PORT": "9000"}
+    assert interpolate("${TOKEN}", env) == "abc"
+    assert interpolate("x-${MISSING:-fallback}-y", env) == "x-fallback-y"
+    assert interpolate("$${TOKEN}", env) == "${TOKEN}"
+    config = parse(
+        "listen: {port: '${PORT}'}\nsources: {a: {provider: chatwoot, tokens: ['${TOKEN}']}}",
+        env=env,
+    )
+    assert config.listen.port == 9000
+    assert config.sources["a"].tokens == ["abc"]
+
+
+def test_interpolated_values_cannot_change_structure() -> None:
+    config = parse("data_dir: '${DIR}'", env={"DIR": "x\nkafka: {bootstrap_servers: evil}"})
+    assert config.kafka is None
+    assert config.data_dir.startswith("x\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("routes: [{name: a, topic: 3}]", {}, "routes[0].topic: expected str, got int"),
+        ("listen: {port: ten}", {}, "listen.port: expected int, got str"),
+        ("sources: {x: {provider: zendesk}}", {}, "sources.x.provider: invalid enum value"),
+        ("sources: {x: {provider: chatwoot, tokenz: []}}", {}, "sources.x.tokenz: unknown field"),
+        ("routes: [{name: a}]", {}, "routes[0].topic: required field is missing"),
+        ("kafka: {}", {}, "kafka.bootstrap_servers: required field is missing"),
+        ("colour: red", {}, "colour: unknown field"),
+        (
+            "sources: {x: {provider: chatwoot, tokens: ['${NOPE}']}}",
+            {},
+            "sources.x.tokens[0]: environment variable NOPE is not set",
+        ),
+        (
+            "sources: {x: {provider: chatwoot, tokens: ['${NOPE:-}']}}",
+            {},
+            "sources.x.tokens[0]: empty token",
+        ),
+        ("sources: {x: {provider: plugchat, signing_secret: s}}", {}, "only chatwoot sources"),
+        ("sources: {x: {provider: chatwoot, allow_cidrs: [nope]}}", {}, "allow_cidrs[0]"),
+        ("sources: {'bad name': {provider: chatwoot}}", {}, "sources.bad name:"),
+        ("routes: [{name: a, topic: t}, {name: a, topic: u}]", {}, "routes[1].name: duplicate"),
+        ("listen: {port: 70000}", {}, "listen.port: 70000 is not a TCP port"),
+        ("limits: {max_body_bytes: 0}", {}, "limits.max_body_bytes: must be positive"),
+        ("a: [", {}, "<config>:1:5: invalid YAML"),
+        ("- just a list", {}, "the top level must be a mapping"),
+    ],
+)
+def test_mistakes_are_one_line_with_their_path(
+    text: str, env: dict[str, str], message: str
+) -> None:
+    error = error_of(text, **env)
+    assert message in error
+    assert "\n" not in error
+    assert "Traceback" not in error
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(tmp_path / "missing.yaml")

@@ -1,0 +1,275 @@
+"""Every answer of the ingress, over real HTTP, on the embedded log (real files)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from relay.bus.embedded import LOG_FILE, read
+from relay.events import decode
+from tests.support import make_config, relay_client
+
+TOKEN = "tok-1"
+SECRET = "hmac-secret"
+MESSAGE = {
+    "event": "message_created",
+    "id": 10,
+    "content": "oi",
+    "message_type": 0,
+    "conversation": {"id": 5},
+}
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+sources:
+  nexloo: {{provider: chatwoot, tokens: ["{TOKEN}", "tok-2"]}}
+  signed: {{provider: chatwoot, signing_secret: "{SECRET}"}}
+  plugchat: {{provider: plugchat, tokens: ["{TOKEN}"]}}
+  open: {{provider: chatwoot}}
+limits: {{max_body_bytes: 2048}}
+"""
+    )
+    async with relay_client(config) as client:
+        yield client
+
+
+def log_records(tmp_path: Path, topic: str) -> list[Any]:
+    return read(tmp_path / LOG_FILE, topic=topic)
+
+
+async def expect_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body: dict[str, Any] = await response.json()
+    assert body["error"] == code
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_accepted(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    response = await client.post(
+        f"/v1/hooks/nexloo?token={TOKEN}", data=json.dumps(MESSAGE), headers=JSON
+    )
+    assert response.status == 202
+    body = await response.json()
+    assert body["accepted"] == 1
+    [stored] = log_records(tmp_path, "chat.events")
+    assert decode(stored.value).id == body["ids"][0]
+    assert len(log_records(tmp_path, "relay.raw")) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Relay-Token": TOKEN},
+        {"Authorization": f"Bearer {TOKEN}"},
+        {"X-Relay-Token": "tok-2"},  # rotation: every configured token works
+    ],
+)
+async def test_token_locations(client: TestClient[Any, Any], headers: dict[str, str]) -> None:
+    response = await client.post(
+        "/v1/hooks/nexloo", data=json.dumps(MESSAGE), headers={**JSON, **headers}
+    )
+    assert response.status == 202
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"X-Relay-Token": "wrong"}, {"Authorization": "Bearer wrong"}]
+)
+async def test_bad_or_missing_token_is_401(
+    client: TestClient[Any, Any], tmp_path: Path, headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/v1/hooks/nexloo", data=json.dumps(MESSAGE), headers={**JSON, **headers}
+    )
+    await expect_error(response, 401, "unauthorized")
+    assert not (tmp_path / LOG_FILE).exists() or log_records(tmp_path, "relay.raw") == []
+
+
+def signed_headers(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
+    timestamp = str(int(time.time()) if at is None else at)
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return {
+        **JSON,
+        "X-Chatwoot-Signature": f"sha256={digest.hexdigest()}",
+        "X-Chatwoot-Timestamp": timestamp,
+        "X-Chatwoot-Delivery": "8d8e7c1a-2f34-4c57-9f6f-3b8b9d0e1a22",
+    }
+
+
+async def test_signed_chatwoot_webhook(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    # Rails escapes <>& as \u003c…: the signature is over the raw bytes, not re-encoded JSON
+    body = b'{"event":"message_created","id":11,"content":"\\u003cb\\u003eoi","message_type":0}'
+    response = await client.post("/v1/hooks/signed", data=body, headers=signed_headers(body))
+    assert response.status == 202, await response.text()
+    [stored] = log_records(tmp_path, "chat.events")
+    event = decode(stored.value)
+    assert event.providerdelivery == "8d8e7c1a-2f34-4c57-9f6f-3b8b9d0e1a22"
+    assert event.data.message is not None and event.data.message.text == "<b>oi"
+
+
+@pytest.mark.parametrize("variant", ["missing", "wrong_secret", "tampered", "stale", "future"])
+async def test_bad_signature_is_401(client: TestClient[Any, Any], variant: str) -> None:
+    body = json.dumps(MESSAGE).encode()
+    headers = {
+        "missing": JSON,
+        "wrong_secret": signed_headers(body, secret="other"),
+        "tampered": signed_headers(body + b" "),
+        "stale": signed_headers(body, at=int(time.time()) - 3600),
+        "future": signed_headers(body, at=int(time.time()) + 3600),
+    }[variant]
+    response = await client.post("/v1/hooks/signed", data=body, headers=headers)
+    await expect_error(response, 401, "unauthorized")
+
+
+async def test_unknown_source_is_404(client: TestClient[Any, Any]) -> None:
+    response = await client.post("/v1/hooks/nobody", data=b"{}", headers=JSON)
+    await expect_error(response, 404, "unknown_source")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/hooks/plugchat/explode",
+        "/v1/hooks/plugchat",  # PlugChat needs a kind
+        "/v1/hooks/nexloo/receiveMessage",  # Chatwoot takes none
+    ],
+)
+async def test_unknown_kind_is_404(client: TestClient[Any, Any], path: str) -> None:
+    response = await client.post(f"{path}?token={TOKEN}", data=b"{}", headers=JSON)
+    await expect_error(response, 404, "unknown_kind")
+
+
+async def test_unknown_path_is_404(client: TestClient[Any, Any]) -> None:
+    await expect_error(await client.get("/nothing/here"), 404, "not_found")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_wrong_method_is_405(client: TestClient[Any, Any], method: str) -> None:
+    response = await client.request(method, "/v1/hooks/nexloo")
+    await expect_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+async def test_non_json_content_type_is_415(
+    client: TestClient[Any, Any], content_type: str
+) -> None:
+    response = await client.post(
+        f"/v1/hooks/nexloo?token={TOKEN}",
+        data=json.dumps(MESSAGE),
+        headers={"Content-Type": content_type},
+    )
+    await expect_error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/cloudevents+json", None]
+)
+async def test_json_content_types_pass(
+    client: TestClient[Any, Any], content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = await client.post(
+        f"/v1/hooks/nexloo?token={TOKEN}",
+        data=json.dumps(MESSAGE).encode(),
+        headers=headers,
+        skip_auto_headers=["Content-Type"],
+    )
+    assert response.status == 202
+
+
+async def test_declared_oversize_body_is_413_without_reading(
+    client: TestClient[Any, Any],
+) -> None:
+    response = await client.post(f"/v1/hooks/nexloo?token={TOKEN}", data=b"x" * 5000, headers=JSON)
+    body = await expect_error(response, 413, "payload_too_large")
+    assert "2048" in body["detail"]
+
+
+async def test_streamed_oversize_body_is_413(client: TestClient[Any, Any]) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 1000
+
+    response = await client.post(f"/v1/hooks/nexloo?token={TOKEN}", data=chunks(), headers=JSON)
+    await expect_error(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"",
+        b"\xff\xfe{}",
+        b'{"a": 1} trailing',
+        b"[" * 1000 + b"]" * 1000,
+        b'{"a": 1e999}',
+    ],
+)
+async def test_malformed_body_is_400_and_kept(
+    client: TestClient[Any, Any], tmp_path: Path, body: bytes
+) -> None:
+    response = await client.post(f"/v1/hooks/nexloo?token={TOKEN}", data=body, headers=JSON)
+    await expect_error(response, 400, "malformed_json")
+    [dead] = log_records(tmp_path, "relay.deadletter")
+    assert dead.value == body
+    assert dict(dead.headers)["relay-reason"] == b"malformed_json"
+
+
+@pytest.mark.parametrize(
+    "body", [b"[]", b"42", b'"text"', b"null", b'{"no": "event"}', b'{"event": 5}']
+)
+async def test_valid_json_that_is_not_an_event_is_deadlettered(
+    client: TestClient[Any, Any], tmp_path: Path, body: bytes
+) -> None:
+    response = await client.post(f"/v1/hooks/nexloo?token={TOKEN}", data=body, headers=JSON)
+    assert response.status == 202
+    answer = await response.json()
+    assert answer["accepted"] == 0 and answer["deadlettered"]
+    [dead] = log_records(tmp_path, "relay.deadletter")
+    assert dead.value == body
+
+
+async def test_plugchat_kinds_accept_kebab_case(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    payload = {"instanceId": "i", "type": "DisconnectedCallback", "momment": 1714651200000}
+    for kind in ("whenDisconnecting", "when-disconnecting"):
+        response = await client.post(
+            f"/v1/hooks/plugchat/{kind}?token={TOKEN}", data=json.dumps(payload), headers=JSON
+        )
+        assert response.status == 202
+    raw = log_records(tmp_path, "relay.raw")
+    assert [dict(r.headers)["relay-kind"] for r in raw] == [b"whenDisconnecting"] * 2
+
+
+async def test_health_and_readiness(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["bus"] == "embedded"
+
+
+async def test_request_id_is_echoed(client: TestClient[Any, Any]) -> None:
+    response = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert response.headers["X-Request-Id"] == "abc-123"
+    generated = await client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
+    assert generated.headers["X-Request-Id"] != "bad id with spaces"

@@ -116,11 +116,12 @@ class Reply(Part, frozen=True, kw_only=True):
 class Message(Part, frozen=True, kw_only=True):
     id: str | None = None
     direction: Direction | None = None
-    kind: str = "text"
+    kind: str
     """text, image, audio, video, document, location, contact, sticker, reaction,
-    button_reply, list_reply, template, waiting, activity or the provider's own word."""
+    button_reply, list_reply, template, waiting, notification, status, or the provider's
+    own word for content relay does not know."""
     text: str | None = None
-    private: bool = False
+    private: bool | None = None
     status: MessageStatus | None = None
     provider_status: str | None = None
     created_at: str | None = None

@@ -136,6 +136,9 @@ def as_time(value: Any) -> str | None:
         return None
     if _NUMERIC.match(text):
         return _from_epoch(float(text))
+    js_date = _JS_DATE.match(text)
+    if js_date is not None:
+        return _from_js_date(js_date)
     if text.endswith(" UTC"):
         text = text[:-4] + "+00:00"
     try:
@@ -144,6 +147,21 @@ def as_time(value: Any) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    return format_time(moment)
+
+
+# JavaScript's Date.toString(), sent by Chatwoot's widget:
+# "Tue Jul 14 2026 11:02:09 GMT-0300 (Horário Padrão de Brasília)"
+_JS_DATE = re.compile(
+    r"^\w{3} (?P<date>\w{3} \d{1,2} \d{4} \d{2}:\d{2}:\d{2}) GMT(?P<offset>[+-]\d{4})"
+)
+
+
+def _from_js_date(match: re.Match[str]) -> str | None:
+    try:
+        moment = datetime.strptime(f"{match['date']} {match['offset']}", "%b %d %Y %H:%M:%S %z")
+    except ValueError:
+        return None
     return format_time(moment)
 
 

@@ -111,11 +111,23 @@ def normalize(inbound: Inbound) -> list[CloudEvent]:
     return [_widget_event(inbound, payload, event, type_, account)]
 
 
+def _account_id_of_conversation(conversation: Mapping[str, Any]) -> str | None:
+    # Conversation payloads before Chatwoot 4.15 carry no account; their last message does.
+    found = get_str(conversation, "account_id")
+    for message in get_list(conversation, "messages"):
+        found = found or get_str(message, "account_id")
+    return found
+
+
 def _account(payload: Mapping[str, Any]) -> Account | None:
     account = get_obj(payload, "account")
-    account_id = get_str(account, "id") or get_str(payload, "account_id")
-    if account_id is None:
-        account_id = get_str(get_obj(payload, "conversation"), "account_id")
+    account_id = (
+        get_str(account, "id")
+        or get_str(payload, "account_id")
+        or _account_id_of_conversation(get_obj(payload, "conversation"))
+        or _account_id_of_conversation(get_obj(payload, "current_conversation"))
+        or _account_id_of_conversation(payload)
+    )
     name = get_str(account, "name")
     if account_id is None and name is None:
         return None
@@ -246,7 +258,23 @@ def _media(attachments: list[Any]) -> tuple[list[Media], str | None]:
     return media, kind
 
 
-def _message(obj: Mapping[str, Any], conversation_contact: Any) -> Message:
+def _latest_status(message: Mapping[str, Any], conversation: Mapping[str, Any]) -> str | None:
+    """A message's delivery status: its own, or the conversation's copy of it.
+
+    ``message_updated`` for a read receipt has no top-level status; only the copy in
+    ``conversation.messages[]`` (when it is the same message) says ``read``.
+    """
+    status = get_str(message, "status")
+    if status is not None:
+        return status
+    message_id = get_str(message, "id")
+    for item in get_list(conversation, "messages"):
+        if message_id is not None and get_str(item, "id") == message_id:
+            return get_str(item, "status")
+    return None
+
+
+def _message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
     message_type = _message_type(get(obj, "message_type"))
     direction: Direction | None = (
         "incoming"
@@ -274,7 +302,6 @@ def _message(obj: Mapping[str, Any], conversation_contact: Any) -> Message:
         kind = content_type
     else:
         kind = "text"
-    status_raw = get_str(obj, "status")
     content_attributes = _dict_or_none(get(obj, "content_attributes"))
     return Message(
         id=get_str(obj, "id"),
@@ -351,8 +378,17 @@ def _message_event(
     account: Account | None,
 ) -> CloudEvent:
     conversation_obj = get_obj(payload, "conversation")
+    message_obj: Mapping[str, Any] = payload
+    if not conversation_obj and get(payload, "message_type") is None:
+        # Automation rules post the conversation even for message events: the message is
+        # the conversation's latest.
+        conversation_obj = payload
+        messages = [m for m in get_list(payload, "messages") if isinstance(m, Mapping)]
+        message_obj = messages[-1] if messages else {}
     conversation_contact = get(get_obj(conversation_obj, "meta"), "sender")
-    message = _message(payload, conversation_contact)
+    message = _message(
+        message_obj, conversation_contact, _latest_status(message_obj, conversation_obj)
+    )
     conversation = _conversation(conversation_obj)
     contact_obj = get(payload, "contact") or conversation_contact
     if contact_obj is None and message.sender is not None and message.sender.type == "contact":
@@ -429,7 +465,8 @@ def _typing_event(
         inbox=_inbox(payload, conversation_obj),
         conversation=conversation,
         contact=_contact(get(get_obj(conversation_obj, "meta"), "sender")),
-        actor=_actor(get(payload, "user"), default_type="user"),
+        # Typing from the web widget names the contact as `user`, without a `type` key.
+        actor=_actor(get(payload, "user"), default_type="contact"),
         typing=Typing(private=as_bool(get(payload, "is_private")) or False),
     )
     return _finish(inbound, type_=type_, identity=body_digest(inbound.body), time=None, data=data)

@@ -85,6 +85,7 @@ _MESSAGE_STATUSES: dict[str, MessageStatus] = {
     "READ": "read",
     "READ_BY_ME": "read",
     "READ-BY-ME": "read",
+    "READ-SELF": "read",
     "PLAYED": "played",
     "FAILED": "failed",
     "ERROR": "failed",
@@ -205,6 +206,8 @@ def _content(payload: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
             return _CONTENT_KIND.get(key, key), value
     if as_bool(get(payload, "waitingMessage")):
         return "waiting", {}
+    if get(payload, "notification") is not None:
+        return "notification", {}
     return "unknown", {}
 
 
@@ -233,6 +236,19 @@ def _text(kind: str, content: Mapping[str, Any]) -> str | None:
     if kind == "poll":
         return get_str(content, "question")
     return None
+
+
+_PASSTHROUGH_ATTRIBUTES = (
+    "fromApi",
+    "isGroup",
+    "isEdit",
+    "forwarded",
+    "broadcast",
+    "isAutomaticMessage",
+    "isStatusReply",
+    "notification",
+    "notificationParameters",
+)
 
 
 def _message(payload: Mapping[str, Any], *, sender: Actor | None) -> Message:
@@ -268,9 +284,7 @@ def _message(payload: Mapping[str, Any], *, sender: Actor | None) -> Message:
     elif kind == "list_reply":
         reply = Reply(id=get_str(content, "selectedRowId"), title=get_str(content, "title"))
     attributes = {
-        key: value
-        for key in ("fromApi", "isGroup", "isEdit", "forwarded", "broadcast", "isAutomaticMessage")
-        if (value := get(payload, key)) is not None
+        key: value for key in _PASSTHROUGH_ATTRIBUTES if (value := get(payload, key)) is not None
     }
     return Message(
         id=get_str(payload, "messageId", "id"),

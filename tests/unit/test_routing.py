@@ -25,7 +25,7 @@ def event(
             provider=provider,  # type: ignore[arg-type]
             source=source,
             provider_event="x",
-            message=Message(id="1", direction=direction, private=private),  # type: ignore[arg-type]
+            message=Message(id="1", kind="text", direction=direction, private=private),  # type: ignore[arg-type]
         ),
     )
 

@@ -27,7 +27,8 @@ json_values = st.recursive(
         ("2024-05-02T09:00:00-03:00", "2024-05-02T12:00:00.000Z"),
         ("2024-05-02T12:00:00", "2024-05-02T12:00:00.000Z"),  # naive means UTC
         ({"timestamp": "2024-05-02T12:00:00Z"}, "2024-05-02T12:00:00.000Z"),
-        ("Tue Mar 03 2020 18:37:38 GMT-0700 (Mountain Standard Time)", None),
+        ("Tue Mar 03 2020 18:37:38 GMT-0700 (Mountain Standard Time)", "2020-03-04T01:37:38.000Z"),
+        ("Tue Mar 03 2020 nonsense", None),
         ("", None),
         (None, None),
         (True, None),

@@ -1,0 +1,86 @@
+"""``relay serve`` as a process, on its embedded default: accepts, and survives a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from relay.bus.embedded import LOG_FILE, read
+from tests.support import free_port
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "config" / "relay.example.yaml"
+
+
+@contextmanager
+def serving(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "RELAY_DATA_DIR": str(data_dir), "RELAY_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay", "serve", "--config", str(EXAMPLE)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    raise AssertionError(f"relay did not become ready:\n{output}") from None
+                time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=25)
+
+
+def post(port: int, payload: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/hooks/nexloo?token=dev-nexloo-token",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 202
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
+def conversation(display_id: int) -> dict[str, object]:
+    return {"event": "conversation_created", "id": display_id, "account_id": 1, "status": "open"}
+
+
+def test_serve_on_the_embedded_log_survives_a_restart(tmp_path: Path) -> None:
+    port = free_port()
+    with serving(tmp_path, port) as process:
+        first = post(port, conversation(1))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=25) == 0
+    with serving(tmp_path, port):
+        second = post(port, conversation(2))
+        stored = read(tmp_path / LOG_FILE, topic="chat.events")
+        ids = [json.loads(r.value)["id"] for r in stored]
+        assert ids == [*first["ids"], *second["ids"]]  # type: ignore[misc]
+
+    tail = subprocess.run(
+        [sys.executable, "-m", "relay", "tail", "--config", str(EXAMPLE)],
+        env={**os.environ, "RELAY_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        check=True,
+    )
+    assert [json.loads(line)["id"] for line in tail.stdout.splitlines()] == ids

@@ -178,6 +178,8 @@ def as_e164(value: Any) -> str | None:
     if text is None or "@" in text or text.endswith("-group"):
         return None
     digits = _PHONE_NOISE.sub("", text)
-    if not digits.isdigit() or not 8 <= len(digits) <= 15 or digits[0] == "0":
+    if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 15:
+        return None
+    if digits[0] == "0":
         return None
     return "+" + digits

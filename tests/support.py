@@ -98,3 +98,33 @@ async def drain(
     finally:
         await consumer.stop()
     return records
+
+
+async def consume_ids(
+    bootstrap: str, topic: str, ids: set[str], within: float = 15.0
+) -> dict[str, bytes]:
+    """Read a topic from the beginning until every CloudEvent id in ``ids`` was seen."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: dict[str, bytes] = {}
+    try:
+        async with asyncio.timeout(within):
+            while not ids <= found.keys():
+                batch = await consumer.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    for message in messages:
+                        event_id = dict(message.headers).get("ce_id", b"").decode()
+                        if event_id in ids:
+                            found[event_id] = message.value
+    except TimeoutError:
+        missing = ids - found.keys()
+        raise AssertionError(f"{len(missing)} of {len(ids)} events never reached {topic}") from None
+    finally:
+        await consumer.stop()
+    return found

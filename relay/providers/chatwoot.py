@@ -233,7 +233,9 @@ def _message_type(value: Any) -> str | None:
     if text is None:
         return None
     text = text.strip().lower()
-    return _MESSAGE_TYPES.get(int(text)) if text.isdigit() else text
+    if text.isascii() and text.isdigit():
+        return _MESSAGE_TYPES.get(int(text))
+    return text
 
 
 def _media(attachments: list[Any]) -> tuple[list[Media], str | None]:

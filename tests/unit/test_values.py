@@ -54,6 +54,8 @@ def test_as_time(value: Any, expected: str | None) -> None:
         ("abc", None),
         ("1234", None),
         ("0044999999999", None),
+        ("²²²²²²²²²", None),  # str.isdigit() says yes to superscripts
+        ("١٢٣٤٥٦٧٨٩٠", None),
         (None, None),
     ],
 )

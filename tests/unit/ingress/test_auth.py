@@ -78,3 +78,27 @@ def test_cidr_allowlist() -> None:
 def test_open_source() -> None:
     assert SourceAuth(Source(provider="plugchat")).is_open
     assert not SourceAuth(Source(provider="plugchat", tokens=["t"])).is_open
+
+
+def test_signature_of_a_real_chatwoot_delivery() -> None:
+    """Exact bytes and headers as Chatwoot's Webhooks::Trigger sends them."""
+    import json
+
+    from tests.support import fixture_bytes
+
+    meta = json.loads(fixture_bytes("chatwoot/signed/message_created.meta.json"))
+    body = fixture_bytes("chatwoot/signed/message_created.body.json")
+    headers = meta["headers"]
+    timestamp = headers["X-Chatwoot-Timestamp"]
+    verify_chatwoot_signature(
+        meta["secret"], body, headers["X-Chatwoot-Signature"], timestamp, 300, now=int(timestamp)
+    )
+    with pytest.raises(AuthError):
+        verify_chatwoot_signature(
+            meta["secret"],
+            body + b"\n",
+            headers["X-Chatwoot-Signature"],
+            timestamp,
+            300,
+            now=int(timestamp),
+        )

@@ -202,6 +202,10 @@ def test_message_type_as_string_or_int() -> None:
         [event] = normalize("chatwoot", json.dumps(body).encode())
         assert event.data.message is not None
         assert event.data.message.direction == "incoming"
+    for odd in ("²", "9", 99, -1, True):
+        body = {"event": "message_created", "id": 1, "message_type": odd}
+        [event] = normalize("chatwoot", json.dumps(body).encode())
+        assert event.data.message is not None and event.data.message.direction is None
 
 
 def test_ids_are_deterministic_and_source_scoped(chatwoot: Chatwoot) -> None:

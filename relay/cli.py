@@ -31,22 +31,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from relay.app import build_app
+    from relay.bus import BusError
     from relay.logs import configure
 
     if args.role == "delivery":
         return _fail("the delivery role is not available yet (HTTP subscribers are not built)", 2)
     config = _config(args)
     configure(config.logging.level, config.logging.format)
-    app = build_app(config)
-    web.run_app(
-        app,
-        host=args.host or config.listen.host,
-        port=args.port or config.listen.port,
-        access_log=None,
-        shutdown_timeout=DEFAULT_GRACE_SECONDS,
-        print=None,
-        handle_signals=True,
-    )
+    host, port = args.host or config.listen.host, args.port or config.listen.port
+    try:
+        web.run_app(
+            build_app(config),
+            host=host,
+            port=port,
+            access_log=None,
+            shutdown_timeout=DEFAULT_GRACE_SECONDS,
+            print=None,
+            handle_signals=True,
+        )
+    except BusError as exc:
+        return _fail(f"cannot start the bus: {exc}")
+    except OSError as exc:
+        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import structlog
 from aiohttp import web
@@ -10,11 +11,13 @@ from aiohttp import web
 from relay.bus import Bus
 from relay.bus.embedded import EmbeddedLog
 from relay.config import Config
+from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
 from relay.ingress import INGRESS, IngressState, add_routes, middlewares
 from relay.routing import Router
 
 log = structlog.get_logger("relay.app")
+DELIVERY = web.AppKey("delivery", DeliveryService)
 
 
 def make_bus(config: Config) -> Bus:
@@ -25,28 +28,45 @@ def make_bus(config: Config) -> Bus:
     return EmbeddedLog(config.data_path)
 
 
-def build_app(config: Config, *, bus: Bus | None = None) -> web.Application:
+Role = Literal["all", "ingress", "delivery"]
+
+
+def build_app(config: Config, *, bus: Bus | None = None, role: Role = "all") -> web.Application:
+    """The aiohttp application for a role: ingress (hooks), delivery (subscribers), or both.
+
+    Every role serves ``/healthz`` and ``/readyz``; the bus is opened and closed with the app.
+    """
     bus = bus if bus is not None else make_bus(config)
     ingest = Ingest(bus, Router(config.routes, config.topics.events), config.topics)
     state = IngressState.build(config, ingest)
     app = web.Application(middlewares=middlewares)
     app[INGRESS] = state
+    delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
 
     async def bus_lifetime(app: web.Application) -> AsyncIterator[None]:
         await bus.start()
         open_sources = [name for name, entry in state.sources.items() if entry.auth.is_open]
-        if open_sources:
+        if open_sources and role != "delivery":
             log.warning("unauthenticated_sources", sources=open_sources)
-        log.info("bus_started", bus=bus.name, sources=sorted(state.sources))
+        log.info("bus_started", bus=bus.name, role=role, sources=sorted(state.sources))
         yield
         state.accepting = False
         await bus.close()
         log.info("bus_closed", bus=bus.name)
+
+    async def delivery_lifetime(app: web.Application) -> AsyncIterator[None]:
+        assert delivery is not None
+        await delivery.start()
+        yield
+        await delivery.stop()
 
     async def stop_accepting(app: web.Application) -> None:
         state.accepting = False
 
     app.on_shutdown.append(stop_accepting)
     app.cleanup_ctx.append(bus_lifetime)
-    add_routes(app)
+    if delivery is not None:
+        app[DELIVERY] = delivery
+        app.cleanup_ctx.append(delivery_lifetime)
+    add_routes(app, hooks=role in ("all", "ingress"))
     return app

@@ -6,12 +6,15 @@ A mistake is reported as one line naming where it is in the file, e.g.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 import yaml
@@ -39,6 +42,9 @@ class Kafka(Section, frozen=True, kw_only=True):
     compression: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
     linger_ms: int = 2
     request_timeout_ms: int = 30_000
+    session_timeout_ms: int = 10_000
+    """Delivery consumer groups: how long a silent member keeps its partitions."""
+    heartbeat_interval_ms: int = 3_000
 
     @property
     def servers(self) -> list[str]:
@@ -87,6 +93,55 @@ class Logging(Section, frozen=True, kw_only=True):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+Duration = str | int | float
+"""Seconds as a number, or text with a unit: ``500ms``, ``10s``, ``5m``, ``1h``, ``1d``."""
+
+
+class Retry(Section, frozen=True, kw_only=True):
+    max_attempts: int = 12
+    backoff: Literal["exponential"] = "exponential"
+    initial: Duration = "1s"
+    max: Duration = "1h"
+    jitter: bool = True
+
+
+class CircuitBreaker(Section, frozen=True, kw_only=True):
+    failures: int = 5
+    """Consecutive failed attempts that open the circuit."""
+    cooldown: Duration = "30s"
+    """How long an open circuit waits before one probe attempt."""
+
+
+class Subscriber(Section, frozen=True, kw_only=True):
+    name: str
+    url: str
+    topics: str | list[str] | None = None
+    """Topics read (default: the events topic)."""
+    match: Match = Match()
+    format: Literal["cloudevent", "data"] = "cloudevent"
+    headers: dict[str, str] = {}
+    secret: str | None = None
+    secrets: list[str] = []
+    timeout: Duration = "10s"
+    retry: Retry = Retry()
+    max_in_flight: int = 32
+    rate_limit: str | float | None = None
+    """``100/s``, ``6000/m`` or a number per second."""
+    on_4xx: Literal["deadletter", "retry"] = "deadletter"
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    start_from: Literal["latest", "earliest"] = "latest"
+    """Where a subscriber that has never committed an offset starts reading."""
+
+    def topic_list(self, default: str) -> list[str]:
+        if self.topics is None:
+            return [default]
+        return [self.topics] if isinstance(self.topics, str) else list(self.topics)
+
+    @property
+    def all_secrets(self) -> list[str]:
+        return [s for s in ([self.secret] if self.secret else []) + list(self.secrets) if s]
+
+
 class Config(Section, frozen=True, kw_only=True):
     listen: Listen = Listen()
     data_dir: str = "./var"
@@ -94,12 +149,70 @@ class Config(Section, frozen=True, kw_only=True):
     sources: dict[str, Source] = {}
     topics: Topics = Topics()
     routes: list[Route] = []
+    subscribers: list[Subscriber] = []
     limits: Limits = Limits()
     logging: Logging = Logging()
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$")
+_RATE_UNITS = {
+    None: 1.0,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+}
+
+
+def seconds(value: Duration) -> float:
+    """A duration in seconds; raises ValueError with the reason."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 10s, got a boolean")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"expected a duration like 500ms, 10s, 5m or 1h, got {value!r}")
+        number = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if number < 0:
+        raise ValueError("a duration cannot be negative")
+    return number
+
+
+def per_second(value: str | float) -> float:
+    """A rate limit (``100/s``, ``6000/m``, ``3600/h`` or a number) as events per second."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        rate = float(value)
+    elif isinstance(value, str) and (match := _RATE.match(value)) is not None:
+        rate = float(match.group(1)) / _RATE_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"expected a rate like 100/s or 6000/m, got {value!r}")
+    if rate <= 0:
+        raise ValueError("a rate limit must be positive")
+    return rate
+
+
+def webhook_secret(value: str) -> bytes:
+    """A Standard Webhooks secret (``whsec_<base64>``) as the HMAC key bytes."""
+    encoded = value[len("whsec_") :] if value.startswith("whsec_") else value
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("expected a Standard Webhooks secret: whsec_<base64>") from None
+    if len(key) < 16:
+        raise ValueError("a webhook secret must hold at least 16 bytes (24 base64 characters)")
+    return key
 
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -202,6 +315,7 @@ def _check(config: Config) -> None:
     for field in ("events", "raw", "deadletter"):
         if not getattr(config.topics, field).strip():
             raise ConfigError(f"topics.{field}: empty topic name")
+    _check_subscribers(config)
     seen: set[str] = set()
     for i, route in enumerate(config.routes):
         if route.name in seen:
@@ -209,6 +323,56 @@ def _check(config: Config) -> None:
         seen.add(route.name)
         if not route.topic.strip():
             raise ConfigError(f"routes[{i}].topic: empty topic name")
+
+
+_SUBSCRIBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _check_subscribers(config: Config) -> None:
+    names: set[str] = set()
+    for i, sub in enumerate(config.subscribers):
+        where = f"subscribers[{i}]"
+        if not _SUBSCRIBER_NAME.match(sub.name):
+            raise ConfigError(f"{where}.name: letters, digits, '_', '.', '-' (got {sub.name!r})")
+        if sub.name in names:
+            raise ConfigError(f"{where}.name: duplicate subscriber name {sub.name!r}")
+        names.add(sub.name)
+        parsed = urlsplit(sub.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(f"{where}.url: expected an http(s) URL, got {sub.url!r}")
+        if not sub.topic_list(config.topics.events):
+            raise ConfigError(f"{where}.topics: no topics given")
+        checks: list[tuple[str, Duration]] = [
+            ("timeout", sub.timeout),
+            ("retry.initial", sub.retry.initial),
+            ("retry.max", sub.retry.max),
+            ("circuit_breaker.cooldown", sub.circuit_breaker.cooldown),
+        ]
+        for field, value in checks:
+            try:
+                seconds(value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.{field}: {exc}") from None
+        if seconds(sub.timeout) <= 0:
+            raise ConfigError(f"{where}.timeout: must be positive")
+        if sub.retry.max_attempts < 1:
+            raise ConfigError(f"{where}.retry.max_attempts: must be at least 1")
+        if sub.max_in_flight < 1:
+            raise ConfigError(f"{where}.max_in_flight: must be at least 1")
+        if sub.circuit_breaker.failures < 1:
+            raise ConfigError(f"{where}.circuit_breaker.failures: must be at least 1")
+        if sub.rate_limit is not None:
+            try:
+                per_second(sub.rate_limit)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.rate_limit: {exc}") from None
+        secrets = [("secret", sub.secret)] if sub.secret is not None else []
+        secrets += [(f"secrets[{j}]", value) for j, value in enumerate(sub.secrets)]
+        for field, value in secrets:
+            try:
+                webhook_secret(value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.{field}: {exc}") from None
 
 
 def _normalize_secrets(data: Any) -> Any:

@@ -13,8 +13,9 @@ __all__ = ["INGRESS", "IngressState", "add_routes", "middlewares"]
 middlewares = [request_context]
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/hooks/{source}", handlers.receive_hook)
-    app.router.add_post("/v1/hooks/{source}/{kind}", handlers.receive_hook)
+def add_routes(app: web.Application, *, hooks: bool = True) -> None:
+    if hooks:
+        app.router.add_post("/v1/hooks/{source}", handlers.receive_hook)
+        app.router.add_post("/v1/hooks/{source}/{kind}", handlers.receive_hook)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)

@@ -1,0 +1,314 @@
+"""Where a subscriber reads events from: a Kafka consumer group, or the embedded log.
+
+Both give the same semantics: records in order per stream, and commits that record
+the next offset to read, so a restart resumes after the last finished record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import msgspec
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from relay.bus.base import Headers
+from relay.bus.embedded import LOG_FILE, connect
+from relay.config import Kafka
+from relay.delivery.watermark import Stream
+
+log = structlog.get_logger("relay.delivery")
+
+StartFrom = Literal["latest", "earliest"]
+_EMBEDDED_STREAM: Stream = ("", 0)
+_IDLE_POLL_SECONDS = 0.05
+
+
+class Item(msgspec.Struct, frozen=True):
+    """One record read for a subscriber."""
+
+    stream: Stream
+    offset: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
+
+
+class Source(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        """The next records (maybe none); None once a bounded source is exhausted."""
+        ...
+
+    async def commit(self, positions: dict[Stream, int]) -> None: ...
+
+
+# --- Kafka -------------------------------------------------------------------------
+
+
+class KafkaSource:
+    """A consumer group ``relay.sub.<name>``; commits are explicit, never automatic."""
+
+    def __init__(
+        self, config: Kafka, group_id: str, topics: Sequence[str], start_from: StartFrom
+    ) -> None:
+        self._consumer: Any = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=config.servers,
+            client_id=config.client_id,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=start_from,
+            isolation_level="read_committed",
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        batches = await self._consumer.getmany(timeout_ms=int(wait * 1000), max_records=max_records)
+        return [_kafka_item(message) for messages in batches.values() for message in messages]
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        if not positions:
+            return
+        offsets = {
+            TopicPartition(topic, partition): next_offset
+            for (topic, partition), next_offset in positions.items()
+        }
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:  # e.g. partitions moved in a rebalance: re-read there
+            log.warning("commit_failed", error=str(exc))
+
+
+def _kafka_item(message: Any) -> Item:
+    return Item(
+        stream=(message.topic, message.partition),
+        offset=message.offset,
+        topic=message.topic,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+        timestamp_ms=message.timestamp,
+    )
+
+
+class KafkaRange:
+    """A bounded read for replay: from a time or an offset up to the end seen at start."""
+
+    def __init__(
+        self,
+        config: Kafka,
+        topics: Sequence[str],
+        *,
+        since_ms: int | None = None,
+        from_offset: int | None = None,
+    ) -> None:
+        self._consumer: Any = AIOKafkaConsumer(
+            bootstrap_servers=config.servers,
+            client_id=config.client_id,
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        self._topics = list(topics)
+        self._since_ms = since_ms
+        self._from_offset = from_offset
+        self._end: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        consumer = self._consumer
+        await consumer.start()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in self._topics
+            for partition in sorted(await _partitions(consumer, topic))
+        ]
+        consumer.assign(partitions)
+        self._end = dict(await consumer.end_offsets(partitions)) if partitions else {}
+        beginning = await consumer.beginning_offsets(partitions) if partitions else {}
+        by_time = (
+            await consumer.offsets_for_times({tp: self._since_ms for tp in partitions})
+            if self._since_ms is not None and partitions
+            else {}
+        )
+        for tp in partitions:
+            if self._since_ms is not None:
+                found = by_time.get(tp)
+                start = found.offset if found is not None else self._end[tp]
+            else:
+                start = max(self._from_offset or 0, beginning[tp])
+            consumer.seek(tp, min(start, self._end[tp]))
+        self._end = {tp: end for tp, end in self._end.items() if end > 0}
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        consumer = self._consumer
+        remaining = {tp for tp, end in self._end.items() if await consumer.position(tp) < end}
+        if not remaining:
+            return None
+        batches = await consumer.getmany(
+            *remaining, timeout_ms=int(wait * 1000), max_records=max_records
+        )
+        return [
+            _kafka_item(message)
+            for tp, messages in batches.items()
+            for message in messages
+            if message.offset < self._end.get(tp, 0)
+        ]
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        return None
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        await consumer.topics()  # refreshes the cluster metadata
+        await asyncio.sleep(0.1)
+    return set()
+
+
+# --- Embedded log --------------------------------------------------------------------
+
+_OFFSETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    consumer TEXT PRIMARY KEY,
+    "offset" INTEGER NOT NULL
+);
+"""
+_headers_decoder = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
+
+
+class EmbeddedSource:
+    """The embedded log read for one consumer, its position kept in the same database."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        consumer: str,
+        topics: Sequence[str],
+        start_from: StartFrom,
+        *,
+        since_ms: int | None = None,
+        from_offset: int | None = None,
+        bounded: bool = False,
+    ) -> None:
+        self.path = Path(data_dir) / LOG_FILE
+        self.consumer = consumer
+        self.topics = list(topics)
+        self.start_from = start_from
+        self._since_ms = since_ms
+        self._from_offset = from_offset
+        self._bounded = bounded
+        self._position = 0
+        self._end = 0
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        conn.executescript(_OFFSETS_SCHEMA)
+        self._conn = conn
+        latest = conn.execute('SELECT COALESCE(MAX("offset"), 0) FROM records').fetchone()[0]
+        if self._from_offset is not None:
+            self._position = max(0, self._from_offset - 1)
+        elif self._since_ms is not None:
+            row = conn.execute(
+                'SELECT MIN("offset") FROM records WHERE timestamp >= ?', (self._since_ms,)
+            ).fetchone()
+            self._position = (row[0] - 1) if row[0] is not None else latest
+        else:
+            row = conn.execute(
+                'SELECT "offset" FROM consumer_offsets WHERE consumer = ?', (self.consumer,)
+            ).fetchone()
+            if row is not None:
+                self._position = row[0]
+            else:
+                self._position = latest if self.start_from == "latest" else 0
+                if not self._bounded:
+                    self._store(self._position)
+        self._end = latest
+
+    def _store(self, position: int) -> None:
+        assert self._conn is not None
+        self._conn.execute(
+            'INSERT INTO consumer_offsets (consumer, "offset") VALUES (?, ?) '
+            'ON CONFLICT(consumer) DO UPDATE SET "offset" = excluded."offset"',
+            (self.consumer, position),
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.to_thread(conn.close)
+
+    def _read(self, max_records: int) -> list[Item]:
+        assert self._conn is not None
+        marks = ",".join("?" for _ in self.topics)
+        query = (
+            'SELECT "offset", topic, key, value, headers, timestamp FROM records '
+            f'WHERE "offset" > ? AND topic IN ({marks})'
+        )
+        params: list[Any] = [self._position, *self.topics]
+        if self._bounded:
+            query += ' AND "offset" <= ?'
+            params.append(self._end)
+        query += ' ORDER BY "offset" LIMIT ?'
+        params.append(max_records)
+        rows = self._conn.execute(query, params).fetchall()
+        return [
+            Item(
+                stream=_EMBEDDED_STREAM,
+                offset=row[0],
+                topic=row[1],
+                key=row[2],
+                value=row[3],
+                headers=tuple(_headers_decoder.decode(row[4])),
+                timestamp_ms=row[5],
+            )
+            for row in rows
+        ]
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        async with self._lock:
+            items = await asyncio.to_thread(self._read, max_records)
+        if items:
+            self._position = items[-1].offset
+            return items
+        if self._bounded:
+            return None
+        await asyncio.sleep(min(wait, _IDLE_POLL_SECONDS))
+        return []
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        next_offset = positions.get(_EMBEDDED_STREAM)
+        if next_offset is None or self._bounded:
+            return
+        async with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                await asyncio.to_thread(self._store, next_offset - 1)

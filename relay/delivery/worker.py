@@ -1,0 +1,230 @@
+"""One subscriber's delivery loop: read, filter, deliver in per-key order, commit safely.
+
+Events with the same key (the CloudEvent ``partitionkey``) go out one at a time, in
+order; different keys go out in parallel up to ``max_in_flight``. Offsets are committed
+only up to the lowest record not yet delivered or dead-lettered, so a restart
+redelivers rather than skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+
+import msgspec
+import structlog
+
+from relay.bus import Bus, BusError, Record
+from relay.config import Subscriber
+from relay.delivery.sender import DeliveryResult, Sender
+from relay.delivery.sources import Item, Source
+from relay.delivery.watermark import Watermark
+from relay.events import CloudEvent
+from relay.routing import Matcher
+
+log = structlog.get_logger("relay.delivery")
+
+_event_decoder = msgspec.json.Decoder(CloudEvent)
+_data_encoder = msgspec.json.Encoder()
+CLOUDEVENT_TYPE = "application/cloudevents+json"
+COMMIT_INTERVAL_SECONDS = 1.0
+_FETCH_MAX = 500
+FETCH_WAIT_SECONDS = 0.5
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    delivered: int = 0
+    retried: int = 0
+    deadlettered: int = 0
+    skipped: int = 0
+
+
+class DeadLetters:
+    """Failed deliveries go to the dead-letter topic; the subscriber then moves on."""
+
+    def __init__(self, bus: Bus, topic: str) -> None:
+        self.bus = bus
+        self.topic = topic
+
+    def record(self, subscriber: str, item: Item, event_id: str, result: DeliveryResult) -> Record:
+        headers = (
+            ("relay-reason", f"delivery_{result.reason or 'failed'}".encode()),
+            ("relay-subscriber", subscriber.encode()),
+            ("relay-event-id", event_id.encode()),
+            ("relay-attempts", str(result.attempts).encode()),
+            ("relay-last-status", str(result.status or "").encode()),
+            ("relay-error", (result.error or "").encode("utf-8", "replace")[:1024]),
+            ("relay-original-topic", item.topic.encode()),
+            ("relay-original-offset", str(item.offset).encode()),
+            ("content-type", b"application/cloudevents+json; charset=utf-8"),
+        )
+        return Record(topic=self.topic, value=item.value, key=item.key, headers=headers)
+
+    async def publish(self, record: Record) -> None:
+        """Keep trying: a dead letter that is not written must not be committed past."""
+        delay = 0.5
+        while True:
+            try:
+                await self.bus.publish([record])
+                return
+            except BusError as exc:
+                log.warning("deadletter_write_failed", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+
+class SubscriberWorker:
+    def __init__(
+        self,
+        subscriber: Subscriber,
+        source: Source,
+        sender: Sender,
+        dead_letters: DeadLetters,
+        *,
+        buffer_limit: int | None = None,
+    ) -> None:
+        self.subscriber = subscriber
+        self.source = source
+        self.sender = sender
+        self.dead_letters = dead_letters
+        self.matcher = Matcher.compile(subscriber.match)
+        self.buffer_limit = buffer_limit or max(256, subscriber.max_in_flight * 16)
+        self.stats = Stats()
+        self._watermark = Watermark()
+        self._queues: dict[bytes, deque[tuple[Item, CloudEvent]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(subscriber.max_in_flight)
+        self._room = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = asyncio.Event()
+        self._grace: float | None = None
+        self._log = log.bind(subscriber=subscriber.name)
+
+    @property
+    def buffered(self) -> int:
+        return self._watermark.outstanding
+
+    def stop_reading(self, grace: float) -> None:
+        """Read no more; give in-flight deliveries ``grace`` seconds, then cancel them."""
+        self._grace = grace
+        self._stopping.set()
+
+    async def run(self) -> Stats:
+        """Deliver until stopped or cancelled, or until a bounded source is exhausted."""
+        await self.sender.start()
+        try:
+            await self.source.start()
+            committer = asyncio.create_task(self._commit_periodically())
+            try:
+                await self._read_loop()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._grace):
+                        await self._idle.wait()
+            finally:
+                committer.cancel()
+                for task in list(self._tasks):
+                    task.cancel()
+                await asyncio.gather(committer, *self._tasks, return_exceptions=True)
+                # a periodic commit cut short by the cancel may be lost: commit every position
+                await self._commit(everything=True)
+                await self.source.close()
+        finally:
+            await self.sender.close()
+        return self.stats
+
+    async def _read_loop(self) -> None:
+        while not self._stopping.is_set():
+            room = self.buffer_limit - self.buffered
+            if room <= 0:
+                self._room.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FETCH_WAIT_SECONDS):
+                        await self._room.wait()
+                continue
+            items = await self.source.fetch(min(room, _FETCH_MAX), FETCH_WAIT_SECONDS)
+            if items is None:
+                return
+            for item in items:
+                self._accept(item)
+
+    def _accept(self, item: Item) -> None:
+        self._watermark.track(item.stream, item.offset)
+        try:
+            event = _event_decoder.decode(item.value)
+        except msgspec.DecodeError as exc:
+            self._log.warning(
+                "not_a_cloudevent", topic=item.topic, offset=item.offset, error=str(exc)
+            )
+            self.stats.skipped += 1
+            self._finish(item)
+            return
+        if not self.matcher(event):
+            self._finish(item)
+            return
+        key = item.key if item.key is not None else event.partitionkey.encode()
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+            task = asyncio.create_task(self._drain(key, queue))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            self._idle.clear()
+        queue.append((item, event))
+
+    async def _drain(self, key: bytes, queue: deque[tuple[Item, CloudEvent]]) -> None:
+        try:
+            while queue:
+                item, event = queue[0]
+                async with self._slots:
+                    await self._deliver(item, event)
+                queue.popleft()
+                self._finish(item)
+        finally:
+            if self._queues.get(key) is queue and not queue:
+                del self._queues[key]
+            if not self._queues:
+                self._idle.set()
+
+    async def _deliver(self, item: Item, event: CloudEvent) -> None:
+        if self.subscriber.format == "data":
+            body, content_type = _data_encoder.encode(event.data), "application/json"
+        else:
+            body, content_type = item.value, CLOUDEVENT_TYPE
+        result = await self.sender.deliver(event.id, body, content_type)
+        self.stats.retried += result.attempts - 1
+        if result.delivered:
+            self.stats.delivered += 1
+            self._log.debug("delivered", event_id=event.id, attempts=result.attempts)
+            return
+        self._log.warning(
+            "delivery_deadlettered",
+            event_id=event.id,
+            reason=result.reason,
+            attempts=result.attempts,
+            status=result.status,
+            error=result.error,
+        )
+        await self.dead_letters.publish(
+            self.dead_letters.record(self.subscriber.name, item, event.id, result)
+        )
+        self.stats.deadlettered += 1
+
+    def _finish(self, item: Item) -> None:
+        self._watermark.finish(item.stream, item.offset)
+        self._room.set()
+
+    async def _commit(self, everything: bool = False) -> None:
+        commits = self._watermark.take_commits(everything)
+        if not commits:
+            return
+        try:
+            await self.source.commit(commits)
+        except Exception as exc:  # the next commit carries the same or a later position
+            self._log.warning("commit_failed", error=str(exc))
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
+            await self._commit()

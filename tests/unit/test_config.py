@@ -97,3 +97,56 @@ def test_mistakes_are_one_line_with_their_path(
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load(tmp_path / "missing.yaml")
+
+
+SUBSCRIBER = "subscribers: [{name: crm, url: 'https://crm.example.com/hook', %s}]"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("retry: {max_attempts: ten}", "subscribers[0].retry.max_attempts: expected int, got str"),
+        ("retry: {max_attempts: 0}", "subscribers[0].retry.max_attempts: must be at least 1"),
+        ("timeout: 10 years", "subscribers[0].timeout: expected a duration"),
+        ("retry: {initial: -1}", "subscribers[0].retry.initial: a duration cannot be negative"),
+        ("secret: not-base64!", "subscribers[0].secret: expected a Standard Webhooks secret"),
+        ("secrets: [whsec_c2hvcnQ=]", "subscribers[0].secrets[0]: a webhook secret must hold"),
+        ("rate_limit: fast", "subscribers[0].rate_limit: expected a rate like 100/s"),
+        ("format: xml", "subscribers[0].format: invalid enum value"),
+        ("on_4xx: ignore", "subscribers[0].on_4xx: invalid enum value"),
+        ("max_in_flight: 0", "subscribers[0].max_in_flight: must be at least 1"),
+        ("colour: red", "subscribers[0].colour: unknown field"),
+    ],
+)
+def test_subscriber_mistakes(extra: str, message: str) -> None:
+    assert message in error_of(SUBSCRIBER % extra)
+
+
+def test_subscriber_url_and_names() -> None:
+    assert "subscribers[0].url: expected an http(s) URL" in error_of(
+        "subscribers: [{name: a, url: 'ftp://x'}]"
+    )
+    assert "subscribers[1].name: duplicate" in error_of(
+        "subscribers: [{name: a, url: 'http://x'}, {name: a, url: 'http://y'}]"
+    )
+
+
+def test_subscriber_defaults_and_units() -> None:
+    from relay.config import per_second, seconds
+
+    config = parse(
+        SUBSCRIBER % "secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, rate_limit: 6000/m", env={}
+    )
+    [sub] = config.subscribers
+    assert sub.topic_list(config.topics.events) == ["chat.events"]
+    assert sub.format == "cloudevent" and sub.on_4xx == "deadletter"
+    assert sub.retry.max_attempts == 12 and sub.max_in_flight == 32
+    assert per_second(sub.rate_limit or 0) == 100.0
+    assert [seconds(v) for v in ("500ms", "10s", "5m", "1h", "1d", 2)] == [
+        0.5,
+        10,
+        300,
+        3600,
+        86400,
+        2,
+    ]

@@ -530,11 +530,10 @@ def asyncapi(config: Config) -> dict[str, Any]:
         bus_server = "embedded"
         servers[bus_server] = {
             "host": "localhost",
-            "pathname": "/" + (Path(config.data_dir) / LOG_FILE).as_posix().lstrip("/"),
             "protocol": "sqlite",
             "description": (
-                "No Kafka is configured: topics live in relay's embedded log under "
-                "data_dir (read them with relay tail)."
+                "No Kafka is configured: topics live in relay's embedded log, "
+                f"{(Path(config.data_dir) / LOG_FILE).as_posix()} (read them with relay tail)."
             ),
         }
 

@@ -33,21 +33,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.app import build_app
     from relay.bus import BusError
     from relay.logs import configure
+    from relay.runtime import new_event_loop
 
-    if args.role == "delivery":
-        return _fail("the delivery role is not available yet (HTTP subscribers are not built)", 2)
     config = _config(args)
     configure(config.logging.level, config.logging.format)
     host, port = args.host or config.listen.host, args.port or config.listen.port
     try:
         web.run_app(
-            build_app(config),
+            build_app(config, role=args.role),
             host=host,
             port=port,
             access_log=None,
             shutdown_timeout=DEFAULT_GRACE_SECONDS,
             print=None,
             handle_signals=True,
+            loop=new_event_loop(),
         )
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
@@ -156,6 +156,76 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from relay.schema import event_schema, render
+
+    sys.stdout.write(render(event_schema(), "json"))
+    return 0
+
+
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    from relay.schema import asyncapi, render
+
+    path = args.config or os.environ.get("RELAY_CONFIG")
+    sys.stdout.write(render(asyncapi(load(path) if path else Config()), args.format))
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from relay.register import RegisterError, register
+
+    config = _config(args)
+    try:
+        registration = asyncio.run(
+            register(
+                config,
+                args.provider,
+                source=args.source,
+                public_url=args.public_url,
+                account=getattr(args, "account", None),
+                api_url=args.api_url,
+                api_token=args.api_token,
+            )
+        )
+    except RegisterError as exc:
+        return _fail(str(exc))
+    print(registration.report())
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from relay.bus import BusError
+    from relay.delivery.replay import ReplayError, parse_since, replay
+    from relay.logs import configure
+
+    config = _config(args)
+    configure(config.logging.level, config.logging.format)
+    try:
+        since_ms = parse_since(args.since) if args.since else None
+        stats = asyncio.run(
+            replay(
+                config,
+                args.subscriber,
+                since_ms=since_ms,
+                from_offset=args.from_offset,
+                deadletter=args.deadletter,
+            )
+        )
+    except ReplayError as exc:
+        return _fail(str(exc))
+    except BusError as exc:
+        return _fail(f"cannot open the bus: {exc}")
+    print(
+        f"replayed to {args.subscriber}: {stats.delivered} delivered, "
+        f"{stats.deadlettered} dead-lettered, {stats.retried} retries"
+    )
+    return 0 if stats.deadlettered == 0 else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relay", description="Chat-platform webhooks in, canonical CloudEvents out."
@@ -192,6 +262,46 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--after", type=int, default=0, help="start after this log offset")
     tail.add_argument("--limit", type=int, default=1000)
     tail.set_defaults(func=cmd_tail)
+
+    replay = commands.add_parser("replay", help="redeliver events to one subscriber")
+    with_config(replay)
+    replay.add_argument("--subscriber", required=True, help="subscriber name")
+    start = replay.add_mutually_exclusive_group(required=True)
+    start.add_argument("--since", help="an RFC 3339 time, or a duration ago such as 2h")
+    start.add_argument("--from-offset", type=int, help="topic offset to start from")
+    start.add_argument(
+        "--deadletter", action="store_true", help="re-send what was dead-lettered for it"
+    )
+    replay.set_defaults(func=cmd_replay)
+
+    schema = commands.add_parser("schema", help="print the canonical event's JSON Schema")
+    schema.set_defaults(func=cmd_schema)
+
+    spec = commands.add_parser(
+        "asyncapi", help="print an AsyncAPI 3.0 document of the topics and HTTP endpoints"
+    )
+    with_config(spec)
+    spec.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    spec.set_defaults(func=cmd_asyncapi)
+
+    register = commands.add_parser(
+        "register", help="point a provider's webhooks at this relay through its API"
+    )
+    providers = register.add_subparsers(dest="provider", required=True)
+    for provider, example in (
+        ("plugchat", "https://www.plugchat.com.br"),
+        ("chatwoot", "https://chat.example.com"),
+    ):
+        p = providers.add_parser(provider, help=f"register a {provider} source's webhooks")
+        with_config(p)
+        p.add_argument("--source", required=True, help=f"the configured {provider} source")
+        p.add_argument("--public-url", required=True, help="where providers reach this relay")
+        if provider == "chatwoot":
+            p.add_argument("--account", required=True, help="Chatwoot account id")
+        env = provider.upper()
+        p.add_argument("--api-url", help=f"{provider} API base, e.g. {example} (${env}_API_URL)")
+        p.add_argument("--api-token", help=f"{provider} API token (${env}_API_TOKEN)")
+        p.set_defaults(func=cmd_register)
     return parser
 
 

@@ -67,6 +67,9 @@ class ForSubscriber:
     async def commit(self, positions: dict[Stream, int]) -> None:
         return None
 
+    async def backlog(self) -> int:
+        return await self.inner.backlog()
+
 
 def _find(config: Config, name: str) -> Subscriber:
     for subscriber in config.subscribers:

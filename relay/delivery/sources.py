@@ -53,6 +53,10 @@ class Source(Protocol):
 
     async def commit(self, positions: dict[Stream, int]) -> None: ...
 
+    async def backlog(self) -> int:
+        """Records on the topics that were not fetched yet."""
+        ...
+
 
 # --- Kafka -------------------------------------------------------------------------
 
@@ -96,6 +100,14 @@ class KafkaSource:
             await self._consumer.commit(offsets)
         except KafkaError as exc:  # e.g. partitions moved in a rebalance: re-read there
             log.warning("commit_failed", error=str(exc))
+
+    async def backlog(self) -> int:
+        total = 0
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                total += max(0, highwater - await self._consumer.position(tp))
+        return total
 
 
 def _kafka_item(message: Any) -> Item:
@@ -181,6 +193,9 @@ class KafkaRange:
 
     async def commit(self, positions: dict[Stream, int]) -> None:
         return None
+
+    async def backlog(self) -> int:
+        return 0
 
 
 async def _partitions(consumer: Any, topic: str) -> set[int]:
@@ -308,6 +323,21 @@ class EmbeddedSource:
             return None
         await asyncio.sleep(min(wait, _IDLE_POLL_SECONDS))
         return []
+
+    def _count_after(self, position: int) -> int:
+        assert self._conn is not None
+        marks = ",".join("?" for _ in self.topics)
+        row = self._conn.execute(
+            f'SELECT COUNT(*) FROM records WHERE "offset" > ? AND topic IN ({marks})',
+            [position, *self.topics],
+        ).fetchone()
+        return int(row[0])
+
+    async def backlog(self) -> int:
+        async with self._lock:
+            if self._conn is None:
+                return 0
+            return await asyncio.to_thread(self._count_after, self._position)
 
     async def commit(self, positions: dict[Stream, int]) -> None:
         next_offset = positions.get(_EMBEDDED_STREAM)

@@ -21,6 +21,7 @@ from relay.delivery.sender import DeliveryResult, Sender
 from relay.delivery.sources import Item, Source
 from relay.delivery.watermark import Watermark
 from relay.events import CloudEvent
+from relay.metrics import DELIVERIES, DELIVERY_SECONDS, LIVE
 from relay.routing import Matcher
 
 log = structlog.get_logger("relay.delivery")
@@ -101,6 +102,8 @@ class SubscriberWorker:
         self._stopping = asyncio.Event()
         self._grace: float | None = None
         self._log = log.bind(subscriber=subscriber.name)
+        self._backlog = 0
+        LIVE.track("relay_consumer_lag", self, self._lag)
 
     @property
     def buffered(self) -> int:
@@ -193,9 +196,14 @@ class SubscriberWorker:
         else:
             body, content_type = item.value, CLOUDEVENT_TYPE
         result = await self.sender.deliver(event.id, body, content_type)
+        name = self.subscriber.name
         self.stats.retried += result.attempts - 1
+        if result.attempts > 1:
+            DELIVERIES.labels(name, "retried").inc(result.attempts - 1)
+        DELIVERY_SECONDS.labels(name).observe(result.seconds)
         if result.delivered:
             self.stats.delivered += 1
+            DELIVERIES.labels(name, "delivered").inc()
             self._log.debug("delivered", event_id=event.id, attempts=result.attempts)
             return
         self._log.warning(
@@ -210,6 +218,7 @@ class SubscriberWorker:
             self.dead_letters.record(self.subscriber.name, item, event.id, result)
         )
         self.stats.deadlettered += 1
+        DELIVERIES.labels(name, "deadlettered").inc()
 
     def _finish(self, item: Item) -> None:
         self._watermark.finish(item.stream, item.offset)
@@ -228,3 +237,8 @@ class SubscriberWorker:
         while True:
             await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
             await self._commit()
+            with contextlib.suppress(Exception):
+                self._backlog = await self.source.backlog()
+
+    def _lag(self) -> list[tuple[tuple[str, ...], float]]:
+        return [((self.subscriber.name,), float(self._backlog + self.buffered))]

@@ -1,0 +1,85 @@
+"""Prometheus metrics (``GET /metrics``), defined once on the default registry.
+
+Counters and histograms are updated where things happen; gauges that describe live state
+(consumer lag, spool depth) are read from the running objects when scraped.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+REQUESTS = Counter(
+    "relay_requests", "Webhook requests by source and outcome", ["source", "outcome"]
+)
+EVENTS = Counter("relay_events", "Canonical events published, by type", ["type"])
+PUBLISH_SECONDS = Histogram(
+    "relay_publish_seconds",
+    "Time for the bus to make one request's records durable",
+    buckets=_LATENCY_BUCKETS,
+)
+DELIVERIES = Counter(
+    "relay_deliveries",
+    "Deliveries to subscribers by outcome (delivered, deadlettered) and retried attempts",
+    ["subscriber", "outcome"],
+)
+DELIVERY_SECONDS = Histogram(
+    "relay_delivery_seconds",
+    "Time from the first attempt to the final outcome of one delivery",
+    ["subscriber"],
+    buckets=_LATENCY_BUCKETS,
+)
+
+Gauge = Callable[[], Iterable[tuple[tuple[str, ...], float]]]
+
+
+class LiveGauges(Collector):
+    """Gauges computed at scrape time from whatever objects registered a reader."""
+
+    def __init__(self) -> None:
+        self._readers: dict[str, tuple[str, list[str], weakref.WeakSet[object]]] = {}
+        self._functions: weakref.WeakKeyDictionary[object, dict[str, Gauge]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def define(self, name: str, documentation: str, labels: list[str]) -> None:
+        self._readers.setdefault(name, (documentation, labels, weakref.WeakSet()))
+
+    def track(self, name: str, owner: object, read: Gauge) -> None:
+        """``read`` is called on scrape while ``owner`` is alive."""
+        self._readers[name][2].add(owner)
+        self._functions.setdefault(owner, {})[name] = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        for name, (documentation, labels, owners) in self._readers.items():
+            family = GaugeMetricFamily(name, documentation, labels=labels)
+            for owner in list(owners):
+                read = self._functions.get(owner, {}).get(name)
+                if read is None:
+                    continue
+                for label_values, value in read():
+                    family.add_metric(list(label_values), value)
+            yield family
+
+
+LIVE = LiveGauges()
+LIVE.define("relay_consumer_lag", "Records not yet delivered or dead-lettered", ["subscriber"])
+LIVE.define("relay_spool_records", "Records waiting in the spool for the broker", [])
+LIVE.define("relay_spool_bytes", "Bytes waiting in the spool for the broker", [])
+REGISTRY.register(LIVE)
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -30,6 +30,10 @@ class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
     pass
 
 
+Duration = str | int | float
+"""Seconds as a number, or text with a unit: ``500ms``, ``10s``, ``5m``, ``1h``, ``1d``."""
+
+
 class Listen(Section, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
     port: int = 8080
@@ -60,6 +64,8 @@ class Source(Section, frozen=True, kw_only=True):
     signature_tolerance: int = 300
     """Seconds a signed Chatwoot timestamp may differ from now (replay protection)."""
     allow_cidrs: list[str] = []
+    rate_limit: str | float | None = None
+    """Requests accepted from this source per second (``100/s``, ``6000/m``); past it, 429."""
 
 
 class Topics(Section, frozen=True, kw_only=True):
@@ -86,15 +92,13 @@ class Route(Section, frozen=True, kw_only=True):
 
 class Limits(Section, frozen=True, kw_only=True):
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout: Duration = "30s"
+    """A body that takes longer than this to arrive (slowloris) is answered 408."""
 
 
 class Logging(Section, frozen=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
-
-
-Duration = str | int | float
-"""Seconds as a number, or text with a unit: ``500ms``, ``10s``, ``5m``, ``1h``, ``1d``."""
 
 
 class Retry(Section, frozen=True, kw_only=True):
@@ -294,6 +298,11 @@ def _check(config: Config) -> None:
         raise ConfigError(f"listen.port: {config.listen.port} is not a TCP port")
     if config.limits.max_body_bytes <= 0:
         raise ConfigError("limits.max_body_bytes: must be positive")
+    try:
+        if seconds(config.limits.body_timeout) <= 0:
+            raise ValueError("must be positive")
+    except ValueError as exc:
+        raise ConfigError(f"limits.body_timeout: {exc}") from None
     if config.kafka is not None and not config.kafka.servers:
         raise ConfigError("kafka.bootstrap_servers: no servers given")
     for name, source in config.sources.items():
@@ -307,6 +316,11 @@ def _check(config: Config) -> None:
                 )
         if source.signing_secret is not None and source.provider != "chatwoot":
             raise ConfigError(f"{where}.signing_secret: only chatwoot sources sign webhooks")
+        if source.rate_limit is not None:
+            try:
+                per_second(source.rate_limit)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.rate_limit: {exc}") from None
         for i, cidr in enumerate(source.allow_cidrs):
             try:
                 ipaddress.ip_network(cidr, strict=False)

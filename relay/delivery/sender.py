@@ -13,7 +13,7 @@ from relay import __version__
 from relay.config import Subscriber, per_second, seconds, webhook_secret
 from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker
-from relay.delivery.ratelimit import RateLimiter
+from relay.ratelimit import RateLimiter
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
 
 log = structlog.get_logger("relay.delivery")

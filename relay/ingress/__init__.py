@@ -18,4 +18,5 @@ def add_routes(app: web.Application, *, hooks: bool = True) -> None:
         app.router.add_post("/v1/hooks/{source}", handlers.receive_hook)
         app.router.add_post("/v1/hooks/{source}/{kind}", handlers.receive_hook)
     app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/readyz", handlers.readyz)

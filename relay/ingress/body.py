@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 
 class BodyTooLarge(Exception):
     pass
+
+
+class BrokenBody(Exception):
+    """The body could not be read as sent (a truncated or undecodable gzip stream, say)."""
 
 
 def is_json_content_type(header: str | None) -> bool:
@@ -29,9 +34,12 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
         raise BodyTooLarge(f"body of {declared} bytes is over the limit of {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except RequestPayloadError as exc:
+        raise BrokenBody(f"the body could not be read: {exc}".strip()) from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+
 import msgspec
 import structlog
 from aiohttp import web
@@ -9,9 +12,10 @@ from aiohttp import web
 from relay.bus import BusError
 from relay.ingest import Ingest, Received
 from relay.ingress.auth import AuthError
-from relay.ingress.body import BodyTooLarge, is_json_content_type, read_limited
+from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, read_limited
 from relay.ingress.errors import error_response
-from relay.ingress.state import INGRESS, REQUEST_ID, IngressState, SourceEntry
+from relay.ingress.state import INGRESS, REQUEST_ID, UNKNOWN_SOURCE, IngressState, SourceEntry
+from relay.metrics import REQUESTS, exposition
 from relay.providers.plugchat import canonical_kind
 
 log = structlog.get_logger("relay.ingress")
@@ -50,32 +54,59 @@ async def receive_hook(request: web.Request) -> web.Response:
     name = request.match_info["source"]
     entry = state.sources.get(name)
     if entry is None:
+        REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
         return error_response(404, "unknown_source", f"no source named {name!r}")
     structlog.contextvars.bind_contextvars(source=name)
+    outcome, response = await _receive(request, state, entry)
+    entry.count(outcome)
+    return response
+
+
+async def _receive(
+    request: web.Request, state: IngressState, entry: SourceEntry
+) -> tuple[str, web.Response]:
+    """Check the request, hand it to the pipeline; returns (outcome label, response)."""
     kind = _resolve_kind(entry, request.match_info.get("kind"))
     if isinstance(kind, web.Response):
-        return kind
+        return "unknown_kind", kind
     try:
         entry.auth.check_peer(request.remote)
         entry.auth.check_token(request.query, request.headers)
     except AuthError as exc:
         log.info("hook_rejected", reason="unauthorized", detail=str(exc))
-        return error_response(401, "unauthorized", str(exc))
+        return "unauthorized", error_response(401, "unauthorized", str(exc))
+    if entry.limiter is not None and (wait := entry.limiter.try_acquire()) > 0:
+        return "rate_limited", error_response(
+            429,
+            "too_many_requests",
+            f"source {entry.name!r} is over its rate limit",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
     content_type = request.headers.get("Content-Type")
     if not is_json_content_type(content_type):
-        return error_response(415, "unsupported_media_type", f"{content_type!r} is not JSON")
+        return "unsupported_media_type", error_response(
+            415, "unsupported_media_type", f"{content_type!r} is not JSON"
+        )
     try:
-        body = await read_limited(request, state.max_body_bytes)
+        async with asyncio.timeout(state.body_timeout):
+            body = await read_limited(request, state.max_body_bytes)
     except BodyTooLarge as exc:
         log.info("hook_rejected", reason="payload_too_large")
-        return error_response(413, "payload_too_large", str(exc))
+        return "payload_too_large", error_response(413, "payload_too_large", str(exc))
+    except TimeoutError:
+        log.info("hook_rejected", reason="body_timeout")
+        return "body_timeout", error_response(
+            408, "request_timeout", f"the body did not arrive within {state.body_timeout:g}s"
+        )
+    except BrokenBody as exc:
+        return "bad_body", error_response(400, "bad_request", str(exc))
     try:
         entry.auth.check_signature(body, request.headers)
     except AuthError as exc:
         log.info("hook_rejected", reason="bad_signature", detail=str(exc))
-        return error_response(401, "unauthorized", str(exc))
+        return "unauthorized", error_response(401, "unauthorized", str(exc))
     received = Received(
-        source=name,
+        source=entry.name,
         provider=entry.provider,
         body=body,
         kind=kind,
@@ -86,30 +117,39 @@ async def receive_hook(request: web.Request) -> web.Response:
     return await _ingest(state.ingest, received)
 
 
-async def _ingest(ingest: Ingest, received: Received) -> web.Response:
+async def _ingest(ingest: Ingest, received: Received) -> tuple[str, web.Response]:
     try:
         outcome = await ingest.ingest(received)
     except BusError as exc:
         log.warning("bus_unavailable", error=str(exc))
-        return error_response(
+        return "unavailable", error_response(
             503,
             "unavailable",
             "the event bus is unavailable; retry later",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     if outcome.malformed is not None:
-        return error_response(400, "malformed_json", outcome.malformed)
+        return "malformed_json", error_response(400, "malformed_json", outcome.malformed)
     if outcome.deadletter_reason is not None:
         log.info("hook_deadlettered", reason=outcome.deadletter_reason)
+        label = "deadlettered"
     else:
-        log.debug("hook_accepted", event_ids=outcome.ids)
-    return web.Response(
+        label = "accepted"
+    response = web.Response(
         status=202,
         body=_encoder.encode(
             AcceptedBody(len(outcome.ids), outcome.ids, outcome.deadletter_reason)
         ),
         content_type="application/json",
     )
+    return label, response
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = exposition()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

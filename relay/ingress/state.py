@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
-from relay.config import Config
+from relay.config import Config, per_second, seconds
 from relay.ingest import Ingest
 from relay.ingress.auth import SourceAuth
+from relay.metrics import REQUESTS
+from relay.ratelimit import RateLimiter
+
+UNKNOWN_SOURCE = "<unknown>"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SourceEntry:
+    name: str
     provider: str
     auth: SourceAuth
+    limiter: RateLimiter | None = None
+    _counters: dict[str, Any] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> None:
+        counter = self._counters.get(outcome)
+        if counter is None:
+            counter = self._counters[outcome] = REQUESTS.labels(self.name, outcome)
+        counter.inc()
 
 
 @dataclass(slots=True)
@@ -22,17 +36,26 @@ class IngressState:
     ingest: Ingest
     sources: dict[str, SourceEntry]
     max_body_bytes: int
-    accepting: bool = field(default=True)
+    body_timeout: float
+    accepting: bool = True
 
     @classmethod
     def build(cls, config: Config, ingest: Ingest) -> IngressState:
         return cls(
             ingest=ingest,
             sources={
-                name: SourceEntry(source.provider, SourceAuth(source))
+                name: SourceEntry(
+                    name,
+                    source.provider,
+                    SourceAuth(source),
+                    RateLimiter(per_second(source.rate_limit))
+                    if source.rate_limit is not None
+                    else None,
+                )
                 for name, source in config.sources.items()
             },
             max_body_bytes=config.limits.max_body_bytes,
+            body_timeout=seconds(config.limits.body_timeout),
         )
 
 

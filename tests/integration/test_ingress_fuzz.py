@@ -121,7 +121,7 @@ bodies = st.binary(max_size=6000) | json_bodies
                 "Content-Encoding",
             ]
         ),
-        header_values,
+        header_values | st.sampled_from(["gzip", "deflate", "br", "identity", "gzip, br"]),
         max_size=4,
     ),
 )
@@ -136,7 +136,9 @@ def test_no_input_gets_a_5xx(
     headers = {"Content-Type": content_type, **extra} if content_type else dict(extra)
     status, answer = request(relay_port, method, path, body, headers)
     assert status < 500, answer
-    if status >= 400:
-        assert answer.startswith(b'{"error":'), answer
+    if status >= 400 and not answer.startswith(b'{"error":'):
+        # Only aiohttp's HTTP parser answers in plain text, before relay sees the request:
+        # a request it cannot parse (an encoding it cannot decode, say) is a bare 400.
+        assert status == 400, answer
     # and relay is still alive
     assert request(relay_port, "GET", "/healthz", b"", {})[0] == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import hashlib
 import hmac
 import json
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from relay.bus.embedded import LOG_FILE, read
 from relay.events import decode
@@ -38,7 +41,8 @@ sources:
   signed: {{provider: chatwoot, signing_secret: "{SECRET}"}}
   plugchat: {{provider: plugchat, tokens: ["{TOKEN}"]}}
   open: {{provider: chatwoot}}
-limits: {{max_body_bytes: 2048}}
+  limited: {{provider: chatwoot, rate_limit: 2/s}}
+limits: {{max_body_bytes: 2048, body_timeout: 500ms}}
 """
     )
     async with relay_client(config) as client:
@@ -273,3 +277,79 @@ async def test_request_id_is_echoed(client: TestClient[Any, Any]) -> None:
     assert response.headers["X-Request-Id"] == "abc-123"
     generated = await client.get("/healthz", headers={"X-Request-Id": "bad id with spaces"})
     assert generated.headers["X-Request-Id"] != "bad id with spaces"
+
+
+async def test_source_rate_limit_is_429_with_retry_after(client: TestClient[Any, Any]) -> None:
+    statuses = []
+    for _ in range(5):
+        response = await client.post("/v1/hooks/limited", data=json.dumps(MESSAGE), headers=JSON)
+        statuses.append(response.status)
+        if response.status == 429:
+            body = await expect_error(response, 429, "too_many_requests")
+            assert "rate limit" in body["detail"]
+            assert int(response.headers["Retry-After"]) >= 1
+    assert statuses[:2] == [202, 202]
+    assert 429 in statuses
+
+
+async def test_slow_body_is_408(client: TestClient[Any, Any]) -> None:
+    async def slowloris() -> AsyncIterator[bytes]:
+        yield b'{"event": '
+        await asyncio.sleep(2)
+        yield b'"message_created"}'
+
+    response = await client.post(f"/v1/hooks/nexloo?token={TOKEN}", data=slowloris(), headers=JSON)
+    await expect_error(response, 408, "request_timeout")
+
+
+async def test_gzip_body_is_accepted(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    response = await client.post(
+        f"/v1/hooks/nexloo?token={TOKEN}",
+        data=gzip.compress(json.dumps(MESSAGE).encode()),
+        headers={**JSON, "Content-Encoding": "gzip"},
+    )
+    assert response.status == 202
+    [raw] = log_records(tmp_path, "relay.raw")
+    assert json.loads(raw.value) == MESSAGE  # stored decompressed, as the sender meant it
+
+
+async def test_gzip_bomb_is_refused(client: TestClient[Any, Any], tmp_path: Path) -> None:
+    bomb = gzip.compress(b" " * 50_000_000)  # 50 MB of spaces in ~50 KB
+    assert len(bomb) < 100_000
+    response = await client.post(
+        f"/v1/hooks/nexloo?token={TOKEN}",
+        data=bomb,
+        headers={**JSON, "Content-Encoding": "gzip"},
+    )
+    assert response.status == 413
+    assert not (tmp_path / LOG_FILE).exists() or log_records(tmp_path, "relay.raw") == []
+
+
+async def test_broken_gzip_is_400(client: TestClient[Any, Any]) -> None:
+    response = await client.post(
+        f"/v1/hooks/nexloo?token={TOKEN}",
+        data=b"definitely not gzip",
+        headers={**JSON, "Content-Encoding": "gzip"},
+    )
+    assert response.status == 400
+    assert (await response.json())["error"] in ("bad_request", "malformed_json")
+
+
+async def test_metrics_count_requests_by_source_and_outcome(
+    client: TestClient[Any, Any],
+) -> None:
+    await client.post(f"/v1/hooks/nexloo?token={TOKEN}", data=json.dumps(MESSAGE), headers=JSON)
+    await client.post("/v1/hooks/nexloo", data=json.dumps(MESSAGE), headers=JSON)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    text = await response.text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = {
+        (s.labels["source"], s.labels["outcome"]): s.value
+        for s in families["relay_requests"].samples
+        if s.name == "relay_requests_total"
+    }
+    assert requests[("nexloo", "accepted")] >= 1
+    assert requests[("nexloo", "unauthorized")] >= 1
+    assert "relay_publish_seconds" in families
+    assert "relay_events" in families

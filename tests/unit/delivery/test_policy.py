@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from relay.config import webhook_secret
 from relay.delivery.breaker import CircuitBreaker
-from relay.delivery.ratelimit import RateLimiter
 from relay.delivery.retry import Backoff, classify, parse_retry_after
 from relay.delivery.signing import headers, sign
 from relay.delivery.watermark import Watermark
+from relay.ratelimit import RateLimiter
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from relay.bus import Bus
 from relay.bus.embedded import EmbeddedLog
-from relay.config import Config
+from relay.config import Config, seconds
 from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
 from relay.ingress import INGRESS, IngressState, add_routes, middlewares
@@ -20,12 +20,22 @@ log = structlog.get_logger("relay.app")
 DELIVERY = web.AppKey("delivery", DeliveryService)
 
 
-def make_bus(config: Config) -> Bus:
-    if config.kafka is not None:
-        from relay.bus.kafka import KafkaBus
+def make_bus(config: Config, role: str = "all") -> Bus:
+    """Kafka behind an on-disk spool, or the embedded log when no Kafka is configured."""
+    kafka = config.kafka
+    if kafka is None:
+        return EmbeddedLog(config.data_path)
+    from relay.bus.kafka import KafkaBus
+    from relay.bus.spool import SpooledBus
 
-        return KafkaBus(config.kafka)
-    return EmbeddedLog(config.data_path)
+    return SpooledBus(
+        lambda: KafkaBus(kafka),
+        config.data_path,
+        spool_after=seconds(kafka.spool_after),
+        max_bytes=kafka.spool_max_bytes,
+        # processes of other roles may share data_dir: each drains its own spool
+        file_name="spool.sqlite3" if role in ("all", "ingress") else f"spool-{role}.sqlite3",
+    )
 
 
 Role = Literal["all", "ingress", "delivery"]
@@ -36,7 +46,7 @@ def build_app(config: Config, *, bus: Bus | None = None, role: Role = "all") -> 
 
     Every role serves ``/healthz`` and ``/readyz``; the bus is opened and closed with the app.
     """
-    bus = bus if bus is not None else make_bus(config)
+    bus = bus if bus is not None else make_bus(config, role)
     ingest = Ingest(bus, Router(config.routes, config.topics.events), config.topics)
     state = IngressState.build(config, ingest)
     app = web.Application(middlewares=middlewares)

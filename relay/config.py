@@ -49,6 +49,10 @@ class Kafka(Section, frozen=True, kw_only=True):
     session_timeout_ms: int = 10_000
     """Delivery consumer groups: how long a silent member keeps its partitions."""
     heartbeat_interval_ms: int = 3_000
+    spool_after: Duration = "5s"
+    """Kafka silent this long: accept into the on-disk spool instead, drain it later."""
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    """Past this much spooled data, ingress answers 503 with Retry-After."""
 
     @property
     def servers(self) -> list[str]:
@@ -303,8 +307,16 @@ def _check(config: Config) -> None:
             raise ValueError("must be positive")
     except ValueError as exc:
         raise ConfigError(f"limits.body_timeout: {exc}") from None
-    if config.kafka is not None and not config.kafka.servers:
-        raise ConfigError("kafka.bootstrap_servers: no servers given")
+    if config.kafka is not None:
+        if not config.kafka.servers:
+            raise ConfigError("kafka.bootstrap_servers: no servers given")
+        try:
+            if seconds(config.kafka.spool_after) <= 0:
+                raise ValueError("must be positive")
+        except ValueError as exc:
+            raise ConfigError(f"kafka.spool_after: {exc}") from None
+        if config.kafka.spool_max_bytes <= 0:
+            raise ConfigError("kafka.spool_max_bytes: must be positive")
     for name, source in config.sources.items():
         where = f"sources.{name}"
         if not _SOURCE_NAME.match(name):

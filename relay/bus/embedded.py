@@ -67,8 +67,8 @@ class EmbeddedLog:
 
     name = "embedded"
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / LOG_FILE
+    def __init__(self, data_dir: Path, file_name: str = LOG_FILE) -> None:
+        self.path = Path(data_dir) / file_name
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None

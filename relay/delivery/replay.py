@@ -119,7 +119,7 @@ async def replay(
     subscriber = _find(config, subscriber_name)
     if not deadletter and since_ms is None and from_offset is None:
         raise ReplayError("say where to start: --since TIME, --from-offset N or --deadletter")
-    bus = make_bus(config)
+    bus = make_bus(config, role="replay")
     await bus.start()
     try:
         source = replay_source(

@@ -157,7 +157,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when accepting and the bus can take records; says whether Kafka is spooled."""
     state: IngressState = request.app[INGRESS]
-    if state.accepting and state.ingest.bus.ready():
-        return web.json_response({"status": "ready", "bus": state.ingest.bus.name})
-    return web.json_response({"status": "not_ready", "bus": state.ingest.bus.name}, status=503)
+    bus = state.ingest.bus
+    ready = state.accepting and bus.ready()
+    body = {"status": "ready" if ready else "not_ready", "bus": bus.name}
+    mode = getattr(bus, "mode", None)
+    if mode is not None:
+        body["mode"] = mode
+    if not state.accepting:
+        body["reason"] = "shutting down"
+    return web.json_response(body, status=200 if ready else 503)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -33,9 +35,10 @@ def _wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"broker did not listen on {port} within {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def broker() -> Iterator[Broker]:
-    port = free_port()
+@contextmanager
+def running_broker(port: int | None = None) -> Iterator[Broker]:
+    """A Tansu broker process on a loopback port (a free one unless given)."""
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
         [
@@ -54,11 +57,26 @@ def broker() -> Iterator[Broker]:
         _wait_for_port(port)
         yield Broker(bootstrap=f"127.0.0.1:{port}", process=process)
     finally:
+        process.send_signal(signal.SIGCONT)  # in case a test left it stopped
         process.terminate()
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    """One broker for the session; tests isolate themselves with unique topic names."""
+    with running_broker() as broker:
+        yield broker
+
+
+@pytest.fixture
+def own_broker() -> Iterator[Broker]:
+    """A broker of this test's own, for tests that stop or kill it."""
+    with running_broker() as broker:
+        yield broker
 
 
 @pytest.fixture

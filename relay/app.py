@@ -68,7 +68,8 @@ def build_app(config: Config, *, bus: Bus | None = None, role: Role = "all") -> 
         assert delivery is not None
         await delivery.start()
         yield
-        await delivery.stop()
+        # within the shutdown grace, leaving time for the bus to flush after it
+        await delivery.stop(grace=min(5.0, seconds(config.shutdown_grace) / 2))
 
     async def stop_accepting(app: web.Application) -> None:
         state.accepting = False

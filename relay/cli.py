@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from relay import __version__
-from relay.config import Config, ConfigError, load
-
-DEFAULT_GRACE_SECONDS = 20.0
+from relay.config import Config, ConfigError, load, seconds
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -44,7 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=host,
             port=port,
             access_log=None,
-            shutdown_timeout=DEFAULT_GRACE_SECONDS,
+            shutdown_timeout=seconds(config.shutdown_grace),
             print=None,
             handle_signals=True,
             loop=new_event_loop(),

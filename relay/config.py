@@ -160,6 +160,8 @@ class Config(Section, frozen=True, kw_only=True):
     subscribers: list[Subscriber] = []
     limits: Limits = Limits()
     logging: Logging = Logging()
+    shutdown_grace: Duration = "20s"
+    """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
 
     @property
     def data_path(self) -> Path:
@@ -302,6 +304,10 @@ def _check(config: Config) -> None:
         raise ConfigError(f"listen.port: {config.listen.port} is not a TCP port")
     if config.limits.max_body_bytes <= 0:
         raise ConfigError("limits.max_body_bytes: must be positive")
+    try:
+        seconds(config.shutdown_grace)
+    except ValueError as exc:
+        raise ConfigError(f"shutdown_grace: {exc}") from None
     try:
         if seconds(config.limits.body_timeout) <= 0:
             raise ValueError("must be positive")

@@ -13,8 +13,8 @@ from relay import __version__
 from relay.config import Subscriber, per_second, seconds, webhook_secret
 from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker
-from relay.ratelimit import RateLimiter
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
+from relay.ratelimit import RateLimiter
 
 log = structlog.get_logger("relay.delivery")
 

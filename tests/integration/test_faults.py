@@ -1,0 +1,226 @@
+"""Fault injection against real processes: nothing answered 202 is ever lost.
+
+relay runs as ``relay serve`` (a real process) on Kafka (a Tansu broker of the test's own)
+while a load of concurrent webhooks runs; the broker is paused, relay is killed with
+SIGKILL or stopped with SIGTERM mid-load; then every acknowledged event id must be on
+the topic. Each test prints its figures (sent, acknowledged, found, lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.integration.conftest import Broker
+from tests.support import consume_ids, free_port, unique
+
+pytestmark = pytest.mark.integration
+
+TOTAL = 300
+CONCURRENCY = 16
+
+
+@dataclass
+class Load:
+    port: int
+    sent: int = 0
+    acked: set[str] = field(default_factory=set)
+    refused: int = 0
+    other: dict[int, int] = field(default_factory=dict)
+    acked_count: int = 0
+
+    async def run(self, numbers: range, on_ack: Callable[[int], None] | None = None) -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in numbers:
+            queue.put_nowait(n)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await asyncio.gather(
+                *(self._worker(session, queue, on_ack) for _ in range(CONCURRENCY))
+            )
+
+    async def _worker(
+        self,
+        session: aiohttp.ClientSession,
+        queue: asyncio.Queue[int],
+        on_ack: Callable[[int], None] | None,
+    ) -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            body = {"event": "conversation_created", "id": n, "account_id": 1, "status": "open"}
+            self.sent += 1
+            try:
+                async with session.post(
+                    f"http://127.0.0.1:{self.port}/v1/hooks/cw",
+                    data=json.dumps(body),
+                    headers={"Content-Type": "application/json"},
+                ) as response:
+                    if response.status == 202:
+                        self.acked.update((await response.json())["ids"])
+                        self.acked_count += 1
+                        if on_ack is not None:
+                            on_ack(self.acked_count)
+                    else:
+                        self.other[response.status] = self.other.get(response.status, 0) + 1
+            except (TimeoutError, aiohttp.ClientError):
+                self.refused += 1
+
+
+class Relay:
+    def __init__(self, config: Path, port: int) -> None:
+        self.config = config
+        self.port = port
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "relay",
+            "serve",
+            "--config",
+            str(self.config),
+            "--port",
+            str(self.port),
+            env=os.environ.copy(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        async with aiohttp.ClientSession() as session:
+            for _ in range(400):
+                if self.process.returncode is not None:
+                    raise AssertionError("relay exited at start")
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise AssertionError("relay did not become ready")
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    async def wait(self, within: float = 30) -> int:
+        assert self.process is not None
+        async with asyncio.timeout(within):
+            return await self.process.wait()
+
+
+@pytest.fixture
+async def relay_on(own_broker: Broker, tmp_path: Path) -> AsyncIterator[Callable[[], Relay]]:
+    events = unique("faults.events")
+    config = tmp_path / "relay.yaml"
+    config.write_text(
+        f"""
+data_dir: {tmp_path / "var"}
+kafka: {{bootstrap_servers: "{own_broker.bootstrap}", idempotence: false, spool_after: 1s}}
+sources: {{cw: {{provider: chatwoot}}}}
+topics: {{events: {events}}}
+logging: {{level: warning}}
+shutdown_grace: 15s
+"""
+    )
+    relays: list[Relay] = []
+    port = free_port()
+
+    def new_relay() -> Relay:
+        relay = Relay(config, port)
+        relays.append(relay)
+        return relay
+
+    new_relay.events = events  # type: ignore[attr-defined]
+    yield new_relay
+    for relay in relays:
+        if relay.process is not None and relay.process.returncode is None:
+            relay.process.kill()
+            await relay.process.wait()
+
+
+def report(name: str, load: Load, found: int) -> None:
+    lost = len(load.acked) - found
+    print(
+        f"\n{name}: sent={load.sent} acknowledged={load.acked_count} refused={load.refused} "
+        f"other={load.other} found={found} lost={lost}"
+    )
+
+
+async def test_kill_9_mid_load_loses_nothing_acknowledged(
+    own_broker: Broker, relay_on: Callable[[], Relay]
+) -> None:
+    first = relay_on()
+    await first.start()
+    load = Load(first.port)
+
+    def kill_at_100(acked: int) -> None:
+        if acked == 100:
+            first.signal(signal.SIGKILL)
+
+    await load.run(range(TOTAL), on_ack=kill_at_100)
+    assert await first.wait() == -signal.SIGKILL
+    second = relay_on()
+    await second.start()
+    await load.run(range(TOTAL, TOTAL + 50))
+    found = await consume_ids(own_broker.bootstrap, relay_on.events, load.acked, within=30)  # type: ignore[attr-defined]
+    report("kill -9", load, len(found))
+    assert load.acked_count >= 150
+    assert set(found) == load.acked
+
+
+async def test_sigterm_mid_load_exits_0_and_loses_nothing(
+    own_broker: Broker, relay_on: Callable[[], Relay]
+) -> None:
+    relay = relay_on()
+    await relay.start()
+    load = Load(relay.port)
+
+    def term_at_100(acked: int) -> None:
+        if acked == 100:
+            relay.signal(signal.SIGTERM)
+
+    await load.run(range(TOTAL), on_ack=term_at_100)
+    assert await relay.wait() == 0
+    found = await consume_ids(own_broker.bootstrap, relay_on.events, load.acked, within=30)  # type: ignore[attr-defined]
+    report("SIGTERM", load, len(found))
+    assert load.acked_count >= 100
+    assert set(found) == load.acked
+    assert set(load.other) <= {503}  # requests caught by the shutdown get 503, not 5xx noise
+
+
+async def test_broker_paused_mid_load_loses_nothing(
+    own_broker: Broker, relay_on: Callable[[], Relay]
+) -> None:
+    relay = relay_on()
+    await relay.start()
+    load = Load(relay.port)
+    paused: list[asyncio.Task[None]] = []
+
+    async def pause_broker() -> None:
+        own_broker.process.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(2.5)
+        own_broker.process.send_signal(signal.SIGCONT)
+
+    def pause_at_100(acked: int) -> None:
+        if acked == 100:
+            paused.append(asyncio.ensure_future(pause_broker()))
+
+    try:
+        await load.run(range(TOTAL), on_ack=pause_at_100)
+        await asyncio.gather(*paused)
+    finally:
+        own_broker.process.send_signal(signal.SIGCONT)
+    found = await consume_ids(own_broker.bootstrap, relay_on.events, load.acked, within=60)  # type: ignore[attr-defined]
+    report("broker SIGSTOP", load, len(found))
+    assert load.acked_count == TOTAL  # the spool kept answering 202
+    assert set(found) == load.acked

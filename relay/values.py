@@ -23,16 +23,22 @@ _MIN_EPOCH = 946_684_800
 _MAX_EPOCH = 7_258_118_400
 
 
+_MISSING: Any = object()
+
+
 def get(obj: Any, key: str) -> Any:
     """``obj[key]`` for a JSON object, tolerating keys sent with stray whitespace."""
-    if not isinstance(obj, Mapping):
+    # Hot path (every normalizer calls this dozens of times a body): decoded JSON objects
+    # are plain dicts, and an exact isinstance check on them avoids the ABC machinery.
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         return None
-    value = obj.get(key)
-    if value is None and key not in obj:
-        for candidate, candidate_value in obj.items():
-            if isinstance(candidate, str) and candidate.strip() == key:
-                return candidate_value
-    return value
+    value = obj.get(key, _MISSING)
+    if value is not _MISSING:
+        return value
+    for candidate, candidate_value in obj.items():
+        if isinstance(candidate, str) and candidate.strip() == key:
+            return candidate_value
+    return None
 
 
 def get_obj(obj: Any, key: str) -> JSONObject:
@@ -56,7 +62,7 @@ def first(obj: Any, *keys: str) -> Any:
 
 def as_str(value: Any) -> str | None:
     """A scalar as text: strings as they are (blank is None), numbers in decimal."""
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return value if value.strip() else None
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -106,8 +112,7 @@ def as_float(value: Any) -> float | None:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with millisecond precision, e.g. ``2022-04-27T13:18:01.865Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _from_epoch(number: float) -> str | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Literal
 
 import structlog
@@ -14,6 +17,8 @@ from relay.config import Config, seconds
 from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
 from relay.ingress import INGRESS, IngressState, add_routes, middlewares
+from relay.ingress.admin import RELOADER
+from relay.reload import Reloader, ReloadRefused
 from relay.routing import Router
 
 log = structlog.get_logger("relay.app")
@@ -41,10 +46,27 @@ def make_bus(config: Config, role: str = "all") -> Bus:
 Role = Literal["all", "ingress", "delivery"]
 
 
-def build_app(config: Config, *, bus: Bus | None = None, role: Role = "all") -> web.Application:
+async def _reload_quietly(reloader: Reloader) -> object:
+    """SIGHUP has nobody to answer: the outcome is logged by the reloader."""
+    try:
+        return await reloader.reload()
+    except ReloadRefused:
+        return None
+
+
+def build_app(
+    config: Config,
+    *,
+    bus: Bus | None = None,
+    role: Role = "all",
+    config_path: Path | None = None,
+    reload_on_sighup: bool = False,
+) -> web.Application:
     """The aiohttp application for a role: ingress (hooks), delivery (subscribers), or both.
 
-    Every role serves ``/healthz`` and ``/readyz``; the bus is opened and closed with the app.
+    Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the bus is opened and
+    closed with the app. With ``config_path`` the configuration can be reloaded live
+    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``).
     """
     bus = bus if bus is not None else make_bus(config, role)
     ingest = Ingest(bus, Router(config.routes, config.topics.events), config.topics)
@@ -74,10 +96,28 @@ def build_app(config: Config, *, bus: Bus | None = None, role: Role = "all") -> 
     async def stop_accepting(app: web.Application) -> None:
         state.accepting = False
 
+    reloader = Reloader(config, config_path, state, ingest, delivery)
+    app[RELOADER] = reloader
+
+    async def sighup_reload(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[object]] = set()
+
+        def on_sighup() -> None:
+            task = asyncio.create_task(_reload_quietly(reloader))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        yield
+        loop.remove_signal_handler(signal.SIGHUP)
+
     app.on_shutdown.append(stop_accepting)
     app.cleanup_ctx.append(bus_lifetime)
     if delivery is not None:
         app[DELIVERY] = delivery
         app.cleanup_ctx.append(delivery_lifetime)
+    if reload_on_sighup and config_path is not None:
+        app.cleanup_ctx.append(sighup_reload)
     add_routes(app, hooks=role in ("all", "ingress"))
     return app

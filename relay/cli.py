@@ -38,7 +38,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = args.host or config.listen.host, args.port or config.listen.port
     try:
         web.run_app(
-            build_app(config, role=args.role),
+            build_app(
+                config,
+                role=args.role,
+                config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
+                reload_on_sighup=True,
+            ),
             host=host,
             port=port,
             access_log=None,

@@ -100,6 +100,11 @@ class Limits(Section, frozen=True, kw_only=True):
     """A body that takes longer than this to arrive (slowloris) is answered 408."""
 
 
+class Admin(Section, frozen=True, kw_only=True):
+    token: str | None = None
+    """Bearer token for ``POST /admin/reload``; without one the admin endpoints are off."""
+
+
 class Logging(Section, frozen=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -160,6 +165,7 @@ class Config(Section, frozen=True, kw_only=True):
     subscribers: list[Subscriber] = []
     limits: Limits = Limits()
     logging: Logging = Logging()
+    admin: Admin = Admin()
     shutdown_grace: Duration = "20s"
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
 
@@ -408,7 +414,10 @@ def _check_subscribers(config: Config) -> None:
 
 
 def _normalize_secrets(data: Any) -> Any:
-    """``signing_secret: ""`` (an unset ``${VAR:-}``) means no signing secret."""
+    """``signing_secret: ""`` or ``admin.token: ""`` (an unset ``${VAR:-}``) mean none."""
+    admin = data.get("admin") if isinstance(data, dict) else None
+    if isinstance(admin, dict) and admin.get("token") == "":
+        admin["token"] = None
     sources = data.get("sources") if isinstance(data, dict) else None
     if isinstance(sources, dict):
         for source in sources.values():

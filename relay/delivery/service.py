@@ -29,11 +29,13 @@ def subscription_source(config: Config, subscriber: Subscriber) -> Source:
 
 
 class DeliveryService:
+    """One supervised worker per subscriber; subscribers can be added, changed or removed live."""
+
     def __init__(self, config: Config, bus: Bus) -> None:
         self.config = config
         self.dead_letters = DeadLetters(bus, config.topics.deadletter)
         self.workers: dict[str, SubscriberWorker] = {}
-        self._tasks: list[asyncio.Task[object]] = []
+        self._tasks: dict[str, asyncio.Task[object]] = {}
 
     def _new_worker(self, subscriber: Subscriber) -> SubscriberWorker:
         worker = SubscriberWorker(
@@ -45,12 +47,15 @@ class DeliveryService:
         self.workers[subscriber.name] = worker
         return worker
 
+    def _launch(self, subscriber: Subscriber) -> None:
+        task = asyncio.create_task(self._supervise(subscriber), name=subscriber.name)
+        self._tasks[subscriber.name] = task
+
     async def start(self) -> None:
         for subscriber in self.config.subscribers:
-            task = asyncio.create_task(self._supervise(subscriber), name=subscriber.name)
-            self._tasks.append(task)
+            self._launch(subscriber)
         if self._tasks:
-            log.info("delivery_started", subscribers=[s.name for s in self.config.subscribers])
+            log.info("delivery_started", subscribers=sorted(self._tasks))
 
     async def _supervise(self, subscriber: Subscriber) -> object:
         """A worker that fails (broker gone at start, say) is rebuilt; others carry on."""
@@ -70,21 +75,46 @@ class DeliveryService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
+    async def _stop(self, names: list[str], grace: float) -> None:
+        tasks = {name: self._tasks.pop(name) for name in names if name in self._tasks}
+        for name in tasks:
+            worker = self.workers.get(name)
+            if worker is not None:
+                worker.stop_reading(grace)
+        if not tasks:
+            return
+        pending: set[asyncio.Task[object]] = set(tasks.values())
+        if grace > 0:
+            _, pending = await asyncio.wait(pending, timeout=grace + 2 * FETCH_WAIT_SECONDS)
+        for task in pending:
+            task.cancel()
+        for task in tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def stop(self, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         """Stop reading, let in-flight deliveries finish within ``grace``, commit watermarks.
 
         Whatever is still in flight after that is cancelled and delivered again after the
         restart (at-least-once; the event id stays the same).
         """
-        for worker in self.workers.values():
-            worker.stop_reading(grace)
-        if self._tasks:
-            pending: set[asyncio.Task[object]] = set(self._tasks)
-            if grace > 0:
-                _, pending = await asyncio.wait(pending, timeout=grace + 2 * FETCH_WAIT_SECONDS)
-            for task in pending:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._tasks.clear()
+        await self._stop(list(self._tasks), grace)
+
+    async def reconcile(self, config: Config, grace: float = DEFAULT_GRACE_SECONDS) -> None:
+        """Apply a new configuration: stop removed or changed subscribers, start new ones.
+
+        Each subscriber's position lives in its consumer group, so a changed subscriber
+        resumes where it stopped.
+        """
+        wanted = {s.name: s for s in config.subscribers}
+        current = {s.name: s for s in self.config.subscribers}
+        stale = [name for name in current if wanted.get(name) != current[name]]
+        await self._stop(stale, grace)
+        for name in set(current) - set(wanted):
+            self.workers.pop(name, None)
+        self.config = config
+        for name, subscriber in wanted.items():
+            if name not in self._tasks:
+                self._launch(subscriber)
+        if stale or set(wanted) != set(current):
+            log.info("delivery_reconciled", subscribers=sorted(wanted), restarted=sorted(stale))

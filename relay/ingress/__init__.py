@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay.ingress import handlers
+from relay.ingress import admin, handlers
 from relay.ingress.middleware import request_context
 from relay.ingress.state import INGRESS, IngressState
 
@@ -19,4 +19,5 @@ def add_routes(app: web.Application, *, hooks: bool = True) -> None:
         app.router.add_post("/v1/hooks/{source}/{kind}", handlers.receive_hook)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_post("/admin/reload", admin.reload)
     app.router.add_get("/readyz", handlers.readyz)

@@ -14,6 +14,7 @@ from aiohttp import web
 from relay.bus import Bus
 from relay.bus.embedded import EmbeddedLog
 from relay.config import Config, seconds
+from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
 from relay.ingress import INGRESS, IngressState, add_routes, middlewares
@@ -69,7 +70,8 @@ def build_app(
     (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``).
     """
     bus = bus if bus is not None else make_bus(config, role)
-    ingest = Ingest(bus, Router(config.routes, config.topics.events), config.topics)
+    dedupe = Deduplicator(seconds(config.dedupe.window), config.dedupe.max_entries)
+    ingest = Ingest(bus, Router(config.routes, config.topics.events), config.topics, dedupe)
     state = IngressState.build(config, ingest)
     app = web.Application(middlewares=middlewares)
     app[INGRESS] = state

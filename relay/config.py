@@ -100,6 +100,12 @@ class Limits(Section, frozen=True, kw_only=True):
     """A body that takes longer than this to arrive (slowloris) is answered 408."""
 
 
+class Dedupe(Section, frozen=True, kw_only=True):
+    window: Duration = "10m"
+    """A delivery retried within this window makes one event; 0 turns deduplication off."""
+    max_entries: int = 100_000
+
+
 class Admin(Section, frozen=True, kw_only=True):
     token: str | None = None
     """Bearer token for ``POST /admin/reload``; without one the admin endpoints are off."""
@@ -166,6 +172,7 @@ class Config(Section, frozen=True, kw_only=True):
     limits: Limits = Limits()
     logging: Logging = Logging()
     admin: Admin = Admin()
+    dedupe: Dedupe = Dedupe()
     shutdown_grace: Duration = "20s"
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
 
@@ -310,10 +317,16 @@ def _check(config: Config) -> None:
         raise ConfigError(f"listen.port: {config.listen.port} is not a TCP port")
     if config.limits.max_body_bytes <= 0:
         raise ConfigError("limits.max_body_bytes: must be positive")
-    try:
-        seconds(config.shutdown_grace)
-    except ValueError as exc:
-        raise ConfigError(f"shutdown_grace: {exc}") from None
+    for field, value in (
+        ("shutdown_grace", config.shutdown_grace),
+        ("dedupe.window", config.dedupe.window),
+    ):
+        try:
+            seconds(value)
+        except ValueError as exc:
+            raise ConfigError(f"{field}: {exc}") from None
+    if config.dedupe.max_entries < 1:
+        raise ConfigError("dedupe.max_entries: must be at least 1")
     try:
         if seconds(config.limits.body_timeout) <= 0:
             raise ValueError("must be positive")

@@ -8,13 +8,16 @@ acknowledge only after :meth:`Ingest.ingest` returns.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 import structlog
 
 from relay.bus import Bus, Record
 from relay.config import Topics
+from relay.dedupe import Deduplicator
 from relay.events import CloudEvent, encode
+from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import NORMALIZERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
 
@@ -69,11 +72,22 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Ingest:
-    def __init__(self, bus: Bus, router: Router, topics: Topics) -> None:
+    def __init__(
+        self, bus: Bus, router: Router, topics: Topics, dedupe: Deduplicator | None = None
+    ) -> None:
         self.bus = bus
         self.router = router
         self.topics = topics
+        self.dedupe = dedupe if dedupe is not None else Deduplicator(window=0)
         self._names: dict[str, bytes] = {}
+        self._event_counters: dict[str, Any] = {}
+
+    def _count(self, events: list[CloudEvent]) -> None:
+        for event in events:
+            counter = self._event_counters.get(event.type)
+            if counter is None:
+                counter = self._event_counters[event.type] = EVENTS.labels(event.type)
+            counter.inc()
 
     def _name(self, text: str) -> bytes:
         """A source or provider name as bytes, encoded once (the set of names is the config's)."""
@@ -156,8 +170,34 @@ class Ingest:
             records.append(self._deadletter(received, metadata, "normalizer_error", detail))
             outcome = Outcome(deadletter_reason="normalizer_error")
         else:
+            outcome = Outcome(ids=[event.id for event in events])
+            if self.dedupe.enabled and events:
+                return await self._publish_deduplicated(records, events, outcome)
             for event in events:
                 records.extend(self.event_records(event))
-            outcome = Outcome(ids=[event.id for event in events])
+            await self._publish(records)
+            self._count(events)
+            return outcome
+        await self._publish(records)
+        return outcome
+
+    async def _publish(self, records: list[Record]) -> None:
+        started = time.perf_counter()
         await self.bus.publish(records)
+        PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+    async def _publish_deduplicated(
+        self, records: list[Record], events: list[CloudEvent], outcome: Outcome
+    ) -> Outcome:
+        claim = await self.dedupe.claim(outcome.ids)
+        fresh = [event for event in events if event.id not in claim.duplicates]
+        for event in fresh:
+            records.extend(self.event_records(event))
+        try:
+            await self._publish(records)
+        except BaseException:
+            claim.finish(published=False)
+            raise
+        claim.finish(published=True)
+        self._count(fresh)
         return outcome

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import asyncio
+
+from relay.dedupe import Deduplicator
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_an_id_published_within_the_window_is_a_duplicate() -> None:
+    clock = Clock()
+    dedupe = Deduplicator(window=600, clock=clock)
+    first = await dedupe.claim(["a", "b"])
+    assert (first.mine, first.duplicates) == (["a", "b"], set())
+    first.finish(published=True)
+    again = await dedupe.claim(["a", "c"])
+    assert (again.mine, again.duplicates) == (["c"], {"a"})
+    again.finish(published=True)
+    clock.now += 601
+    later = await dedupe.claim(["a"])
+    assert later.mine == ["a"]  # the window has passed
+
+
+async def test_a_failed_publish_is_not_remembered() -> None:
+    dedupe = Deduplicator(window=600)
+    first = await dedupe.claim(["a"])
+    first.finish(published=False)
+    second = await dedupe.claim(["a"])
+    assert second.mine == ["a"]
+
+
+async def test_a_concurrent_copy_waits_for_the_first_outcome() -> None:
+    dedupe = Deduplicator(window=600)
+    first = await dedupe.claim(["a"])
+    waiting = asyncio.create_task(dedupe.claim(["a"]))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    first.finish(published=True)
+    second = await waiting
+    assert second.duplicates == {"a"} and second.mine == []
+
+
+async def test_a_concurrent_copy_publishes_when_the_first_failed() -> None:
+    dedupe = Deduplicator(window=600)
+    first = await dedupe.claim(["a"])
+    waiting = asyncio.create_task(dedupe.claim(["a"]))
+    await asyncio.sleep(0.01)
+    first.finish(published=False)
+    second = await waiting
+    assert second.duplicates == set()  # it must publish the event itself
+
+
+async def test_memory_is_bounded() -> None:
+    dedupe = Deduplicator(window=600, max_entries=3)
+    for event_id in "abcde":
+        (await dedupe.claim([event_id])).finish(published=True)
+    claim = await dedupe.claim(["a", "e"])
+    assert claim.mine == ["a"] and claim.duplicates == {"e"}  # oldest forgotten first
+
+
+def test_off_with_a_zero_window() -> None:
+    assert not Deduplicator(window=0).enabled

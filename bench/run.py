@@ -1,0 +1,452 @@
+"""One command, one table: ``python -m bench`` (or ``bench/run.sh``). See bench/README.md.
+
+Starts Tansu, then, one after the other on the same machine and broker:
+  (a) bare aiohttp handler (the ceiling), (b) naive relay (send_and_wait per record),
+  (b0) forwarder (one send_and_wait of the body), (c) ``relay serve`` on Kafka;
+closed-loop load (wrk, or bench.loadgen without it) at fixed concurrency and duration,
+then an open-loop run at a fixed offered rate (p99 at 5,000 req/s by default), then a
+bounded soak of relay with its RSS sampled. Prints one Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.broker import create_topics, free_port, pin, tansu, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "chatwoot" / "message_created.json"
+TOKEN = "bench-token"
+HOOK = f"/v1/hooks/nexloo?token={TOKEN}"
+TOPICS = ["relay.raw", "chat.events", "chat.messages", "relay.deadletter", "bench.forward"]
+
+RELAY_CONFIG = """\
+listen: {{host: 127.0.0.1, port: {port}}}
+data_dir: {data_dir}
+kafka: {{bootstrap_servers: "{bootstrap}", client_id: relay-bench, idempotence: false}}
+sources:
+  nexloo: {{provider: chatwoot, tokens: ["{token}"]}}
+routes:
+  - {{name: messages, match: {{type: "chat.message.*"}}, topic: chat.messages}}
+logging: {{level: info, format: json}}
+"""
+
+
+@dataclass
+class Target:
+    key: str
+    label: str
+    command: list[str]
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def make_bodies(path: Path, variants: int) -> int:
+    """``variants`` real-shaped Chatwoot message_created bodies, one per line, as Rails sends
+    them (compact, ``<>&`` escaped); each a different message in a different conversation."""
+    payload = json.loads(FIXTURE.read_bytes())
+    lines = []
+    for i in range(variants):
+        payload["id"] = 90_000 + i
+        payload["conversation"]["id"] = 4_000 + i
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        lines.append(text.encode())
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return len(lines[0])
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+@contextmanager
+def serving(
+    target: Target, port: int, cpus: set[int] | None, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            target.command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: pin(cpus)) if cpus else None,
+            cwd=ROOT,
+        )
+    try:
+        wait_for_port(port, timeout=20)
+        if target.key == "c":
+            wait_ready(port)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise RuntimeError("relay did not become ready") from None
+            time.sleep(0.1)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def run_wrk(
+    url: str, bodies: Path, connections: int, duration: float, cpus: set[int] | None
+) -> dict[str, Any]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency"]
+    command += ["-s", str(ROOT / "bench" / "post.lua"), url, "--", str(bodies)]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        preexec_fn=(lambda: pin(cpus)) if cpus else None,
+        check=True,
+    )
+    out = done.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "tool": "wrk",
+        "rps": rps,
+        "p50_ms": _ms(pcts["50"]),
+        "p90_ms": _ms(pcts["90"]),
+        "p99_ms": _ms(pcts["99"]),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
+        "raw": out,
+    }
+
+
+def run_loadgen(
+    url: str,
+    bodies: Path,
+    *,
+    connections: int,
+    duration: float,
+    warmup: float,
+    rate: float | None,
+    cpus: set[int] | None,
+) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--bodies", str(bodies)]
+    command += ["--connections", str(connections), "--duration", str(duration)]
+    command += ["--warmup", str(warmup)]
+    if rate is not None:
+        command += ["--rate", str(rate)]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=duration + warmup + 60,
+        preexec_fn=(lambda: pin(cpus)) if cpus else None,
+        check=True,
+        cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["tool"] = "bench.loadgen"
+    result["non_2xx"] = result["completed"] - result["ok"]
+    return result
+
+
+def closed_loop(
+    url: str, bodies: Path, args: argparse.Namespace, cpus: set[int] | None
+) -> dict[str, Any]:
+    if shutil.which("wrk") and not args.no_wrk:
+        # warm up (JIT-less Python still has caches, connections, broker metadata)
+        run_wrk(url, bodies, args.connections, args.warmup, cpus)
+        return run_wrk(url, bodies, args.connections, args.duration, cpus)
+    return run_loadgen(
+        url,
+        bodies,
+        connections=args.connections,
+        duration=args.duration,
+        warmup=args.warmup,
+        rate=None,
+        cpus=cpus,
+    )
+
+
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def machine() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {int(mem) // 1024 // 1024 + 1} GiB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--duration", type=float, default=15, help="closed-loop seconds")
+    parser.add_argument("--warmup", type=float, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=5000, help="open-loop offered req/s")
+    parser.add_argument("--rate-duration", type=float, default=20)
+    parser.add_argument("--soak", type=float, default=60, help="soak seconds (600: 10 min)")
+    parser.add_argument("--soak-rate", type=float, default=2000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--variants", type=int, default=64, help="distinct bodies")
+    parser.add_argument("--targets", default="a,b,b0,c", help="subset of a,b,b0,c")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0")
+    parser.add_argument("--no-wrk", action="store_true", help="closed loop with bench.loadgen")
+    parser.add_argument("--workers", type=int, default=1, help="relay serve --workers")
+    parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also run (a+n) bare+normalizer and (c0) relay on a null bus",
+    )
+    args = parser.parse_args(argv)
+
+    ncpu = os.cpu_count() or 1
+    server_cpus: set[int] | None = None if args.no_pin or ncpu < 2 else {0}
+    other_cpus: set[int] | None = None if server_cpus is None else set(range(1, ncpu))
+    if args.workers > 1 and server_cpus is not None:
+        server_cpus = set(range(min(args.workers, ncpu)))
+        other_cpus = None
+
+    work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    bodies = work / "bodies.txt"
+    body_size = make_bodies(bodies, args.variants)
+    logs = work / "servers.log"
+    wanted = set(args.targets.split(","))
+    if args.diagnose:
+        wanted |= {"a+n", "c0"}
+    settings = {**vars(args), "json": str(args.json) if args.json else None}
+    report: dict[str, Any] = {"machine": machine(), "body_bytes": body_size, "args": settings}
+    print(f"# relay bench — {report['machine']}", flush=True)
+    print(f"# body {body_size} B, work dir {work}, server logs {logs}", flush=True)
+
+    with tansu(other_cpus) as (bootstrap, broker):
+        create_topics(bootstrap, TOPICS, args.partitions)
+        config = work / "relay.yaml"
+
+        def targets(port: int) -> list[Target]:
+            config.write_text(
+                RELAY_CONFIG.format(
+                    port=port, data_dir=work / "var", bootstrap=bootstrap, token=TOKEN
+                )
+            )
+            py = sys.executable
+            relay = [py, "-m", "relay", "serve", "--config", str(config)]
+            if args.workers > 1:
+                relay += ["--workers", str(args.workers)]
+            every = [
+                Target("a", "(a) bare aiohttp handler", [py, "-m", "bench.targets", "bare"]),
+                Target(
+                    "b",
+                    "(b) naive relay: send_and_wait per record",
+                    [py, "-m", "bench.targets", "naive", "--config", str(config)],
+                ),
+                Target(
+                    "b0",
+                    "(b0) forwarder: one send_and_wait of the body",
+                    [py, "-m", "bench.targets", "forward", "--bootstrap", bootstrap],
+                ),
+                Target("c", "(c) relay serve (Kafka, 202 after ack)", relay),
+                Target(
+                    "a+n",
+                    "(a+n) bare handler + Chatwoot normalizer (diagnostic)",
+                    [py, "-m", "bench.targets", "normalize"],
+                ),
+                Target(
+                    "c0",
+                    "(c0) relay app on a null bus (diagnostic)",
+                    [py, "-m", "bench.targets", "nullbus", "--config", str(config)],
+                ),
+            ]
+            for t in every:
+                if t.key != "c":
+                    t.command += ["--port", str(port)]
+            order = ["a", "a+n", "b0", "b", "c0", "c"]
+            return sorted((t for t in every if t.key in wanted), key=lambda t: order.index(t.key))
+
+        results: dict[str, Target] = {}
+        for target in targets(0):
+            port = free_port()
+            [target] = [t for t in targets(port) if t.key == target.key]
+            url = f"http://127.0.0.1:{port}{HOOK}"
+            print(f"## {target.label}: closed loop, {args.connections} connections", flush=True)
+            with serving(target, port, server_cpus, logs) as process:
+                target.results["closed"] = closed_loop(url, bodies, args, other_cpus)
+                print(f"   {summary(target.results['closed'])}", flush=True)
+                print(f"## {target.label}: open loop at {args.rate:.0f} req/s", flush=True)
+                target.results["open"] = run_loadgen(
+                    url,
+                    bodies,
+                    connections=args.connections,
+                    duration=args.rate_duration,
+                    warmup=2,
+                    rate=args.rate,
+                    cpus=other_cpus,
+                )
+                print(f"   {summary(target.results['open'])}", flush=True)
+                if target.key == "c" and args.soak > 0:
+                    target.results["soak"] = soak(url, bodies, args, process, other_cpus)
+            results[target.key] = target
+            report.setdefault("broker_rss_kib", []).append(rss_kib(broker.pid))
+
+    report["results"] = {k: t.results for k, t in results.items()}
+    for t in report["results"].values():
+        for phase in t.values():
+            if isinstance(phase, dict):
+                phase.pop("raw", None)
+    print()
+    print(table(results, args, body_size))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def soak(
+    url: str,
+    bodies: Path,
+    args: argparse.Namespace,
+    process: subprocess.Popen[bytes],
+    cpus: set[int] | None,
+) -> dict[str, Any]:
+    """Open-loop load for ``args.soak`` seconds; relay's RSS sampled along the way."""
+    print(f"## soak: {args.soak:.0f} s at {args.soak_rate:.0f} req/s", flush=True)
+    pids = [process.pid, *children(process.pid)]
+    before = sum(rss_kib(p) for p in pids)
+    command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--bodies", str(bodies)]
+    command += ["--connections", str(args.connections), "--duration", str(args.soak)]
+    command += ["--warmup", "0", "--rate", str(args.soak_rate)]
+    gen = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=(lambda: pin(cpus)) if cpus else None,
+    )
+    samples = [(0.0, before)]
+    started = time.monotonic()
+    while gen.poll() is None and time.monotonic() - started < args.soak + 120:
+        time.sleep(min(5.0, max(1.0, args.soak / 12)))
+        samples.append((round(time.monotonic() - started, 1), sum(rss_kib(p) for p in pids)))
+    out, _ = gen.communicate(timeout=60)
+    after = sum(rss_kib(p) for p in pids)
+    load = json.loads(out)
+    load["tool"] = "bench.loadgen"
+    load["non_2xx"] = load["completed"] - load["ok"]
+    result = {
+        "seconds": args.soak,
+        "rate": args.soak_rate,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "rss_max_kib": max(s[1] for s in samples),
+        "change_pct": round((after - before) / before * 100, 1),
+        "samples": samples,
+        "load": load,
+    }
+    print(
+        f"   RSS {before / 1024:.1f} MiB → {after / 1024:.1f} MiB "
+        f"({result['change_pct']:+.1f}%), max {result['rss_max_kib'] / 1024:.1f} MiB; "
+        f"{summary(load)}",
+        flush=True,
+    )
+    return result
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def summary(r: dict[str, Any]) -> str:
+    extra = f", non-2xx {r['non_2xx']}" if r.get("non_2xx") else ""
+    return (
+        f"{r['rps']:.0f} req/s, p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms"
+        f" [{r['tool']}]{extra}"
+    )
+
+
+def table(results: dict[str, Target], args: argparse.Namespace, body_size: int) -> str:
+    head = (
+        f"closed loop: {args.connections} connections, {args.duration:.0f} s; "
+        f"open loop: {args.rate:.0f} req/s offered for {args.rate_duration:.0f} s; "
+        f"body {body_size} B"
+    )
+    rows = [
+        f"| target | req/s | p50 ms | p99 ms | p99 ms @ {args.rate:.0f}/s (achieved/s) | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for t in results.values():
+        c, o = t.results["closed"], t.results["open"]
+        rows.append(
+            f"| {t.label} | {c['rps']:.0f} | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | "
+            f"{fmt(o['p99_ms'])} ({o['rps']:.0f}) | {c['non_2xx'] + o['non_2xx']} |"
+        )
+    rows.append("| (d) fan-out to HTTP subscribers | not built yet | — | — | — | — |")
+    lines = [head, "", *rows, ""]
+    rps = {k: t.results["closed"]["rps"] for k, t in results.items()}
+    if "c" in rps:
+        for base, target in (("a", "≥ 0.50"), ("b", "≥ 2.0"), ("b0", "")):
+            if base in rps:
+                goal = f" (target {target})" if target else ""
+                lines.append(f"- (c)/({base}) req/s: {rps['c'] / rps[base]:.2f}{goal}")
+        o = results["c"].results["open"]
+        lines.append(
+            f"- (c) p99 at {args.rate:.0f} req/s offered: {fmt(o['p99_ms'])} ms (target ≤ 10)"
+        )
+        s = results["c"].results.get("soak")
+        if s:
+            lines.append(
+                f"- (c) RSS over a {s['seconds']:.0f} s soak at {s['rate']:.0f} req/s: "
+                f"{s['rss_before_kib'] / 1024:.1f} → {s['rss_after_kib'] / 1024:.1f} MiB "
+                f"({s['change_pct']:+.1f}%, max {s['rss_max_kib'] / 1024:.1f} MiB; target ±10%)"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,182 @@
+"""The servers relay is measured against, each run as its own process.
+
+- ``bare``: an aiohttp handler that reads the body and answers 202. The ceiling.
+- ``forward``: a bare handler that awaits one aiokafka ``send_and_wait`` of the body.
+- ``naive``: relay's own pipeline (auth, normalize, route, raw copy) on a bus that awaits
+  ``send_and_wait`` for each record, one after the other: the obvious first version.
+
+Diagnostics (``python -m bench --diagnose``), to see where relay's time goes:
+
+- ``normalize``: a bare handler that also runs the Chatwoot normalizer and encodes the events.
+- ``nullbus``: relay's whole application on a bus that holds nothing and answers at once.
+
+``python -m bench.targets TARGET --port P [--bootstrap B] [--config C]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiohttp import web
+
+ACCEPTED = b'{"accepted":1}'
+
+
+def bare_app() -> web.Application:
+    async def hook(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=202, body=ACCEPTED, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/hooks/{source}", hook)
+    return app
+
+
+def normalize_app() -> web.Application:
+    from relay.events import encode
+    from relay.providers import NORMALIZERS, Inbound
+
+    normalize = NORMALIZERS["chatwoot"]
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        inbound = Inbound(source="nexloo", body=body, received_at="2026-01-01T00:00:00.000Z")
+        for event in normalize(inbound):
+            encode(event)
+        return web.Response(status=202, body=ACCEPTED, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/hooks/{source}", hook)
+    return app
+
+
+class NullBus:
+    """Holds nothing, answers at once: relay's cost without any bus."""
+
+    name = "null"
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def ready(self) -> bool:
+        return True
+
+    async def publish(self, records: Sequence[Any]) -> None:
+        pass
+
+
+def _producer(bootstrap: str) -> Any:
+    from aiokafka import AIOKafkaProducer
+
+    # The same producer settings relay uses (a 16 KB default batch would cap every produce
+    # request at ~5 of these bodies and measure that, not the hot path).
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        client_id="bench",
+        max_batch_size=1024 * 1024,
+    )
+
+
+def forward_app(bootstrap: str, topic: str) -> web.Application:
+    producers: list[Any] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        key = request.match_info["source"].encode()
+        await producers[0].send_and_wait(topic, body, key=key)
+        return web.Response(status=202, body=ACCEPTED, content_type="application/json")
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        producers.append(_producer(bootstrap))
+        await producers[0].start()
+        yield
+        await producers[0].stop()
+
+    app = web.Application()
+    app.cleanup_ctx.append(lifetime)
+    app.router.add_post("/v1/hooks/{source}", hook)
+    return app
+
+
+class NaiveKafkaBus:
+    """relay's Bus protocol, the naive way: one awaited ``send_and_wait`` per record."""
+
+    name = "kafka-naive"
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._producer: Any = None
+        self._started = False
+
+    async def start(self) -> None:
+        self._producer = _producer(self._bootstrap)
+        await self._producer.start()
+        self._started = True
+
+    async def close(self) -> None:
+        self._started = False
+        await self._producer.stop()
+
+    def ready(self) -> bool:
+        return self._started
+
+    async def publish(self, records: Sequence[Any]) -> None:
+        for r in records:
+            await self._producer.send_and_wait(
+                r.topic, r.value, key=r.key, headers=list(r.headers) or None
+            )
+
+
+def relay_app(config_path: str, bus: str) -> web.Application:
+    from relay.app import build_app
+    from relay.config import load
+    from relay.logs import configure
+
+    config = load(config_path)
+    assert config.kafka is not None, "the bench configuration names the broker"
+    configure(config.logging.level, config.logging.format)
+    if bus == "null":
+        return build_app(config, bus=NullBus(), role="ingress")
+    return build_app(config, bus=NaiveKafkaBus(",".join(config.kafka.servers)), role="ingress")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("target", choices=["bare", "forward", "naive", "normalize", "nullbus"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bootstrap")
+    parser.add_argument("--topic", default="bench.forward")
+    parser.add_argument("--config")
+    args = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    if args.target == "bare":
+        app = bare_app()
+    elif args.target == "normalize":
+        app = normalize_app()
+    elif args.target == "forward":
+        app = forward_app(args.bootstrap, args.topic)
+    elif args.target == "naive":
+        app = relay_app(args.config, "naive")
+    else:
+        app = relay_app(args.config, "null")
+    runner_loop = loop_factory() if loop_factory else asyncio.new_event_loop()
+    web.run_app(
+        app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=runner_loop
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -98,6 +98,8 @@ class Limits(Section, frozen=True, kw_only=True):
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     body_timeout: Duration = "30s"
     """A body that takes longer than this to arrive (slowloris) is answered 408."""
+    max_in_flight: int = 4096
+    """Webhook requests in progress at once; past it, 503 with Retry-After (backpressure)."""
 
 
 class Dedupe(Section, frozen=True, kw_only=True):
@@ -317,6 +319,8 @@ def _check(config: Config) -> None:
         raise ConfigError(f"listen.port: {config.listen.port} is not a TCP port")
     if config.limits.max_body_bytes <= 0:
         raise ConfigError("limits.max_body_bytes: must be positive")
+    if config.limits.max_in_flight < 1:
+        raise ConfigError("limits.max_in_flight: must be at least 1")
     for field, value in (
         ("shutdown_grace", config.shutdown_grace),
         ("dedupe.window", config.dedupe.window),

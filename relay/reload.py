@@ -70,6 +70,7 @@ class Reloader:
             self.state.sources = fresh.sources
             self.state.max_body_bytes = fresh.max_body_bytes
             self.state.body_timeout = fresh.body_timeout
+            self.state.max_in_flight = fresh.max_in_flight
             if self.delivery is not None:
                 await self.delivery.reconcile(new, grace=min(5.0, seconds(new.shutdown_grace)))
             self.config = new

@@ -57,7 +57,20 @@ async def receive_hook(request: web.Request) -> web.Response:
         REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
         return error_response(404, "unknown_source", f"no source named {name!r}")
     structlog.contextvars.bind_contextvars(source=name)
-    outcome, response = await _receive(request, state, entry)
+    if state.in_flight >= state.max_in_flight:
+        # Backpressure: refuse before reading the body rather than queue without bound.
+        entry.count("overloaded")
+        return error_response(
+            503,
+            "overloaded",
+            "too many requests in progress; retry later",
+            headers={"Retry-After": "1"},
+        )
+    state.in_flight += 1
+    try:
+        outcome, response = await _receive(request, state, entry)
+    finally:
+        state.in_flight -= 1
     entry.count(outcome)
     return response
 

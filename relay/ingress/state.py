@@ -37,7 +37,9 @@ class IngressState:
     sources: dict[str, SourceEntry]
     max_body_bytes: int
     body_timeout: float
+    max_in_flight: int
     accepting: bool = True
+    in_flight: int = 0
 
     @classmethod
     def build(cls, config: Config, ingest: Ingest) -> IngressState:
@@ -56,6 +58,7 @@ class IngressState:
             },
             max_body_bytes=config.limits.max_body_bytes,
             body_timeout=seconds(config.limits.body_timeout),
+            max_in_flight=config.limits.max_in_flight,
         )
 
 

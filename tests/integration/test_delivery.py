@@ -342,3 +342,40 @@ subscribers:
         await bus.close()
     ids = [r.headers["webhook-id"] for r in subscriber.delivered()]
     assert ids == [e.id for e in first_batch + second_batch]  # nothing twice, nothing skipped
+
+
+async def test_delivery_metrics(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from relay.metrics import exposition
+
+    subscriber.script = lambda s, body, headers: 500 if len(s.received) < 1 else 200
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: measured, url: "{subscriber.url}", start_from: earliest, '
+        f"retry: {FAST_RETRY}}}",
+    )
+    await kafka_bus.publish(records(topics["events"], [chat_event(1, 1)]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        await asyncio.sleep(1.2)  # one lag refresh
+        text = exposition()[0].decode()
+    finally:
+        await service.stop()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    mine = (("outcome", "delivered"), ("subscriber", "measured"))
+    assert samples[("relay_deliveries_total", mine)] == 1
+    assert (
+        samples[("relay_deliveries_total", (("outcome", "retried"), ("subscriber", "measured")))]
+        == 1
+    )
+    assert samples[("relay_delivery_seconds_count", (("subscriber", "measured"),))] == 1
+    assert samples[("relay_consumer_lag", (("subscriber", "measured"),))] == 0

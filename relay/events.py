@@ -238,6 +238,20 @@ class CloudEvent(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     data: EventData
 
 
+class DataHead(msgspec.Struct, frozen=True):
+    provider: str
+    source: str
+
+
+class EventHead(msgspec.Struct, frozen=True):
+    """The envelope fields delivery needs to filter and route; decoding skips the rest."""
+
+    id: str
+    type: str
+    partitionkey: str
+    data: DataHead
+
+
 _ID_NAMESPACE = uuid.UUID("6f1d5c2e-93a4-4b8e-9a53-7b0c1f2d4e60")
 
 

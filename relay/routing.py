@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from relay.config import Match, Route
-from relay.events import CloudEvent
+from relay.events import CloudEvent, EventHead
 
 _MISSING = object()
 
@@ -75,7 +75,7 @@ class Matcher:
             where=tuple((match.where or {}).items()),
         )
 
-    def __call__(self, event: CloudEvent) -> bool:
+    def __call__(self, event: CloudEvent | EventHead) -> bool:
         if self.types is not None and not self.types.match(event.type):
             return False
         if self.sources is not None and not self.sources.match(event.data.source):

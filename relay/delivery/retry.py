@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
@@ -66,6 +67,13 @@ class Backoff:
         return random.uniform(0, ceiling) if self.jitter else ceiling
 
     def __call__(self, state: RetryCallState) -> float:
+        return self._wait(state, 0)
+
+    def after(self, attempts_before: int) -> Callable[[RetryCallState], float]:
+        """The wait for a tenacity loop that starts after ``attempts_before`` attempts."""
+        return lambda state: self._wait(state, attempts_before)
+
+    def _wait(self, state: RetryCallState, offset: int) -> float:
         failure = state.outcome.exception() if state.outcome is not None else None
         retry_after = failure.retry_after if isinstance(failure, AttemptFailed) else None
-        return self.delay(state.attempt_number, retry_after)
+        return self.delay(state.attempt_number + offset, retry_after)

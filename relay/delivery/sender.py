@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -70,29 +71,54 @@ class Sender:
 
     async def deliver(self, event_id: str, body: bytes, content_type: str) -> DeliveryResult:
         started = time.monotonic()
-        attempts = 0
+        try:
+            # Most deliveries succeed at once: no retry machinery on that path.
+            status = await self._attempt(event_id, body, content_type)
+        except AttemptFailed as failure:
+            if not failure.retryable or self.max_attempts == 1:
+                return self._failed(failure, attempts=1, started=started)
+            return await self._retry(event_id, body, content_type, failure, started)
+        return DeliveryResult(
+            delivered=True, attempts=1, status=status, seconds=time.monotonic() - started
+        )
+
+    async def _retry(
+        self,
+        event_id: str,
+        body: bytes,
+        content_type: str,
+        first: AttemptFailed,
+        started: float,
+    ) -> DeliveryResult:
+        """Attempts 2..max_attempts, with tenacity: backoff, jitter, Retry-After."""
+        await asyncio.sleep(self.backoff.delay(1, first.retry_after))
+        attempts = 1
         status: int | None = None
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.max_attempts),
-                wait=self.backoff,
+                stop=stop_after_attempt(self.max_attempts - 1),
+                wait=self.backoff.after(attempts_before=1),
                 retry=retry_if_exception(_retryable),
                 reraise=True,
             ):
                 with attempt:
-                    attempts = attempt.retry_state.attempt_number
+                    attempts = attempt.retry_state.attempt_number + 1
                     status = await self._attempt(event_id, body, content_type)
         except AttemptFailed as failure:
-            return DeliveryResult(
-                delivered=False,
-                attempts=attempts,
-                status=failure.status,
-                error=failure.error,
-                reason="exhausted" if failure.retryable else "rejected",
-                seconds=time.monotonic() - started,
-            )
+            return self._failed(failure, attempts=attempts, started=started)
         return DeliveryResult(
             delivered=True, attempts=attempts, status=status, seconds=time.monotonic() - started
+        )
+
+    @staticmethod
+    def _failed(failure: AttemptFailed, *, attempts: int, started: float) -> DeliveryResult:
+        return DeliveryResult(
+            delivered=False,
+            attempts=attempts,
+            status=failure.status,
+            error=failure.error,
+            reason="exhausted" if failure.retryable else "rejected",
+            seconds=time.monotonic() - started,
         )
 
     async def _attempt(self, event_id: str, body: bytes, content_type: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from typing import Any
 
 import msgspec
 import structlog
@@ -20,13 +21,15 @@ from relay.config import Subscriber
 from relay.delivery.sender import DeliveryResult, Sender
 from relay.delivery.sources import Item, Source
 from relay.delivery.watermark import Watermark
-from relay.events import CloudEvent
+from relay.events import CloudEvent, EventHead
 from relay.metrics import DELIVERIES, DELIVERY_SECONDS, LIVE
 from relay.routing import Matcher
 
 log = structlog.get_logger("relay.delivery")
 
+Event = CloudEvent | EventHead
 _event_decoder = msgspec.json.Decoder(CloudEvent)
+_head_decoder = msgspec.json.Decoder(EventHead)
 _data_encoder = msgspec.json.Encoder()
 CLOUDEVENT_TYPE = "application/cloudevents+json"
 COMMIT_INTERVAL_SECONDS = 1.0
@@ -90,10 +93,20 @@ class SubscriberWorker:
         self.sender = sender
         self.dead_letters = dead_letters
         self.matcher = Matcher.compile(subscriber.match)
+        # Only ``where`` predicates and the bare-data format need the whole event.
+        self._decoder: msgspec.json.Decoder[Any] = (
+            _event_decoder
+            if subscriber.match.where or subscriber.format == "data"
+            else _head_decoder
+        )
+        self._delivered = DELIVERIES.labels(subscriber.name, "delivered")
+        self._retried = DELIVERIES.labels(subscriber.name, "retried")
+        self._deadlettered = DELIVERIES.labels(subscriber.name, "deadlettered")
+        self._seconds = DELIVERY_SECONDS.labels(subscriber.name)
         self.buffer_limit = buffer_limit or max(256, subscriber.max_in_flight * 16)
         self.stats = Stats()
         self._watermark = Watermark()
-        self._queues: dict[bytes, deque[tuple[Item, CloudEvent]]] = {}
+        self._queues: dict[bytes, deque[tuple[Item, Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(subscriber.max_in_flight)
         self._room = asyncio.Event()
@@ -155,7 +168,7 @@ class SubscriberWorker:
     def _accept(self, item: Item) -> None:
         self._watermark.track(item.stream, item.offset)
         try:
-            event = _event_decoder.decode(item.value)
+            event = self._decoder.decode(item.value)
         except msgspec.DecodeError as exc:
             self._log.warning(
                 "not_a_cloudevent", topic=item.topic, offset=item.offset, error=str(exc)
@@ -176,7 +189,7 @@ class SubscriberWorker:
             self._idle.clear()
         queue.append((item, event))
 
-    async def _drain(self, key: bytes, queue: deque[tuple[Item, CloudEvent]]) -> None:
+    async def _drain(self, key: bytes, queue: deque[tuple[Item, Event]]) -> None:
         try:
             while queue:
                 item, event = queue[0]
@@ -190,20 +203,20 @@ class SubscriberWorker:
             if not self._queues:
                 self._idle.set()
 
-    async def _deliver(self, item: Item, event: CloudEvent) -> None:
+    async def _deliver(self, item: Item, event: Event) -> None:
         if self.subscriber.format == "data":
+            assert isinstance(event, CloudEvent)  # the full decoder is used for this format
             body, content_type = _data_encoder.encode(event.data), "application/json"
         else:
             body, content_type = item.value, CLOUDEVENT_TYPE
         result = await self.sender.deliver(event.id, body, content_type)
-        name = self.subscriber.name
         self.stats.retried += result.attempts - 1
         if result.attempts > 1:
-            DELIVERIES.labels(name, "retried").inc(result.attempts - 1)
-        DELIVERY_SECONDS.labels(name).observe(result.seconds)
+            self._retried.inc(result.attempts - 1)
+        self._seconds.observe(result.seconds)
         if result.delivered:
             self.stats.delivered += 1
-            DELIVERIES.labels(name, "delivered").inc()
+            self._delivered.inc()
             self._log.debug("delivered", event_id=event.id, attempts=result.attempts)
             return
         self._log.warning(
@@ -218,7 +231,7 @@ class SubscriberWorker:
             self.dead_letters.record(self.subscriber.name, item, event.id, result)
         )
         self.stats.deadlettered += 1
-        DELIVERIES.labels(name, "deadlettered").inc()
+        self._deadlettered.inc()
 
     def _finish(self, item: Item) -> None:
         self._watermark.finish(item.stream, item.offset)

@@ -1,0 +1,184 @@
+"""Fan-out benchmark: deliveries/s from Kafka to a local HTTP subscriber.
+
+Measures, against the same subscriber process:
+
+- **bare**: an aiohttp client posting the same CloudEvent bodies as fast as it can with the
+  same connection limit (the ceiling for an aiohttp client in one process);
+- **relay**: relay's delivery worker reading the events from Kafka (Tansu), filtering,
+  signing (Standard Webhooks), keeping per-key order, committing watermarks.
+
+Run: ``.venv/bin/python -m bench.fanout [--events 20000] [--concurrency 64] [--keys 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench.broker import create_topics, free_port, tansu, wait_for_port
+from relay.runtime import new_event_loop
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+# --- the subscriber, in its own process -------------------------------------------------
+
+
+def subscriber_main(port: int) -> None:
+    received = 0
+
+    async def hook(request: web.Request) -> web.Response:
+        nonlocal received
+        await request.read()
+        received += 1
+        return web.Response(status=204)
+
+    async def count(request: web.Request) -> web.Response:
+        return web.json_response({"received": received})
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    app.router.add_get("/count", count)
+    web.run_app(
+        app, host="127.0.0.1", port=port, print=None, access_log=None, loop=new_event_loop()
+    )
+
+
+# --- measurements ------------------------------------------------------------------------
+
+
+def events(n: int, keys: int) -> list[Any]:
+    from relay.providers import NORMALIZERS, Inbound
+
+    made = []
+    for i in range(n):
+        body = {
+            "event": "message_created",
+            "id": i,
+            "content": "Olá, tudo bem? Gostaria de saber o prazo de entrega do pedido." * 2,
+            "message_type": "incoming",
+            "account": {"id": 1, "name": "Loja"},
+            "conversation": {"id": i % keys, "status": "open"},
+            "sender": {"id": i % keys, "name": "Maria", "phone_number": "+5544999990001"},
+        }
+        inbound = Inbound(source="bench", body=json.dumps(body).encode(), received_at="-")
+        made.extend(NORMALIZERS["chatwoot"](inbound))
+    return made
+
+
+async def bare(url: str, bodies: list[bytes], concurrency: int) -> float:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            async with session.post(
+                url, data=body, headers={"Content-Type": "application/cloudevents+json"}
+            ) as response:
+                await response.read()
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return len(bodies) / (time.perf_counter() - started)
+
+
+async def relay_fanout(
+    bootstrap: str, topic: str, url: str, events_: list[Any], concurrency: int
+) -> float:
+    from relay.bus import Record
+    from relay.bus.kafka import KafkaBus
+    from relay.config import parse
+    from relay.delivery.service import DeliveryService
+    from relay.events import encode
+    from relay.logs import configure
+
+    configure("warning", "json")  # as `relay serve` runs: no per-delivery log lines
+
+    config = parse(
+        f"""
+kafka: {{bootstrap_servers: "{bootstrap}", idempotence: false,
+        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
+topics: {{events: {topic}, deadletter: {topic}.dead}}
+subscribers:
+  - {{name: bench, url: "{url}", secret: {SECRET}, start_from: earliest,
+     max_in_flight: {concurrency}}}
+""",
+        env={},
+    )
+    assert config.kafka is not None
+    bus = KafkaBus(config.kafka)
+    await bus.start()
+    records = [Record(topic=topic, value=encode(e), key=e.partitionkey.encode()) for e in events_]
+    for start in range(0, len(records), 1000):
+        await bus.publish(records[start : start + 1000])
+    service = DeliveryService(config, bus)
+    started = time.perf_counter()
+    await service.start()
+    while True:
+        worker = service.workers.get("bench")
+        if worker is not None and worker.stats.delivered >= len(events_):
+            break
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    await service.stop()
+    await bus.close()
+    return len(events_) / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.fanout")
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--keys", type=int, default=2_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--subscriber", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.subscriber:
+        subscriber_main(args.subscriber)
+        return 0
+
+    port = free_port()
+    sub = subprocess.Popen(
+        [sys.executable, "-m", "bench.fanout", "--subscriber", str(port)],
+        env={**os.environ},
+    )
+    try:
+        wait_for_port(port)
+        url = f"http://127.0.0.1:{port}/hook"
+        made = events(args.events, args.keys)
+        from relay.events import encode
+
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            bare_rate = runner.run(bare(url, [encode(e) for e in made], args.concurrency))
+        with tansu() as (bootstrap, _):
+            topic = f"fanout.{int(time.time())}"
+            create_topics(bootstrap, [topic], args.partitions)
+            relay_rate = asyncio.run(relay_fanout(bootstrap, topic, url, made, args.concurrency))
+    finally:
+        sub.terminate()
+        sub.wait()
+    print(
+        f"| fan-out ({args.events} events, {args.keys} keys, max_in_flight "
+        f"{args.concurrency}) | deliveries/s |\n|---|---:|\n"
+        f"| bare aiohttp client | {bare_rate:,.0f} |\n"
+        f"| relay delivery (Kafka → signed POST) | {relay_rate:,.0f} |\n"
+        f"| relay / bare | {relay_rate / bare_rate:.0%} |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -106,10 +106,40 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
         )
     rows.append(("(default)", "*", "*", "*", "-", config.topics.events))
+    _print_table(rows)
+    if config.subscribers:
+        print("\nsubscribers (each its own consumer group relay.sub.<name>)")
+        subs = [("SUBSCRIBER", "TOPICS", "TYPE", "WHERE", "URL", "SIGNED")]
+        for sub in config.subscribers:
+            where = ",".join(f"{k}={v}" for k, v in (sub.match.where or {}).items()) or "-"
+            subs.append(
+                (
+                    sub.name,
+                    ",".join(sub.topic_list(config.topics.events)),
+                    _patterns(sub.match.type),
+                    where,
+                    _redact(sub.url),
+                    "yes" if sub.all_secrets else "no",
+                )
+            )
+        _print_table(subs)
+    return 0
+
+
+def _redact(url: str) -> str:
+    """A URL without credentials or query string, which may carry secrets."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    return 0
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:

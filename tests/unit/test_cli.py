@@ -84,3 +84,18 @@ def test_normalize_explains_what_it_cannot_map(
 def test_normalize_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["normalize", "/no/such/file.json", "--provider", "chatwoot"]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_check_lists_subscribers_without_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "relay.yaml"
+    config.write_text(
+        "subscribers:\n"
+        "  - {name: crm, url: 'https://user:pw@crm.example.com/hook?key=s3cret',\n"
+        "     secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, match: {type: chat.message.*}}\n"
+    )
+    assert main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "crm" in out and "https://crm.example.com/hook" in out and "chat.message.*" in out
+    assert "s3cret" not in out and "pw" not in out and "whsec_" not in out

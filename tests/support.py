@@ -49,10 +49,8 @@ async def relay_client(config: Config) -> AsyncIterator[TestClient[Any, Any]]:
         await client.close()
 
 
-async def consume(
-    bootstrap: str, topic: str, count: int, within: float = 15.0
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read ``count`` records of a topic from the beginning (fails after ``within`` s)."""
+async def from_the_beginning(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A started consumer with no group, reading ``topic`` from its first record."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -61,6 +59,14 @@ async def consume(
         enable_auto_commit=False,
     )
     await consumer.start()
+    return consumer
+
+
+async def consume(
+    bootstrap: str, topic: str, count: int, within: float = 15.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``count`` records of a topic from the beginning (fails after ``within`` s)."""
+    consumer = await from_the_beginning(bootstrap, topic)
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         async with asyncio.timeout(within):
@@ -79,14 +85,7 @@ async def drain(
     bootstrap: str, topic: str, settle: float = 1.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record currently on a topic (waits ``settle`` seconds for stragglers)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer = await from_the_beginning(bootstrap, topic)
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
         idle = 0.0
@@ -104,14 +103,7 @@ async def consume_ids(
     bootstrap: str, topic: str, ids: set[str], within: float = 15.0
 ) -> dict[str, bytes]:
     """Read a topic from the beginning until every CloudEvent id in ``ids`` was seen."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    consumer = await from_the_beginning(bootstrap, topic)
     found: dict[str, bytes] = {}
     try:
         async with asyncio.timeout(within):

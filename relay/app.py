@@ -19,6 +19,7 @@ from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
 from relay.ingress import INGRESS, IngressState, add_routes, middlewares
 from relay.ingress.admin import RELOADER
+from relay.ingress.guard import GUARD, ConnectionGuard
 from relay.reload import Reloader, ReloadRefused
 from relay.routing import Router
 
@@ -75,6 +76,7 @@ def build_app(
     state = IngressState.build(config, ingest)
     app = web.Application(middlewares=middlewares)
     app[INGRESS] = state
+    app[GUARD] = ConnectionGuard(seconds(config.limits.header_timeout))
     delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
 
     async def bus_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -26,32 +26,26 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
+    import asyncio
 
     from relay.app import build_app
     from relay.bus import BusError
     from relay.logs import configure
     from relay.runtime import new_event_loop
+    from relay.serve import serve
 
     config = _config(args)
     configure(config.logging.level, config.logging.format)
     host, port = args.host or config.listen.host, args.port or config.listen.port
+    app = build_app(
+        config,
+        role=args.role,
+        config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
+        reload_on_sighup=True,
+    )
     try:
-        web.run_app(
-            build_app(
-                config,
-                role=args.role,
-                config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
-                reload_on_sighup=True,
-            ),
-            host=host,
-            port=port,
-            access_log=None,
-            shutdown_timeout=seconds(config.shutdown_grace),
-            print=None,
-            handle_signals=True,
-            loop=new_event_loop(),
-        )
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(app, host, port, grace=seconds(config.shutdown_grace)))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
     except OSError as exc:

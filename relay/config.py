@@ -100,6 +100,8 @@ class Limits(Section, frozen=True, kw_only=True):
     """A body that takes longer than this to arrive (slowloris) is answered 408."""
     max_in_flight: int = 4096
     """Webhook requests in progress at once; past it, 503 with Retry-After (backpressure)."""
+    header_timeout: Duration = "10s"
+    """A connection that sends no complete request head for this long is closed."""
 
 
 class Dedupe(Section, frozen=True, kw_only=True):
@@ -324,6 +326,7 @@ def _check(config: Config) -> None:
     for field, value in (
         ("shutdown_grace", config.shutdown_grace),
         ("dedupe.window", config.dedupe.window),
+        ("limits.header_timeout", config.limits.header_timeout),
     ):
         try:
             seconds(value)

@@ -42,4 +42,6 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
             chunks.append(chunk)
     except RequestPayloadError as exc:
         raise BrokenBody(f"the body could not be read: {exc}".strip()) from None
+    except ConnectionResetError:
+        raise BrokenBody("the sender closed the connection before the body was complete") from None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

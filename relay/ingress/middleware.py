@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from relay.ingress.errors import error_response, from_http_exception
+from relay.ingress.guard import GUARD
 from relay.ingress.state import REQUEST_ID
 
 log = structlog.get_logger("relay.ingress")
@@ -29,6 +30,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    guard = request.app.get(GUARD)
+    if guard is not None:
+        guard.started(request.protocol)
     response: web.StreamResponse
     try:
         response = await handler(request)
@@ -37,5 +41,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     except Exception:
         log.exception("unhandled_error", path=request.path)
         response = error_response(500, "internal_error", "unexpected error; the body was not lost")
+    finally:
+        if guard is not None:
+            guard.finished(request.protocol)
     response.headers["X-Request-Id"] = request_id
     return response

@@ -33,7 +33,7 @@ sources:
   cw: {{provider: chatwoot, tokens: ["{TOKEN}"]}}
   signed: {{provider: chatwoot, signing_secret: s3cret}}
   pc: {{provider: plugchat, tokens: ["{TOKEN}"]}}
-limits: {{max_body_bytes: 4096}}
+limits: {{max_body_bytes: 4096, body_timeout: 2s}}
 """
     )
     port = free_port()

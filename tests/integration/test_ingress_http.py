@@ -353,3 +353,14 @@ async def test_metrics_count_requests_by_source_and_outcome(
     assert requests[("nexloo", "unauthorized")] >= 1
     assert "relay_publish_seconds" in families
     assert "relay_events" in families
+
+
+async def test_truncated_deflate_does_not_hang(client: TestClient[Any, Any]) -> None:
+    # aiohttp waits for the rest of a truncated deflate stream; the body timeout ends it
+    response = await client.post(
+        f"/v1/hooks/nexloo?token={TOKEN}",
+        data=b"\x00\x00\x00",
+        headers={**JSON, "Content-Encoding": "deflate"},
+    )
+    assert response.status in (400, 408)
+    assert (await response.json())["error"] in ("bad_request", "request_timeout")

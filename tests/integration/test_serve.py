@@ -84,3 +84,48 @@ def test_serve_on_the_embedded_log_survives_a_restart(tmp_path: Path) -> None:
         check=True,
     )
     assert [json.loads(line)["id"] for line in tail.stdout.splitlines()] == ids
+
+
+def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
+    """Slowloris: a connection dribbling its request head is closed after header_timeout."""
+    import select
+    import socket
+
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"data_dir: {tmp_path}\nlimits: {{header_timeout: 1s}}\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay", "serve", "--config", str(config), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/hooks/x HTTP/1.1\r\nHost: relay\r\n")
+            started = time.monotonic()
+            closed = False
+            for _ in range(25):  # one header byte every 0.2 s: never a complete head
+                if select.select([sock], [], [], 0.2)[0]:
+                    closed = sock.recv(100) == b""
+                    break
+                try:
+                    sock.sendall(b"X")
+                except OSError:
+                    closed = True
+                    break
+            assert closed, "relay kept a dribbling connection open"
+            assert time.monotonic() - started < 4.5  # well before the dribble would end
+        # and a normal request still works
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=25) == 0

@@ -1,0 +1,63 @@
+"""Slow-header (slowloris) defence: a connection must send a complete request head in time.
+
+aiohttp has no timeout for reading a request's headers, so a client could hold a
+connection open forever by sending them a byte at a time. The guard closes any
+connection that has not started a request within ``header_timeout`` of connecting or of
+finishing its previous one (which also bounds idle keep-alive connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger("relay.ingress")
+
+
+class ConnectionGuard:
+    def __init__(self, header_timeout: float) -> None:
+        self.header_timeout = header_timeout
+        self._active: dict[Any, int] = {}
+        self._since: dict[Any, float] = {}
+
+    def started(self, protocol: Any) -> None:
+        self._active[protocol] = self._active.get(protocol, 0) + 1
+
+    def finished(self, protocol: Any) -> None:
+        left = self._active.get(protocol, 1) - 1
+        if left > 0:
+            self._active[protocol] = left
+        else:
+            self._active.pop(protocol, None)
+        self._since[protocol] = time.monotonic()
+
+    def sweep(self, connections: list[Any], now: float) -> int:
+        """Close connections silent past the timeout; returns how many were closed."""
+        closed = 0
+        alive = set(connections)
+        for gone in [p for p in self._since if p not in alive]:
+            del self._since[gone]
+        for protocol in connections:
+            if protocol in self._active:
+                continue
+            since = self._since.setdefault(protocol, now)
+            if now - since > self.header_timeout:
+                protocol.force_close()
+                self._since.pop(protocol, None)
+                closed += 1
+        return closed
+
+    async def watch(self, server: web.Server) -> None:
+        interval = min(1.0, self.header_timeout / 2)
+        while True:
+            await asyncio.sleep(interval)
+            closed = self.sweep(server.connections, time.monotonic())
+            if closed:
+                log.info("slow_connections_closed", count=closed)
+
+
+GUARD = web.AppKey("connection_guard", ConnectionGuard)

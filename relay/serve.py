@@ -1,0 +1,43 @@
+"""Running the application: listen, guard connections, shut down gracefully on SIGTERM.
+
+On SIGTERM or SIGINT: the listener closes (readiness fails), requests in flight finish
+within the grace period, then delivery commits its watermarks and the bus flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+
+from relay.ingress.guard import GUARD
+
+log = structlog.get_logger("relay.serve")
+
+
+async def serve(app: web.Application, host: str, port: int, grace: float) -> None:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        guard = app.get(GUARD)
+        watcher = (
+            asyncio.create_task(guard.watch(runner.server))
+            if guard is not None and runner.server is not None
+            else None
+        )
+        log.info("listening", host=host, port=port)
+        await stop.wait()
+        log.info("shutting_down", grace_seconds=grace)
+        if watcher is not None:
+            watcher.cancel()
+    finally:
+        await runner.cleanup()
+    log.info("stopped")

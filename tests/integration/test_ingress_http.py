@@ -362,5 +362,5 @@ async def test_truncated_deflate_does_not_hang(client: TestClient[Any, Any]) -> 
         data=b"\x00\x00\x00",
         headers={**JSON, "Content-Encoding": "deflate"},
     )
+    # aiohttp's parser may refuse it itself (a plain 400) or leave it to the body timeout
     assert response.status in (400, 408)
-    assert (await response.json())["error"] in ("bad_request", "request_timeout")

@@ -145,8 +145,13 @@ class EmbeddedLog:
             error = BusError(f"embedded log write failed: {exc}")
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-        for _, future in batch:
-            self._loop.call_soon_threadsafe(_resolve, future, error)
+        # One wake-up of the event loop per commit, however many requests it answers.
+        self._loop.call_soon_threadsafe(_resolve_all, [future for _, future in batch], error)
+
+
+def _resolve_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        _resolve(future, error)
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:

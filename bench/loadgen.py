@@ -28,18 +28,25 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 
-def build_requests(url: str, bodies: Sequence[bytes]) -> list[bytes]:
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    host = parts.netloc
-    return [
-        (
-            f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+class Requests:
+    """POST requests from body templates: ``@ID@`` in a template becomes a fresh id each time."""
+
+    def __init__(self, url: str, templates: Sequence[bytes], id_base: int) -> None:
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self.head = (
+            f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "Content-Type: application/json\r\nContent-Length: "
         ).encode()
-        + body
-        for body in bodies
-    ]
+        self.templates = [t.split(b"@ID@") for t in templates]
+        self.index = 0
+        self.next_id = id_base
+
+    def next(self) -> bytes:
+        self.index = (self.index + 1) % len(self.templates)
+        self.next_id += 1
+        body = (b"%d" % self.next_id).join(self.templates[self.index])
+        return b"%s%d\r\n\r\n%s" % (self.head, len(body), body)
 
 
 class Stats:
@@ -95,9 +102,8 @@ class Connection(asyncio.Protocol):
 
 
 class Generator:
-    def __init__(self, requests: list[bytes], measure_from: float) -> None:
+    def __init__(self, requests: Requests, measure_from: float) -> None:
         self.requests = requests
-        self.index = 0
         self.stats = Stats()
         self.idle: deque[Connection] = deque()
         self.backlog: deque[float] = deque()
@@ -106,10 +112,6 @@ class Generator:
         self.in_flight = 0
         self.closed_loop = False
         self.drained = asyncio.Event()
-
-    def next_request(self) -> bytes:
-        self.index = (self.index + 1) % len(self.requests)
-        return self.requests[self.index]
 
     def dispatch(self, scheduled: float) -> None:
         """Send a request scheduled at ``scheduled``, or queue it until a connection is free."""
@@ -124,7 +126,7 @@ class Generator:
     def _send(self, conn: Connection, scheduled: float) -> None:
         self.in_flight += 1
         self.stats.sent += 1
-        conn.send(self.next_request(), scheduled)
+        conn.send(self.requests.next(), scheduled)
 
     def done(self, conn: Connection, status: int, started: float) -> None:
         now = time.perf_counter()
@@ -162,12 +164,13 @@ async def run(
     warmup: float,
     connections: int,
     drain: float,
+    id_base: int = 0,
 ) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     start = time.perf_counter() + 0.2
-    gen = Generator(build_requests(url, bodies), measure_from=start + warmup)
+    gen = Generator(Requests(url, bodies, id_base), measure_from=start + warmup)
     conns: list[Connection] = []
     for _ in range(connections):
         _, conn = await loop.create_connection(lambda: Connection(gen), host, port)
@@ -237,12 +240,13 @@ async def run(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen")
     parser.add_argument("--url", required=True)
-    parser.add_argument("--bodies", required=True, help="file with one JSON body per line")
+    parser.add_argument("--bodies", required=True, help="one JSON body (template) per line")
     parser.add_argument("--rate", type=float, help="requests/s (open loop); none: closed loop")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--drain", type=float, default=10.0)
+    parser.add_argument("--id-base", type=int, default=0, help="first @ID@ value, minus one")
     args = parser.parse_args(argv)
     if not args.url.startswith("http://127.") and "//localhost" not in args.url:
         parser.error("loopback targets only")
@@ -263,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup=args.warmup,
             connections=args.connections,
             drain=args.drain,
+            id_base=args.id_base,
         )
     )
     json.dump(result, sys.stdout)

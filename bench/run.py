@@ -40,7 +40,7 @@ TOPICS = ["relay.raw", "chat.events", "chat.messages", "relay.deadletter", "benc
 RELAY_CONFIG = """\
 listen: {{host: 127.0.0.1, port: {port}}}
 data_dir: {data_dir}
-kafka: {{bootstrap_servers: "{bootstrap}", client_id: relay-bench, idempotence: false}}
+{kafka}
 sources:
   nexloo: {{provider: chatwoot, tokens: ["{token}"]}}
 routes:
@@ -57,19 +57,35 @@ class Target:
     results: dict[str, Any] = field(default_factory=dict)
 
 
+ID_SENTINEL = 987_654_321_987
+
+
 def make_bodies(path: Path, variants: int) -> int:
-    """``variants`` real-shaped Chatwoot message_created bodies, one per line, as Rails sends
-    them (compact, ``<>&`` escaped); each a different message in a different conversation."""
+    """``variants`` real-shaped Chatwoot message_created templates, one per line, as Rails
+    sends them (compact, ``<>&`` escaped), each in a different conversation. The message id
+    is ``@ID@``: the load generators put a fresh one in every request, so each is a distinct
+    delivery (relay deduplicates retried deliveries by event id)."""
     payload = json.loads(FIXTURE.read_bytes())
     lines = []
     for i in range(variants):
-        payload["id"] = 90_000 + i
+        payload["id"] = ID_SENTINEL
+        for message in payload["conversation"].get("messages", []):
+            message["id"] = ID_SENTINEL
+            message["conversation_id"] = 4_000 + i
         payload["conversation"]["id"] = 4_000 + i
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-        lines.append(text.encode())
+        lines.append(text.replace(str(ID_SENTINEL), "@ID@").encode())
     path.write_bytes(b"\n".join(lines) + b"\n")
-    return len(lines[0])
+    return len(lines[0].replace(b"@ID@", b"%d" % ID_SENTINEL))
+
+
+_id_bases = iter(range(1, 1_000_000))
+
+
+def id_base() -> int:
+    """A different range of message ids for every load run, so no two runs share an id."""
+    return (int(time.time()) % 100_000) * 10_000_000_000 + next(_id_bases) * 1_000_000_000
 
 
 def rss_kib(pid: int) -> int:
@@ -93,7 +109,7 @@ def serving(
         )
     try:
         wait_for_port(port, timeout=20)
-        if target.key == "c":
+        if target.key in ("c", "e"):
             wait_ready(port)
         yield process
     finally:
@@ -130,7 +146,7 @@ def run_wrk(
     url: str, bodies: Path, connections: int, duration: float, cpus: set[int] | None
 ) -> dict[str, Any]:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency"]
-    command += ["-s", str(ROOT / "bench" / "post.lua"), url, "--", str(bodies)]
+    command += ["-s", str(ROOT / "bench" / "post.lua"), url, "--", str(bodies), str(id_base())]
     done = subprocess.run(
         command,
         capture_output=True,
@@ -168,7 +184,7 @@ def run_loadgen(
 ) -> dict[str, Any]:
     command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--bodies", str(bodies)]
     command += ["--connections", str(connections), "--duration", str(duration)]
-    command += ["--warmup", str(warmup)]
+    command += ["--warmup", str(warmup), "--id-base", str(id_base())]
     if rate is not None:
         command += ["--rate", str(rate)]
     done = subprocess.run(
@@ -232,10 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-rate", type=float, default=2000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--variants", type=int, default=64, help="distinct bodies")
-    parser.add_argument("--targets", default="a,b,b0,c", help="subset of a,b,b0,c")
+    parser.add_argument("--targets", default="a,b,b0,c,e", help="subset of a,a+n,b0,b,c0,c,e")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0")
     parser.add_argument("--no-wrk", action="store_true", help="closed loop with bench.loadgen")
-    parser.add_argument("--workers", type=int, default=1, help="relay serve --workers")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument(
         "--diagnose",
@@ -247,9 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     ncpu = os.cpu_count() or 1
     server_cpus: set[int] | None = None if args.no_pin or ncpu < 2 else {0}
     other_cpus: set[int] | None = None if server_cpus is None else set(range(1, ncpu))
-    if args.workers > 1 and server_cpus is not None:
-        server_cpus = set(range(min(args.workers, ncpu)))
-        other_cpus = None
 
     work = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     bodies = work / "bodies.txt"
@@ -266,17 +278,17 @@ def main(argv: list[str] | None = None) -> int:
     with tansu(other_cpus) as (bootstrap, broker):
         create_topics(bootstrap, TOPICS, args.partitions)
         config = work / "relay.yaml"
+        embedded = work / "relay-embedded.yaml"
 
         def targets(port: int) -> list[Target]:
-            config.write_text(
-                RELAY_CONFIG.format(
-                    port=port, data_dir=work / "var", bootstrap=bootstrap, token=TOKEN
+            kafka = f'kafka: {{bootstrap_servers: "{bootstrap}", client_id: relay-bench, '
+            kafka += "idempotence: false}"
+            for path, bus, data in ((config, kafka, "var"), (embedded, "", "var-embedded")):
+                path.write_text(
+                    RELAY_CONFIG.format(port=port, data_dir=work / data, kafka=bus, token=TOKEN)
                 )
-            )
             py = sys.executable
             relay = [py, "-m", "relay", "serve", "--config", str(config)]
-            if args.workers > 1:
-                relay += ["--workers", str(args.workers)]
             every = [
                 Target("a", "(a) bare aiohttp handler", [py, "-m", "bench.targets", "bare"]),
                 Target(
@@ -291,6 +303,11 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 Target("c", "(c) relay serve (Kafka, 202 after ack)", relay),
                 Target(
+                    "e",
+                    "(e) relay serve on the embedded log (202 after fsync)",
+                    [py, "-m", "relay", "serve", "--config", str(embedded)],
+                ),
+                Target(
                     "a+n",
                     "(a+n) bare handler + Chatwoot normalizer (diagnostic)",
                     [py, "-m", "bench.targets", "normalize"],
@@ -304,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             for t in every:
                 if t.key != "c":
                     t.command += ["--port", str(port)]
-            order = ["a", "a+n", "b0", "b", "c0", "c"]
+            order = ["a", "a+n", "b0", "b", "c0", "c", "e"]
             return sorted((t for t in every if t.key in wanted), key=lambda t: order.index(t.key))
 
         results: dict[str, Target] = {}
@@ -357,7 +374,7 @@ def soak(
     before = sum(rss_kib(p) for p in pids)
     command = [sys.executable, "-m", "bench.loadgen", "--url", url, "--bodies", str(bodies)]
     command += ["--connections", str(args.connections), "--duration", str(args.soak)]
-    command += ["--warmup", "0", "--rate", str(args.soak_rate)]
+    command += ["--warmup", "0", "--rate", str(args.soak_rate), "--id-base", str(id_base())]
     gen = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

@@ -293,11 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="redeliver events to one subscriber")
     with_config(replay)
     replay.add_argument("--subscriber", required=True, help="subscriber name")
-    start = replay.add_mutually_exclusive_group(required=True)
+    start = replay.add_mutually_exclusive_group()
     start.add_argument("--since", help="an RFC 3339 time, or a duration ago such as 2h")
     start.add_argument("--from-offset", type=int, help="topic offset to start from")
-    start.add_argument(
-        "--deadletter", action="store_true", help="re-send what was dead-lettered for it"
+    replay.add_argument(
+        "--deadletter",
+        action="store_true",
+        help="re-send what was dead-lettered for it (all, or those since --since)",
     )
     replay.set_defaults(func=cmd_replay)
 

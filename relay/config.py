@@ -65,7 +65,7 @@ class Source(Section, frozen=True, kw_only=True):
     provider: Literal["chatwoot", "plugchat"]
     tokens: list[str] = []
     signing_secret: str | None = None
-    signature_tolerance: int = 300
+    signature_tolerance: Duration = "5m"
     """Seconds a signed Chatwoot timestamp may differ from now (replay protection)."""
     allow_cidrs: list[str] = []
     rate_limit: str | float | None = None
@@ -360,6 +360,10 @@ def _check(config: Config) -> None:
                 )
         if source.signing_secret is not None and source.provider != "chatwoot":
             raise ConfigError(f"{where}.signing_secret: only chatwoot sources sign webhooks")
+        try:
+            seconds(source.signature_tolerance)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.signature_tolerance: {exc}") from None
         if source.rate_limit is not None:
             try:
                 per_second(source.rate_limit)

@@ -1,8 +1,10 @@
 """Hot reload: sources, routes and subscribers change without a restart or a dropped request.
 
 Triggered by SIGHUP or ``POST /admin/reload``. The new file is validated first; an invalid
-one is refused and the running configuration stays. Settings that need new sockets or a
-new bus (listen, data_dir, kafka, topics) are refused too, with the reason.
+one is refused and the running configuration stays. Settings that need new sockets, a new
+bus or a new process (listen, data_dir, kafka, topics, shutdown_grace) are refused too,
+with the reason. Everything else (sources, routes, subscribers, limits, dedupe, logging,
+the admin token) takes effect at once.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from relay.config import Config, ConfigError, load, seconds
 from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
 from relay.ingress.state import IngressState
+from relay.logs import configure
 from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
-RESTART_ONLY = ("listen", "data_dir", "kafka", "topics")
+RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace")
 
 
 class ReloadRefused(Exception):
@@ -71,6 +74,11 @@ class Reloader:
             self.state.max_body_bytes = fresh.max_body_bytes
             self.state.body_timeout = fresh.body_timeout
             self.state.max_in_flight = fresh.max_in_flight
+            dedupe = self.ingest.dedupe
+            dedupe.window = seconds(new.dedupe.window)
+            dedupe.max_entries = new.dedupe.max_entries
+            if new.logging != self.config.logging:
+                configure(new.logging.level, new.logging.format)
             if self.delivery is not None:
                 await self.delivery.reconcile(new, grace=min(5.0, seconds(new.shutdown_grace)))
             self.config = new

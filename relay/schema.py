@@ -338,7 +338,13 @@ def _topics(config: Config, taken: set[str]) -> dict[str, _Topic]:
         routed = topic(route.topic, "Canonical events the x-relay-routes match.", "canonicalEvent")
         routed.routes.append(_route_summary(route))
     topic(config.topics.raw, "Every authenticated webhook body, bytes as received.", "rawBody")
-    topic(config.topics.deadletter, "Bodies that could not be normalized.", "deadLetter")
+    topic(
+        config.topics.deadletter,
+        "Bodies that could not be normalized (relay-reason names why), and events whose "
+        "delivery to a subscriber was rejected or exhausted its retries "
+        "(relay-reason delivery_rejected or delivery_exhausted, relay-subscriber).",
+        "deadLetter",
+    )
     topic(
         config.topics.deadletter,
         "Events a subscriber rejected, or whose delivery exhausted its retries.",
@@ -588,7 +594,20 @@ def asyncapi(config: Config) -> dict[str, Any]:
                 "path": "/readyz",
                 "description": (
                     'The bus is up and relay accepts webhooks: 200 {"status": "ready"}, '
-                    'otherwise 503 {"status": "not_ready"}.'
+                    'otherwise 503 {"status": "not_ready"}; "mode" says direct or spooling.'
+                ),
+            },
+            {
+                "method": "GET",
+                "path": "/metrics",
+                "description": "Prometheus text exposition of relay's metrics.",
+            },
+            {
+                "method": "POST",
+                "path": "/admin/reload",
+                "description": (
+                    "Reload sources, routes and subscribers (Authorization: Bearer "
+                    "<admin.token>); 409 when the new configuration is refused."
                 ),
             },
         ],

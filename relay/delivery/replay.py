@@ -90,7 +90,7 @@ def replay_source(
     topics = (
         [config.topics.deadletter] if deadletter else subscriber.topic_list(config.topics.events)
     )
-    if deadletter:
+    if deadletter and since_ms is None:
         from_offset = 0
     source: Source
     if config.kafka is not None:
@@ -119,6 +119,8 @@ async def replay(
     subscriber = _find(config, subscriber_name)
     if not deadletter and since_ms is None and from_offset is None:
         raise ReplayError("say where to start: --since TIME, --from-offset N or --deadletter")
+    if deadletter and from_offset is not None:
+        raise ReplayError("--deadletter takes --since, not --from-offset")
     bus = make_bus(config, role="replay")
     await bus.start()
     try:

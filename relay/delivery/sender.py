@@ -69,15 +69,21 @@ class Sender:
             session, self._session = self._session, None
             await session.close()
 
-    async def deliver(self, event_id: str, body: bytes, content_type: str) -> DeliveryResult:
+    async def deliver(
+        self,
+        event_id: str,
+        body: bytes,
+        content_type: str,
+        extra: dict[str, str] | None = None,
+    ) -> DeliveryResult:
         started = time.monotonic()
         try:
             # Most deliveries succeed at once: no retry machinery on that path.
-            status = await self._attempt(event_id, body, content_type)
+            status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
             if not failure.retryable or self.max_attempts == 1:
                 return self._failed(failure, attempts=1, started=started)
-            return await self._retry(event_id, body, content_type, failure, started)
+            return await self._retry(event_id, body, content_type, extra, failure, started)
         return DeliveryResult(
             delivered=True, attempts=1, status=status, seconds=time.monotonic() - started
         )
@@ -87,6 +93,7 @@ class Sender:
         event_id: str,
         body: bytes,
         content_type: str,
+        extra: dict[str, str] | None,
         first: AttemptFailed,
         started: float,
     ) -> DeliveryResult:
@@ -103,7 +110,7 @@ class Sender:
             ):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number + 1
-                    status = await self._attempt(event_id, body, content_type)
+                    status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
             return self._failed(failure, attempts=attempts, started=started)
         return DeliveryResult(
@@ -121,7 +128,9 @@ class Sender:
             seconds=time.monotonic() - started,
         )
 
-    async def _attempt(self, event_id: str, body: bytes, content_type: str) -> int:
+    async def _attempt(
+        self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
+    ) -> int:
         session = self._session
         if session is None:
             raise RuntimeError("sender is not started")
@@ -130,6 +139,7 @@ class Sender:
             await self.limiter.acquire()
         headers = {
             **self.subscriber.headers,
+            **(extra or {}),
             "Content-Type": content_type,
             **signing.headers(self.keys, event_id, int(time.time()), body),
         }

@@ -10,11 +10,12 @@ import structlog
 from relay.bus import Bus
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
-from relay.delivery.sources import EmbeddedSource, KafkaSource, Source
+from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBusy
 from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
 
 log = structlog.get_logger("relay.delivery")
 DEFAULT_GRACE_SECONDS = 5.0
+STANDBY_POLL_SECONDS = 2.0
 
 
 def group_id(subscriber: Subscriber) -> str:
@@ -60,11 +61,17 @@ class DeliveryService:
     async def _supervise(self, subscriber: Subscriber) -> object:
         """A worker that fails (broker gone at start, say) is rebuilt; others carry on."""
         delay = 1.0
+        standing_by = False
         while True:
             try:
                 return await self._new_worker(subscriber).run()
             except asyncio.CancelledError:
                 raise
+            except SourceBusy as exc:
+                if not standing_by:
+                    log.info("subscriber_standby", subscriber=subscriber.name, reason=str(exc))
+                    standing_by = True
+                await asyncio.sleep(STANDBY_POLL_SECONDS)
             except Exception as exc:
                 log.error(
                     "subscriber_failed",

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 import msgspec
 import structlog
@@ -28,6 +29,10 @@ log = structlog.get_logger("relay.delivery")
 StartFrom = Literal["latest", "earliest"]
 _EMBEDDED_STREAM: Stream = ("", 0)
 _IDLE_POLL_SECONDS = 0.05
+
+
+class SourceBusy(Exception):
+    """Another process holds this subscriber's position; wait and try again (standby)."""
 
 
 class Item(msgspec.Struct, frozen=True):
@@ -78,6 +83,7 @@ class KafkaSource:
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
         )
+        self._anchored: set[Any] = set()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -87,7 +93,28 @@ class KafkaSource:
 
     async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
         batches = await self._consumer.getmany(timeout_ms=int(wait * 1000), max_records=max_records)
+        assignment = self._consumer.assignment()
+        if assignment != self._anchored:
+            await self._anchor(assignment - self._anchored, batches)
+            self._anchored = set(assignment)
         return [_kafka_item(message) for messages in batches.values() for message in messages]
+
+    async def _anchor(self, partitions: set[Any], batches: dict[Any, list[Any]]) -> None:
+        """Commit a starting position for partitions this group never committed.
+
+        Without it, ``start_from: latest`` would be re-read as "latest" after a restart
+        that came before the first delivery, skipping what was published meanwhile.
+        """
+        offsets = {}
+        for tp in partitions:
+            if await self._consumer.committed(tp) is None:
+                fetched = batches.get(tp)
+                offsets[tp] = fetched[0].offset if fetched else await self._consumer.position(tp)
+        if offsets:
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as exc:
+                log.warning("commit_failed", error=str(exc))
 
     async def commit(self, positions: dict[Stream, int]) -> None:
         if not positions:
@@ -243,10 +270,26 @@ class EmbeddedSource:
         self._position = 0
         self._end = 0
         self._conn: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._lock_handle: BinaryIO | None = None
+        self._busy = asyncio.Lock()
+
+    def _lock(self) -> None:
+        """One delivering process per subscriber on an embedded log; others stand by."""
+        lock_path = self.path.parent / f".{self.consumer}.lock"
+        handle = open(lock_path, "a+b")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise SourceBusy(
+                f"another process delivers for {self.consumer} from {self.path}"
+            ) from None
+        self._lock_handle = handle
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._bounded:
+            self._lock()
         conn = connect(self.path)
         conn.executescript(_OFFSETS_SCHEMA)
         self._conn = conn
@@ -285,6 +328,9 @@ class EmbeddedSource:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.to_thread(conn.close)
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # releases the lock
+            self._lock_handle = None
 
     def _read(self, max_records: int) -> list[Item]:
         assert self._conn is not None
@@ -314,7 +360,7 @@ class EmbeddedSource:
         ]
 
     async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
-        async with self._lock:
+        async with self._busy:
             items = await asyncio.to_thread(self._read, max_records)
         if items:
             self._position = items[-1].offset
@@ -334,7 +380,7 @@ class EmbeddedSource:
         return int(row[0])
 
     async def backlog(self) -> int:
-        async with self._lock:
+        async with self._busy:
             if self._conn is None:
                 return 0
             return await asyncio.to_thread(self._count_after, self._position)
@@ -343,6 +389,6 @@ class EmbeddedSource:
         next_offset = positions.get(_EMBEDDED_STREAM)
         if next_offset is None or self._bounded:
             return
-        async with self._lock:
+        async with self._busy:
             with contextlib.suppress(sqlite3.Error):
                 await asyncio.to_thread(self._store, next_offset - 1)

@@ -37,6 +37,21 @@ _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
 
 
+def binary_mode_headers(event: CloudEvent) -> dict[str, str]:
+    """CloudEvents HTTP binary mode: the envelope as ``ce-*`` headers beside the bare data."""
+    headers = {
+        "ce-specversion": event.specversion,
+        "ce-id": event.id,
+        "ce-source": event.source,
+        "ce-type": event.type,
+        "ce-time": event.time,
+        "ce-partitionkey": event.partitionkey,
+    }
+    if event.subject is not None:
+        headers["ce-subject"] = event.subject
+    return headers
+
+
 class Stats(msgspec.Struct, kw_only=True):
     delivered: int = 0
     retried: int = 0
@@ -204,12 +219,14 @@ class SubscriberWorker:
                 self._idle.set()
 
     async def _deliver(self, item: Item, event: Event) -> None:
+        extra: dict[str, str] | None = None
         if self.subscriber.format == "data":
             assert isinstance(event, CloudEvent)  # the full decoder is used for this format
             body, content_type = _data_encoder.encode(event.data), "application/json"
+            extra = binary_mode_headers(event)
         else:
             body, content_type = item.value, CLOUDEVENT_TYPE
-        result = await self.sender.deliver(event.id, body, content_type)
+        result = await self.sender.deliver(event.id, body, content_type, extra)
         self.stats.retried += result.attempts - 1
         if result.attempts > 1:
             self._retried.inc(result.attempts - 1)

@@ -8,7 +8,7 @@ import ipaddress
 import time
 from collections.abc import Mapping
 
-from relay.config import Source
+from relay.config import Source, seconds
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,7 +43,7 @@ def verify_chatwoot_signature(
     body: bytes,
     signature: str | None,
     timestamp: str | None,
-    tolerance: int,
+    tolerance: float,
     now: float | None = None,
 ) -> None:
     """``X-Chatwoot-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">``."""
@@ -72,7 +72,7 @@ class SourceAuth:
     def __init__(self, source: Source) -> None:
         self.tokens = list(source.tokens)
         self.signing_secret = source.signing_secret
-        self.tolerance = source.signature_tolerance
+        self.tolerance = seconds(source.signature_tolerance)
         self.networks: tuple[Network, ...] = tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in source.allow_cidrs
         )

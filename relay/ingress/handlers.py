@@ -60,6 +60,7 @@ async def receive_hook(request: web.Request) -> web.Response:
     if state.in_flight >= state.max_in_flight:
         # Backpressure: refuse before reading the body rather than queue without bound.
         entry.count("overloaded")
+        log.warning("hook_rejected", reason="overloaded", in_flight=state.in_flight)
         return error_response(
             503,
             "overloaded",
@@ -72,7 +73,15 @@ async def receive_hook(request: web.Request) -> web.Response:
     finally:
         state.in_flight -= 1
     entry.count(outcome)
+    if outcome in _LOGGED_HERE:
+        log.info("hook_rejected", reason=outcome, status=response.status)
     return response
+
+
+# Rejections whose branch does not log (the others log with their detail).
+_LOGGED_HERE = frozenset(
+    {"unknown_kind", "rate_limited", "unsupported_media_type", "bad_body", "malformed_json"}
+)
 
 
 async def _receive(

@@ -502,7 +502,12 @@ def _categories(attendance: Mapping[str, Any]) -> list[Category]:
                 item_id=get_str(item, "itemId"),
                 item_name=get_str(item, "itemName"),
             )
-            if category not in found:
+            # the single legacy category repeats one of the list's, without its item
+            if not any(
+                (c.id, c.name) == (category.id, category.name)
+                and (category.item_id is None or c.item_id == category.item_id)
+                for c in found
+            ):
                 found.append(category)
     return found
 

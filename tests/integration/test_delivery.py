@@ -312,6 +312,11 @@ async def test_data_format_and_match_filter(
     assert got.headers["webhook-id"] == incoming.id
     data = json.loads(got.body)
     assert data["message"]["id"] == "1" and "specversion" not in data
+    # the envelope travels as CloudEvents binary-mode headers
+    assert got.headers["ce-type"] == "chat.message.created"
+    assert got.headers["ce-id"] == incoming.id
+    assert got.headers["ce-specversion"] == "1.0"
+    assert got.headers["ce-time"] == incoming.time
 
 
 async def test_embedded_log_delivery_keeps_its_own_offsets(
@@ -379,3 +384,58 @@ async def test_delivery_metrics(
     )
     assert samples[("relay_delivery_seconds_count", (("subscriber", "measured"),))] == 1
     assert samples[("relay_consumer_lag", (("subscriber", "measured"),))] == 0
+
+
+async def test_embedded_log_second_process_stands_by(
+    tmp_path: Path, subscriber: Subscriber
+) -> None:
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+subscribers:
+  - {{name: single, url: "{subscriber.url}", start_from: earliest}}
+"""
+    )
+    bus = EmbeddedLog(config.data_path)
+    await bus.start()
+    try:
+        active = await running(config, bus)
+        await asyncio.sleep(0.3)
+        standby = await running(config, bus)  # same subscriber, same data_dir
+        first = [chat_event(1, 1), chat_event(2, 2)]
+        await bus.publish(records("chat.events", first))
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+        await asyncio.sleep(0.5)
+        assert len(subscriber.delivered()) == 2  # delivered once, not once per process
+        await active.stop()
+        later = [chat_event(3, 3)]
+        await bus.publish(records("chat.events", later))
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 3, within=10)  # taken over
+        await standby.stop()
+    finally:
+        await bus.close()
+    ids = [r.headers["webhook-id"] for r in subscriber.delivered()]
+    assert ids == [e.id for e in first + later]
+
+
+async def test_latest_is_anchored_at_the_first_start(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    config = kafka_config(broker, topics, f'  - {{name: anchored, url: "{subscriber.url}"}}')
+    await kafka_bus.publish(records(topics["events"], [chat_event(9, 9)]))  # before: skipped
+    service = await running(config, kafka_bus)
+    async with asyncio.timeout(15):
+        while True:
+            worker = service.workers.get("anchored")
+            if worker is not None and worker.source._anchored:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.05)
+    await service.stop()  # stopped before any delivery
+    missed = chat_event(1, 1)
+    await kafka_bus.publish(records(topics["events"], [missed]))  # while it was down
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+    finally:
+        await service.stop()
+    assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [missed.id]

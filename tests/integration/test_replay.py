@@ -69,6 +69,10 @@ async def test_replay_deadletters_after_a_fix(broker: Broker, kafka_bus: KafkaBu
         assert subscriber.delivered() == []
 
         broken = False  # the subscriber was fixed
+        later = await replay(
+            config, "crm", deadletter=True, since_ms=int(time.time() * 1000) + 60_000
+        )
+        assert later.delivered == 0  # --since limits which dead letters are re-sent
         stats = await replay(config, "crm", deadletter=True)
         assert (stats.delivered, stats.deadlettered) == (1, 0)
         [got] = subscriber.delivered()
@@ -106,4 +110,8 @@ async def test_replay_explains_mistakes(tmp_path: Path) -> None:
         await replay(config, "x", from_offset=0)
     with pytest.raises(ReplayError, match="--since"):
         parse_since("last tuesday")
+    with pytest.raises(ReplayError, match="where to start"):
+        await replay(
+            make_config(f"data_dir: {tmp_path}\nsubscribers: [{{name: x, url: 'http://h'}}]"), "x"
+        )
     assert parse_since("2024-05-02T12:00:00Z") == 1714651200000

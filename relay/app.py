@@ -72,7 +72,10 @@ def build_app(
     """
     bus = bus if bus is not None else make_bus(config, role)
     dedupe = Deduplicator(seconds(config.dedupe.window), config.dedupe.max_entries)
-    ingest = Ingest(bus, Router(config.routes, config.topics.events), config.topics, dedupe)
+    binary = config.kafka is not None and config.kafka.cloudevents_mode == "binary"
+    ingest = Ingest(
+        bus, Router(config.routes, config.topics.events), config.topics, dedupe, binary=binary
+    )
     state = IngressState.build(config, ingest)
     app = web.Application(middlewares=middlewares)
     app[INGRESS] = state

@@ -44,6 +44,8 @@ class Kafka(Section, frozen=True, kw_only=True):
     client_id: str = "relay"
     idempotence: bool = True
     compression: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    cloudevents_mode: Literal["structured", "binary"] = "structured"
+    """structured: the CloudEvent is the record value; binary: data is, the rest ce_* headers."""
     linger_ms: int = 2
     request_timeout_ms: int = 30_000
     session_timeout_ms: int = 10_000

@@ -16,7 +16,7 @@ import structlog
 from relay.bus import Bus, Record
 from relay.config import Topics
 from relay.dedupe import Deduplicator
-from relay.events import CloudEvent, encode
+from relay.events import CloudEvent, encode, to_binary
 from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import NORMALIZERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
@@ -73,9 +73,16 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 class Ingest:
     def __init__(
-        self, bus: Bus, router: Router, topics: Topics, dedupe: Deduplicator | None = None
+        self,
+        bus: Bus,
+        router: Router,
+        topics: Topics,
+        dedupe: Deduplicator | None = None,
+        *,
+        binary: bool = False,
     ) -> None:
         self.bus = bus
+        self.binary = binary
         self.router = router
         self.topics = topics
         self.dedupe = dedupe if dedupe is not None else Deduplicator(window=0)
@@ -114,9 +121,12 @@ class Ingest:
         return headers
 
     def event_records(self, event: CloudEvent) -> list[Record]:
-        value = encode(event)
         key = event.partitionkey.encode()
-        headers = (("content-type", CLOUDEVENTS_CONTENT_TYPE), ("ce_id", event.id.encode()))
+        if self.binary:
+            value, headers = to_binary(event)
+        else:
+            value = encode(event)
+            headers = (("content-type", CLOUDEVENTS_CONTENT_TYPE), ("ce_id", event.id.encode()))
         return [
             Record(topic=topic, value=value, key=key, headers=headers)
             for topic in self.router.topics_for(event)

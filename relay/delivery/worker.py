@@ -21,7 +21,7 @@ from relay.config import Subscriber
 from relay.delivery.sender import DeliveryResult, Sender
 from relay.delivery.sources import Item, Source
 from relay.delivery.watermark import Watermark
-from relay.events import CloudEvent, EventHead
+from relay.events import CloudEvent, EventHead, encode, from_binary, is_binary
 from relay.metrics import DELIVERIES, DELIVERY_SECONDS, LIVE
 from relay.routing import Matcher
 
@@ -183,7 +183,11 @@ class SubscriberWorker:
     def _accept(self, item: Item) -> None:
         self._watermark.track(item.stream, item.offset)
         try:
-            event = self._decoder.decode(item.value)
+            headers = dict(item.headers) if item.headers else {}
+            if is_binary(headers):
+                event = from_binary(item.value, headers)
+            else:
+                event = self._decoder.decode(item.value)
         except msgspec.DecodeError as exc:
             self._log.warning(
                 "not_a_cloudevent", topic=item.topic, offset=item.offset, error=str(exc)
@@ -224,6 +228,8 @@ class SubscriberWorker:
             assert isinstance(event, CloudEvent)  # the full decoder is used for this format
             body, content_type = _data_encoder.encode(event.data), "application/json"
             extra = binary_mode_headers(event)
+        elif isinstance(event, CloudEvent) and is_binary(dict(item.headers)):
+            body, content_type = encode(event), CLOUDEVENT_TYPE  # structured over HTTP
         else:
             body, content_type = item.value, CLOUDEVENT_TYPE
         result = await self.sender.deliver(event.id, body, content_type, extra)

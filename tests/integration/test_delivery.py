@@ -439,3 +439,26 @@ async def test_latest_is_anchored_at_the_first_start(
     finally:
         await service.stop()
     assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [missed.id]
+
+
+async def test_delivers_from_a_binary_mode_topic(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    from relay.events import to_binary
+
+    event = chat_event(4, 4)
+    value, headers = to_binary(event)
+    await kafka_bus.publish(
+        [Record(topic=topics["events"], value=value, key=b"k", headers=headers)]
+    )
+    config = kafka_config(
+        broker, topics, f'  - {{name: bin, url: "{subscriber.url}", start_from: earliest}}'
+    )
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+    finally:
+        await service.stop()
+    [got] = subscriber.delivered()
+    assert got.headers["Content-Type"] == "application/cloudevents+json"
+    assert json.loads(got.body) == json.loads(encode(event))  # structured over HTTP

@@ -222,3 +222,33 @@ async def test_plugchat_status_callback_fans_out_one_event_per_id(
     assert [e.data.message.id for e in events if e.data.message] == ["3EB0A", "3EB0B", "3EB0C"]
     assert {e.data.message.status for e in events if e.data.message} == {"read"}
     assert {r.key for r in records} == {b"plugchat:554499999999"}
+
+
+async def test_binary_content_mode(broker: Broker) -> None:
+    """kafka.cloudevents_mode: binary — data as the value, attributes as ce_* headers."""
+    from relay.events import from_binary
+
+    topic = unique("binary.events")
+    config = make_config(
+        f"""
+kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false, cloudevents_mode: binary}}
+sources: {{nexloo: {{provider: chatwoot}}}}
+topics: {{events: {topic}}}
+"""
+    )
+    async with relay_client(config) as client:
+        response = await client.post(
+            "/v1/hooks/nexloo",
+            data=json.dumps(CONVERSATION_CREATED),
+            headers={"Content-Type": "application/json"},
+        )
+        [event_id] = (await response.json())["ids"]
+    [record] = await consume(broker.bootstrap, topic, 1)
+    headers = dict(record.headers)
+    assert headers["content-type"] == b"application/json"
+    assert headers["ce_specversion"] == b"1.0"
+    assert headers["ce_id"] == event_id.encode()
+    assert headers["ce_type"] == b"chat.conversation.created"
+    assert json.loads(record.value)["conversation"]["id"] == "4712"  # the data alone
+    event = from_binary(record.value, headers)
+    assert event.id == event_id and event.partitionkey == "nexloo:4712"

@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0")
     parser.add_argument("--no-wrk", action="store_true", help="closed loop with bench.loadgen")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--no-fanout", action="store_true", help="skip bench/fanout.py")
     parser.add_argument(
         "--diagnose",
         action="store_true",
@@ -349,13 +350,17 @@ def main(argv: list[str] | None = None) -> int:
             results[target.key] = target
             report.setdefault("broker_rss_kib", []).append(rss_kib(broker.pid))
 
+    if not args.no_fanout:
+        print("## (d) fan-out: python -m bench.fanout", flush=True)
+        report["fanout"] = run_fanout()
+        print(f"   {report['fanout']}", flush=True)
     report["results"] = {k: t.results for k, t in results.items()}
     for t in report["results"].values():
         for phase in t.values():
             if isinstance(phase, dict):
                 phase.pop("raw", None)
     print()
-    print(table(results, args, body_size))
+    print(table(results, args, body_size, report.get("fanout")))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
@@ -427,7 +432,33 @@ def summary(r: dict[str, Any]) -> str:
     )
 
 
-def table(results: dict[str, Target], args: argparse.Namespace, body_size: int) -> str:
+def run_fanout() -> dict[str, Any]:
+    """Delivery's own benchmark (bench/fanout.py): deliveries/s, relay vs a bare client."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.fanout"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    out = done.stdout
+    bare = re.search(r"\| bare aiohttp client \| ([\d,]+) \|", out)
+    relay = re.search(r"\| relay delivery [^|]*\| ([\d,]+) \|", out)
+    if done.returncode != 0 or bare is None or relay is None:
+        return {"error": (out + done.stderr)[-2000:]}
+    return {
+        "bare_per_s": int(bare.group(1).replace(",", "")),
+        "relay_per_s": int(relay.group(1).replace(",", "")),
+        "table": out.strip(),
+    }
+
+
+def table(
+    results: dict[str, Target],
+    args: argparse.Namespace,
+    body_size: int,
+    fanout: dict[str, Any] | None = None,
+) -> str:
     head = (
         f"closed loop: {args.connections} connections, {args.duration:.0f} s; "
         f"open loop: {args.rate:.0f} req/s offered for {args.rate_duration:.0f} s; "
@@ -443,7 +474,13 @@ def table(results: dict[str, Target], args: argparse.Namespace, body_size: int) 
             f"| {t.label} | {c['rps']:.0f} | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | "
             f"{fmt(o['p99_ms'])} ({o['rps']:.0f}) | {c['non_2xx'] + o['non_2xx']} |"
         )
-    rows.append("| (d) fan-out to HTTP subscribers | not built yet | — | — | — | — |")
+    if fanout and "relay_per_s" in fanout:
+        rows.append(
+            f"| (d) fan-out to an HTTP subscriber (bench/fanout.py), deliveries/s | "
+            f"{fanout['relay_per_s']} | — | — | — | — |"
+        )
+    else:
+        rows.append("| (d) fan-out (bench/fanout.py) | not run | — | — | — | — |")
     lines = [head, "", *rows, ""]
     rps = {k: t.results["closed"]["rps"] for k, t in results.items()}
     if "c" in rps:
@@ -460,8 +497,16 @@ def table(results: dict[str, Target], args: argparse.Namespace, body_size: int) 
             lines.append(
                 f"- (c) RSS over a {s['seconds']:.0f} s soak at {s['rate']:.0f} req/s: "
                 f"{s['rss_before_kib'] / 1024:.1f} → {s['rss_after_kib'] / 1024:.1f} MiB "
-                f"({s['change_pct']:+.1f}%, max {s['rss_max_kib'] / 1024:.1f} MiB; target ±10%)"
+                f"({s['change_pct']:+.1f}%, max {s['rss_max_kib'] / 1024:.1f} MiB; target ±10%); "
+                f"latency meanwhile p50 {fmt(s['load']['p50_ms'])} ms, "
+                f"p99 {fmt(s['load']['p99_ms'])} ms"
             )
+    if fanout and "relay_per_s" in fanout:
+        lines.append(
+            f"- (d) fan-out: {fanout['relay_per_s']:,} deliveries/s, "
+            f"{fanout['relay_per_s'] / fanout['bare_per_s']:.2f} of a bare aiohttp client's "
+            f"{fanout['bare_per_s']:,}/s (targets ≥ 5,000/s and ≥ 0.50)"
+        )
     return "\n".join(lines)
 
 

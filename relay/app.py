@@ -79,7 +79,7 @@ def build_app(
     state = IngressState.build(config, ingest)
     app = web.Application(middlewares=middlewares)
     app[INGRESS] = state
-    app[GUARD] = ConnectionGuard(seconds(config.limits.header_timeout))
+    guard = app[GUARD] = ConnectionGuard(seconds(config.limits.header_timeout))
     delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
 
     async def bus_lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -103,7 +103,7 @@ def build_app(
     async def stop_accepting(app: web.Application) -> None:
         state.accepting = False
 
-    reloader = Reloader(config, config_path, state, ingest, delivery)
+    reloader = Reloader(config, config_path, state, ingest, delivery, guard)
     app[RELOADER] = reloader
 
     async def sighup_reload(app: web.Application) -> AsyncIterator[None]:

@@ -68,7 +68,7 @@ class Source(Section, frozen=True, kw_only=True):
     tokens: list[str] = []
     signing_secret: str | None = None
     signature_tolerance: Duration = "5m"
-    """Seconds a signed Chatwoot timestamp may differ from now (replay protection)."""
+    """How far a signed Chatwoot timestamp may be from now (replay protection)."""
     allow_cidrs: list[str] = []
     rate_limit: str | float | None = None
     """Requests accepted from this source per second (``100/s``, ``6000/m``); past it, 429."""
@@ -334,6 +334,8 @@ def _check(config: Config) -> None:
             seconds(value)
         except ValueError as exc:
             raise ConfigError(f"{field}: {exc}") from None
+    if seconds(config.limits.header_timeout) <= 0:
+        raise ConfigError("limits.header_timeout: must be positive")
     if config.dedupe.max_entries < 1:
         raise ConfigError("dedupe.max_entries: must be at least 1")
     try:

@@ -18,6 +18,7 @@ import structlog
 from relay.config import Config, ConfigError, load, seconds
 from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
+from relay.ingress.guard import ConnectionGuard
 from relay.ingress.state import IngressState
 from relay.logs import configure
 from relay.routing import Router
@@ -45,7 +46,9 @@ class Reloader:
         state: IngressState,
         ingest: Ingest,
         delivery: DeliveryService | None,
+        guard: ConnectionGuard | None = None,
     ) -> None:
+        self.guard = guard
         self.config = config
         self.path = path
         self.state = state
@@ -74,6 +77,8 @@ class Reloader:
             self.state.max_body_bytes = fresh.max_body_bytes
             self.state.body_timeout = fresh.body_timeout
             self.state.max_in_flight = fresh.max_in_flight
+            if self.guard is not None:
+                self.guard.header_timeout = seconds(new.limits.header_timeout)
             dedupe = self.ingest.dedupe
             dedupe.window = seconds(new.dedupe.window)
             dedupe.max_entries = new.dedupe.max_entries

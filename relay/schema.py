@@ -340,9 +340,7 @@ def _topics(config: Config, taken: set[str]) -> dict[str, _Topic]:
     topic(config.topics.raw, "Every authenticated webhook body, bytes as received.", "rawBody")
     topic(
         config.topics.deadletter,
-        "Bodies that could not be normalized (relay-reason names why), and events whose "
-        "delivery to a subscriber was rejected or exhausted its retries "
-        "(relay-reason delivery_rejected or delivery_exhausted, relay-subscriber).",
+        "Bodies that could not be normalized (relay-reason names why).",
         "deadLetter",
     )
     topic(

@@ -66,7 +66,15 @@ class DeadLetters:
         self.bus = bus
         self.topic = topic
 
-    def record(self, subscriber: str, item: Item, event_id: str, result: DeliveryResult) -> Record:
+    def record(
+        self,
+        subscriber: str,
+        item: Item,
+        event_id: str,
+        result: DeliveryResult,
+        value: bytes | None = None,
+    ) -> Record:
+        """``value``: the structured CloudEvent when the record read was not one already."""
         headers = (
             ("relay-reason", f"delivery_{result.reason or 'failed'}".encode()),
             ("relay-subscriber", subscriber.encode()),
@@ -78,7 +86,12 @@ class DeadLetters:
             ("relay-original-offset", str(item.offset).encode()),
             ("content-type", b"application/cloudevents+json; charset=utf-8"),
         )
-        return Record(topic=self.topic, value=item.value, key=item.key, headers=headers)
+        return Record(
+            topic=self.topic,
+            value=item.value if value is None else value,
+            key=item.key,
+            headers=headers,
+        )
 
     async def publish(self, record: Record) -> None:
         """Keep trying: a dead letter that is not written must not be committed past."""
@@ -224,14 +237,15 @@ class SubscriberWorker:
 
     async def _deliver(self, item: Item, event: Event) -> None:
         extra: dict[str, str] | None = None
+        structured = item.value
+        if isinstance(event, CloudEvent) and is_binary(dict(item.headers)):
+            structured = encode(event)  # binary-mode record: structured over HTTP and in DLs
         if self.subscriber.format == "data":
             assert isinstance(event, CloudEvent)  # the full decoder is used for this format
             body, content_type = _data_encoder.encode(event.data), "application/json"
             extra = binary_mode_headers(event)
-        elif isinstance(event, CloudEvent) and is_binary(dict(item.headers)):
-            body, content_type = encode(event), CLOUDEVENT_TYPE  # structured over HTTP
         else:
-            body, content_type = item.value, CLOUDEVENT_TYPE
+            body, content_type = structured, CLOUDEVENT_TYPE
         result = await self.sender.deliver(event.id, body, content_type, extra)
         self.stats.retried += result.attempts - 1
         if result.attempts > 1:
@@ -251,7 +265,13 @@ class SubscriberWorker:
             error=result.error,
         )
         await self.dead_letters.publish(
-            self.dead_letters.record(self.subscriber.name, item, event.id, result)
+            self.dead_letters.record(
+                self.subscriber.name,
+                item,
+                event.id,
+                result,
+                None if structured is item.value else structured,
+            )
         )
         self.stats.deadlettered += 1
         self._deadlettered.inc()

@@ -55,6 +55,7 @@ async def receive_hook(request: web.Request) -> web.Response:
     entry = state.sources.get(name)
     if entry is None:
         REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
+        log.info("hook_rejected", reason="unknown_source", source=name[:64])
         return error_response(404, "unknown_source", f"no source named {name!r}")
     structlog.contextvars.bind_contextvars(source=name)
     if state.in_flight >= state.max_in_flight:
@@ -126,7 +127,7 @@ async def _receive(
         entry.auth.check_signature(body, request.headers)
     except AuthError as exc:
         log.info("hook_rejected", reason="bad_signature", detail=str(exc))
-        return "unauthorized", error_response(401, "unauthorized", str(exc))
+        return "bad_signature", error_response(401, "unauthorized", str(exc))
     received = Received(
         source=entry.name,
         provider=entry.provider,

@@ -462,3 +462,26 @@ async def test_delivers_from_a_binary_mode_topic(
     [got] = subscriber.delivered()
     assert got.headers["Content-Type"] == "application/cloudevents+json"
     assert json.loads(got.body) == json.loads(encode(event))  # structured over HTTP
+
+
+async def test_binary_mode_dead_letters_are_structured_and_replayable(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    from relay.events import decode, to_binary
+
+    subscriber.script = lambda s, body, headers: 400
+    event = chat_event(6, 6)
+    value, headers = to_binary(event)
+    await kafka_bus.publish(
+        [Record(topic=topics["events"], value=value, key=b"k", headers=headers)]
+    )
+    config = kafka_config(
+        broker, topics, f'  - {{name: binrej, url: "{subscriber.url}", start_from: earliest}}'
+    )
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.received) == 1)
+    finally:
+        await service.stop()
+    [dead] = await consume(broker.bootstrap, topics["dead"], 1)
+    assert decode(dead.value) == event  # the whole event, not the bare data

@@ -81,6 +81,7 @@ def test_interpolated_values_cannot_change_structure() -> None:
         ("routes: [{name: a, topic: t}, {name: a, topic: u}]", {}, "routes[1].name: duplicate"),
         ("listen: {port: 70000}", {}, "listen.port: 70000 is not a TCP port"),
         ("limits: {max_body_bytes: 0}", {}, "limits.max_body_bytes: must be positive"),
+        ("limits: {header_timeout: 0}", {}, "limits.header_timeout: must be positive"),
         ("a: [", {}, "<config>:1:5: invalid YAML"),
         ("- just a list", {}, "the top level must be a mapping"),
     ],

@@ -46,6 +46,7 @@ sources:
 routes:
   - {{name: messages, match: {{type: "chat.message.*"}}, topic: chat.messages}}
 logging: {{level: info, format: json}}
+{extra}
 """
 
 
@@ -254,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--no-fanout", action="store_true", help="skip bench/fanout.py")
     parser.add_argument(
+        "--relay-yaml",
+        default="",
+        help='extra top-level YAML for relay, e.g. "dedupe: {window: 0s}"',
+    )
+    parser.add_argument(
         "--diagnose",
         action="store_true",
         help="also run (a+n) bare+normalizer and (c0) relay on a null bus",
@@ -286,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
             kafka += "idempotence: false}"
             for path, bus, data in ((config, kafka, "var"), (embedded, "", "var-embedded")):
                 path.write_text(
-                    RELAY_CONFIG.format(port=port, data_dir=work / data, kafka=bus, token=TOKEN)
+                    RELAY_CONFIG.format(
+                        port=port,
+                        data_dir=work / data,
+                        kafka=bus,
+                        token=TOKEN,
+                        extra=args.relay_yaml,
+                    )
                 )
             py = sys.executable
             relay = [py, "-m", "relay", "serve", "--config", str(config)]

@@ -64,9 +64,12 @@ def test_as_e164(value: Any, expected: str | None) -> None:
 
 
 def test_get_tolerates_keys_with_stray_spaces() -> None:
-    payload = {"operatorReport ": "Relato", "name": None}
+    payload = {"operatorReport ": "Relato", "name": None, " id ": 1, "\tx": 2}
     assert get(payload, "operatorReport") == "Relato"
+    assert get(payload, "id") == 1
+    assert get(payload, "x") == 2
     assert get(payload, "name") is None
+    assert get(payload, "missing") is None
     assert get("not an object", "x") is None
 
 
@@ -84,3 +87,17 @@ def test_readers_never_raise(value: Any) -> None:
     as_e164(value)
     as_str(value)
     get(value, "x")
+
+
+@given(
+    st.dictionaries(st.text(alphabet=" \t\nab", min_size=1, max_size=4), st.integers()),
+    st.text(alphabet="ab", min_size=1, max_size=3),
+)
+def test_get_finds_a_key_whatever_its_padding(payload: dict[str, int], key: str) -> None:
+    padded = [k for k in payload if k.strip() == key]
+    if key in payload:
+        assert get(payload, key) == payload[key]
+    elif padded:
+        assert get(payload, key) in [payload[k] for k in padded]
+    else:
+        assert get(payload, key) is None

@@ -89,7 +89,10 @@ async def test_concurrent_publishes_land_where_any_kafka_client_would_put_them(
         )
 
     async with running(make_bus(broker.bootstrap)) as bus:
-        await asyncio.gather(*(request(bus, i) for i in range(requests)))
+        # Once the topics' metadata is known, publish appends without yielding: requests
+        # started in this order reach each partition in this order.
+        await request(bus, 0)
+        await asyncio.gather(*(request(bus, i) for i in range(1, requests)))
 
     landed = await consume(broker.bootstrap, keyed, requests)
     assert sorted(int(r.value) for r in landed) == list(range(requests))
@@ -120,6 +123,7 @@ async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) ->
     big = b"B" * 40_000  # larger than a whole batch: goes alone in one
 
     async with running(make_bus(broker.bootstrap, max_batch_bytes=16 * 1024)) as bus:
+        await bus.publish([Record(topic=topic, value=b"first", key=b"same-key")])
         one_request = [
             Record(topic=topic, value=b"%d:" % i + kilobyte, key=b"same-key") for i in range(100)
         ]
@@ -131,17 +135,19 @@ async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) ->
         await bus.publish([Record(topic=topic, value=big, key=b"same-key")])
         await bus.publish([Record(topic=topic, value=b"after", key=b"same-key")])
 
-    landed = await consume(broker.bootstrap, topic, 152)
+    landed = await consume(broker.bootstrap, topic, 153)
     assert {r.partition for r in landed} == {expected_partition(b"same-key", 2)}
     values = [r.value for r in sorted(landed, key=lambda r: r.offset)]
-    assert values[:150] == [b"%d:" % i + kilobyte for i in range(150)]
-    assert values[150:] == [big, b"after"]
+    assert values[0] == b"first"
+    assert values[1:151] == [b"%d:" % i + kilobyte for i in range(150)]
+    assert values[151:] == [big, b"after"]
 
 
 async def test_close_flushes_what_was_accepted_then_refuses(broker: Broker) -> None:
     topic = await create_topic(broker.bootstrap, 3)
     bus = make_bus(broker.bootstrap)
     await bus.start()
+    await bus.publish([Record(topic=topic, value=b"-1", key=b"-1")])
     tasks = [
         asyncio.create_task(bus.publish([Record(topic=topic, value=b"%d" % i, key=b"%d" % i)]))
         for i in range(200)
@@ -152,8 +158,8 @@ async def test_close_flushes_what_was_accepted_then_refuses(broker: Broker) -> N
     assert not bus.ready()
     with pytest.raises(BusError):
         await bus.publish([Record(topic=topic, value=b"late")])
-    landed = await consume(broker.bootstrap, topic, 200)
-    assert sorted(int(r.value) for r in landed) == list(range(200))
+    landed = await consume(broker.bootstrap, topic, 201)
+    assert sorted(int(r.value) for r in landed) == list(range(-1, 200))
 
 
 @contextmanager

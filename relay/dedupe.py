@@ -53,13 +53,19 @@ class Deduplicator:
             seen.popitem(last=False)
 
     async def claim(self, ids: Iterable[str]) -> Claim:
+        """Split ids into those this request publishes and those already published.
+
+        The same id twice in one body (a status callback listing a message twice) is one
+        event. Whatever happens, the caller must ``finish`` the claim it gets; a claim cut
+        short here settles its own ids as not published.
+        """
         now = self._clock()
         self._purge(now)
         mine: list[str] = []
         duplicates: set[str] = set()
         others: list[tuple[str, asyncio.Future[bool]]] = []
         loop = asyncio.get_running_loop()
-        for event_id in ids:
+        for event_id in dict.fromkeys(ids):
             if event_id in self._seen:
                 duplicates.add(event_id)
             elif (pending := self._pending.get(event_id)) is not None:
@@ -67,9 +73,22 @@ class Deduplicator:
             else:
                 self._pending[event_id] = loop.create_future()
                 mine.append(event_id)
-        for event_id, pending in others:
-            if await asyncio.shield(pending):
-                duplicates.add(event_id)
+        try:
+            for event_id, pending in others:
+                while True:
+                    await asyncio.shield(pending)
+                    if event_id in self._seen:  # published by the copy we waited for
+                        duplicates.add(event_id)
+                        break
+                    waiting = self._pending.get(event_id)
+                    if waiting is None:  # that copy failed: this one publishes it
+                        self._pending[event_id] = loop.create_future()
+                        mine.append(event_id)
+                        break
+                    pending = waiting  # another copy took it over meanwhile
+        except BaseException:
+            self._settle(mine, published=False)
+            raise
         return Claim(self, mine, duplicates)
 
     def _settle(self, ids: list[str], published: bool) -> None:

@@ -200,14 +200,19 @@ class Ingest:
         self, records: list[Record], events: list[CloudEvent], outcome: Outcome
     ) -> Outcome:
         claim = await self.dedupe.claim(outcome.ids)
-        fresh = [event for event in events if event.id not in claim.duplicates]
-        for event in fresh:
-            records.extend(self.event_records(event))
+        published = False
         try:
+            seen: set[str] = set()
+            fresh = []
+            for event in events:  # one event per id, also within a body
+                if event.id not in claim.duplicates and event.id not in seen:
+                    seen.add(event.id)
+                    fresh.append(event)
+            for event in fresh:
+                records.extend(self.event_records(event))
             await self._publish(records)
-        except BaseException:
-            claim.finish(published=False)
-            raise
-        claim.finish(published=True)
+            published = True
+        finally:
+            claim.finish(published=published)
         self._count(fresh)
         return outcome

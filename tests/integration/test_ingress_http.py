@@ -364,3 +364,19 @@ async def test_truncated_deflate_does_not_hang(client: TestClient[Any, Any]) -> 
     )
     # aiohttp's parser may refuse it itself (a plain 400) or leave it to the body timeout
     assert response.status in (400, 408)
+
+
+async def test_a_status_callback_listing_an_id_twice(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    body = {"type": "MessageStatusCallback", "status": "READ", "ids": ["m1", "m1"], "phone": "1"}
+    response = await asyncio.wait_for(
+        client.post(
+            f"/v1/hooks/plugchat/message-status?token={TOKEN}",
+            data=json.dumps(body),
+            headers=JSON,
+        ),
+        5,
+    )
+    assert response.status == 202
+    assert len(log_records(tmp_path, "chat.events")) == 1

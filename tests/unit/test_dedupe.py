@@ -66,3 +66,23 @@ async def test_memory_is_bounded() -> None:
 
 def test_off_with_a_zero_window() -> None:
     assert not Deduplicator(window=0).enabled
+
+
+async def test_an_id_twice_in_one_body_does_not_wait_on_itself() -> None:
+    dedupe = Deduplicator(window=600)
+    claim = await asyncio.wait_for(dedupe.claim(["m1", "m1"]), 1)
+    assert claim.mine == ["m1"]
+    claim.finish(published=True)
+
+
+async def test_a_third_copy_after_a_failed_first_publishes_once() -> None:
+    dedupe = Deduplicator(window=600)
+    first = await dedupe.claim(["a"])
+    second = asyncio.create_task(dedupe.claim(["a"]))
+    await asyncio.sleep(0.01)
+    first.finish(published=False)
+    claim = await second
+    assert claim.mine == ["a"]  # it owns the id now
+    claim.finish(published=True)
+    third = await dedupe.claim(["a"])
+    assert third.duplicates == {"a"}

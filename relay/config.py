@@ -379,16 +379,25 @@ def _check(config: Config) -> None:
             except ValueError:
                 raise ConfigError(f"{where}.allow_cidrs[{i}]: {cidr!r} is not a CIDR") from None
     for field in ("events", "raw", "deadletter"):
-        if not getattr(config.topics, field).strip():
-            raise ConfigError(f"topics.{field}: empty topic name")
+        _check_topic(f"topics.{field}", getattr(config.topics, field))
     _check_subscribers(config)
     seen: set[str] = set()
     for i, route in enumerate(config.routes):
         if route.name in seen:
             raise ConfigError(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
-        if not route.topic.strip():
-            raise ConfigError(f"routes[{i}].topic: empty topic name")
+        _check_topic(f"routes[{i}].topic", route.topic)
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def _check_topic(where: str, topic: str) -> None:
+    if not _TOPIC.match(topic) or topic in (".", ".."):
+        raise ConfigError(
+            f"{where}: {topic!r} is not a Kafka topic name (letters, digits, '.', '_', '-')"
+        )
 
 
 _SUBSCRIBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -432,6 +441,13 @@ def _check_subscribers(config: Config) -> None:
                 per_second(sub.rate_limit)
             except ValueError as exc:
                 raise ConfigError(f"{where}.rate_limit: {exc}") from None
+        for header, value in sub.headers.items():
+            if not _HEADER_NAME.match(header):
+                raise ConfigError(f"{where}.headers: {header!r} is not an HTTP header name")
+            if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                raise ConfigError(f"{where}.headers.{header}: control characters are not allowed")
+        for j, topic in enumerate(sub.topic_list(config.topics.events)):
+            _check_topic(f"{where}.topics[{j}]", topic)
         secrets = [("secret", sub.secret)] if sub.secret is not None else []
         secrets += [(f"secrets[{j}]", value) for j, value in enumerate(sub.secrets)]
         for field, value in secrets:

@@ -115,7 +115,9 @@ class Ingest:
         if received.kind is not None:
             headers.append(("relay-kind", received.kind.encode()))
         if received.content_type is not None:
-            headers.append(("content-type", received.content_type.encode()))
+            headers.append(
+                ("content-type", received.content_type.encode("utf-8", "surrogateescape"))
+            )
         if received.delivery_id is not None:
             headers.append(("relay-delivery-id", received.delivery_id.encode()))
         return headers

@@ -33,6 +33,10 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float = 0.0
 
 
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and exc.retryable
 
@@ -55,6 +59,7 @@ class Sender:
             else None
         )
         self._session: aiohttp.ClientSession | None = None
+        self._slots = asyncio.Semaphore(subscriber.max_in_flight)
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -131,6 +136,12 @@ class Sender:
     async def _attempt(
         self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
     ) -> int:
+        async with self._slots:  # held for the attempt only, never during a backoff
+            return await self._send(event_id, body, content_type, extra)
+
+    async def _send(
+        self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
+    ) -> int:
         session = self._session
         if session is None:
             raise RuntimeError("sender is not started")
@@ -156,8 +167,13 @@ class Sender:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.breaker.record_failure()
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            raise AttemptFailed(status=None, error=error, retry_after=None, retryable=True) from exc
+            raise AttemptFailed(
+                status=None, error=_describe(exc), retry_after=None, retryable=True
+            ) from exc
+        except Exception as exc:  # e.g. a header aiohttp refuses: retrying cannot help
+            raise AttemptFailed(
+                status=None, error=_describe(exc), retry_after=None, retryable=False
+            ) from exc
         verdict = classify(status, self.retry_4xx)
         if verdict == "delivered":
             self.breaker.record_success()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections import deque
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import structlog
@@ -37,6 +38,10 @@ _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
 
 
+# CloudEvents HTTP binding: header values are percent-encoded outside printable ASCII.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
 def binary_mode_headers(event: CloudEvent) -> dict[str, str]:
     """CloudEvents HTTP binary mode: the envelope as ``ce-*`` headers beside the bare data."""
     headers = {
@@ -49,7 +54,7 @@ def binary_mode_headers(event: CloudEvent) -> dict[str, str]:
     }
     if event.subject is not None:
         headers["ce-subject"] = event.subject
-    return headers
+    return {name: quote(value, safe=_HEADER_SAFE) for name, value in headers.items()}
 
 
 class Stats(msgspec.Struct, kw_only=True):
@@ -136,7 +141,6 @@ class SubscriberWorker:
         self._watermark = Watermark()
         self._queues: dict[bytes, deque[tuple[Item, Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(subscriber.max_in_flight)
         self._room = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -201,7 +205,7 @@ class SubscriberWorker:
                 event = from_binary(item.value, headers)
             else:
                 event = self._decoder.decode(item.value)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
             self._log.warning(
                 "not_a_cloudevent", topic=item.topic, offset=item.offset, error=str(exc)
             )
@@ -225,8 +229,17 @@ class SubscriberWorker:
         try:
             while queue:
                 item, event = queue[0]
-                async with self._slots:
+                try:
                     await self._deliver(item, event)
+                except Exception as exc:  # a bug must not strand this key or the watermark
+                    self._log.exception("delivery_crashed", event_id=event.id)
+                    await self._deadletter(
+                        item,
+                        event,
+                        DeliveryResult(
+                            delivered=False, attempts=0, error=repr(exc), reason="crashed"
+                        ),
+                    )
                 queue.popleft()
                 self._finish(item)
         finally:
@@ -256,6 +269,11 @@ class SubscriberWorker:
             self._delivered.inc()
             self._log.debug("delivered", event_id=event.id, attempts=result.attempts)
             return
+        await self._deadletter(item, event, result, structured)
+
+    async def _deadletter(
+        self, item: Item, event: Event, result: DeliveryResult, structured: bytes | None = None
+    ) -> None:
         self._log.warning(
             "delivery_deadlettered",
             event_id=event.id,
@@ -264,13 +282,15 @@ class SubscriberWorker:
             status=result.status,
             error=result.error,
         )
+        if structured is None and isinstance(event, CloudEvent):
+            structured = encode(event)
         await self.dead_letters.publish(
             self.dead_letters.record(
                 self.subscriber.name,
                 item,
                 event.id,
                 result,
-                None if structured is item.value else structured,
+                None if structured is None or structured is item.value else structured,
             )
         )
         self.stats.deadlettered += 1

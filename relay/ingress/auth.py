@@ -31,7 +31,8 @@ def presented_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str
 
 def token_matches(presented: str, tokens: list[str]) -> bool:
     """Constant-time over every configured token, so timing tells nothing."""
-    given = presented.encode()
+    # header text may hold undecodable bytes (aiohttp keeps them as surrogates)
+    given = presented.encode("utf-8", "surrogateescape")
     matched = False
     for token in tokens:
         matched |= hmac.compare_digest(given, token.encode())
@@ -57,12 +58,14 @@ def verify_chatwoot_signature(
     if abs(current - sent_at) > tolerance:
         raise AuthError("X-Chatwoot-Timestamp is outside the allowed window")
     expected = hmac.new(
-        secret.encode(), timestamp.strip().encode() + b"." + body, hashlib.sha256
+        secret.encode(),
+        timestamp.strip().encode("utf-8", "surrogateescape") + b"." + body,
+        hashlib.sha256,
     ).hexdigest()
     given = signature.strip()
     if given.lower().startswith("sha256="):
         given = given[len("sha256=") :]
-    if not hmac.compare_digest(given.lower().encode(), expected.encode()):
+    if not hmac.compare_digest(given.lower().encode("utf-8", "surrogateescape"), expected.encode()):
         raise AuthError("X-Chatwoot-Signature does not match the body")
 
 

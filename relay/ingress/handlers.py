@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 
 import msgspec
 import structlog
@@ -135,9 +136,19 @@ async def _receive(
         kind=kind,
         content_type=content_type,
         request_id=request[REQUEST_ID],
-        delivery_id=request.headers.get("X-Chatwoot-Delivery"),
+        delivery_id=_delivery_id(request.headers.get("X-Chatwoot-Delivery")),
     )
     return await _ingest(state.ingest, received)
+
+
+def _delivery_id(value: str | None) -> str | None:
+    """The provider's delivery id when it is a sane token (a UUID, say); otherwise none."""
+    if value is None or not _DELIVERY_ID.match(value):
+        return None
+    return value
+
+
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 async def _ingest(ingest: Ingest, received: Received) -> tuple[str, web.Response]:

@@ -485,3 +485,36 @@ async def test_binary_mode_dead_letters_are_structured_and_replayable(
         await service.stop()
     [dead] = await consume(broker.bootstrap, topics["dead"], 1)
     assert decode(dead.value) == event  # the whole event, not the bare data
+
+
+async def test_control_characters_in_ids_cannot_break_delivery(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    """A sender controls ids that end up in ce-* headers: CR/LF must not strand a key."""
+    body = {
+        "type": "ReceivedCallback",
+        "messageId": "m1",
+        "phone": "5544\r\nX-Evil: 1",
+        "text": {"message": "oi"},
+    }
+    [event] = NORMALIZERS["plugchat"](
+        Inbound(source="pc", body=json.dumps(body).encode(), received_at="-", kind="receiveMessage")
+    )
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: data, url: "{subscriber.url}", start_from: earliest, format: data}}',
+    )
+    await kafka_bus.publish(records(topics["events"], [event, chat_event(1, 2)]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+    finally:
+        await service.stop()
+    first = (
+        subscriber.delivered()[0]
+        if "pc:" in subscriber.delivered()[0].headers.get("ce-partitionkey", "")
+        else subscriber.delivered()[1]
+    )
+    assert "X-Evil" not in first.headers
+    assert first.headers["ce-partitionkey"] == "pc:5544%0D%0AX-Evil: 1"

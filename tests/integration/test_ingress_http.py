@@ -380,3 +380,21 @@ async def test_a_status_callback_listing_an_id_twice(
     )
     assert response.status == 202
     assert len(log_records(tmp_path, "chat.events")) == 1
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"X-Relay-Token": b"\xff".decode("latin-1")},
+        {"X-Chatwoot-Delivery": b"\xff\xfe".decode("latin-1")},
+        {"Content-Type": "application/json; charset=" + b"\xff".decode("latin-1")},
+    ],
+)
+async def test_undecodable_header_bytes_are_no_5xx(
+    client: TestClient[Any, Any], header: dict[str, str]
+) -> None:
+    headers = {**JSON, **header}
+    response = await client.post("/v1/hooks/open?x=1", data=json.dumps(MESSAGE), headers=headers)
+    assert response.status < 500
+    token = await client.post("/v1/hooks/nexloo", data=json.dumps(MESSAGE), headers=headers)
+    assert token.status < 500

@@ -7,6 +7,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -23,7 +24,7 @@ from tests.support import consume, drain, free_port, unique
 pytestmark = pytest.mark.integration
 
 
-def make_bus(bootstrap: str, request_timeout_ms: int = 30_000, **options: int) -> KafkaBus:
+def make_bus(bootstrap: str, request_timeout_ms: int = 30_000, **options: Any) -> KafkaBus:
     config = parse(
         f'kafka: {{bootstrap_servers: "{bootstrap}", idempotence: false, '
         f"request_timeout_ms: {request_timeout_ms}}}",
@@ -193,6 +194,7 @@ async def test_a_broker_outage_fails_every_waiting_request_with_bus_error() -> N
             await bus.publish([Record(topic=topic, value=b"before", key=b"k")])
 
             process.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(0.2)  # the signal is asynchronous: let every thread stop
             try:
                 outcomes = await asyncio.wait_for(
                     asyncio.gather(
@@ -220,3 +222,24 @@ async def test_a_broker_outage_fails_every_waiting_request_with_bus_error() -> N
         # What failed may still have landed (at-least-once); what was acknowledged did.
         values = [r.value for r in await drain(bootstrap, topic)]
         assert values[0] == b"before" and b"after" in values
+
+
+async def test_no_request_waits_past_the_delivery_timeout_whatever_the_producer_does() -> None:
+    # The producer itself would wait 30 s (and retry forever with idempotence on).
+    with own_broker() as (bootstrap, process):
+        topic = await create_topic(bootstrap, 1)
+        bus = make_bus(bootstrap, request_timeout_ms=30_000, delivery_timeout=1.0)
+        async with running(bus):
+            await bus.publish([Record(topic=topic, value=b"before", key=b"k")])
+            process.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(0.2)  # the signal is asynchronous: let every thread stop
+            try:
+                first = asyncio.create_task(bus.publish([Record(topic=topic, value=b"a")]))
+                await asyncio.sleep(0.1)
+                queued = asyncio.create_task(bus.publish([Record(topic=topic, value=b"b")]))
+                outcomes = await asyncio.wait_for(
+                    asyncio.gather(first, queued, return_exceptions=True), timeout=10
+                )
+            finally:
+                process.send_signal(signal.SIGCONT)
+            assert all(isinstance(o, BusError) for o in outcomes), outcomes

@@ -151,3 +151,26 @@ def test_subscriber_defaults_and_units() -> None:
         86400,
         2,
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("topics: {events: 'has space'}", "topics.events: 'has space' is not a Kafka topic name"),
+        ("routes: [{name: a, topic: 'a/b'}]", "routes[0].topic: 'a/b' is not a Kafka topic name"),
+        (
+            "subscribers: [{name: a, url: 'http://x', topics: ['']}]",
+            "subscribers[0].topics[0]: '' is not a Kafka topic name",
+        ),
+        (
+            "subscribers: [{name: a, url: 'http://x', headers: {'X Bad': v}}]",
+            "subscribers[0].headers: 'X Bad' is not an HTTP header name",
+        ),
+        (
+            "subscribers: [{name: a, url: 'http://x', headers: {X-Ok: \"a\\r\\nb\"}}]",
+            "subscribers[0].headers.X-Ok: control characters are not allowed",
+        ),
+    ],
+)
+def test_topic_and_header_names(text: str, message: str) -> None:
+    assert message in error_of(text)

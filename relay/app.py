@@ -40,6 +40,7 @@ def make_bus(config: Config, role: str = "all") -> Bus:
         config.data_path,
         spool_after=seconds(kafka.spool_after),
         max_bytes=kafka.spool_max_bytes,
+        max_record_bytes=kafka.max_record_bytes,
         # processes of other roles may share data_dir: each drains its own spool
         file_name="spool.sqlite3" if role in ("all", "ingress") else f"spool-{role}.sqlite3",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -55,6 +56,9 @@ class Kafka(Section, frozen=True, kw_only=True):
     """Kafka silent this long: accept into the on-disk spool instead, drain it later."""
     spool_max_bytes: int = 1024 * 1024 * 1024
     """Past this much spooled data, ingress answers 503 with Retry-After."""
+    max_record_bytes: int = 1_000_000
+    """The largest record relay sends (keep it under the broker's message.max.bytes);
+    a request that would need a larger one is answered 413."""
 
     @property
     def servers(self) -> list[str]:
@@ -216,6 +220,8 @@ def seconds(value: Duration) -> float:
         number = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     if number < 0:
         raise ValueError("a duration cannot be negative")
+    if not math.isfinite(number):
+        raise ValueError("a duration must be finite")
     return number
 
 
@@ -351,8 +357,17 @@ def _check(config: Config) -> None:
                 raise ValueError("must be positive")
         except ValueError as exc:
             raise ConfigError(f"kafka.spool_after: {exc}") from None
-        if config.kafka.spool_max_bytes <= 0:
-            raise ConfigError("kafka.spool_max_bytes: must be positive")
+        for field in (
+            "spool_max_bytes",
+            "max_record_bytes",
+            "request_timeout_ms",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+        ):
+            if getattr(config.kafka, field) <= 0:
+                raise ConfigError(f"kafka.{field}: must be positive")
+        if config.kafka.linger_ms < 0:
+            raise ConfigError("kafka.linger_ms: cannot be negative")
     for name, source in config.sources.items():
         where = f"sources.{name}"
         if not _SOURCE_NAME.match(name):

@@ -21,6 +21,10 @@ class BusError(Exception):
     """The bus could not make the records durable; nothing may be acknowledged."""
 
 
+class RecordTooLarge(BusError):
+    """A record the bus will never accept, however often it is retried (answer 413)."""
+
+
 class Bus(Protocol):
     """Something that holds records durably. ``publish`` returns only once it does."""
 

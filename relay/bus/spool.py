@@ -23,7 +23,7 @@ from typing import Literal
 
 import structlog
 
-from relay.bus.base import Bus, BusError, Record
+from relay.bus.base import Bus, BusError, Record, RecordTooLarge
 from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
 from relay.metrics import LIVE
 
@@ -53,8 +53,10 @@ class SpooledBus:
         *,
         spool_after: float,
         max_bytes: int,
+        max_record_bytes: int = 1_000_000,
         file_name: str = SPOOL_FILE,
     ) -> None:
+        self.max_record_bytes = max_record_bytes
         self._make_kafka = make_kafka
         self._kafka: Bus | None = None
         self._spool = EmbeddedLog(data_dir, file_name)
@@ -64,6 +66,7 @@ class SpooledBus:
         self.spooled_bytes = 0
         self.spooled_records = 0
         self._writing = 0
+        self._writes_started = 0
         self._full = False
         self._wake = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
@@ -138,6 +141,13 @@ class SpooledBus:
                 log.info("kafka_recovered_direct", reason=reason)
 
     async def publish(self, records: Sequence[Record]) -> None:
+        for record in records:
+            if (size := _size(record)) > self.max_record_bytes:
+                # Kafka would refuse it forever: never acknowledge it, never spool it.
+                raise RecordTooLarge(
+                    f"a {size}-byte record for {record.topic} is over kafka.max_record_bytes "
+                    f"({self.max_record_bytes})"
+                )
         if self.mode == "direct":
             try:
                 if self._kafka is None:
@@ -159,6 +169,7 @@ class SpooledBus:
         self.spooled_bytes += size
         self.spooled_records += len(records)
         self._writing += 1
+        self._writes_started += 1
         try:
             await self._spool.publish(records)
         except BaseException:
@@ -186,6 +197,10 @@ class SpooledBus:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            # A spool write that began before this read may commit after the read's
+            # snapshot: go direct only if none was under way and none began meanwhile.
+            quiet_before = self._writing == 0
+            writes_before = self._writes_started
             try:
                 drained = await self._drain_once()
                 if drained == 0:
@@ -199,7 +214,7 @@ class SpooledBus:
                 continue
             delay = _RETRY_MIN
             if drained == 0:
-                if self._writing == 0:
+                if quiet_before and self._writing == 0 and writes_before == self._writes_started:
                     self.spooled_records = self.spooled_bytes = 0  # exact again when empty
                     self._set_mode("direct", reason="the spool is drained")
                 else:

@@ -10,7 +10,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from relay.bus import BusError
+from relay.bus import BusError, RecordTooLarge
 from relay.ingest import Ingest, Received
 from relay.ingress.auth import AuthError
 from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, read_limited
@@ -112,8 +112,11 @@ async def _receive(
             415, "unsupported_media_type", f"{content_type!r} is not JSON"
         )
     try:
-        async with asyncio.timeout(state.body_timeout):
+        if request.content.is_eof():  # the whole body is in already: no timer to arm
             body = await read_limited(request, state.max_body_bytes)
+        else:
+            async with asyncio.timeout(state.body_timeout):
+                body = await read_limited(request, state.max_body_bytes)
     except BodyTooLarge as exc:
         log.info("hook_rejected", reason="payload_too_large")
         return "payload_too_large", error_response(413, "payload_too_large", str(exc))
@@ -154,6 +157,9 @@ _DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 async def _ingest(ingest: Ingest, received: Received) -> tuple[str, web.Response]:
     try:
         outcome = await ingest.ingest(received)
+    except RecordTooLarge as exc:
+        log.warning("hook_rejected", reason="too_large_for_bus", detail=str(exc))
+        return "payload_too_large", error_response(413, "payload_too_large", str(exc))
     except BusError as exc:
         log.warning("bus_unavailable", error=str(exc))
         return "unavailable", error_response(

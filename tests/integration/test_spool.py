@@ -134,3 +134,26 @@ async def test_broker_down_at_start_then_up(tmp_path: Path) -> None:
             acked = {i for _, body in answers for i in body["ids"]}
             found = await consume_ids(broker.bootstrap, events, acked)
             assert set(found) == acked
+
+
+async def test_a_record_kafka_would_refuse_is_413_not_spooled(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+kafka: {{bootstrap_servers: "{own_broker.bootstrap}", idempotence: false, max_record_bytes: 600}}
+sources: {{cw: {{provider: chatwoot}}}}
+topics: {{events: {unique("big.events")}}}
+"""
+    )
+    async with relay_client(config) as client:
+        big = {"event": "conversation_created", "id": 1, "account_id": 1, "note": "x" * 1000}
+        response = await client.post(
+            "/v1/hooks/cw", data=json.dumps(big), headers={"Content-Type": "application/json"}
+        )
+        assert response.status == 413
+        assert "max_record_bytes" in (await response.json())["detail"]
+        assert (await readiness(client))["mode"] == "direct"  # nothing stuck in a spool
+        status, _ = await post(client, 2)
+        assert status == 202

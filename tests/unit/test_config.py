@@ -82,6 +82,8 @@ def test_interpolated_values_cannot_change_structure() -> None:
         ("listen: {port: 70000}", {}, "listen.port: 70000 is not a TCP port"),
         ("limits: {max_body_bytes: 0}", {}, "limits.max_body_bytes: must be positive"),
         ("limits: {header_timeout: 0}", {}, "limits.header_timeout: must be positive"),
+        ("limits: {body_timeout: .inf}", {}, "limits.body_timeout: a duration must be finite"),
+        ("kafka: {bootstrap_servers: k, request_timeout_ms: 0}", {}, "kafka.request_timeout_ms"),
         ("a: [", {}, "<config>:1:5: invalid YAML"),
         ("- just a list", {}, "the top level must be a mapping"),
     ],

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from relay.bus.base import BusError, Record
+from relay.bus.base import BusError, Record, RecordTooLarge
 from relay.config import Kafka
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -43,6 +43,8 @@ _PARTITIONS_TTL = 30.0
 """Seconds a topic's partition count is trusted before it is read again from metadata."""
 _HASH_CACHE_SIZE = 65_536
 _DELIVERY_MARGIN = 5.0
+_BATCH_OVERHEAD = 1024
+"""Room kept in a batch for its header and one record's framing."""
 
 
 def default_partition(key: bytes, partitions: int) -> int:
@@ -113,6 +115,7 @@ class KafkaBus:
         self.config = config
         self.max_batch_bytes = max_batch_bytes
         self.max_buffer_bytes = max_buffer_bytes
+        self._large = (max_batch_bytes - _BATCH_OVERHEAD) // 2
         self.delivery_timeout = (
             delivery_timeout
             if delivery_timeout is not None
@@ -190,6 +193,8 @@ class KafkaBus:
         now = loop.time()
         waited = False
         for record in records:
+            if len(record.value) > self._large:
+                self._check_size(record)
             known = topics.get(record.topic)
             if known is None or known.expires < now:
                 await self._load_partitions(record.topic)
@@ -233,6 +238,17 @@ class KafkaBus:
             self._buffered += size
             self._wakeup.set()
         await waiter.future
+
+    def _check_size(self, record: Record) -> None:
+        """Refuse, before anything is appended, a record no batch can hold: sent alone it
+        would be refused by the broker and fail every request queued on its partition."""
+        size = len(record.value) + len(record.key or b"")
+        size += sum(len(name) + len(value) for name, value in record.headers)
+        if size > self.max_batch_bytes - _BATCH_OVERHEAD:
+            raise RecordTooLarge(
+                f"a {size}-byte record for {record.topic} is over the "
+                f"{self.max_batch_bytes - _BATCH_OVERHEAD}-byte limit of a Kafka batch"
+            )
 
     def _new_batch(self) -> _Batch:
         self._batches += 1

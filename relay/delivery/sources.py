@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import fcntl
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from relay.bus.base import Headers
@@ -27,7 +27,7 @@ from relay.delivery.watermark import Stream
 log = structlog.get_logger("relay.delivery")
 
 StartFrom = Literal["latest", "earliest"]
-_EMBEDDED_STREAM: Stream = ("", 0)
+_EMBEDDED_STREAM: Stream = ("", 0, 0)
 _IDLE_POLL_SECONDS = 0.05
 
 
@@ -63,6 +63,10 @@ class Source(Protocol):
         ...
 
 
+Revoked = Callable[[set[Stream]], Awaitable[None]]
+"""Called before partitions are taken away: commit what is finished, forget the rest."""
+
+
 # --- Kafka -------------------------------------------------------------------------
 
 
@@ -72,8 +76,10 @@ class KafkaSource:
     def __init__(
         self, config: Kafka, group_id: str, topics: Sequence[str], start_from: StartFrom
     ) -> None:
+        self._topics = list(topics)
+        self._generation: dict[Any, int] = {}
+        self.on_revoked: Revoked | None = None
         self._consumer: Any = AIOKafkaConsumer(
-            *topics,
             bootstrap_servers=config.servers,
             client_id=config.client_id,
             group_id=group_id,
@@ -86,18 +92,35 @@ class KafkaSource:
         self._anchored: set[Any] = set()
 
     async def start(self) -> None:
+        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
         await self._consumer.start()
 
     async def close(self) -> None:
         await self._consumer.stop()
 
+    def _stream(self, tp: Any) -> Stream:
+        return (tp.topic, tp.partition, self._generation.get(tp, 0))
+
+    async def _revoke(self, partitions: set[Any]) -> None:
+        if self.on_revoked is not None:
+            await self.on_revoked({self._stream(tp) for tp in partitions})
+        self._anchored -= partitions
+
+    def _assign(self, partitions: set[Any]) -> None:
+        for tp in partitions:
+            self._generation[tp] = self._generation.get(tp, 0) + 1
+
     async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
         batches = await self._consumer.getmany(timeout_ms=int(wait * 1000), max_records=max_records)
         assignment = self._consumer.assignment()
-        if assignment != self._anchored:
+        if not assignment <= self._anchored:
             await self._anchor(assignment - self._anchored, batches)
-            self._anchored = set(assignment)
-        return [_kafka_item(message) for messages in batches.values() for message in messages]
+            self._anchored |= assignment
+        return [
+            _kafka_item(message, self._stream(tp))
+            for tp, messages in batches.items()
+            for message in messages
+        ]
 
     async def _anchor(self, partitions: set[Any], batches: dict[Any, list[Any]]) -> None:
         """Commit a starting position for partitions this group never committed.
@@ -117,12 +140,15 @@ class KafkaSource:
                 log.warning("commit_failed", error=str(exc))
 
     async def commit(self, positions: dict[Stream, int]) -> None:
-        if not positions:
+        assignment = self._consumer.assignment()
+        offsets = {}
+        for (topic, partition, generation), next_offset in positions.items():
+            tp = TopicPartition(topic, partition)
+            # only what is still ours, read under the current assignment
+            if tp in assignment and self._generation.get(tp, 0) == generation:
+                offsets[tp] = next_offset
+        if not offsets:
             return
-        offsets = {
-            TopicPartition(topic, partition): next_offset
-            for (topic, partition), next_offset in positions.items()
-        }
         try:
             await self._consumer.commit(offsets)
         except KafkaError as exc:  # e.g. partitions moved in a rebalance: re-read there
@@ -137,9 +163,20 @@ class KafkaSource:
         return total
 
 
-def _kafka_item(message: Any) -> Item:
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        await self.source._revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[Any]) -> None:
+        self.source._assign(set(assigned))
+
+
+def _kafka_item(message: Any, stream: Stream) -> Item:
     return Item(
-        stream=(message.topic, message.partition),
+        stream=stream,
         offset=message.offset,
         topic=message.topic,
         key=message.key,
@@ -212,7 +249,7 @@ class KafkaRange:
             *remaining, timeout_ms=int(wait * 1000), max_records=max_records
         )
         return [
-            _kafka_item(message)
+            _kafka_item(message, (tp.topic, tp.partition, 0))
             for tp, messages in batches.items()
             for message in messages
             if message.offset < self._end.get(tp, 0)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 
-Stream = tuple[str, int]
-"""(topic, partition) for Kafka; one stream for the embedded log."""
+Stream = tuple[str, int, int]
+"""(topic, partition, generation) for Kafka, where the generation counts the times this
+consumer was assigned the partition, so finishes of records read under an earlier
+assignment never count toward a later one; one stream for the embedded log."""
 
 
 class Watermark:
@@ -40,6 +42,10 @@ class Watermark:
         commits = {stream: self._committable[stream] for stream in streams}
         self._dirty.clear()
         return commits
+
+    def position(self, stream: Stream) -> int | None:
+        """The next offset to commit for a stream, if any of it is finished."""
+        return self._committable.get(stream)
 
     def forget(self, stream: Stream) -> None:
         """The stream was taken away (rebalance): its records will be read again elsewhere."""

@@ -21,7 +21,7 @@ from relay.bus import Bus, BusError, Record
 from relay.config import Subscriber
 from relay.delivery.sender import DeliveryResult, Sender
 from relay.delivery.sources import Item, Source
-from relay.delivery.watermark import Watermark
+from relay.delivery.watermark import Stream, Watermark
 from relay.events import CloudEvent, EventHead, encode, from_binary, is_binary
 from relay.metrics import DELIVERIES, DELIVERY_SECONDS, LIVE
 from relay.routing import Matcher
@@ -159,8 +159,30 @@ class SubscriberWorker:
         self._grace = grace
         self._stopping.set()
 
+    async def _revoked(self, streams: set[Stream]) -> None:
+        """Partitions are moving to another member: commit what is finished, forget them.
+
+        Records of those streams still queued are delivered anyway (the new owner may
+        deliver them too: at-least-once); their finishes no longer count.
+        """
+        commits = {
+            stream: position
+            for stream in streams
+            if (position := self._watermark.position(stream)) is not None
+        }
+        if commits:
+            try:
+                await self.source.commit(commits)
+            except Exception as exc:
+                self._log.warning("commit_failed", error=str(exc))
+        for stream in streams:
+            self._watermark.forget(stream)
+        self._room.set()
+
     async def run(self) -> Stats:
         """Deliver until stopped or cancelled, or until a bounded source is exhausted."""
+        if hasattr(self.source, "on_revoked"):
+            self.source.on_revoked = self._revoked
         await self.sender.start()
         try:
             await self.source.start()

@@ -516,3 +516,33 @@ async def test_control_characters_in_ids_cannot_break_delivery(
     ]
     assert "X-Evil" not in injected.headers
     assert injected.headers["ce-partitionkey"] == "pc:5544%0D%0AX-Evil: 1"
+
+
+async def test_a_second_member_joining_rebalances_without_stalling_or_losing(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    subscriber.delay = 0.01
+    config = kafka_config(
+        broker, topics, f'  - {{name: shared, url: "{subscriber.url}", start_from: earliest}}'
+    )
+    first_batch = [chat_event(key, key * 100) for key in range(24)]
+    await kafka_bus.publish(records(topics["events"], first_batch))
+    one = await running(config, kafka_bus)
+    await subscriber.wait_for(lambda s: len(s.delivered()) >= 5)
+    two = await running(config, kafka_bus)  # same group: partitions are split between them
+    second_batch = [chat_event(key, key * 100 + 1) for key in range(24)]
+    await kafka_bus.publish(records(topics["events"], second_batch))
+    wanted = {e.id for e in first_batch + second_batch}
+    try:
+        await subscriber.wait_for(
+            lambda s: {r.headers["webhook-id"] for r in s.delivered()} >= wanted, within=30
+        )
+    finally:
+        await two.stop()
+        await one.stop()
+    delivered = len(subscriber.delivered())
+    # the positions committed through the rebalance hold: a new member finds nothing left
+    three = await running(config, kafka_bus)
+    await asyncio.sleep(2.5)
+    await three.stop()
+    assert len(subscriber.delivered()) == delivered

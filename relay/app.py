@@ -31,7 +31,7 @@ def make_bus(config: Config, role: str = "all") -> Bus:
     """Kafka behind an on-disk spool, or the embedded log when no Kafka is configured."""
     kafka = config.kafka
     if kafka is None:
-        return EmbeddedLog(config.data_path)
+        return EmbeddedLog(config.data_path, retention=seconds(config.retention) or None)
     from relay.bus.kafka import KafkaBus
     from relay.bus.spool import SpooledBus
 
@@ -91,7 +91,12 @@ def build_app(
         log.info("bus_started", bus=bus.name, role=role, sources=sorted(state.sources))
         yield
         state.accepting = False
-        await bus.close()
+        try:
+            async with asyncio.timeout(max(1.0, seconds(config.shutdown_grace) / 4)):
+                await bus.close()
+        except TimeoutError:
+            # what Kafka has not acknowledged was not acknowledged to anyone either
+            log.warning("bus_close_timed_out", bus=bus.name)
         log.info("bus_closed", bus=bus.name)
 
     async def delivery_lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -99,7 +104,7 @@ def build_app(
         await delivery.start()
         yield
         # within the shutdown grace, leaving time for the bus to flush after it
-        await delivery.stop(grace=min(5.0, seconds(config.shutdown_grace) / 2))
+        await delivery.stop(grace=min(5.0, seconds(config.shutdown_grace) / 5))
 
     async def stop_accepting(app: web.Application) -> None:
         state.accepting = False

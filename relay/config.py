@@ -174,6 +174,8 @@ class Subscriber(Section, frozen=True, kw_only=True):
 class Config(Section, frozen=True, kw_only=True):
     listen: Listen = Listen()
     data_dir: str = "./var"
+    retention: Duration = "7d"
+    """How long the embedded log keeps records (when it is the bus); 0 keeps them forever."""
     kafka: Kafka | None = None
     sources: dict[str, Source] = {}
     topics: Topics = Topics()
@@ -335,6 +337,7 @@ def _check(config: Config) -> None:
         ("shutdown_grace", config.shutdown_grace),
         ("dedupe.window", config.dedupe.window),
         ("limits.header_timeout", config.limits.header_timeout),
+        ("retention", config.retention),
     ):
         try:
             seconds(value)

@@ -18,7 +18,9 @@ log = structlog.get_logger("relay.serve")
 
 
 async def serve(app: web.Application, host: str, port: int, grace: float) -> None:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace)
+    # The grace is shared: half for requests in flight, the rest for delivery (a fifth)
+    # and the bus flush (a quarter; see relay.app), so the process exits within it.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace / 2)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -67,8 +67,13 @@ class EmbeddedLog:
 
     name = "embedded"
 
-    def __init__(self, data_dir: Path, file_name: str = LOG_FILE) -> None:
+    def __init__(
+        self, data_dir: Path, file_name: str = LOG_FILE, retention: float | None = None
+    ) -> None:
         self.path = Path(data_dir) / file_name
+        self.retention_ms = int(retention * 1000) if retention else None
+        self.trim_interval = 60.0
+        self._trimmed_at = 0.0
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -124,6 +129,35 @@ class EmbeddedLog:
                     break
             if batch:
                 self._commit(batch)
+        # A publish that raced close() must not wait forever.
+        left: list[asyncio.Future[None]] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                left.append(item[1])  # type: ignore[index]
+        if left:
+            self._answer(left, BusError("the embedded log was closed"))
+        self._trim_if_due(force=False)
+
+    def _answer(self, futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            self._loop.call_soon_threadsafe(_resolve_all, futures, error)
+
+    def _trim_if_due(self, force: bool) -> None:
+        """Drop records older than the retention, at most once a minute (like Kafka's)."""
+        if self.retention_ms is None or self._conn is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._trimmed_at < self.trim_interval:
+            return
+        self._trimmed_at = now
+        cutoff = int(time.time() * 1000) - self.retention_ms
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("DELETE FROM records WHERE timestamp < ?", (cutoff,))
 
     def _commit(self, batch: list[_Pending]) -> None:
         assert self._conn is not None and self._loop is not None
@@ -141,12 +175,13 @@ class EmbeddedLog:
                 rows,
             )
             self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # whatever it is, every waiting request must hear of it
             error = BusError(f"embedded log write failed: {exc}")
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
         # One wake-up of the event loop per commit, however many requests it answers.
-        self._loop.call_soon_threadsafe(_resolve_all, [future for _, future in batch], error)
+        self._answer([future for _, future in batch], error)
+        self._trim_if_due(force=False)
 
 
 def _resolve_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:

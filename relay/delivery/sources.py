@@ -12,7 +12,7 @@ import fcntl
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -28,6 +28,7 @@ log = structlog.get_logger("relay.delivery")
 
 StartFrom = Literal["latest", "earliest"]
 _EMBEDDED_STREAM: Stream = ("", 0, 0)
+_T = TypeVar("_T")
 _IDLE_POLL_SECONDS = 0.05
 
 
@@ -309,6 +310,7 @@ class EmbeddedSource:
         self._conn: sqlite3.Connection | None = None
         self._lock_handle: BinaryIO | None = None
         self._busy = asyncio.Lock()
+        self._thread_call: asyncio.Future[Any] | None = None
 
     def _lock(self) -> None:
         """One delivering process per subscriber on an embedded log; others stand by."""
@@ -361,10 +363,18 @@ class EmbeddedSource:
     async def start(self) -> None:
         await asyncio.to_thread(self._open)
 
+    async def _in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run on a thread; a cancelled caller leaves the call running, and close() waits."""
+        self._thread_call = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        return await asyncio.shield(self._thread_call)
+
     async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
+        if self._thread_call is not None:
+            await asyncio.wait([self._thread_call])
+        async with self._busy:  # no read or commit may still be using the connection
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await asyncio.to_thread(conn.close)
         if self._lock_handle is not None:
             self._lock_handle.close()  # releases the lock
             self._lock_handle = None
@@ -398,7 +408,7 @@ class EmbeddedSource:
 
     async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
         async with self._busy:
-            items = await asyncio.to_thread(self._read, max_records)
+            items = await self._in_thread(self._read, max_records)
         if items:
             self._position = items[-1].offset
             return items
@@ -420,7 +430,7 @@ class EmbeddedSource:
         async with self._busy:
             if self._conn is None:
                 return 0
-            return await asyncio.to_thread(self._count_after, self._position)
+            return await self._in_thread(self._count_after, self._position)
 
     async def commit(self, positions: dict[Stream, int]) -> None:
         next_offset = positions.get(_EMBEDDED_STREAM)
@@ -428,4 +438,4 @@ class EmbeddedSource:
             return
         async with self._busy:
             with contextlib.suppress(sqlite3.Error):
-                await asyncio.to_thread(self._store, next_offset - 1)
+                await self._in_thread(self._store, next_offset - 1)

@@ -129,3 +129,21 @@ def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=25) == 0
+
+
+async def test_embedded_log_retention(tmp_path: Path) -> None:
+    import asyncio
+
+    from relay.bus import Record
+    from relay.bus.embedded import EmbeddedLog
+
+    log = EmbeddedLog(tmp_path, retention=0.2)
+    log.trim_interval = 0
+    await log.start()
+    try:
+        await log.publish([Record(topic="t", value=b"old")])
+        await asyncio.sleep(0.3)
+        await log.publish([Record(topic="t", value=b"new")])  # trims what is past retention
+    finally:
+        await log.close()
+    assert [r.value for r in read(tmp_path / LOG_FILE, topic="t")] == [b"new"]

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-rate", type=float, default=2000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--variants", type=int, default=64, help="distinct bodies")
-    parser.add_argument("--targets", default="a,b,b0,c,e", help="subset of a,a+n,b0,b,c0,c,e")
+    parser.add_argument("--targets", default="a,b,b0,c,e", help="subset of a,a+n,b0,b,c1,c0,c,e")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0")
     parser.add_argument("--no-wrk", action="store_true", help="closed loop with bench.loadgen")
     parser.add_argument("--json", type=Path, help="also write every figure here")
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--diagnose",
         action="store_true",
-        help="also run (a+n) bare+normalizer and (c0) relay on a null bus",
+        help="also run (a+n) bare+normalizer, (c0) relay on a null bus, (c1) without spool",
     )
     args = parser.parse_args(argv)
 
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = work / "servers.log"
     wanted = set(args.targets.split(","))
     if args.diagnose:
-        wanted |= {"a+n", "c0"}
+        wanted |= {"a+n", "c0", "c1"}
     settings = {**vars(args), "json": str(args.json) if args.json else None}
     report: dict[str, Any] = {"machine": machine(), "body_bytes": body_size, "args": settings}
     print(f"# relay bench — {report['machine']}", flush=True)
@@ -326,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
                     [py, "-m", "bench.targets", "normalize"],
                 ),
                 Target(
+                    "c1",
+                    "(c1) relay app on the group-commit bus, no spool (diagnostic)",
+                    [py, "-m", "bench.targets", "group", "--config", str(config)],
+                ),
+                Target(
                     "c0",
                     "(c0) relay app on a null bus (diagnostic)",
                     [py, "-m", "bench.targets", "nullbus", "--config", str(config)],
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             for t in every:
                 if t.key != "c":
                     t.command += ["--port", str(port)]
-            order = ["a", "a+n", "b0", "b", "c0", "c", "e"]
+            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e"]
             return sorted((t for t in every if t.key in wanted), key=lambda t: order.index(t.key))
 
         results: dict[str, Target] = {}

@@ -9,6 +9,8 @@ Diagnostics (``python -m bench --diagnose``), to see where relay's time goes:
 
 - ``normalize``: a bare handler that also runs the Chatwoot normalizer and encodes the events.
 - ``nullbus``: relay's whole application on a bus that holds nothing and answers at once.
+- ``group``: relay's application on its group-commit ``KafkaBus`` alone, without the spool
+  that ``relay serve`` wraps around it: the same app as ``naive`` but for the bus.
 
 ``python -m bench.targets TARGET --port P [--bootstrap B] [--config C]``
 """
@@ -145,12 +147,17 @@ def relay_app(config_path: str, bus: str) -> web.Application:
     configure(config.logging.level, config.logging.format)
     if bus == "null":
         return build_app(config, bus=NullBus(), role="ingress")
+    if bus == "group":
+        from relay.bus.kafka import KafkaBus
+
+        return build_app(config, bus=KafkaBus(config.kafka), role="ingress")
     return build_app(config, bus=NaiveKafkaBus(",".join(config.kafka.servers)), role="ingress")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("target", choices=["bare", "forward", "naive", "normalize", "nullbus"])
+    targets = ["bare", "forward", "naive", "normalize", "nullbus", "group"]
+    parser.add_argument("target", choices=targets)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--bootstrap")
     parser.add_argument("--topic", default="bench.forward")
@@ -168,8 +175,8 @@ def main() -> None:
         app = normalize_app()
     elif args.target == "forward":
         app = forward_app(args.bootstrap, args.topic)
-    elif args.target == "naive":
-        app = relay_app(args.config, "naive")
+    elif args.target in ("naive", "group"):
+        app = relay_app(args.config, args.target)
     else:
         app = relay_app(args.config, "null")
     runner_loop = loop_factory() if loop_factory else asyncio.new_event_loop()

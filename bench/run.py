@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         wanted |= {"a+n", "c0", "c1"}
     settings = {**vars(args), "json": str(args.json) if args.json else None}
     report: dict[str, Any] = {"machine": machine(), "body_bytes": body_size, "args": settings}
+    report["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
     print(f"# relay bench — {report['machine']}", flush=True)
+    print(f"# load average at start: {' '.join(report['loadavg_at_start'])}", flush=True)
     print(f"# body {body_size} B, work dir {work}, server logs {logs}", flush=True)
 
     with tansu(other_cpus) as (bootstrap, broker):
@@ -371,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         print("## (d) fan-out: python -m bench.fanout", flush=True)
         report["fanout"] = run_fanout()
         print(f"   {report['fanout']}", flush=True)
+    for data in ("var", "var-embedded"):  # the logs and spools written under load (~GBs)
+        shutil.rmtree(work / data, ignore_errors=True)
     report["results"] = {k: t.results for k, t in results.items()}
     for t in report["results"].values():
         for phase in t.values():

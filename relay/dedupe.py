@@ -6,15 +6,16 @@ gets the same answer). Two copies arriving at once: the second waits for the fir
 outcome and publishes only if the first failed, so a duplicate is never acknowledged in
 place of an event that was not stored.
 
-The memory is per process and bounded (oldest ids are forgotten first); across replicas
-or restarts consumers still see the same id twice at most, and can drop it by id.
+An id is remembered for at least the window and at most twice it, in two generations of
+plain sets (cheap to hold, dropped whole); at most ``max_entries`` ids are held, the oldest
+generation going first. The memory is per process: across replicas or restarts consumers
+still see the same id twice at most, and can drop it by id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 
@@ -40,17 +41,25 @@ class Deduplicator:
         self.window = window
         self.max_entries = max_entries
         self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._current: set[str] = set()
+        self._previous: set[str] = set()
+        self._started = clock()
         self._pending: dict[str, asyncio.Future[bool]] = {}
 
     @property
     def enabled(self) -> bool:
         return self.window > 0
 
-    def _purge(self, now: float) -> None:
-        seen = self._seen
-        while seen and (len(seen) > self.max_entries or next(iter(seen.values())) <= now):
-            seen.popitem(last=False)
+    def _rotate(self, now: float) -> None:
+        """Start a new generation when the current one is a window old or half full."""
+        age = now - self._started
+        if age >= self.window or len(self._current) >= max(1, self.max_entries // 2):
+            self._previous = self._current if age < 2 * self.window else set()
+            self._current = set()
+            self._started = now
+
+    def _seen(self, event_id: str) -> bool:
+        return event_id in self._current or event_id in self._previous
 
     async def claim(self, ids: Iterable[str]) -> Claim:
         """Split ids into those this request publishes and those already published.
@@ -59,14 +68,13 @@ class Deduplicator:
         event. Whatever happens, the caller must ``finish`` the claim it gets; a claim cut
         short here settles its own ids as not published.
         """
-        now = self._clock()
-        self._purge(now)
+        self._rotate(self._clock())
         mine: list[str] = []
         duplicates: set[str] = set()
         others: list[tuple[str, asyncio.Future[bool]]] = []
         loop = asyncio.get_running_loop()
         for event_id in dict.fromkeys(ids):
-            if event_id in self._seen:
+            if self._seen(event_id):
                 duplicates.add(event_id)
             elif (pending := self._pending.get(event_id)) is not None:
                 others.append((event_id, pending))
@@ -77,7 +85,7 @@ class Deduplicator:
             for event_id, pending in others:
                 while True:
                     await asyncio.shield(pending)
-                    if event_id in self._seen:  # published by the copy we waited for
+                    if self._seen(event_id):  # published by the copy we waited for
                         duplicates.add(event_id)
                         break
                     waiting = self._pending.get(event_id)
@@ -92,11 +100,11 @@ class Deduplicator:
         return Claim(self, mine, duplicates)
 
     def _settle(self, ids: list[str], published: bool) -> None:
-        expiry = self._clock() + self.window
+        if published:
+            self._rotate(self._clock())
         for event_id in ids:
             future = self._pending.pop(event_id, None)
             if future is not None and not future.done():
                 future.set_result(published)
             if published:
-                self._seen[event_id] = expiry
-                self._seen.move_to_end(event_id)
+                self._current.add(event_id)

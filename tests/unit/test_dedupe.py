@@ -22,9 +22,11 @@ async def test_an_id_published_within_the_window_is_a_duplicate() -> None:
     again = await dedupe.claim(["a", "c"])
     assert (again.mine, again.duplicates) == (["c"], {"a"})
     again.finish(published=True)
-    clock.now += 601
+    clock.now += 599
+    assert (await dedupe.claim(["b"])).duplicates == {"b"}  # still within the window
+    clock.now += 1200
     later = await dedupe.claim(["a"])
-    assert later.mine == ["a"]  # the window has passed
+    assert later.mine == ["a"]  # long past the window (ids live one to two windows)
 
 
 async def test_a_failed_publish_is_not_remembered() -> None:
@@ -86,3 +88,13 @@ async def test_a_third_copy_after_a_failed_first_publishes_once() -> None:
     claim.finish(published=True)
     third = await dedupe.claim(["a"])
     assert third.duplicates == {"a"}
+
+
+async def test_an_id_is_remembered_for_at_least_the_window() -> None:
+    clock = Clock()
+    dedupe = Deduplicator(window=600, clock=clock)
+    for step in range(0, 1200, 50):  # ids published all along, generations turning over
+        clock.now = 1000.0 + step
+        (await dedupe.claim([f"id-{step}"])).finish(published=True)
+        for earlier in range(max(0, step - 550), step + 1, 50):
+            assert (await dedupe.claim([f"id-{earlier}"])).duplicates == {f"id-{earlier}"}

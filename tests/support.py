@@ -120,3 +120,21 @@ async def consume_ids(
     finally:
         await consumer.stop()
     return found
+
+
+async def wait_ready(port: int, process: asyncio.subprocess.Process, within: float = 20) -> None:
+    """Wait until a ``relay serve`` process answers /readyz with 200."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        for _ in range(int(within / 0.05)):
+            if process.returncode is not None:
+                raise AssertionError("relay exited before becoming ready")
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("relay did not become ready")

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from tests.integration.conftest import Broker
-from tests.support import consume_ids, free_port, unique
+from tests.support import consume_ids, free_port, unique, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -95,18 +95,7 @@ class Relay:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(400):
-                if self.process.returncode is not None:
-                    raise AssertionError("relay exited at start")
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("relay did not become ready")
+        await wait_ready(self.port, self.process)
 
     def signal(self, sig: int) -> None:
         assert self.process is not None

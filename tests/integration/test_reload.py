@@ -19,7 +19,7 @@ from relay.app import build_app
 from relay.bus.embedded import LOG_FILE, read
 from relay.config import load
 from tests.subscriber import Subscriber
-from tests.support import free_port
+from tests.support import free_port, wait_ready
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 JSON = {"Content-Type": "application/json"}
@@ -184,14 +184,8 @@ async def test_sighup_reloads_a_running_process(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
+        await wait_ready(port, process)
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"{url}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
             gamma = f"{url}/v1/hooks/gamma?token=g-token"
             async with session.post(gamma, data=message(1), headers=JSON) as response:
                 assert response.status == 404

@@ -14,7 +14,7 @@ import pytest
 import standardwebhooks
 
 from tests.subscriber import Subscriber
-from tests.support import FIXTURES, free_port
+from tests.support import FIXTURES, free_port, wait_ready
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "config" / "relay.example.yaml"
@@ -27,21 +27,6 @@ def with_subscriber_enabled(text: str) -> str:
     end = next(i for i in range(start, len(lines)) if not lines[i].startswith("#"))
     lines[start:end] = [line[1:] for line in lines[start:end]]
     return "\n".join(lines) + "\n"
-
-
-async def wait_ready(port: int, process: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            if process.returncode is not None:
-                raise AssertionError("relay exited before becoming ready")
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("relay did not become ready")
 
 
 @pytest.mark.parametrize("role_split", [False, True], ids=["role-all", "ingress+delivery"])

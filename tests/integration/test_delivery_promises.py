@@ -34,7 +34,7 @@ from relay.metrics import exposition
 from relay.providers import NORMALIZERS, Inbound
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
-from tests.support import make_config, unique
+from tests.support import make_config, poll_until, unique
 
 pytestmark = pytest.mark.integration
 
@@ -195,3 +195,113 @@ async def test_one_in_flight_per_key_and_order_per_key_under_random_delays(
     for key, arrived in subscriber.arrivals.items():
         conversation = int(key.split(":")[1])
         assert arrived == [conversation * 100 + seq for seq in range(per_key)], key
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        f"secrets: [{OLD_SECRET}, {NEW_SECRET}]",
+        f"secret: {OLD_SECRET}, secrets: [{NEW_SECRET}]",
+    ],
+    ids=["secrets", "secret+secrets"],
+)
+async def test_every_configured_secret_signs_during_rotation(tmp_path: Path, secrets: str) -> None:
+    """A subscriber that holds either secret, old or new, verifies every delivery."""
+    subscriber = await Subscriber().start()
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+subscribers:
+  - {{name: rotating, url: "{subscriber.url}", start_from: earliest, {secrets}}}
+"""
+    )
+    bus = EmbeddedLog(tmp_path)
+    await bus.start()
+    events = [chat_event(1, 1), chat_event(2, 2)]
+    try:
+        await bus.publish(records("chat.events", events))
+        service = await running(config, bus)
+        try:
+            await subscriber.wait_for(lambda s: len(s.delivered()) == len(events))
+        finally:
+            await service.stop()
+    finally:
+        await bus.close()
+        await subscriber.close()
+    for got, event in zip(subscriber.delivered(), events, strict=True):
+        assert len(got.headers["webhook-signature"].split()) == 2  # v1,<old> v1,<new>
+        for secret in (OLD_SECRET, NEW_SECRET):
+            verified = standardwebhooks.Webhook(secret).verify(got.body, got.headers)
+            assert verified["id"] == event.id
+
+
+def lag(subscriber: str) -> float | None:
+    for family in text_string_to_metric_families(exposition()[0].decode()):
+        for sample in family.samples:
+            if sample.name == "relay_consumer_lag" and sample.labels == {"subscriber": subscriber}:
+                return float(sample.value)
+    return None
+
+
+async def wait_for_lag(subscriber: str, at_least: float, within: float = 20.0) -> float:
+    """Poll the lag gauge (refreshed about once a second) until it reaches ``at_least``."""
+    seen: list[float | None] = [None]
+
+    def reached() -> bool:
+        seen[0] = lag(subscriber)
+        return seen[0] is not None and seen[0] >= at_least
+
+    try:
+        await poll_until(reached, within)
+    except AssertionError:
+        raise AssertionError(f"the lag stayed at {seen[0]}, never reached {at_least}") from None
+    assert seen[0] is not None
+    return seen[0]
+
+
+STALE_KAFKA_LAG = (
+    "On Kafka the backlog is the highwater of the last fetch response minus the position; "
+    "aiokafka stops fetching a partition while records of it sit unread in its buffer, so "
+    "the highwater (and the lag) stops growing exactly when the worker's buffer is full. "
+    "consumer.end_offsets() would see the log end on Kafka, but Tansu answers ListOffsets "
+    "with the last batch's base offset + 1, so that fix cannot be checked on this broker."
+)
+
+
+async def test_lag_grows_with_the_backlog_not_yet_fetched(
+    setup: Setup, request: pytest.FixtureRequest
+) -> None:
+    """A stalled subscriber stops reading once its buffer is full; the lag must keep growing."""
+    if isinstance(setup.bus, KafkaBus):
+        request.applymarker(pytest.mark.xfail(reason=STALE_KAFKA_LAG, strict=True))
+    release = asyncio.Event()
+
+    async def hang(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        await release.wait()
+        return 200
+
+    subscriber = await Subscriber(script=hang).start()
+    name = unique("lagging").replace(".", "-")
+    config = setup.config(
+        f'{{name: {name}, url: "{subscriber.url}", start_from: earliest, max_in_flight: 1, '
+        "timeout: 60s}"
+    )
+    service = await running(config, setup.bus)
+    try:
+        first = [chat_event(1, n) for n in range(300)]  # one key: one in flight, rest buffered
+        await setup.bus.publish(records(setup.topic, first))
+        worker = service.workers[name]
+        await poll_until(
+            lambda: worker.buffered >= worker.buffer_limit, what="a full buffer (reading stops)"
+        )
+        assert worker.buffer_limit < len(first)
+        await wait_for_lag(name, len(first))
+        more = [chat_event(1, n) for n in range(300, 500)]  # never fetched while stalled
+        await setup.bus.publish(records(setup.topic, more))
+        # the gauge is refreshed once a second: a few refreshes are plenty
+        assert await wait_for_lag(name, len(first) + len(more), within=6) == len(first) + len(more)
+        assert worker.buffered == worker.buffer_limit  # still not fetched: the lag counted it
+    finally:
+        release.set()
+        await service.stop(grace=0)
+        await subscriber.close()

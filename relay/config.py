@@ -59,6 +59,21 @@ class Kafka(Section, frozen=True, kw_only=True):
     max_record_bytes: int = 1_000_000
     """The largest record relay sends (keep it under the broker's message.max.bytes);
     a request that would need a larger one is answered 413."""
+    # Security, with aiokafka's own names (relay.bus.security turns them into client options).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    """Required with SASL_PLAINTEXT and SASL_SSL."""
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    """PLAIN and SCRAM credentials (from ``${VAR}``, never written into the file)."""
+    sasl_oauth_token: str | None = None
+    """OAUTHBEARER: a bearer token the broker accepts, sent as it is (no refresh)."""
+    ssl_cafile: str | None = None
+    """CA bundle that signs the brokers' certificates (default: the system's CAs)."""
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    """Client certificate and key, for brokers that authenticate clients by TLS (mTLS)."""
+    ssl_check_hostname: bool = True
 
     @property
     def servers(self) -> list[str]:
@@ -371,6 +386,7 @@ def _check(config: Config) -> None:
                 raise ConfigError(f"kafka.{field}: must be positive")
         if config.kafka.linger_ms < 0:
             raise ConfigError("kafka.linger_ms: cannot be negative")
+        _check_kafka_security(config.kafka)
     for name, source in config.sources.items():
         where = f"sources.{name}"
         if not _SOURCE_NAME.match(name):
@@ -405,6 +421,54 @@ def _check(config: Config) -> None:
             raise ConfigError(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
         _check_topic(f"routes[{i}].topic", route.topic)
+
+
+def _check_kafka_security(kafka: Kafka) -> None:
+    """Settings that contradict the protocol, or files that cannot be read, fail at load."""
+    protocol = kafka.security_protocol
+    uses_tls = protocol in ("SSL", "SASL_SSL")
+    uses_sasl = protocol.startswith("SASL_")
+    for field in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, field)
+        if path is None:
+            continue
+        if not uses_tls:
+            raise ConfigError(
+                f"kafka.{field}: set, but kafka.security_protocol is {protocol} "
+                "(use SSL or SASL_SSL)"
+            )
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"kafka.{field}: cannot read {path}: {exc.strerror or exc}") from None
+    if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
+        raise ConfigError("kafka.ssl_keyfile: set without kafka.ssl_certfile")
+    sasl_fields = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+    if not uses_sasl:
+        for field in (*sasl_fields, "sasl_oauth_token"):
+            if getattr(kafka, field) is not None:
+                raise ConfigError(
+                    f"kafka.{field}: set, but kafka.security_protocol is {protocol} "
+                    "(use SASL_SSL or SASL_PLAINTEXT)"
+                )
+        return
+    mechanism = kafka.sasl_mechanism
+    if mechanism is None:
+        raise ConfigError(
+            f"kafka.sasl_mechanism: required with {protocol} "
+            "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
+        )
+    if mechanism == "OAUTHBEARER":
+        if not kafka.sasl_oauth_token:
+            raise ConfigError("kafka.sasl_oauth_token: required with sasl_mechanism OAUTHBEARER")
+        return
+    for field in ("sasl_plain_username", "sasl_plain_password"):
+        if not getattr(kafka, field):
+            raise ConfigError(
+                f"kafka.{field}: required with sasl_mechanism {mechanism} "
+                "(is its environment variable set?)"
+            )
 
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")

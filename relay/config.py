@@ -91,6 +91,17 @@ class Source(Section, frozen=True, kw_only=True):
     allow_cidrs: list[str] = []
     rate_limit: str | float | None = None
     """Requests accepted from this source per second (``100/s``, ``6000/m``); past it, 429."""
+    max_in_flight: int | None = None
+    """This source's share of ``limits.max_in_flight``: past it, 503 for this source only, so
+    its slow clients cannot crowd the others out. Default: a quarter of the limit (all of it
+    when there is only one source)."""
+
+    def in_flight_share(self, limits: Limits, sources: int) -> int:
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        if sources <= 1:
+            return limits.max_in_flight
+        return max(1, limits.max_in_flight // 4)
 
 
 class Topics(Section, frozen=True, kw_only=True):
@@ -134,6 +145,11 @@ class Dedupe(Section, frozen=True, kw_only=True):
 class Admin(Section, frozen=True, kw_only=True):
     token: str | None = None
     """Bearer token for ``POST /admin/reload``; without one the admin endpoints are off."""
+
+
+class Metrics(Section, frozen=True, kw_only=True):
+    token: str | None = None
+    """Bearer token ``GET /metrics`` requires; without one it is open."""
 
 
 class Logging(Section, frozen=True, kw_only=True):
@@ -199,9 +215,14 @@ class Config(Section, frozen=True, kw_only=True):
     limits: Limits = Limits()
     logging: Logging = Logging()
     admin: Admin = Admin()
+    metrics: Metrics = Metrics()
     dedupe: Dedupe = Dedupe()
     shutdown_grace: Duration = "20s"
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
+    allow_insecure_defaults: bool = False
+    """Listen beyond loopback even with short secrets or the shipped examples' values."""
+    debug_errors: bool = False
+    """Say why a hook was refused (unknown source, which credential) instead of one 401."""
 
     @property
     def data_path(self) -> Path:
@@ -407,6 +428,13 @@ def _check(config: Config) -> None:
                 per_second(source.rate_limit)
             except ValueError as exc:
                 raise ConfigError(f"{where}.rate_limit: {exc}") from None
+        if source.max_in_flight is not None and not (
+            1 <= source.max_in_flight <= config.limits.max_in_flight
+        ):
+            raise ConfigError(
+                f"{where}.max_in_flight: must be between 1 and limits.max_in_flight "
+                f"({config.limits.max_in_flight})"
+            )
         for i, cidr in enumerate(source.allow_cidrs):
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -540,10 +568,12 @@ def _check_subscribers(config: Config) -> None:
 
 
 def _normalize_secrets(data: Any) -> Any:
-    """``signing_secret: ""`` or ``admin.token: ""`` (an unset ``${VAR:-}``) mean none."""
-    admin = data.get("admin") if isinstance(data, dict) else None
-    if isinstance(admin, dict) and admin.get("token") == "":
-        admin["token"] = None
+    """``signing_secret: ""``, ``admin.token: ""`` or ``metrics.token: ""`` (an unset
+    ``${VAR:-}``) mean none."""
+    for section in ("admin", "metrics"):
+        found = data.get(section) if isinstance(data, dict) else None
+        if isinstance(found, dict) and found.get("token") == "":
+            found["token"] = None
     sources = data.get("sources") if isinstance(data, dict) else None
     if isinstance(sources, dict):
         for source in sources.values():

@@ -77,6 +77,8 @@ class Reloader:
             self.state.max_body_bytes = fresh.max_body_bytes
             self.state.body_timeout = fresh.body_timeout
             self.state.max_in_flight = fresh.max_in_flight
+            self.state.debug_errors = fresh.debug_errors
+            self.state.metrics_token = fresh.metrics_token
             if self.guard is not None:
                 self.guard.header_timeout = seconds(new.limits.header_timeout)
             dedupe = self.ingest.dedupe

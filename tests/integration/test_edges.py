@@ -50,10 +50,11 @@ logging: {{level: info, format: json}}
     )
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "relay", "serve", "--config", str(config), "--port", str(port),
+        *(sys.executable, "-m", "relay", "serve", "--config", str(config)),
+        *("--host", "127.0.0.1", "--port", str(port)),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     served = Served(port, process)
     try:
         await wait_ready(port, process)

@@ -110,7 +110,18 @@ def _serve(config_text: str, tmp_path: Path, within: float = 40) -> tuple[int, s
     path.write_text(config_text)
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "relay", "serve", "--config", str(path), "--port", str(free_port())],
+        [
+            sys.executable,
+            "-m",
+            "relay",
+            "serve",
+            "--config",
+            str(path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ],
         capture_output=True,
         text=True,
         timeout=within,

@@ -176,6 +176,8 @@ async def test_sighup_reloads_a_running_process(tmp_path: Path) -> None:
         "serve",
         "--config",
         str(config),
+        "--host",
+        "127.0.0.1",
         "--port",
         str(port),
         env=os.environ.copy(),

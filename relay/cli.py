@@ -30,6 +30,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from relay.app import build_app
     from relay.bus import BusError
+    from relay.hardening import insecure_listen
+    from relay.ingress.admin import RELOADER
     from relay.logs import configure
     from relay.runtime import new_event_loop
     from relay.serve import serve
@@ -37,12 +39,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     configure(config.logging.level, config.logging.format)
     host, port = args.host or config.listen.host, args.port or config.listen.port
+    if (refusal := insecure_listen(config, host)) is not None:
+        return _fail(refusal)
+    os.umask(0o077)  # everything relay writes (data_dir, logs, spool, locks) is its own only
     app = build_app(
         config,
         role=args.role,
         config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
         reload_on_sighup=True,
     )
+    app[RELOADER].listen_host = host
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve(app, host, port, grace=seconds(config.shutdown_grace)))

@@ -34,7 +34,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from relay.bus.base import BusError, Record, RecordTooLarge
+from relay.bus.base import BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.security import client_options, refusal
 from relay.config import Kafka
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -138,8 +139,7 @@ class KafkaBus:
 
     def _make_producer(self) -> Any:
         return AIOKafkaProducer(
-            bootstrap_servers=self.config.servers,
-            client_id=self.config.client_id,
+            **client_options(self.config),
             acks="all",
             enable_idempotence=self.config.idempotence,
             compression_type=self.config.compression,
@@ -152,8 +152,12 @@ class KafkaBus:
         producer = self._make_producer()
         try:
             await producer.start()
-        except KafkaError as exc:
+        except Exception as exc:
             await producer.stop()
+            if (reason := await refusal(self.config)) is not None:
+                raise BusRefused(reason) from exc
+            if not isinstance(exc, KafkaError):
+                raise
             raise BusError(f"cannot connect to Kafka at {self.config.servers}: {exc}") from exc
         self._loop = asyncio.get_running_loop()
         self._producer = producer

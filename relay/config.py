@@ -488,9 +488,40 @@ def _normalize_secrets(data: Any) -> Any:
     return data
 
 
+class DuplicateKey(yaml.MarkedYAMLError):
+    """The same key twice in one mapping: PyYAML would silently keep the last one."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (a second ``sources:`` block would
+    otherwise replace the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then overriding a key is what merges are for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key; the base class reports it
+            if first is not None:
+                raise DuplicateKey(
+                    problem=f"duplicate key {key!r} (first at line {first.line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse(text: str, *, env: Mapping[str, str] | None = None, name: str = "<config>") -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except DuplicateKey as exc:
+        mark = exc.problem_mark
+        assert mark is not None
+        raise ConfigError(f"{name}:{mark.line + 1}:{mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

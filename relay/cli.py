@@ -167,19 +167,38 @@ def cmd_normalize(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    from relay.bus.embedded import LOG_FILE, read
+    from relay.tail import Options, TailError, run
 
     config = _config(args)
-    if config.kafka is not None:
-        return _fail("tail reads the embedded log; this configuration uses Kafka", 2)
-    path = config.data_path / LOG_FILE
-    if not path.exists():
-        return _fail(f"{path}: no embedded log yet (has relay served with this config?)")
-    topic = args.topic or config.topics.events
+    options = Options(
+        topic=args.topic,
+        after=args.after,
+        partition=args.partition,
+        limit=args.limit if args.limit is not None else (None if args.follow else 1000),
+        follow=args.follow,
+        headers=args.headers,
+        deadletter=args.deadletter,
+        subscriber=args.subscriber,
+    )
+    if options.subscriber is not None and not options.deadletter:
+        return _fail("--subscriber goes with --deadletter", 2)
     out = sys.stdout.buffer
-    for record in read(path, topic=topic, after=args.after, limit=args.limit):
-        out.write(record.value.rstrip(b"\n") + b"\n")
-    out.flush()
+
+    def write(line: bytes) -> None:
+        out.write(line)
+        if options.follow:
+            out.flush()
+
+    try:
+        run(config, options, write)
+        out.flush()
+    except TailError as exc:
+        return _fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`relay tail | head`): that is the end, not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return 0
 
 
@@ -283,11 +302,32 @@ def build_parser() -> argparse.ArgumentParser:
     normalize.add_argument("--source", help="source name to stamp on the events")
     normalize.set_defaults(func=cmd_normalize)
 
-    tail = commands.add_parser("tail", help="print records of a topic from the embedded log")
+    tail = commands.add_parser(
+        "tail",
+        help="print a topic's records (embedded log or Kafka)",
+        description="Print a topic's records, one per line: the value as stored, or with "
+        "--headers a JSON object with topic, partition, offset, timestamp, key, headers "
+        "and value. --deadletter shows why each record was dead-lettered.",
+    )
     with_config(tail)
     tail.add_argument("--topic", help="topic (default: the events topic)")
-    tail.add_argument("--after", type=int, default=0, help="start after this log offset")
-    tail.add_argument("--limit", type=int, default=1000)
+    tail.add_argument(
+        "--after", type=int, help="start after this offset (Kafka: in each partition)"
+    )
+    tail.add_argument("--partition", type=int, help="read only this partition (Kafka)")
+    tail.add_argument(
+        "--limit", type=int, help="stop after this many records (default 1000; none with -f)"
+    )
+    tail.add_argument("--follow", "-f", action="store_true", help="keep waiting for new records")
+    tail.add_argument(
+        "--headers", action="store_true", help="JSON lines with offsets, partition and headers"
+    )
+    tail.add_argument(
+        "--deadletter",
+        action="store_true",
+        help="the dead-letter topic, with origin (ingest/delivery), reason and error",
+    )
+    tail.add_argument("--subscriber", help="with --deadletter: only this subscriber's")
     tail.set_defaults(func=cmd_tail)
 
     replay = commands.add_parser("replay", help="redeliver events to one subscriber")

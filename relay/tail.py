@@ -182,18 +182,20 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
         for tp in tps:
             start = beginning[tp] if options.after is None else options.after + 1
             consumer.seek(tp, min(max(start, beginning[tp]), end[tp]))
+        last_round = False
         while True:
+            remaining = tps
             if not options.follow:
                 remaining = [tp for tp in tps if await consumer.position(tp) < end[tp]]
                 if not remaining:
-                    return
-            else:
-                remaining = tps
+                    if last_round:
+                        return
+                    # One more fetch: some brokers (Tansu) report a partition's end as its
+                    # last batch's first offset + 1, so the rest of that batch is still there.
+                    last_round, remaining = True, tps
             batches = await consumer.getmany(*remaining, timeout_ms=int(POLL_SECONDS * 1000))
             for tp in sorted(batches, key=lambda tp: tp.partition):
                 for message in batches[tp]:
-                    if not options.follow and message.offset >= end[tp]:
-                        continue
                     yield Entry(
                         message.topic,
                         message.partition,

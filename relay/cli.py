@@ -25,18 +25,35 @@ def _config(args: argparse.Namespace) -> Config:
     return load(path)
 
 
+def _refuse(problems: Sequence[str]) -> int:
+    for problem in problems:
+        print(f"relay: {problem}", file=sys.stderr)
+    return 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    import structlog
+
+    from relay import checks, preflight
     from relay.app import build_app
     from relay.bus import BusError
     from relay.logs import configure
     from relay.runtime import new_event_loop
-    from relay.serve import serve
+    from relay.serve import ListenError, serve
 
     config = _config(args)
-    configure(config.logging.level, config.logging.format)
     host, port = args.host or config.listen.host, args.port or config.listen.port
+    problems = preflight.problems(config)
+    taken = preflight.check_listen(host, port)
+    if taken:
+        problems.append(taken)
+    if problems:
+        return _refuse(problems)
+    configure(config.logging.level, config.logging.format)
+    for warning in checks.warnings(config):
+        structlog.get_logger("relay.check").warning("config_warning", detail=warning)
     app = build_app(
         config,
         role=args.role,
@@ -48,8 +65,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             runner.run(serve(app, host, port, grace=seconds(config.shutdown_grace)))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
+    except ListenError as exc:
+        return _fail(str(exc))
     except OSError as exc:
-        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"cannot start: {where}{exc.strerror or exc}")
     return 0
 
 
@@ -60,13 +80,24 @@ def _patterns(value: str | list[str] | None) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from relay import checks, preflight
+
     config = _config(args)
+    problems = preflight.problems(config)
+    notes: list[str] = []
+    if args.connect and not problems:
+        notes, unreachable = preflight.broker(config)
+        problems += unreachable
+    if problems:
+        return _refuse(problems)
+    warnings = checks.warnings(config)
     bus = (
         f"kafka {','.join(config.kafka.servers)}"
         if config.kafka
         else (f"embedded log in {config.data_dir}")
     )
-    print(f"configuration OK: {args.config or os.environ.get('RELAY_CONFIG')}")
+    verdict = f"with {len(warnings)} warning(s)" if warnings else "OK"
+    print(f"configuration {verdict}: {args.config or os.environ.get('RELAY_CONFIG')}")
     print(f"listen   {config.listen.host}:{config.listen.port}")
     print(f"bus      {bus}")
     print(
@@ -75,12 +106,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     print("\nsources")
     for name, source in sorted(config.sources.items()):
-        checks = [
+        auths = [
             f"{len(source.tokens)} token(s)" if source.tokens else "",
             "hmac signature" if source.signing_secret else "",
             f"cidr {','.join(source.allow_cidrs)}" if source.allow_cidrs else "",
         ]
-        auth = ", ".join(c for c in checks if c) or "OPEN (no authentication)"
+        auth = ", ".join(c for c in auths if c) or "OPEN (no authentication)"
         path = f"/v1/hooks/{name}" + ("/{kind}" if source.provider == "plugchat" else "")
         print(f"  {name:<16} {source.provider:<9} POST {path:<32} {auth}")
     print(
@@ -117,7 +148,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 )
             )
         _print_table(subs)
-    return 0
+    if notes:
+        print()
+        print("\n".join(notes))
+    for warning in warnings:
+        print(f"relay: warning: {warning}", file=sys.stderr)
+    return 1 if warnings and args.strict else 0
 
 
 def _redact(url: str) -> str:
@@ -133,7 +169,8 @@ def _redact(url: str) -> str:
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print(("  " + "  ".join(cells)).rstrip())
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
@@ -289,8 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="override listen.port")
     serve.set_defaults(func=cmd_serve)
 
-    check = commands.add_parser("check", help="validate a configuration, print the routing table")
+    check = commands.add_parser(
+        "check",
+        help="validate a configuration, print the routing table",
+        description="Validate a configuration the way serve does (values, optional libraries, "
+        "data_dir), print the routing table, and warn about what cannot work "
+        "(unreachable subscribers, globs that match no type, where paths no event has).",
+    )
     with_config(check)
+    check.add_argument(
+        "--connect", action="store_true", help="also connect to Kafka as serve would"
+    )
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.set_defaults(func=cmd_check)
 
     normalize = commands.add_parser(

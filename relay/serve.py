@@ -13,8 +13,13 @@ import structlog
 from aiohttp import web
 
 from relay.ingress.guard import GUARD
+from relay.preflight import listen_problem
 
 log = structlog.get_logger("relay.serve")
+
+
+class ListenError(Exception):
+    """The listener could not bind, phrased for the operator."""
 
 
 async def serve(app: web.Application, host: str, port: int, grace: float) -> None:
@@ -24,7 +29,10 @@ async def serve(app: web.Application, host: str, port: int, grace: float) -> Non
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(listen_problem(exc, host, port)) from exc
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

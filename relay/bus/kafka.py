@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from relay.bus.base import BusError, Record, RecordTooLarge
+from relay.bus.probe import start_failure
 from relay.config import Kafka
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -154,7 +155,7 @@ class KafkaBus:
             await producer.start()
         except KafkaError as exc:
             await producer.stop()
-            raise BusError(f"cannot connect to Kafka at {self.config.servers}: {exc}") from exc
+            raise await start_failure(self.config, exc) from exc
         self._loop = asyncio.get_running_loop()
         self._producer = producer
         self._closing = False

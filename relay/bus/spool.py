@@ -25,6 +25,7 @@ import structlog
 
 from relay.bus.base import Bus, BusError, Record, RecordTooLarge
 from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
+from relay.bus.probe import IdempotenceUnsupported
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.spool")
@@ -95,6 +96,9 @@ class SpooledBus:
             self._set_mode("spooling", reason="records left in the spool at start-up")
         try:
             await self._connect()
+        except IdempotenceUnsupported:
+            await self._spool.close()  # spooling would never end: refuse to start
+            raise
         except BusError as exc:
             self._set_mode("spooling", reason=str(exc))
         self._drainer = asyncio.create_task(self._drain_forever(), name="spool-drainer")

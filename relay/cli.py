@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import structlog
 
     from relay import checks, preflight
-    from relay.app import build_app
+    from relay.app import build_admin_app, build_app
     from relay.bus import BusError
     from relay.logs import configure
     from relay.runtime import new_event_loop
@@ -46,9 +46,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     host, port = args.host or config.listen.host, args.port or config.listen.port
     problems = preflight.problems(config)
-    taken = preflight.check_listen(host, port)
-    if taken:
-        problems.append(taken)
+    addresses = [(host, port, "listen")]
+    if config.admin.listen is not None:
+        addresses.append((config.admin.listen.host, config.admin.listen.port, "admin.listen"))
+    for address in addresses:
+        taken = preflight.check_listen(*address)
+        if taken:
+            problems.append(taken)
     if problems:
         return _refuse(problems)
     configure(config.logging.level, config.logging.format)
@@ -60,9 +64,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
         reload_on_sighup=True,
     )
+    admin = None
+    if config.admin.listen is not None:
+        admin = (build_admin_app(app), config.admin.listen.host, config.admin.listen.port)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(serve(app, host, port, grace=seconds(config.shutdown_grace)))
+            grace = seconds(config.shutdown_grace)
+            runner.run(serve(app, host, port, grace=grace, admin=admin))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
     except ListenError as exc:
@@ -99,6 +107,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     verdict = f"with {len(warnings)} warning(s)" if warnings else "OK"
     print(f"configuration {verdict}: {args.config or os.environ.get('RELAY_CONFIG')}")
     print(f"listen   {config.listen.host}:{config.listen.port}")
+    if config.admin.listen is not None:
+        admin = config.admin.listen
+        print(f"admin    {admin.host}:{admin.port} (/metrics, /admin/*; not on listen)")
     print(f"bus      {bus}")
     print(
         f"topics   events={config.topics.events} raw={config.topics.raw} "
@@ -321,7 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the webhook gateway")
     with_config(serve)
-    serve.add_argument("--role", choices=["all", "ingress", "delivery"], default="all")
+    serve.add_argument(
+        "--role",
+        choices=["all", "ingress", "delivery"],
+        default="all",
+        help="ingress: hooks only; delivery: subscribers only; all: both (default)",
+    )
     serve.add_argument("--host", help="override listen.host")
     serve.add_argument("--port", type=int, help="override listen.port")
     serve.set_defaults(func=cmd_serve)

@@ -119,6 +119,9 @@ class Dedupe(Section, frozen=True, kw_only=True):
 class Admin(Section, frozen=True, kw_only=True):
     token: str | None = None
     """Bearer token for ``POST /admin/reload``; without one the admin endpoints are off."""
+    listen: Listen | None = None
+    """A listener of their own for ``/metrics`` and ``/admin/*`` (and the probes), which the
+    hook listener then no longer serves: keep them off the public port."""
 
 
 class Logging(Section, frozen=True, kw_only=True):
@@ -329,6 +332,12 @@ def _check(config: Config) -> None:
     """Rules the types alone cannot say."""
     if not 0 < config.listen.port < 65536:
         raise ConfigError(f"listen.port: {config.listen.port} is not a TCP port")
+    admin = config.admin.listen
+    if admin is not None:
+        if not 0 < admin.port < 65536:
+            raise ConfigError(f"admin.listen.port: {admin.port} is not a TCP port")
+        if admin.port == config.listen.port:
+            raise ConfigError("admin.listen.port: the same port as listen.port; pick another")
     if config.limits.max_body_bytes <= 0:
         raise ConfigError("limits.max_body_bytes: must be positive")
     if config.limits.max_in_flight < 1:

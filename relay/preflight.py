@@ -67,7 +67,7 @@ def problems(config: Config) -> list[str]:
 # --- the listen address (serve only: a running relay holds its own port) ------------------
 
 _LISTEN_HINTS = {
-    errno.EADDRINUSE: "the port is in use (another relay? pass --port or change {key}.port)",
+    errno.EADDRINUSE: "the port is in use (another relay? {flag}change {key}.port)",
     errno.EADDRNOTAVAIL: "no such address on this host (change {key}.host)",
     errno.EACCES: "permission denied (ports below 1024 need privileges)",
 }
@@ -75,7 +75,8 @@ _LISTEN_HINTS = {
 
 def listen_problem(exc: OSError, host: str, port: int, key: str = "listen") -> str:
     hint = _LISTEN_HINTS.get(exc.errno or 0)
-    why = hint.format(key=key) if hint else (exc.strerror or str(exc))
+    flag = "pass --port or " if key == "listen" else ""
+    why = hint.format(key=key, flag=flag) if hint else (exc.strerror or str(exc))
     return f"cannot listen on {host}:{port} ({key}): {why}"
 
 

@@ -209,3 +209,13 @@ def test_merge_keys_may_be_overridden() -> None:
         env={},
     )
     assert config.sources["b"].tokens == ["b"]
+
+
+def test_admin_listen() -> None:
+    config = parse("admin: {listen: {host: 127.0.0.1, port: 9090}}", env={})
+    assert config.admin.listen is not None and config.admin.listen.port == 9090
+    assert parse("", env={}).admin.listen is None
+    assert error_of("admin: {listen: {port: 8080}}") == (
+        "admin.listen.port: the same port as listen.port; pick another"
+    )
+    assert error_of("admin: {listen: {port: 0}}") == "admin.listen.port: 0 is not a TCP port"

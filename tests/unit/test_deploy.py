@@ -294,6 +294,7 @@ def test_compose_mounts_a_relay_config_that_parses() -> None:
     env = {name: _compose_value(value) for name, value in relay["environment"].items()}
     config = parse(source.read_text(), env=env, name=str(source))
     assert config.kafka is not None
+    assert not warnings(config)  # relay check --strict passes it
     # relay reaches Kafka on the listener the broker advertises to containers.
     advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert all(f"//{server}" in advertised for server in config.kafka.servers)

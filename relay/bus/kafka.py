@@ -35,6 +35,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from relay.bus.base import BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.probe import start_failure
 from relay.bus.security import client_options, refusal
 from relay.config import Kafka
 
@@ -158,7 +159,7 @@ class KafkaBus:
                 raise BusRefused(reason) from exc
             if not isinstance(exc, KafkaError):
                 raise
-            raise BusError(f"cannot connect to Kafka at {self.config.servers}: {exc}") from exc
+            raise await start_failure(self.config, exc) from exc
         self._loop = asyncio.get_running_loop()
         self._producer = producer
         self._closing = False

@@ -122,6 +122,13 @@ async def test_restart_only_settings_are_refused(
     response = await client.post("/admin/reload", headers=ADMIN)
     assert response.status == 409
     assert "listen needs a restart" in (await response.json())["detail"]
+    moved = BASE.format(data_dir=tmp_path, extra="").replace(
+        "admin: {token: admin-secret}", "admin: {token: admin-secret, listen: {port: 9998}}"
+    )
+    config_file.write_text(moved)
+    response = await client.post("/admin/reload", headers=ADMIN)
+    assert response.status == 409
+    assert "admin.listen needs a restart" in (await response.json())["detail"]
 
 
 async def test_admin_needs_its_token(client: TestClient[Any, Any], tmp_path: Path) -> None:

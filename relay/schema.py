@@ -27,9 +27,7 @@ from relay.events import DATASCHEMA, SCHEMA_VERSION, CloudEvent, json_schema
 from relay.ingest import CLOUDEVENTS_CONTENT_TYPE
 from relay.ingress.errors import ErrorBody
 from relay.ingress.handlers import AcceptedBody
-from relay.providers.chatwoot import AUTOMATION_PREFIX
-from relay.providers.chatwoot import EVENT_TYPES as CHATWOOT_EVENTS
-from relay.providers.plugchat import KINDS as PLUGCHAT_KINDS
+from relay.providers import PROVIDERS
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_VERSION = "3.0.0"
@@ -82,7 +80,7 @@ def _headers(properties: dict[str, dict[str, Any]], required: Iterable[str]) -> 
 
 _RAW_HEADERS = {
     "relay-source": _strings("The configured source the body came from."),
-    "relay-provider": _strings("Its provider dialect.", enum=["chatwoot", "plugchat"]),
+    "relay-provider": _strings("Its provider dialect.", enum=sorted(PROVIDERS)),
     "relay-kind": _strings("The PlugChat kind from the URL (camelCase); absent for Chatwoot."),
     "relay-request-id": _strings("The request id (X-Request-Id) of the HTTP request."),
     "relay-received-at": _strings("When relay received it, RFC 3339 UTC with milliseconds."),
@@ -99,6 +97,9 @@ _DEADLETTER_REASONS = [
     "unknown_type",
     "unmappable",
     "normalizer_error",
+    "too_many_events",
+    "event_too_large",
+    "unencodable",
 ]
 _SOURCE_KEY = {"type": "string", "description": "The source name."}
 _WEBHOOK_HEADERS = _headers(
@@ -122,7 +123,9 @@ def _messages() -> dict[str, Any]:
             "but a body that is not JSON is kept too."
         )
     }
+    webhooks = {f"{name}Webhook": dict(p.webhook_message) for name, p in PROVIDERS.items()}
     return {
+        **webhooks,
         "canonicalEvent": {
             "name": "CanonicalEvent",
             "title": "Canonical event",
@@ -221,44 +224,6 @@ def _messages() -> dict[str, Any]:
             "contentType": "application/json",
             "headers": _WEBHOOK_HEADERS,
             "payload": _ref("components", "schemas", "EventData"),
-        },
-        "chatwootWebhook": {
-            "name": "ChatwootWebhook",
-            "title": "Chatwoot webhook",
-            "summary": "A Chatwoot (or white-label) webhook; the body's event names it.",
-            "contentType": "application/json",
-            "headers": _headers(
-                {
-                    "X-Chatwoot-Signature": _strings(
-                        "sha256=<hex HMAC-SHA256 of '<timestamp>.<raw body>'>, verified "
-                        "when the source has a signing_secret."
-                    ),
-                    "X-Chatwoot-Timestamp": _strings("Unix seconds of the signature."),
-                    "X-Chatwoot-Delivery": _strings(
-                        "A UUID per delivery; kept as the event's providerdelivery."
-                    ),
-                },
-                [],
-            ),
-            "payload": {
-                "type": "object",
-                "required": ["event"],
-                "properties": {
-                    "event": {
-                        "type": "string",
-                        "examples": [*CHATWOOT_EVENTS, f"{AUTOMATION_PREFIX}message_created"],
-                    }
-                },
-            },
-        },
-        "plugchatWebhook": {
-            "name": "PlugchatWebhook",
-            "title": "PlugChat webhook",
-            "summary": (
-                "A PlugChat callback: attendance bodies, or Z-API-style callbacks with a type."
-            ),
-            "contentType": "application/json",
-            "payload": {"type": "object"},
         },
         "hookAccepted": {
             "name": "HookAccepted",
@@ -463,7 +428,8 @@ def _hook_channels(config: Config, taken: set[str]) -> tuple[dict[str, Any], dic
     operations: dict[str, Any] = {}
     for name, source in sorted(config.sources.items()):
         channel_id = _channel_id(name, taken, prefix="hook-")
-        webhook = "plugchatWebhook" if source.provider == "plugchat" else "chatwootWebhook"
+        provider = PROVIDERS[source.provider]
+        webhook = f"{provider.name}Webhook"
         channel: dict[str, Any] = {
             "address": f"/v1/hooks/{name}",
             "title": f"{name} webhooks",
@@ -474,20 +440,20 @@ def _hook_channels(config: Config, taken: set[str]) -> tuple[dict[str, Any], dic
                 for message in (webhook, "hookAccepted", "hookError")
             },
         }
-        if source.provider == "plugchat":
+        if provider.takes_kind:
             channel["address"] += "/{kind}"
             channel["parameters"] = {
                 "kind": {
-                    "enum": list(PLUGCHAT_KINDS),
+                    "enum": list(provider.kinds),
                     "description": (
-                        "The PlugChat webhook kind; kebab-case (finish-attendance) is accepted too."
+                        f"The {provider.title} webhook kind; kebab-case is accepted too."
                     ),
                 }
             }
         channels[channel_id] = channel
         authentication = [
             *(["token"] if source.tokens else []),
-            *(["chatwoot-signature"] if source.signing_secret else []),
+            *([f"{provider.name}-signature"] if source.signing_secret else []),
             *(["cidr-allowlist"] if source.allow_cidrs else []),
         ]
         operation: dict[str, Any] = {

@@ -20,10 +20,11 @@ _encoder = msgspec.json.Encoder()
 
 
 def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
-    """The keys of ``obj`` not in ``known`` (compared without stray whitespace), minus nulls."""
+    """The keys of ``obj`` not in ``known`` (compared without stray whitespace), minus nulls
+    and empty objects or lists."""
     found: dict[str, Any] = {}
     for key, value in obj.items():
-        if value is None or key in known:
+        if value is None or value == {} or value == [] or key in known:
             continue
         if isinstance(key, str) and key.strip() in known:
             continue

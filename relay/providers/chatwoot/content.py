@@ -311,6 +311,9 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
         reply = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
     items = get_list(attrs, "items")
     additional = get_obj(obj, "additional_attributes")
+    template = _template(additional, text)
+    if template is not None and kind == "text":
+        kind = "template"
     status = (status_raw or "").lower()
     return Message(
         id=get_str(obj, "id"),
@@ -330,7 +333,7 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
         options=_options(items) if content_type == "input_select" else [],
         cards=_cards(items) if content_type == "cards" else [],
         form=_form(items, submitted) if content_type == "form" else [],
-        template=_template(additional, text),
+        template=template,
         csat=csat,
         in_reply_to=get_str(attrs, "in_reply_to"),
         error=_error(get(attrs, "external_error")),
@@ -343,6 +346,12 @@ def is_deleted(obj: Mapping[str, Any]) -> bool:
     if as_bool(get(get_obj(obj, "content_attributes"), "deleted")):
         return True
     return (get_str(obj, "status") or "").lower() == "deleted"
+
+
+def is_submission(obj: Mapping[str, Any]) -> bool:
+    """The contact has answered this message's survey, select or form."""
+    submitted = get(get_obj(obj, "content_attributes"), "submitted_values")
+    return bool(submitted) and isinstance(submitted, Mapping | list)
 
 
 def message_extension(obj: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -109,6 +109,10 @@ def message_event(
         time = as_time(get(copy, "updated_at"))  # the change's time, when Chatwoot says
     if time is not None and type_ != "chat.message.created":
         message = _with_updated_at(message, time)
+    actor = message.sender
+    if type_ == "chat.message.updated" and content.is_submission(message_obj):
+        # the contact answered the survey, select or form: the change is theirs
+        actor = parts.actor(conversation_contact) or actor
     data = EventData(
         provider="chatwoot",
         source=inbound.source,
@@ -118,7 +122,7 @@ def message_event(
         conversation=parts.conversation(conversation_obj),
         message=message,
         contact=parts.contact(contact_obj),
-        actor=message.sender,
+        actor=actor,
         extensions=_extensions(
             ("message", content.message_extension(message_obj) if message_obj else None),
             ("conversation", parts.conversation_extension(conversation_obj)),

@@ -113,12 +113,13 @@ def _media_item(item: Mapping[str, Any], kind: str) -> Media:
 class _Attachments:
     """Attachments split by meaning: media items, a location, shared contacts."""
 
-    __slots__ = ("contacts", "kind", "location", "media")
+    __slots__ = ("_cards", "kind", "location", "media")
 
     def __init__(self, items: list[Any]) -> None:
         self.media: list[Media] = []
         self.location: Location | None = None
-        self.contacts: list[SharedContact] = []
+        # (name, phones, emails) per shared card, built once at the end
+        self._cards: list[tuple[str | None, list[str], list[str]]] = []
         self.kind: str | None = None
         for item in items:
             if not isinstance(item, Mapping):
@@ -142,34 +143,27 @@ class _Attachments:
     def _add_contact(self, item: Mapping[str, Any]) -> None:
         # Chatwoot stores one attachment per phone of a shared card, each with its meta.
         meta = get_obj(item, "meta")
-        name = (
-            get_str(meta, "formatted_name", "formattedName")
-            or " ".join(
-                part
-                for part in (
-                    get_str(meta, "first_name", "firstName"),
-                    get_str(meta, "last_name", "lastName"),
-                )
-                if part
-            )
-            or None
+        first_name = get_str(meta, "first_name", "firstName")
+        last_name = get_str(meta, "last_name", "lastName")
+        name = get_str(meta, "formatted_name", "formattedName") or (
+            " ".join(part for part in (first_name, last_name) if part) or None
         )
         phone_raw = get_str(item, "fallback_title")
-        phone = (as_e164(phone_raw) or phone_raw) if phone_raw else None
         email = get_str(meta, "email")
-        last = self.contacts[-1] if self.contacts else None
-        if last is not None and last.name == name:
-            self.contacts[-1] = SharedContact(
-                name=name,
-                phones=[*last.phones, phone] if phone else last.phones,
-                emails=last.emails,
-            )
-            return
-        self.contacts.append(
-            SharedContact(
-                name=name, phones=[phone] if phone else [], emails=[email] if email else []
-            )
-        )
+        if not self._cards or self._cards[-1][0] != name:
+            self._cards.append((name, [], []))
+        _, phones, emails = self._cards[-1]
+        if phone_raw:
+            phones.append(as_e164(phone_raw) or phone_raw)
+        if email and email not in emails[-1:]:
+            emails.append(email)
+
+    @property
+    def contacts(self) -> list[SharedContact]:
+        return [
+            SharedContact(name=name, phones=phones, emails=emails)
+            for name, phones, emails in self._cards
+        ]
 
 
 def _error(value: Any) -> MessageError | None:
@@ -294,6 +288,7 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
         elif direction == "incoming":
             sender = actor(conversation_contact)
     attachments = _Attachments(get_list(obj, "attachments"))
+    contacts = attachments.contacts
     content_type = get_str(obj, "content_type")
     kind = _kind(attachments.kind, type_, content_type)
     text = get_str(obj, "content", "processed_message_content")
@@ -327,8 +322,8 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
         sender=sender,
         media=attachments.media,
         location=attachments.location,
-        shared_contact=attachments.contacts[0] if attachments.contacts else None,
-        shared_contacts=attachments.contacts,
+        shared_contact=contacts[0] if contacts else None,
+        shared_contacts=contacts,
         reply=reply,
         options=_options(items) if content_type == "input_select" else [],
         cards=_cards(items) if content_type == "cards" else [],

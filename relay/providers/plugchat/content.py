@@ -1,121 +1,19 @@
 """A Z-API ``ReceivedCallback``'s content → the typed parts of a canonical message.
 
-The content kind is whichever content key is present; each has its own reader here. The
-keys follow Z-API's on-message-received documentation (tests/fixtures/README.md).
+The content kind is whichever content key is present; :data:`READERS` maps each key to its
+reader. The keys follow Z-API's on-message-received documentation (tests/fixtures/README.md).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from relay.events import (
-    Button,
-    Card,
-    Location,
-    Media,
-    Option,
-    Order,
-    OrderItem,
-    Poll,
-    PollVote,
-    Product,
-    Reaction,
-    Referral,
-    Reply,
-    SharedContact,
-    Template,
-)
-from relay.providers.money import from_major
-from relay.values import (
-    as_bool,
-    as_e164,
-    as_float,
-    as_int,
-    as_str,
-    as_time,
-    get,
-    get_list,
-    get_obj,
-    get_str,
-)
-
-
-@dataclass(slots=True)
-class Content:
-    """What one content key says; the message builder copies it into :class:`Message`."""
-
-    kind: str
-    text: str | None = None
-    media: list[Media] = field(default_factory=list)
-    location: Location | None = None
-    shared_contacts: list[SharedContact] = field(default_factory=list)
-    reaction: Reaction | None = None
-    reply: Reply | None = None
-    options: list[Option] = field(default_factory=list)
-    cards: list[Card] = field(default_factory=list)
-    template: Template | None = None
-    poll: Poll | None = None
-    poll_vote: PollVote | None = None
-    product: Product | None = None
-    order: Order | None = None
-    view_once: bool | None = None
-    in_reply_to: str | None = None
-    known: frozenset[str] = frozenset()
-    """The content object's keys read into typed parts (the rest go to extensions)."""
-
-
-Reader = Callable[[Mapping[str, Any], Mapping[str, Any]], Content]
-
-_MEDIA_URL_KEYS = {
-    "image": "imageUrl",
-    "audio": "audioUrl",
-    "video": "videoUrl",
-    "document": "documentUrl",
-    "sticker": "stickerUrl",
-}
-_MEDIA_KEYS = frozenset(
-    {
-        "imageUrl",
-        "audioUrl",
-        "videoUrl",
-        "documentUrl",
-        "stickerUrl",
-        "gifUrl",
-        "ptvUrl",
-        "url",
-        "mimeType",
-        "fileName",
-        "title",
-        "caption",
-        "fileSize",
-        "thumbnailUrl",
-        "width",
-        "height",
-        "seconds",
-        "ptt",
-        "viewOnce",
-    }
-)
-
-
-def media_item(kind: str, obj: Mapping[str, Any]) -> Media:
-    url = get_str(obj, _MEDIA_URL_KEYS.get(kind, "url"), "gifUrl", "ptvUrl", "url")
-    return Media(
-        kind=kind,
-        url=url,
-        mime_type=get_str(obj, "mimeType"),
-        file_name=get_str(obj, "fileName", "title"),
-        caption=get_str(obj, "caption"),
-        size=as_int(get(obj, "fileSize")),
-        thumbnail_url=get_str(obj, "thumbnailUrl"),
-        width=as_int(get(obj, "width")) or None,
-        height=as_int(get(obj, "height")) or None,
-        duration_seconds=as_int(get(obj, "seconds")) or None,
-        voice=as_bool(get(obj, "ptt")) if kind == "audio" else None,
-    )
+from relay.events import Reaction, Referral, SharedContact
+from relay.providers.plugchat import commerce, interactive
+from relay.providers.plugchat.reading import MEDIA_KEYS, Content, Reader, location, media_item
+from relay.values import as_bool, as_e164, as_str, as_time, get, get_list, get_obj, get_str
 
 
 def _media(kind: str) -> Reader:
@@ -126,7 +24,7 @@ def _media(kind: str) -> Reader:
             text=item.caption if kind in ("image", "video", "document") else None,
             media=[item],
             view_once=as_bool(get(obj, "viewOnce")),
-            known=_MEDIA_KEYS,
+            known=MEDIA_KEYS,
         )
 
     return read
@@ -134,16 +32,6 @@ def _media(kind: str) -> Reader:
 
 def _text(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
     return Content(kind="text", text=get_str(obj, "message"), known=frozenset({"message"}))
-
-
-def location(obj: Mapping[str, Any]) -> Location:
-    return Location(
-        latitude=as_float(get(obj, "latitude")),
-        longitude=as_float(get(obj, "longitude")),
-        name=get_str(obj, "name"),
-        address=get_str(obj, "address"),
-        url=get_str(obj, "url"),
-    )
 
 
 def _location(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
@@ -214,296 +102,6 @@ def _reaction(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
     )
 
 
-def _buttons_response(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    return Content(
-        kind="button_reply",
-        text=get_str(obj, "message"),
-        reply=Reply(
-            id=get_str(obj, "buttonId"),
-            title=get_str(obj, "message"),
-            message_id=get_str(payload, "referenceMessageId"),
-        ),
-        known=frozenset({"buttonId", "message"}),
-    )
-
-
-def _list_response(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    return Content(
-        kind="list_reply",
-        text=get_str(obj, "message"),
-        reply=Reply(
-            id=get_str(obj, "selectedRowId"),
-            title=get_str(obj, "title"),
-            description=get_str(obj, "message"),
-            message_id=get_str(payload, "referenceMessageId"),
-        ),
-        known=frozenset({"selectedRowId", "title", "message"}),
-    )
-
-
-def _buttons(items: list[Any]) -> list[Button]:
-    """Z-API hydratedButtons: ``{urlButton|callButton|quickReplyButton|copyButton: {...}}``."""
-    found = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            continue
-        if url := get_obj(item, "urlButton"):
-            found.append(
-                Button(type="url", title=get_str(url, "displayText"), url=get_str(url, "url"))
-            )
-        elif call := get_obj(item, "callButton"):
-            number = get(call, "phoneNumber")
-            found.append(
-                Button(
-                    type="call",
-                    title=get_str(call, "displayText"),
-                    phone=as_e164(number) or as_str(number),
-                )
-            )
-        elif quick := get_obj(item, "quickReplyButton"):
-            found.append(
-                Button(type="reply", id=get_str(quick, "id"), title=get_str(quick, "displayText"))
-            )
-        elif copy := get_obj(item, "copyButton") or get_obj(item, "copyCodeButton"):
-            found.append(Button(type="copy", title=get_str(copy, "displayText", "code")))
-        elif get(item, "buttonId") is not None:
-            found.append(
-                Button(
-                    type="reply",
-                    id=get_str(item, "buttonId"),
-                    title=get_str(get_obj(item, "buttonText"), "displayText"),
-                )
-            )
-    return found
-
-
-def _header(obj: Mapping[str, Any]) -> tuple[Media | None, Location | None]:
-    for kind in ("image", "video", "document"):
-        found = get_obj(obj, kind)
-        if found:
-            return media_item(kind, found), None
-    place = get_obj(obj, "location")
-    return None, location(place) if place else None
-
-
-_TEMPLATE_KEYS = frozenset(
-    {"header", "message", "footer", "title", "templateId", "hydratedButtons", "name", "language"}
-)
-
-
-def _template(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    header_obj = get_obj(obj, "header")
-    header, place = _header(header_obj)
-    text = get_str(obj, "message")
-    return Content(
-        kind="template",
-        text=text,
-        location=place,
-        template=Template(
-            id=get_str(obj, "templateId"),
-            name=get_str(obj, "name"),
-            language=get_str(obj, "language"),
-            title=get_str(obj, "title"),
-            text=text,
-            header=header,
-            header_text=get_str(header_obj, "text"),
-            footer=get_str(obj, "footer"),
-            buttons=_buttons(get_list(obj, "hydratedButtons")),
-        ),
-        known=_TEMPLATE_KEYS,
-    )
-
-
-def _buttons_message(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    media = [
-        media_item(kind, {f"{kind}Url": url})
-        for kind in ("image", "video")
-        if (url := get_str(obj, f"{kind}Url"))
-    ]
-    options = [
-        Option(id=button.id, title=button.title) for button in _buttons(get_list(obj, "buttons"))
-    ]
-    return Content(
-        kind="buttons",
-        text=get_str(obj, "message"),
-        media=media,
-        options=options,
-        known=frozenset({"imageUrl", "videoUrl", "message", "buttons"}),
-    )
-
-
-def _carousel(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    cards = []
-    for item in get_list(obj, "cards"):
-        if not isinstance(item, Mapping):
-            continue
-        header, _ = _header(get_obj(item, "header"))
-        cards.append(
-            Card(
-                title=get_str(item, "title"),
-                text=get_str(item, "message"),
-                footer=get_str(item, "footer"),
-                media=header,
-                buttons=_buttons(get_list(item, "hydratedButtons")),
-            )
-        )
-    return Content(
-        kind="carousel", text=get_str(obj, "text"), cards=cards, known=frozenset({"text", "cards"})
-    )
-
-
-def _names(items: list[Any]) -> list[str]:
-    return [name for name in (get_str(item, "name") for item in items) if name]
-
-
-def _poll(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    question = get_str(obj, "question")
-    return Content(
-        kind="poll",
-        text=question,
-        poll=Poll(
-            question=question,
-            options=_names(get_list(obj, "options")),
-            max_selections=as_int(get(obj, "pollMaxOptions")),
-        ),
-        known=frozenset({"question", "options", "pollMaxOptions"}),
-    )
-
-
-def _poll_vote(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    poll_id = get_str(obj, "pollMessageId")
-    return Content(
-        kind="poll_vote",
-        poll_vote=PollVote(poll_message_id=poll_id, options=_names(get_list(obj, "options"))),
-        in_reply_to=poll_id,
-        known=frozenset({"pollMessageId", "options"}),
-    )
-
-
-def _party(value: Any) -> str | None:
-    text = as_str(value)
-    return (as_e164(text) or text) if text else None
-
-
-def _product(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    currency = get(obj, "currencyCode")
-    title = get_str(obj, "title")
-    return Content(
-        kind="product",
-        text=title,
-        product=Product(
-            id=get_str(obj, "productId"),
-            retailer_id=get_str(obj, "retailerId"),
-            title=title,
-            description=get_str(obj, "description"),
-            price=from_major(get(obj, "price"), currency),
-            image_url=get_str(obj, "productImage"),
-            url=get_str(obj, "url"),
-            seller=_party(get(obj, "businessOwnerJid")),
-        ),
-        known=frozenset(
-            {
-                "productId",
-                "retailerId",
-                "title",
-                "description",
-                "price",
-                "currencyCode",
-                "productImage",
-                "url",
-                "businessOwnerJid",
-            }
-        ),
-    )
-
-
-_ORDER_KEYS = frozenset(
-    {
-        "orderId",
-        "orderRequestId",
-        "referenceId",
-        "orderTitle",
-        "message",
-        "orderStatus",
-        "paymentStatus",
-        "itemCount",
-        "currency",
-        "total",
-        "subTotal",
-        "discount",
-        "shipping",
-        "tax",
-        "sellerJid",
-        "thumbnailUrl",
-        "products",
-    }
-)
-
-
-def _order_kind(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-        currency = get(obj, "currency")
-        items = [
-            OrderItem(
-                id=get_str(item, "productId"),
-                retailer_id=get_str(item, "retailerId"),
-                title=get_str(item, "name", "title"),
-                quantity=as_int(get(item, "quantity")),
-                price=from_major(
-                    get(item, "price") if get(item, "price") is not None else get(item, "value"),
-                    get(item, "currencyCode") or currency,
-                ),
-                custom=as_bool(get(item, "isCustomItem")),
-            )
-            for item in get_list(obj, "products")
-            if isinstance(item, Mapping)
-        ]
-        title = get_str(obj, "orderTitle")
-        return Content(
-            kind=kind,
-            text=get_str(obj, "message") or title,
-            order=Order(
-                id=get_str(obj, "orderId", "orderRequestId"),
-                reference_id=get_str(obj, "referenceId"),
-                title=title,
-                text=get_str(obj, "message"),
-                status=get_str(obj, "orderStatus"),
-                payment_status=get_str(obj, "paymentStatus"),
-                items=items,
-                item_count=as_int(get(obj, "itemCount")),
-                subtotal=from_major(get(obj, "subTotal"), currency),
-                discount=from_major(get(obj, "discount"), currency),
-                shipping=from_major(get(obj, "shipping"), currency),
-                tax=from_major(get(obj, "tax"), currency),
-                total=from_major(get(obj, "total"), currency),
-                seller=_party(get(obj, "sellerJid")),
-                thumbnail_url=get_str(obj, "thumbnailUrl"),
-            ),
-            known=_ORDER_KEYS,
-        )
-
-    return read
-
-
-def _payment(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-        info = get_obj(obj, "paymentInfo")
-        source = obj if get(obj, "value") is not None else info
-        currency = get(source, "currencyCode")
-        return Content(
-            kind=kind,
-            order=Order(
-                total=from_major(get(source, "value"), currency),
-                status=get_str(info, "transactionStatus"),
-                payment_status=get_str(info, "status"),
-                seller=_party(get(info, "receiverPhone")),
-            ),
-            known=frozenset({"value", "currencyCode"}),
-        )
-
-    return read
-
-
 def _opaque(kind: str) -> Reader:
     """Content relay names but does not type: the whole object goes to extensions."""
 
@@ -530,20 +128,20 @@ READERS: dict[str, Reader] = {
     "contacts": _contacts,
     "sticker": _media("sticker"),
     "reaction": _reaction,
-    "buttonsResponseMessage": _buttons_response,
-    "listResponseMessage": _list_response,
-    "buttonsMessage": _buttons_message,
-    "templateMessage": _template,
-    "hydratedTemplate": _template,
-    "carouselMessage": _carousel,
-    "poll": _poll,
-    "pollVote": _poll_vote,
-    "product": _product,
-    "order": _order_kind("order"),
-    "reviewAndPay": _order_kind("order"),
-    "reviewOrder": _order_kind("order_update"),
-    "requestPayment": _payment("payment_request"),
-    "sendPayment": _payment("payment"),
+    "buttonsResponseMessage": interactive.buttons_response,
+    "listResponseMessage": interactive.list_response,
+    "buttonsMessage": interactive.buttons_message,
+    "templateMessage": interactive.template,
+    "hydratedTemplate": interactive.template,
+    "carouselMessage": interactive.carousel,
+    "poll": interactive.poll,
+    "pollVote": interactive.poll_vote,
+    "product": commerce.product,
+    "order": commerce.order_kind("order"),
+    "reviewAndPay": commerce.order_kind("order"),
+    "reviewOrder": commerce.order_kind("order_update"),
+    "requestPayment": commerce.payment("payment_request"),
+    "sendPayment": commerce.payment("payment"),
     "gif": _media("video"),
     "ptv": _media("video"),
     "pixKeyMessage": _opaque("pix"),

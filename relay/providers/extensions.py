@@ -43,7 +43,9 @@ def bounded(parts: Iterable[tuple[str, dict[str, Any] | None]]) -> dict[str, Any
         return None
     if size <= MAX_EXTENSION_BYTES:
         return result
-    # Too large: price every value once, then drop the largest until it fits.
+    # Too large: price every value once, then drop the largest until it fits (on copies:
+    # the callers' objects are the decoded body).
+    result = {name: dict(values) for name, values in result.items()}
     priced: list[tuple[int, str, str]] = []
     for part, values in result.items():
         for key, value in values.items():

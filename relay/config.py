@@ -14,11 +14,14 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 import yaml
+
+from relay.events import ProviderName
+from relay.providers import PROVIDERS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -83,7 +86,7 @@ class Kafka(Section, frozen=True, kw_only=True):
 
 
 class Source(Section, frozen=True, kw_only=True):
-    provider: Literal["chatwoot", "plugchat"]
+    provider: ProviderName
     tokens: list[str] = []
     signing_secret: str | None = None
     signature_tolerance: Duration = "5m"
@@ -132,6 +135,8 @@ class Limits(Section, frozen=True, kw_only=True):
     """A body that takes longer than this to arrive (slowloris) is answered 408."""
     max_in_flight: int = 4096
     """Webhook requests in progress at once; past it, 503 with Retry-After (backpressure)."""
+    max_events_per_body: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    """A body that would make more canonical events is dead-lettered (too_many_events)."""
     header_timeout: Duration = "10s"
     """A connection that sends no complete request head for this long is closed."""
 
@@ -426,8 +431,9 @@ def _check(config: Config) -> None:
                 raise ConfigError(
                     f"{where}.tokens[{i}]: empty token (is its environment variable set?)"
                 )
-        if source.signing_secret is not None and source.provider != "chatwoot":
-            raise ConfigError(f"{where}.signing_secret: only chatwoot sources sign webhooks")
+        if source.signing_secret is not None and PROVIDERS[source.provider].verify is None:
+            signed = ", ".join(name for name, p in PROVIDERS.items() if p.verify)
+            raise ConfigError(f"{where}.signing_secret: only {signed} sources sign webhooks")
         try:
             seconds(source.signature_tolerance)
         except ValueError as exc:

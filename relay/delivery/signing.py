@@ -26,3 +26,13 @@ def headers(keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes)
     if keys:
         result["webhook-signature"] = sign(keys, message_id, timestamp, body)
     return result
+
+
+def add_headers(
+    into: dict[str, str], keys: Sequence[bytes], message_id: str, timestamp: int, body: bytes
+) -> None:
+    """:func:`headers`, written into an existing dict (one dict per attempt, not two)."""
+    into["webhook-id"] = message_id
+    into["webhook-timestamp"] = str(timestamp)
+    if keys:
+        into["webhook-signature"] = sign(keys, message_id, timestamp, body)

@@ -20,4 +20,5 @@ def add_routes(app: web.Application, *, hooks: bool = True) -> None:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_post("/admin/reload", admin.reload)
+    app.router.add_post("/admin/api/subscribers/{name}/enable", admin.enable_subscriber)
     app.router.add_get("/readyz", handlers.readyz)

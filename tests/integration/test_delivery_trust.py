@@ -141,6 +141,14 @@ async def subscriber() -> AsyncIterator[Subscriber]:
     await sub.close()
 
 
+async def until(check: Callable[[], bool], within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.05)
+
+
 def delivered_ids(subscriber: Subscriber) -> set[str]:
     return {r.headers["webhook-id"] for r in subscriber.delivered()}
 
@@ -227,3 +235,108 @@ async def test_an_endpoint_failing_two_in_three_gets_every_event_and_each_failur
     assert sample("relay_circuit_state") == 0
     assert sample("relay_subscriber_disabled") == 0
     assert sample("relay_consumer_lag") == 0
+
+
+# --- in-process: DeliveryService on Kafka ------------------------------------------------
+
+
+def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from relay.metrics import exposition
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition()[0].decode())
+        for sample in family.samples
+    }
+
+
+def metric(name: str, subscriber: str, **labels: str) -> float:
+    key = (name, tuple(sorted({"subscriber": subscriber, **labels}.items())))
+    return scrape().get(key, 0.0)
+
+
+@pytest.fixture
+def topics(tmp_path: Path) -> dict[str, str]:
+    return {"events": unique("tr.events"), "dead": unique("tr.dead"), "data_dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize("failure", ["refused", "timeout"])
+async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_its_pace(
+    broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str], failure: str
+) -> None:
+    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+
+    async def hang(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        await asyncio.sleep(30)
+        return 200
+
+    hanging = await Subscriber(script=hang).start()
+    dead_url = f"http://127.0.0.1:{free_port()}/hook" if failure == "refused" else hanging.url
+    name = f"dead-{failure}"
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: {name}, url: "{dead_url}", start_from: earliest, max_in_flight: 16,\n'
+        "     timeout: 100ms, retry: {max_attempts: 1000, initial: 10ms, max: 20ms},\n"
+        "     circuit_breaker: {no_success_for: 500ms, min_attempts: 5, cooldown: 200ms,\n"
+        "                       cooldown_max: 800ms, half_open_attempts: 2}}\n"
+        f'  - {{name: alive, url: "{subscriber.url}", start_from: earliest}}',
+    )
+    await kafka_bus.publish(records(topics["events"], [chat_event(k, k) for k in range(40)]))
+    service = await running(config, kafka_bus)
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 40, within=20)
+        await until(lambda: metric("relay_circuit_state", name) > 0)
+        breaker = service.workers[name].sender.breaker
+        attempts = "error"
+        before = metric("relay_delivery_attempts_total", name, outcome=attempts)
+        assert before >= 5
+        # the healthy subscriber keeps its pace while the dead one is open
+        later = [chat_event(k, 1000 + k) for k in range(40)]
+        await kafka_bus.publish(records(topics["events"], later))
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 80, within=10)
+        await asyncio.sleep(3)
+        after = metric("relay_delivery_attempts_total", name, outcome=attempts)
+        # probes only: waits of 0.2, 0.4, 0.8, 0.8 ... s, two probes each (unbroken, 16 in
+        # flight every ~20 ms would be well over a thousand attempts)
+        assert after - before <= 2 * 8
+        assert after - before >= 2  # but it is probed
+        assert breaker._wait == 0.8  # doubled up to cooldown_max
+        assert metric("relay_circuit_state", name) in (1, 2)
+        assert service.workers[name].stats.delivered == 0
+    finally:
+        await service.stop(grace=0)
+        await hanging.close()
+
+
+async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
+    broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.support import consume
+
+    subscriber.script = lambda s, body, headers: 500
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: patient, url: "{subscriber.url}", start_from: earliest,\n'
+        "     retry: {max_attempts: 4, initial: 2s, max: 2s, jitter: false}}",
+    )
+    event = chat_event(1, 1)
+    await kafka_bus.publish(records(topics["events"], [event]))
+    first = await running(config, kafka_bus)
+    await until(lambda: "patient" in first.workers and first.workers["patient"].stats.retried == 2)
+    await first.stop(grace=0)  # in the middle of the second backoff
+    second = await running(config, kafka_bus)
+    try:
+        [dead] = await consume(broker.bootstrap, topics["dead"], 1, within=20)
+    finally:
+        await second.stop()
+    headers = dict(dead.headers)
+    assert headers["relay-attempts"] == b"4"
+    assert len(subscriber.received) == 4  # two before the restart, two after: not 2 + 4
+    assert second.workers["patient"].stats.deadlettered == 1
+    # settled: a third run has nothing left to count
+    from relay.delivery.state import DeliveryState
+
+    assert DeliveryState(Path(topics["data_dir"])).attempts("patient") == {}

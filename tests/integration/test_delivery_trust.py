@@ -340,3 +340,154 @@ async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
     from relay.delivery.state import DeliveryState
 
     assert DeliveryState(Path(topics["data_dir"])).attempts("patient") == {}
+
+
+# --- 3. 410 Gone disables; an admin re-enables where it stopped --------------------------
+
+
+async def test_410_disables_until_an_admin_enables_it_where_it_stopped(
+    broker: Broker,
+    kafka_bus: Any,
+    subscriber: Subscriber,
+    topics: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from relay.cli import main
+    from tests.integration.test_delivery import chat_event, records
+    from tests.support import drain, make_config, relay_client
+
+    gone = {"now": False}
+
+    def script(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        if len(s.received) == 2:
+            gone["now"] = True
+        return 410 if gone["now"] else 200
+
+    subscriber.script = script
+    text = f"""
+data_dir: {topics["data_dir"]}
+admin: {{token: {ADMIN}}}
+kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,
+        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
+topics: {{events: {topics["events"]}, deadletter: {topics["dead"]}}}
+subscribers:
+  - {{name: leaving, url: "{subscriber.url}", start_from: earliest}}
+"""
+    config_file = tmp_path / "relay.yaml"
+    config_file.write_text(text)
+    events = [chat_event(1, n) for n in range(6)]  # one key: delivered in order
+    await kafka_bus.publish(records(topics["events"], events))
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    async with relay_client(make_config(text)) as client:
+        await subscriber.wait_for(lambda s: len(s.received) == 3)
+        await asyncio.sleep(1.5)
+        assert len(subscriber.received) == 3  # no attempt after the 410
+        exposed = await (await client.get("/metrics")).text()
+        metrics = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(exposed)
+            for sample in family.samples
+        }
+        assert metrics[("relay_subscriber_disabled", (("subscriber", "leaving"),))] == 1
+
+        assert main(["check", "--config", str(config_file)]) == 0
+        assert "DISABLED leaving: its endpoint answered 410" in capsys.readouterr().out
+
+        assert (await client.post("/admin/api/subscribers/leaving/enable")).status == 401
+        unknown = await client.post("/admin/api/subscribers/nobody/enable", headers=auth)
+        assert unknown.status == 404
+        gone["now"] = False
+        subscriber.script = None  # the endpoint is back
+        answer = await client.post("/admin/api/subscribers/leaving/enable", headers=auth)
+        assert answer.status == 200
+        assert await answer.json() == {
+            "subscriber": "leaving",
+            "enabled": True,
+            "was_disabled": True,
+        }
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 6, within=20)
+    ids = [r.headers["webhook-id"] for r in subscriber.delivered()]
+    assert ids == [e.id for e in events]  # resumed at the event that got the 410
+    assert subscriber.received[2].status == 410
+    assert await drain(broker.bootstrap, topics["dead"], settle=0.5) == []  # nothing lost
+    assert main(["check", "--config", str(config_file)]) == 0
+    assert "DISABLED" not in capsys.readouterr().out
+
+
+async def test_a_disabled_subscriber_stays_disabled_across_restarts_until_its_config_changes(
+    broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+
+    subscriber.script = lambda s, body, headers: 410
+
+    def line(extra: str) -> str:
+        return f'  - {{name: moved, url: "{subscriber.url}", start_from: earliest{extra}}}'
+
+    config = kafka_config(broker, topics, line(""))
+    await kafka_bus.publish(records(topics["events"], [chat_event(1, 1), chat_event(1, 2)]))
+    service = await running(config, kafka_bus)
+    await subscriber.wait_for(lambda s: len(s.received) == 1)
+    await until(lambda: "moved" in service.disabled)
+    await service.stop()
+    service = await running(config, kafka_bus)  # a restart: still disabled, no attempt
+    await until(lambda: "moved" in service.disabled)
+    await asyncio.sleep(1)
+    assert len(subscriber.received) == 1
+    subscriber.script = None
+    changed = kafka_config(broker, topics, line(", timeout: 5s"))
+    try:
+        await service.reconcile(changed)  # a changed configuration enables it again
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+    finally:
+        await service.stop()
+    assert "moved" not in service.disabled
+
+
+# --- 4. poison records --------------------------------------------------------------------
+
+
+async def test_poison_records_are_skipped_counted_and_never_read_again(
+    broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    from relay.bus import Record
+    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+
+    deep = b'{"id": "x", "nested": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    poison = [
+        deep,  # 200 KB, too deep for any decoder
+        b"\xff\xfe\x00 not json",  # foreign bytes
+        b'{"specversion": "1.0", "id": 5, "type": ["x"], "source": {}}',  # wrong types
+        b"[1, 2, 3]",  # JSON, not an object
+    ]
+    key = b"nexloo:1"
+    await kafka_bus.publish(
+        [Record(topic=topics["events"], value=value, key=key) for value in poison]
+    )
+    good = [chat_event(1, n) for n in range(3)]
+    await kafka_bus.publish(records(topics["events"], good))
+    config = kafka_config(
+        broker,
+        topics,
+        f'  - {{name: plain, url: "{subscriber.url}", start_from: earliest}}\n'
+        f'  - {{name: picky, url: "{subscriber.url}", start_from: earliest,\n'
+        "     match: {where: {data.message.direction: incoming}}}",
+    )
+    for _run in range(2):  # the second run reads nothing of it again
+        service = await running(config, kafka_bus)
+        try:
+            await subscriber.wait_for(lambda s: len(s.delivered()) == 2 * len(good))
+            await asyncio.sleep(1.2)  # a commit and a lag refresh
+            lag = [
+                value
+                for (name, labels), value in scrape().items()
+                if name == "relay_consumer_lag" and dict(labels)["subscriber"] == "plain"
+            ]
+        finally:
+            await service.stop()
+        assert lag == [0]  # one series per subscriber, however often it restarts
+    for name in ("plain", "picky"):
+        assert metric("relay_delivery_skipped_total", name, reason="not_a_cloudevent") == 4
+        assert service.workers[name].stats.skipped == 0  # second run: committed past them
+    assert len(subscriber.delivered()) == 2 * len(good)

@@ -68,14 +68,14 @@ class Sender:
         )
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(subscriber.max_in_flight)
-        self._static_headers = {**subscriber.headers}
+        self._static_headers = {"User-Agent": USER_AGENT, **subscriber.headers}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
             limit=self.subscriber.max_in_flight, keepalive_timeout=30, enable_cleanup_closed=True
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": USER_AGENT}, auto_decompress=False
+            connector=connector, timeout=self.timeout, auto_decompress=False
         )
 
     async def close(self) -> None:
@@ -177,72 +177,53 @@ class Sender:
     async def _attempt(
         self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
     ) -> int:
-        async with self._slots:  # held for the attempt only, never during a backoff
-            return await self._send(event_id, body, content_type, extra)
-
-    async def _send(
-        self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
-    ) -> int:
+        """One POST. One coroutine on the hot path: slot, breaker, limiter, sign, send."""
         session = self._session
         if session is None:
             raise RuntimeError("sender is not started")
-        breaker = self.breaker
-        ticket = await breaker.acquire() if breaker.state != "closed" else None
-        try:
-            return await self._post(session, ticket, event_id, body, content_type, extra)
-        finally:
-            breaker.release(ticket)
-
-    async def _post(
-        self,
-        session: aiohttp.ClientSession,
-        ticket: int | None,
-        event_id: str,
-        body: bytes,
-        content_type: str,
-        extra: dict[str, str] | None,
-    ) -> int:
-        if self.limiter is not None:
-            await self.limiter.acquire()
-        headers = self._static_headers.copy()
-        if extra:
-            headers.update(extra)
-        headers["Content-Type"] = content_type
-        signing.add_headers(headers, self.keys, event_id, int(time.time()), body)
-        try:
-            async with session.post(
-                self.subscriber.url,
-                data=body,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                if status < 300:
-                    self.breaker.record_success(ticket)
-                    return status
-                excerpt = await response.content.read(_ERROR_BODY_BYTES)
-                # Standard Webhooks: Retry-After is what a 429 or 503 asks for
-                retry_after = (
-                    parse_retry_after(response.headers.get("Retry-After"))
-                    if status in (429, 503)
-                    else None
-                )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self.breaker.record_failure(ticket)
-            raise AttemptFailed(
-                status=None, error=_describe(exc), retry_after=None, retryable=True
-            ) from exc
-        except Exception as exc:  # e.g. a header aiohttp refuses: retrying cannot help
-            raise AttemptFailed(
-                status=None, error=_describe(exc), retry_after=None, retryable=False
-            ) from exc
+        async with self._slots:  # held for the attempt only, never during a backoff
+            breaker = self.breaker
+            ticket = await breaker.acquire() if breaker.state != "closed" else None
+            try:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                headers = self._static_headers.copy()
+                if extra:
+                    headers.update(extra)
+                headers["Content-Type"] = content_type
+                signing.add_headers(headers, self.keys, event_id, int(time.time()), body)
+                try:
+                    async with session.post(
+                        self.subscriber.url, data=body, headers=headers, allow_redirects=False
+                    ) as response:
+                        status = response.status
+                        if status < 300:
+                            breaker.record_success(ticket)
+                            return status
+                        excerpt = await response.content.read(_ERROR_BODY_BYTES)
+                        # Standard Webhooks: Retry-After is what a 429 or 503 asks for
+                        retry_after = (
+                            parse_retry_after(response.headers.get("Retry-After"))
+                            if status in (429, 503)
+                            else None
+                        )
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    breaker.record_failure(ticket)
+                    raise AttemptFailed(
+                        status=None, error=_describe(exc), retry_after=None, retryable=True
+                    ) from exc
+                except Exception as exc:  # e.g. a header aiohttp refuses: retrying cannot help
+                    raise AttemptFailed(
+                        status=None, error=_describe(exc), retry_after=None, retryable=False
+                    ) from exc
+            finally:
+                if ticket is not None:
+                    breaker.release(ticket)
         verdict = classify(status, self.retry_4xx)
-        server_trouble = status in (408, 429) or status >= 500
-        if server_trouble:
-            self.breaker.record_failure(ticket)
+        if status in (408, 429) or status >= 500:
+            breaker.record_failure(ticket)
         else:
-            self.breaker.record_success(ticket)  # it answered: the endpoint is up
+            breaker.record_success(ticket)  # it answered: the endpoint is up
         detail = excerpt.decode("utf-8", "replace").strip()
         raise AttemptFailed(
             status=status,

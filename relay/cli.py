@@ -167,12 +167,26 @@ def cmd_check(args: argparse.Namespace) -> int:
                 )
             )
         _print_table(subs)
+        _print_disabled(config)
     if notes:
         print()
         print("\n".join(notes))
     for warning in warnings:
         print(f"relay: warning: {warning}", file=sys.stderr)
     return 1 if warnings and args.strict else 0
+
+
+def _print_disabled(config: Config) -> None:
+    """Subscribers an endpoint disabled with 410 Gone (state kept under data_dir)."""
+    from relay.delivery.state import read_only_disabled
+
+    for sub in config.subscribers:
+        disabled = read_only_disabled(config.data_path, sub)
+        if disabled is not None:
+            print(
+                f"  DISABLED {sub.name}: its endpoint answered {disabled.status or 410} "
+                f"({disabled.reason}); POST /admin/api/subscribers/{sub.name}/enable resumes it"
+            )
 
 
 def _redact(url: str) -> str:

@@ -20,7 +20,7 @@ from relay.events import CloudEvent, encode
 from relay.providers import NORMALIZERS, Inbound
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
-from tests.support import consume, make_config, unique
+from tests.support import consume, locked, make_config, poll_until, unique
 
 pytestmark = pytest.mark.integration
 
@@ -402,7 +402,8 @@ subscribers:
     await bus.start()
     try:
         active = await running(config, bus)
-        await asyncio.sleep(0.3)
+        # the first one holds the subscriber's lock before the second starts
+        await poll_until(lambda: locked(tmp_path / ".relay.sub.single.lock"))
         standby = await running(config, bus)  # same subscriber, same data_dir
         first = [chat_event(1, 1), chat_event(2, 2)]
         await bus.publish(records("chat.events", first))

@@ -330,7 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", "-c", help="YAML configuration (default: $RELAY_CONFIG)")
 
-    serve = commands.add_parser("serve", help="run the webhook gateway")
+    serve = commands.add_parser(
+        "serve",
+        help="run the webhook gateway",
+        description="Run the webhook gateway. It checks what it needs first (optional "
+        "libraries, data_dir, the listen addresses) and refuses in one line if any is "
+        "missing.",
+    )
     with_config(serve)
     serve.add_argument(
         "--role",
@@ -393,7 +399,14 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--subscriber", help="with --deadletter: only this subscriber's")
     tail.set_defaults(func=cmd_tail)
 
-    replay = commands.add_parser("replay", help="redeliver events to one subscriber")
+    replay = commands.add_parser(
+        "replay",
+        help="redeliver events to one subscriber",
+        description="Redeliver a bounded range to one subscriber, without moving its live "
+        "position.",
+        epilog="exit status: 0 when everything was delivered, 3 when some were "
+        "dead-lettered again, 1 on an error",
+    )
     with_config(replay)
     replay.add_argument("--subscriber", required=True, help="subscriber name")
     start = replay.add_mutually_exclusive_group()
@@ -406,7 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=cmd_replay)
 
-    schema = commands.add_parser("schema", help="print the canonical event's JSON Schema")
+    schema = commands.add_parser(
+        "schema",
+        help="print the canonical event's JSON Schema",
+        description="Print the canonical event's JSON Schema (draft 2020-12), generated "
+        "from the event definition.",
+    )
     schema.set_defaults(func=cmd_schema)
 
     spec = commands.add_parser(

@@ -251,7 +251,9 @@ def webhook_secret(value: str) -> bytes:
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("expected a Standard Webhooks secret: whsec_<base64>") from None
+        raise ValueError(
+            "expected a Standard Webhooks secret: whsec_<base64 of at least 16 bytes>"
+        ) from None
     if len(key) < 16:
         raise ValueError("a webhook secret must hold at least 16 bytes (24 base64 characters)")
     return key
@@ -356,6 +358,9 @@ def _validation_message(exc: msgspec.ValidationError, prefix: str = "", root: ty
         message = "unknown field" if "unknown" in message else "required field is missing"
     else:
         message = (message[:1].lower() + message[1:]).replace("`", "")
+        # YAML words, not JSON's: `tokens: abc` is "expected a list, got str"
+        message = message.replace("expected array", "expected a list")
+        message = message.replace("expected object", "expected a mapping")
     path = path.lstrip(".")
     return f"{path}: {message}{hint}" if path else f"{message}{hint}"
 

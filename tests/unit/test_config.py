@@ -240,3 +240,10 @@ def test_bad_enum_values_list_the_allowed_ones() -> None:
     assert error_of("kafka: {bootstrap_servers: a, compression: brotli}") == (
         "kafka.compression: invalid enum value 'brotli' (expected one of: gzip, lz4, snappy, zstd)"
     )
+
+
+def test_type_errors_use_yaml_words() -> None:
+    assert error_of("sources: {s: {provider: chatwoot, tokens: abc}}") == (
+        "sources.s.tokens: expected a list, got str"
+    )
+    assert error_of("listen: 8080") == "listen: expected a mapping, got int"

@@ -39,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay import checks, preflight
     from relay.app import build_admin_app, build_app
     from relay.bus import BusError
+    from relay.hardening import insecure_listen
+    from relay.ingress.admin import RELOADER
     from relay.logs import configure
     from relay.runtime import new_event_loop
     from relay.serve import ListenError, serve
@@ -46,6 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     host, port = args.host or config.listen.host, args.port or config.listen.port
     problems = preflight.problems(config)
+    if (refusal := insecure_listen(config, host)) is not None:
+        problems.append(refusal)
     addresses = [(host, port, "listen")]
     if config.admin.listen is not None:
         addresses.append((config.admin.listen.host, config.admin.listen.port, "admin.listen"))
@@ -55,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             problems.append(taken)
     if problems:
         return _refuse(problems)
+    os.umask(0o077)  # everything relay writes (data_dir, logs, spool, locks) is its own only
     configure(config.logging.level, config.logging.format)
     for warning in checks.warnings(config):
         structlog.get_logger("relay.check").warning("config_warning", detail=warning)
@@ -64,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
         reload_on_sighup=True,
     )
+    app[RELOADER].listen_host = host
     admin = None
     if config.admin.listen is not None:
         admin = (build_admin_app(app), config.admin.listen.host, config.admin.listen.port)

@@ -61,6 +61,21 @@ class Kafka(Section, frozen=True, kw_only=True):
     max_record_bytes: int = 1_000_000
     """The largest record relay sends (keep it under the broker's message.max.bytes);
     a request that would need a larger one is answered 413."""
+    # Security, with aiokafka's own names (relay.bus.security turns them into client options).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    """Required with SASL_PLAINTEXT and SASL_SSL."""
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    """PLAIN and SCRAM credentials (from ``${VAR}``, never written into the file)."""
+    sasl_oauth_token: str | None = None
+    """OAUTHBEARER: a bearer token the broker accepts, sent as it is (no refresh)."""
+    ssl_cafile: str | None = None
+    """CA bundle that signs the brokers' certificates (default: the system's CAs)."""
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    """Client certificate and key, for brokers that authenticate clients by TLS (mTLS)."""
+    ssl_check_hostname: bool = True
 
     @property
     def servers(self) -> list[str]:
@@ -78,6 +93,17 @@ class Source(Section, frozen=True, kw_only=True):
     allow_cidrs: list[str] = []
     rate_limit: str | float | None = None
     """Requests accepted from this source per second (``100/s``, ``6000/m``); past it, 429."""
+    max_in_flight: int | None = None
+    """This source's share of ``limits.max_in_flight``: past it, 503 for this source only, so
+    its slow clients cannot crowd the others out. Default: a quarter of the limit (all of it
+    when there is only one source)."""
+
+    def in_flight_share(self, limits: Limits, sources: int) -> int:
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        if sources <= 1:
+            return limits.max_in_flight
+        return max(1, limits.max_in_flight // 4)
 
 
 class Topics(Section, frozen=True, kw_only=True):
@@ -124,6 +150,11 @@ class Admin(Section, frozen=True, kw_only=True):
     listen: Listen | None = None
     """A listener of their own for ``/metrics`` and ``/admin/*`` (and the probes), which the
     hook listener then no longer serves: keep them off the public port."""
+
+
+class Metrics(Section, frozen=True, kw_only=True):
+    token: str | None = None
+    """Bearer token ``GET /metrics`` requires; without one it is open."""
 
 
 class Logging(Section, frozen=True, kw_only=True):
@@ -189,9 +220,14 @@ class Config(Section, frozen=True, kw_only=True):
     limits: Limits = Limits()
     logging: Logging = Logging()
     admin: Admin = Admin()
+    metrics: Metrics = Metrics()
     dedupe: Dedupe = Dedupe()
     shutdown_grace: Duration = "20s"
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
+    allow_insecure_defaults: bool = False
+    """Listen beyond loopback even with short secrets or the shipped examples' values."""
+    debug_errors: bool = False
+    """Say why a hook was refused (unknown source, which credential) instead of one 401."""
 
     @property
     def data_path(self) -> Path:
@@ -432,6 +468,7 @@ def _check(config: Config) -> None:
                 raise ConfigError(f"kafka.{field}: must be positive")
         if config.kafka.linger_ms < 0:
             raise ConfigError("kafka.linger_ms: cannot be negative")
+        _check_kafka_security(config.kafka)
     for name, source in config.sources.items():
         where = f"sources.{name}"
         if not _SOURCE_NAME.match(name):
@@ -452,6 +489,13 @@ def _check(config: Config) -> None:
                 per_second(source.rate_limit)
             except ValueError as exc:
                 raise ConfigError(f"{where}.rate_limit: {exc}") from None
+        if source.max_in_flight is not None and not (
+            1 <= source.max_in_flight <= config.limits.max_in_flight
+        ):
+            raise ConfigError(
+                f"{where}.max_in_flight: must be between 1 and limits.max_in_flight "
+                f"({config.limits.max_in_flight})"
+            )
         for i, cidr in enumerate(source.allow_cidrs):
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -466,6 +510,54 @@ def _check(config: Config) -> None:
             raise ConfigError(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
         _check_topic(f"routes[{i}].topic", route.topic)
+
+
+def _check_kafka_security(kafka: Kafka) -> None:
+    """Settings that contradict the protocol, or files that cannot be read, fail at load."""
+    protocol = kafka.security_protocol
+    uses_tls = protocol in ("SSL", "SASL_SSL")
+    uses_sasl = protocol.startswith("SASL_")
+    for field in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, field)
+        if path is None:
+            continue
+        if not uses_tls:
+            raise ConfigError(
+                f"kafka.{field}: set, but kafka.security_protocol is {protocol} "
+                "(use SSL or SASL_SSL)"
+            )
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"kafka.{field}: cannot read {path}: {exc.strerror or exc}") from None
+    if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
+        raise ConfigError("kafka.ssl_keyfile: set without kafka.ssl_certfile")
+    sasl_fields = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+    if not uses_sasl:
+        for field in (*sasl_fields, "sasl_oauth_token"):
+            if getattr(kafka, field) is not None:
+                raise ConfigError(
+                    f"kafka.{field}: set, but kafka.security_protocol is {protocol} "
+                    "(use SASL_SSL or SASL_PLAINTEXT)"
+                )
+        return
+    mechanism = kafka.sasl_mechanism
+    if mechanism is None:
+        raise ConfigError(
+            f"kafka.sasl_mechanism: required with {protocol} "
+            "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
+        )
+    if mechanism == "OAUTHBEARER":
+        if not kafka.sasl_oauth_token:
+            raise ConfigError("kafka.sasl_oauth_token: required with sasl_mechanism OAUTHBEARER")
+        return
+    for field in ("sasl_plain_username", "sasl_plain_password"):
+        if not getattr(kafka, field):
+            raise ConfigError(
+                f"kafka.{field}: required with sasl_mechanism {mechanism} "
+                "(is its environment variable set?)"
+            )
 
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -537,10 +629,12 @@ def _check_subscribers(config: Config) -> None:
 
 
 def _normalize_secrets(data: Any) -> Any:
-    """``signing_secret: ""`` or ``admin.token: ""`` (an unset ``${VAR:-}``) mean none."""
-    admin = data.get("admin") if isinstance(data, dict) else None
-    if isinstance(admin, dict) and admin.get("token") == "":
-        admin["token"] = None
+    """``signing_secret: ""``, ``admin.token: ""`` or ``metrics.token: ""`` (an unset
+    ``${VAR:-}``) mean none."""
+    for section in ("admin", "metrics"):
+        found = data.get(section) if isinstance(data, dict) else None
+        if isinstance(found, dict) and found.get("token") == "":
+            found["token"] = None
     sources = data.get("sources") if isinstance(data, dict) else None
     if isinstance(sources, dict):
         for source in sources.values():

@@ -116,6 +116,7 @@ async def _broker(kafka: Kafka, wanted: list[str]) -> tuple[list[str], list[str]
 
     from relay.bus.base import BusError
     from relay.bus.kafka import KafkaBus
+    from relay.bus.security import client_options
 
     bus = KafkaBus(kafka)
     try:
@@ -128,9 +129,7 @@ async def _broker(kafka: Kafka, wanted: list[str]) -> tuple[list[str], list[str]
         f"producer starts (idempotence {'on' if kafka.idempotence else 'off'}, "
         f"compression {kafka.compression or 'none'})"
     ]
-    consumer: Any = AIOKafkaConsumer(
-        bootstrap_servers=kafka.servers, client_id=kafka.client_id, group_id=None
-    )
+    consumer: Any = AIOKafkaConsumer(**client_options(kafka), group_id=None)
     try:
         await consumer.start()
         existing = await consumer.topics()

@@ -152,9 +152,10 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
+    from relay.bus.security import client_options
+
     consumer: Any = AIOKafkaConsumer(
-        bootstrap_servers=kafka.servers,
-        client_id=f"{kafka.client_id}-tail",
+        **{**client_options(kafka), "client_id": f"{kafka.client_id}-tail"},
         group_id=None,
         enable_auto_commit=False,
         request_timeout_ms=kafka.request_timeout_ms,

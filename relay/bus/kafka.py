@@ -34,8 +34,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from relay.bus.base import BusError, Record, RecordTooLarge
+from relay.bus.base import BusError, BusRefused, Record, RecordTooLarge
 from relay.bus.probe import start_failure
+from relay.bus.security import client_options, refusal
 from relay.config import Kafka
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -139,8 +140,7 @@ class KafkaBus:
 
     def _make_producer(self) -> Any:
         return AIOKafkaProducer(
-            bootstrap_servers=self.config.servers,
-            client_id=self.config.client_id,
+            **client_options(self.config),
             acks="all",
             enable_idempotence=self.config.idempotence,
             compression_type=self.config.compression,
@@ -153,8 +153,12 @@ class KafkaBus:
         producer = self._make_producer()
         try:
             await producer.start()
-        except KafkaError as exc:
+        except Exception as exc:
             await producer.stop()
+            if (reason := await refusal(self.config)) is not None:
+                raise BusRefused(reason) from exc
+            if not isinstance(exc, KafkaError):
+                raise
             raise await start_failure(self.config, exc) from exc
         self._loop = asyncio.get_running_loop()
         self._producer = producer

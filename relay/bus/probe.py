@@ -13,18 +13,18 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from relay.bus.base import BusError
+from relay.bus.base import BusError, BusRefused
+from relay.bus.security import client_options
 from relay.config import Kafka
 
 
-class IdempotenceUnsupported(BusError):
+class IdempotenceUnsupported(BusRefused):
     """The broker refuses idempotent producers: a configuration mistake, not an outage."""
 
 
 def _producer(config: Kafka, *, idempotence: bool) -> Any:
     return AIOKafkaProducer(
-        bootstrap_servers=config.servers,
-        client_id=config.client_id,
+        **client_options(config),
         acks="all",
         enable_idempotence=idempotence,
         request_timeout_ms=config.request_timeout_ms,

@@ -23,9 +23,8 @@ from typing import Literal
 
 import structlog
 
-from relay.bus.base import Bus, BusError, Record, RecordTooLarge
+from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
 from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
-from relay.bus.probe import IdempotenceUnsupported
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.spool")
@@ -96,8 +95,10 @@ class SpooledBus:
             self._set_mode("spooling", reason="records left in the spool at start-up")
         try:
             await self._connect()
-        except IdempotenceUnsupported:
-            await self._spool.close()  # spooling would never end: refuse to start
+        except BusRefused:
+            # a certificate or password the broker refuses, or a broker without idempotent
+            # producers: waiting will never help, so stop instead of spooling forever
+            await self._spool.close()
             raise
         except BusError as exc:
             self._set_mode("spooling", reason=str(exc))

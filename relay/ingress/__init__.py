@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp.web_response
 from aiohttp import web
 
 from relay.ingress import admin, handlers
@@ -11,6 +12,11 @@ from relay.ingress.state import INGRESS, IngressState
 __all__ = ["INGRESS", "IngressState", "add_admin_routes", "add_routes", "middlewares"]
 
 middlewares = [request_context]
+
+# aiohttp stamps "Server: Python/3.x aiohttp/3.y" on every response, the ones its parser
+# sends before any handler runs (a malformed request line) included, and has no setting for
+# it: the constant it reads is replaced, so no response advertises versions.
+aiohttp.web_response.SERVER_SOFTWARE = "relay"  # type: ignore[attr-defined]
 
 
 def add_routes(app: web.Application, *, hooks: bool = True, admin_routes: bool = True) -> None:

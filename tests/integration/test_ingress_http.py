@@ -141,9 +141,23 @@ async def test_bad_signature_is_401(client: TestClient[Any, Any], variant: str) 
     await expect_error(response, 401, "unauthorized")
 
 
-async def test_unknown_source_is_404(client: TestClient[Any, Any]) -> None:
-    response = await client.post("/v1/hooks/nobody", data=b"{}", headers=JSON)
-    await expect_error(response, 404, "unknown_source")
+async def test_an_unknown_source_answers_exactly_like_a_wrong_token(
+    client: TestClient[Any, Any],
+) -> None:
+    """A stranger cannot tell which source names exist (nor the provider behind one)."""
+    answers = []
+    for path in (
+        "/v1/hooks/nobody",
+        "/v1/hooks/nexloo",
+        "/v1/hooks/nexloo/receiveMessage",  # a kind on a chatwoot source: still 401 first
+        "/v1/hooks/plugchat",
+    ):
+        for query in ("", "?token=wrong-token-0123456789"):
+            response = await client.post(path + query, data=b"{}", headers=JSON)
+            answers.append((response.status, await response.read()))
+    assert set(answers) == {
+        (401, b'{"error":"unauthorized","detail":"missing or invalid credentials"}')
+    }
 
 
 @pytest.mark.parametrize(

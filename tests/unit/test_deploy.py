@@ -33,6 +33,7 @@ from yamllint.config import YamlLintConfig
 
 from relay.checks import warnings
 from relay.config import Config, parse, seconds
+from relay.hardening import insecure_listen
 from tests.support import free_port
 
 ROOT = Path(__file__).parents[2]
@@ -264,10 +265,23 @@ def _compose() -> dict[str, Any]:
     return dict(yaml.safe_load((DEPLOY / "compose.yaml").read_text()))
 
 
+OPERATOR_SECRETS = {
+    "NEXLOO_TOKEN": "nexloo-operator-token-0123456789",
+    "TRINO_TOKEN": "trino-operator-token-0123456789",
+    "PLUGCHAT_TOKEN": "plugchat-operator-token-0123456789",
+    "ECHO_WEBHOOK_SECRET": "whsec_b3BlcmF0b3Itc2VjcmV0LTMyLWJ5dGVzLWxvbmchIQ==",
+}
+"""What an operator sets before ``docker compose up`` (compose has no defaults for them)."""
+
+
 def _compose_value(value: Any) -> str:
-    """Compose interpolation with an empty environment: ``${X:-default}`` → default."""
+    """Compose interpolation: ``${X:-default}`` → default, ``${X:?message}`` → the operator's
+    value (required: compose refuses to start without it)."""
     text = str(value)
     text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", r"\1", text)
+    text = re.sub(
+        r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}", lambda m: OPERATOR_SECRETS[m.group(1)], text
+    )
     assert not re.search(r"\$\{[^}]*\}", text.replace("$$", "")), f"no default: {value}"
     return text.replace("$$", "$")
 
@@ -308,7 +322,13 @@ def test_compose_mounts_a_relay_config_that_parses() -> None:
         host = urllib.parse.urlsplit(subscriber.url).hostname
         assert host in services, subscriber.url
     port = config.listen.port
-    assert f"{port}:{port}" in relay["ports"]
+    assert relay["ports"] == [f"127.0.0.1:{port}:{port}"]  # loopback until the operator opens it
+    assert services["kafka"]["ports"] == ["127.0.0.1:9094:9094"]
+    # No secret has a default: compose refuses to start until the operator sets each one.
+    for name in OPERATOR_SECRETS:
+        assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", relay["environment"][name]), name
+    # And with the operator's values, relay would listen beyond loopback.
+    assert insecure_listen(config, config.listen.host) is None
     depends = relay["depends_on"]
     assert depends["kafka-init"]["condition"] == "service_completed_successfully"
 

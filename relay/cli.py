@@ -227,6 +227,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     options = Options(
         topic=args.topic,
         after=args.after,
+        last=args.last,
         partition=args.partition,
         limit=args.limit if args.limit is not None else (None if args.follow else 1000),
         follow=args.follow,
@@ -386,8 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(tail)
     tail.add_argument("--topic", help="topic (default: the events topic)")
-    tail.add_argument(
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
         "--after", type=int, help="start after this offset (Kafka: in each partition)"
+    )
+    start.add_argument(
+        "--last", "-n", type=int, help="start N records before the end (Kafka: of each partition)"
     )
     tail.add_argument("--partition", type=int, help="read only this partition (Kafka)")
     tail.add_argument(

@@ -98,6 +98,16 @@ async def test_tail_reads_kafka_with_headers(
     )
 
 
+async def test_tail_last_starts_near_the_end(
+    tmp_path: Path, broker: Broker, kafka_bus: KafkaBus
+) -> None:
+    events = unique("tail.last")
+    config = _config(tmp_path, broker, events, unique("tail.dead"))
+    for n in range(4):  # one batch each: Tansu's end offset is exact then
+        await kafka_bus.publish([Record(events, f'{{"n":{n}}}'.encode(), b"one-key")])
+    assert await _tail("-c", config, "--last", "2") == ['{"n":2}', '{"n":3}']
+
+
 async def test_tail_follows_kafka(tmp_path: Path, broker: Broker, kafka_bus: KafkaBus) -> None:
     events = unique("tail.follow")
     config = _config(tmp_path, broker, events, unique("tail.dead"))

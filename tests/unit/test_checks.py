@@ -147,3 +147,20 @@ def test_a_subscriber_filter_no_source_has() -> None:
         "for (sources: nexloo, plugchat)"
     ]
     assert not warnings(make_config(_subscriber("{source: nexlo}")))  # no sources: unknown
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        "{type: chat.message.created}",
+        "{type: chat.messages.created}",
+        "{where: {message.direction: incoming}}",
+        "{where: {data.message.direction: inbound}}",
+    ],
+)
+def test_the_readme_shows_the_warnings_as_relay_prints_them(match: str) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    found = warnings(make_config(ROUTES + _subscriber(match)))
+    assert found
+    for warning in found:
+        assert f"relay: warning: {warning}\n" in readme

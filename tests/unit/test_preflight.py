@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from relay.preflight import check_listen, data_dir, libraries
 from tests.support import free_port, make_config
 
@@ -119,3 +121,14 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
 def test_an_address_not_on_this_host() -> None:
     problem = check_listen("192.0.2.1", free_port())  # TEST-NET-1: never a local address
     assert problem is not None and "no such address on this host (change listen.host)" in problem
+
+
+def test_the_readme_shows_the_codec_refusal_as_relay_prints_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka import codec
+
+    monkeypatch.setattr(codec, "has_zstd", lambda: False)
+    [problem] = libraries(make_config("kafka: {bootstrap_servers: a, compression: zstd}"))
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"relay: {problem}\n" in readme

@@ -107,6 +107,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     warnings = checks.warnings(config)
     bus = (
         f"kafka {','.join(config.kafka.servers)}"
+        + ("" if args.connect else " (not contacted: --connect checks it)")
         if config.kafka
         else (f"embedded log in {config.data_dir}")
     )

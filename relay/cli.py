@@ -7,10 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay import __version__
 from relay.config import Config, ConfigError, load, seconds
+
+if TYPE_CHECKING:
+    from relay.tail import Options as TailOptions
 from relay.providers import PROVIDERS
 
 
@@ -233,11 +236,10 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tail(args: argparse.Namespace) -> int:
-    from relay.tail import Options, TailError, run
+def tail_options(args: argparse.Namespace) -> TailOptions:
+    from relay.tail import Options
 
-    config = _config(args)
-    options = Options(
+    return Options(
         topic=args.topic,
         after=args.after,
         last=args.last,
@@ -248,6 +250,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
         deadletter=args.deadletter,
         subscriber=args.subscriber,
     )
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from relay.tail import TailError, run
+
+    config = _config(args)
+    options = tail_options(args)
     if options.subscriber is not None and not options.deadletter:
         return _fail("--subscriber goes with --deadletter", 2)
     out = sys.stdout.buffer

@@ -51,12 +51,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _config(args)
     host, port = args.host or config.listen.host, args.port or config.listen.port
+    admin_address = None
+    if config.admin.listen is not None:
+        admin_address = (config.admin.listen.host, args.admin_port or config.admin.listen.port)
+    elif args.admin_port:
+        return _fail("--admin-port moves admin.listen, which the configuration does not set", 2)
     problems = preflight.problems(config)
     if (refusal := insecure_listen(config, host)) is not None:
         problems.append(refusal)
     addresses = [(host, port, "listen")]
-    if config.admin.listen is not None:
-        addresses.append((config.admin.listen.host, config.admin.listen.port, "admin.listen"))
+    if admin_address is not None:
+        addresses.append((*admin_address, "admin.listen"))
     for address in addresses:
         taken = preflight.check_listen(*address)
         if taken:
@@ -75,8 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     app[RELOADER].listen_host = host
     admin = None
-    if config.admin.listen is not None:
-        admin = (build_admin_app(app), config.admin.listen.host, config.admin.listen.port)
+    if admin_address is not None:
+        admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             grace = seconds(config.shutdown_grace)
@@ -377,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="override listen.host")
     serve.add_argument("--port", type=int, help="override listen.port")
+    serve.add_argument("--admin-port", type=int, help="override admin.listen.port")
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser(

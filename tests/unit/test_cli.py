@@ -117,3 +117,10 @@ def test_help_describes_commands_and_options(capsys: pytest.CaptureFixture[str])
 def test_check_tables_have_no_trailing_spaces(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--config", str(EXAMPLE)]) == 0
     assert all(line == line.rstrip() for line in capsys.readouterr().out.splitlines())
+
+
+def test_admin_port_needs_admin_listen(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"data_dir: {tmp_path}\n")
+    assert main(["serve", "--config", str(config), "--admin-port", "9090"]) == 2
+    assert "--admin-port moves admin.listen" in capsys.readouterr().err

@@ -62,6 +62,7 @@ async def test_metrics_and_admin_move_to_the_admin_listener(tmp_path: Path) -> N
             ):
                 async with session.request(method, url, headers=bearer) as response:
                     assert response.status == status, (url, status)
+                    assert response.content_type == "application/json", url
             async with session.get(f"{admin}/metrics") as response:
                 assert response.status == 200
                 assert 'relay_requests_total{outcome="accepted",source="nexloo"}' in (

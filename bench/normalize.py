@@ -4,7 +4,7 @@
 
 For each fixture family it times, in one process and one run, ``msgspec.json.decode(body)``
 and the provider's normalizer on the same bytes (which includes that decode), and prints
-the ratio (DESIGN §11 asks ≤ 3× for the Chatwoot ``message_created`` the load bench posts).
+the ratio (DESIGN §11 asks ≤ 3x for the Chatwoot ``message_created`` the load bench posts).
 Then it normalizes 1 MiB adversarial bodies (duplicate keys, huge lists, padded keys, lone
 surrogates) once each and prints how long each took (the bound is 50 ms). Bounded: about
 half a second per family, a few seconds in all; loopback-free, nothing written.
@@ -174,7 +174,7 @@ def main() -> None:
         normalize = per_call(normalizer(provider, body, kind))
         print(
             f"| {name} | {len(body)} | {decode * 1e6:.1f} | {normalize * 1e6:.1f} "
-            f"| {normalize / decode:.1f}× |"
+            f"| {normalize / decode:.1f}x |"
         )
     print()
     print("| 1 MiB adversarial body | bytes | normalize ms (best of 3) |")

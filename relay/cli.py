@@ -207,9 +207,16 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.register import RegisterError, register
+    from relay.register import API_TOKEN_ENV, RegisterError, register
 
     config = _config(args)
+    if args.api_token and not args.api_token.startswith("$"):
+        print(
+            "relay: warning: --api-token on the command line shows in ps and the shell "
+            f"history; prefer ${API_TOKEN_ENV[args.provider]}, --api-token-file PATH or "
+            "--api-token '$VAR'",
+            file=sys.stderr,
+        )
     try:
         registration = asyncio.run(
             register(
@@ -220,6 +227,8 @@ def cmd_register(args: argparse.Namespace) -> int:
                 account=getattr(args, "account", None),
                 api_url=args.api_url,
                 api_token=args.api_token,
+                api_token_file=args.api_token_file,
+                insecure=args.insecure,
             )
         )
     except RegisterError as exc:
@@ -335,7 +344,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--account", required=True, help="Chatwoot account id")
         env = provider.upper()
         p.add_argument("--api-url", help=f"{provider} API base, e.g. {example} (${env}_API_URL)")
-        p.add_argument("--api-token", help=f"{provider} API token (${env}_API_TOKEN)")
+        p.add_argument(
+            "--api-token",
+            help=f"{provider} API token, or '$VAR' to read it from VAR "
+            f"(default: ${env}_API_TOKEN); a literal token shows in ps",
+        )
+        p.add_argument("--api-token-file", help=f"read the {provider} API token from this file")
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            help="allow a plain http:// --api-url (the API token crosses the network in clear)",
+        )
         p.set_defaults(func=cmd_register)
     return parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -239,3 +240,58 @@ def test_sasl_scram_credentials_the_broker_refuses_stop_relay_with_one_line(
     _assert_one_clear_line(stderr, f"SASL {mechanism}", "sasl_plain_password")
     assert "not-a-password-the-broker-knows" not in stderr
     assert took < 30
+
+
+@needs_stunnel
+async def test_the_spool_drains_to_kafka_over_tls(tls: TlsBroker, tmp_path: Path) -> None:
+    """Kafka silent behind TLS: requests are spooled; once it answers, the drainer's own
+    producer forwards them through TLS too."""
+    topics = _topics()
+    kafka = (
+        f'bootstrap_servers: "{tls.bootstrap}", security_protocol: SSL, '
+        f'ssl_cafile: "{tls.pki.ca}", spool_after: 300ms, request_timeout_ms: 3000'
+    )
+    config = make_config(_config_text(kafka, tmp_path, topics).replace(", spool_after: 5s", ""))
+    bodies = [
+        json.dumps({"event": "conversation_created", "id": n, "account_id": 1}).encode()
+        for n in range(5)
+    ]
+    async with relay_client(config) as client:
+
+        async def post(body: bytes) -> int:
+            response = await client.post(
+                f"/v1/hooks/nexloo?token={TOKEN}",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            return response.status
+
+        async def mode() -> str:
+            return str((await (await client.get("/readyz")).json())["mode"])
+
+        assert await post(bodies[0]) == 202
+        tls.broker.send_signal(signal.SIGSTOP)
+        try:
+            assert [await post(body) for body in bodies[1:]] == [202] * 4
+            assert await mode() == "spooling"
+        finally:
+            tls.broker.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(30):
+            while True:
+                if await mode() == "direct":  # the spool is drained
+                    break
+                await asyncio.sleep(0.1)
+    assert config.kafka is not None
+    consumer = AIOKafkaConsumer(
+        topics["raw"], **client_options(config.kafka), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    got: list[bytes] = []
+    try:
+        async with asyncio.timeout(15):
+            while len(set(got)) < len(bodies):
+                batch = await consumer.getmany(timeout_ms=200)
+                got += [m.value for messages in batch.values() for m in messages]
+    finally:
+        await consumer.stop()
+    assert set(got) == set(bodies)

@@ -80,6 +80,23 @@ _SASL_REFUSED = (
 )
 
 
+async def _answers_without_sasl(
+    host: str, port: int, options: dict[str, Any], within: float
+) -> bool:
+    """Whether the broker answers a connection that skips SASL (its API versions)."""
+    plain = {k: v for k, v in options.items() if not k.startswith("sasl_")}
+    plain["security_protocol"] = (
+        "SSL" if options["security_protocol"] == "SASL_SSL" else "PLAINTEXT"
+    )
+    try:
+        async with asyncio.timeout(within):
+            conn = await create_conn(host, port, request_timeout_ms=within * 1000, **plain)
+    except Exception:
+        return False
+    conn.close()
+    return True
+
+
 def _host_port(server: str) -> tuple[str, int]:
     host, _, port = server.rpartition(":")
     if not host:
@@ -121,6 +138,14 @@ async def refusal(kafka: Kafka, within: float = 10.0) -> str | None:
                 "(check kafka.sasl_mechanism, sasl_plain_username, sasl_plain_password)"
             )
         except (OSError, TimeoutError, KafkaError):
+            if sasl and await _answers_without_sasl(host, port, options, within):
+                # It talks Kafka until relay authenticates, then hangs up: a refusal (some
+                # brokers close the connection on a mechanism they do not offer).
+                return (
+                    f"SASL {kafka.sasl_mechanism}: {server} closed the connection during "
+                    "authentication (does it offer this mechanism? check kafka.sasl_mechanism, "
+                    "sasl_plain_username and sasl_plain_password)"
+                )
             continue  # away, not refusing: the spool covers it
         except Exception as exc:
             if not sasl:

@@ -217,15 +217,41 @@ def sasl_broker() -> Iterator[str]:
         process.wait(timeout=5)
 
 
-@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
-def test_sasl_scram_credentials_the_broker_refuses_stop_relay_with_one_line(
-    sasl_broker: str, tmp_path: Path, mechanism: str
+@pytest.mark.parametrize(
+    ("mechanism", "says"),
+    [
+        ("SCRAM-SHA-256", "did not accept relay's credentials"),
+        ("SCRAM-SHA-512", "did not accept relay's credentials"),
+        ("PLAIN", "closed the connection during authentication"),  # Tansu offers no PLAIN
+    ],
+)
+def test_sasl_credentials_the_broker_refuses_stop_relay_with_one_line(
+    sasl_broker: str, tmp_path: Path, mechanism: str, says: str
 ) -> None:
-    """The SCRAM exchange really runs against Tansu: credentials it does not know end relay
+    """The SASL exchange really runs against Tansu: credentials it does not know end relay
     with one line naming the settings (a working SCRAM user could not be made here: see the
     README's Kafka security section)."""
+    _assert_sasl_refused(sasl_broker, "SASL_PLAINTEXT", mechanism, says, tmp_path)
+
+
+@needs_stunnel
+def test_sasl_over_tls_runs_the_exchange_inside_tls(tmp_path: Path) -> None:
+    with tls_broker(_mkdir(tmp_path / "pki"), authentication=True) as tls:
+        _assert_sasl_refused(
+            tls.bootstrap,
+            "SASL_SSL",
+            "SCRAM-SHA-512",
+            "did not accept relay's credentials",
+            tmp_path,
+            f'ssl_cafile: "{tls.pki.ca}", ',
+        )
+
+
+def _assert_sasl_refused(
+    bootstrap: str, protocol: str, mechanism: str, says: str, tmp_path: Path, extra: str = ""
+) -> None:
     kafka = (
-        f'bootstrap_servers: "{sasl_broker}", security_protocol: SASL_PLAINTEXT, '
+        f'bootstrap_servers: "{bootstrap}", security_protocol: {protocol}, {extra}'
         f"sasl_mechanism: {mechanism}, sasl_plain_username: relay, "
         'sasl_plain_password: "${KAFKA_PASSWORD}"'
     )
@@ -237,7 +263,12 @@ def test_sasl_scram_credentials_the_broker_refuses_stop_relay_with_one_line(
     finally:
         del os.environ["KAFKA_PASSWORD"]
     assert status != 0
-    _assert_one_clear_line(stderr, f"SASL {mechanism}", "sasl_plain_password")
+    _assert_one_clear_line(
+        stderr,
+        f"SASL {mechanism}",
+        says,
+        "kafka.sasl_mechanism" if mechanism == "PLAIN" else "sasl_plain_password",
+    )
     assert "not-a-password-the-broker-knows" not in stderr
     assert took < 30
 

@@ -38,7 +38,9 @@ class TlsBroker:
 
 
 @contextmanager
-def tls_broker(directory: Path, san: str = "DNS:localhost,IP:127.0.0.1") -> Iterator[TlsBroker]:
+def tls_broker(
+    directory: Path, san: str = "DNS:localhost,IP:127.0.0.1", authentication: bool = False
+) -> Iterator[TlsBroker]:
     assert STUNNEL is not None
     pki = make_pki(directory, san)
     plain, tls = free_port(), free_port()
@@ -57,6 +59,7 @@ def tls_broker(directory: Path, san: str = "DNS:localhost,IP:127.0.0.1") -> Iter
             "--advertised-listener-url",
             f"tcp://127.0.0.1:{tls}",
             "--silent",
+            *(["--authentication"] if authentication else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

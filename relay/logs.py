@@ -150,8 +150,10 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    # Keep the libraries' warnings and errors, not their chatter.
+    # Keep the libraries' warnings and errors, not their chatter; Python's own warnings
+    # (a DeprecationWarning from a library, say) come the same way.
     root.setLevel(max(numeric_level, logging.WARNING))
+    logging.captureWarnings(True)
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _RateLimit) for f in server.filters):
         server.addFilter(_RateLimit(_BAD_REQUEST_LIMIT, _BAD_REQUEST_WINDOW))

@@ -118,15 +118,17 @@ async def test_no_server_versions_and_metrics_need_their_token(served: Served) -
 async def test_library_log_records_are_json_with_tokens_redacted() -> None:
     """A stdlib record (what aiokafka and aiohttp write) comes out as structlog JSON."""
     code = (
-        "import logging; from relay.logs import configure; configure('info', 'json');"
+        "import logging, warnings; from relay.logs import configure; configure('info', 'json');"
         "logging.getLogger('aiokafka').error("
-        "'Unable connect: %s', 'GET /x?token=abc123secret Authorization: Bearer xyz789secret')"
+        "'Unable connect: %s', 'GET /x?token=abc123secret Authorization: Bearer xyz789secret');"
+        "warnings.warn('old api', DeprecationWarning)"
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, stderr=asyncio.subprocess.PIPE
     )
     _, stderr = await process.communicate()
-    [line] = stderr.decode().splitlines()
+    line, warning = stderr.decode().splitlines()
+    assert json.loads(warning)["logger"] == "py.warnings"
     record = json.loads(line)
     assert record["logger"] == "aiokafka"
     assert record["level"] == "error"

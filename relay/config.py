@@ -145,6 +145,9 @@ class Dedupe(Section, frozen=True, kw_only=True):
 class Admin(Section, frozen=True, kw_only=True):
     token: str | None = None
     """Bearer token for ``POST /admin/reload``; without one the admin endpoints are off."""
+    listen: Listen | None = None
+    """A listener of their own for ``/metrics`` and ``/admin/*`` (and the probes), which the
+    hook listener then no longer serves: keep them off the public port."""
 
 
 class Metrics(Section, frozen=True, kw_only=True):
@@ -365,6 +368,12 @@ def _check(config: Config) -> None:
     """Rules the types alone cannot say."""
     if not 0 < config.listen.port < 65536:
         raise ConfigError(f"listen.port: {config.listen.port} is not a TCP port")
+    admin = config.admin.listen
+    if admin is not None:
+        if not 0 < admin.port < 65536:
+            raise ConfigError(f"admin.listen.port: {admin.port} is not a TCP port")
+        if admin.port == config.listen.port:
+            raise ConfigError("admin.listen.port: the same port as listen.port; pick another")
     if config.limits.max_body_bytes <= 0:
         raise ConfigError("limits.max_body_bytes: must be positive")
     if config.limits.max_in_flight < 1:
@@ -582,9 +591,40 @@ def _normalize_secrets(data: Any) -> Any:
     return data
 
 
+class DuplicateKey(yaml.MarkedYAMLError):
+    """The same key twice in one mapping: PyYAML would silently keep the last one."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (a second ``sources:`` block would
+    otherwise replace the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then overriding a key is what merges are for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key; the base class reports it
+            if first is not None:
+                raise DuplicateKey(
+                    problem=f"duplicate key {key!r} (first at line {first.line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse(text: str, *, env: Mapping[str, str] | None = None, name: str = "<config>") -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except DuplicateKey as exc:
+        mark = exc.problem_mark
+        assert mark is not None
+        raise ConfigError(f"{name}:{mark.line + 1}:{mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -69,6 +69,8 @@ class Reloader:
                 log.warning("reload_refused", error=str(exc))
                 raise ReloadRefused(str(exc)) from None
             changed = [f for f in RESTART_ONLY if getattr(new, f) != getattr(self.config, f)]
+            if new.admin.listen != self.config.admin.listen:
+                changed.append("admin.listen")
             if changed:
                 message = f"changing {', '.join(changed)} needs a restart; nothing was reloaded"
                 log.warning("reload_refused", error=message)

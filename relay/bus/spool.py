@@ -96,8 +96,10 @@ class SpooledBus:
         try:
             await self._connect()
         except BusRefused:
+            # a certificate or password the broker refuses, or a broker without idempotent
+            # producers: waiting will never help, so stop instead of spooling forever
             await self._spool.close()
-            raise  # a certificate or password the broker refuses: stop, do not spool
+            raise
         except BusError as exc:
             self._set_mode("spooling", reason=str(exc))
         self._drainer = asyncio.create_task(self._drain_forever(), name="spool-drainer")

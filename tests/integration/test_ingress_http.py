@@ -250,6 +250,9 @@ async def test_malformed_body_is_400_and_kept(
     [dead] = log_records(tmp_path, "relay.deadletter")
     assert dead.value == body
     assert dict(dead.headers)["relay-reason"] == b"malformed_json"
+    [raw] = log_records(tmp_path, "relay.raw")  # every authenticated body, as received
+    assert raw.value == body
+    assert dict(raw.headers)["relay-source"] == b"nexloo"
 
 
 @pytest.mark.parametrize(
@@ -294,16 +297,22 @@ async def test_request_id_is_echoed(client: TestClient[Any, Any]) -> None:
 
 
 async def test_source_rate_limit_is_429_with_retry_after(client: TestClient[Any, Any]) -> None:
+    """``rate_limit: 2/s`` lets a burst of exactly 2 through, then 429 until tokens refill."""
     statuses = []
-    for _ in range(5):
+    started = time.monotonic()
+    for _ in range(8):
         response = await client.post("/v1/hooks/limited", data=json.dumps(MESSAGE), headers=JSON)
         statuses.append(response.status)
         if response.status == 429:
             body = await expect_error(response, 429, "too_many_requests")
             assert "rate limit" in body["detail"]
             assert int(response.headers["Retry-After"]) >= 1
+    elapsed = time.monotonic() - started
+    assert set(statuses) == {202, 429}
     assert statuses[:2] == [202, 202]
-    assert 429 in statuses
+    # The burst is 2; only a token refilled meanwhile (2/s) may let one more through, so a
+    # slow machine widens the bound instead of failing the test.
+    assert statuses.count(202) <= 2 + int(2 * elapsed), (statuses, elapsed)
 
 
 async def test_slow_body_is_408(client: TestClient[Any, Any]) -> None:

@@ -176,3 +176,46 @@ def test_subscriber_defaults_and_units() -> None:
 )
 def test_topic_and_header_names(text: str, message: str) -> None:
     assert message in error_of(text)
+
+
+def test_duplicate_keys_name_both_lines() -> None:
+    text = (
+        "sources:\n"
+        "  nexloo: {provider: chatwoot, tokens: [a]}\n"
+        "listen: {port: 8080}\n"
+        "sources:\n"
+        "  other: {provider: plugchat, tokens: [b]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env={}, name="relay.yaml")
+    assert str(caught.value) == "relay.yaml:4:1: duplicate key 'sources' (first at line 1)"
+
+
+def test_duplicate_keys_are_refused_at_any_depth() -> None:
+    text = "sources:\n  s:\n    provider: chatwoot\n    tokens: [a]\n    tokens: [b]\n"
+    assert error_of(text) == "<config>:5:5: duplicate key 'tokens' (first at line 4)"
+    flow = "routes:\n  - {name: a, topic: t, name: b}\n"
+    assert error_of(flow) == "<config>:2:25: duplicate key 'name' (first at line 2)"
+
+
+def test_merge_keys_may_be_overridden() -> None:
+    text = (
+        "x-base: &base {provider: chatwoot, tokens: [a]}\nsources:\n  s: {<<: *base, tokens: [b]}\n"
+    )
+    with pytest.raises(ConfigError, match="x-base: unknown field"):
+        parse(text, env={})
+    config = parse(
+        "sources:\n  a: &base {provider: chatwoot, tokens: [a]}\n  b: {<<: *base, tokens: [b]}\n",
+        env={},
+    )
+    assert config.sources["b"].tokens == ["b"]
+
+
+def test_admin_listen() -> None:
+    config = parse("admin: {listen: {host: 127.0.0.1, port: 9090}}", env={})
+    assert config.admin.listen is not None and config.admin.listen.port == 9090
+    assert parse("", env={}).admin.listen is None
+    assert error_of("admin: {listen: {port: 8080}}") == (
+        "admin.listen.port: the same port as listen.port; pick another"
+    )
+    assert error_of("admin: {listen: {port: 0}}") == "admin.listen.port: 0 is not a TCP port"

@@ -132,9 +132,14 @@ async def refusal(kafka: Kafka, within: float = 10.0) -> str | None:
                 f"TLS: the handshake with {server} failed: {exc.reason or exc} "
                 "(is it a TLS listener? check kafka.security_protocol and the port)"
             )
+        except UnsupportedSaslMechanismError:
+            return (
+                f"SASL {kafka.sasl_mechanism}: {server} does not offer this mechanism "
+                "(check kafka.sasl_mechanism and kafka.security_protocol)"
+            )
         except _SASL_REFUSED as exc:
             return (
-                f"SASL {kafka.sasl_mechanism}: {server} refused relay: {exc} "
+                f"SASL {kafka.sasl_mechanism}: {server} refused relay's login: {exc} "
                 "(check kafka.sasl_mechanism, sasl_plain_username, sasl_plain_password)"
             )
         except (OSError, TimeoutError, KafkaError):

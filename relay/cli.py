@@ -99,6 +99,7 @@ def _patterns(value: str | list[str] | None) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from relay import checks, preflight
+    from relay.hardening import insecure_listen
 
     config = _config(args)
     problems = preflight.problems(config)
@@ -109,6 +110,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         return _refuse(problems)
     warnings = checks.warnings(config)
+    if (refusal := insecure_listen(config, config.listen.host)) is not None:
+        warnings.append(f"relay serve will refuse this: {refusal}")
     bus = (
         f"kafka {','.join(config.kafka.servers)}"
         if config.kafka

@@ -67,3 +67,19 @@ def test_every_secret_default_the_repository_ships_is_known() -> None:
                 defaults.add(default)
     assert defaults  # the example config keeps its laptop defaults
     assert defaults <= EXAMPLE_SECRETS
+
+
+def test_relay_check_warns_what_serve_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    path = tmp_path / "relay.yaml"
+    path.write_text("listen: {host: 0.0.0.0}\n" + config("dev-trino-token"))
+    assert main(["check", "--config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "relay: warning: relay serve will refuse this: refusing to listen on 0.0.0.0" in err
+    assert main(["check", "--strict", "--config", str(path)]) == 1
+    path.write_text("listen: {host: 127.0.0.1}\n" + config("dev-trino-token"))
+    assert main(["check", "--config", str(path)]) == 0
+    assert "refuse" not in capsys.readouterr().err

@@ -80,6 +80,7 @@ def test_relay_check_warns_what_serve_would_refuse(
     err = capsys.readouterr().err
     assert "relay: warning: relay serve will refuse this: refusing to listen on 0.0.0.0" in err
     assert main(["check", "--strict", "--config", str(path)]) == 1
+    capsys.readouterr()
     path.write_text("listen: {host: 127.0.0.1}\n" + config("dev-trino-token"))
     assert main(["check", "--config", str(path)]) == 0
     assert "refuse" not in capsys.readouterr().err

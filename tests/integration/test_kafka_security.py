@@ -351,3 +351,40 @@ async def test_the_spool_drains_to_kafka_over_tls(tls: TlsBroker, tmp_path: Path
     finally:
         await consumer.stop()
     assert set(got) == set(bodies)
+
+
+@needs_stunnel
+async def test_mutual_tls_presents_the_client_certificate(tmp_path: Path) -> None:
+    """A broker that requires a client certificate: relay's ssl_certfile/ssl_keyfile get it
+    in; without them, relay is refused (stops, does not spool) with a line naming them."""
+    from relay.bus import Record
+    from relay.bus.kafka import KafkaBus
+
+    with tls_broker(_mkdir(tmp_path / "pki"), client_certificates=True) as tls:
+        common = {
+            "bootstrap_servers": tls.bootstrap,
+            "idempotence": False,
+            "security_protocol": "SSL",
+            "ssl_cafile": str(tls.pki.ca),
+            "request_timeout_ms": 3000,
+        }
+        bus = KafkaBus(
+            Kafka(
+                **common,
+                ssl_certfile=str(tls.pki.client_cert),
+                ssl_keyfile=str(tls.pki.client_key),
+            )
+        )
+        await bus.start()
+        try:
+            await bus.publish([Record(topic=unique("mtls"), value=b"{}")])
+        finally:
+            await bus.close()
+
+        anonymous = KafkaBus(Kafka(**common))
+        with pytest.raises(BusRefused) as caught:
+            async with asyncio.timeout(20):
+                await anonymous.start()
+    assert str(caught.value).startswith(f"TLS: {tls.bootstrap} ended the connection: ")
+    assert "certificate required" in str(caught.value)
+    assert "kafka.ssl_certfile" in str(caught.value)

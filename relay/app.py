@@ -76,7 +76,13 @@ def build_app(
     dedupe = Deduplicator(seconds(config.dedupe.window), config.dedupe.max_entries)
     binary = config.kafka is not None and config.kafka.cloudevents_mode == "binary"
     ingest = Ingest(
-        bus, Router(config.routes, config.topics.events), config.topics, dedupe, binary=binary
+        bus,
+        Router(config.routes, config.topics.events),
+        config.topics,
+        dedupe,
+        binary=binary,
+        max_events=config.limits.max_events_per_body,
+        max_record_bytes=config.kafka.max_record_bytes if config.kafka else None,
     )
     state = IngressState.build(config, ingest)
     app = web.Application(middlewares=middlewares)

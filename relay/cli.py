@@ -6,11 +6,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from relay import __version__
 from relay.config import Config, ConfigError, load, seconds
+from relay.providers import PROVIDERS
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -136,7 +137,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"cidr {','.join(source.allow_cidrs)}" if source.allow_cidrs else "",
         ]
         auth = ", ".join(c for c in auths if c) or "OPEN (no authentication)"
-        path = f"/v1/hooks/{name}" + ("/{kind}" if source.provider == "plugchat" else "")
+        takes_kind = PROVIDERS[source.provider].takes_kind
+        path = f"/v1/hooks/{name}" + ("/{kind}" if takes_kind else "")
         print(f"  {name:<16} {source.provider:<9} POST {path:<32} {auth}")
     print(
         f"\nroutes (every matching route publishes; unmatched events go to {config.topics.events})"
@@ -172,12 +174,26 @@ def cmd_check(args: argparse.Namespace) -> int:
                 )
             )
         _print_table(subs)
+        _print_disabled(config)
     if notes:
         print()
         print("\n".join(notes))
     for warning in warnings:
         print(f"relay: warning: {warning}", file=sys.stderr)
     return 1 if warnings and args.strict else 0
+
+
+def _print_disabled(config: Config) -> None:
+    """Subscribers an endpoint disabled with 410 Gone (state kept under data_dir)."""
+    from relay.delivery.state import read_only_disabled
+
+    for sub in config.subscribers:
+        disabled = read_only_disabled(config.data_path, sub)
+        if disabled is not None:
+            print(
+                f"  DISABLED {sub.name}: its endpoint answered {disabled.status or 410} "
+                f"({disabled.reason}); POST /admin/api/subscribers/{sub.name}/enable resumes it"
+            )
 
 
 def _redact(url: str) -> str:
@@ -198,24 +214,20 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
+    from relay.api import normalize
     from relay.events import encode
-    from relay.providers import NORMALIZERS, Inbound, MalformedBody, Unmappable
-    from relay.values import format_time
+    from relay.providers import MalformedBody, Unmappable
 
     try:
         body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         return _fail(f"{args.file}: cannot read: {exc.strerror or exc}")
-    if args.provider == "plugchat" and not args.kind:
-        return _fail("plugchat payloads need --kind (e.g. --kind finishAttendance)", 2)
-    inbound = Inbound(
-        source=args.source or args.provider,
-        body=body,
-        received_at=format_time(datetime.now(UTC)),
-        kind=args.kind,
-    )
+    provider = PROVIDERS[args.provider]
+    if provider.takes_kind and not args.kind:
+        example = provider.kinds[-1]
+        return _fail(f"{provider.name} payloads need --kind (e.g. --kind {example})", 2)
     try:
-        events = NORMALIZERS[args.provider](inbound)
+        events = normalize(args.provider, body, kind=args.kind, source=args.source)
     except MalformedBody as exc:
         return _fail(f"{args.file}: {exc}")
     except Unmappable as exc:
@@ -281,9 +293,12 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.register import API_TOKEN_ENV, RegisterError, register
+    from relay.register import API_TOKEN_ENV, RegisterError
 
     config = _config(args)
+    register = PROVIDERS[args.provider].register
+    if register is None:
+        return _fail(f"{args.provider} has no webhook registration API", 2)
     if args.api_token and not args.api_token.startswith("$"):
         print(
             "relay: warning: --api-token on the command line shows in ps and the shell "
@@ -292,10 +307,9 @@ def cmd_register(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        registration = asyncio.run(
+        registration: Any = asyncio.run(
             register(
                 config,
-                args.provider,
                 source=args.source,
                 public_url=args.public_url,
                 account=getattr(args, "account", None),
@@ -382,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
         "normalize", help="print the canonical events of a payload file as JSON lines"
     )
     normalize.add_argument("file", help="payload file, or - for standard input")
-    normalize.add_argument("--provider", required=True, choices=["chatwoot", "plugchat"])
+    normalize.add_argument("--provider", required=True, choices=sorted(PROVIDERS))
     normalize.add_argument("--kind", help="PlugChat kind (the URL part), e.g. finishAttendance")
     normalize.add_argument("--source", help="source name to stamp on the events")
     normalize.set_defaults(func=cmd_normalize)
@@ -442,16 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
         "register", help="point a provider's webhooks at this relay through its API"
     )
     providers = register.add_subparsers(dest="provider", required=True)
-    for provider, example in (
-        ("plugchat", "https://www.plugchat.com.br"),
-        ("chatwoot", "https://chat.example.com"),
-    ):
+    for provider, unit in PROVIDERS.items():
+        if unit.register is None:
+            continue
+        example = unit.register_example_url
         p = providers.add_parser(provider, help=f"register a {provider} source's webhooks")
         with_config(p)
         p.add_argument("--source", required=True, help=f"the configured {provider} source")
         p.add_argument("--public-url", required=True, help="where providers reach this relay")
-        if provider == "chatwoot":
-            p.add_argument("--account", required=True, help="Chatwoot account id")
+        if unit.register_needs_account:
+            p.add_argument("--account", required=True, help=f"{unit.title} account id")
         env = provider.upper()
         p.add_argument("--api-url", help=f"{provider} API base, e.g. {example} (${env}_API_URL)")
         p.add_argument(

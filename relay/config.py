@@ -14,11 +14,14 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 import yaml
+
+from relay.events import ProviderName
+from relay.providers import PROVIDERS
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -85,7 +88,7 @@ class Kafka(Section, frozen=True, kw_only=True):
 
 
 class Source(Section, frozen=True, kw_only=True):
-    provider: Literal["chatwoot", "plugchat"]
+    provider: ProviderName
     tokens: list[str] = []
     signing_secret: str | None = None
     signature_tolerance: Duration = "5m"
@@ -134,6 +137,8 @@ class Limits(Section, frozen=True, kw_only=True):
     """A body that takes longer than this to arrive (slowloris) is answered 408."""
     max_in_flight: int = 4096
     """Webhook requests in progress at once; past it, 503 with Retry-After (backpressure)."""
+    max_events_per_body: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    """A body that would make more canonical events is dead-lettered (too_many_events)."""
     header_timeout: Duration = "10s"
     """A connection that sends no complete request head for this long is closed."""
 
@@ -171,10 +176,21 @@ class Retry(Section, frozen=True, kw_only=True):
 
 
 class CircuitBreaker(Section, frozen=True, kw_only=True):
-    failures: int = 5
-    """Consecutive failed attempts that open the circuit."""
-    cooldown: Duration = "30s"
-    """How long an open circuit waits before one probe attempt."""
+    """Opens when the endpoint fails as a whole; see relay.delivery.breaker for the rule."""
+
+    window: Duration = "30s"
+    """The failure rate is measured over this much recent time."""
+    failure_rate: float = 0.9
+    """Failed share of the attempts in the window that opens the circuit."""
+    min_attempts: int = 10
+    """Fewer attempts than this (in the window, or since the last success) never open it."""
+    no_success_for: Duration = "15s"
+    """Failing without one success this long (and min_attempts times) opens it."""
+    cooldown: Duration = "5s"
+    """How long an open circuit waits before probing; doubled after each failed probe."""
+    cooldown_max: Duration = "5m"
+    half_open_attempts: int = 3
+    """Probe attempts let through at once when half-open; the first success closes it."""
 
 
 class Subscriber(Section, frozen=True, kw_only=True):
@@ -428,8 +444,9 @@ def _check(config: Config) -> None:
                 raise ConfigError(
                     f"{where}.tokens[{i}]: empty token (is its environment variable set?)"
                 )
-        if source.signing_secret is not None and source.provider != "chatwoot":
-            raise ConfigError(f"{where}.signing_secret: only chatwoot sources sign webhooks")
+        if source.signing_secret is not None and PROVIDERS[source.provider].verify is None:
+            signed = ", ".join(name for name, p in PROVIDERS.items() if p.verify)
+            raise ConfigError(f"{where}.signing_secret: only {signed} sources sign webhooks")
         try:
             seconds(source.signature_tolerance)
         except ValueError as exc:
@@ -570,7 +587,10 @@ def _check_subscribers(config: Config) -> None:
             ("timeout", sub.timeout),
             ("retry.initial", sub.retry.initial),
             ("retry.max", sub.retry.max),
+            ("circuit_breaker.window", sub.circuit_breaker.window),
+            ("circuit_breaker.no_success_for", sub.circuit_breaker.no_success_for),
             ("circuit_breaker.cooldown", sub.circuit_breaker.cooldown),
+            ("circuit_breaker.cooldown_max", sub.circuit_breaker.cooldown_max),
         ]
         for field, value in checks:
             try:
@@ -583,8 +603,7 @@ def _check_subscribers(config: Config) -> None:
             raise ConfigError(f"{where}.retry.max_attempts: must be at least 1")
         if sub.max_in_flight < 1:
             raise ConfigError(f"{where}.max_in_flight: must be at least 1")
-        if sub.circuit_breaker.failures < 1:
-            raise ConfigError(f"{where}.circuit_breaker.failures: must be at least 1")
+        _check_breaker(f"{where}.circuit_breaker", sub.circuit_breaker)
         if sub.rate_limit is not None:
             try:
                 per_second(sub.rate_limit)
@@ -604,6 +623,21 @@ def _check_subscribers(config: Config) -> None:
                 webhook_secret(value)
             except ValueError as exc:
                 raise ConfigError(f"{where}.{field}: {exc}") from None
+
+
+def _check_breaker(where: str, breaker: CircuitBreaker) -> None:
+    """After the durations parsed (checked by the caller)."""
+    if not 0 < breaker.failure_rate <= 1 or not math.isfinite(breaker.failure_rate):
+        raise ConfigError(f"{where}.failure_rate: must be above 0 and at most 1")
+    if breaker.min_attempts < 1:
+        raise ConfigError(f"{where}.min_attempts: must be at least 1")
+    if breaker.half_open_attempts < 1:
+        raise ConfigError(f"{where}.half_open_attempts: must be at least 1")
+    for field in ("window", "no_success_for", "cooldown"):
+        if seconds(getattr(breaker, field)) <= 0:
+            raise ConfigError(f"{where}.{field}: must be positive")
+    if seconds(breaker.cooldown_max) < seconds(breaker.cooldown):
+        raise ConfigError(f"{where}.cooldown_max: must be at least cooldown")
 
 
 def _normalize_secrets(data: Any) -> Any:

@@ -110,6 +110,22 @@ def as_float(value: Any) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
+def as_int(value: Any) -> int | None:
+    """An integral number (or its decimal text) as int; anything else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text[:1] == "-" else text
+        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+            return int(text)
+    return None
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with millisecond precision, e.g. ``2022-04-27T13:18:01.865Z``."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

@@ -33,3 +33,4 @@ def add_routes(app: web.Application, *, hooks: bool = True, admin_routes: bool =
 def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_post("/admin/reload", admin.reload)
+    app.router.add_post("/admin/api/subscribers/{name}/enable", admin.enable_subscriber)

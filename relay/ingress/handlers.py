@@ -17,7 +17,7 @@ from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, r
 from relay.ingress.errors import error_response
 from relay.ingress.state import INGRESS, REQUEST_ID, UNKNOWN_SOURCE, IngressState, SourceEntry
 from relay.metrics import REQUESTS, exposition
-from relay.providers.plugchat import canonical_kind
+from relay.providers import PROVIDERS
 
 log = structlog.get_logger("relay.ingress")
 
@@ -33,13 +33,14 @@ RETRY_AFTER_SECONDS = "5"
 
 
 def _resolve_kind(entry: SourceEntry, kind: str | None) -> str | web.Response | None:
-    if entry.provider == "plugchat":
-        canonical = canonical_kind(kind) if kind is not None else None
+    provider = PROVIDERS[entry.provider]
+    if provider.canonical_kind is not None:
+        canonical = provider.canonical_kind(kind) if kind is not None else None
         if canonical is None:
             detail = (
-                f"unknown PlugChat kind {kind!r}"
+                f"unknown {provider.title} kind {kind!r}"
                 if kind
-                else "PlugChat hooks need a kind in the URL"
+                else f"{provider.title} hooks need a kind in the URL"
             )
             return error_response(404, "unknown_kind", detail)
         return canonical
@@ -160,7 +161,9 @@ async def _receive(
         kind=kind,
         content_type=content_type,
         request_id=request[REQUEST_ID],
-        delivery_id=_delivery_id(request.headers.get("X-Chatwoot-Delivery")),
+        delivery_id=_delivery_id(request.headers.get(header))
+        if (header := PROVIDERS[entry.provider].delivery_header)
+        else None,
     )
     return await _ingest(state.ingest, received)
 

@@ -119,6 +119,46 @@ SUBSCRIBER = "subscribers: [{name: crm, url: 'https://crm.example.com/hook', %s}
         ("on_4xx: ignore", "subscribers[0].on_4xx: invalid enum value"),
         ("max_in_flight: 0", "subscribers[0].max_in_flight: must be at least 1"),
         ("colour: red", "subscribers[0].colour: unknown field"),
+        (
+            "circuit_breaker: {failures: 5}",
+            "subscribers[0].circuit_breaker.failures: unknown field",
+        ),
+        (
+            "circuit_breaker: {failure_rate: 1.5}",
+            "subscribers[0].circuit_breaker.failure_rate: must be above 0 and at most 1",
+        ),
+        (
+            "circuit_breaker: {failure_rate: 0}",
+            "subscribers[0].circuit_breaker.failure_rate: must be above 0 and at most 1",
+        ),
+        (
+            "circuit_breaker: {failure_rate: lots}",
+            "subscribers[0].circuit_breaker.failure_rate: expected float, got str",
+        ),
+        (
+            "circuit_breaker: {min_attempts: 0}",
+            "subscribers[0].circuit_breaker.min_attempts: must be at least 1",
+        ),
+        (
+            "circuit_breaker: {half_open_attempts: 0}",
+            "subscribers[0].circuit_breaker.half_open_attempts: must be at least 1",
+        ),
+        (
+            "circuit_breaker: {window: 0s}",
+            "subscribers[0].circuit_breaker.window: must be positive",
+        ),
+        (
+            "circuit_breaker: {no_success_for: soon}",
+            "subscribers[0].circuit_breaker.no_success_for: expected a duration",
+        ),
+        (
+            "circuit_breaker: {cooldown: 0}",
+            "subscribers[0].circuit_breaker.cooldown: must be positive",
+        ),
+        (
+            "circuit_breaker: {cooldown: 10s, cooldown_max: 5s}",
+            "subscribers[0].circuit_breaker.cooldown_max: must be at least cooldown",
+        ),
     ],
 )
 def test_subscriber_mistakes(extra: str, message: str) -> None:

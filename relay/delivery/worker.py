@@ -341,11 +341,13 @@ class SubscriberWorker:
         event_id = event.id
         prior = self._prior.pop(event_id, 0) if self._prior else 0
 
-        async def on_failure(attempt: int, failure: AttemptFailed, retry_in: float | None) -> None:
-            await self._failed_attempt(event_id, attempt, failure, retry_in)
-
         result = await self.sender.deliver(
-            event_id, body, content_type, extra, prior_attempts=prior, on_failure=on_failure
+            event_id,
+            body,
+            content_type,
+            extra,
+            prior_attempts=prior,
+            on_failure=self._failed_attempt,
         )
         self._seconds.observe(result.seconds)
         if result.delivered:

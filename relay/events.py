@@ -12,7 +12,40 @@ from typing import Any, Literal
 
 import msgspec
 
-SCHEMA_VERSION = "1.0"
+from relay.parts import (
+    Account,
+    Actor,
+    ActorType,
+    Attendance,
+    Button,
+    Card,
+    Category,
+    Contact,
+    Csat,
+    Direction,
+    FormField,
+    Inbox,
+    Location,
+    Media,
+    Message,
+    MessageError,
+    MessageStatus,
+    Money,
+    Option,
+    Order,
+    OrderItem,
+    Part,
+    Poll,
+    PollVote,
+    Product,
+    Reaction,
+    Referral,
+    Reply,
+    SharedContact,
+    Template,
+)
+
+SCHEMA_VERSION = "1.1"
 DATASCHEMA = f"urn:relay:schema:{SCHEMA_VERSION}"
 
 EventType = Literal[
@@ -21,6 +54,7 @@ EventType = Literal[
     "chat.conversation.status_changed",
     "chat.message.created",
     "chat.message.updated",
+    "chat.message.deleted",
     "chat.message.status_changed",
     "chat.message.failed",
     "chat.channel.disconnected",
@@ -32,133 +66,8 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 
-Provider = Literal["chatwoot", "plugchat"]
-ActorType = Literal["contact", "agent", "bot", "system"]
+ProviderName = Literal["chatwoot", "plugchat"]
 ConversationStatus = Literal["open", "pending", "resolved", "snoozed"]
-Direction = Literal["incoming", "outgoing"]
-MessageStatus = Literal["sent", "delivered", "read", "played", "failed"]
-
-
-class Part(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
-    """Base of every canonical part: keyword-only, absent when unset."""
-
-
-class Account(Part, frozen=True, kw_only=True):
-    id: str | None = None
-    name: str | None = None
-
-
-class Inbox(Part, frozen=True, kw_only=True):
-    id: str | None = None
-    name: str | None = None
-    channel: str | None = None
-
-
-class Actor(Part, frozen=True, kw_only=True):
-    """Whoever did the thing: a contact, an agent, a bot or the system."""
-
-    type: ActorType
-    id: str | None = None
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-
-
-class Contact(Part, frozen=True, kw_only=True):
-    id: str | None = None
-    name: str | None = None
-    phone: str | None = None
-    """E.164, only when the provider's value is a real phone number."""
-    chat_id: str | None = None
-    """The provider's chat address when it is not a phone (WhatsApp LID, group id)."""
-    email: str | None = None
-    identifier: str | None = None
-    avatar_url: str | None = None
-    custom_attributes: dict[str, Any] | None = None
-
-
-class Media(Part, frozen=True, kw_only=True):
-    url: str | None = None
-    mime_type: str | None = None
-    file_name: str | None = None
-    caption: str | None = None
-    size: int | None = None
-    thumbnail_url: str | None = None
-
-
-class Location(Part, frozen=True, kw_only=True):
-    latitude: float | None = None
-    longitude: float | None = None
-    name: str | None = None
-    address: str | None = None
-    url: str | None = None
-
-
-class SharedContact(Part, frozen=True, kw_only=True):
-    name: str | None = None
-    phones: list[str] = []
-    vcard: str | None = None
-
-
-class Reaction(Part, frozen=True, kw_only=True):
-    emoji: str | None = None
-    message_id: str | None = None
-    """The message reacted to."""
-
-
-class Reply(Part, frozen=True, kw_only=True):
-    """A choice picked from buttons or a list."""
-
-    id: str | None = None
-    title: str | None = None
-
-
-class Message(Part, frozen=True, kw_only=True):
-    id: str | None = None
-    direction: Direction | None = None
-    kind: str
-    """text, image, audio, video, document, location, contact, sticker, reaction,
-    button_reply, list_reply, template, waiting, notification, status, or the provider's
-    own word for content relay does not know."""
-    text: str | None = None
-    private: bool | None = None
-    status: MessageStatus | None = None
-    provider_status: str | None = None
-    created_at: str | None = None
-    sender: Actor | None = None
-    media: list[Media] = []
-    location: Location | None = None
-    shared_contact: SharedContact | None = None
-    reaction: Reaction | None = None
-    reply: Reply | None = None
-    in_reply_to: str | None = None
-    error: str | None = None
-    attributes: dict[str, Any] | None = None
-    """Provider-specific extras (Chatwoot ``content_attributes``, Z-API flags)."""
-
-
-class Category(Part, frozen=True, kw_only=True):
-    id: str | None = None
-    name: str | None = None
-    color: str | None = None
-    item_id: str | None = None
-    item_name: str | None = None
-
-
-class Attendance(Part, frozen=True, kw_only=True):
-    """A PlugChat attendance: one customer service session on a WhatsApp chat."""
-
-    number: str | None = None
-    department: str | None = None
-    operator: str | None = None
-    finished_by: str | None = None
-    operator_report: str | None = None
-    rating_note: str | None = None
-    categories: list[Category] = []
-    requested_at: str | None = None
-    started_at: str | None = None
-    ended_at: str | None = None
-    transcript: list[Message] = []
 
 
 class Conversation(Part, frozen=True, kw_only=True):
@@ -173,6 +82,8 @@ class Conversation(Part, frozen=True, kw_only=True):
     priority: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    snoozed_until: str | None = None
+    """When a snoozed conversation wakes up (1.1)."""
     custom_attributes: dict[str, Any] | None = None
     additional_attributes: dict[str, Any] | None = None
     attendance: Attendance | None = None
@@ -205,7 +116,7 @@ class Typing(Part, frozen=True, kw_only=True):
 
 
 class EventData(Part, frozen=True, kw_only=True):
-    provider: Provider
+    provider: ProviderName
     source: str
     provider_event: str
     """The provider's own name for what happened: a Chatwoot event or a PlugChat kind/type."""
@@ -219,6 +130,9 @@ class EventData(Part, frozen=True, kw_only=True):
     channel: Channel | None = None
     widget: Widget | None = None
     typing: Typing | None = None
+    extensions: dict[str, dict[str, Any]] | None = None
+    """1.1: what the provider sent that the typed parts do not model, JSON as received,
+    under the provider's name (``extensions.chatwoot.message``…); bounded in size."""
 
 
 class CloudEvent(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
@@ -318,3 +232,59 @@ def decode(payload: bytes) -> CloudEvent:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the canonical event, generated from the Structs."""
     return msgspec.json.schema(CloudEvent)
+
+
+__all__ = [
+    "DATASCHEMA",
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "Account",
+    "Actor",
+    "ActorType",
+    "Attendance",
+    "Button",
+    "Card",
+    "Category",
+    "Change",
+    "Channel",
+    "CloudEvent",
+    "Contact",
+    "Conversation",
+    "ConversationStatus",
+    "Csat",
+    "DataHead",
+    "Direction",
+    "EventData",
+    "EventHead",
+    "EventType",
+    "FormField",
+    "Inbox",
+    "Location",
+    "Media",
+    "Message",
+    "MessageError",
+    "MessageStatus",
+    "Money",
+    "Option",
+    "Order",
+    "OrderItem",
+    "Part",
+    "Poll",
+    "PollVote",
+    "Product",
+    "ProviderName",
+    "Reaction",
+    "Referral",
+    "Reply",
+    "SharedContact",
+    "Template",
+    "Typing",
+    "Widget",
+    "decode",
+    "encode",
+    "event_id",
+    "from_binary",
+    "is_binary",
+    "json_schema",
+    "to_binary",
+]

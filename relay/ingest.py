@@ -18,7 +18,7 @@ from relay.config import Topics
 from relay.dedupe import Deduplicator
 from relay.events import CloudEvent, encode, to_binary
 from relay.metrics import EVENTS, PUBLISH_SECONDS
-from relay.providers import NORMALIZERS, Inbound, MalformedBody, Unmappable
+from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
 
 log = structlog.get_logger("relay.ingest")
@@ -80,9 +80,15 @@ class Ingest:
         dedupe: Deduplicator | None = None,
         *,
         binary: bool = False,
+        max_events: int = 1000,
+        max_record_bytes: int | None = None,
     ) -> None:
         self.bus = bus
         self.binary = binary
+        self.max_events = max_events
+        """``limits.max_events_per_body``: more from one body is a dead letter."""
+        self.max_record_bytes = max_record_bytes
+        """``kafka.max_record_bytes``: a larger canonical record is a dead letter."""
         self.router = router
         self.topics = topics
         self.dedupe = dedupe if dedupe is not None else Deduplicator(window=0)
@@ -166,16 +172,28 @@ class Ingest:
             received_at=received_at,
             kind=received.kind,
             delivery_id=received.delivery_id,
+            max_events=self.max_events,
         )
         outcome: Outcome
         try:
-            events = NORMALIZERS[received.provider](inbound)
+            events = PROVIDERS[received.provider].normalize(inbound)
+            if len(events) > self.max_events:  # a normalizer should have refused it first
+                raise Unmappable(
+                    "too_many_events",
+                    f"{len(events)} events from one body (at most {self.max_events})",
+                )
+            encoded = [self.event_records(event) for event in events]
+            self._check_sizes(encoded)
         except MalformedBody as exc:
             records.append(self._deadletter(received, metadata, "malformed_json", str(exc)))
             outcome = Outcome(malformed=str(exc), deadletter_reason="malformed_json")
         except Unmappable as exc:
             records.append(self._deadletter(received, metadata, exc.reason, exc.detail))
             outcome = Outcome(deadletter_reason=exc.reason)
+        except UnicodeError as exc:  # text JSON can carry but UTF-8 cannot (lone surrogates)
+            detail = f"{type(exc).__name__}: {exc}"
+            records.append(self._deadletter(received, metadata, "unencodable", detail))
+            outcome = Outcome(deadletter_reason="unencodable")
         except Exception as exc:  # a normalizer bug must never lose the body or 5xx
             log.exception("normalizer_failed", provider=received.provider)
             detail = f"{type(exc).__name__}: {exc}"
@@ -184,14 +202,29 @@ class Ingest:
         else:
             outcome = Outcome(ids=[event.id for event in events])
             if self.dedupe.enabled and events:
-                return await self._publish_deduplicated(records, events, outcome)
-            for event in events:
-                records.extend(self.event_records(event))
+                return await self._publish_deduplicated(records, events, encoded, outcome)
+            for event_records in encoded:
+                records.extend(event_records)
             await self._publish(records)
             self._count(events)
             return outcome
         await self._publish(records)
         return outcome
+
+    def _check_sizes(self, encoded: list[list[Record]]) -> None:
+        """A canonical record Kafka would refuse dead-letters the body (the raw copy stays)."""
+        limit = self.max_record_bytes
+        if limit is None:
+            return
+        for event_records in encoded:
+            for record in event_records[:1]:  # every topic's copy has the same size
+                size = len(record.value) + len(record.key or b"")
+                size += sum(len(name) + len(value) for name, value in record.headers)
+                if size > limit:
+                    raise Unmappable(
+                        "event_too_large",
+                        f"a {size}-byte canonical event is over kafka.max_record_bytes ({limit})",
+                    )
 
     async def _publish(self, records: list[Record]) -> None:
         started = time.perf_counter()
@@ -199,19 +232,23 @@ class Ingest:
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
     async def _publish_deduplicated(
-        self, records: list[Record], events: list[CloudEvent], outcome: Outcome
+        self,
+        records: list[Record],
+        events: list[CloudEvent],
+        encoded: list[list[Record]],
+        outcome: Outcome,
     ) -> Outcome:
         claim = await self.dedupe.claim(outcome.ids)
         published = False
         try:
             seen: set[str] = set()
             fresh = []
-            for event in events:  # one event per id, also within a body
+            for event, event_records in zip(events, encoded, strict=True):
+                # one event per id, also within a body
                 if event.id not in claim.duplicates and event.id not in seen:
                     seen.add(event.id)
                     fresh.append(event)
-            for event in fresh:
-                records.extend(self.event_records(event))
+                    records.extend(event_records)
             await self._publish(records)
             published = True
         finally:

@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRa
 
 from relay.bus.base import Headers
 from relay.bus.embedded import LOG_FILE, connect
+from relay.bus.security import client_options
 from relay.config import Kafka
 from relay.delivery.watermark import Stream
 
@@ -95,8 +96,7 @@ class KafkaSource:
         self._generation: dict[Any, int] = {}
         self.on_revoked: Revoked | None = None
         self._consumer: Any = AIOKafkaConsumer(
-            bootstrap_servers=config.servers,
-            client_id=config.client_id,
+            **client_options(config),
             group_id=group_id,
             enable_auto_commit=False,
             auto_offset_reset="none",  # relay decides: see _place
@@ -231,8 +231,7 @@ class KafkaRange:
         from_offset: int | None = None,
     ) -> None:
         self._consumer: Any = AIOKafkaConsumer(
-            bootstrap_servers=config.servers,
-            client_id=config.client_id,
+            **client_options(config),
             group_id=None,
             enable_auto_commit=False,
         )

@@ -1,14 +1,13 @@
-"""Who may post to a source: shared tokens, Chatwoot HMAC signatures, CIDR allowlists."""
+"""Who may post to a source: shared tokens, provider signatures, CIDR allowlists."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
-import time
 from collections.abc import Mapping
 
 from relay.config import Source, seconds
+from relay.providers import PROVIDERS, SignatureError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -39,42 +38,13 @@ def token_matches(presented: str, tokens: list[str]) -> bool:
     return matched
 
 
-def verify_chatwoot_signature(
-    secret: str,
-    body: bytes,
-    signature: str | None,
-    timestamp: str | None,
-    tolerance: float,
-    now: float | None = None,
-) -> None:
-    """``X-Chatwoot-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>">``."""
-    if not signature or not timestamp:
-        raise AuthError("missing X-Chatwoot-Signature or X-Chatwoot-Timestamp")
-    try:
-        sent_at = int(timestamp.strip())
-    except ValueError:
-        raise AuthError("X-Chatwoot-Timestamp is not Unix seconds") from None
-    current = time.time() if now is None else now
-    if abs(current - sent_at) > tolerance:
-        raise AuthError("X-Chatwoot-Timestamp is outside the allowed window")
-    expected = hmac.new(
-        secret.encode(),
-        timestamp.strip().encode("utf-8", "surrogateescape") + b"." + body,
-        hashlib.sha256,
-    ).hexdigest()
-    given = signature.strip()
-    if given.lower().startswith("sha256="):
-        given = given[len("sha256=") :]
-    if not hmac.compare_digest(given.lower().encode("utf-8", "surrogateescape"), expected.encode()):
-        raise AuthError("X-Chatwoot-Signature does not match the body")
-
-
 class SourceAuth:
     """The checks configured for one source, compiled once."""
 
     def __init__(self, source: Source) -> None:
         self.tokens = list(source.tokens)
         self.signing_secret = source.signing_secret
+        self.verify = PROVIDERS[source.provider].verify
         self.tolerance = seconds(source.signature_tolerance)
         self.networks: tuple[Network, ...] = tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in source.allow_cidrs
@@ -104,12 +74,9 @@ class SourceAuth:
             raise AuthError("invalid token")
 
     def check_signature(self, body: bytes, headers: Mapping[str, str]) -> None:
-        if self.signing_secret is None:
+        if self.signing_secret is None or self.verify is None:
             return
-        verify_chatwoot_signature(
-            self.signing_secret,
-            body,
-            headers.get("X-Chatwoot-Signature"),
-            headers.get("X-Chatwoot-Timestamp"),
-            self.tolerance,
-        )
+        try:
+            self.verify(self.signing_secret, body, headers, self.tolerance)
+        except SignatureError as exc:
+            raise AuthError(str(exc)) from None

@@ -1,11 +1,30 @@
-"""Provider dialects: each turns a received webhook body into canonical events."""
+"""Provider dialects: each a unit (:class:`Provider`) that turns its webhooks into
+canonical events. Everything else looks a dialect up here, by the source's provider name."""
 
+from relay.events import ProviderName
 from relay.providers import chatwoot, plugchat
-from relay.providers.base import Inbound, MalformedBody, Normalizer, Unmappable
+from relay.providers.base import (
+    Inbound,
+    MalformedBody,
+    Normalizer,
+    Provider,
+    SignatureError,
+    Unmappable,
+)
 
-NORMALIZERS: dict[str, Normalizer] = {
-    "chatwoot": chatwoot.normalize,
-    "plugchat": plugchat.normalize,
-}
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (chatwoot.PROVIDER, plugchat.PROVIDER)}
 
-__all__ = ["NORMALIZERS", "Inbound", "MalformedBody", "Normalizer", "Unmappable"]
+NORMALIZERS: dict[str, Normalizer] = {name: p.normalize for name, p in PROVIDERS.items()}
+"""Each provider's normalizer by name (kept for callers of 1.0)."""
+
+__all__ = [
+    "NORMALIZERS",
+    "PROVIDERS",
+    "Inbound",
+    "MalformedBody",
+    "Normalizer",
+    "Provider",
+    "ProviderName",
+    "SignatureError",
+    "Unmappable",
+]

@@ -1,10 +1,13 @@
-"""What every provider normalizer shares: the input it gets and the errors it raises."""
+"""What every provider shares: the :class:`Provider` record, the input a normalizer gets,
+the errors it raises and the envelope builder."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -14,6 +17,7 @@ from relay.events import (
     CloudEvent,
     EventData,
     EventType,
+    ProviderName,
     event_id,
 )
 
@@ -27,6 +31,8 @@ class Inbound(msgspec.Struct, frozen=True, kw_only=True):
     kind: str | None = None
     """The URL kind (PlugChat); None for providers that name events in the body."""
     delivery_id: str | None = None
+    max_events: int = 1000
+    """``limits.max_events_per_body``: a body that would make more is refused unexpanded."""
 
 
 class MalformedBody(ValueError):
@@ -42,27 +48,118 @@ class Unmappable(ValueError):
         self.detail = detail
 
 
+class SignatureError(Exception):
+    """A provider signature missing or wrong; the message is safe to show the sender."""
+
+
 Normalizer = Callable[[Inbound], list[CloudEvent]]
+Verifier = Callable[[str, bytes, Mapping[str, str], float], None]
+"""``verify(secret, raw body, headers, tolerance seconds)``; raises :class:`SignatureError`."""
+Registrar = Callable[..., Coroutine[Any, Any, Any]]
+"""``register(config, *, source, public_url, api_url, api_token, account, env)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One webhook dialect as a unit: everything ingress, config, cli and the published
+    contracts need to know about it, so none of them names a dialect."""
+
+    name: ProviderName
+    title: str
+    normalize: Normalizer
+    kinds: tuple[str, ...] = ()
+    """URL kinds (``/v1/hooks/{source}/{kind}``); empty when the body names the event."""
+    canonical_kind: Callable[[str], str | None] | None = None
+    """A URL kind as sent (any case, kebab or snake) → its canonical spelling, or None."""
+    verify: Verifier | None = None
+    """Signature verification, for dialects that sign their webhooks."""
+    signature_headers: Mapping[str, str] = field(default_factory=dict)
+    delivery_header: str | None = None
+    """The header carrying the provider's own delivery id, kept as ``providerdelivery``."""
+    register: Registrar | None = None
+    register_example_url: str = ""
+    register_needs_account: bool = False
+    webhook_message: Mapping[str, Any] = field(default_factory=dict)
+    """The AsyncAPI message describing this dialect's webhook request."""
+
+    @property
+    def takes_kind(self) -> bool:
+        return bool(self.kinds)
+
 
 _json_decoder = msgspec.json.Decoder()
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a body once with the shared decoder; any failure is :class:`MalformedBody`."""
+    """Parse a body once with the shared decoder; any failure is :class:`MalformedBody`.
+
+    A lone UTF-16 surrogate escape (``"\\ud83d"``, what JavaScript leaves when it cuts a
+    string mid-emoji) is not valid JSON text to msgspec; such bodies are parsed again with
+    the lone surrogates replaced by U+FFFD, so the message still means what it said.
+    """
     try:
         return _json_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
+        if b"surrogate" in str(exc).encode():
+            return _without_lone_surrogates(_loads(body, None))
         raise MalformedBody(f"body is not valid JSON: {exc}") from None
+
+
+def _loads(body: bytes, pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None) -> Any:
+    try:
+        return json.loads(body, object_pairs_hook=pairs_hook, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+
+
+# json.loads already joins escaped pairs into one code point: any surrogate left is lone.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _fix_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """Replace lone surrogates in every string (keys too) with U+FFFD; linear, iterative."""
+    root = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = _fix_text(item)
+        elif isinstance(item, list):
+            stack.extend((item, i) for i in range(len(item)))
+        elif isinstance(item, dict):
+            fixed = {_fix_text(k) if isinstance(k, str) else k: v for k, v in item.items()}
+            container[key] = fixed
+            stack.extend((fixed, k) for k in fixed)
+    return root[0]
+
+
+_MAX_COPIES = 100
+"""Earlier values kept per duplicated key; past it the last value still wins."""
 
 
 def _keep_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """JSON object hook: the last value wins, earlier duplicates are kept under ``key#n``."""
-    result: dict[str, Any] = {}
+    result = dict(pairs)  # C speed for the common object, which has no duplicates
+    if len(result) == len(pairs):
+        return result
+    result = {}
+    copies: dict[str, int] = {}
     for key, value in pairs:
-        if key in result:
-            n = 2
+        if key in result and copies.get(key, 1) <= _MAX_COPIES:
+            # the next free suffix per key, remembered: many copies of one key stay linear
+            n = copies.get(key, 1) + 1
             while f"{key}#{n}" in result:
                 n += 1
+            copies[key] = n
             result[f"{key}#{n}"] = result[key]
         result[key] = value
     return result
@@ -75,14 +172,13 @@ def _reject_constant(name: str) -> Any:
 def parse_json_keeping_duplicates(body: bytes) -> Any:
     """Parse a body where duplicate keys carry data (PlugChat transcripts keyed by message id).
 
-    Slower than :func:`parse_json`; used only for the rare payloads that need it.
+    Slower than :func:`parse_json`; used only for the rare payloads that need it. Lone
+    surrogates are replaced with U+FFFD here too.
     """
-    try:
-        return json.loads(
-            body, object_pairs_hook=_keep_duplicate_keys, parse_constant=_reject_constant
-        )
-    except (ValueError, RecursionError) as exc:
-        raise MalformedBody(f"body is not valid JSON: {exc}") from None
+    parsed = _loads(body, _keep_duplicate_keys)
+    if b"\\ud" in body.lower():  # a surrogate escape, paired or not
+        parsed = _without_lone_surrogates(parsed)
+    return parsed
 
 
 def body_digest(body: bytes) -> str:

@@ -80,11 +80,13 @@ def test_schema_is_a_versioned_2020_12_schema() -> None:
     schema = event_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == DATASCHEMA
-    assert schema["version"] == "1.0" and schema["title"]
+    assert schema["version"] == "1.1" and schema["title"]
+    assert DATASCHEMA == "urn:relay:schema:1.1"
     assert schema["$ref"] == "#/$defs/CloudEvent"
     jsonschema.Draft202012Validator.check_schema(schema)
     event_types = schema["$defs"]["CloudEvent"]["properties"]["type"]["enum"]
-    assert "chat.message.created" in event_types and len(event_types) == 13
+    assert "chat.message.created" in event_types and len(event_types) == 14
+    assert "chat.message.deleted" in event_types
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,9 @@ def test_received_text(plugchat: PlugChat) -> None:
     assert event.time == "2026-07-14T16:05:12.448Z"
     message = event.data.message
     assert message is not None
-    assert (message.kind, message.direction, message.status) == ("text", "incoming", "delivered")
+    # 1.1: an incoming message's RECEIVED is not a delivery receipt (1.0 said "delivered")
+    assert (message.kind, message.direction, message.status) == ("text", "incoming", None)
+    assert message.provider_status == "RECEIVED"
     assert message.text and message.text.startswith("Bom dia!")
     contact = event.data.contact
     assert contact is not None
@@ -232,11 +234,18 @@ def test_status_callback_one_event_per_id(plugchat: PlugChat) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "status"), [("played", "played"), ("read_by_me", "read"), ("read_self_legacy", "read")]
+    ("name", "status", "word"),
+    [
+        ("played", "played", "PLAYED"),
+        # 1.1: the business's own device read it, not the customer (1.0 said "read")
+        ("read_by_me", None, "READ_BY_ME"),
+        ("read_self_legacy", None, "READ-SELF"),
+    ],
 )
-def test_statuses(plugchat: PlugChat, name: str, status: str) -> None:
+def test_statuses(plugchat: PlugChat, name: str, status: str | None, word: str) -> None:
     [event] = plugchat(f"messageStatus/{name}")
-    assert event.data.message is not None and event.data.message.status == status
+    message = event.data.message
+    assert message is not None and (message.status, message.provider_status) == (status, word)
 
 
 def test_disconnected(plugchat: PlugChat) -> None:

@@ -1,0 +1,77 @@
+"""Chatwoot and its white-labels (Nexloo, Trino AI, ...) as one provider unit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay.providers.base import Provider
+from relay.providers.chatwoot.normalize import (
+    AUTOMATION_PREFIX,
+    EVENT_TYPES,
+    event_type_for,
+    normalize,
+)
+from relay.providers.chatwoot.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+DELIVERY_HEADER = "X-Chatwoot-Delivery"
+
+
+async def register(config: Any, **options: Any) -> Any:
+    """``relay register chatwoot``: the account webhooks API (relay/register.py)."""
+    from relay.register import RegisterError, register_chatwoot
+
+    account = options.pop("account", None)
+    if account is None:
+        raise RegisterError("chatwoot needs --account ID (the Chatwoot account id)")
+    return await register_chatwoot(config, account=account, **options)
+
+
+WEBHOOK_MESSAGE: dict[str, Any] = {
+    "name": "ChatwootWebhook",
+    "title": "Chatwoot webhook",
+    "summary": "A Chatwoot (or white-label) webhook; the body's event names it.",
+    "contentType": "application/json",
+    "headers": {
+        "type": "object",
+        "properties": {
+            SIGNATURE_HEADER: {
+                "type": "string",
+                "description": (
+                    "sha256=<hex HMAC-SHA256 of '<timestamp>.<raw body>'>, verified "
+                    "when the source has a signing_secret."
+                ),
+            },
+            TIMESTAMP_HEADER: {"type": "string", "description": "Unix seconds of the signature."},
+            DELIVERY_HEADER: {
+                "type": "string",
+                "description": "A UUID per delivery; kept as the event's providerdelivery.",
+            },
+        },
+        "required": [],
+    },
+    "payload": {
+        "type": "object",
+        "required": ["event"],
+        "properties": {
+            "event": {
+                "type": "string",
+                "examples": [*EVENT_TYPES, f"{AUTOMATION_PREFIX}message_created"],
+            }
+        },
+    },
+}
+
+PROVIDER = Provider(
+    name="chatwoot",
+    title="Chatwoot",
+    normalize=normalize,
+    verify=verify,
+    signature_headers={"signature": SIGNATURE_HEADER, "timestamp": TIMESTAMP_HEADER},
+    delivery_header=DELIVERY_HEADER,
+    register=register,
+    register_example_url="https://chat.example.com",
+    register_needs_account=True,
+    webhook_message=WEBHOOK_MESSAGE,
+)
+
+__all__ = ["AUTOMATION_PREFIX", "EVENT_TYPES", "PROVIDER", "event_type_for", "normalize"]

@@ -1,0 +1,361 @@
+"""A Chatwoot message → the canonical :class:`Message`: direction, sender, per-item media,
+locations and shared contacts from attachments, and the bot/interactive content types
+(``input_select``, ``cards``, ``form``, ``input_csat``), template params, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from relay.events import (
+    Actor,
+    Button,
+    Card,
+    Csat,
+    Direction,
+    FormField,
+    Location,
+    Media,
+    Message,
+    MessageError,
+    MessageStatus,
+    Option,
+    Reply,
+    SharedContact,
+    Template,
+)
+from relay.providers.chatwoot.parts import actor, dict_or_none
+from relay.providers.extensions import leftovers
+from relay.values import (
+    as_bool,
+    as_e164,
+    as_float,
+    as_int,
+    as_str,
+    as_time,
+    get,
+    get_list,
+    get_obj,
+    get_str,
+)
+
+_MESSAGE_STATUSES: dict[str, MessageStatus] = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+}
+# message_type arrives as Chatwoot's enum string or its integer value.
+_MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
+_ATTACHMENT_KINDS = {"file": "document", "fallback": "link"}
+_CONTENT_KINDS = {
+    "input_csat": "csat",
+    "input_select": "select",
+    "cards": "cards",
+    "form": "form",
+}
+MAX_ATTACHMENTS = 100
+MESSAGE_KEYS = frozenset(
+    {
+        "id",
+        "content",
+        "processed_message_content",
+        "created_at",
+        "updated_at",
+        "message_type",
+        "content_type",
+        "content_attributes",
+        "additional_attributes",
+        "sender",
+        "contact",
+        "inbox",
+        "conversation",
+        "account",
+        "event",
+        "private",
+        "status",
+        "attachments",
+        "account_id",
+        "inbox_id",
+        "conversation_id",
+        "sender_type",
+        "sender_id",
+    }
+)
+
+
+def message_type(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _MESSAGE_TYPES.get(value)
+    text = as_str(value)
+    if text is None:
+        return None
+    text = text.strip().lower()
+    if text.isascii() and text.isdigit():
+        return _MESSAGE_TYPES.get(int(text))
+    return text
+
+
+def _media_item(item: Mapping[str, Any], kind: str) -> Media:
+    return Media(
+        kind=kind,
+        url=get_str(item, "data_url", "external_url"),
+        mime_type=get_str(item, "content_type", "mime_type"),
+        file_name=get_str(item, "file_name", "name"),
+        caption=get_str(item, "fallback_title") if kind == "link" else None,
+        size=as_int(get(item, "file_size")),
+        thumbnail_url=get_str(item, "thumb_url"),
+        width=as_int(get(item, "width")),
+        height=as_int(get(item, "height")),
+        transcript=get_str(item, "transcribed_text"),
+    )
+
+
+class _Attachments:
+    """Attachments split by meaning: media items, a location, shared contacts."""
+
+    __slots__ = ("_cards", "kind", "location", "media")
+
+    def __init__(self, items: list[Any]) -> None:
+        self.media: list[Media] = []
+        self.location: Location | None = None
+        # (name, phones, emails) per shared card, built once at the end
+        self._cards: list[tuple[str | None, list[str], list[str]]] = []
+        self.kind: str | None = None
+        for item in items:
+            if not isinstance(item, Mapping):
+                continue
+            file_type = get_str(item, "file_type")
+            kind = _ATTACHMENT_KINDS.get(file_type, file_type) if file_type else None
+            if self.kind is None and kind:
+                self.kind = kind
+            if kind == "location":
+                self.location = self.location or Location(
+                    latitude=as_float(get(item, "coordinates_lat")),
+                    longitude=as_float(get(item, "coordinates_long")),
+                    name=get_str(item, "fallback_title"),
+                    url=get_str(item, "data_url", "external_url"),
+                )
+            elif kind == "contact":
+                self._add_contact(item)
+            else:
+                self.media.append(_media_item(item, kind or "document"))
+
+    def _add_contact(self, item: Mapping[str, Any]) -> None:
+        # Chatwoot stores one attachment per phone of a shared card, each with its meta.
+        meta = get_obj(item, "meta")
+        first_name = get_str(meta, "first_name", "firstName")
+        last_name = get_str(meta, "last_name", "lastName")
+        name = get_str(meta, "formatted_name", "formattedName") or (
+            " ".join(part for part in (first_name, last_name) if part) or None
+        )
+        phone_raw = get_str(item, "fallback_title")
+        email = get_str(meta, "email")
+        if not self._cards or self._cards[-1][0] != name:
+            self._cards.append((name, [], []))
+        _, phones, emails = self._cards[-1]
+        if phone_raw:
+            phones.append(as_e164(phone_raw) or phone_raw)
+        if email and email not in emails[-1:]:
+            emails.append(email)
+
+    @property
+    def contacts(self) -> list[SharedContact]:
+        return [
+            SharedContact(name=name, phones=phones, emails=emails)
+            for name, phones, emails in self._cards
+        ]
+
+
+def _error(value: Any) -> MessageError | None:
+    """``external_error``: ``"<code>: <title>"`` from the WhatsApp channels, or free text."""
+    text = as_str(value)
+    if text is None:
+        if isinstance(value, Mapping):
+            return MessageError(
+                code=get_str(value, "code"), detail=get_str(value, "message", "title", "detail")
+            )
+        return None
+    code, sep, detail = text.partition(":")
+    code = code.strip()
+    if sep and code and len(code) <= 32 and " " not in code:
+        return MessageError(code=code, detail=detail.strip() or None)
+    return MessageError(detail=text)
+
+
+def _options(items: list[Any]) -> list[Option]:
+    return [
+        Option(id=get_str(item, "value", "id"), title=get_str(item, "title", "label"))
+        for item in items
+        if isinstance(item, Mapping)
+    ]
+
+
+def _cards(items: list[Any]) -> list[Card]:
+    cards = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        buttons = [
+            Button(
+                type="url" if get_str(action, "type") == "link" else get_str(action, "type"),
+                id=get_str(action, "payload"),
+                title=get_str(action, "text"),
+                url=get_str(action, "uri"),
+            )
+            for action in get_list(item, "actions")
+            if isinstance(action, Mapping)
+        ]
+        media_url = get_str(item, "media_url")
+        cards.append(
+            Card(
+                title=get_str(item, "title"),
+                text=get_str(item, "description"),
+                media=Media(kind="image", url=media_url) if media_url else None,
+                buttons=buttons,
+            )
+        )
+    return cards
+
+
+def _form(items: list[Any], submitted: Any) -> list[FormField]:
+    values: dict[str, Any] = {}
+    for entry in submitted if isinstance(submitted, list) else []:
+        name = get_str(entry, "name")
+        if name is not None:
+            values[name] = get(entry, "value")
+    return [
+        FormField(
+            name=(name := get_str(item, "name")),
+            type=get_str(item, "type"),
+            label=get_str(item, "label", "placeholder"),
+            value=values.get(name) if name is not None else None,
+        )
+        for item in items
+        if isinstance(item, Mapping)
+    ]
+
+
+def _template(additional: Mapping[str, Any], text: str | None) -> Template | None:
+    params = get_obj(additional, "template_params")
+    if not params:
+        return None
+    processed = get(params, "processed_params")
+    header = get_obj(processed, "header")
+    header_url = get_str(header, "media_url")
+    return Template(
+        name=get_str(params, "name"),
+        language=get_str(params, "language"),
+        category=get_str(params, "category"),
+        text=text,
+        header=Media(kind=get_str(header, "media_type"), url=header_url) if header_url else None,
+        params=dict_or_none(processed),
+    )
+
+
+def _kind(attachment_kind: str | None, type_: str | None, content_type: str | None) -> str:
+    if attachment_kind:
+        return attachment_kind
+    if content_type in _CONTENT_KINDS:
+        return _CONTENT_KINDS[content_type]
+    if type_ in ("activity", "template"):
+        return type_
+    if content_type and content_type != "text":
+        return content_type
+    return "text"
+
+
+def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
+    type_ = message_type(get(obj, "message_type"))
+    direction: Direction | None = (
+        "incoming"
+        if type_ == "incoming"
+        else "outgoing"
+        if type_ in ("outgoing", "template")
+        else None
+    )
+    content_attributes = dict_or_none(get(obj, "content_attributes"))
+    attrs: Mapping[str, Any] = content_attributes or {}
+    sender = actor(
+        get(obj, "sender"), default_type="contact" if direction == "incoming" else "user"
+    )
+    if sender is None:
+        if type_ == "activity":
+            sender = Actor(type="system")
+        elif direction == "outgoing":
+            # Sent from the WhatsApp Business app (or Instagram) outside Chatwoot: a person.
+            echo = as_bool(get(attrs, "external_echo"))
+            sender = Actor(type="agent" if echo else "bot")
+        elif direction == "incoming":
+            sender = actor(conversation_contact)
+    # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
+    # more is not a real message, and reading them all would only let one body cost more.
+    attachments = _Attachments(get_list(obj, "attachments")[:MAX_ATTACHMENTS])
+    contacts = attachments.contacts
+    content_type = get_str(obj, "content_type")
+    kind = _kind(attachments.kind, type_, content_type)
+    text = get_str(obj, "content", "processed_message_content")
+    submitted = get(attrs, "submitted_values")
+    csat = None
+    reply = None
+    if content_type == "input_csat":
+        response = get_obj(submitted, "csat_survey_response")
+        csat = Csat(
+            rating=as_int(get(response, "rating")),
+            feedback=get_str(response, "feedback_message"),
+        )
+    elif content_type == "input_select" and isinstance(submitted, list) and submitted:
+        chosen = submitted[0]
+        reply = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
+    items = get_list(attrs, "items")
+    additional = get_obj(obj, "additional_attributes")
+    template = _template(additional, text)
+    if template is not None and kind == "text":
+        kind = "template"
+    status = (status_raw or "").lower()
+    return Message(
+        id=get_str(obj, "id"),
+        direction=direction,
+        kind=kind,
+        text=text,
+        private=as_bool(get(obj, "private")) or False,
+        status=_MESSAGE_STATUSES.get(status),
+        provider_status=status_raw,
+        created_at=as_time(get(obj, "created_at")),
+        sender=sender,
+        media=attachments.media,
+        location=attachments.location,
+        shared_contact=contacts[0] if contacts else None,
+        shared_contacts=contacts,
+        reply=reply,
+        options=_options(items) if content_type == "input_select" else [],
+        cards=_cards(items) if content_type == "cards" else [],
+        form=_form(items, submitted) if content_type == "form" else [],
+        template=template,
+        csat=csat,
+        in_reply_to=get_str(attrs, "in_reply_to"),
+        error=_error(get(attrs, "external_error")),
+        attributes=content_attributes,
+    )
+
+
+def is_deleted(obj: Mapping[str, Any]) -> bool:
+    """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``)."""
+    if as_bool(get(get_obj(obj, "content_attributes"), "deleted")):
+        return True
+    return (get_str(obj, "status") or "").lower() == "deleted"
+
+
+def is_submission(obj: Mapping[str, Any]) -> bool:
+    """The contact has answered this message's survey, select or form."""
+    submitted = get(get_obj(obj, "content_attributes"), "submitted_values")
+    return bool(submitted) and isinstance(submitted, Mapping | list)
+
+
+def message_extension(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    found = leftovers(obj, MESSAGE_KEYS)
+    additional = get_obj(obj, "additional_attributes")
+    rest = leftovers(additional, frozenset({"template_params"})) if additional else None
+    if rest:
+        found = {**(found or {}), "additional_attributes": rest}
+    return found

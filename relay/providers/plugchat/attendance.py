@@ -1,0 +1,152 @@
+"""PlugChat attendances (start/finish) → ``chat.conversation.status_changed``, with the
+categories, rating, operator report and the transcript of a finished one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from relay.events import (
+    Actor,
+    Attendance,
+    Category,
+    CloudEvent,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    EventData,
+    Message,
+)
+from relay.providers.base import Inbound, Unmappable, body_digest, build_event
+from relay.providers.plugchat import zapi
+from relay.values import as_float, as_time, get, get_obj, get_str
+
+_STATUSES: dict[str, ConversationStatus] = {
+    "PROGRESS": "open",
+    "IN_PROGRESS": "open",
+    "OPEN": "open",
+    "WAITING": "pending",
+    "PENDING": "pending",
+    "FINISH": "resolved",
+    "FINISHED": "resolved",
+    "CLOSED": "resolved",
+}
+
+
+MAX_CATEGORIES = 256
+"""More categories on one attendance is not a real attendance; the raw copy keeps them."""
+
+
+def categories(attendance: Mapping[str, Any]) -> list[Category]:
+    """Both formats: ``attendanceCategory`` (one object) and ``attendanceCategories`` (a list).
+
+    Linear in the number of categories: seen (id, name, item) keys are kept in sets.
+    """
+    found: list[Category] = []
+    seen: set[tuple[str | None, str | None, str | None]] = set()
+    seen_any_item: set[tuple[str | None, str | None]] = set()
+    for key in ("attendanceCategories", "attendanceCategory"):
+        value = get(attendance, key)
+        items = value[:MAX_CATEGORIES] if isinstance(value, list) else [value]
+        for item in items:
+            if not isinstance(item, Mapping) or not item:
+                continue
+            category = Category(
+                id=get_str(item, "categoryId", "id"),
+                name=get_str(item, "categoryName", "name"),
+                color=get_str(item, "color"),
+                item_id=get_str(item, "itemId"),
+                item_name=get_str(item, "itemName"),
+            )
+            head = (category.id, category.name)
+            # the single legacy category repeats one of the list's, without its item
+            if category.item_id is None and head in seen_any_item:
+                continue
+            full = (*head, category.item_id)
+            if full in seen:
+                continue
+            seen.add(full)
+            seen_any_item.add(head)
+            found.append(category)
+    return found
+
+
+def transcript(chat: Any) -> list[Message]:
+    """The attendance's ``chat``: an object of message id → Z-API message (or a list)."""
+    items = (
+        list(chat.values()) if isinstance(chat, Mapping) else chat if isinstance(chat, list) else []
+    )
+    messages: list[tuple[float, int, Message]] = []
+    for position, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        _, customer = zapi.contact(item)
+        message, _ = zapi.message(item, by=zapi.sender(item, customer), with_extension=False)
+        moment = as_float(get(item, "momment"))
+        messages.append((moment if moment is not None else float("inf"), position, message))
+    messages.sort(key=lambda entry: (entry[0], entry[1]))
+    return [message for _, _, message in messages]
+
+
+def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) -> list[CloudEvent]:
+    attendance_obj = get_obj(payload, "attendance")
+    if not attendance_obj:
+        raise Unmappable("unmappable", f"{kind} body has no `attendance` object")
+    customer = get_obj(attendance_obj, "customer")
+    phone_raw, phone, chat_id = zapi.chat_address(get(customer, "phone"))
+    number = get_str(attendance_obj, "attendanceNumber", "number", "id")
+    status_raw = get_str(attendance_obj, "status")
+    status = _STATUSES.get(status_raw.strip().upper()) if status_raw else None
+    if status is None:
+        status = "resolved" if kind == "finishAttendance" else "open"
+    operator = get_str(attendance_obj, "operator", "operatorName")
+    finished_by = get_str(attendance_obj, "finishBy", "finishedBy")
+    attendance = Attendance(
+        number=number,
+        department=get_str(attendance_obj, "departament", "department"),
+        operator=operator,
+        finished_by=finished_by,
+        operator_report=get_str(attendance_obj, "operatorReport"),
+        rating_note=get_str(attendance_obj, "ratingObservation"),
+        categories=categories(attendance_obj),
+        requested_at=as_time(get(attendance_obj, "requestTime")),
+        started_at=as_time(get(attendance_obj, "startTime")),
+        ended_at=as_time(get(attendance_obj, "endTime")),
+        transcript=transcript(get(payload, "chat")),
+    )
+    # The customer's chat keys the partition so attendance events stay in order with
+    # that chat's messages; the attendance number is the fallback.
+    chat = phone_raw or (f"attendance/{number}" if number else None)
+    actor_name = finished_by if kind == "finishAttendance" else operator
+    data = EventData(
+        provider="plugchat",
+        source=inbound.source,
+        provider_event=kind,
+        conversation=Conversation(
+            id=phone_raw,
+            status=status,
+            provider_status=status_raw,
+            channel="whatsapp",
+            team=attendance.department,
+            attendance=attendance,
+        ),
+        contact=Contact(id=phone_raw, name=get_str(customer, "name"), phone=phone, chat_id=chat_id),
+        actor=Actor(type="agent", name=actor_name) if actor_name else None,
+    )
+    time = (
+        attendance.ended_at if kind == "finishAttendance" else attendance.started_at
+    ) or as_time(get(attendance_obj, "momment"))
+    identity = f"attendance:{number}:{kind}" if number else body_digest(inbound.body)
+    return [
+        build_event(
+            inbound,
+            type_="chat.conversation.status_changed",
+            identity=identity,
+            time=time,
+            partition=chat,
+            subject=f"attendance/{number}"
+            if number
+            else (f"conversation/{chat}" if chat else None),
+            data=data,
+        )
+    ]

@@ -1,0 +1,109 @@
+"""What one Z-API content key says (:class:`Content`), and the readers every content
+family shares: media items and locations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.events import (
+    Card,
+    Location,
+    Media,
+    Option,
+    Order,
+    Poll,
+    PollVote,
+    Product,
+    Reaction,
+    Reply,
+    SharedContact,
+    Template,
+)
+from relay.values import as_bool, as_float, as_int, get, get_str
+
+
+@dataclass(slots=True)
+class Content:
+    """What one content key says; the message builder copies it into :class:`Message`."""
+
+    kind: str
+    text: str | None = None
+    media: list[Media] = field(default_factory=list)
+    location: Location | None = None
+    shared_contacts: list[SharedContact] = field(default_factory=list)
+    reaction: Reaction | None = None
+    reply: Reply | None = None
+    options: list[Option] = field(default_factory=list)
+    cards: list[Card] = field(default_factory=list)
+    template: Template | None = None
+    poll: Poll | None = None
+    poll_vote: PollVote | None = None
+    product: Product | None = None
+    order: Order | None = None
+    view_once: bool | None = None
+    in_reply_to: str | None = None
+    known: frozenset[str] = frozenset()
+    """The content object's keys read into typed parts (the rest go to extensions)."""
+
+
+Reader = Callable[[Mapping[str, Any], Mapping[str, Any]], Content]
+
+_MEDIA_URL_KEYS = {
+    "image": "imageUrl",
+    "audio": "audioUrl",
+    "video": "videoUrl",
+    "document": "documentUrl",
+    "sticker": "stickerUrl",
+}
+MEDIA_KEYS = frozenset(
+    {
+        "imageUrl",
+        "audioUrl",
+        "videoUrl",
+        "documentUrl",
+        "stickerUrl",
+        "gifUrl",
+        "ptvUrl",
+        "url",
+        "mimeType",
+        "fileName",
+        "title",
+        "caption",
+        "fileSize",
+        "thumbnailUrl",
+        "width",
+        "height",
+        "seconds",
+        "ptt",
+        "viewOnce",
+    }
+)
+
+
+def media_item(kind: str, obj: Mapping[str, Any]) -> Media:
+    url = get_str(obj, _MEDIA_URL_KEYS.get(kind, "url"), "gifUrl", "ptvUrl", "url")
+    return Media(
+        kind=kind,
+        url=url,
+        mime_type=get_str(obj, "mimeType"),
+        file_name=get_str(obj, "fileName", "title"),
+        caption=get_str(obj, "caption"),
+        size=as_int(get(obj, "fileSize")),
+        thumbnail_url=get_str(obj, "thumbnailUrl"),
+        width=as_int(get(obj, "width")) or None,
+        height=as_int(get(obj, "height")) or None,
+        duration_seconds=as_int(get(obj, "seconds")) or None,
+        voice=as_bool(get(obj, "ptt")) if kind == "audio" else None,
+    )
+
+
+def location(obj: Mapping[str, Any]) -> Location:
+    return Location(
+        latitude=as_float(get(obj, "latitude")),
+        longitude=as_float(get(obj, "longitude")),
+        name=get_str(obj, "name"),
+        address=get_str(obj, "address"),
+        url=get_str(obj, "url"),
+    )

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+
+from relay.providers import PROVIDERS, SignatureError
+from relay.providers.chatwoot.signature import verify_signature as verify_chatwoot_signature
+from tests.support import fixture_bytes
+
+BODY = b'{"event":"message_created","content":"\\u003cb\\u003e"}'
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def test_valid_chatwoot_signature() -> None:
+    now = int(time.time())
+    verify_chatwoot_signature("s", BODY, sign("s", str(now), BODY), str(now), 300)
+
+
+@pytest.mark.parametrize(
+    ("signature", "timestamp", "message"),
+    [
+        (None, "1", "missing"),
+        ("sha256=00", None, "missing"),
+        ("sha256=00", "yesterday", "not Unix seconds"),
+        ("sha256=00", "NOW", "does not match"),
+        ("SIGN-OTHER-BODY", "NOW", "does not match"),
+        ("SIGN", "OLD", "outside the allowed window"),
+    ],
+)
+def test_bad_chatwoot_signatures(
+    signature: str | None, timestamp: str | None, message: str
+) -> None:
+    now = int(time.time())
+    stamp = {"NOW": str(now), "OLD": str(now - 3600)}.get(timestamp or "", timestamp)
+    if signature == "SIGN":
+        signature = sign("s", stamp or "", BODY)
+    elif signature == "SIGN-OTHER-BODY":
+        signature = sign("s", stamp or "", BODY + b" ")
+    with pytest.raises(SignatureError, match=message):
+        verify_chatwoot_signature("s", BODY, signature, stamp, 300)
+
+
+def test_signature_of_a_real_chatwoot_delivery() -> None:
+    """Exact bytes and headers as Chatwoot's Webhooks::Trigger sends them."""
+    meta = json.loads(fixture_bytes("chatwoot/signed/message_created.meta.json"))
+    body = fixture_bytes("chatwoot/signed/message_created.body.json")
+    headers = meta["headers"]
+    timestamp = headers["X-Chatwoot-Timestamp"]
+    verify_chatwoot_signature(
+        meta["secret"], body, headers["X-Chatwoot-Signature"], timestamp, 300, now=int(timestamp)
+    )
+    with pytest.raises(SignatureError):
+        verify_chatwoot_signature(
+            meta["secret"],
+            body + b"\n",
+            headers["X-Chatwoot-Signature"],
+            timestamp,
+            300,
+            now=int(timestamp),
+        )
+
+
+def test_the_provider_verifies_from_its_headers() -> None:
+    verify = PROVIDERS["chatwoot"].verify
+    assert verify is not None and PROVIDERS["plugchat"].verify is None
+    now = str(int(time.time()))
+    verify(
+        "s", BODY, {"X-Chatwoot-Signature": sign("s", now, BODY), "X-Chatwoot-Timestamp": now}, 300
+    )
+    with pytest.raises(SignatureError):
+        verify(
+            "t",
+            BODY,
+            {"X-Chatwoot-Signature": sign("s", now, BODY), "X-Chatwoot-Timestamp": now},
+            300,
+        )

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from relay import __version__
 from relay.config import Config, ConfigError, load, seconds
+from relay.providers import PROVIDERS
 
 if TYPE_CHECKING:
     from relay.tail import Options as TailOptions
-from relay.providers import PROVIDERS
 
 
 def _fail(message: str, code: int = 1) -> int:

@@ -120,7 +120,9 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
 
 
 def dict_or_none(value: Any) -> dict[str, Any] | None:
-    return dict(value) if isinstance(value, Mapping) and value else None
+    if not value or not (type(value) is dict or isinstance(value, Mapping)):
+        return None
+    return dict(value)
 
 
 def actor(obj: Any, default_type: str = "contact") -> Actor | None:

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -75,7 +76,11 @@ def events(n: int, keys: int) -> list[Any]:
     return made
 
 
-async def bare(url: str, bodies: list[bytes], concurrency: int) -> float:
+Rate = tuple[float, float]
+"""(deliveries/s, CPU µs of this process a delivery)."""
+
+
+async def bare(url: str, bodies: list[bytes], concurrency: int) -> Rate:
     connector = aiohttp.TCPConnector(limit=concurrency)
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
@@ -90,14 +95,15 @@ async def bare(url: str, bodies: list[bytes], concurrency: int) -> float:
                 await response.read()
 
     async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-        return len(bodies) / (time.perf_counter() - started)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        return len(bodies) / elapsed, cpu / len(bodies) * 1e6
 
 
 async def relay_fanout(
-    bootstrap: str, topic: str, url: str, events_: list[Any], concurrency: int
-) -> float:
+    bootstrap: str, topic: str, url: str, events_: list[Any], concurrency: int, data_dir: str
+) -> Rate:
     from relay.bus import Record
     from relay.bus.kafka import KafkaBus
     from relay.config import parse
@@ -109,6 +115,7 @@ async def relay_fanout(
 
     config = parse(
         f"""
+data_dir: {data_dir}
 kafka: {{bootstrap_servers: "{bootstrap}", idempotence: false,
         session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
 topics: {{events: {topic}, deadletter: {topic}.dead}}
@@ -125,17 +132,17 @@ subscribers:
     for start in range(0, len(records), 1000):
         await bus.publish(records[start : start + 1000])
     service = DeliveryService(config, bus)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await service.start()
     while True:
         worker = service.workers.get("bench")
         if worker is not None and worker.stats.delivered >= len(events_):
             break
         await asyncio.sleep(0.02)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await service.stop()
     await bus.close()
-    return len(events_) / elapsed
+    return len(events_) / elapsed, cpu / len(events_) * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=2_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--subscriber", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", default=None, help="delivery state (default: a temp dir)")
     args = parser.parse_args(argv)
     if args.subscriber:
         subscriber_main(args.subscriber)
         return 0
 
+    if args.data_dir is None:
+        args.data_dir = tempfile.mkdtemp(prefix="relay-fanout-")
     port = free_port()
     sub = subprocess.Popen(
         [sys.executable, "-m", "bench.fanout", "--subscriber", str(port)],
@@ -161,21 +171,34 @@ def main(argv: list[str] | None = None) -> int:
         made = events(args.events, args.keys)
         from relay.events import encode
 
-        with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            bare_rate = runner.run(bare(url, [encode(e) for e in made], args.concurrency))
+        bodies = [encode(e) for e in made]
         with tansu() as (bootstrap, _):
             topic = f"fanout.{int(time.time())}"
             create_topics(bootstrap, [topic], args.partitions)
-            relay_rate = asyncio.run(relay_fanout(bootstrap, topic, url, made, args.concurrency))
+            # bare, relay, bare: the machine is shared, so the bare client is measured on
+            # both sides of relay's run and relay is compared with the mean of the two
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                bare_before = runner.run(bare(url, bodies, args.concurrency))
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop, as the bare
+                relay_rate, relay_cpu = runner.run(
+                    relay_fanout(bootstrap, topic, url, made, args.concurrency, args.data_dir)
+                )
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                bare_after = runner.run(bare(url, bodies, args.concurrency))
     finally:
         sub.terminate()
         sub.wait()
+    bare_rate = (bare_before[0] + bare_after[0]) / 2
+    bare_cpu = (bare_before[1] + bare_after[1]) / 2
     print(
         f"| fan-out ({args.events} events, {args.keys} keys, max_in_flight "
-        f"{args.concurrency}) | deliveries/s |\n|---|---:|\n"
-        f"| bare aiohttp client | {bare_rate:,.0f} |\n"
-        f"| relay delivery (Kafka → signed POST) | {relay_rate:,.0f} |\n"
-        f"| relay / bare | {relay_rate / bare_rate:.0%} |"
+        f"{args.concurrency}, load {os.getloadavg()[0]:.1f}) | deliveries/s "
+        f"| CPU µs a delivery |\n|---|---:|---:|\n"
+        f"| bare aiohttp client (before · after relay) | {bare_before[0]:,.0f} · "
+        f"{bare_after[0]:,.0f} | {bare_before[1]:.0f} · {bare_after[1]:.0f} |\n"
+        f"| relay delivery (Kafka → signed POST) | {relay_rate:,.0f} | {relay_cpu:.0f} |\n"
+        f"| relay / bare (mean) | {relay_rate / bare_rate:.0%} | "
+        f"{bare_cpu / relay_cpu:.0%} |"
     )
     return 0
 

@@ -17,7 +17,7 @@ from relay.config import Config, seconds
 from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
 from relay.ingest import Ingest
-from relay.ingress import INGRESS, IngressState, add_routes, middlewares
+from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, handlers, middlewares
 from relay.ingress.admin import RELOADER
 from relay.ingress.guard import GUARD, ConnectionGuard
 from relay.reload import Reloader, ReloadRefused
@@ -139,5 +139,19 @@ def build_app(
         app.cleanup_ctx.append(delivery_lifetime)
     if reload_on_sighup and config_path is not None:
         app.cleanup_ctx.append(sighup_reload)
-    add_routes(app, hooks=role in ("all", "ingress"))
+    add_routes(app, hooks=role in ("all", "ingress"), admin_routes=config.admin.listen is None)
     return app
+
+
+def build_admin_app(app: web.Application) -> web.Application:
+    """The ``admin.listen`` listener's application: metrics, admin and probes, no hooks.
+
+    It shares the main application's state; the bus and delivery live with the main one.
+    """
+    admin = web.Application(middlewares=middlewares)  # request ids, JSON errors
+    admin[INGRESS] = app[INGRESS]
+    admin[RELOADER] = app[RELOADER]
+    admin.router.add_get("/healthz", handlers.healthz)
+    admin.router.add_get("/readyz", handlers.readyz)
+    add_admin_routes(admin)
+    return admin

@@ -7,10 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay import __version__
 from relay.config import Config, ConfigError, load, seconds
+
+if TYPE_CHECKING:
+    from relay.tail import Options as TailOptions
 from relay.providers import PROVIDERS
 
 
@@ -26,31 +29,70 @@ def _config(args: argparse.Namespace) -> Config:
     return load(path)
 
 
+def _refuse(problems: Sequence[str]) -> int:
+    for problem in problems:
+        print(f"relay: {problem}", file=sys.stderr)
+    return 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.app import build_app
+    import structlog
+
+    from relay import checks, preflight
+    from relay.app import build_admin_app, build_app
     from relay.bus import BusError
+    from relay.hardening import insecure_listen
+    from relay.ingress.admin import RELOADER
     from relay.logs import configure
     from relay.runtime import new_event_loop
-    from relay.serve import serve
+    from relay.serve import ListenError, serve
 
     config = _config(args)
-    configure(config.logging.level, config.logging.format)
     host, port = args.host or config.listen.host, args.port or config.listen.port
+    admin_address = None
+    if config.admin.listen is not None:
+        admin_address = (config.admin.listen.host, args.admin_port or config.admin.listen.port)
+    elif args.admin_port:
+        return _fail("--admin-port moves admin.listen, which the configuration does not set", 2)
+    problems = preflight.problems(config)
+    if (refusal := insecure_listen(config, host)) is not None:
+        problems.append(refusal)
+    addresses = [(host, port, "listen")]
+    if admin_address is not None:
+        addresses.append((*admin_address, "admin.listen"))
+    for address in addresses:
+        taken = preflight.check_listen(*address)
+        if taken:
+            problems.append(taken)
+    if problems:
+        return _refuse(problems)
+    os.umask(0o077)  # everything relay writes (data_dir, logs, spool, locks) is its own only
+    configure(config.logging.level, config.logging.format)
+    for warning in checks.warnings(config):
+        structlog.get_logger("relay.check").warning("config_warning", detail=warning)
     app = build_app(
         config,
         role=args.role,
         config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
         reload_on_sighup=True,
     )
+    app[RELOADER].listen_host = host
+    admin = None
+    if admin_address is not None:
+        admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            runner.run(serve(app, host, port, grace=seconds(config.shutdown_grace)))
+            grace = seconds(config.shutdown_grace)
+            runner.run(serve(app, host, port, grace=grace, admin=admin))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
+    except ListenError as exc:
+        return _fail(str(exc))
     except OSError as exc:
-        return _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"cannot start: {where}{exc.strerror or exc}")
     return 0
 
 
@@ -61,14 +103,29 @@ def _patterns(value: str | list[str] | None) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from relay import checks, preflight
+
     config = _config(args)
+    problems = preflight.problems(config)
+    notes: list[str] = []
+    if args.connect and not problems:
+        notes, unreachable = preflight.broker(config)
+        problems += unreachable
+    if problems:
+        return _refuse(problems)
+    warnings = checks.warnings(config)
     bus = (
         f"kafka {','.join(config.kafka.servers)}"
+        + ("" if args.connect else " (not contacted: --connect checks it)")
         if config.kafka
         else (f"embedded log in {config.data_dir}")
     )
-    print(f"configuration OK: {args.config or os.environ.get('RELAY_CONFIG')}")
+    verdict = f"with {len(warnings)} warning(s)" if warnings else "OK"
+    print(f"configuration {verdict}: {args.config or os.environ.get('RELAY_CONFIG')}")
     print(f"listen   {config.listen.host}:{config.listen.port}")
+    if config.admin.listen is not None:
+        admin = config.admin.listen
+        print(f"admin    {admin.host}:{admin.port} (/metrics, /admin/*; not on listen)")
     print(f"bus      {bus}")
     print(
         f"topics   events={config.topics.events} raw={config.topics.raw} "
@@ -76,12 +133,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     print("\nsources")
     for name, source in sorted(config.sources.items()):
-        checks = [
+        auths = [
             f"{len(source.tokens)} token(s)" if source.tokens else "",
             "hmac signature" if source.signing_secret else "",
             f"cidr {','.join(source.allow_cidrs)}" if source.allow_cidrs else "",
         ]
-        auth = ", ".join(c for c in checks if c) or "OPEN (no authentication)"
+        auth = ", ".join(c for c in auths if c) or "OPEN (no authentication)"
         takes_kind = PROVIDERS[source.provider].takes_kind
         path = f"/v1/hooks/{name}" + ("/{kind}" if takes_kind else "")
         print(f"  {name:<16} {source.provider:<9} POST {path:<32} {auth}")
@@ -119,7 +176,26 @@ def cmd_check(args: argparse.Namespace) -> int:
                 )
             )
         _print_table(subs)
-    return 0
+        _print_disabled(config)
+    if notes:
+        print()
+        print("\n".join(notes))
+    for warning in warnings:
+        print(f"relay: warning: {warning}", file=sys.stderr)
+    return 1 if warnings and args.strict else 0
+
+
+def _print_disabled(config: Config) -> None:
+    """Subscribers an endpoint disabled with 410 Gone (state kept under data_dir)."""
+    from relay.delivery.state import read_only_disabled
+
+    for sub in config.subscribers:
+        disabled = read_only_disabled(config.data_path, sub)
+        if disabled is not None:
+            print(
+                f"  DISABLED {sub.name}: its endpoint answered {disabled.status or 410} "
+                f"({disabled.reason}); POST /admin/api/subscribers/{sub.name}/enable resumes it"
+            )
 
 
 def _redact(url: str) -> str:
@@ -135,7 +211,8 @@ def _redact(url: str) -> str:
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print(("  " + "  ".join(cells)).rstrip())
 
 
 def cmd_normalize(args: argparse.Namespace) -> int:
@@ -164,20 +241,46 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     return 0
 
 
+def tail_options(args: argparse.Namespace) -> TailOptions:
+    from relay.tail import Options
+
+    return Options(
+        topic=args.topic,
+        after=args.after,
+        last=args.last,
+        partition=args.partition,
+        limit=args.limit if args.limit is not None else (None if args.follow else 1000),
+        follow=args.follow,
+        headers=args.headers,
+        deadletter=args.deadletter,
+        subscriber=args.subscriber,
+    )
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
-    from relay.bus.embedded import LOG_FILE, read
+    from relay.tail import TailError, run
 
     config = _config(args)
-    if config.kafka is not None:
-        return _fail("tail reads the embedded log; this configuration uses Kafka", 2)
-    path = config.data_path / LOG_FILE
-    if not path.exists():
-        return _fail(f"{path}: no embedded log yet (has relay served with this config?)")
-    topic = args.topic or config.topics.events
+    options = tail_options(args)
+    if options.subscriber is not None and not options.deadletter:
+        return _fail("--subscriber goes with --deadletter", 2)
     out = sys.stdout.buffer
-    for record in read(path, topic=topic, after=args.after, limit=args.limit):
-        out.write(record.value.rstrip(b"\n") + b"\n")
-    out.flush()
+
+    def write(line: bytes) -> None:
+        out.write(line)
+        if options.follow:
+            out.flush()
+
+    try:
+        run(config, options, write)
+        out.flush()
+    except TailError as exc:
+        return _fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`relay tail | head`): that is the end, not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return 0
 
 
@@ -263,15 +366,37 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", "-c", help="YAML configuration (default: $RELAY_CONFIG)")
 
-    serve = commands.add_parser("serve", help="run the webhook gateway")
+    serve = commands.add_parser(
+        "serve",
+        help="run the webhook gateway",
+        description="Run the webhook gateway. It checks what it needs first (optional "
+        "libraries, data_dir, the listen addresses) and refuses in one line if any is "
+        "missing.",
+    )
     with_config(serve)
-    serve.add_argument("--role", choices=["all", "ingress", "delivery"], default="all")
+    serve.add_argument(
+        "--role",
+        choices=["all", "ingress", "delivery"],
+        default="all",
+        help="ingress: hooks only; delivery: subscribers only; all: both (default)",
+    )
     serve.add_argument("--host", help="override listen.host")
     serve.add_argument("--port", type=int, help="override listen.port")
+    serve.add_argument("--admin-port", type=int, help="override admin.listen.port")
     serve.set_defaults(func=cmd_serve)
 
-    check = commands.add_parser("check", help="validate a configuration, print the routing table")
+    check = commands.add_parser(
+        "check",
+        help="validate a configuration, print the routing table",
+        description="Validate a configuration the way serve does (values, optional libraries, "
+        "data_dir), print the routing table, and warn about what cannot work "
+        "(unreachable subscribers, globs that match no type, where paths no event has).",
+    )
     with_config(check)
+    check.add_argument(
+        "--connect", action="store_true", help="also connect to Kafka as serve would"
+    )
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.set_defaults(func=cmd_check)
 
     normalize = commands.add_parser(
@@ -283,14 +408,46 @@ def build_parser() -> argparse.ArgumentParser:
     normalize.add_argument("--source", help="source name to stamp on the events")
     normalize.set_defaults(func=cmd_normalize)
 
-    tail = commands.add_parser("tail", help="print records of a topic from the embedded log")
+    tail = commands.add_parser(
+        "tail",
+        help="print a topic's records (embedded log or Kafka)",
+        description="Print a topic's records, one per line: the value as stored, or with "
+        "--headers a JSON object with topic, partition, offset, timestamp, key, headers "
+        "and value. --deadletter shows why each record was dead-lettered.",
+    )
     with_config(tail)
     tail.add_argument("--topic", help="topic (default: the events topic)")
-    tail.add_argument("--after", type=int, default=0, help="start after this log offset")
-    tail.add_argument("--limit", type=int, default=1000)
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
+        "--after", type=int, help="start after this offset (Kafka: in each partition)"
+    )
+    start.add_argument(
+        "--last", "-n", type=int, help="start N records before the end (Kafka: of each partition)"
+    )
+    tail.add_argument("--partition", type=int, help="read only this partition (Kafka)")
+    tail.add_argument(
+        "--limit", type=int, help="stop after this many records (default 1000; none with -f)"
+    )
+    tail.add_argument("--follow", "-f", action="store_true", help="keep waiting for new records")
+    tail.add_argument(
+        "--headers", action="store_true", help="JSON lines with offsets, partition and headers"
+    )
+    tail.add_argument(
+        "--deadletter",
+        action="store_true",
+        help="the dead-letter topic, with origin (ingest/delivery), reason and error",
+    )
+    tail.add_argument("--subscriber", help="with --deadletter: only this subscriber's")
     tail.set_defaults(func=cmd_tail)
 
-    replay = commands.add_parser("replay", help="redeliver events to one subscriber")
+    replay = commands.add_parser(
+        "replay",
+        help="redeliver events to one subscriber",
+        description="Redeliver a bounded range to one subscriber, without moving its live "
+        "position.",
+        epilog="exit status: 0 when everything was delivered, 3 when some were "
+        "dead-lettered again, 1 on an error",
+    )
     with_config(replay)
     replay.add_argument("--subscriber", required=True, help="subscriber name")
     start = replay.add_mutually_exclusive_group()
@@ -303,7 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=cmd_replay)
 
-    schema = commands.add_parser("schema", help="print the canonical event's JSON Schema")
+    schema = commands.add_parser(
+        "schema",
+        help="print the canonical event's JSON Schema",
+        description="Print the canonical event's JSON Schema (draft 2020-12), generated "
+        "from the event definition.",
+    )
     schema.set_defaults(func=cmd_schema)
 
     spec = commands.add_parser(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import ipaddress
 import math
 import os
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import yaml
+from msgspec import inspect
 
 from relay.events import ProviderName
 from relay.providers import PROVIDERS
@@ -62,6 +64,21 @@ class Kafka(Section, frozen=True, kw_only=True):
     max_record_bytes: int = 1_000_000
     """The largest record relay sends (keep it under the broker's message.max.bytes);
     a request that would need a larger one is answered 413."""
+    # Security, with aiokafka's own names (relay.bus.security turns them into client options).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    """Required with SASL_PLAINTEXT and SASL_SSL."""
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = None
+    """PLAIN and SCRAM credentials (from ``${VAR}``, never written into the file)."""
+    sasl_oauth_token: str | None = None
+    """OAUTHBEARER: a bearer token the broker accepts, sent as it is (no refresh)."""
+    ssl_cafile: str | None = None
+    """CA bundle that signs the brokers' certificates (default: the system's CAs)."""
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    """Client certificate and key, for brokers that authenticate clients by TLS (mTLS)."""
+    ssl_check_hostname: bool = True
 
     @property
     def servers(self) -> list[str]:
@@ -79,6 +96,17 @@ class Source(Section, frozen=True, kw_only=True):
     allow_cidrs: list[str] = []
     rate_limit: str | float | None = None
     """Requests accepted from this source per second (``100/s``, ``6000/m``); past it, 429."""
+    max_in_flight: int | None = None
+    """This source's share of ``limits.max_in_flight``: past it, 503 for this source only, so
+    its slow clients cannot crowd the others out. Default: a quarter of the limit (all of it
+    when there is only one source)."""
+
+    def in_flight_share(self, limits: Limits, sources: int) -> int:
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        if sources <= 1:
+            return limits.max_in_flight
+        return max(1, limits.max_in_flight // 4)
 
 
 class Topics(Section, frozen=True, kw_only=True):
@@ -124,6 +152,14 @@ class Dedupe(Section, frozen=True, kw_only=True):
 class Admin(Section, frozen=True, kw_only=True):
     token: str | None = None
     """Bearer token for ``POST /admin/reload``; without one the admin endpoints are off."""
+    listen: Listen | None = None
+    """A listener of their own for ``/metrics`` and ``/admin/*`` (and the probes), which the
+    hook listener then no longer serves: keep them off the public port."""
+
+
+class Metrics(Section, frozen=True, kw_only=True):
+    token: str | None = None
+    """Bearer token ``GET /metrics`` requires; without one it is open."""
 
 
 class Logging(Section, frozen=True, kw_only=True):
@@ -140,10 +176,21 @@ class Retry(Section, frozen=True, kw_only=True):
 
 
 class CircuitBreaker(Section, frozen=True, kw_only=True):
-    failures: int = 5
-    """Consecutive failed attempts that open the circuit."""
-    cooldown: Duration = "30s"
-    """How long an open circuit waits before one probe attempt."""
+    """Opens when the endpoint fails as a whole; see relay.delivery.breaker for the rule."""
+
+    window: Duration = "30s"
+    """The failure rate is measured over this much recent time."""
+    failure_rate: float = 0.9
+    """Failed share of the attempts in the window that opens the circuit."""
+    min_attempts: int = 10
+    """Fewer attempts than this (in the window, or since the last success) never open it."""
+    no_success_for: Duration = "15s"
+    """Failing without one success this long (and min_attempts times) opens it."""
+    cooldown: Duration = "5s"
+    """How long an open circuit waits before probing; doubled after each failed probe."""
+    cooldown_max: Duration = "5m"
+    half_open_attempts: int = 3
+    """Probe attempts let through at once when half-open; the first success closes it."""
 
 
 class Subscriber(Section, frozen=True, kw_only=True):
@@ -189,9 +236,14 @@ class Config(Section, frozen=True, kw_only=True):
     limits: Limits = Limits()
     logging: Logging = Logging()
     admin: Admin = Admin()
+    metrics: Metrics = Metrics()
     dedupe: Dedupe = Dedupe()
     shutdown_grace: Duration = "20s"
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
+    allow_insecure_defaults: bool = False
+    """Listen beyond loopback even with short secrets or the shipped examples' values."""
+    debug_errors: bool = False
+    """Say why a hook was refused (unknown source, which credential) instead of one 401."""
 
     @property
     def data_path(self) -> Path:
@@ -251,7 +303,9 @@ def webhook_secret(value: str) -> bytes:
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("expected a Standard Webhooks secret: whsec_<base64>") from None
+        raise ValueError(
+            "expected a Standard Webhooks secret: whsec_<base64 of at least 16 bytes>"
+        ) from None
     if len(key) < 16:
         raise ValueError("a webhook secret must hold at least 16 bytes (24 base64 characters)")
     return key
@@ -300,19 +354,67 @@ _FIELD_PROBLEM = re.compile(
 )
 
 
-def _validation_message(exc: msgspec.ValidationError, prefix: str = "") -> str:
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _type_at(root: type, path: str) -> inspect.Type | None:
+    """The type a msgspec error path (``.subscribers[0].retry``) points into, if known."""
+    node: inspect.Type = inspect.type_info(root)
+    for part in _PATH_PART.finditer(path):
+        while isinstance(node, inspect.UnionType):
+            members = [t for t in node.types if not isinstance(t, inspect.NoneType)]
+            structured = [
+                t for t in members if isinstance(t, inspect.StructType | inspect.ListType)
+            ]
+            node = (structured or members)[0]
+        if part.group(1) is not None and isinstance(node, inspect.StructType):
+            fields = {f.encode_name: f.type for f in node.fields}
+            if part.group(1) not in fields:
+                return None
+            node = fields[part.group(1)]
+        elif part.group(2) is not None and isinstance(node, inspect.ListType):
+            node = node.item_type
+        else:
+            return None
+    return node
+
+
+def _hint(root: type, path: str, message: str, field: str | None) -> str:
+    """'did you mean' for an unknown field, the allowed values for a bad enum value."""
+    if field is not None and "unknown" in message:
+        node = _type_at(root, path)
+        if isinstance(node, inspect.StructType):
+            names = [f.encode_name for f in node.fields]
+            close = difflib.get_close_matches(field, names, n=1)
+            if close:
+                return f" (did you mean {close[0]!r}?)"
+    elif message.startswith("Invalid enum value"):
+        node = _type_at(root, path)
+        if isinstance(node, inspect.UnionType):
+            node = next((t for t in node.types if isinstance(t, inspect.LiteralType)), node)
+        if isinstance(node, inspect.LiteralType):
+            return f" (expected one of: {', '.join(str(v) for v in node.values)})"
+    return ""
+
+
+def _validation_message(exc: msgspec.ValidationError, prefix: str = "", root: type = Config) -> str:
     match = _MSGSPEC_PATH.match(str(exc))
     assert match is not None
     message = match.group("message")
-    path = prefix + (match.group("path") or "")
+    located = match.group("path") or ""
+    path = prefix + located
     field = _FIELD_PROBLEM.match(message)
+    hint = _hint(root, located, message, field.group("field") if field else None)
     if field is not None:
         path += "." + field.group("field")
         message = "unknown field" if "unknown" in message else "required field is missing"
     else:
         message = (message[:1].lower() + message[1:]).replace("`", "")
+        # YAML words, not JSON's: `tokens: abc` is "expected a list, got str"
+        message = message.replace("expected array", "expected a list")
+        message = message.replace("expected object", "expected a mapping")
     path = path.lstrip(".")
-    return f"{path}: {message}" if path else message
+    return f"{path}: {message}{hint}" if path else f"{message}{hint}"
 
 
 def _convert(data: dict[str, Any]) -> Config:
@@ -323,7 +425,7 @@ def _convert(data: dict[str, Any]) -> Config:
             try:
                 msgspec.convert(source, Source, strict=False)
             except msgspec.ValidationError as exc:
-                raise ConfigError(_validation_message(exc, f".sources.{name}")) from None
+                raise ConfigError(_validation_message(exc, f".sources.{name}", Source)) from None
     try:
         return msgspec.convert(data, Config, str_keys=True, strict=False)
     except msgspec.ValidationError as exc:
@@ -334,6 +436,12 @@ def _check(config: Config) -> None:
     """Rules the types alone cannot say."""
     if not 0 < config.listen.port < 65536:
         raise ConfigError(f"listen.port: {config.listen.port} is not a TCP port")
+    admin = config.admin.listen
+    if admin is not None:
+        if not 0 < admin.port < 65536:
+            raise ConfigError(f"admin.listen.port: {admin.port} is not a TCP port")
+        if admin.port == config.listen.port:
+            raise ConfigError("admin.listen.port: the same port as listen.port; pick another")
     if config.limits.max_body_bytes <= 0:
         raise ConfigError("limits.max_body_bytes: must be positive")
     if config.limits.max_in_flight < 1:
@@ -376,6 +484,7 @@ def _check(config: Config) -> None:
                 raise ConfigError(f"kafka.{field}: must be positive")
         if config.kafka.linger_ms < 0:
             raise ConfigError("kafka.linger_ms: cannot be negative")
+        _check_kafka_security(config.kafka)
     for name, source in config.sources.items():
         where = f"sources.{name}"
         if not _SOURCE_NAME.match(name):
@@ -397,6 +506,13 @@ def _check(config: Config) -> None:
                 per_second(source.rate_limit)
             except ValueError as exc:
                 raise ConfigError(f"{where}.rate_limit: {exc}") from None
+        if source.max_in_flight is not None and not (
+            1 <= source.max_in_flight <= config.limits.max_in_flight
+        ):
+            raise ConfigError(
+                f"{where}.max_in_flight: must be between 1 and limits.max_in_flight "
+                f"({config.limits.max_in_flight})"
+            )
         for i, cidr in enumerate(source.allow_cidrs):
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -411,6 +527,54 @@ def _check(config: Config) -> None:
             raise ConfigError(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
         _check_topic(f"routes[{i}].topic", route.topic)
+
+
+def _check_kafka_security(kafka: Kafka) -> None:
+    """Settings that contradict the protocol, or files that cannot be read, fail at load."""
+    protocol = kafka.security_protocol
+    uses_tls = protocol in ("SSL", "SASL_SSL")
+    uses_sasl = protocol.startswith("SASL_")
+    for field in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, field)
+        if path is None:
+            continue
+        if not uses_tls:
+            raise ConfigError(
+                f"kafka.{field}: set, but kafka.security_protocol is {protocol} "
+                "(use SSL or SASL_SSL)"
+            )
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"kafka.{field}: cannot read {path}: {exc.strerror or exc}") from None
+    if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
+        raise ConfigError("kafka.ssl_keyfile: set without kafka.ssl_certfile")
+    sasl_fields = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
+    if not uses_sasl:
+        for field in (*sasl_fields, "sasl_oauth_token"):
+            if getattr(kafka, field) is not None:
+                raise ConfigError(
+                    f"kafka.{field}: set, but kafka.security_protocol is {protocol} "
+                    "(use SASL_SSL or SASL_PLAINTEXT)"
+                )
+        return
+    mechanism = kafka.sasl_mechanism
+    if mechanism is None:
+        raise ConfigError(
+            f"kafka.sasl_mechanism: required with {protocol} "
+            "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
+        )
+    if mechanism == "OAUTHBEARER":
+        if not kafka.sasl_oauth_token:
+            raise ConfigError("kafka.sasl_oauth_token: required with sasl_mechanism OAUTHBEARER")
+        return
+    for field in ("sasl_plain_username", "sasl_plain_password"):
+        if not getattr(kafka, field):
+            raise ConfigError(
+                f"kafka.{field}: required with sasl_mechanism {mechanism} "
+                "(is its environment variable set?)"
+            )
 
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -445,7 +609,10 @@ def _check_subscribers(config: Config) -> None:
             ("timeout", sub.timeout),
             ("retry.initial", sub.retry.initial),
             ("retry.max", sub.retry.max),
+            ("circuit_breaker.window", sub.circuit_breaker.window),
+            ("circuit_breaker.no_success_for", sub.circuit_breaker.no_success_for),
             ("circuit_breaker.cooldown", sub.circuit_breaker.cooldown),
+            ("circuit_breaker.cooldown_max", sub.circuit_breaker.cooldown_max),
         ]
         for field, value in checks:
             try:
@@ -458,8 +625,7 @@ def _check_subscribers(config: Config) -> None:
             raise ConfigError(f"{where}.retry.max_attempts: must be at least 1")
         if sub.max_in_flight < 1:
             raise ConfigError(f"{where}.max_in_flight: must be at least 1")
-        if sub.circuit_breaker.failures < 1:
-            raise ConfigError(f"{where}.circuit_breaker.failures: must be at least 1")
+        _check_breaker(f"{where}.circuit_breaker", sub.circuit_breaker)
         if sub.rate_limit is not None:
             try:
                 per_second(sub.rate_limit)
@@ -481,11 +647,28 @@ def _check_subscribers(config: Config) -> None:
                 raise ConfigError(f"{where}.{field}: {exc}") from None
 
 
+def _check_breaker(where: str, breaker: CircuitBreaker) -> None:
+    """After the durations parsed (checked by the caller)."""
+    if not 0 < breaker.failure_rate <= 1 or not math.isfinite(breaker.failure_rate):
+        raise ConfigError(f"{where}.failure_rate: must be above 0 and at most 1")
+    if breaker.min_attempts < 1:
+        raise ConfigError(f"{where}.min_attempts: must be at least 1")
+    if breaker.half_open_attempts < 1:
+        raise ConfigError(f"{where}.half_open_attempts: must be at least 1")
+    for field in ("window", "no_success_for", "cooldown"):
+        if seconds(getattr(breaker, field)) <= 0:
+            raise ConfigError(f"{where}.{field}: must be positive")
+    if seconds(breaker.cooldown_max) < seconds(breaker.cooldown):
+        raise ConfigError(f"{where}.cooldown_max: must be at least cooldown")
+
+
 def _normalize_secrets(data: Any) -> Any:
-    """``signing_secret: ""`` or ``admin.token: ""`` (an unset ``${VAR:-}``) mean none."""
-    admin = data.get("admin") if isinstance(data, dict) else None
-    if isinstance(admin, dict) and admin.get("token") == "":
-        admin["token"] = None
+    """``signing_secret: ""``, ``admin.token: ""`` or ``metrics.token: ""`` (an unset
+    ``${VAR:-}``) mean none."""
+    for section in ("admin", "metrics"):
+        found = data.get(section) if isinstance(data, dict) else None
+        if isinstance(found, dict) and found.get("token") == "":
+            found["token"] = None
     sources = data.get("sources") if isinstance(data, dict) else None
     if isinstance(sources, dict):
         for source in sources.values():
@@ -494,9 +677,40 @@ def _normalize_secrets(data: Any) -> Any:
     return data
 
 
+class DuplicateKey(yaml.MarkedYAMLError):
+    """The same key twice in one mapping: PyYAML would silently keep the last one."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (a second ``sources:`` block would
+    otherwise replace the first without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then overriding a key is what merges are for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key; the base class reports it
+            if first is not None:
+                raise DuplicateKey(
+                    problem=f"duplicate key {key!r} (first at line {first.line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse(text: str, *, env: Mapping[str, str] | None = None, name: str = "<config>") -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except DuplicateKey as exc:
+        mark = exc.problem_mark
+        assert mark is not None
+        raise ConfigError(f"{name}:{mark.line + 1}:{mark.column + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

@@ -7,7 +7,7 @@ Counters and histograms are updated where things happen; gauges that describe li
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -32,8 +32,20 @@ PUBLISH_SECONDS = Histogram(
 )
 DELIVERIES = Counter(
     "relay_deliveries",
-    "Deliveries to subscribers by outcome (delivered, deadlettered) and retried attempts",
+    "Deliveries to subscribers by final outcome (delivered, deadlettered), and retried: "
+    "one per failed attempt that will be tried again, counted when it fails",
     ["subscriber", "outcome"],
+)
+DELIVERY_ATTEMPTS = Counter(
+    "relay_delivery_attempts",
+    "Attempts to deliver, counted as each one ends: delivered, http_4xx, http_5xx, error "
+    "(connection refused, timeout, ...)",
+    ["subscriber", "outcome"],
+)
+SKIPPED = Counter(
+    "relay_delivery_skipped",
+    "Records a subscriber skipped: not an event it can read (reason says why)",
+    ["subscriber", "reason"],
 )
 DELIVERY_SECONDS = Histogram(
     "relay_delivery_seconds",
@@ -53,6 +65,7 @@ class LiveGauges(Collector):
         self._functions: weakref.WeakKeyDictionary[object, dict[str, Gauge]] = (
             weakref.WeakKeyDictionary()
         )
+        self._keyed: dict[str, dict[Hashable, Gauge]] = {}
 
     def define(self, name: str, documentation: str, labels: list[str]) -> None:
         self._readers.setdefault(name, (documentation, labels, weakref.WeakSet()))
@@ -62,11 +75,21 @@ class LiveGauges(Collector):
         self._readers[name][2].add(owner)
         self._functions.setdefault(owner, {})[name] = read
 
+    def put(self, name: str, key: Hashable, read: Gauge) -> None:
+        """Like :meth:`track`, but one reader per key (a subscriber's name, say): a new
+        reader replaces the old one, so a restarted worker never leaves a stale series."""
+        self._keyed.setdefault(name, {})[key] = read
+
+    def drop(self, key: Hashable) -> None:
+        for readers in self._keyed.values():
+            readers.pop(key, None)
+
     def collect(self) -> Iterable[GaugeMetricFamily]:
         for name, (documentation, labels, owners) in self._readers.items():
             family = GaugeMetricFamily(name, documentation, labels=labels)
-            for owner in list(owners):
-                read = self._functions.get(owner, {}).get(name)
+            readers = [self._functions.get(owner, {}).get(name) for owner in list(owners)]
+            readers += list(self._keyed.get(name, {}).values())
+            for read in readers:
                 if read is None:
                     continue
                 for label_values, value in read():
@@ -76,6 +99,16 @@ class LiveGauges(Collector):
 
 LIVE = LiveGauges()
 LIVE.define("relay_consumer_lag", "Records not yet delivered or dead-lettered", ["subscriber"])
+LIVE.define(
+    "relay_circuit_state",
+    "A subscriber's circuit breaker: 0 closed, 1 half-open (probing), 2 open",
+    ["subscriber"],
+)
+LIVE.define(
+    "relay_subscriber_disabled",
+    "1 while a subscriber is disabled (its endpoint answered 410 Gone)",
+    ["subscriber"],
+)
 LIVE.define("relay_spool_records", "Records waiting in the spool for the broker", [])
 LIVE.define("relay_spool_bytes", "Bytes waiting in the spool for the broker", [])
 REGISTRY.register(LIVE)

@@ -17,6 +17,7 @@ import structlog
 
 from relay.config import Config, ConfigError, load, seconds
 from relay.delivery.service import DeliveryService
+from relay.hardening import insecure_listen
 from relay.ingest import Ingest
 from relay.ingress.guard import ConnectionGuard
 from relay.ingress.state import IngressState
@@ -54,6 +55,8 @@ class Reloader:
         self.state = state
         self.ingest = ingest
         self.delivery = delivery
+        self.listen_host: str | None = None
+        """Where ``relay serve`` listens: a reload with guessable secrets is refused there."""
         self._lock = asyncio.Lock()
 
     async def reload(self) -> Reloaded:
@@ -66,10 +69,15 @@ class Reloader:
                 log.warning("reload_refused", error=str(exc))
                 raise ReloadRefused(str(exc)) from None
             changed = [f for f in RESTART_ONLY if getattr(new, f) != getattr(self.config, f)]
+            if new.admin.listen != self.config.admin.listen:
+                changed.append("admin.listen")
             if changed:
                 message = f"changing {', '.join(changed)} needs a restart; nothing was reloaded"
                 log.warning("reload_refused", error=message)
                 raise ReloadRefused(message)
+            if self.listen_host is not None and (refusal := insecure_listen(new, self.listen_host)):
+                log.warning("reload_refused", error=refusal)
+                raise ReloadRefused(refusal)
             fresh = IngressState.build(new, self.ingest)
             # Each swap is one assignment: a request sees the old or the new value, whole.
             self.ingest.router = Router(new.routes, new.topics.events)
@@ -77,6 +85,8 @@ class Reloader:
             self.state.max_body_bytes = fresh.max_body_bytes
             self.state.body_timeout = fresh.body_timeout
             self.state.max_in_flight = fresh.max_in_flight
+            self.state.debug_errors = fresh.debug_errors
+            self.state.metrics_token = fresh.metrics_token
             if self.guard is not None:
                 self.guard.header_timeout = seconds(new.limits.header_timeout)
             dedupe = self.ingest.dedupe

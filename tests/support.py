@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -138,3 +138,21 @@ async def wait_ready(port: int, process: asyncio.subprocess.Process, within: flo
                 pass
             await asyncio.sleep(0.05)
     raise AssertionError("relay did not become ready")
+
+
+async def poll_until(
+    check: Callable[[], object], within: float = 20.0, every: float = 0.05, what: str = ""
+) -> None:
+    """Wait until ``check()`` is truthy, looking every ``every`` s (fails after ``within`` s).
+
+    For states no event announces (a worker anchored, a process stopped): a poll waits as
+    long as needed and no longer, where a fixed sleep guesses.
+    """
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                if check():
+                    return
+                await asyncio.sleep(every)
+    except TimeoutError:
+        raise AssertionError(f"not within {within} s: {what or check}") from None

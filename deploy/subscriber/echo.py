@@ -35,4 +35,5 @@ class Echo(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port = int(os.environ.get("PORT", "9000"))
-    ThreadingHTTPServer(("0.0.0.0", port), Echo).serve_forever()
+    host = os.environ.get("HOST", "0.0.0.0")  # HOST=127.0.0.1 for a local try
+    ThreadingHTTPServer((host, port), Echo).serve_forever()

@@ -1,5 +1,5 @@
 """The bus: where records become durable. Kafka, or the embedded log on local disk."""
 
-from relay.bus.base import Bus, BusError, Record, RecordTooLarge
+from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
 
-__all__ = ["Bus", "BusError", "Record", "RecordTooLarge"]
+__all__ = ["Bus", "BusError", "BusRefused", "Record", "RecordTooLarge"]

@@ -25,6 +25,11 @@ class RecordTooLarge(BusError):
     """A record the bus will never accept, however often it is retried (answer 413)."""
 
 
+class BusRefused(BusError):
+    """The bus refuses relay's settings (a certificate, a password): waiting will not help,
+    so relay stops instead of spooling."""
+
+
 class Bus(Protocol):
     """Something that holds records durably. ``publish`` returns only once it does."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -49,6 +50,25 @@ class StoredRecord(msgspec.Struct, frozen=True):
     timestamp_ms: int
 
 
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def make_private(path: Path) -> None:
+    """``data_dir`` 0700 and the database 0600 before SQLite opens it: it holds every raw
+    webhook. SQLite gives its ``-wal`` and ``-shm`` files the database file's mode."""
+    directory = path.parent
+    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    info = directory.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        directory.chmod(PRIVATE_DIR)  # ours, but readable by others: tighten it
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, PRIVATE_FILE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(PRIVATE_FILE)  # made by an older relay, or under another umask
+
+
 def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -80,7 +100,7 @@ class EmbeddedLog:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(make_private, self.path)
         self._loop = asyncio.get_running_loop()
         self._conn = await asyncio.to_thread(connect, self.path)
         self._thread = threading.Thread(target=self._run, name="embedded-log", daemon=True)

@@ -34,7 +34,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from relay.bus.base import BusError, Record, RecordTooLarge
+from relay.bus.base import BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.probe import start_failure
+from relay.bus.security import client_options, refusal
 from relay.config import Kafka
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -90,12 +92,14 @@ class _Partition:
 
 
 class _Topic:
-    __slots__ = ("expires", "next_null", "partitions")
+    __slots__ = ("expires", "indexes", "next_null", "partitions")
 
-    def __init__(self, count: int, expires: float) -> None:
+    def __init__(self, count: int, expires: float, indexes: dict[bytes, int]) -> None:
         self.partitions: list[_Partition | None] = [None] * count
         self.expires = expires
         self.next_null = 0
+        self.indexes = indexes
+        """key → partition, shared by every topic with ``count`` partitions."""
 
 
 class KafkaBus:
@@ -124,7 +128,8 @@ class KafkaBus:
         self._producer: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._topics: dict[str, _Topic] = {}
-        self._hashes: dict[bytes, int] = {}
+        # Partition of a key, cached per partition count: murmur2 is pure Python (~30 µs a key).
+        self._indexes: dict[int, dict[bytes, int]] = {}
         self._ready: set[_Partition] = set()
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -138,8 +143,7 @@ class KafkaBus:
 
     def _make_producer(self) -> Any:
         return AIOKafkaProducer(
-            bootstrap_servers=self.config.servers,
-            client_id=self.config.client_id,
+            **client_options(self.config),
             acks="all",
             enable_idempotence=self.config.idempotence,
             compression_type=self.config.compression,
@@ -152,9 +156,13 @@ class KafkaBus:
         producer = self._make_producer()
         try:
             await producer.start()
-        except KafkaError as exc:
+        except Exception as exc:
             await producer.stop()
-            raise BusError(f"cannot connect to Kafka at {self.config.servers}: {exc}") from exc
+            if (reason := await refusal(self.config)) is not None:
+                raise BusRefused(reason) from exc
+            if not isinstance(exc, KafkaError):
+                raise
+            raise await start_failure(self.config, exc) from exc
         self._loop = asyncio.get_running_loop()
         self._producer = producer
         self._closing = False
@@ -267,7 +275,7 @@ class KafkaBus:
         if known is not None and len(known.partitions) == count:
             known.expires = expires
             return
-        fresh = _Topic(count, expires)
+        fresh = _Topic(count, expires, self._indexes.setdefault(count, {}))
         if known is not None:  # keep the batches of partitions that still exist
             for part in known.partitions[:count]:
                 if part is not None:
@@ -282,12 +290,13 @@ class KafkaBus:
             index = topic.next_null % len(slots)
             topic.next_null = index + 1
         else:
-            hashed = self._hashes.get(key)
-            if hashed is None:
-                if len(self._hashes) >= _HASH_CACHE_SIZE:
-                    self._hashes.clear()
-                hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-            index = hashed % len(slots)
+            indexes = topic.indexes
+            cached = indexes.get(key)
+            if cached is None:
+                if len(indexes) >= _HASH_CACHE_SIZE:
+                    indexes.clear()
+                cached = indexes[key] = default_partition(key, len(slots))
+            index = cached
         part = slots[index]
         if part is None:
             part = slots[index] = _Partition(record.topic, index)

@@ -23,7 +23,7 @@ from typing import Literal
 
 import structlog
 
-from relay.bus.base import Bus, BusError, Record, RecordTooLarge
+from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
 from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
 from relay.metrics import LIVE
 
@@ -95,6 +95,11 @@ class SpooledBus:
             self._set_mode("spooling", reason="records left in the spool at start-up")
         try:
             await self._connect()
+        except BusRefused:
+            # a certificate or password the broker refuses, or a broker without idempotent
+            # producers: waiting will never help, so stop instead of spooling forever
+            await self._spool.close()
+            raise
         except BusError as exc:
             self._set_mode("spooling", reason=str(exc))
         self._drainer = asyncio.create_task(self._drain_forever(), name="spool-drainer")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import msgspec
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from relay import __version__
 from relay.config import Subscriber, per_second, seconds, webhook_secret
 from relay.delivery import signing
-from relay.delivery.breaker import CircuitBreaker
+from relay.delivery.breaker import CircuitBreaker, Rule
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
 from relay.ratelimit import RateLimiter
 
@@ -29,8 +30,13 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
     status: int | None = None
     error: str | None = None
     reason: str | None = None
-    """Why it was not delivered: ``rejected`` (a 4xx) or ``exhausted`` (retries ran out)."""
+    """Why it was not delivered: ``rejected`` (a 4xx), ``exhausted`` (retries ran out) or
+    ``gone`` (410: the subscriber is disabled and the event stays where it is)."""
     seconds: float = 0.0
+
+
+OnFailure = Callable[[int, "AttemptFailed", float | None], Awaitable[None]]
+"""Told of each failed attempt: its number, why, and the wait before the next (None: last)."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -39,6 +45,10 @@ def _describe(exc: BaseException) -> str:
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and exc.retryable
+
+
+async def _ignore(attempt: int, failure: AttemptFailed, retry_in: float | None) -> None:
+    return None
 
 
 class Sender:
@@ -50,9 +60,7 @@ class Sender:
         self.backoff = Backoff(seconds(retry.initial), seconds(retry.max), retry.jitter)
         self.max_attempts = retry.max_attempts
         self.retry_4xx = subscriber.on_4xx == "retry"
-        self.breaker = CircuitBreaker(
-            subscriber.circuit_breaker.failures, seconds(subscriber.circuit_breaker.cooldown)
-        )
+        self.breaker = CircuitBreaker(breaker_rule(subscriber), name=subscriber.name)
         self.limiter = (
             RateLimiter(per_second(subscriber.rate_limit))
             if subscriber.rate_limit is not None
@@ -60,13 +68,14 @@ class Sender:
         )
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(subscriber.max_in_flight)
+        self._static_headers = {"User-Agent": USER_AGENT, **subscriber.headers}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
             limit=self.subscriber.max_in_flight, keepalive_timeout=30, enable_cleanup_closed=True
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": USER_AGENT}, auto_decompress=False
+            connector=connector, timeout=self.timeout, auto_decompress=False
         )
 
     async def close(self) -> None:
@@ -80,17 +89,32 @@ class Sender:
         body: bytes,
         content_type: str,
         extra: dict[str, str] | None = None,
+        *,
+        prior_attempts: int = 0,
+        on_failure: OnFailure = _ignore,
     ) -> DeliveryResult:
+        """Attempt ``prior_attempts + 1`` up to ``retry.max_attempts``, counting earlier runs."""
         started = time.monotonic()
+        attempt = prior_attempts + 1
+        if attempt > self.max_attempts:  # its budget was spent before a restart
+            return DeliveryResult(
+                delivered=False,
+                attempts=prior_attempts,
+                error="retry budget used up before a restart",
+                reason="exhausted",
+            )
         try:
             # Most deliveries succeed at once: no retry machinery on that path.
             status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
-            if not failure.retryable or self.max_attempts == 1:
-                return self._failed(failure, attempts=1, started=started)
-            return await self._retry(event_id, body, content_type, extra, failure, started)
+            if not failure.retryable or attempt >= self.max_attempts:
+                await on_failure(attempt, failure, None)
+                return self._failed(failure, attempts=attempt, started=started)
+            return await self._retry(
+                event_id, body, content_type, extra, failure, attempt, started, on_failure
+            )
         return DeliveryResult(
-            delivered=True, attempts=1, status=status, seconds=time.monotonic() - started
+            delivered=True, attempts=attempt, status=status, seconds=time.monotonic() - started
         )
 
     async def _retry(
@@ -100,23 +124,36 @@ class Sender:
         content_type: str,
         extra: dict[str, str] | None,
         first: AttemptFailed,
+        done: int,
         started: float,
+        on_failure: OnFailure,
     ) -> DeliveryResult:
-        """Attempts 2..max_attempts, with tenacity: backoff, jitter, Retry-After."""
-        await asyncio.sleep(self.backoff.delay(1, first.retry_after))
-        attempts = 1
+        """Attempts ``done + 1``..max_attempts, with tenacity: backoff, jitter, Retry-After."""
+        delay = self.backoff.delay(done, first.retry_after)
+        await on_failure(done, first, delay)
+        await asyncio.sleep(delay)
+        attempts = done
         status: int | None = None
+
+        async def before_sleep(state: RetryCallState) -> None:
+            failure = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(failure, AttemptFailed):
+                wait = state.next_action.sleep if state.next_action is not None else None
+                await on_failure(done + state.attempt_number, failure, wait)
+
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.max_attempts - 1),
-                wait=self.backoff.after(attempts_before=1),
+                stop=stop_after_attempt(self.max_attempts - done),
+                wait=self.backoff.after(attempts_before=done),
                 retry=retry_if_exception(_retryable),
+                before_sleep=before_sleep,
                 reraise=True,
             ):
                 with attempt:
-                    attempts = attempt.retry_state.attempt_number + 1
+                    attempts = done + attempt.retry_state.attempt_number
                     status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
+            await on_failure(attempts, failure, None)
             return self._failed(failure, attempts=attempts, started=started)
         return DeliveryResult(
             delivered=True, attempts=attempts, status=status, seconds=time.monotonic() - started
@@ -124,69 +161,86 @@ class Sender:
 
     @staticmethod
     def _failed(failure: AttemptFailed, *, attempts: int, started: float) -> DeliveryResult:
+        if failure.status == 410:
+            reason = "gone"
+        else:
+            reason = "exhausted" if failure.retryable else "rejected"
         return DeliveryResult(
             delivered=False,
             attempts=attempts,
             status=failure.status,
             error=failure.error,
-            reason="exhausted" if failure.retryable else "rejected",
+            reason=reason,
             seconds=time.monotonic() - started,
         )
 
     async def _attempt(
         self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
     ) -> int:
-        async with self._slots:  # held for the attempt only, never during a backoff
-            return await self._send(event_id, body, content_type, extra)
-
-    async def _send(
-        self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
-    ) -> int:
+        """One POST. One coroutine on the hot path: slot, breaker, limiter, sign, send."""
         session = self._session
         if session is None:
             raise RuntimeError("sender is not started")
-        await self.breaker.acquire()
-        if self.limiter is not None:
-            await self.limiter.acquire()
-        headers = {
-            **self.subscriber.headers,
-            **(extra or {}),
-            "Content-Type": content_type,
-            **signing.headers(self.keys, event_id, int(time.time()), body),
-        }
-        try:
-            async with session.post(
-                self.subscriber.url,
-                data=body,
-                headers=headers,
-                timeout=self.timeout,
-                allow_redirects=False,
-            ) as response:
-                status = response.status
-                excerpt = b"" if status < 300 else await response.content.read(_ERROR_BODY_BYTES)
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            self.breaker.record_failure()
-            raise AttemptFailed(
-                status=None, error=_describe(exc), retry_after=None, retryable=True
-            ) from exc
-        except Exception as exc:  # e.g. a header aiohttp refuses: retrying cannot help
-            raise AttemptFailed(
-                status=None, error=_describe(exc), retry_after=None, retryable=False
-            ) from exc
+        async with self._slots:  # held for the attempt only, never during a backoff
+            breaker = self.breaker
+            ticket = await breaker.acquire() if breaker.state != "closed" else None
+            try:
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                headers = self._static_headers.copy()
+                if extra:
+                    headers.update(extra)
+                headers["Content-Type"] = content_type
+                signing.add_headers(headers, self.keys, event_id, int(time.time()), body)
+                try:
+                    async with session.post(
+                        self.subscriber.url, data=body, headers=headers, allow_redirects=False
+                    ) as response:
+                        status = response.status
+                        if status < 300:
+                            breaker.record_success(ticket)
+                            return status
+                        excerpt = await response.content.read(_ERROR_BODY_BYTES)
+                        # Standard Webhooks: Retry-After is what a 429 or 503 asks for
+                        retry_after = (
+                            parse_retry_after(response.headers.get("Retry-After"))
+                            if status in (429, 503)
+                            else None
+                        )
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    breaker.record_failure(ticket)
+                    raise AttemptFailed(
+                        status=None, error=_describe(exc), retry_after=None, retryable=True
+                    ) from exc
+                except Exception as exc:  # e.g. a header aiohttp refuses: retrying cannot help
+                    raise AttemptFailed(
+                        status=None, error=_describe(exc), retry_after=None, retryable=False
+                    ) from exc
+            finally:
+                if ticket is not None:
+                    breaker.release(ticket)
         verdict = classify(status, self.retry_4xx)
-        if verdict == "delivered":
-            self.breaker.record_success()
-            return status
-        server_trouble = status in (408, 429) or status >= 500
-        if server_trouble:
-            self.breaker.record_failure()
+        if status in (408, 429) or status >= 500:
+            breaker.record_failure(ticket)
         else:
-            self.breaker.record_success()  # it answered: the endpoint is up
+            breaker.record_success(ticket)  # it answered: the endpoint is up
         detail = excerpt.decode("utf-8", "replace").strip()
         raise AttemptFailed(
             status=status,
             error=f"HTTP {status}" + (f": {detail}" if detail else ""),
             retry_after=retry_after,
-            retryable=verdict == "retry",
+            retryable=verdict == "retry" and status != 410,
         )
+
+
+def breaker_rule(subscriber: Subscriber) -> Rule:
+    breaker = subscriber.circuit_breaker
+    return Rule(
+        window=seconds(breaker.window),
+        failure_rate=breaker.failure_rate,
+        min_attempts=breaker.min_attempts,
+        no_success_for=seconds(breaker.no_success_for),
+        cooldown=seconds(breaker.cooldown),
+        cooldown_max=seconds(breaker.cooldown_max),
+        half_open_attempts=breaker.half_open_attempts,
+    )

@@ -11,7 +11,9 @@ from relay.bus import Bus
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBusy
+from relay.delivery.state import DeliveryState, Disabled
 from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
+from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.delivery")
 DEFAULT_GRACE_SECONDS = 5.0
@@ -22,11 +24,19 @@ def group_id(subscriber: Subscriber) -> str:
     return f"relay.sub.{subscriber.name}"
 
 
-def subscription_source(config: Config, subscriber: Subscriber) -> Source:
+def subscription_source(
+    config: Config, subscriber: Subscriber, anchor_ms: int | None = None
+) -> Source:
+    """``anchor_ms``: the subscriber's first start, where ``start_from: latest`` begins."""
     topics = subscriber.topic_list(config.topics.events)
+    group, start = group_id(subscriber), subscriber.start_from
     if config.kafka is not None:
-        return KafkaSource(config.kafka, group_id(subscriber), topics, subscriber.start_from)
-    return EmbeddedSource(config.data_path, group_id(subscriber), topics, subscriber.start_from)
+        return KafkaSource(config.kafka, group, topics, start, anchor_ms)
+    return EmbeddedSource(config.data_path, group, topics, start, anchor_ms=anchor_ms)
+
+
+class UnknownSubscriber(Exception):
+    pass
 
 
 class DeliveryService:
@@ -35,28 +45,87 @@ class DeliveryService:
     def __init__(self, config: Config, bus: Bus) -> None:
         self.config = config
         self.dead_letters = DeadLetters(bus, config.topics.deadletter)
+        self.state = DeliveryState(config.data_path)
         self.workers: dict[str, SubscriberWorker] = {}
+        self.disabled: dict[str, Disabled] = {}
+        self._anchors: dict[str, int] = {}
+        self._enabled: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[object]] = {}
 
     def _new_worker(self, subscriber: Subscriber) -> SubscriberWorker:
         worker = SubscriberWorker(
             subscriber,
-            subscription_source(self.config, subscriber),
+            subscription_source(self.config, subscriber, self._anchors.get(subscriber.name)),
             Sender(subscriber),
             self.dead_letters,
+            state=self.state,
+            live=True,
         )
         self.workers[subscriber.name] = worker
         return worker
 
     def _launch(self, subscriber: Subscriber) -> None:
-        task = asyncio.create_task(self._supervise(subscriber), name=subscriber.name)
-        self._tasks[subscriber.name] = task
+        name = subscriber.name
+        LIVE.put("relay_subscriber_disabled", name, lambda: self._disabled_gauge(name))
+        task = asyncio.create_task(self._supervise(subscriber), name=name)
+        self._tasks[name] = task
+
+    def _disabled_gauge(self, name: str) -> list[tuple[tuple[str, ...], float]]:
+        return [((name,), 1.0 if name in self.disabled else 0.0)]
+
+    async def _anchor(self, subscribers: list[Subscriber]) -> None:
+        """Record each subscriber's first start (kept across restarts) before it runs.
+
+        Done before the app listens, so nothing acknowledged after ``/readyz`` turns 200
+        can fall before a new subscriber's start.
+        """
+        names = [s.name for s in subscribers if s.name not in self._anchors]
+        if names:
+            anchors = await asyncio.to_thread(lambda: {n: self.state.anchor(n) for n in names})
+            self._anchors.update(anchors)
 
     async def start(self) -> None:
+        await self._anchor(self.config.subscribers)
         for subscriber in self.config.subscribers:
             self._launch(subscriber)
         if self._tasks:
             log.info("delivery_started", subscribers=sorted(self._tasks))
+
+    async def enable(self, name: str) -> bool:
+        """Re-enable a subscriber disabled by a 410; True when it was disabled."""
+        if name not in {s.name for s in self.config.subscribers}:
+            known = ", ".join(s.name for s in self.config.subscribers) or "none configured"
+            raise UnknownSubscriber(f"no subscriber named {name!r} (known: {known})")
+        was = await asyncio.to_thread(self.state.enable, name)
+        was = self.disabled.pop(name, None) is not None or was
+        event = self._enabled.get(name)
+        if event is not None:
+            event.set()
+        if was:
+            log.info("subscriber_enabled", subscriber=name)
+        return was
+
+    async def _wait_while_disabled(self, subscriber: Subscriber) -> None:
+        """Disabled (by a 410, in this process or stored): wait for enable or a new config."""
+        name = subscriber.name
+        while True:
+            disabled = await asyncio.to_thread(self.state.disabled, subscriber)
+            if disabled is None:
+                self.disabled.pop(name, None)
+                return
+            if name not in self.disabled:
+                log.warning(
+                    "subscriber_disabled",
+                    subscriber=name,
+                    status=disabled.status,
+                    reason=disabled.reason,
+                    hint=f"POST /admin/api/subscribers/{name}/enable, or change its configuration",
+                )
+            self.disabled[name] = disabled
+            event = self._enabled[name] = asyncio.Event()
+            # another process sharing data_dir may enable it too: look again now and then
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=STANDBY_POLL_SECONDS * 5)
 
     async def _supervise(self, subscriber: Subscriber) -> object:
         """A worker that fails (broker gone at start, say) is rebuilt; others carry on."""
@@ -64,7 +133,15 @@ class DeliveryService:
         standing_by = False
         while True:
             try:
-                return await self._new_worker(subscriber).run()
+                await self._wait_while_disabled(subscriber)
+                worker = self._new_worker(subscriber)
+                stats = await worker.run()
+                if worker.gone is None:
+                    return stats
+                gone = worker.gone
+                await asyncio.to_thread(
+                    self.state.disable, subscriber, gone.status, gone.error or "410 Gone"
+                )
             except asyncio.CancelledError:
                 raise
             except SourceBusy as exc:
@@ -105,7 +182,11 @@ class DeliveryService:
         Whatever is still in flight after that is cancelled and delivered again after the
         restart (at-least-once; the event id stays the same).
         """
-        await self._stop(list(self._tasks), grace)
+        names = list(self._tasks)
+        await self._stop(names, grace)
+        for name in names:
+            LIVE.drop(name)
+        await asyncio.to_thread(self.state.close)
 
     async def reconcile(self, config: Config, grace: float = DEFAULT_GRACE_SECONDS) -> None:
         """Apply a new configuration: stop removed or changed subscribers, start new ones.
@@ -119,7 +200,12 @@ class DeliveryService:
         await self._stop(stale, grace)
         for name in set(current) - set(wanted):
             self.workers.pop(name, None)
+            self.disabled.pop(name, None)
+            LIVE.drop(name)
+        for name in stale:
+            self.disabled.pop(name, None)  # looked up again: a changed config enables it
         self.config = config
+        await self._anchor(list(wanted.values()))
         for name, subscriber in wanted.items():
             if name not in self._tasks:
                 self._launch(subscriber)

@@ -17,10 +17,11 @@ from typing import Any, BinaryIO, Literal, Protocol, TypeVar
 import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from relay.bus.base import Headers
 from relay.bus.embedded import LOG_FILE, connect
+from relay.bus.security import client_options
 from relay.config import Kafka
 from relay.delivery.watermark import Stream
 
@@ -72,25 +73,37 @@ Revoked = Callable[[set[Stream]], Awaitable[None]]
 
 
 class KafkaSource:
-    """A consumer group ``relay.sub.<name>``; commits are explicit, never automatic."""
+    """A consumer group ``relay.sub.<name>``; commits are explicit, never automatic.
+
+    A partition the group never committed starts at ``anchor_ms`` (the subscriber's first
+    start) for ``latest``, at its beginning for ``earliest``; the start is committed at once,
+    so neither a slow join, a rebalance nor a restart moves it. A committed position that
+    retention already deleted resumes at the oldest record left.
+    """
 
     def __init__(
-        self, config: Kafka, group_id: str, topics: Sequence[str], start_from: StartFrom
+        self,
+        config: Kafka,
+        group_id: str,
+        topics: Sequence[str],
+        start_from: StartFrom,
+        anchor_ms: int | None = None,
     ) -> None:
         self._topics = list(topics)
+        self._group_id = group_id
+        self._start_from = start_from
+        self._anchor_ms = anchor_ms
         self._generation: dict[Any, int] = {}
         self.on_revoked: Revoked | None = None
         self._consumer: Any = AIOKafkaConsumer(
-            bootstrap_servers=config.servers,
-            client_id=config.client_id,
+            **client_options(config),
             group_id=group_id,
             enable_auto_commit=False,
-            auto_offset_reset=start_from,
+            auto_offset_reset="none",  # relay decides: see _place
             isolation_level="read_committed",
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
         )
-        self._anchored: set[Any] = set()
 
     async def start(self) -> None:
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
@@ -105,40 +118,59 @@ class KafkaSource:
     async def _revoke(self, partitions: set[Any]) -> None:
         if self.on_revoked is not None:
             await self.on_revoked({self._stream(tp) for tp in partitions})
-        self._anchored -= partitions
 
     def _assign(self, partitions: set[Any]) -> None:
         for tp in partitions:
             self._generation[tp] = self._generation.get(tp, 0) + 1
 
     async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
-        batches = await self._consumer.getmany(timeout_ms=int(wait * 1000), max_records=max_records)
-        assignment = self._consumer.assignment()
-        if not assignment <= self._anchored:
-            await self._anchor(assignment - self._anchored, batches)
-            self._anchored |= assignment
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=int(wait * 1000), max_records=max_records
+            )
+        except NoOffsetForPartitionError as exc:
+            await self._place(exc.args[0])
+            return []
+        except OffsetOutOfRangeError as exc:
+            for tp in dict(exc.args[0]):
+                log.warning("position_out_of_range", topic=tp.topic, partition=tp.partition)
+                await self._consumer.seek_to_beginning(tp)
+            return []
         return [
             _kafka_item(message, self._stream(tp))
             for tp, messages in batches.items()
             for message in messages
         ]
 
-    async def _anchor(self, partitions: set[Any], batches: dict[Any, list[Any]]) -> None:
-        """Commit a starting position for partitions this group never committed.
-
-        Without it, ``start_from: latest`` would be re-read as "latest" after a restart
-        that came before the first delivery, skipping what was published meanwhile.
-        """
-        offsets = {}
-        for tp in partitions:
-            if await self._consumer.committed(tp) is None:
-                fetched = batches.get(tp)
-                offsets[tp] = fetched[0].offset if fetched else await self._consumer.position(tp)
-        if offsets:
-            try:
-                await self._consumer.commit(offsets)
-            except KafkaError as exc:
-                log.warning("commit_failed", error=str(exc))
+    async def _place(self, tp: Any) -> None:
+        """The first position of a partition this group never committed, committed at once."""
+        consumer = self._consumer
+        if tp not in consumer.assignment():
+            return  # taken away meanwhile: its next owner places it
+        if self._start_from == "earliest":
+            offset = (await consumer.beginning_offsets([tp]))[tp]
+        elif self._anchor_ms is None:
+            offset = (await consumer.end_offsets([tp]))[tp]
+        else:
+            # the end first: whatever is published after it has a later offset
+            end = (await consumer.end_offsets([tp]))[tp]
+            found = (await consumer.offsets_for_times({tp: self._anchor_ms})).get(tp)
+            # some brokers answer "nothing that late" with a placeholder, not null
+            late_enough = found is not None and found.timestamp >= self._anchor_ms
+            offset = min(found.offset, end) if late_enough else end
+        consumer.seek(tp, offset)
+        log.info(
+            "subscription_anchored",
+            group=self._group_id,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            start_from=self._start_from,
+        )
+        try:
+            await consumer.commit({tp: offset})
+        except KafkaError as exc:  # placed anyway; the next commit records a position
+            log.warning("commit_failed", error=str(exc))
 
     async def commit(self, positions: dict[Stream, int]) -> None:
         assignment = self._consumer.assignment()
@@ -199,8 +231,7 @@ class KafkaRange:
         from_offset: int | None = None,
     ) -> None:
         self._consumer: Any = AIOKafkaConsumer(
-            bootstrap_servers=config.servers,
-            client_id=config.client_id,
+            **client_options(config),
             group_id=None,
             enable_auto_commit=False,
         )
@@ -297,8 +328,10 @@ class EmbeddedSource:
         since_ms: int | None = None,
         from_offset: int | None = None,
         bounded: bool = False,
+        anchor_ms: int | None = None,
     ) -> None:
         self.path = Path(data_dir) / LOG_FILE
+        self._anchor_ms = anchor_ms
         self.consumer = consumer
         self.topics = list(topics)
         self.start_from = start_from
@@ -341,16 +374,27 @@ class EmbeddedSource:
             ).fetchone()
             self._position = (row[0] - 1) if row[0] is not None else latest
         else:
-            row = conn.execute(
+            stored = conn.execute(
                 'SELECT "offset" FROM consumer_offsets WHERE consumer = ?', (self.consumer,)
             ).fetchone()
-            if row is not None:
-                self._position = row[0]
+            if stored is not None:
+                self._position = stored[0]
             else:
-                self._position = latest if self.start_from == "latest" else 0
+                self._position = self._first_position(conn, latest)
                 if not self._bounded:
                     self._store(self._position)
         self._end = latest
+
+    def _first_position(self, conn: sqlite3.Connection, latest: int) -> int:
+        """Where a consumer that never committed starts: see KafkaSource for the rule."""
+        if self.start_from == "earliest":
+            return 0
+        if self._anchor_ms is None:
+            return latest
+        row = conn.execute(
+            'SELECT MIN("offset") FROM records WHERE timestamp >= ?', (self._anchor_ms,)
+        ).fetchone()
+        return int(row[0]) - 1 if row[0] is not None else latest
 
     def _store(self, position: int) -> None:
         assert self._conn is not None

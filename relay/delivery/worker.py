@@ -19,11 +19,14 @@ import structlog
 
 from relay.bus import Bus, BusError, Record
 from relay.config import Subscriber
+from relay.delivery.breaker import STATE_VALUES
+from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult, Sender
 from relay.delivery.sources import Item, Source
+from relay.delivery.state import DeliveryState, now_ms
 from relay.delivery.watermark import Stream, Watermark
 from relay.events import CloudEvent, EventHead, encode, from_binary, is_binary
-from relay.metrics import DELIVERIES, DELIVERY_SECONDS, LIVE
+from relay.metrics import DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_SECONDS, LIVE, SKIPPED
 from relay.routing import Matcher
 
 log = structlog.get_logger("relay.delivery")
@@ -36,6 +39,8 @@ CLOUDEVENT_TYPE = "application/cloudevents+json"
 COMMIT_INTERVAL_SECONDS = 1.0
 _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
+ATTEMPTS_KEPT_MS = 7 * 86_400_000
+"""Stored attempt counts of events nobody retried for this long are forgotten."""
 
 
 # CloudEvents HTTP binding: header values are percent-encoded outside printable ASCII.
@@ -111,7 +116,15 @@ class DeadLetters:
                 delay = min(delay * 2, 30.0)
 
 
+def _attempt_outcome(failure: AttemptFailed) -> str:
+    if failure.status is None:
+        return "error"
+    return "http_4xx" if failure.status < 500 else "http_5xx"
+
+
 class SubscriberWorker:
+    """``state`` keeps attempt counts across restarts; ``live`` workers publish gauges."""
+
     def __init__(
         self,
         subscriber: Subscriber,
@@ -120,6 +133,8 @@ class SubscriberWorker:
         dead_letters: DeadLetters,
         *,
         buffer_limit: int | None = None,
+        state: DeliveryState | None = None,
+        live: bool = False,
     ) -> None:
         self.subscriber = subscriber
         self.source = source
@@ -136,6 +151,17 @@ class SubscriberWorker:
         self._retried = DELIVERIES.labels(subscriber.name, "retried")
         self._deadlettered = DELIVERIES.labels(subscriber.name, "deadlettered")
         self._seconds = DELIVERY_SECONDS.labels(subscriber.name)
+        self._attempt_counters = {
+            outcome: DELIVERY_ATTEMPTS.labels(subscriber.name, outcome)
+            for outcome in ("delivered", "http_4xx", "http_5xx", "error")
+        }
+        self.state = state
+        self._prior: dict[str, int] = {}
+        """Attempts made before this run, for events still being retried."""
+        self._counted: set[str] = set()
+        """Events whose attempt count is stored (removed once they settle)."""
+        self.gone: DeliveryResult | None = None
+        """Set when the endpoint answered 410 Gone: the worker stops, nothing is skipped."""
         self.buffer_limit = buffer_limit or max(256, subscriber.max_in_flight * 16)
         self.stats = Stats()
         self._watermark = Watermark()
@@ -148,7 +174,9 @@ class SubscriberWorker:
         self._grace: float | None = None
         self._log = log.bind(subscriber=subscriber.name)
         self._backlog = 0
-        LIVE.track("relay_consumer_lag", self, self._lag)
+        if live:
+            LIVE.put("relay_consumer_lag", subscriber.name, self._lag)
+            LIVE.put("relay_circuit_state", subscriber.name, self._circuit)
 
     @property
     def buffered(self) -> int:
@@ -183,6 +211,9 @@ class SubscriberWorker:
         """Deliver until stopped or cancelled, or until a bounded source is exhausted."""
         if hasattr(self.source, "on_revoked"):
             self.source.on_revoked = self._revoked
+        if self.state is not None:
+            self._prior = await asyncio.to_thread(self._load_attempts, self.state)
+            self._counted = set(self._prior)
         await self.sender.start()
         try:
             await self.source.start()
@@ -203,6 +234,10 @@ class SubscriberWorker:
         finally:
             await self.sender.close()
         return self.stats
+
+    def _load_attempts(self, state: DeliveryState) -> dict[str, int]:
+        state.forget_attempts_before(now_ms() - ATTEMPTS_KEPT_MS)
+        return state.attempts(self.subscriber.name)
 
     async def _read_loop(self) -> None:
         while not self._stopping.is_set():
@@ -227,14 +262,15 @@ class SubscriberWorker:
                 event = from_binary(item.value, headers)
             else:
                 event = self._decoder.decode(item.value)
-        except (msgspec.DecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
-            self._log.warning(
-                "not_a_cloudevent", topic=item.topic, offset=item.offset, error=str(exc)
-            )
-            self.stats.skipped += 1
-            self._finish(item)
+        except Exception as exc:  # anything: too deep, wrong types, foreign bytes
+            self._skip(item, "not_a_cloudevent", exc)
             return
-        if not self.matcher(event):
+        try:
+            matched = self.matcher(event)
+        except Exception as exc:  # a predicate that cannot read this event
+            self._skip(item, "unmatchable", exc)
+            return
+        if not matched:
             self._finish(item)
             return
         key = item.key if item.key is not None else event.partitionkey.encode()
@@ -247,21 +283,31 @@ class SubscriberWorker:
             self._idle.clear()
         queue.append((item, event))
 
+    def _skip(self, item: Item, reason: str, exc: BaseException) -> None:
+        """A record no delivery can come of: counted, logged, committed past, never re-read."""
+        self._log.warning(
+            "record_skipped",
+            reason=reason,
+            topic=item.topic,
+            offset=item.offset,
+            error=f"{type(exc).__name__}: {str(exc)[:200]}",
+        )
+        self.stats.skipped += 1
+        SKIPPED.labels(self.subscriber.name, reason).inc()
+        self._finish(item)
+
     async def _drain(self, key: bytes, queue: deque[tuple[Item, Event]]) -> None:
         try:
             while queue:
                 item, event = queue[0]
                 try:
-                    await self._deliver(item, event)
+                    settled = await self._deliver(item, event)
                 except Exception as exc:  # a bug must not strand this key or the watermark
                     self._log.exception("delivery_crashed", event_id=event.id)
-                    await self._deadletter(
-                        item,
-                        event,
-                        DeliveryResult(
-                            delivered=False, attempts=0, error=repr(exc), reason="crashed"
-                        ),
-                    )
+                    settled = await self._deadletter_crash(item, event, exc)
+                if not settled:  # 410: this key stops here, unfinished, for a re-enable
+                    queue.clear()
+                    return
                 queue.popleft()
                 self._finish(item)
         finally:
@@ -270,10 +316,21 @@ class SubscriberWorker:
             if not self._queues:
                 self._idle.set()
 
-    async def _deliver(self, item: Item, event: Event) -> None:
+    async def _deadletter_crash(self, item: Item, event: Event, exc: BaseException) -> bool:
+        result = DeliveryResult(delivered=False, attempts=0, error=repr(exc), reason="crashed")
+        try:
+            await self._deadletter(item, event, result)
+        except Exception:  # even the dead letter cannot be made: skip it, loudly
+            self._log.exception("deadletter_failed", event_id=event.id)
+            self.stats.skipped += 1
+            SKIPPED.labels(self.subscriber.name, "crashed").inc()
+        return True
+
+    async def _deliver(self, item: Item, event: Event) -> bool:
+        """False when the event was neither delivered nor dead-lettered (410 Gone)."""
         extra: dict[str, str] | None = None
         structured = item.value
-        if isinstance(event, CloudEvent) and is_binary(dict(item.headers)):
+        if isinstance(event, CloudEvent) and item.headers and is_binary(dict(item.headers)):
             structured = encode(event)  # binary-mode record: structured over HTTP and in DLs
         if self.subscriber.format == "data":
             assert isinstance(event, CloudEvent)  # the full decoder is used for this format
@@ -281,17 +338,63 @@ class SubscriberWorker:
             extra = binary_mode_headers(event)
         else:
             body, content_type = structured, CLOUDEVENT_TYPE
-        result = await self.sender.deliver(event.id, body, content_type, extra)
-        self.stats.retried += result.attempts - 1
-        if result.attempts > 1:
-            self._retried.inc(result.attempts - 1)
+        event_id = event.id
+        prior = self._prior.pop(event_id, 0) if self._prior else 0
+
+        async def on_failure(attempt: int, failure: AttemptFailed, retry_in: float | None) -> None:
+            await self._failed_attempt(event_id, attempt, failure, retry_in)
+
+        result = await self.sender.deliver(
+            event_id, body, content_type, extra, prior_attempts=prior, on_failure=on_failure
+        )
         self._seconds.observe(result.seconds)
         if result.delivered:
+            self._attempt_counters["delivered"].inc()
             self.stats.delivered += 1
             self._delivered.inc()
-            self._log.debug("delivered", event_id=event.id, attempts=result.attempts)
-            return
+            if self._counted:
+                await self._settle(event_id)
+            return True
+        if result.reason == "gone":
+            self.gone = result
+            self._log.warning(
+                "subscriber_gone", event_id=event_id, status=result.status, error=result.error
+            )
+            self.stop_reading(0)
+            return False
         await self._deadletter(item, event, result, structured)
+        if self._counted:
+            await self._settle(event_id)
+        return True
+
+    async def _failed_attempt(
+        self, event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
+    ) -> None:
+        """One line and one count per failed attempt; the count is stored before the wait."""
+        self._attempt_counters[_attempt_outcome(failure)].inc()
+        self._log.warning(
+            "delivery_attempt_failed",
+            event_id=event_id,
+            attempt=attempt,
+            max_attempts=self.sender.max_attempts,
+            status=failure.status,
+            error=failure.error[:200],
+            retry_in=None if retry_in is None else round(retry_in, 3),
+        )
+        if retry_in is None:
+            return
+        self.stats.retried += 1
+        self._retried.inc()
+        if self.state is not None:
+            self._counted.add(event_id)
+            await asyncio.to_thread(
+                self.state.record_attempts, self.subscriber.name, event_id, attempt
+            )
+
+    async def _settle(self, event_id: str) -> None:
+        if event_id in self._counted and self.state is not None:
+            self._counted.discard(event_id)
+            await asyncio.to_thread(self.state.settle, self.subscriber.name, event_id)
 
     async def _deadletter(
         self, item: Item, event: Event, result: DeliveryResult, structured: bytes | None = None
@@ -299,7 +402,7 @@ class SubscriberWorker:
         self._log.warning(
             "delivery_deadlettered",
             event_id=event.id,
-            reason=result.reason,
+            reason=f"delivery_{result.reason or 'failed'}",  # as in the relay-reason header
             attempts=result.attempts,
             status=result.status,
             error=result.error,
@@ -340,3 +443,6 @@ class SubscriberWorker:
 
     def _lag(self) -> list[tuple[tuple[str, ...], float]]:
         return [((self.subscriber.name,), float(self._backlog + self.buffered))]
+
+    def _circuit(self) -> list[tuple[tuple[str, ...], float]]:
+        return [((self.subscriber.name,), STATE_VALUES[self.sender.breaker.state])]

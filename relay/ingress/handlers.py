@@ -12,7 +12,7 @@ from aiohttp import web
 
 from relay.bus import BusError, RecordTooLarge
 from relay.ingest import Ingest, Received
-from relay.ingress.auth import AuthError
+from relay.ingress.auth import AuthError, presented_token, token_matches
 from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, read_limited
 from relay.ingress.errors import error_response
 from relay.ingress.state import INGRESS, REQUEST_ID, UNKNOWN_SOURCE, IngressState, SourceEntry
@@ -51,6 +51,21 @@ def _resolve_kind(entry: SourceEntry, kind: str | None) -> str | web.Response | 
     return None
 
 
+UNAUTHORIZED_DETAIL = "missing or invalid credentials"
+
+
+def _unauthorized(state: IngressState, detail: str) -> web.Response:
+    """One answer for an unknown source and for every wrong credential, so a stranger learns
+    nothing (which sources exist, which check failed) unless ``debug_errors`` is on."""
+    return error_response(
+        401, "unauthorized", detail if state.debug_errors else UNAUTHORIZED_DETAIL
+    )
+
+
+def _overloaded(detail: str) -> web.Response:
+    return error_response(503, "overloaded", detail, headers={"Retry-After": "1"})
+
+
 async def receive_hook(request: web.Request) -> web.Response:
     state: IngressState = request.app[INGRESS]
     name = request.match_info["source"]
@@ -58,23 +73,35 @@ async def receive_hook(request: web.Request) -> web.Response:
     if entry is None:
         REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
         log.info("hook_rejected", reason="unknown_source", source=name[:64])
-        return error_response(404, "unknown_source", f"no source named {name!r}")
+        if state.debug_errors:
+            return error_response(404, "unknown_source", f"no source named {name!r}")
+        return _unauthorized(state, "")
     structlog.contextvars.bind_contextvars(source=name)
+    try:
+        entry.auth.check_peer(request.remote)
+        entry.auth.check_token(request.query, request.headers)
+    except AuthError as exc:
+        entry.count("unauthorized")
+        log.info("hook_rejected", reason="unauthorized", detail=str(exc))
+        return _unauthorized(state, str(exc))
+    # Backpressure, refused before the body is read rather than queued without bound: the
+    # process's limit, and this source's share of it, so one source's slow clients cannot
+    # take every slot.
     if state.in_flight >= state.max_in_flight:
-        # Backpressure: refuse before reading the body rather than queue without bound.
         entry.count("overloaded")
         log.warning("hook_rejected", reason="overloaded", in_flight=state.in_flight)
-        return error_response(
-            503,
-            "overloaded",
-            "too many requests in progress; retry later",
-            headers={"Retry-After": "1"},
-        )
+        return _overloaded("too many requests in progress; retry later")
+    if entry.in_flight >= entry.max_in_flight:
+        entry.count("overloaded")
+        log.warning("hook_rejected", reason="source_overloaded", source_in_flight=entry.in_flight)
+        return _overloaded(f"too many requests in progress for source {name!r}; retry later")
     state.in_flight += 1
+    entry.in_flight += 1
     try:
         outcome, response = await _receive(request, state, entry)
     finally:
         state.in_flight -= 1
+        entry.in_flight -= 1
     entry.count(outcome)
     if outcome in _LOGGED_HERE:
         log.info("hook_rejected", reason=outcome, status=response.status)
@@ -94,12 +121,6 @@ async def _receive(
     kind = _resolve_kind(entry, request.match_info.get("kind"))
     if isinstance(kind, web.Response):
         return "unknown_kind", kind
-    try:
-        entry.auth.check_peer(request.remote)
-        entry.auth.check_token(request.query, request.headers)
-    except AuthError as exc:
-        log.info("hook_rejected", reason="unauthorized", detail=str(exc))
-        return "unauthorized", error_response(401, "unauthorized", str(exc))
     if entry.limiter is not None and (wait := entry.limiter.try_acquire()) > 0:
         return "rate_limited", error_response(
             429,
@@ -132,7 +153,7 @@ async def _receive(
         entry.auth.check_signature(body, request.headers)
     except AuthError as exc:
         log.info("hook_rejected", reason="bad_signature", detail=str(exc))
-        return "bad_signature", error_response(401, "unauthorized", str(exc))
+        return "bad_signature", _unauthorized(state, str(exc))
     received = Received(
         source=entry.name,
         provider=entry.provider,
@@ -189,6 +210,16 @@ async def _ingest(ingest: Ingest, received: Received) -> tuple[str, web.Response
 
 
 async def metrics(request: web.Request) -> web.Response:
+    token = request.app[INGRESS].metrics_token
+    if token is not None:
+        presented = presented_token({}, request.headers)
+        if presented is None or not token_matches(presented, [token]):
+            return error_response(
+                401,
+                "unauthorized",
+                "missing or invalid metrics token (Authorization: Bearer)",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     body, content_type = exposition()
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type

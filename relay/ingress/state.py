@@ -22,6 +22,9 @@ class SourceEntry:
     provider: str
     auth: SourceAuth
     limiter: RateLimiter | None = None
+    max_in_flight: int = 1024
+    """This source's share of the in-flight requests (``sources.<name>.max_in_flight``)."""
+    in_flight: int = 0
     _counters: dict[str, Any] = field(default_factory=dict)
 
     def count(self, outcome: str) -> None:
@@ -38,6 +41,8 @@ class IngressState:
     max_body_bytes: int
     body_timeout: float
     max_in_flight: int
+    debug_errors: bool = False
+    metrics_token: str | None = None
     accepting: bool = True
     in_flight: int = 0
 
@@ -53,12 +58,15 @@ class IngressState:
                     RateLimiter(per_second(source.rate_limit))
                     if source.rate_limit is not None
                     else None,
+                    max_in_flight=source.in_flight_share(config.limits, len(config.sources)),
                 )
                 for name, source in config.sources.items()
             },
             max_body_bytes=config.limits.max_body_bytes,
             body_timeout=seconds(config.limits.body_timeout),
             max_in_flight=config.limits.max_in_flight,
+            debug_errors=config.debug_errors,
+            metrics_token=config.metrics.token,
         )
 
 

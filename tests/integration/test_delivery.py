@@ -57,13 +57,15 @@ async def subscriber() -> AsyncIterator[Subscriber]:
 
 
 @pytest.fixture
-def topics() -> dict[str, str]:
-    return {"events": unique("dl.events"), "dead": unique("dl.dead")}
+def topics(tmp_path: Path) -> dict[str, str]:
+    """Unique topics, and a data_dir of the test's own (anchors, attempt counts)."""
+    return {"events": unique("dl.events"), "dead": unique("dl.dead"), "data_dir": str(tmp_path)}
 
 
 def kafka_config(broker: Broker, topics: dict[str, str], subscribers: str) -> Config:
     return make_config(
         f"""
+data_dir: {topics["data_dir"]}
 kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,
         session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
 topics: {{events: {topics["events"]}, deadletter: {topics["dead"]}}}
@@ -187,7 +189,7 @@ async def test_exhausted_retries_deadletter_and_the_subscriber_moves_on(
         topics,
         f'  - {{name: busy, url: "{subscriber.url}", start_from: earliest, '
         "retry: {max_attempts: 3, initial: 10ms, max: 20ms}, "
-        "circuit_breaker: {failures: 100}}",
+        "circuit_breaker: {min_attempts: 100}}",
     )
     later = [chat_event(1, 2), chat_event(2, 3)]
     await kafka_bus.publish(records(topics["events"], [doomed, *later]))
@@ -421,24 +423,45 @@ subscribers:
 async def test_latest_is_anchored_at_the_first_start(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
+    """``latest`` = from the subscriber's first start, however late its group joins."""
     config = kafka_config(broker, topics, f'  - {{name: anchored, url: "{subscriber.url}"}}')
-    await kafka_bus.publish(records(topics["events"], [chat_event(9, 9)]))  # before: skipped
+    before = chat_event(9, 9)
+    await kafka_bus.publish(records(topics["events"], [before]))  # before its first start
+    await asyncio.sleep(0.01)
     service = await running(config, kafka_bus)
-    async with asyncio.timeout(15):
-        while True:
-            worker = service.workers.get("anchored")
-            if worker is not None and worker.source._anchored:  # type: ignore[attr-defined]
-                break
-            await asyncio.sleep(0.05)
-    await service.stop()  # stopped before any delivery
-    missed = chat_event(1, 1)
+    # at once: the consumer group has not even joined yet
+    first = [chat_event(key, key) for key in range(20)]
+    await kafka_bus.publish(records(topics["events"], first))
+    await subscriber.wait_for(lambda s: len(s.delivered()) == 20)
+    await service.stop()
+    missed = chat_event(1, 100)
     await kafka_bus.publish(records(topics["events"], [missed]))  # while it was down
     service = await running(config, kafka_bus)
     try:
-        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 21)
+        await asyncio.sleep(0.3)
     finally:
         await service.stop()
-    assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [missed.id]
+    ids = [r.headers["webhook-id"] for r in subscriber.delivered()]
+    assert sorted(ids[:20]) == sorted(e.id for e in first)
+    assert ids[20:] == [missed.id]
+
+
+async def test_a_restart_before_the_group_ever_joined_keeps_the_start(
+    broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
+) -> None:
+    config = kafka_config(broker, topics, f'  - {{name: early, url: "{subscriber.url}"}}')
+    service = await running(config, kafka_bus)
+    await service.stop(grace=0)  # stopped before its group was assigned anything
+    published = [chat_event(key, key) for key in range(5)]
+    await asyncio.sleep(0.5)
+    await kafka_bus.publish(records(topics["events"], published))
+    await asyncio.sleep(0.5)
+    service = await running(config, kafka_bus)  # its start is the first one, not now
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 5)
+    finally:
+        await service.stop()
 
 
 async def test_delivers_from_a_binary_mode_topic(

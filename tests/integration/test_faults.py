@@ -89,6 +89,8 @@ class Relay:
             "serve",
             "--config",
             str(self.config),
+            "--host",
+            "127.0.0.1",
             "--port",
             str(self.port),
             env=os.environ.copy(),

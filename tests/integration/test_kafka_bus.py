@@ -16,8 +16,8 @@ from aiokafka.structs import ConsumerRecord
 from relay.bus import BusError, Record, RecordTooLarge
 from relay.bus.kafka import KafkaBus
 from relay.config import parse
-from tests.integration.conftest import Broker, running_broker
-from tests.support import consume, drain, unique
+from tests.integration.conftest import Broker, running_broker, stopped
+from tests.support import consume, drain, poll_until, unique
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +176,7 @@ async def test_a_broker_outage_fails_every_waiting_request_with_bus_error() -> N
             await bus.publish([Record(topic=topic, value=b"before", key=b"k")])
 
             process.send_signal(signal.SIGSTOP)
-            await asyncio.sleep(0.2)  # the signal is asynchronous: let every thread stop
+            await poll_until(lambda: stopped(process), what="the broker stopped")
             try:
                 outcomes = await asyncio.wait_for(
                     asyncio.gather(
@@ -215,7 +215,7 @@ async def test_no_request_waits_past_the_delivery_timeout_whatever_the_producer_
         async with running(bus):
             await bus.publish([Record(topic=topic, value=b"before", key=b"k")])
             process.send_signal(signal.SIGSTOP)
-            await asyncio.sleep(0.2)  # the signal is asynchronous: let every thread stop
+            await poll_until(lambda: stopped(process), what="the broker stopped")
             try:
                 first = asyncio.create_task(bus.publish([Record(topic=topic, value=b"a")]))
                 await asyncio.sleep(0.1)

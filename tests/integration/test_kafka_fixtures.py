@@ -32,9 +32,12 @@ def events_topic() -> str:
 
 
 @pytest.fixture
-async def client(broker: Broker, events_topic: str) -> AsyncIterator[TestClient[Any, Any]]:
+async def client(
+    broker: Broker, events_topic: str, tmp_path: Path
+) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(
         f"""
+data_dir: {tmp_path}
 kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false}}
 sources:
   nexloo: {{provider: chatwoot}}

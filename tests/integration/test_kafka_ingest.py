@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,9 +43,12 @@ def topics() -> Topics:
 
 
 @pytest.fixture
-async def client(broker: Broker, topics: Topics) -> AsyncIterator[TestClient[Any, Any]]:
+async def client(
+    broker: Broker, topics: Topics, tmp_path: Path
+) -> AsyncIterator[TestClient[Any, Any]]:
     config = make_config(
         f"""
+data_dir: {tmp_path}
 kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false}}
 sources:
   nexloo: {{provider: chatwoot, tokens: ["{TOKEN}"]}}
@@ -178,8 +182,8 @@ async def test_unmappable_body_is_deadlettered_and_accepted(
     headers = dict(record.headers)
     assert headers["relay-reason"] == b"unknown_event"
     assert b"inbox_exploded" in headers["relay-error"]
-    # still on the raw topic too
-    await consume(broker.bootstrap, topics.raw, 1)
+    [raw] = await consume(broker.bootstrap, topics.raw, 1)  # still on the raw topic too
+    assert json.loads(raw.value) == payload
 
 
 async def test_malformed_json_is_400_and_still_kept(
@@ -191,6 +195,9 @@ async def test_malformed_json_is_400_and_still_kept(
     [record] = await consume(broker.bootstrap, topics.deadletter, 1)
     assert record.value == b'{"event": "message_created",'
     assert dict(record.headers)["relay-reason"] == b"malformed_json"
+    [raw] = await consume(broker.bootstrap, topics.raw, 1)  # kept on relay.raw as received
+    assert raw.value == b'{"event": "message_created",'
+    assert raw.key == b"nexloo"
 
 
 async def test_the_same_delivery_twice_gives_the_same_id_and_one_event(
@@ -224,13 +231,14 @@ async def test_plugchat_status_callback_fans_out_one_event_per_id(
     assert {r.key for r in records} == {b"plugchat:554499999999"}
 
 
-async def test_binary_content_mode(broker: Broker) -> None:
+async def test_binary_content_mode(broker: Broker, tmp_path: Path) -> None:
     """kafka.cloudevents_mode: binary — data as the value, attributes as ce_* headers."""
     from relay.events import from_binary
 
     topic = unique("binary.events")
     config = make_config(
         f"""
+data_dir: {tmp_path}
 kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false, cloudevents_mode: binary}}
 sources: {{nexloo: {{provider: chatwoot}}}}
 topics: {{events: {topic}}}

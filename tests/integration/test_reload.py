@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from relay.app import build_app
 from relay.bus.embedded import LOG_FILE, read
 from relay.config import load
 from tests.subscriber import Subscriber
-from tests.support import free_port, wait_ready
+from tests.support import free_port, poll_until, wait_ready
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 JSON = {"Content-Type": "application/json"}
@@ -30,6 +31,23 @@ sources:
   alpha: {{provider: chatwoot, tokens: [a-token]}}
 {extra}
 """
+
+
+def stored_position(log: Path, consumer: str) -> int | None:
+    """The start position a subscriber stored in the embedded log, if it did yet."""
+    try:
+        conn = sqlite3.connect(f"file:{log}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute(
+            'SELECT "offset" FROM consumer_offsets WHERE consumer = ?', (consumer,)
+        ).fetchone()
+    except sqlite3.Error:  # no subscriber has stored a position yet
+        return None
+    finally:
+        conn.close()
+    return None if row is None else int(row[0])
 
 
 def message(n: int) -> bytes:
@@ -70,7 +88,7 @@ async def test_reload_under_load_adds_a_source_and_a_route(
             statuses.append(response.status)
 
     loaders = [asyncio.create_task(load_alpha()) for _ in range(4)]
-    await asyncio.sleep(0.2)
+    await poll_until(lambda: len(statuses) >= 20, what="load before the reload")
     config_file.write_text(
         BASE.format(
             data_dir=tmp_path,
@@ -87,7 +105,8 @@ async def test_reload_under_load_adds_a_source_and_a_route(
         "routes": ["msgs"],
         "subscribers": [],
     }
-    await asyncio.sleep(0.2)
+    during = len(statuses)
+    await poll_until(lambda: len(statuses) >= during + 20, what="load after the reload")
     stop.set()
     await asyncio.gather(*loaders)
     assert statuses and set(statuses) == {202}  # not one request dropped or refused
@@ -122,6 +141,13 @@ async def test_restart_only_settings_are_refused(
     response = await client.post("/admin/reload", headers=ADMIN)
     assert response.status == 409
     assert "listen needs a restart" in (await response.json())["detail"]
+    moved = BASE.format(data_dir=tmp_path, extra="").replace(
+        "admin: {token: admin-secret}", "admin: {token: admin-secret, listen: {port: 9998}}"
+    )
+    config_file.write_text(moved)
+    response = await client.post("/admin/reload", headers=ADMIN)
+    assert response.status == 409
+    assert "admin.listen needs a restart" in (await response.json())["detail"]
 
 
 async def test_admin_needs_its_token(client: TestClient[Any, Any], tmp_path: Path) -> None:
@@ -156,7 +182,11 @@ async def test_reload_starts_a_new_subscriber(
             )
         )
         assert (await client.post("/admin/reload", headers=ADMIN)).status == 200
-        await asyncio.sleep(0.3)  # the new worker takes its position (start_from: latest)
+        # start_from latest: only what is posted after the new worker stored its start
+        await poll_until(
+            lambda: stored_position(tmp_path / LOG_FILE, "relay.sub.late") is not None,
+            what="the new subscriber's start position",
+        )
         posted = await client.post("/v1/hooks/alpha?token=a-token", data=message(7), headers=JSON)
         [event_id] = (await posted.json())["ids"]
         await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
@@ -176,6 +206,8 @@ async def test_sighup_reloads_a_running_process(tmp_path: Path) -> None:
         "serve",
         "--config",
         str(config),
+        "--host",
+        "127.0.0.1",
         "--port",
         str(port),
         env=os.environ.copy(),
@@ -188,7 +220,7 @@ async def test_sighup_reloads_a_running_process(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as session:
             gamma = f"{url}/v1/hooks/gamma?token=g-token"
             async with session.post(gamma, data=message(1), headers=JSON) as response:
-                assert response.status == 404
+                assert response.status == 401  # no such source (yet)
             config.write_text(
                 BASE.format(
                     data_dir=tmp_path / "var",

@@ -19,9 +19,10 @@ from tests.support import make_config, unique
 pytestmark = pytest.mark.integration
 
 
-def kafka(broker: Broker, url: str, events: str, dead: str) -> Config:
+def kafka(broker: Broker, url: str, events: str, dead: str, data_dir: Path) -> Config:
     return make_config(
         f"""
+data_dir: {data_dir}
 kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,
         session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
 topics: {{events: {events}, deadletter: {dead}}}
@@ -31,10 +32,12 @@ subscribers:
     )
 
 
-async def test_replay_from_offset_and_since(broker: Broker, kafka_bus: KafkaBus) -> None:
+async def test_replay_from_offset_and_since(
+    broker: Broker, kafka_bus: KafkaBus, tmp_path: Path
+) -> None:
     subscriber = await Subscriber().start()
     try:
-        config = kafka(broker, subscriber.url, unique("rp.events"), unique("rp.dead"))
+        config = kafka(broker, subscriber.url, unique("rp.events"), unique("rp.dead"), tmp_path)
         before = int(time.time() * 1000) - 1000
         events = [chat_event(1, 1), chat_event(2, 2), chat_event(1, 3)]
         # One publish per record: Tansu reports a partition's end offset as the last batch's
@@ -54,11 +57,13 @@ async def test_replay_from_offset_and_since(broker: Broker, kafka_bus: KafkaBus)
         await subscriber.close()
 
 
-async def test_replay_deadletters_after_a_fix(broker: Broker, kafka_bus: KafkaBus) -> None:
+async def test_replay_deadletters_after_a_fix(
+    broker: Broker, kafka_bus: KafkaBus, tmp_path: Path
+) -> None:
     broken = True
     subscriber = await Subscriber(script=lambda s, b, h: 422 if broken else 200).start()
     try:
-        config = kafka(broker, subscriber.url, unique("rp.events"), unique("rp.dead"))
+        config = kafka(broker, subscriber.url, unique("rp.events"), unique("rp.dead"), tmp_path)
         event = chat_event(5, 50)
         await kafka_bus.publish(records(config.topics.events, [event]))
         service = await running(config, kafka_bus)

@@ -95,7 +95,18 @@ def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
     config.write_text(f"data_dir: {tmp_path}\nlimits: {{header_timeout: 1s}}\n")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "relay", "serve", "--config", str(config), "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "relay",
+            "serve",
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

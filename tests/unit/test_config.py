@@ -119,6 +119,46 @@ SUBSCRIBER = "subscribers: [{name: crm, url: 'https://crm.example.com/hook', %s}
         ("on_4xx: ignore", "subscribers[0].on_4xx: invalid enum value"),
         ("max_in_flight: 0", "subscribers[0].max_in_flight: must be at least 1"),
         ("colour: red", "subscribers[0].colour: unknown field"),
+        (
+            "circuit_breaker: {failures: 5}",
+            "subscribers[0].circuit_breaker.failures: unknown field",
+        ),
+        (
+            "circuit_breaker: {failure_rate: 1.5}",
+            "subscribers[0].circuit_breaker.failure_rate: must be above 0 and at most 1",
+        ),
+        (
+            "circuit_breaker: {failure_rate: 0}",
+            "subscribers[0].circuit_breaker.failure_rate: must be above 0 and at most 1",
+        ),
+        (
+            "circuit_breaker: {failure_rate: lots}",
+            "subscribers[0].circuit_breaker.failure_rate: expected float, got str",
+        ),
+        (
+            "circuit_breaker: {min_attempts: 0}",
+            "subscribers[0].circuit_breaker.min_attempts: must be at least 1",
+        ),
+        (
+            "circuit_breaker: {half_open_attempts: 0}",
+            "subscribers[0].circuit_breaker.half_open_attempts: must be at least 1",
+        ),
+        (
+            "circuit_breaker: {window: 0s}",
+            "subscribers[0].circuit_breaker.window: must be positive",
+        ),
+        (
+            "circuit_breaker: {no_success_for: soon}",
+            "subscribers[0].circuit_breaker.no_success_for: expected a duration",
+        ),
+        (
+            "circuit_breaker: {cooldown: 0}",
+            "subscribers[0].circuit_breaker.cooldown: must be positive",
+        ),
+        (
+            "circuit_breaker: {cooldown: 10s, cooldown_max: 5s}",
+            "subscribers[0].circuit_breaker.cooldown_max: must be at least cooldown",
+        ),
     ],
 )
 def test_subscriber_mistakes(extra: str, message: str) -> None:
@@ -176,3 +216,74 @@ def test_subscriber_defaults_and_units() -> None:
 )
 def test_topic_and_header_names(text: str, message: str) -> None:
     assert message in error_of(text)
+
+
+def test_duplicate_keys_name_both_lines() -> None:
+    text = (
+        "sources:\n"
+        "  nexloo: {provider: chatwoot, tokens: [a]}\n"
+        "listen: {port: 8080}\n"
+        "sources:\n"
+        "  other: {provider: plugchat, tokens: [b]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(text, env={}, name="relay.yaml")
+    assert str(caught.value) == "relay.yaml:4:1: duplicate key 'sources' (first at line 1)"
+
+
+def test_duplicate_keys_are_refused_at_any_depth() -> None:
+    text = "sources:\n  s:\n    provider: chatwoot\n    tokens: [a]\n    tokens: [b]\n"
+    assert error_of(text) == "<config>:5:5: duplicate key 'tokens' (first at line 4)"
+    flow = "routes:\n  - {name: a, topic: t, name: b}\n"
+    assert error_of(flow) == "<config>:2:25: duplicate key 'name' (first at line 2)"
+
+
+def test_merge_keys_may_be_overridden() -> None:
+    text = (
+        "x-base: &base {provider: chatwoot, tokens: [a]}\nsources:\n  s: {<<: *base, tokens: [b]}\n"
+    )
+    with pytest.raises(ConfigError, match="x-base: unknown field"):
+        parse(text, env={})
+    config = parse(
+        "sources:\n  a: &base {provider: chatwoot, tokens: [a]}\n  b: {<<: *base, tokens: [b]}\n",
+        env={},
+    )
+    assert config.sources["b"].tokens == ["b"]
+
+
+def test_admin_listen() -> None:
+    config = parse("admin: {listen: {host: 127.0.0.1, port: 9090}}", env={})
+    assert config.admin.listen is not None and config.admin.listen.port == 9090
+    assert parse("", env={}).admin.listen is None
+    assert error_of("admin: {listen: {port: 8080}}") == (
+        "admin.listen.port: the same port as listen.port; pick another"
+    )
+    assert error_of("admin: {listen: {port: 0}}") == "admin.listen.port: 0 is not a TCP port"
+
+
+def test_unknown_fields_suggest_the_known_one() -> None:
+    assert error_of("subscriber: []") == "subscriber: unknown field (did you mean 'subscribers'?)"
+    assert error_of("sources: {s: {provider: chatwoot, token: [a]}}") == (
+        "sources.s.token: unknown field (did you mean 'tokens'?)"
+    )
+    assert error_of("subscribers: [{name: a, url: 'http://x', retry: {max_atempts: 3}}]") == (
+        "subscribers[0].retry.max_atempts: unknown field (did you mean 'max_attempts'?)"
+    )
+    assert error_of("zzz: 1") == "zzz: unknown field"
+
+
+def test_bad_enum_values_list_the_allowed_ones() -> None:
+    assert error_of("sources: {s: {provider: chatwoot-cloud}}") == (
+        "sources.s.provider: invalid enum value 'chatwoot-cloud' "
+        "(expected one of: chatwoot, plugchat)"
+    )
+    assert error_of("kafka: {bootstrap_servers: a, compression: brotli}") == (
+        "kafka.compression: invalid enum value 'brotli' (expected one of: gzip, lz4, snappy, zstd)"
+    )
+
+
+def test_type_errors_use_yaml_words() -> None:
+    assert error_of("sources: {s: {provider: chatwoot, tokens: abc}}") == (
+        "sources.s.tokens: expected a list, got str"
+    )
+    assert error_of("listen: 8080") == "listen: expected a mapping, got int"

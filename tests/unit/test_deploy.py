@@ -15,20 +15,25 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.parse
 import urllib.request
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from relay.config import Config, parse
+from relay.checks import warnings
+from relay.config import Config, parse, seconds
+from relay.hardening import insecure_listen
 from tests.support import free_port
 
 ROOT = Path(__file__).parents[2]
@@ -44,33 +49,53 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
 
 
 @cache
-def _manifests() -> dict[str, dict[str, Any]]:
-    """kind → the one manifest of that kind under deploy/kubernetes/ (kustomization aside)."""
-    found: dict[str, dict[str, Any]] = {}
+def _documents() -> list[dict[str, Any]]:
+    """Every manifest under deploy/kubernetes/ (the kustomization aside)."""
+    found: list[dict[str, Any]] = []
     for path in sorted(KUBERNETES.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for doc in _load_all(path):
-            assert doc["kind"] not in found, f"two {doc['kind']} manifests"
-            found[doc["kind"]] = doc
+        if path.name != "kustomization.yaml":
+            found.extend(_load_all(path))
     return found
 
 
-def _container() -> dict[str, Any]:
-    [container] = _manifests()["Deployment"]["spec"]["template"]["spec"]["containers"]
+def _manifests() -> dict[str, dict[str, Any]]:
+    """kind → the one manifest of a kind there is one of."""
+    kinds = [doc["kind"] for doc in _documents()]
+    return {doc["kind"]: doc for doc in _documents() if kinds.count(doc["kind"]) == 1}
+
+
+def _named(kind: str, name: str) -> dict[str, Any]:
+    [doc] = [d for d in _documents() if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+ROLES = ("ingress", "delivery")
+
+
+def _deployment(role: str) -> dict[str, Any]:
+    return _named("Deployment", f"relay-{role}")
+
+
+def _container(role: str = "ingress") -> dict[str, Any]:
+    [container] = _deployment(role)["spec"]["template"]["spec"]["containers"]
     return dict(container)
 
 
 def test_the_deploy_tree() -> None:
     names = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY.rglob("*") if p.is_file()}
-    assert {"Dockerfile", "compose.yaml", "relay.compose.yaml"} <= names
-    assert set(_manifests()) == {
-        "ConfigMap",
-        "Deployment",
-        "Service",
-        "PodDisruptionBudget",
-        "Secret",
-    }
+    assert {"Dockerfile", "compose.yaml", "relay.compose.yaml", "constraints.txt"} <= names
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in _documents()) == [
+        ("ConfigMap", "relay-config"),
+        ("Deployment", "relay-delivery"),
+        ("Deployment", "relay-ingress"),
+        ("Ingress", "relay"),
+        ("Job", "relay-topics"),
+        ("PodDisruptionBudget", "relay-delivery"),
+        ("PodDisruptionBudget", "relay-ingress"),
+        ("Secret", "relay-secrets"),
+        ("Service", "relay"),
+    ]
+    assert (ROOT / "docs" / "production.md").is_file()
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=[p.name for p in YAML_FILES])
@@ -91,16 +116,18 @@ def test_kustomization_applies_everything_but_the_example_secret() -> None:
     assert listed == on_disk - {"secret.example.yaml"}
 
 
-def test_deployment_probes_resources_and_security() -> None:
-    deployment = _manifests()["Deployment"]
+@pytest.mark.parametrize("role", ROLES)
+def test_deployment_probes_resources_and_security(role: str) -> None:
+    deployment = _deployment(role)
     pod = deployment["spec"]["template"]["spec"]
-    container = _container()
+    container = _container(role)
+    config = _configmap_config(role)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
-    assert ports["http"] == _configmap_config().listen.port
-    assert container["args"] == ["serve", "--config", CONFIG_PATH]
+    assert ports["http"] == config.listen.port
+    assert container["args"] == ["serve", "--config", CONFIG_PATH, "--role", role]
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind])
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -110,8 +137,9 @@ def test_deployment_probes_resources_and_security() -> None:
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
     assert security["capabilities"]["drop"] == ["ALL"]
-    # Room to shut down gracefully: preStop, then relay's own 20 s grace period.
-    assert pod["terminationGracePeriodSeconds"] >= 25
+    # Room to shut down gracefully: preStop, then relay's own grace period.
+    prestop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] >= prestop + seconds(config.shutdown_grace)
     # The read-only root still has its writable places: data_dir and /tmp.
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -119,28 +147,84 @@ def test_deployment_probes_resources_and_security() -> None:
     assert config_mount["readOnly"] is True
     config_map = volumes[config_mount["name"]]["configMap"]["name"]
     assert config_map == _manifests()["ConfigMap"]["metadata"]["name"]
-    data_dir = _configmap_config().data_dir
-    assert "emptyDir" in volumes[mounts[data_dir]["name"]]
     assert "/tmp" in mounts
+    # The spool fits its volume with room for SQLite (pages, WAL): eviction loses it.
+    data = volumes[mounts[config.data_dir]["name"]]["emptyDir"]
+    assert config.kafka is not None
+    assert _bytes(data["sizeLimit"]) > 2 * config.kafka.spool_max_bytes
 
 
-def test_service_and_pdb_select_the_pods() -> None:
-    deployment = _manifests()["Deployment"]
-    labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+@pytest.mark.parametrize("role", ROLES)
+def test_metrics_and_admin_are_on_their_own_port(role: str) -> None:
+    config = _configmap_config(role)
+    assert config.admin.listen is not None
+    ports = {p["name"]: p["containerPort"] for p in _container(role)["ports"]}
+    assert ports["admin"] == config.admin.listen.port != ports["http"]
+    annotations = _deployment(role)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(config.admin.listen.port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def _bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", quantity)
+    assert match is not None, quantity
+    return int(match.group(1)) * units.get(match.group(2) or "", 1)
+
+
+def test_service_pdbs_and_ingress_select_the_right_pods() -> None:
+    for role in ROLES:
+        deployment = _deployment(role)
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        pdb = _named("PodDisruptionBudget", f"relay-{role}")
+        assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+    ingress_labels = _deployment("ingress")["spec"]["template"]["metadata"]["labels"]
+    delivery_labels = _deployment("delivery")["spec"]["template"]["metadata"]["labels"]
     service = _manifests()["Service"]
-    assert service["spec"]["selector"].items() <= labels.items()
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
-    pdb = _manifests()["PodDisruptionBudget"]
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+    selector = service["spec"]["selector"].items()
+    assert selector <= ingress_labels.items() and not selector <= delivery_labels.items()
+    [port] = service["spec"]["ports"]
+    assert port["targetPort"] == "http"  # never the admin port
 
 
-def _container_env() -> dict[str, str]:
+def test_the_ingress_serves_hooks_only_over_tls() -> None:
+    ingress = _manifests()["Ingress"]
+    service = _manifests()["Service"]
+    [rule] = ingress["spec"]["rules"]
+    [tls] = ingress["spec"]["tls"]
+    assert rule["host"] in tls["hosts"] and tls["secretName"]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/v1/hooks/", "Prefix")
+    backend = path["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_the_topics_job_creates_every_topic_relay_uses() -> None:
+    job = _manifests()["Job"]
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    script = " ".join(container["args"])
+    words = set(re.split(r"[\s;]+", script))
+    config = _configmap_config("ingress")
+    topics = {config.topics.events, config.topics.raw, config.topics.deadletter}
+    topics |= {route.topic for route in config.routes}
+    topics |= {t for sub in config.subscribers for t in sub.topic_list(config.topics.events)}
+    for topic in topics:
+        assert topic in words, topic
+    assert "--if-not-exists" in script
+    env = {var["name"]: var["value"] for var in container["env"]}
+    assert env["KAFKA_BOOTSTRAP"] == _container_env("ingress")["KAFKA_BOOTSTRAP"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["image"] == _compose()["services"]["kafka-init"]["image"]
+
+
+def _container_env(role: str = "ingress") -> dict[str, str]:
     """The container's environment, secrets taken from secret.example.yaml."""
     secret = _manifests()["Secret"]
     env: dict[str, str] = {}
-    for var in _container()["env"]:
+    for var in _container(role)["env"]:
         if "value" in var:
             env[var["name"]] = var["value"]
         else:
@@ -151,24 +235,27 @@ def _container_env() -> dict[str, str]:
     return env
 
 
-def _configmap_config() -> Config:
+def _configmap_config(role: str = "ingress") -> Config:
     text = _manifests()["ConfigMap"]["data"]["relay.yaml"]
-    return parse(text, env=_container_env(), name="configmap relay.yaml")
+    return parse(text, env=_container_env(role), name="configmap relay.yaml")
 
 
-def test_configmap_relay_yaml_parses_with_the_env_it_references() -> None:
+@pytest.mark.parametrize("role", ROLES)
+def test_configmap_relay_yaml_parses_with_the_env_it_references(role: str) -> None:
     text = _manifests()["ConfigMap"]["data"]["relay.yaml"]
     required = set(_REQUIRED_VAR.findall(text))
-    assert required and required <= set(_container_env())
-    config = _configmap_config()
+    assert required and required <= set(_container_env(role))
+    config = _configmap_config(role)
     assert config.kafka is not None
     assert config.sources and all(source.tokens for source in config.sources.values())
+    assert config.subscribers, "the delivery role needs something to deliver to"
+    assert not warnings(config)  # relay check --strict passes it
 
 
 def test_manifests_validate_against_the_kubernetes_schemas() -> None:
     validate = pytest.importorskip("kubernetes_validate", reason="dev extra not installed")
     version = validate.latest_version()
-    for manifest in _manifests().values():
+    for manifest in _documents():
         validate.validate(manifest, version, strict=True)
 
 
@@ -179,10 +266,23 @@ def _compose() -> dict[str, Any]:
     return dict(yaml.safe_load((DEPLOY / "compose.yaml").read_text()))
 
 
+OPERATOR_SECRETS = {
+    "NEXLOO_TOKEN": "nexloo-operator-token-0123456789",
+    "TRINO_TOKEN": "trino-operator-token-0123456789",
+    "PLUGCHAT_TOKEN": "plugchat-operator-token-0123456789",
+    "ECHO_WEBHOOK_SECRET": "whsec_b3BlcmF0b3Itc2VjcmV0LTMyLWJ5dGVzLWxvbmchIQ==",
+}
+"""What an operator sets before ``docker compose up`` (compose has no defaults for them)."""
+
+
 def _compose_value(value: Any) -> str:
-    """Compose interpolation with an empty environment: ``${X:-default}`` → default."""
+    """Compose interpolation: ``${X:-default}`` → default, ``${X:?message}`` → the operator's
+    value (required: compose refuses to start without it)."""
     text = str(value)
     text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}", r"\1", text)
+    text = re.sub(
+        r"\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}", lambda m: OPERATOR_SECRETS[m.group(1)], text
+    )
     assert not re.search(r"\$\{[^}]*\}", text.replace("$$", "")), f"no default: {value}"
     return text.replace("$$", "$")
 
@@ -209,6 +309,7 @@ def test_compose_mounts_a_relay_config_that_parses() -> None:
     env = {name: _compose_value(value) for name, value in relay["environment"].items()}
     config = parse(source.read_text(), env=env, name=str(source))
     assert config.kafka is not None
+    assert not warnings(config)  # relay check --strict passes it
     # relay reaches Kafka on the listener the broker advertises to containers.
     advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert all(f"//{server}" in advertised for server in config.kafka.servers)
@@ -222,7 +323,13 @@ def test_compose_mounts_a_relay_config_that_parses() -> None:
         host = urllib.parse.urlsplit(subscriber.url).hostname
         assert host in services, subscriber.url
     port = config.listen.port
-    assert f"{port}:{port}" in relay["ports"]
+    assert relay["ports"] == [f"127.0.0.1:{port}:{port}"]  # loopback until the operator opens it
+    assert services["kafka"]["ports"] == ["127.0.0.1:9094:9094"]
+    # No secret has a default: compose refuses to start until the operator sets each one.
+    for name in OPERATOR_SECRETS:
+        assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", relay["environment"][name]), name
+    # And with the operator's values, relay would listen beyond loopback.
+    assert insecure_listen(config, config.listen.host) is None
     depends = relay["depends_on"]
     assert depends["kafka-init"]["condition"] == "service_completed_successfully"
 
@@ -289,10 +396,63 @@ def test_dockerfile_essentials() -> None:
     [entrypoint] = [json.loads(arg) for op, arg in instructions if op == "ENTRYPOINT"]
     [cmd] = [json.loads(arg) for op, arg in instructions if op == "CMD"]
     assert [*entrypoint, *cmd] == ["relay", "serve", "--config", CONFIG_PATH]
-    assert ("EXPOSE", "8080") in instructions
+    config = _configmap_config()
+    assert config.admin.listen is not None
+    [exposed] = [arg.split() for op, arg in instructions if op == "EXPOSE"]
+    assert exposed == [str(config.listen.port), str(config.admin.listen.port)]
     # The build context (the repository root) is trimmed to what the image needs.
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     assert "*" in ignore and {"!pyproject.toml", "!README.md", "!relay/"} <= set(ignore)
+    assert "!deploy/constraints.txt" in ignore
+    # Pinned, with uvloop and every compression codec.
+    [install] = [arg for op, arg in instructions if op == "RUN" and "pip install" in arg]
+    assert "--constraint constraints.txt" in install and "'.[fast,kafka]'" in install
+    copies = [arg.split() for op, arg in instructions if op == "COPY"]
+    assert ["deploy/constraints.txt", "./constraints.txt"] in copies
+
+
+def _pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (DEPLOY / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep, f"not pinned with ==: {line}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def _runtime_closure() -> set[str]:
+    """Every distribution relay[fast,kafka] needs on Python 3.11, from installed metadata."""
+    seen: dict[str, set[str]] = {}
+    todo: list[tuple[str, set[str]]] = [("relay", {"fast", "kafka"})]
+    while todo:
+        name, extras = todo.pop()
+        key = canonicalize_name(name)
+        if key in seen and extras <= seen[key]:
+            continue
+        seen[key] = seen.get(key, set()) | extras
+        for text in metadata.distribution(key).requires or []:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            if marker is None or any(
+                marker.evaluate({"python_version": "3.11", "extra": extra})
+                for extra in seen[key] | {""}
+            ):
+                todo.append((requirement.name, set(requirement.extras)))
+    return set(seen) - {"relay"}
+
+
+def test_constraints_pin_every_runtime_dependency_inside_pyprojects_ranges() -> None:
+    pins = _pins()
+    assert _runtime_closure() <= set(pins), _runtime_closure() - set(pins)
+    assert {"uvloop", "cramjam", "aiokafka", "aiohttp"} <= set(pins)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    direct = list(project["dependencies"]) + list(project["optional-dependencies"]["fast"])
+    for text in direct:
+        requirement = Requirement(text)
+        pin = pins[canonicalize_name(requirement.name)]
+        assert requirement.specifier.contains(pin), f"{requirement}: pinned {pin}"
 
 
 def test_hadolint() -> None:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.config import webhook_secret
-from relay.delivery.breaker import CircuitBreaker
+from relay.delivery.breaker import CircuitBreaker, Rule
 from relay.delivery.retry import Backoff, classify, parse_retry_after
 from relay.delivery.signing import headers, sign
 from relay.delivery.watermark import Watermark
@@ -120,43 +120,125 @@ class Clock:
         return self.now
 
 
-async def test_breaker_opens_after_consecutive_failures_and_probes() -> None:
+RULE = Rule(
+    window=30.0,
+    failure_rate=0.9,
+    min_attempts=10,
+    no_success_for=15.0,
+    cooldown=5.0,
+    cooldown_max=20.0,
+    half_open_attempts=2,
+)
+
+
+def test_a_burst_of_failures_that_retries_get_through_does_not_open() -> None:
+    """16 first attempts and their second attempts fail at once, then the thirds succeed."""
     clock = Clock()
-    breaker = CircuitBreaker(failures=3, cooldown=30.0, clock=clock)
-    for _ in range(2):
-        await breaker.acquire()
+    breaker = CircuitBreaker(RULE, clock=clock)
+    for _ in range(32):
         breaker.record_failure()
-    breaker.record_success()  # a success resets the count
-    for _ in range(3):
-        await breaker.acquire()
+    assert breaker.state == "closed"
+    for _round in range(40):  # then two in three fail, for minutes
+        clock.now += 1
         breaker.record_failure()
-    assert breaker.state == "open"
-
-    waiting = asyncio.create_task(breaker.acquire())
-    await asyncio.sleep(0.01)
-    assert not waiting.done()  # open: nobody goes out
-    clock.now += 31
-    breaker._transition("open")  # wake the waiter so it re-reads the clock
-    await asyncio.wait_for(waiting, 1)
-    assert breaker.state == "half_open"  # that caller is the probe
-
-    second = asyncio.create_task(breaker.acquire())
-    await asyncio.sleep(0.01)
-    assert not second.done()  # only one probe at a time
-    breaker.record_success()
-    await asyncio.wait_for(second, 1)
+        breaker.record_failure()
+        breaker.record_success()
     assert breaker.state == "closed"
 
 
-async def test_breaker_failed_probe_reopens() -> None:
+def test_no_success_for_a_while_opens() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(failures=1, cooldown=5.0, clock=clock)
-    breaker.record_failure()
-    clock.now += 6
-    await breaker.acquire()
-    assert breaker.state == "half_open"
+    breaker = CircuitBreaker(RULE, clock=clock)
+    for _ in range(30):
+        breaker.record_failure()  # many, but all within a moment
+    assert breaker.state == "closed"
+    clock.now += 15
     breaker.record_failure()
     assert breaker.state == "open"
+
+
+def test_no_success_needs_min_attempts() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(RULE, clock=clock)
+    for _ in range(5):  # one event backing off: a few attempts over a long time
+        breaker.record_failure()
+        clock.now += 10
+    assert breaker.state == "closed"
+
+
+def test_a_failure_rate_over_a_watched_window_opens() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(RULE, clock=clock)
+    for _ in range(31):  # a healthy half minute
+        breaker.record_success()
+        clock.now += 1
+    for _ in range(30):  # then one success in twenty: never 15 s without one
+        for _ in range(19):
+            breaker.record_failure()
+        breaker.record_success()
+        clock.now += 0.5
+        if breaker.state == "open":
+            break
+    assert breaker.state == "open"
+
+
+async def test_half_open_lets_a_few_probes_and_a_success_closes() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(RULE, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    assert breaker.state == "open"
+    waiting = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # open: nobody goes out
+    clock.now += 5
+    breaker._transition("open")  # wake the waiter so it re-reads the clock
+    first = await asyncio.wait_for(waiting, 1)
+    assert breaker.state == "half_open" and first is not None
+    second = await asyncio.wait_for(breaker.acquire(), 1)
+    third = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not third.done()  # half_open_attempts = 2
+    breaker.record_success(second)
+    assert breaker.state == "closed"
+    assert await asyncio.wait_for(third, 1) is None
+
+
+async def test_failed_probes_back_off_up_to_the_max() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(RULE, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    waits = []
+    for _ in range(4):
+        opened = clock.now
+        clock.now += 100
+        ticket = await breaker.acquire()
+        assert breaker.state == "half_open"
+        breaker.record_failure(ticket)
+        assert breaker.state == "open"
+        waits.append(breaker._wait)
+        clock.now = opened + 100
+    assert waits == [10.0, 20.0, 20.0, 20.0]
+
+
+async def test_a_late_failure_of_a_non_probe_does_not_reopen_half_open() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(RULE, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    clock.now += 5
+    ticket = await breaker.acquire()
+    breaker.record_failure()  # sent while closed, answered now
+    assert breaker.state == "half_open"
+    breaker.record_success(ticket)
+    assert breaker.state == "closed"
 
 
 async def test_rate_limiter_spaces_attempts() -> None:

@@ -1,0 +1,75 @@
+"""A broker without idempotent producers (Tansu is one) is named as such, with the fix,
+by ``relay check --connect`` and by ``relay serve``, instead of spooling forever."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Broker
+from tests.support import free_port, unique
+
+pytestmark = pytest.mark.integration
+
+
+def _relay(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def _config(tmp_path: Path, broker: Broker, idempotence: bool) -> str:
+    path = tmp_path / "relay.yaml"
+    path.write_text(
+        f"data_dir: {tmp_path / 'var'}\n"
+        f"listen: {{host: 127.0.0.1, port: {free_port()}}}\n"
+        f"kafka: {{bootstrap_servers: '{broker.bootstrap}', "
+        f"idempotence: {str(idempotence).lower()}}}\n"
+        f"topics: {{events: {unique('pf.events')}}}\n"
+    )
+    return str(path)
+
+
+def test_a_broker_without_idempotence_is_named(tmp_path: Path, broker: Broker) -> None:
+    config = _config(tmp_path, broker, idempotence=True)
+    expected = (
+        f"the Kafka broker at {broker.bootstrap} does not support idempotent producers "
+        "(it answered UnknownError); set kafka.idempotence: false"
+    )
+    checked = _relay("check", "--config", config, "--connect")
+    assert checked.returncode == 1
+    assert checked.stderr == f"relay: kafka: {expected}\n"
+    served = _relay("serve", "--config", config)
+    assert served.returncode == 1
+    assert served.stderr.splitlines()[-1] == f"relay: cannot start the bus: {expected}"
+    assert "kafka_unavailable_spooling" not in served.stderr
+
+
+def test_check_connect_reports_the_broker_and_missing_topics(
+    tmp_path: Path, broker: Broker
+) -> None:
+    checked = _relay("check", "--config", _config(tmp_path, broker, idempotence=False), "--connect")
+    assert checked.returncode == 0, checked.stderr
+    assert (
+        f"kafka    reached {broker.bootstrap}; producer starts (idempotence off" in checked.stdout
+    )
+    assert "topics not on the broker yet: pf.events." in checked.stdout
+
+
+def test_check_connect_names_an_unreachable_broker(tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text(
+        f"data_dir: {tmp_path}\n"
+        f"kafka: {{bootstrap_servers: '127.0.0.1:{free_port()}', request_timeout_ms: 2000}}\n"
+    )
+    checked = _relay("check", "--config", str(path), "--connect")
+    assert checked.returncode == 1
+    [line] = checked.stderr.splitlines()
+    assert line.startswith("relay: kafka: cannot connect to Kafka at ")

@@ -1,0 +1,57 @@
+"""The delivery state file: anchors that never move, attempt counts, disabled subscribers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relay.config import Subscriber, parse
+from relay.delivery.state import DeliveryState, fingerprint, read_only_disabled
+
+
+def subscriber(extra: str = "") -> Subscriber:
+    config = parse(f"subscribers: [{{name: crm, url: 'http://127.0.0.1:9/x'{extra}}}]", env={})
+    return config.subscribers[0]
+
+
+def test_an_anchor_is_set_once(tmp_path: Path) -> None:
+    state = DeliveryState(tmp_path)
+    assert state.anchored("crm") is None
+    first = state.anchor("crm", at_ms=1_000)
+    assert state.anchor("crm", at_ms=2_000) == first == 1_000
+    state.close()
+    assert DeliveryState(tmp_path).anchor("crm") == 1_000  # a restart does not move it
+
+
+def test_attempt_counts_are_kept_until_settled(tmp_path: Path) -> None:
+    state = DeliveryState(tmp_path)
+    state.record_attempts("crm", "e1", 1)
+    state.record_attempts("crm", "e1", 2)
+    state.record_attempts("crm", "e2", 1)
+    state.record_attempts("other", "e1", 5)
+    state.close()
+    state = DeliveryState(tmp_path)
+    assert state.attempts("crm") == {"e1": 2, "e2": 1}
+    state.settle("crm", "e1")
+    assert state.attempts("crm") == {"e2": 1}
+    assert state.forget_attempts_before(10**15) == 2
+    assert state.attempts("other") == {}
+
+
+def test_disabled_until_enabled_or_its_configuration_changes(tmp_path: Path) -> None:
+    sub = subscriber()
+    state = DeliveryState(tmp_path)
+    assert read_only_disabled(tmp_path, sub) is None
+    state.disable(sub, 410, "HTTP 410: gone")
+    disabled = state.disabled(sub)
+    assert disabled is not None and disabled.status == 410
+    assert read_only_disabled(tmp_path, sub) is not None
+    assert state.enable("crm") is True
+    assert state.enable("crm") is False
+    assert state.disabled(sub) is None
+
+    state.disable(sub, 410, "gone")
+    changed = subscriber(", timeout: 3s")
+    assert fingerprint(changed) != fingerprint(sub)
+    assert read_only_disabled(tmp_path, changed) is None
+    assert state.disabled(changed) is None
+    assert state.disabled(sub) is None  # cleared, not only hidden

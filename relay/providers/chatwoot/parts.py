@@ -54,6 +54,10 @@ CONTACT_KEYS = frozenset(
         "custom_attributes",
         "type",
         "account",
+        "event",
+        "changed_attributes",
+        "created_at",
+        "updated_at",
     }
 )
 CONVERSATION_KEYS = frozenset(

@@ -28,12 +28,13 @@ def doc_namespace() -> dict[str, Any]:
 
 
 async def test_the_documented_consumer_reads_typed_events(
-    broker: Broker, capsys: pytest.CaptureFixture[str]
+    broker: Broker, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     mode = "binary"
     topic = unique("doc.events")
     config = make_config(
         f"""
+data_dir: {tmp_path}
 kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false, cloudevents_mode: {mode}}}
 sources: {{plugchat: {{provider: plugchat}}}}
 topics: {{events: {topic}, raw: {unique("doc.raw")}}}

@@ -296,11 +296,11 @@ async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_
         later = [chat_event(k, 1000 + k) for k in range(40)]
         await kafka_bus.publish(records(topics["events"], later))
         await subscriber.wait_for(lambda s: len(s.delivered()) == 80, within=10)
-        await asyncio.sleep(3)
+        await asyncio.sleep(2)
         after = metric("relay_delivery_attempts_total", name, outcome=attempts)
         # probes only: waits of 0.2, 0.4, 0.8, 0.8 ... s, two probes each (unbroken, 16 in
         # flight every ~20 ms would be well over a thousand attempts)
-        assert after - before <= 2 * 8
+        assert after - before <= 2 * 6
         assert after - before >= 2  # but it is probed
         assert breaker._wait == 0.8  # doubled up to cooldown_max
         assert metric("relay_circuit_state", name) in (1, 2)
@@ -321,7 +321,7 @@ async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
         broker,
         topics,
         f'  - {{name: patient, url: "{subscriber.url}", start_from: earliest,\n'
-        "     retry: {max_attempts: 4, initial: 2s, max: 2s, jitter: false}}",
+        "     retry: {max_attempts: 4, initial: 1s, max: 1s, jitter: false}}",
     )
     event = chat_event(1, 1)
     await kafka_bus.publish(records(topics["events"], [event]))

@@ -127,14 +127,17 @@ class KafkaFeed:
     async def _assign(self) -> None:
         """Topics appear as they are first written to: look again now and then."""
         self._checked = time.monotonic()
-        await self._consumer.topics()
+        # what consumer.topics() reads: partitions of topics nobody subscribed to included
+        cluster = await self._consumer._client.fetch_all_metadata()
         partitions = [
             TopicPartition(topic, partition)
             for topic in self.topics
-            for partition in sorted(self._consumer.partitions_for_topic(topic) or ())
+            for partition in sorted(cluster.partitions_for_topic(topic) or ())
         ]
         if {tp.topic for tp in partitions} == self._assigned and partitions:
             return
+        for tp in self._consumer.assignment():  # assign() forgets where these were
+            self._positions[(tp.topic, tp.partition)] = await self._consumer.position(tp)
         self._consumer.assign(partitions)
         self._assigned = {tp.topic for tp in partitions}
         for tp in partitions:
@@ -143,7 +146,7 @@ class KafkaFeed:
                 self._consumer.seek(tp, stored)
 
     async def fetch(self) -> list[Stored]:
-        if len(self._assigned) < len(self.topics) and time.monotonic() - self._checked > 5:
+        if len(self._assigned) < len(self.topics) and time.monotonic() - self._checked > 1:
             await self._assign()
         if not self._assigned:
             await asyncio.sleep(IDLE_SECONDS)

@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS raw (
 );
 CREATE INDEX IF NOT EXISTS raw_delivery ON raw (delivery) WHERE delivery IS NOT NULL;
 CREATE INDEX IF NOT EXISTS raw_source ON raw (source, received_ms);
+CREATE INDEX IF NOT EXISTS raw_place ON raw (partition, "offset");
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,

@@ -44,7 +44,8 @@ class Queries(Base):
         if filters.type:
             if filters.type.endswith("*"):
                 prefix = filters.type.rstrip("*")
-                where.append("type >= ? AND type < ?")
+                # a glob matches many types: newest first along the time index, filtered
+                where.append("+type >= ? AND +type < ?")
                 params += [prefix, prefix + "\uffff"]
             else:
                 where.append("type = ?")

@@ -12,7 +12,7 @@ from relay.bus import Bus
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBusy
-from relay.delivery.state import DeliveryState, Disabled
+from relay.delivery.state import DeliveryState, Disabled, now_ms
 from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
 from relay.metrics import LIVE
 
@@ -116,7 +116,9 @@ class DeliveryService:
             raise UnknownSubscriber(f"no subscriber named {name!r}")
         if name in self.disabled:
             return False
-        await asyncio.to_thread(self.state.disable, subscriber, None, "disabled by an operator")
+        reason = "disabled by an operator"
+        await asyncio.to_thread(self.state.disable, subscriber, None, reason)
+        self.disabled[name] = Disabled(subscriber=name, status=None, reason=reason, at_ms=now_ms())
         await self._stop([name], DEFAULT_GRACE_SECONDS)
         self._launch(subscriber)  # waits while disabled
         log.info("subscriber_disabled_by_operator", subscriber=name)

@@ -103,6 +103,23 @@ async def test_login_cookie_csrf_and_no_secrets(tmp_path: Path) -> None:
         assert response.status == 303 and "redriving+1+dead+letter" in response.headers["Location"]
         await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
 
+        response = await client.post(
+            "/console/subscribers/crm/disable", data={"csrf": csrf}, allow_redirects=False
+        )
+        assert response.status == 303
+        api = {"Authorization": f"Bearer {TOKEN}"}
+        [crm] = (await (await client.get("/admin/api/subscribers", headers=api)).json())[
+            "subscribers"
+        ]
+        assert crm["disabled"] is True
+        response = await client.post(
+            "/console/subscribers/crm/enable", data={"csrf": csrf}, allow_redirects=False
+        )
+        [crm] = (await (await client.get("/admin/api/subscribers", headers=api)).json())[
+            "subscribers"
+        ]
+        assert crm["disabled"] is False
+
         response = await client.post("/console/logout", data={"csrf": csrf}, allow_redirects=False)
         assert response.status == 303
         response = await client.get("/console/", allow_redirects=False)

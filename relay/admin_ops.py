@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -24,6 +24,7 @@ from relay.delivery.watermark import Stream
 from relay.delivery.worker import SubscriberWorker
 from relay.events import decode, encode, from_binary, is_binary
 from relay.index import Index, Indexer, RecordReader
+from relay.index.reader import Place
 from relay.index.store import DeadLetterRow, Filters, Page, Stored
 from relay.metrics import REQUESTS
 from relay.routing import Matcher
@@ -273,10 +274,19 @@ class Operations:
         for row in rows:  # newest first: keep one per event
             if row.event_id and row.event_id not in chosen and (row.event_id, name) not in done:
                 chosen[row.event_id] = row
-        records = [await self.reader.read(r.topic, r.partition, r.offset) for r in chosen.values()]
-        items = [_as_item(r, i) for i, r in enumerate(reversed(records)) if r is not None]
-        self._send(delivery, subscriber, items, "redrive")
-        return len(items)
+        places = [(r.topic, r.partition, r.offset) for r in reversed(chosen.values())]
+        self._spawn(self._redrive(delivery, subscriber, places), f"redrive-{name}")
+        return len(places)
+
+    async def _redrive(
+        self, delivery: DeliveryService, subscriber: Subscriber, places: list[Place]
+    ) -> None:
+        """In the background: reading many dead letters back from Kafka takes a while."""
+        records = await self.reader.read_many(places)
+        items = [_as_item(r, i) for i, r in enumerate(records) if r is not None]
+        if len(items) < len(places):
+            log.warning("redrive_records_gone", missing=len(places) - len(items))
+        await self._send(delivery, subscriber, items, "redrive")
 
     async def replay(self, event_id: str, name: str) -> None:
         subscriber = self.subscriber(name)
@@ -291,9 +301,16 @@ class Operations:
         event = from_binary(record.value, headers) if is_binary(headers) else decode(record.value)
         if not Matcher.compile(subscriber.match)(event):
             raise BadRequest(f"event {event_id!r} does not match subscriber {name!r}")
-        self._send(delivery, subscriber, [_as_item(record, 0)], "replay")
+        self._spawn(
+            self._send(delivery, subscriber, [_as_item(record, 0)], "replay"), f"replay-{name}"
+        )
 
-    def _send(
+    def _spawn(self, work: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(
         self, delivery: DeliveryService, subscriber: Subscriber, items: list[Item], why: str
     ) -> None:
         if not items:
@@ -306,10 +323,9 @@ class Operations:
             attempts=delivery.attempt_log,
             replay=True,
         )
-        task = asyncio.create_task(worker.run(), name=f"{why}-{subscriber.name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         log.info(why, subscriber=subscriber.name, events=len(items))
+        stats = await worker.run()
+        log.info(f"{why}_done", subscriber=subscriber.name, **msgspec.structs.asdict(stats))
 
     async def enable(self, name: str) -> bool:
         try:

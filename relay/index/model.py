@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS attempts_event ON attempts (event_id, at_ms);
 CREATE INDEX IF NOT EXISTS attempts_subscriber ON attempts (subscriber, at_ms);
+CREATE INDEX IF NOT EXISTS attempts_time ON attempts (at_ms);
 CREATE TABLE IF NOT EXISTS deadletters (
     rowid INTEGER PRIMARY KEY,
     event_id TEXT,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
+from relay.events import EVENT_TYPES
 from relay.index.model import (
     _ATTEMPT_COLUMNS,
     _DL_COLUMNS,
@@ -41,15 +43,6 @@ class Queries(Base):
             else:
                 where.append("chat_id = ?")
                 params.append(phone)
-        if filters.type:
-            if filters.type.endswith("*"):
-                prefix = filters.type.rstrip("*")
-                # a glob matches many types: newest first along the time index, filtered
-                where.append("+type >= ? AND +type < ?")
-                params += [prefix, prefix + "\uffff"]
-            else:
-                where.append("type = ?")
-                params.append(filters.type)
         if filters.source:
             where.append("source = ?")
             params.append(filters.source.removeprefix("relay/"))
@@ -67,13 +60,32 @@ class Queries(Base):
                 raise ValueError(f"cursor: not a cursor this index made: {cursor!r}") from None
             where.append("(time_ms, rowid) < (?, ?)")
             params += list(position)
-        query = f"SELECT {_EVENT_COLUMNS}, rowid FROM events"
-        if where:
-            query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY time_ms DESC, rowid DESC LIMIT ?"
-        params.append(limit + 1)
+        # One ordered index range per type; a glob (``chat.message.*``) is the canonical types
+        # it matches, each read newest first and merged here: never a scan of the table.
+        types: list[str | None] = [None]
+        if filters.type:
+            pattern = filters.type
+            types = (
+                [t for t in EVENT_TYPES if fnmatchcase(t, pattern)]
+                if any(c in pattern for c in "*?[")
+                else [pattern]
+            )
+        rows: list[Any] = []
         with self._lock:
-            rows = self._db().execute(query, params).fetchall()
+            db = self._db()
+            for type_ in types:
+                clauses, values = list(where), list(params)
+                if type_ is not None:
+                    clauses.append("type = ?")
+                    values.append(type_)
+                query = f"SELECT {_EVENT_COLUMNS}, rowid FROM events"
+                if clauses:
+                    query += " WHERE " + " AND ".join(clauses)
+                query += " ORDER BY time_ms DESC, rowid DESC LIMIT ?"
+                rows += db.execute(query, [*values, limit + 1]).fetchall()
+        if len(types) > 1:
+            rows.sort(key=lambda row: (row[6], row[-1]), reverse=True)
+            rows = rows[: limit + 1]
         more = len(rows) > limit
         rows = rows[:limit]
         events = [EventRow(**dict(zip(_EVENT_FIELDS, row[:-1], strict=True))) for row in rows]
@@ -205,8 +217,7 @@ class Queries(Base):
             rows = (
                 self._db()
                 .execute(
-                    "SELECT subscriber, outcome, duration_ms FROM attempts "
-                    "WHERE at_ms >= ? ORDER BY subscriber",
+                    "SELECT subscriber, outcome, duration_ms FROM attempts WHERE at_ms >= ?",
                     (since_ms,),
                 )
                 .fetchall()

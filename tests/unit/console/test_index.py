@@ -99,6 +99,31 @@ def test_a_cursor_walks_every_event_once(index: Index) -> None:
             break
         cursor = page.next_cursor
     assert sorted(seen) == sorted(f"ev-{i}" for i in range(25)) and len(seen) == 25
+    # a glob reads each type it matches and merges them: the same walk, across types
+    index.add(
+        [
+            record(
+                "events",
+                100 + i,
+                json.dumps(
+                    event(100 + i, "k", time_ms=i // 3, type_="chat.contact.created")
+                ).encode(),
+            )
+            for i in range(10)
+        ]
+    )
+    walked: list[str] = []
+    cursor = None
+    while True:
+        page = index.search(Filters(type="chat.*"), limit=4, cursor=cursor)
+        walked += [e.id for e in page.events]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert len(walked) == 35 and len(set(walked)) == 35
+    times = [index.event(i).time_ms for i in walked]  # type: ignore[union-attr]
+    assert times == sorted(times, reverse=True)
+    assert index.search(Filters(type="chat.nothing.*")).events == []
     with pytest.raises(ValueError, match="cursor"):
         index.search(Filters(), cursor="garbage")
 

@@ -149,6 +149,7 @@ async def test_attempts_are_logged_and_a_dead_letter_is_redriven(
     await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
 
 
+@pytest.mark.parametrize("relay_client", ["embedded"], indirect=True)
 async def test_search_pages_with_a_cursor(
     relay_client: tuple[TestClient[Any, Any], Subscriber],
 ) -> None:
@@ -178,6 +179,7 @@ async def test_search_pages_with_a_cursor(
     assert response.status == 400
 
 
+@pytest.mark.parametrize("relay_client", ["embedded"], indirect=True)
 async def test_tokens(relay_client: tuple[TestClient[Any, Any], Subscriber]) -> None:
     client, _ = relay_client
     for headers in ({}, {"Authorization": "Bearer wrong"}):

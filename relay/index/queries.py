@@ -44,7 +44,7 @@ class Queries(Base):
                 where.append("chat_id = ?")
                 params.append(phone)
         if filters.source:
-            where.append("source = ?")
+            where.append("+source = ?" if filters.key or filters.phone else "source = ?")
             params.append(filters.source.removeprefix("relay/"))
         if filters.since_ms is not None:
             where.append("time_ms >= ?")
@@ -76,7 +76,9 @@ class Queries(Base):
             for type_ in types:
                 clauses, values = list(where), list(params)
                 if type_ is not None:
-                    clauses.append("type = ?")
+                    # a conversation or a contact is the narrowest: its index leads (unary +
+                    # keeps SQLite from walking the type's index instead)
+                    clauses.append("+type = ?" if filters.key or filters.phone else "type = ?")
                     values.append(type_)
                 query = f"SELECT {_EVENT_COLUMNS}, rowid FROM events"
                 if clauses:

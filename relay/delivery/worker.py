@@ -353,12 +353,13 @@ class SubscriberWorker:
         attempt_log = self.attempt_log
         began = time.monotonic()
 
-        async def on_failure(attempt: int, failure: AttemptFailed, retry_in: float | None) -> None:
+        async def on_failure(
+            event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
+        ) -> None:
             nonlocal began
-            if attempt_log is not None:
-                ended = time.monotonic()
-                self._log_attempt(event_id, attempt, ended - began, failure, retry_in)
-                began = ended + (retry_in or 0.0)
+            ended = time.monotonic()
+            self._log_attempt(event_id, attempt, ended - began, failure, retry_in)
+            began = ended + (retry_in or 0.0)
             await self._failed_attempt(event_id, attempt, failure, retry_in)
 
         # without an attempt log the closure is not needed: the hot path stays one call

@@ -79,6 +79,8 @@ class Kafka(Section, frozen=True, kw_only=True):
     ssl_keyfile: str | None = None
     """Client certificate and key, for brokers that authenticate clients by TLS (mTLS)."""
     ssl_check_hostname: bool = True
+    ssl_password: str | None = None
+    """The password of an encrypted ``ssl_keyfile``."""
 
     @property
     def servers(self) -> list[str]:
@@ -113,6 +115,8 @@ class Topics(Section, frozen=True, kw_only=True):
     events: str = "chat.events"
     raw: str = "relay.raw"
     deadletter: str = "relay.deadletter"
+    attempts: str = "relay.attempts"
+    """The attempt log: one record per delivery attempt, key = event id."""
 
 
 Patterns = str | list[str]
@@ -155,6 +159,15 @@ class Admin(Section, frozen=True, kw_only=True):
     listen: Listen | None = None
     """A listener of their own for ``/metrics`` and ``/admin/*`` (and the probes), which the
     hook listener then no longer serves: keep them off the public port."""
+
+
+class Console(Section, frozen=True, kw_only=True):
+    """The operator console and the admin API's index (on only with ``admin.token``)."""
+
+    session_ttl: Duration = "8h"
+    """How long a console login lasts."""
+    index_max_events: Annotated[int, msgspec.Meta(ge=1000)] = 2_000_000
+    """The index under data_dir keeps at most this many events (and the retention's worth)."""
 
 
 class Metrics(Section, frozen=True, kw_only=True):
@@ -236,6 +249,7 @@ class Config(Section, frozen=True, kw_only=True):
     limits: Limits = Limits()
     logging: Logging = Logging()
     admin: Admin = Admin()
+    console: Console = Console()
     metrics: Metrics = Metrics()
     dedupe: Dedupe = Dedupe()
     shutdown_grace: Duration = "20s"
@@ -451,6 +465,7 @@ def _check(config: Config) -> None:
         ("dedupe.window", config.dedupe.window),
         ("limits.header_timeout", config.limits.header_timeout),
         ("retention", config.retention),
+        ("console.session_ttl", config.console.session_ttl),
     ):
         try:
             seconds(value)
@@ -518,7 +533,7 @@ def _check(config: Config) -> None:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ConfigError(f"{where}.allow_cidrs[{i}]: {cidr!r} is not a CIDR") from None
-    for field in ("events", "raw", "deadletter"):
+    for field in ("events", "raw", "deadletter", "attempts"):
         _check_topic(f"topics.{field}", getattr(config.topics, field))
     _check_subscribers(config)
     seen: set[str] = set()
@@ -527,6 +542,32 @@ def _check(config: Config) -> None:
             raise ConfigError(f"routes[{i}].name: duplicate route name {route.name!r}")
         seen.add(route.name)
         _check_topic(f"routes[{i}].topic", route.topic)
+
+
+def no_key_password() -> str:
+    """An encrypted key without ``ssl_password``: fail, rather than let OpenSSL prompt."""
+    raise ConfigError("kafka.ssl_keyfile: the key is encrypted; set kafka.ssl_password")
+
+
+def _check_tls_files(kafka: Kafka) -> None:
+    """The CA bundle and client certificate load as TLS will load them, or one line says why."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"kafka.ssl_cafile: not a PEM CA bundle: {exc}") from None
+    if kafka.ssl_certfile is None:
+        return
+    try:
+        context.load_cert_chain(
+            kafka.ssl_certfile, kafka.ssl_keyfile, password=kafka.ssl_password or no_key_password
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"kafka.ssl_certfile: the certificate and key do not load: {exc.reason or exc} "
+            "(a PEM certificate, its key, and kafka.ssl_password if the key is encrypted)"
+        ) from None
 
 
 def _check_kafka_security(kafka: Kafka) -> None:
@@ -550,6 +591,8 @@ def _check_kafka_security(kafka: Kafka) -> None:
             raise ConfigError(f"kafka.{field}: cannot read {path}: {exc.strerror or exc}") from None
     if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
         raise ConfigError("kafka.ssl_keyfile: set without kafka.ssl_certfile")
+    if uses_tls:
+        _check_tls_files(kafka)
     sasl_fields = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
     if not uses_sasl:
         for field in (*sasl_fields, "sasl_oauth_token"):

@@ -42,6 +42,7 @@ CLOUDEVENT_TYPE = "application/cloudevents+json"
 COMMIT_INTERVAL_SECONDS = 1.0
 _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
+REVOKE_WAIT_SECONDS = 1.0
 ATTEMPTS_KEPT_MS = 7 * 86_400_000
 """Stored attempt counts of events nobody retried for this long are forgotten."""
 
@@ -198,9 +199,16 @@ class SubscriberWorker:
     async def _revoked(self, streams: set[Stream]) -> None:
         """Partitions are moving to another member: commit what is finished, forget them.
 
-        Records of those streams still queued are delivered anyway (the new owner may
-        deliver them too: at-least-once); their finishes no longer count.
+        Deliveries of those streams in progress get up to ``REVOKE_WAIT_SECONDS`` to
+        finish first, so fewer are delivered again by the new owner. Records still queued
+        after that are delivered anyway (the new owner may deliver them too:
+        at-least-once); their finishes no longer count.
         """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REVOKE_WAIT_SECONDS):
+                while any(self._watermark.pending(stream) for stream in streams):
+                    self._room.clear()
+                    await self._room.wait()
         commits = {
             stream: position
             for stream in streams

@@ -266,8 +266,10 @@ async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_
 ) -> None:
     from tests.integration.test_delivery import chat_event, kafka_config, records, running
 
+    released = asyncio.Event()
+
     async def hang(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
-        await asyncio.sleep(30)
+        await released.wait()  # past relay's 100 ms timeout
         return 200
 
     hanging = await Subscriber(script=hang).start()
@@ -307,6 +309,7 @@ async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_
         assert service.workers[name].stats.delivered == 0
     finally:
         await service.stop(grace=0)
+        released.set()  # or closing the server waits for every hanging handler
         await hanging.close()
 
 

@@ -81,6 +81,7 @@ class Reloader:
             fresh = IngressState.build(new, self.ingest)
             # Each swap is one assignment: a request sees the old or the new value, whole.
             self.ingest.router = Router(new.routes, new.topics.events)
+            self.ingest.max_events = new.limits.max_events_per_body
             self.state.sources = fresh.sources
             self.state.max_body_bytes = fresh.max_body_bytes
             self.state.body_timeout = fresh.body_timeout

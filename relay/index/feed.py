@@ -108,19 +108,22 @@ class KafkaFeed:
 
     def __init__(self, config: Kafka, topics: Sequence[str]) -> None:
         self.topics = list(topics)
-        self._consumer: Any = AIOKafkaConsumer(
-            **client_options(config),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
+        self._kafka = config
+        self._consumer: Any = None
         self._assigned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._checked = 0.0
 
     async def start(self, positions: dict[tuple[str, int], int]) -> None:
         self._positions = positions
+        # aiokafka wants its running loop at construction: made here, not in __init__
+        self._consumer = AIOKafkaConsumer(
+            **client_options(self._kafka),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
         await self._consumer.start()
         await self._assign()
 
@@ -169,7 +172,8 @@ class KafkaFeed:
         ]
 
     async def close(self) -> None:
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
 
 class Indexer:

@@ -163,8 +163,6 @@ class SubscriberWorker:
         self.state = state
         self.attempt_log = attempts
         self._replay = replay
-        self._attempt_began: dict[str, float] = {}
-        """When the current attempt of each event in flight began (for the attempt log)."""
         self._prior: dict[str, int] = {}
         """Attempts made before this run, for events still being retried."""
         self._counted: set[str] = set()
@@ -353,32 +351,42 @@ class SubscriberWorker:
         prior = self._prior.pop(event_id, 0) if self._prior else 0
 
         attempt_log = self.attempt_log
-        if attempt_log is not None:
-            self._attempt_began[event_id] = time.monotonic()
+        began = time.monotonic()
+
+        async def on_failure(
+            event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
+        ) -> None:
+            nonlocal began
+            ended = time.monotonic()
+            self._log_attempt(event_id, attempt, ended - began, failure, retry_in)
+            began = ended + (retry_in or 0.0)
+            await self._failed_attempt(event_id, attempt, failure, retry_in)
+
+        # without an attempt log the closure is not needed: the hot path stays one call
+        failed = on_failure if attempt_log is not None else self._failed_attempt
+
         result = await self.sender.deliver(
             event_id,
             body,
             content_type,
             extra,
             prior_attempts=prior,
-            on_failure=self._failed_attempt,
+            on_failure=failed,
         )
         self._seconds.observe(result.seconds)
-        if attempt_log is not None:
-            began = self._attempt_began.pop(event_id, None)
-            if result.delivered and began is not None:
-                attempt_log.record(
-                    Attempt(
-                        event_id=event_id,
-                        subscriber=self.subscriber.name,
-                        attempt=result.attempts,
-                        at_ms=int(time.time() * 1000),
-                        duration_ms=round((time.monotonic() - began) * 1000, 3),
-                        outcome="delivered",
-                        status=result.status,
-                        replay=self._replay,
-                    )
+        if result.delivered and attempt_log is not None:
+            attempt_log.record(
+                Attempt(
+                    event_id=event_id,
+                    subscriber=self.subscriber.name,
+                    attempt=result.attempts,
+                    at_ms=int(time.time() * 1000),
+                    duration_ms=round((time.monotonic() - began) * 1000, 3),
+                    outcome="delivered",
+                    status=result.status,
+                    replay=self._replay,
                 )
+            )
         if result.delivered:
             self.stats.delivered += 1  # counted in the metrics by _flush_metrics
             if self._counted:
@@ -431,11 +439,6 @@ class SubscriberWorker:
         self, event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
     ) -> None:
         """One line and one count per failed attempt; the count is stored before the wait."""
-        if self.attempt_log is not None:
-            now = time.monotonic()
-            began = self._attempt_began.get(event_id, now)
-            self._log_attempt(event_id, attempt, now - began, failure, retry_in)
-            self._attempt_began[event_id] = now + (retry_in or 0.0)  # the next one's start
         self._attempt_counters[_attempt_outcome(failure)].inc()
         self._log.warning(
             "delivery_attempt_failed",

@@ -108,17 +108,16 @@ class KafkaFeed:
 
     def __init__(self, config: Kafka, topics: Sequence[str]) -> None:
         self.topics = list(topics)
-        self._kafka = config
-        self._consumer: Any = None
+        self._config = config
+        self._consumer: Any = None  # aiokafka clients must be made inside the running loop
         self._assigned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._checked = 0.0
 
     async def start(self, positions: dict[tuple[str, int], int]) -> None:
         self._positions = positions
-        # aiokafka wants its running loop at construction: made here, not in __init__
         self._consumer = AIOKafkaConsumer(
-            **client_options(self._kafka),
+            **client_options(self._config),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -173,7 +172,8 @@ class KafkaFeed:
 
     async def close(self) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
 
 
 class Indexer:

@@ -38,13 +38,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import structlog
 
     from relay import checks, preflight
-    from relay.app import build_admin_app, build_app
+    from relay.app import RELOADER, build_admin_app, build_app
+    from relay.app.serve import ListenError, new_event_loop, serve
     from relay.bus import BusError
     from relay.hardening import insecure_listen
-    from relay.ingress.admin import RELOADER
     from relay.logs import configure
-    from relay.runtime import new_event_loop
-    from relay.serve import ListenError, serve
 
     config = _config(args)
     host, port = args.host or config.listen.host, args.port or config.listen.port

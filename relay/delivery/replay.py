@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 
-from relay.app import make_bus
+from relay.bus import open_bus
 from relay.config import Config, Subscriber, seconds
 from relay.delivery.sender import Sender
 from relay.delivery.service import group_id
@@ -121,7 +121,7 @@ async def replay(
         raise ReplayError("say where to start: --since TIME, --from-offset N or --deadletter")
     if deadletter and from_offset is not None:
         raise ReplayError("--deadletter takes --since, not --from-offset")
-    bus = make_bus(config, role="replay")
+    bus = open_bus(config, role="replay")
     await bus.start()
     try:
         source = replay_source(

@@ -15,7 +15,14 @@ from relay.ingest import Ingest, Received
 from relay.ingress.auth import AuthError, presented_token, token_matches
 from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, read_limited
 from relay.ingress.errors import error_response
-from relay.ingress.state import INGRESS, REQUEST_ID, UNKNOWN_SOURCE, IngressState, SourceEntry
+from relay.ingress.state import (
+    INGRESS,
+    REQUEST_ID,
+    UNKNOWN_SOURCE,
+    IngressSettings,
+    IngressState,
+    SourceEntry,
+)
 from relay.metrics import REQUESTS, exposition
 from relay.providers import PROVIDERS
 
@@ -54,11 +61,11 @@ def _resolve_kind(entry: SourceEntry, kind: str | None) -> str | web.Response | 
 UNAUTHORIZED_DETAIL = "missing or invalid credentials"
 
 
-def _unauthorized(state: IngressState, detail: str) -> web.Response:
+def _unauthorized(settings: IngressSettings, detail: str) -> web.Response:
     """One answer for an unknown source and for every wrong credential, so a stranger learns
     nothing (which sources exist, which check failed) unless ``debug_errors`` is on."""
     return error_response(
-        401, "unauthorized", detail if state.debug_errors else UNAUTHORIZED_DETAIL
+        401, "unauthorized", detail if settings.debug_errors else UNAUTHORIZED_DETAIL
     )
 
 
@@ -68,14 +75,15 @@ def _overloaded(detail: str) -> web.Response:
 
 async def receive_hook(request: web.Request) -> web.Response:
     state: IngressState = request.app[INGRESS]
+    settings = state.settings  # one read: a reload mid-request changes nothing below
     name = request.match_info["source"]
-    entry = state.sources.get(name)
+    entry = settings.sources.get(name)
     if entry is None:
         REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
         log.info("hook_rejected", reason="unknown_source", source=name[:64])
-        if state.debug_errors:
+        if settings.debug_errors:
             return error_response(404, "unknown_source", f"no source named {name!r}")
-        return _unauthorized(state, "")
+        return _unauthorized(settings, "")
     structlog.contextvars.bind_contextvars(source=name)
     try:
         entry.auth.check_peer(request.remote)
@@ -83,11 +91,11 @@ async def receive_hook(request: web.Request) -> web.Response:
     except AuthError as exc:
         entry.count("unauthorized")
         log.info("hook_rejected", reason="unauthorized", detail=str(exc))
-        return _unauthorized(state, str(exc))
+        return _unauthorized(settings, str(exc))
     # Backpressure, refused before the body is read rather than queued without bound: the
     # process's limit, and this source's share of it, so one source's slow clients cannot
     # take every slot.
-    if state.in_flight >= state.max_in_flight:
+    if state.in_flight >= settings.max_in_flight:
         entry.count("overloaded")
         log.warning("hook_rejected", reason="overloaded", in_flight=state.in_flight)
         return _overloaded("too many requests in progress; retry later")
@@ -98,7 +106,7 @@ async def receive_hook(request: web.Request) -> web.Response:
     state.in_flight += 1
     entry.in_flight += 1
     try:
-        outcome, response = await _receive(request, state, entry)
+        outcome, response = await _receive(request, state, settings, entry)
     finally:
         state.in_flight -= 1
         entry.in_flight -= 1
@@ -115,7 +123,7 @@ _LOGGED_HERE = frozenset(
 
 
 async def _receive(
-    request: web.Request, state: IngressState, entry: SourceEntry
+    request: web.Request, state: IngressState, settings: IngressSettings, entry: SourceEntry
 ) -> tuple[str, web.Response]:
     """Check the request, hand it to the pipeline; returns (outcome label, response)."""
     kind = _resolve_kind(entry, request.match_info.get("kind"))
@@ -135,17 +143,17 @@ async def _receive(
         )
     try:
         if request.content.is_eof():  # the whole body is in already: no timer to arm
-            body = await read_limited(request, state.max_body_bytes)
+            body = await read_limited(request, settings.max_body_bytes)
         else:
-            async with asyncio.timeout(state.body_timeout):
-                body = await read_limited(request, state.max_body_bytes)
+            async with asyncio.timeout(settings.body_timeout):
+                body = await read_limited(request, settings.max_body_bytes)
     except BodyTooLarge as exc:
         log.info("hook_rejected", reason="payload_too_large")
         return "payload_too_large", error_response(413, "payload_too_large", str(exc))
     except TimeoutError:
         log.info("hook_rejected", reason="body_timeout")
         return "body_timeout", error_response(
-            408, "request_timeout", f"the body did not arrive within {state.body_timeout:g}s"
+            408, "request_timeout", f"the body did not arrive within {settings.body_timeout:g}s"
         )
     except BrokenBody as exc:
         return "bad_body", error_response(400, "bad_request", str(exc))
@@ -153,7 +161,7 @@ async def _receive(
         entry.auth.check_signature(body, request.headers)
     except AuthError as exc:
         log.info("hook_rejected", reason="bad_signature", detail=str(exc))
-        return "bad_signature", _unauthorized(state, str(exc))
+        return "bad_signature", _unauthorized(settings, str(exc))
     received = Received(
         source=entry.name,
         provider=entry.provider,
@@ -210,7 +218,7 @@ async def _ingest(ingest: Ingest, received: Received) -> tuple[str, web.Response
 
 
 async def metrics(request: web.Request) -> web.Response:
-    token = request.app[INGRESS].metrics_token
+    token = request.app[INGRESS].settings.metrics_token
     if token is not None:
         presented = presented_token({}, request.headers)
         if presented is None or not token_matches(presented, [token]):

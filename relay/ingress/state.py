@@ -34,22 +34,25 @@ class SourceEntry:
         counter.inc()
 
 
-@dataclass(slots=True)
-class IngressState:
-    ingest: Ingest
+@dataclass(slots=True, frozen=True)
+class IngressSettings:
+    """What the handlers read from the configuration, built whole from it.
+
+    Start-up and reload both build one with :meth:`from_config`; a reload swaps it in one
+    assignment, so a request sees the old settings or the new ones, never a mix.
+    """
+
     sources: dict[str, SourceEntry]
     max_body_bytes: int
     body_timeout: float
     max_in_flight: int
     debug_errors: bool = False
     metrics_token: str | None = None
-    accepting: bool = True
-    in_flight: int = 0
+    admin_token: str | None = None
 
     @classmethod
-    def build(cls, config: Config, ingest: Ingest) -> IngressState:
+    def from_config(cls, config: Config) -> IngressSettings:
         return cls(
-            ingest=ingest,
             sources={
                 name: SourceEntry(
                     name,
@@ -67,7 +70,22 @@ class IngressState:
             max_in_flight=config.limits.max_in_flight,
             debug_errors=config.debug_errors,
             metrics_token=config.metrics.token,
+            admin_token=config.admin.token,
         )
+
+
+@dataclass(slots=True)
+class IngressState:
+    """The ingress's live state: the pipeline, the current settings, and counters."""
+
+    ingest: Ingest
+    settings: IngressSettings
+    accepting: bool = True
+    in_flight: int = 0
+
+    @classmethod
+    def build(cls, config: Config, ingest: Ingest) -> IngressState:
+        return cls(ingest=ingest, settings=IngressSettings.from_config(config))
 
 
 INGRESS = web.AppKey("ingress", IngressState)

@@ -19,24 +19,15 @@ from relay.config import Config, ConfigError, load, seconds
 from relay.delivery.service import DeliveryService
 from relay.hardening import insecure_listen
 from relay.ingest import Ingest
+from relay.ingress.admin import Reloaded, ReloadRefused
 from relay.ingress.guard import ConnectionGuard
-from relay.ingress.state import IngressState
+from relay.ingress.state import IngressSettings, IngressState
 from relay.logs import configure
 from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
 RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace")
-
-
-class ReloadRefused(Exception):
-    pass
-
-
-class Reloaded(msgspec.Struct, frozen=True):
-    sources: list[str]
-    routes: list[str]
-    subscribers: list[str]
 
 
 class Reloader:
@@ -78,15 +69,9 @@ class Reloader:
             if self.listen_host is not None and (refusal := insecure_listen(new, self.listen_host)):
                 log.warning("reload_refused", error=refusal)
                 raise ReloadRefused(refusal)
-            fresh = IngressState.build(new, self.ingest)
             # Each swap is one assignment: a request sees the old or the new value, whole.
             self.ingest.router = Router(new.routes, new.topics.events)
-            self.state.sources = fresh.sources
-            self.state.max_body_bytes = fresh.max_body_bytes
-            self.state.body_timeout = fresh.body_timeout
-            self.state.max_in_flight = fresh.max_in_flight
-            self.state.debug_errors = fresh.debug_errors
-            self.state.metrics_token = fresh.metrics_token
+            self.state.settings = IngressSettings.from_config(new)
             if self.guard is not None:
                 self.guard.header_timeout = seconds(new.limits.header_timeout)
             dedupe = self.ingest.dedupe

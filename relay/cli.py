@@ -7,10 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay import __version__
 from relay.config import Config, ConfigError, load, seconds
+
+if TYPE_CHECKING:
+    from relay.tail import Options as TailOptions
 from relay.providers import PROVIDERS
 
 
@@ -46,12 +49,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _config(args)
     host, port = args.host or config.listen.host, args.port or config.listen.port
+    admin_address = None
+    if config.admin.listen is not None:
+        admin_address = (config.admin.listen.host, args.admin_port or config.admin.listen.port)
+    elif args.admin_port:
+        return _fail("--admin-port moves admin.listen, which the configuration does not set", 2)
     problems = preflight.problems(config)
     if (refusal := insecure_listen(config, host)) is not None:
         problems.append(refusal)
     addresses = [(host, port, "listen")]
-    if config.admin.listen is not None:
-        addresses.append((config.admin.listen.host, config.admin.listen.port, "admin.listen"))
+    if admin_address is not None:
+        addresses.append((*admin_address, "admin.listen"))
     for address in addresses:
         taken = preflight.check_listen(*address)
         if taken:
@@ -70,8 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     app[RELOADER].listen_host = host
     admin = None
-    if config.admin.listen is not None:
-        admin = (build_admin_app(app), config.admin.listen.host, config.admin.listen.port)
+    if admin_address is not None:
+        admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             grace = seconds(config.shutdown_grace)
@@ -106,6 +114,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     warnings = checks.warnings(config)
     bus = (
         f"kafka {','.join(config.kafka.servers)}"
+        + ("" if args.connect else " (not contacted: --connect checks it)")
         if config.kafka
         else (f"embedded log in {config.data_dir}")
     )
@@ -230,13 +239,13 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tail(args: argparse.Namespace) -> int:
-    from relay.tail import Options, TailError, run
+def tail_options(args: argparse.Namespace) -> TailOptions:
+    from relay.tail import Options
 
-    config = _config(args)
-    options = Options(
+    return Options(
         topic=args.topic,
         after=args.after,
+        last=args.last,
         partition=args.partition,
         limit=args.limit if args.limit is not None else (None if args.follow else 1000),
         follow=args.follow,
@@ -244,6 +253,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
         deadletter=args.deadletter,
         subscriber=args.subscriber,
     )
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from relay.tail import TailError, run
+
+    config = _config(args)
+    options = tail_options(args)
     if options.subscriber is not None and not options.deadletter:
         return _fail("--subscriber goes with --deadletter", 2)
     out = sys.stdout.buffer
@@ -348,7 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", "-c", help="YAML configuration (default: $RELAY_CONFIG)")
 
-    serve = commands.add_parser("serve", help="run the webhook gateway")
+    serve = commands.add_parser(
+        "serve",
+        help="run the webhook gateway",
+        description="Run the webhook gateway. It checks what it needs first (optional "
+        "libraries, data_dir, the listen addresses) and refuses in one line if any is "
+        "missing.",
+    )
     with_config(serve)
     serve.add_argument(
         "--role",
@@ -358,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="override listen.host")
     serve.add_argument("--port", type=int, help="override listen.port")
+    serve.add_argument("--admin-port", type=int, help="override admin.listen.port")
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser(
@@ -392,8 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(tail)
     tail.add_argument("--topic", help="topic (default: the events topic)")
-    tail.add_argument(
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
         "--after", type=int, help="start after this offset (Kafka: in each partition)"
+    )
+    start.add_argument(
+        "--last", "-n", type=int, help="start N records before the end (Kafka: of each partition)"
     )
     tail.add_argument("--partition", type=int, help="read only this partition (Kafka)")
     tail.add_argument(
@@ -411,7 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--subscriber", help="with --deadletter: only this subscriber's")
     tail.set_defaults(func=cmd_tail)
 
-    replay = commands.add_parser("replay", help="redeliver events to one subscriber")
+    replay = commands.add_parser(
+        "replay",
+        help="redeliver events to one subscriber",
+        description="Redeliver a bounded range to one subscriber, without moving its live "
+        "position.",
+        epilog="exit status: 0 when everything was delivered, 3 when some were "
+        "dead-lettered again, 1 on an error",
+    )
     with_config(replay)
     replay.add_argument("--subscriber", required=True, help="subscriber name")
     start = replay.add_mutually_exclusive_group()
@@ -424,7 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=cmd_replay)
 
-    schema = commands.add_parser("schema", help="print the canonical event's JSON Schema")
+    schema = commands.add_parser(
+        "schema",
+        help="print the canonical event's JSON Schema",
+        description="Print the canonical event's JSON Schema (draft 2020-12), generated "
+        "from the event definition.",
+    )
     schema.set_defaults(func=cmd_schema)
 
     spec = commands.add_parser(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import ipaddress
 import math
 import os
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import yaml
+from msgspec import inspect
 
 from relay.events import ProviderName
 from relay.providers import PROVIDERS
@@ -301,7 +303,9 @@ def webhook_secret(value: str) -> bytes:
     try:
         key = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("expected a Standard Webhooks secret: whsec_<base64>") from None
+        raise ValueError(
+            "expected a Standard Webhooks secret: whsec_<base64 of at least 16 bytes>"
+        ) from None
     if len(key) < 16:
         raise ValueError("a webhook secret must hold at least 16 bytes (24 base64 characters)")
     return key
@@ -350,19 +354,67 @@ _FIELD_PROBLEM = re.compile(
 )
 
 
-def _validation_message(exc: msgspec.ValidationError, prefix: str = "") -> str:
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _type_at(root: type, path: str) -> inspect.Type | None:
+    """The type a msgspec error path (``.subscribers[0].retry``) points into, if known."""
+    node: inspect.Type = inspect.type_info(root)
+    for part in _PATH_PART.finditer(path):
+        while isinstance(node, inspect.UnionType):
+            members = [t for t in node.types if not isinstance(t, inspect.NoneType)]
+            structured = [
+                t for t in members if isinstance(t, inspect.StructType | inspect.ListType)
+            ]
+            node = (structured or members)[0]
+        if part.group(1) is not None and isinstance(node, inspect.StructType):
+            fields = {f.encode_name: f.type for f in node.fields}
+            if part.group(1) not in fields:
+                return None
+            node = fields[part.group(1)]
+        elif part.group(2) is not None and isinstance(node, inspect.ListType):
+            node = node.item_type
+        else:
+            return None
+    return node
+
+
+def _hint(root: type, path: str, message: str, field: str | None) -> str:
+    """'did you mean' for an unknown field, the allowed values for a bad enum value."""
+    if field is not None and "unknown" in message:
+        node = _type_at(root, path)
+        if isinstance(node, inspect.StructType):
+            names = [f.encode_name for f in node.fields]
+            close = difflib.get_close_matches(field, names, n=1)
+            if close:
+                return f" (did you mean {close[0]!r}?)"
+    elif message.startswith("Invalid enum value"):
+        node = _type_at(root, path)
+        if isinstance(node, inspect.UnionType):
+            node = next((t for t in node.types if isinstance(t, inspect.LiteralType)), node)
+        if isinstance(node, inspect.LiteralType):
+            return f" (expected one of: {', '.join(str(v) for v in node.values)})"
+    return ""
+
+
+def _validation_message(exc: msgspec.ValidationError, prefix: str = "", root: type = Config) -> str:
     match = _MSGSPEC_PATH.match(str(exc))
     assert match is not None
     message = match.group("message")
-    path = prefix + (match.group("path") or "")
+    located = match.group("path") or ""
+    path = prefix + located
     field = _FIELD_PROBLEM.match(message)
+    hint = _hint(root, located, message, field.group("field") if field else None)
     if field is not None:
         path += "." + field.group("field")
         message = "unknown field" if "unknown" in message else "required field is missing"
     else:
         message = (message[:1].lower() + message[1:]).replace("`", "")
+        # YAML words, not JSON's: `tokens: abc` is "expected a list, got str"
+        message = message.replace("expected array", "expected a list")
+        message = message.replace("expected object", "expected a mapping")
     path = path.lstrip(".")
-    return f"{path}: {message}" if path else message
+    return f"{path}: {message}{hint}" if path else f"{message}{hint}"
 
 
 def _convert(data: dict[str, Any]) -> Config:
@@ -373,7 +425,7 @@ def _convert(data: dict[str, Any]) -> Config:
             try:
                 msgspec.convert(source, Source, strict=False)
             except msgspec.ValidationError as exc:
-                raise ConfigError(_validation_message(exc, f".sources.{name}")) from None
+                raise ConfigError(_validation_message(exc, f".sources.{name}", Source)) from None
     try:
         return msgspec.convert(data, Config, str_keys=True, strict=False)
     except msgspec.ValidationError as exc:

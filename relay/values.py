@@ -26,6 +26,13 @@ _MAX_EPOCH = 7_258_118_400
 _MISSING: Any = object()
 
 
+# Objects with more keys than this get their padded keys indexed once instead of scanned
+# on every missed lookup, so a body of 100k keys costs one pass, not one per lookup.
+_INDEX_AT = 32
+_MAX_INDEXES = 1024
+_indexes: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
+
+
 def get(obj: Any, key: str) -> Any:
     """``obj[key]`` for a JSON object, tolerating keys sent with stray whitespace."""
     # Hot path (every normalizer calls this dozens of times a body): decoded JSON objects
@@ -35,10 +42,35 @@ def get(obj: Any, key: str) -> Any:
     value = obj.get(key, _MISSING)
     if value is not _MISSING:
         return value
+    if len(obj) > _INDEX_AT:
+        original = _padded_keys(obj).get(key)
+        return obj[original] if original is not None else None
     for candidate, candidate_value in obj.items():
         if isinstance(candidate, str) and candidate.strip() == key:
             return candidate_value
     return None
+
+
+def _padded_keys(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Stripped key → the first key that strips to it, for the keys that carry padding."""
+    entry = _indexes.get(id(obj))
+    if entry is not None and entry[0] is obj:  # the object itself is held: ids cannot recur
+        return entry[1]
+    index: dict[str, str] = {}
+    for candidate in obj:
+        if isinstance(candidate, str):
+            stripped = candidate.strip()
+            if stripped != candidate and stripped not in index:
+                index[stripped] = candidate
+    if len(_indexes) >= _MAX_INDEXES:
+        _indexes.clear()
+    _indexes[id(obj)] = (obj, index)
+    return index
+
+
+def forget_indexes() -> None:
+    """Drop the padded-key indexes (and the objects they hold): normalizers call it when done."""
+    _indexes.clear()
 
 
 def get_obj(obj: Any, key: str) -> JSONObject:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,3 +32,14 @@ def _data_dir_is_the_tests_own() -> Iterator[None]:
             f"wrote {written} under the default data_dir ./var: set data_dir under tmp_path",
             pytrace=False,
         )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under the mutation check, run a mutant's unit tests before its integration tests.
+
+    mutmut hands pytest a mutant's tests in no particular order and stops at the first
+    failure: the unit test that kills most mutants in milliseconds should not wait behind
+    integration tests that take seconds each.
+    """
+    if "MUTANT_UNDER_TEST" in os.environ:
+        items.sort(key=lambda item: "/integration/" in item.nodeid)

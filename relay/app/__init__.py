@@ -146,7 +146,7 @@ def build_admin_app(app: web.Application) -> web.Application:
 
     It shares the main application's state; the bus and delivery live with the main one.
     """
-    admin = web.Application()
+    admin = web.Application(middlewares=middlewares)  # request ids, JSON errors
     admin[INGRESS], admin[RELOAD] = app[INGRESS], app[RELOAD]
     if ENABLE in app:
         admin[ENABLE] = app[ENABLE]

@@ -1,8 +1,9 @@
 """The bounded pass-through of schema 1.1: what a provider sent that no typed part models.
 
 ``data.extensions.<provider>.<part>`` holds an object's leftover keys, JSON as received.
-It is bounded: past :data:`MAX_EXTENSION_BYTES` (encoded) the largest values are left out
-and their keys listed under ``_omitted`` (the raw body on ``relay.raw`` still has them).
+It is bounded: at most :data:`MAX_KEYS` keys an object (then ``_omitted_keys`` counts the
+rest), and past :data:`MAX_EXTENSION_BYTES` (encoded) the largest values are left out and
+their keys listed under ``_omitted`` (the raw body on ``relay.raw`` still has them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import msgspec
 
 MAX_EXTENSION_BYTES = 16 * 1024
 OMITTED = "_omitted"
+OMITTED_KEYS = "_omitted_keys"
+MAX_KEYS = 256
+"""Leftover keys kept per object; past it only their number (``_omitted_keys``) is."""
 _MAX_OMITTED = 64
 
 _encoder = msgspec.json.Encoder()
@@ -23,7 +27,10 @@ def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] |
     """The keys of ``obj`` not in ``known`` (compared without stray whitespace), minus nulls
     and empty objects or lists."""
     found: dict[str, Any] = {}
-    for key, value in obj.items():
+    for scanned, (key, value) in enumerate(obj.items()):
+        if len(found) >= MAX_KEYS:
+            found[OMITTED_KEYS] = len(obj) - scanned
+            break
         if value is None or value == {} or value == [] or key in known:
             continue
         if isinstance(key, str) and key.strip() in known:

@@ -98,3 +98,35 @@ async def test_an_id_is_remembered_for_at_least_the_window() -> None:
         (await dedupe.claim([f"id-{step}"])).finish(published=True)
         for earlier in range(max(0, step - 550), step + 1, 50):
             assert (await dedupe.claim([f"id-{earlier}"])).duplicates == {f"id-{earlier}"}
+
+
+async def remembered(dedupe: Deduplicator, ids: list[str]) -> list[str]:
+    """The ids of ``ids`` the deduplicator still holds (probing remembers nothing new)."""
+    claim = await dedupe.claim(ids)
+    claim.finish(published=False)
+    return [i for i in ids if i in claim.duplicates]
+
+
+async def test_an_id_published_at_a_generation_boundary_lives_a_whole_window() -> None:
+    clock = Clock()
+    dedupe = Deduplicator(window=600, clock=clock)
+    (await dedupe.claim(["first"])).finish(published=True)
+    clock.now += 600  # exactly one window: a new generation starts now
+    (await dedupe.claim(["boundary"])).finish(published=True)
+    clock.now += 600  # "boundary" is exactly one window old
+    assert await remembered(dedupe, ["first", "boundary"]) == ["boundary"]
+
+
+async def test_never_more_than_max_entries_and_the_newest_kept() -> None:
+    for max_entries in (2, 3, 4, 5, 7, 10):
+        dedupe = Deduplicator(window=600, max_entries=max_entries, clock=Clock())
+        published: list[str] = []
+        for n in range(3 * max_entries):
+            published.append(f"id-{n}")
+            (await dedupe.claim([published[-1]])).finish(published=True)
+            # the memory bound itself, between requests (a probe would rotate first)
+            assert len(dedupe._current) + len(dedupe._previous) <= max_entries
+            held = await remembered(dedupe, published)
+            assert len(held) <= max_entries, (max_entries, held)
+            newest = published[-max(1, max_entries // 2) :]
+            assert held[-len(newest) :] == newest, (max_entries, held)

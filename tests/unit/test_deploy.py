@@ -217,6 +217,7 @@ def test_the_topics_job_creates_every_topic_relay_uses() -> None:
     env = {var["name"]: var["value"] for var in container["env"]}
     assert env["KAFKA_BOOTSTRAP"] == _container_env("ingress")["KAFKA_BOOTSTRAP"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["image"] == _compose()["services"]["kafka-init"]["image"]
 
 
 def _container_env(role: str = "ingress") -> dict[str, str]:

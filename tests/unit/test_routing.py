@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import msgspec
+
 from relay.config import Match, Route
-from relay.events import DATASCHEMA, CloudEvent, EventData, Message
-from relay.routing import Matcher, Router, resolve
+from relay.events import DATASCHEMA, CloudEvent, EventData, Media, Message
+from relay.routing import _MISSING, Matcher, Router, resolve
 
 
 def event(
@@ -78,3 +80,39 @@ def test_every_matching_route_publishes_and_default_catches_the_rest() -> None:
     assert router.topics_for(event()) == ["messages", "nexloo"]
     unclaimed = event(type_="chat.contact.created", source="trino")
     assert list(router.topics_for(unclaimed)) == ["chat.events"]
+
+
+def with_media(size: int | None) -> CloudEvent:
+    base = event()
+    assert base.data.message is not None
+    message = msgspec.structs.replace(base.data.message, media=[Media(size=size)])
+    return msgspec.structs.replace(base, data=msgspec.structs.replace(base.data, message=message))
+
+
+def test_paths_that_lead_nowhere_are_missing_not_errors() -> None:
+    assert resolve(event(), "data.message.direction.x") is _MISSING  # into a string
+    assert resolve({"a": [1]}, "a.x") is _MISSING  # a list with a name
+    assert resolve({"a": [1]}, "a.1") is _MISSING  # past the end of a list
+    assert resolve({"a": [1]}, "a.0") == 1
+    # absent is not null: resolve tells them apart (a where of null accepts both)
+    assert resolve(event(), "data.nothing") is _MISSING
+    assert resolve({"a": {}}, "a.b") is _MISSING
+    assert resolve({"a": {"b": None}}, "a.b") is None
+    assert not Matcher.compile(Match(where={"data.message.direction.x": "y"}))(event())
+
+
+def test_null_matches_absent_or_null_and_nothing_else() -> None:
+    no_direction = Matcher.compile(Match(where={"data.message.direction": None}))
+    assert no_direction(event(direction=None))
+    assert not no_direction(event(direction="incoming"))
+    assert Matcher.compile(Match(where={"data.nothing": None}))(event())
+
+
+def test_numbers_booleans_and_strings_do_not_mix() -> None:
+    size = "data.message.media.0.size"
+    assert Matcher.compile(Match(where={size: 1024}))(with_media(1024))
+    assert not Matcher.compile(Match(where={size: 1024}))(with_media(2048))
+    assert not Matcher.compile(Match(where={size: "1024"}))(with_media(1024))  # no crash
+    assert not Matcher.compile(Match(where={size: True}))(with_media(1))  # True is not 1
+    assert not Matcher.compile(Match(where={"data.message.private": 1}))(event(private=True))
+    assert not Matcher.compile(Match(where={"data.message.direction": 5}))(event())

@@ -32,7 +32,17 @@ from relay.providers.base import (
 )
 from relay.providers.chatwoot import content, parts
 from relay.providers.extensions import bounded
-from relay.values import as_bool, as_str, as_time, first, get, get_list, get_obj, get_str
+from relay.values import (
+    as_bool,
+    as_str,
+    as_time,
+    first,
+    forget_indexes,
+    get,
+    get_list,
+    get_obj,
+    get_str,
+)
 
 Builder = Callable[[Inbound, Mapping[str, Any], str, EventType, Account | None], CloudEvent]
 AUTOMATION_PREFIX = "automation_event."
@@ -286,6 +296,13 @@ def event_type_for(event: str) -> EventType | None:
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
+    try:
+        return _normalize(inbound)
+    finally:
+        forget_indexes()
+
+
+def _normalize(inbound: Inbound) -> list[CloudEvent]:
     payload = require_object(parse_json(inbound.body))
     event = as_str(get(payload, "event"))
     if event is None:

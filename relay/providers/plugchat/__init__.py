@@ -20,7 +20,7 @@ from relay.providers.base import (
     require_object,
 )
 from relay.providers.plugchat import attendance, zapi
-from relay.values import as_str, get
+from relay.values import as_str, forget_indexes, get
 
 KINDS = (
     "startAttendance",
@@ -87,6 +87,13 @@ BY_KIND: dict[str, Builder] = {
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
+    try:
+        return _normalize(inbound)
+    finally:
+        forget_indexes()
+
+
+def _normalize(inbound: Inbound) -> list[CloudEvent]:
     kind = canonical_kind(inbound.kind or "")
     if kind is None:
         raise Unmappable("unknown_kind", f"unknown PlugChat kind {inbound.kind!r}")

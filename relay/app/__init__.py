@@ -20,10 +20,10 @@ from relay.bus import Bus, open_bus
 from relay.config import Config, seconds
 from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
-from relay.ingest import Ingest
-from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, handlers, middlewares
+from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, health, middlewares
 from relay.ingress.admin import ENABLE, RELOAD, ReloadRefused
 from relay.ingress.guard import GUARD, ConnectionGuard
+from relay.pipeline import Pipeline
 from relay.routing import Router
 
 __all__ = ["BUS", "DELIVERY", "RELOADER", "Role", "build_admin_app", "build_app"]
@@ -113,7 +113,7 @@ def build_app(
     (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``).
     """
     bus = bus if bus is not None else open_bus(config, role)
-    ingest = Ingest(
+    pipeline = Pipeline(
         bus,
         Router(config.routes, config.topics.events),
         config.topics,
@@ -122,10 +122,10 @@ def build_app(
         max_events=config.limits.max_events_per_body,
         max_record_bytes=config.kafka.max_record_bytes if config.kafka else None,
     )
-    state = IngressState.build(config, ingest)
+    state = IngressState.build(config, pipeline)
     guard = ConnectionGuard(seconds(config.limits.header_timeout))
     delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
-    reloader = Reloader(config, config_path, state, ingest, delivery, guard)
+    reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
 
     app = web.Application(middlewares=middlewares)
     app[INGRESS], app[GUARD], app[BUS], app[ROLE] = state, guard, bus, role
@@ -150,7 +150,7 @@ def build_admin_app(app: web.Application) -> web.Application:
     admin[INGRESS], admin[RELOAD] = app[INGRESS], app[RELOAD]
     if ENABLE in app:
         admin[ENABLE] = app[ENABLE]
-    admin.router.add_get("/healthz", handlers.healthz)
-    admin.router.add_get("/readyz", handlers.readyz)
+    admin.router.add_get("/healthz", health.healthz)
+    admin.router.add_get("/readyz", health.readyz)
     add_admin_routes(admin)
     return admin

@@ -18,11 +18,11 @@ import structlog
 from relay.config import Config, ConfigError, load, seconds
 from relay.delivery.service import DeliveryService
 from relay.hardening import insecure_listen
-from relay.ingest import Ingest
 from relay.ingress.admin import Reloaded, ReloadRefused
 from relay.ingress.guard import ConnectionGuard
 from relay.ingress.state import IngressSettings, IngressState
 from relay.logs import configure
+from relay.pipeline import Pipeline
 from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
@@ -36,7 +36,7 @@ class Reloader:
         config: Config,
         path: Path | None,
         state: IngressState,
-        ingest: Ingest,
+        pipeline: Pipeline,
         delivery: DeliveryService | None,
         guard: ConnectionGuard | None = None,
     ) -> None:
@@ -44,7 +44,7 @@ class Reloader:
         self.config = config
         self.path = path
         self.state = state
-        self.ingest = ingest
+        self.pipeline = pipeline
         self.delivery = delivery
         self.listen_host: str | None = None
         """Where ``relay serve`` listens: a reload with guessable secrets is refused there."""
@@ -70,11 +70,11 @@ class Reloader:
                 log.warning("reload_refused", error=refusal)
                 raise ReloadRefused(refusal)
             # Each swap is one assignment: a request sees the old or the new value, whole.
-            self.ingest.router = Router(new.routes, new.topics.events)
+            self.pipeline.router = Router(new.routes, new.topics.events)
             self.state.settings = IngressSettings.from_config(new)
             if self.guard is not None:
                 self.guard.header_timeout = seconds(new.limits.header_timeout)
-            dedupe = self.ingest.dedupe
+            dedupe = self.pipeline.dedupe
             dedupe.window = seconds(new.dedupe.window)
             dedupe.max_entries = new.dedupe.max_entries
             if new.logging != self.config.logging:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from relay.delivery.service import UnknownSubscriber
 from relay.ingress.auth import presented_token, token_matches
-from relay.ingress.errors import error_response
+from relay.ingress.responses import error_response
 from relay.ingress.state import INGRESS
 
 

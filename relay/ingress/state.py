@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from relay.config import Config, per_second, seconds
-from relay.ingest import Ingest
 from relay.ingress.auth import SourceAuth
 from relay.metrics import REQUESTS
+from relay.pipeline import Pipeline
 from relay.ratelimit import RateLimiter
 
 UNKNOWN_SOURCE = "<unknown>"
@@ -78,14 +78,14 @@ class IngressSettings:
 class IngressState:
     """The ingress's live state: the pipeline, the current settings, and counters."""
 
-    ingest: Ingest
+    pipeline: Pipeline
     settings: IngressSettings
     accepting: bool = True
     in_flight: int = 0
 
     @classmethod
-    def build(cls, config: Config, ingest: Ingest) -> IngressState:
-        return cls(ingest=ingest, settings=IngressSettings.from_config(config))
+    def build(cls, config: Config, pipeline: Pipeline) -> IngressState:
+        return cls(pipeline=pipeline, settings=IngressSettings.from_config(config))
 
 
 INGRESS = web.AppKey("ingress", IngressState)

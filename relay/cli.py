@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from relay import __version__
 from relay.config import Config, ConfigError, load, seconds
+from relay.providers import PROVIDERS
 
 if TYPE_CHECKING:
     from relay.tail import Options as TailOptions
-from relay.providers import PROVIDERS
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -57,6 +57,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     problems = preflight.problems(config)
     if (refusal := insecure_listen(config, host)) is not None:
         problems.append(refusal)
+    elif config.admin.listen is not None and (
+        refusal := insecure_listen(config, config.admin.listen.host)
+    ):
+        problems.append(f"admin.listen: {refusal}")
     addresses = [(host, port, "listen")]
     if admin_address is not None:
         addresses.append((*admin_address, "admin.listen"))
@@ -102,9 +106,10 @@ def _patterns(value: str | list[str] | None) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from relay import checks, preflight
+    from relay.hardening import insecure_listen
 
     config = _config(args)
-    problems = preflight.problems(config)
+    problems = [] if args.skip_local else preflight.problems(config)
     notes: list[str] = []
     if args.connect and not problems:
         notes, unreachable = preflight.broker(config)
@@ -112,6 +117,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         return _refuse(problems)
     warnings = checks.warnings(config)
+    if (refusal := insecure_listen(config, config.listen.host)) is not None:
+        warnings.append(f"relay serve will refuse this: {refusal}")
     bus = (
         f"kafka {','.join(config.kafka.servers)}"
         + ("" if args.connect else " (not contacted: --connect checks it)")
@@ -300,12 +307,19 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.register import RegisterError
+    from relay.register import API_TOKEN_ENV, RegisterError
 
     config = _config(args)
     register = PROVIDERS[args.provider].register
     if register is None:
         return _fail(f"{args.provider} has no webhook registration API", 2)
+    if args.api_token and not args.api_token.startswith("$"):
+        print(
+            "relay: warning: --api-token on the command line shows in ps and the shell "
+            f"history; prefer ${API_TOKEN_ENV[args.provider]}, --api-token-file PATH or "
+            "--api-token '$VAR'",
+            file=sys.stderr,
+        )
     try:
         registration: Any = asyncio.run(
             register(
@@ -315,6 +329,8 @@ def cmd_register(args: argparse.Namespace) -> int:
                 account=getattr(args, "account", None),
                 api_url=args.api_url,
                 api_token=args.api_token,
+                api_token_file=args.api_token_file,
+                insecure=args.insecure,
             )
         )
     except RegisterError as exc:
@@ -395,6 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--connect", action="store_true", help="also connect to Kafka as serve would"
     )
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    check.add_argument(
+        "--skip-local",
+        action="store_true",
+        help="skip what depends on this machine (optional libraries, data_dir): for a file "
+        "meant for another one, e.g. in CI",
+    )
     check.set_defaults(func=cmd_check)
 
     normalize = commands.add_parser(
@@ -489,7 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--account", required=True, help=f"{unit.title} account id")
         env = provider.upper()
         p.add_argument("--api-url", help=f"{provider} API base, e.g. {example} (${env}_API_URL)")
-        p.add_argument("--api-token", help=f"{provider} API token (${env}_API_TOKEN)")
+        p.add_argument(
+            "--api-token",
+            help=f"{provider} API token, or '$VAR' to read it from VAR "
+            f"(default: ${env}_API_TOKEN); a literal token shows in ps",
+        )
+        p.add_argument("--api-token-file", help=f"read the {provider} API token from this file")
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            help="allow a plain http:// --api-url (the API token crosses the network in clear)",
+        )
         p.set_defaults(func=cmd_register)
     return parser
 

@@ -79,6 +79,8 @@ class Kafka(Section, frozen=True, kw_only=True):
     ssl_keyfile: str | None = None
     """Client certificate and key, for brokers that authenticate clients by TLS (mTLS)."""
     ssl_check_hostname: bool = True
+    ssl_password: str | None = None
+    """The password of an encrypted ``ssl_keyfile``."""
 
     @property
     def servers(self) -> list[str]:
@@ -529,6 +531,32 @@ def _check(config: Config) -> None:
         _check_topic(f"routes[{i}].topic", route.topic)
 
 
+def no_key_password() -> str:
+    """An encrypted key without ``ssl_password``: fail, rather than let OpenSSL prompt."""
+    raise ConfigError("kafka.ssl_keyfile: the key is encrypted; set kafka.ssl_password")
+
+
+def _check_tls_files(kafka: Kafka) -> None:
+    """The CA bundle and client certificate load as TLS will load them, or one line says why."""
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=kafka.ssl_cafile)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"kafka.ssl_cafile: not a PEM CA bundle: {exc}") from None
+    if kafka.ssl_certfile is None:
+        return
+    try:
+        context.load_cert_chain(
+            kafka.ssl_certfile, kafka.ssl_keyfile, password=kafka.ssl_password or no_key_password
+        )
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"kafka.ssl_certfile: the certificate and key do not load: {exc.reason or exc} "
+            "(a PEM certificate, its key, and kafka.ssl_password if the key is encrypted)"
+        ) from None
+
+
 def _check_kafka_security(kafka: Kafka) -> None:
     """Settings that contradict the protocol, or files that cannot be read, fail at load."""
     protocol = kafka.security_protocol
@@ -550,6 +578,8 @@ def _check_kafka_security(kafka: Kafka) -> None:
             raise ConfigError(f"kafka.{field}: cannot read {path}: {exc.strerror or exc}") from None
     if kafka.ssl_keyfile is not None and kafka.ssl_certfile is None:
         raise ConfigError("kafka.ssl_keyfile: set without kafka.ssl_certfile")
+    if uses_tls:
+        _check_tls_files(kafka)
     sasl_fields = ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password")
     if not uses_sasl:
         for field in (*sasl_fields, "sasl_oauth_token"):

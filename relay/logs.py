@@ -106,6 +106,18 @@ def _suppressed(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 _HANDLER_NAME = "relay-structlog"
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes, not when it was made."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Processor = (
@@ -146,12 +158,14 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    # Keep the libraries' warnings and errors, not their chatter.
+    # Keep the libraries' warnings and errors, not their chatter; Python's own warnings
+    # (a DeprecationWarning from a library, say) come the same way.
     root.setLevel(max(numeric_level, logging.WARNING))
+    logging.captureWarnings(True)
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _RateLimit) for f in server.filters):
         server.addFilter(_RateLimit(_BAD_REQUEST_LIMIT, _BAD_REQUEST_WINDOW))

@@ -46,7 +46,7 @@ def get(obj: Any, key: str) -> Any:
         original = _padded_keys(obj).get(key)
         return obj[original] if original is not None else None
     for candidate, candidate_value in obj.items():
-        if isinstance(candidate, str) and candidate.strip() == key:
+        if (type(candidate) is str or isinstance(candidate, str)) and candidate.strip() == key:
             return candidate_value
     return None
 
@@ -56,12 +56,12 @@ def _padded_keys(obj: Mapping[str, Any]) -> dict[str, str]:
     entry = _indexes.get(id(obj))
     if entry is not None and entry[0] is obj:  # the object itself is held: ids cannot recur
         return entry[1]
-    index: dict[str, str] = {}
-    for candidate in obj:
-        if isinstance(candidate, str):
-            stripped = candidate.strip()
-            if stripped != candidate and stripped not in index:
-                index[stripped] = candidate
+    # built from the last key to the first, so the first padded spelling wins
+    index: dict[str, str] = {
+        stripped: candidate
+        for candidate in reversed(list(obj))
+        if type(candidate) is str and (stripped := candidate.strip()) != candidate
+    }
     if len(_indexes) >= _MAX_INDEXES:
         _indexes.clear()
     _indexes[id(obj)] = (obj, index)
@@ -75,7 +75,7 @@ def forget_indexes() -> None:
 
 def get_obj(obj: Any, key: str) -> JSONObject:
     value = get(obj, key)
-    return value if isinstance(value, Mapping) else _EMPTY
+    return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
 
 def get_list(obj: Any, key: str) -> list[Any]:

@@ -156,3 +156,19 @@ async def poll_until(
                 await asyncio.sleep(every)
     except TimeoutError:
         raise AssertionError(f"not within {within} s: {what or check}") from None
+
+
+def locked(path: Path) -> bool:
+    """Whether another open file holds an exclusive ``flock`` on ``path`` (e.g. the embedded
+    log's one-process-per-subscriber lock)."""
+    import fcntl
+
+    if not path.exists():
+        return False
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False

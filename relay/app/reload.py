@@ -71,6 +71,7 @@ class Reloader:
                 raise ReloadRefused(refusal)
             # Each swap is one assignment: a request sees the old or the new value, whole.
             self.pipeline.router = Router(new.routes, new.topics.events)
+            self.pipeline.max_events = new.limits.max_events_per_body
             self.state.settings = IngressSettings.from_config(new)
             if self.guard is not None:
                 self.guard.header_timeout = seconds(new.limits.header_timeout)

@@ -35,8 +35,9 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float = 0.0
 
 
-OnFailure = Callable[[int, "AttemptFailed", float | None], Awaitable[None]]
-"""Told of each failed attempt: its number, why, and the wait before the next (None: last)."""
+OnFailure = Callable[[str, int, "AttemptFailed", float | None], Awaitable[None]]
+"""Told of each failed attempt: the event id, the attempt's number, why, and the wait before
+the next (None: it was the last)."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -47,7 +48,9 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and exc.retryable
 
 
-async def _ignore(attempt: int, failure: AttemptFailed, retry_in: float | None) -> None:
+async def _ignore(
+    event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
+) -> None:
     return None
 
 
@@ -108,7 +111,7 @@ class Sender:
             status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
             if not failure.retryable or attempt >= self.max_attempts:
-                await on_failure(attempt, failure, None)
+                await on_failure(event_id, attempt, failure, None)
                 return self._failed(failure, attempts=attempt, started=started)
             return await self._retry(
                 event_id, body, content_type, extra, failure, attempt, started, on_failure
@@ -130,7 +133,7 @@ class Sender:
     ) -> DeliveryResult:
         """Attempts ``done + 1``..max_attempts, with tenacity: backoff, jitter, Retry-After."""
         delay = self.backoff.delay(done, first.retry_after)
-        await on_failure(done, first, delay)
+        await on_failure(event_id, done, first, delay)
         await asyncio.sleep(delay)
         attempts = done
         status: int | None = None
@@ -139,7 +142,7 @@ class Sender:
             failure = state.outcome.exception() if state.outcome is not None else None
             if isinstance(failure, AttemptFailed):
                 wait = state.next_action.sleep if state.next_action is not None else None
-                await on_failure(done + state.attempt_number, failure, wait)
+                await on_failure(event_id, done + state.attempt_number, failure, wait)
 
         try:
             async for attempt in AsyncRetrying(
@@ -153,7 +156,7 @@ class Sender:
                     attempts = done + attempt.retry_state.attempt_number
                     status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
-            await on_failure(attempts, failure, None)
+            await on_failure(event_id, attempts, failure, None)
             return self._failed(failure, attempts=attempts, started=started)
         return DeliveryResult(
             delivered=True, attempts=attempts, status=status, seconds=time.monotonic() - started

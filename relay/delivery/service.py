@@ -51,6 +51,9 @@ class DeliveryService:
         self._anchors: dict[str, int] = {}
         self._enabled: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[object]] = {}
+        self._running: set[str] = set()
+        """Subscribers inside ``worker.run()``; the others (disabled, standing by, waiting
+        to restart) have nothing in flight and are cancelled at once on stop."""
 
     def _new_worker(self, subscriber: Subscriber) -> SubscriberWorker:
         worker = SubscriberWorker(
@@ -135,7 +138,11 @@ class DeliveryService:
             try:
                 await self._wait_while_disabled(subscriber)
                 worker = self._new_worker(subscriber)
-                stats = await worker.run()
+                self._running.add(subscriber.name)
+                try:
+                    stats = await worker.run()
+                finally:
+                    self._running.discard(subscriber.name)
                 if worker.gone is None:
                     return stats
                 gone = worker.gone
@@ -167,8 +174,11 @@ class DeliveryService:
                 worker.stop_reading(grace)
         if not tasks:
             return
-        pending: set[asyncio.Task[object]] = set(tasks.values())
-        if grace > 0:
+        pending = {task for name, task in tasks.items() if name in self._running}
+        for name, task in tasks.items():
+            if name not in self._running:
+                task.cancel()
+        if grace > 0 and pending:
             _, pending = await asyncio.wait(pending, timeout=grace + 2 * FETCH_WAIT_SECONDS)
         for task in pending:
             task.cancel()

@@ -44,14 +44,16 @@ def _unauthorized(settings: IngressSettings, outcome: str, detail: str) -> Rejec
     return Rejected(401, "unauthorized", outcome, told, logged=detail)
 
 
-def _overloaded(detail: str) -> Rejected:
+def _overloaded(detail: str, reason: str) -> Rejected:
     headers = {"Retry-After": "1"}
-    return Rejected(503, "overloaded", "overloaded", detail, headers, level="warning")
+    return Rejected(
+        503, "overloaded", "overloaded", detail, headers, reason=reason, level="warning"
+    )
 
 
 def _log(rejected: Rejected) -> None:
     log_at = log.warning if rejected.level == "warning" else log.info
-    log_at("hook_rejected", reason=rejected.outcome, status=rejected.status, detail=rejected.logged)
+    log_at("hook_rejected", reason=rejected.reason, status=rejected.status, detail=rejected.logged)
 
 
 async def receive_hook(request: web.Request) -> web.Response:
@@ -97,9 +99,10 @@ def _admit(
     # process's limit, and this source's share of it, so one source's slow clients cannot
     # take every slot.
     if state.in_flight >= settings.max_in_flight:
-        raise _overloaded("too many requests in progress; retry later")
+        raise _overloaded("too many requests in progress; retry later", "overloaded")
     if entry.in_flight >= entry.max_in_flight:
-        raise _overloaded(f"too many requests in progress for source {entry.name!r}; retry later")
+        detail = f"too many requests in progress for source {entry.name!r}; retry later"
+        raise _overloaded(detail, "source_overloaded")
 
 
 def _kind(entry: SourceEntry, kind: str | None) -> str | None:
@@ -176,7 +179,12 @@ async def _receive(
         outcome = await pipeline.accept(inbound)
     except RecordTooLarge as exc:
         raise Rejected(
-            413, "payload_too_large", "payload_too_large", str(exc), level="warning"
+            413,
+            "payload_too_large",
+            "payload_too_large",
+            str(exc),
+            reason="too_large_for_bus",
+            level="warning",
         ) from None
     except BusError as exc:
         raise Rejected(
@@ -186,6 +194,7 @@ async def _receive(
             "the event bus is unavailable; retry later",
             headers={"Retry-After": RETRY_AFTER_SECONDS},
             logged=str(exc),
+            reason="bus_unavailable",
             level="warning",
         ) from None
     match outcome:

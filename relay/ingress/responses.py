@@ -47,11 +47,17 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(
         401,
         "unauthorized",
-        "token missing or wrong, signature missing, wrong or stale, address not allowed",
+        "no such source, token missing or wrong, signature missing, wrong or stale, address "
+        'not allowed: all the same body, `{"error": "unauthorized", "detail": "missing or '
+        'invalid credentials"}`, so a stranger cannot learn which sources exist or which check '
+        "failed (with `debug_errors: true`: the reason, and `404 unknown_source` for an "
+        "unknown source)",
     ),
-    ErrorCode(404, "unknown_source", "no such source (only with `debug_errors`; else 401)"),
+    ErrorCode(404, "unknown_source", "no such source, with `debug_errors: true` only"),
     ErrorCode(
-        404, "unknown_kind", "a PlugChat URL without a known kind, or a Chatwoot URL with one"
+        404,
+        "unknown_kind",
+        "(after authentication) a PlugChat URL without a known kind, or a Chatwoot URL with one",
     ),
     ErrorCode(404, "not_found", "no such path; admin endpoints without `admin.token`"),
     ErrorCode(405, "method_not_allowed", "anything but POST on a hook (`Allow` header says so)"),
@@ -76,8 +82,8 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(
         503,
         "overloaded",
-        "more than `limits.max_in_flight` hook requests in progress (or the source's share "
-        "of them); `Retry-After: 1`",
+        "more than `limits.max_in_flight` hook requests in progress, or more than this "
+        "source's share (`sources.<name>.max_in_flight`); `Retry-After: 1`",
     ),
     ErrorCode(
         503,
@@ -109,8 +115,9 @@ Level = Literal["info", "warning"]
 class Rejected(Exception):
     """A refused request: what the sender is told, and how it is counted and logged.
 
-    ``outcome`` is the ``relay_requests_total`` label and the log's ``reason``; ``logged``
-    is the log's detail when it differs from what the sender may see.
+    ``outcome`` is the ``relay_requests_total`` label and, unless ``reason`` says
+    otherwise, the log's ``reason``; ``logged`` is the log's detail when it differs from
+    what the sender may see.
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class Rejected(Exception):
         headers: dict[str, str] | None = None,
         *,
         logged: str | None = None,
+        reason: str | None = None,
         level: Level = "info",
     ) -> None:
         assert code in _KNOWN, code  # every code is in ERRORS, so the docs list it
@@ -132,6 +140,7 @@ class Rejected(Exception):
         self.detail = detail
         self.headers = headers
         self.logged = detail if logged is None else logged
+        self.reason = outcome if reason is None else reason
         self.level: Level = level
 
     def response(self) -> web.Response:

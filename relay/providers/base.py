@@ -60,7 +60,8 @@ Normalizer = Callable[[Inbound], list[CloudEvent]]
 Verifier = Callable[[str, bytes, Mapping[str, str], float], None]
 """``verify(secret, raw body, headers, tolerance seconds)``; raises :class:`SignatureError`."""
 Registrar = Callable[..., Coroutine[Any, Any, Any]]
-"""``register(config, *, source, public_url, api_url, api_token, account, env)``."""
+"""``register(config, *, source, public_url, api_url, api_token, account, env,
+api_token_file, insecure)``."""
 
 
 @dataclass(frozen=True, slots=True)

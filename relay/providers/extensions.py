@@ -21,6 +21,7 @@ MAX_KEYS = 256
 _MAX_OMITTED = 64
 
 _encoder = msgspec.json.Encoder()
+_CONTAINERS = (dict, list)
 
 
 def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
@@ -31,7 +32,9 @@ def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] |
         if len(found) >= MAX_KEYS:
             found[OMITTED_KEYS] = len(obj) - scanned
             break
-        if value is None or value == {} or value == [] or key in known:
+        if key in known or value is None:
+            continue
+        if not value and type(value) in _CONTAINERS:  # {} or []
             continue
         if isinstance(key, str) and key.strip() in known:
             continue
@@ -39,11 +42,20 @@ def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] |
     return found or None
 
 
-def bounded(parts: Iterable[tuple[str, dict[str, Any] | None]]) -> dict[str, Any] | None:
-    """``{part: leftovers}`` for the parts that have any, cut to the size bound."""
+def bounded(
+    parts: Iterable[tuple[str, dict[str, Any] | None]], body_size: int | None = None
+) -> dict[str, Any] | None:
+    """``{part: leftovers}`` for the parts that have any, cut to the size bound.
+
+    ``body_size``: the size of the body they come from. Leftovers are disjoint pieces of
+    it, and re-encoded JSON grows at most ~4.5 times (``1e15`` → ``1000000000000000.0``;
+    strings only shrink), so a body five times under the bound needs no measuring.
+    """
     result = {name: value for name, value in parts if value}
     if not result:
         return None
+    if body_size is not None and 5 * body_size + 32 * len(result) <= MAX_EXTENSION_BYTES:
+        return result
     try:
         size = len(_encoder.encode(result))
     except (TypeError, ValueError, OverflowError):  # pragma: no cover - decoded JSON encodes

@@ -20,7 +20,7 @@ from relay.events import CloudEvent, encode
 from relay.providers import NORMALIZERS, Inbound
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
-from tests.support import consume, make_config, unique
+from tests.support import consume, locked, make_config, poll_until, unique
 
 pytestmark = pytest.mark.integration
 
@@ -358,12 +358,12 @@ async def test_delivery_metrics(
 
     from relay.metrics import exposition
 
+    name = unique("measured").replace(".", "-")  # fresh series: counters live per process
     subscriber.script = lambda s, body, headers: 500 if len(s.received) < 1 else 200
     config = kafka_config(
         broker,
         topics,
-        f'  - {{name: measured, url: "{subscriber.url}", start_from: earliest, '
-        f"retry: {FAST_RETRY}}}",
+        f'  - {{name: {name}, url: "{subscriber.url}", start_from: earliest, retry: {FAST_RETRY}}}',
     )
     await kafka_bus.publish(records(topics["events"], [chat_event(1, 1)]))
     service = await running(config, kafka_bus)
@@ -378,14 +378,11 @@ async def test_delivery_metrics(
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-    mine = (("outcome", "delivered"), ("subscriber", "measured"))
+    mine = (("outcome", "delivered"), ("subscriber", name))
     assert samples[("relay_deliveries_total", mine)] == 1
-    assert (
-        samples[("relay_deliveries_total", (("outcome", "retried"), ("subscriber", "measured")))]
-        == 1
-    )
-    assert samples[("relay_delivery_seconds_count", (("subscriber", "measured"),))] == 1
-    assert samples[("relay_consumer_lag", (("subscriber", "measured"),))] == 0
+    assert samples[("relay_deliveries_total", (("outcome", "retried"), ("subscriber", name)))] == 1
+    assert samples[("relay_delivery_seconds_count", (("subscriber", name),))] == 1
+    assert samples[("relay_consumer_lag", (("subscriber", name),))] == 0
 
 
 async def test_embedded_log_second_process_stands_by(
@@ -402,7 +399,8 @@ subscribers:
     await bus.start()
     try:
         active = await running(config, bus)
-        await asyncio.sleep(0.3)
+        # the first one holds the subscriber's lock before the second starts
+        await poll_until(lambda: locked(tmp_path / ".relay.sub.single.lock"))
         standby = await running(config, bus)  # same subscriber, same data_dir
         first = [chat_event(1, 1), chat_event(2, 2)]
         await bus.publish(records("chat.events", first))

@@ -147,3 +147,34 @@ async def test_a_canonical_event_too_large_for_the_bus_is_dead_lettered(tmp_path
     assert dead.value == body
     assert b"kafka.max_record_bytes" in dict(dead.headers)["relay-error"]
     assert records(tmp_path, "chat.events") == []
+
+
+async def test_max_events_per_body_changes_on_reload(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from relay.app import build_app
+    from relay.config import load
+
+    path = tmp_path / "relay.yaml"
+    text = """
+data_dir: {data_dir}
+admin: {{token: admin-secret}}
+sources: {{plug: {{provider: plugchat}}}}
+limits: {{max_events_per_body: {limit}}}
+"""
+    path.write_text(text.format(data_dir=tmp_path, limit=2))
+    client: TestClient[Any, Any] = TestClient(TestServer(build_app(load(path), config_path=path)))
+    await client.start_server()
+    try:
+        url = "/v1/hooks/plug/messageStatus"
+        refused = await client.post(url, data=status_body(3), headers=JSON)
+        assert (await refused.json())["deadlettered"] == "too_many_events"
+        path.write_text(text.format(data_dir=tmp_path, limit=3))
+        reloaded = await client.post(
+            "/admin/reload", headers={"Authorization": "Bearer admin-secret"}
+        )
+        assert reloaded.status == 200, await reloaded.text()
+        accepted = await client.post(url, data=status_body(3), headers=JSON)
+        assert (await accepted.json())["accepted"] == 3
+    finally:
+        await client.close()

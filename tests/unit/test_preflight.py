@@ -122,3 +122,16 @@ def test_the_readme_shows_the_codec_refusal_as_relay_prints_it(
     [problem] = libraries(make_config("kafka: {bootstrap_servers: a, compression: zstd}"))
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert f"relay: {problem}\n" in readme
+
+
+def test_check_skip_local_is_for_files_meant_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    path = tmp_path / "relay.yaml"
+    path.write_text(f"data_dir: {afile / 'var'}\n")
+    assert main(["check", "--config", str(path)]) == 1
+    capsys.readouterr()
+    assert main(["check", "--config", str(path), "--skip-local", "--strict"]) == 0
+    assert capsys.readouterr().out.startswith("configuration OK")

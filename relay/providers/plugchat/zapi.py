@@ -137,7 +137,11 @@ _PASSTHROUGH_ATTRIBUTES = frozenset(
 
 
 def message(
-    payload: Mapping[str, Any], *, by: Actor | None, with_extension: bool = True
+    payload: Mapping[str, Any],
+    *,
+    by: Actor | None,
+    with_extension: bool = True,
+    body_size: int | None = None,
 ) -> tuple[Message, dict[str, Any] | None]:
     """The canonical message and its extension (top-level and content leftovers)."""
     found, key = contents.content(payload)
@@ -192,7 +196,8 @@ def message(
                 "content",
                 leftovers(content_obj, found.known) if isinstance(content_obj, Mapping) else None,
             ),
-        )
+        ),
+        body_size,
     )
     return built, extension
 
@@ -227,7 +232,7 @@ def _channel(payload: Mapping[str, Any], *, with_phone: bool = False) -> Channel
 
 def received_event(inbound: Inbound, payload: Mapping[str, Any], event: str) -> list[CloudEvent]:
     chat, customer = contact(payload)
-    built, extension = message(payload, by=sender(payload, customer))
+    built, extension = message(payload, by=sender(payload, customer), body_size=len(inbound.body))
     instance = get_str(payload, "instanceId") or ""
     type_: EventType = "chat.message.created"
     if built.kind == "revoked":

@@ -8,7 +8,7 @@ import hmac
 import pytest
 
 from relay.ingress.auth import presented_token, token_matches
-from relay.providers.base import SignatureError
+from relay.providers import SignatureError
 from relay.providers.chatwoot.signature import verify_signature as verify_chatwoot_signature
 
 BODY = b'{"event":"message_created"}'

@@ -177,3 +177,11 @@ def test_white_label_extra_keys_are_kept(chatwoot: Chatwoot) -> None:
     assert kept["message"]["tenant"]["slug"] == "lojaexemplo"
     assert kept["message"]["nexloo_version"] == "3.4.2"
     assert kept["conversation"]["kanban"]["stage"] == "negociacao"
+
+
+def test_contact_event_extensions_do_not_repeat_what_is_typed(chatwoot: Chatwoot) -> None:
+    event = chatwoot("contact_updated")
+    assert event.data.changes is not None and "email" in event.data.changes
+    extensions = event.data.extensions
+    kept = extensions["chatwoot"]["contact"] if extensions else {}
+    assert not {"event", "changed_attributes", "email", "name"} & set(kept)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
-from relay.config import Config, ConfigError, load, seconds
+from relay.config import Config, ConfigError, load
 from relay.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            grace = seconds(config.shutdown_grace)
+            grace = config.shutdown_grace
             runner.run(serve(app, host, port, grace=grace, admin=admin))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")

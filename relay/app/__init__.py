@@ -17,7 +17,7 @@ from aiohttp import web
 
 from relay.app.reload import Reloader
 from relay.bus import Bus, open_bus
-from relay.config import Config, seconds
+from relay.config import Config
 from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
 from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, health, middlewares
@@ -41,7 +41,7 @@ ROLE = web.AppKey("role", str)
 
 def _grace(app: web.Application) -> float:
     # shutdown_grace is restart-only: the reloader's config has the one started with
-    return seconds(app[RELOADER].config.shutdown_grace)
+    return app[RELOADER].config.shutdown_grace
 
 
 async def bus_context(app: web.Application) -> AsyncIterator[None]:
@@ -117,13 +117,13 @@ def build_app(
         bus,
         Router(config.routes, config.topics.events),
         config.topics,
-        Deduplicator(seconds(config.dedupe.window), config.dedupe.max_entries),
+        Deduplicator(config.dedupe.window, config.dedupe.max_entries),
         binary=config.kafka is not None and config.kafka.cloudevents_mode == "binary",
         max_events=config.limits.max_events_per_body,
         max_record_bytes=config.kafka.max_record_bytes if config.kafka else None,
     )
     state = IngressState.build(config, pipeline)
-    guard = ConnectionGuard(seconds(config.limits.header_timeout))
+    guard = ConnectionGuard(config.limits.header_timeout)
     delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
     reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
 

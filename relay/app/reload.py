@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from relay.config import Config, ConfigError, load, seconds
+from relay.config import Config, ConfigError, load
 from relay.delivery.service import DeliveryService
 from relay.hardening import insecure_listen
 from relay.ingress.admin import Reloaded, ReloadRefused
@@ -74,14 +74,14 @@ class Reloader:
             self.pipeline.max_events = new.limits.max_events_per_body
             self.state.settings = IngressSettings.from_config(new)
             if self.guard is not None:
-                self.guard.header_timeout = seconds(new.limits.header_timeout)
+                self.guard.header_timeout = new.limits.header_timeout
             dedupe = self.pipeline.dedupe
-            dedupe.window = seconds(new.dedupe.window)
+            dedupe.window = new.dedupe.window
             dedupe.max_entries = new.dedupe.max_entries
             if new.logging != self.config.logging:
                 configure(new.logging.level, new.logging.format)
             if self.delivery is not None:
-                await self.delivery.reconcile(new, grace=min(5.0, seconds(new.shutdown_grace)))
+                await self.delivery.reconcile(new, grace=min(5.0, new.shutdown_grace))
             self.config = new
             result = Reloaded(
                 sources=sorted(new.sources),

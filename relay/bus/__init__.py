@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
-from relay.config import Config, seconds
+from relay.config import Config
 
 __all__ = ["Bus", "BusError", "BusRefused", "BusRole", "Record", "RecordTooLarge", "open_bus"]
 
@@ -20,11 +20,11 @@ def open_bus(config: Config, role: BusRole = "all") -> Bus:
     if kafka is None:
         from relay.bus.embedded import EmbeddedLog
 
-        return EmbeddedLog(config.data_path, retention=seconds(config.retention) or None)
+        return EmbeddedLog(config.data_path, retention=config.retention or None)
     from relay.bus.kafka import KafkaBus
     from relay.bus.spool import SpooledBus
 
-    spool_after = seconds(kafka.spool_after)
+    spool_after = kafka.spool_after
     return SpooledBus(
         lambda: KafkaBus(kafka, delivery_timeout=spool_after),
         config.data_path,

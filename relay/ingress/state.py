@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.config import Config, per_second, seconds
+from relay.config import Config
 from relay.ingress.auth import SourceAuth
 from relay.metrics import REQUESTS
 from relay.pipeline import Pipeline
@@ -58,15 +58,13 @@ class IngressSettings:
                     name,
                     source.provider,
                     SourceAuth(source),
-                    RateLimiter(per_second(source.rate_limit))
-                    if source.rate_limit is not None
-                    else None,
+                    RateLimiter(source.rate_limit) if source.rate_limit is not None else None,
                     max_in_flight=source.in_flight_share(config.limits, len(config.sources)),
                 )
                 for name, source in config.sources.items()
             },
             max_body_bytes=config.limits.max_body_bytes,
-            body_timeout=seconds(config.limits.body_timeout),
+            body_timeout=config.limits.body_timeout,
             max_in_flight=config.limits.max_in_flight,
             debug_errors=config.debug_errors,
             metrics_token=config.metrics.token,

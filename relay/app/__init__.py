@@ -15,13 +15,16 @@ from typing import Literal
 import structlog
 from aiohttp import web
 
+from relay.admin_api import OPS
+from relay.admin_ops import Operations
 from relay.app.reload import Reloader
 from relay.bus import Bus, open_bus
 from relay.config import Config
 from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
+from relay.index import Indexer
 from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, health, middlewares
-from relay.ingress.admin import ENABLE, RELOAD, ReloadRefused
+from relay.ingress.admin import CONFIG, ENABLE, RELOAD, ReloadRefused
 from relay.ingress.guard import GUARD, ConnectionGuard
 from relay.pipeline import Pipeline
 from relay.routing import Router
@@ -37,6 +40,7 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 DELIVERY = web.AppKey("delivery", DeliveryService)
 RELOADER = web.AppKey("reloader", Reloader)
 ROLE = web.AppKey("role", str)
+INDEXER: web.AppKey[Indexer | None] = web.AppKey("indexer")
 
 
 def _grace(app: web.Application) -> float:
@@ -69,6 +73,17 @@ async def delivery_context(app: web.Application) -> AsyncIterator[None]:
     yield
     # within the shutdown grace, leaving time for the bus to flush after it
     await delivery.stop(grace=min(5.0, _grace(app) / 5))
+
+
+async def index_context(app: web.Application) -> AsyncIterator[None]:
+    """The console's index (kept by the delivering roles when the admin side is on)."""
+    indexer = app[INDEXER]
+    if indexer is not None:
+        await indexer.start()
+    yield
+    await app[OPS].close()
+    if indexer is not None:
+        await indexer.close()
 
 
 async def _reload_quietly(reloader: Reloader) -> object:
@@ -126,12 +141,20 @@ def build_app(
     guard = ConnectionGuard(config.limits.header_timeout)
     delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
     reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
+    indexer = (
+        Indexer.for_config(config)
+        if delivery is not None and config.admin.token is not None
+        else None
+    )
 
     app = web.Application(middlewares=middlewares)
     app[INGRESS], app[GUARD], app[BUS], app[ROLE] = state, guard, bus, role
-    app[RELOADER], app[RELOAD] = reloader, reloader.reload
+    app[RELOADER], app[RELOAD], app[CONFIG] = reloader, reloader.reload, lambda: reloader.config
+    app[INDEXER] = indexer
+    app[OPS] = Operations(lambda: reloader.config, delivery, indexer)
     app.on_shutdown.append(_stop_accepting)
     app.cleanup_ctx.append(bus_context)
+    app.cleanup_ctx.append(index_context)
     if delivery is not None:
         app[DELIVERY], app[ENABLE] = delivery, delivery.enable
         app.cleanup_ctx.append(delivery_context)
@@ -147,7 +170,8 @@ def build_admin_app(app: web.Application) -> web.Application:
     It shares the main application's state; the bus and delivery live with the main one.
     """
     admin = web.Application(middlewares=middlewares)  # request ids, JSON errors
-    admin[INGRESS], admin[RELOAD] = app[INGRESS], app[RELOAD]
+    admin[INGRESS], admin[RELOAD], admin[CONFIG] = app[INGRESS], app[RELOAD], app[CONFIG]
+    admin[OPS] = app[OPS]
     if ENABLE in app:
         admin[ENABLE] = app[ENABLE]
     admin.router.add_get("/healthz", health.healthz)

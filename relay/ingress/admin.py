@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
+from relay.config import Config
 from relay.delivery.service import UnknownSubscriber
 from relay.ingress.auth import presented_token, token_matches
 from relay.ingress.responses import error_response
@@ -29,6 +30,8 @@ class Reloaded(msgspec.Struct, frozen=True):
     subscribers: list[str]
 
 
+CONFIG: web.AppKey[Callable[[], Config]] = web.AppKey("config")
+"""The configuration in force (the reloaded one after a reload)."""
 RELOAD: web.AppKey[Callable[[], Awaitable[Reloaded]]] = web.AppKey("reload")
 """Reload the configuration file; raises ReloadRefused."""
 ENABLE: web.AppKey[Callable[[str], Awaitable[bool]]] = web.AppKey("enable_subscriber")

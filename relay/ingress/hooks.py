@@ -26,6 +26,7 @@ from relay.ingress.state import (
     IngressState,
     SourceEntry,
 )
+from relay.logs import LogBudget
 from relay.metrics import REQUESTS
 from relay.pipeline import Accepted, DeadLettered, Malformed, received_now
 from relay.providers import PROVIDERS, Inbound
@@ -51,7 +52,24 @@ def _overloaded(detail: str, reason: str) -> Rejected:
     )
 
 
+_STRANGERS = LogBudget(limit=20, window=60.0)
+"""Unknown sources and failed credentials are anyone's to send: a few lines a minute (the
+counts in relay_requests_total stay exact)."""
+
+
+def _stranger(**fields: object) -> None:
+    dropped = _STRANGERS.take()
+    if dropped is None:
+        return
+    if dropped:
+        fields["suppressed"] = dropped
+    log.info("hook_rejected", **fields)
+
+
 def _log(rejected: Rejected) -> None:
+    if rejected.outcome == "unauthorized":  # a stranger's: within the budget
+        _stranger(reason=rejected.reason, detail=rejected.logged)
+        return
     log_at = log.warning if rejected.level == "warning" else log.info
     log_at("hook_rejected", reason=rejected.reason, status=rejected.status, detail=rejected.logged)
 
@@ -63,7 +81,7 @@ async def receive_hook(request: web.Request) -> web.Response:
     entry = settings.sources.get(name)
     if entry is None:
         REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
-        log.info("hook_rejected", reason="unknown_source", source=name[:64])
+        _stranger(reason="unknown_source", source=name[:64])
         if settings.debug_errors:
             detail = f"no source named {name!r}"
             return Rejected(404, "unknown_source", "unknown_source", detail).response()

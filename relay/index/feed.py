@@ -108,19 +108,21 @@ class KafkaFeed:
 
     def __init__(self, config: Kafka, topics: Sequence[str]) -> None:
         self.topics = list(topics)
-        self._consumer: Any = AIOKafkaConsumer(
-            **client_options(config),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
+        self._config = config
+        self._consumer: Any = None  # made in start(): aiokafka needs the running loop
         self._assigned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._checked = 0.0
 
     async def start(self, positions: dict[tuple[str, int], int]) -> None:
         self._positions = positions
+        self._consumer = AIOKafkaConsumer(
+            **client_options(self._config),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
         await self._consumer.start()
         await self._assign()
 
@@ -169,7 +171,8 @@ class KafkaFeed:
         ]
 
     async def close(self) -> None:
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
 
 class Indexer:

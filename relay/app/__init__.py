@@ -15,11 +15,12 @@ from typing import Literal
 import structlog
 from aiohttp import web
 
-from relay.admin_api import OPS
+from relay.admin_api import OPS, add_api_routes
 from relay.admin_ops import Operations
 from relay.app.reload import Reloader
 from relay.bus import Bus, open_bus
 from relay.config import Config
+from relay.console import add_console_routes
 from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
 from relay.index import Indexer
@@ -160,8 +161,18 @@ def build_app(
         app.cleanup_ctx.append(delivery_context)
     if reload_on_sighup and config_path is not None:
         app.cleanup_ctx.append(sighup_context)
-    add_routes(app, hooks=role in ("all", "ingress"), admin_routes=config.admin.listen is None)
+    add_routes(app, hooks=role in ("all", "ingress"), admin_routes=False)
+    if config.admin.listen is None:  # else build_admin_app gives them a listener
+        _add_admin_side(app)
     return app
+
+
+def _add_admin_side(app: web.Application) -> None:
+    """/metrics, /admin/*, the admin API and the console (they need delivery and the index,
+    so they are wired here rather than by ingress)."""
+    add_admin_routes(app)
+    add_api_routes(app)
+    add_console_routes(app)
 
 
 def build_admin_app(app: web.Application) -> web.Application:
@@ -176,5 +187,5 @@ def build_admin_app(app: web.Application) -> web.Application:
         admin[ENABLE] = app[ENABLE]
     admin.router.add_get("/healthz", health.healthz)
     admin.router.add_get("/readyz", health.readyz)
-    add_admin_routes(admin)
+    _add_admin_side(admin)
     return admin

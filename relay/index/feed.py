@@ -109,7 +109,7 @@ class KafkaFeed:
     def __init__(self, config: Kafka, topics: Sequence[str]) -> None:
         self.topics = list(topics)
         self._config = config
-        self._consumer: Any = None  # made in start(): aiokafka needs the running loop
+        self._consumer: Any = None  # aiokafka clients must be made inside the running loop
         self._assigned: set[str] = set()
         self._positions: dict[tuple[str, int], int] = {}
         self._checked = 0.0
@@ -172,7 +172,8 @@ class KafkaFeed:
 
     async def close(self) -> None:
         if self._consumer is not None:
-            await self._consumer.stop()
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
 
 
 class Indexer:

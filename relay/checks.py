@@ -131,23 +131,49 @@ def _match_warnings(where: str, match: Match) -> list[str]:
     return warnings
 
 
-def _claims_all(match: Match) -> bool:
-    """A route that takes every event of the types it names, whatever else they carry."""
-    return match.source is None and match.provider is None and not match.where
+def _globs(patterns: Patterns | None, value: str | None) -> bool | None:
+    """Whether ``value`` matches the patterns: True, False, or None when it is not known."""
+    if patterns is None:
+        return True
+    if value is None:
+        return None
+    return any(fnmatch.fnmatchcase(value, p) for p in _patterns(patterns))
 
 
-def reachable_topics(config: Config, event_type: str) -> set[str]:
-    """The topics an event of this type can be published to, by the route table."""
+def reachable_topics(
+    config: Config, event_type: str, source: str | None = None, provider: str | None = None
+) -> set[str]:
+    """The topics an event of this type (from this source, when known) can be published to.
+
+    A route whose every condition is known to hold claims the event, so the default topic
+    is then out of reach; one with ``where`` conditions (or an unknown source) may or may
+    not, so both stay possible.
+    """
     topics: set[str] = set()
     claimed = False
     for route in config.routes:
-        patterns = _patterns(route.match.type) or ["*"]
-        if any(fnmatch.fnmatchcase(event_type, p) for p in patterns):
-            topics.add(route.topic)
-            claimed = claimed or _claims_all(route.match)
+        match = route.match
+        if not _globs(match.type or "*", event_type):
+            continue
+        by_source, by_provider = _globs(match.source, source), _globs(match.provider, provider)
+        if by_source is False or by_provider is False:
+            continue
+        topics.add(route.topic)
+        claimed = claimed or (by_source is True and by_provider is True and not match.where)
     if not claimed:
         topics.add(config.topics.events)
     return topics
+
+
+def _origins(config: Config, match: Match) -> list[tuple[str | None, str | None]]:
+    """The configured (source, provider) pairs a match accepts; unknown when none are set."""
+    if not config.sources:
+        return [(None, None)]
+    return [
+        (name, source.provider)
+        for name, source in sorted(config.sources.items())
+        if _globs(match.source, name) and _globs(match.provider, source.provider)
+    ]
 
 
 def _subscriber_warnings(config: Config, index: int) -> list[str]:
@@ -155,16 +181,22 @@ def _subscriber_warnings(config: Config, index: int) -> list[str]:
     where = f"subscribers[{index}] ({sub.name})"
     reads = set(sub.topic_list(config.topics.events))
     warnings: list[str] = []
+    origins = _origins(config, sub.match)
+    if not origins:
+        return [
+            f"{where}.match: no configured source has the source/provider it asks for "
+            f"(sources: {', '.join(sorted(config.sources))})"
+        ]
     if reads & {config.topics.raw, config.topics.deadletter}:
         return warnings  # those records are not routed: nothing to compare
     for pattern in _patterns(sub.match.type) or ["*"]:
         types = types_matching(pattern)
         if not types:
             continue  # already reported as a glob that matches nothing
-        sent_to = {t: reachable_topics(config, t) for t in types}
-        if any(topics & reads for topics in sent_to.values()):
+        sent_to = [reachable_topics(config, t, *origin) for t in types for origin in origins]
+        if any(topics & reads for topics in sent_to):
             continue
-        elsewhere = sorted(set().union(*sent_to.values()))
+        elsewhere = sorted(set().union(*sent_to))
         warnings.append(
             f"{where}: no event of type {pattern!r} reaches its topics "
             f"({', '.join(sorted(reads))}); the routes send them to {', '.join(elsewhere)}"

@@ -7,11 +7,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay import __version__
-from relay.config import Config, ConfigError, load, seconds
+from relay.config import Config, ConfigError, Kafka, load
 from relay.providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from relay.tail import Options as TailOptions
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -38,22 +41,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import structlog
 
     from relay import checks, preflight
-    from relay.app import build_admin_app, build_app
+    from relay.app import RELOADER, build_admin_app, build_app
+    from relay.app.serve import ListenError, new_event_loop, serve
     from relay.bus import BusError
     from relay.hardening import insecure_listen
-    from relay.ingress.admin import RELOADER
     from relay.logs import configure
-    from relay.runtime import new_event_loop
-    from relay.serve import ListenError, serve
 
     config = _config(args)
     host, port = args.host or config.listen.host, args.port or config.listen.port
+    admin_address = None
+    if config.admin.listen is not None:
+        admin_address = (config.admin.listen.host, args.admin_port or config.admin.listen.port)
+    elif args.admin_port:
+        return _fail("--admin-port moves admin.listen, which the configuration does not set", 2)
     problems = preflight.problems(config)
     if (refusal := insecure_listen(config, host)) is not None:
         problems.append(refusal)
+    elif config.admin.listen is not None and (
+        refusal := insecure_listen(config, config.admin.listen.host)
+    ):
+        problems.append(f"admin.listen: {refusal}")
     addresses = [(host, port, "listen")]
-    if config.admin.listen is not None:
-        addresses.append((config.admin.listen.host, config.admin.listen.port, "admin.listen"))
+    if admin_address is not None:
+        addresses.append((*admin_address, "admin.listen"))
     for address in addresses:
         taken = preflight.check_listen(*address)
         if taken:
@@ -72,11 +82,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     app[RELOADER].listen_host = host
     admin = None
-    if config.admin.listen is not None:
-        admin = (build_admin_app(app), config.admin.listen.host, config.admin.listen.port)
+    if admin_address is not None:
+        admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            grace = seconds(config.shutdown_grace)
+            grace = config.shutdown_grace
             runner.run(serve(app, host, port, grace=grace, admin=admin))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
@@ -96,9 +106,10 @@ def _patterns(value: str | list[str] | None) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from relay import checks, preflight
+    from relay.hardening import insecure_listen
 
     config = _config(args)
-    problems = preflight.problems(config)
+    problems = [] if args.skip_local else preflight.problems(config)
     notes: list[str] = []
     if args.connect and not problems:
         notes, unreachable = preflight.broker(config)
@@ -106,8 +117,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         return _refuse(problems)
     warnings = checks.warnings(config)
+    if (refusal := insecure_listen(config, config.listen.host)) is not None:
+        warnings.append(f"relay serve will refuse this: {refusal}")
     bus = (
-        f"kafka {','.join(config.kafka.servers)}"
+        f"kafka {','.join(config.kafka.servers)} {_kafka_security(config.kafka)}"
+        + ("" if args.connect else " (not contacted: --connect checks it)")
         if config.kafka
         else (f"embedded log in {config.data_dir}")
     )
@@ -189,6 +203,21 @@ def _print_disabled(config: Config) -> None:
             )
 
 
+def _kafka_security(kafka: Kafka) -> str:
+    """``SASL_SSL SCRAM-SHA-512 as relay, CA ca.pem`` (never the password)."""
+    parts: list[str] = [kafka.security_protocol]
+    if kafka.security_protocol.startswith("SASL_"):
+        who = f" as {kafka.sasl_plain_username}" if kafka.sasl_plain_username else ""
+        parts.append(f"{kafka.sasl_mechanism}{who}")
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        parts.append(f"CA {kafka.ssl_cafile}" if kafka.ssl_cafile else "system CAs")
+        if kafka.ssl_certfile:
+            parts.append(f"client certificate {kafka.ssl_certfile}")
+        if not kafka.ssl_check_hostname:
+            parts.append("hostname not checked")
+    return ", ".join(parts)
+
+
 def _redact(url: str) -> str:
     """A URL without credentials or query string, which may carry secrets."""
     from urllib.parse import urlsplit
@@ -232,13 +261,13 @@ def cmd_normalize(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tail(args: argparse.Namespace) -> int:
-    from relay.tail import Options, TailError, run
+def tail_options(args: argparse.Namespace) -> TailOptions:
+    from relay.tail import Options
 
-    config = _config(args)
-    options = Options(
+    return Options(
         topic=args.topic,
         after=args.after,
+        last=args.last,
         partition=args.partition,
         limit=args.limit if args.limit is not None else (None if args.follow else 1000),
         follow=args.follow,
@@ -246,6 +275,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
         deadletter=args.deadletter,
         subscriber=args.subscriber,
     )
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from relay.tail import TailError, run
+
+    config = _config(args)
+    options = tail_options(args)
     if options.subscriber is not None and not options.deadletter:
         return _fail("--subscriber goes with --deadletter", 2)
     out = sys.stdout.buffer
@@ -286,12 +322,19 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.register import RegisterError
+    from relay.register import API_TOKEN_ENV, RegisterError
 
     config = _config(args)
     register = PROVIDERS[args.provider].register
     if register is None:
         return _fail(f"{args.provider} has no webhook registration API", 2)
+    if args.api_token and not args.api_token.startswith("$"):
+        print(
+            "relay: warning: --api-token on the command line shows in ps and the shell "
+            f"history; prefer ${API_TOKEN_ENV[args.provider]}, --api-token-file PATH or "
+            "--api-token '$VAR'",
+            file=sys.stderr,
+        )
     try:
         registration: Any = asyncio.run(
             register(
@@ -301,6 +344,8 @@ def cmd_register(args: argparse.Namespace) -> int:
                 account=getattr(args, "account", None),
                 api_url=args.api_url,
                 api_token=args.api_token,
+                api_token_file=args.api_token_file,
+                insecure=args.insecure,
             )
         )
     except RegisterError as exc:
@@ -350,7 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", "-c", help="YAML configuration (default: $RELAY_CONFIG)")
 
-    serve = commands.add_parser("serve", help="run the webhook gateway")
+    serve = commands.add_parser(
+        "serve",
+        help="run the webhook gateway",
+        description="Run the webhook gateway. It checks what it needs first (optional "
+        "libraries, data_dir, the listen addresses) and refuses in one line if any is "
+        "missing.",
+    )
     with_config(serve)
     serve.add_argument(
         "--role",
@@ -360,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="override listen.host")
     serve.add_argument("--port", type=int, help="override listen.port")
+    serve.add_argument("--admin-port", type=int, help="override admin.listen.port")
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser(
@@ -374,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--connect", action="store_true", help="also connect to Kafka as serve would"
     )
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    check.add_argument(
+        "--skip-local",
+        action="store_true",
+        help="skip what depends on this machine (optional libraries, data_dir): for a file "
+        "meant for another one, e.g. in CI",
+    )
     check.set_defaults(func=cmd_check)
 
     normalize = commands.add_parser(
@@ -394,8 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(tail)
     tail.add_argument("--topic", help="topic (default: the events topic)")
-    tail.add_argument(
+    start = tail.add_mutually_exclusive_group()
+    start.add_argument(
         "--after", type=int, help="start after this offset (Kafka: in each partition)"
+    )
+    start.add_argument(
+        "--last", "-n", type=int, help="start N records before the end (Kafka: of each partition)"
     )
     tail.add_argument("--partition", type=int, help="read only this partition (Kafka)")
     tail.add_argument(
@@ -413,7 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--subscriber", help="with --deadletter: only this subscriber's")
     tail.set_defaults(func=cmd_tail)
 
-    replay = commands.add_parser("replay", help="redeliver events to one subscriber")
+    replay = commands.add_parser(
+        "replay",
+        help="redeliver events to one subscriber",
+        description="Redeliver a bounded range to one subscriber, without moving its live "
+        "position.",
+        epilog="exit status: 0 when everything was delivered, 3 when some were "
+        "dead-lettered again, 1 on an error",
+    )
     with_config(replay)
     replay.add_argument("--subscriber", required=True, help="subscriber name")
     start = replay.add_mutually_exclusive_group()
@@ -426,7 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=cmd_replay)
 
-    schema = commands.add_parser("schema", help="print the canonical event's JSON Schema")
+    schema = commands.add_parser(
+        "schema",
+        help="print the canonical event's JSON Schema",
+        description="Print the canonical event's JSON Schema (draft 2020-12), generated "
+        "from the event definition.",
+    )
     schema.set_defaults(func=cmd_schema)
 
     spec = commands.add_parser(
@@ -452,7 +526,17 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--account", required=True, help=f"{unit.title} account id")
         env = provider.upper()
         p.add_argument("--api-url", help=f"{provider} API base, e.g. {example} (${env}_API_URL)")
-        p.add_argument("--api-token", help=f"{provider} API token (${env}_API_TOKEN)")
+        p.add_argument(
+            "--api-token",
+            help=f"{provider} API token, or '$VAR' to read it from VAR "
+            f"(default: ${env}_API_TOKEN); a literal token shows in ps",
+        )
+        p.add_argument("--api-token-file", help=f"read the {provider} API token from this file")
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            help="allow a plain http:// --api-url (the API token crosses the network in clear)",
+        )
         p.set_defaults(func=cmd_register)
     return parser
 

@@ -23,10 +23,18 @@ EXAMPLE_SECRETS = frozenset(
         "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",  # also the Standard Webhooks docs' example
         # deploy/compose.yaml and deploy/relay.compose.yaml (before they required their own)
         "whsec_ZGV2LW9ubHktZWNoby1zZWNyZXQtMzJieXRlcyE=",
+        # deploy/kubernetes/secret.example.yaml
+        "change-me-nexloo-token",
+        "change-me-trino-token",
+        "change-me-plugchat-token",
     }
 )
 """Every secret value the repository ships (tests/unit/test_hardening.py keeps this list
 complete: it reads every ``${VAR:-default}`` of the shipped files)."""
+
+
+_PLACEHOLDER = "change-me"
+"""A value saying it is to be replaced (``change-me-…``) was not."""
 
 
 def is_loopback(host: str) -> bool:
@@ -60,7 +68,7 @@ def weak_secrets(config: Config) -> list[str]:
     """What is wrong with each weak secret, by its place in the file (values never shown)."""
     problems = []
     for where, value in secrets(config):
-        if value in EXAMPLE_SECRETS:
+        if value in EXAMPLE_SECRETS or _PLACEHOLDER in value.lower().replace("_", "-"):
             problems.append(f"{where} is a value from relay's shipped examples")
         elif len(value.encode()) < MIN_SECRET_BYTES:
             problems.append(f"{where} is shorter than {MIN_SECRET_BYTES} bytes")

@@ -67,12 +67,12 @@ def _bad_request(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-class _RateLimit(logging.Filter):
-    """At most ``limit`` records per ``window`` seconds; the next one says how many were
-    dropped meanwhile (``suppressed``)."""
+class LogBudget:
+    """At most ``limit`` lines per ``window`` seconds for something strangers can trigger at
+    will. ``take()`` is None when the line is to be dropped, else how many were dropped since
+    the last one (to log as ``suppressed``)."""
 
     def __init__(self, limit: int, window: float) -> None:
-        super().__init__()
         self.limit = limit
         self.window = window
         self._lock = threading.Lock()
@@ -80,19 +80,33 @@ class _RateLimit(logging.Filter):
         self._count = 0
         self._suppressed = 0
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def take(self) -> int | None:
         with self._lock:
             now = time.monotonic()
             if now - self._started >= self.window:
                 self._started, self._count = now, 0
             if self._count >= self.limit:
                 self._suppressed += 1
-                return False
+                return None
             self._count += 1
-            if self._suppressed:
-                record.suppressed = self._suppressed
-                self._suppressed = 0
-            return True
+            dropped, self._suppressed = self._suppressed, 0
+            return dropped
+
+
+class _RateLimit(logging.Filter):
+    """A :class:`LogBudget` for a standard-library logger."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        super().__init__()
+        self.budget = LogBudget(limit, window)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        dropped = self.budget.take()
+        if dropped is None:
+            return False
+        if dropped:
+            record.suppressed = dropped
+        return True
 
 
 def _suppressed(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -104,6 +118,18 @@ def _suppressed(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
 
 
 _HANDLER_NAME = "relay-structlog"
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes, not when it was made."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
 
 
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
@@ -146,12 +172,14 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root.addHandler(handler)
-    # Keep the libraries' warnings and errors, not their chatter.
+    # Keep the libraries' warnings and errors, not their chatter; Python's own warnings
+    # (a DeprecationWarning from a library, say) come the same way.
     root.setLevel(max(numeric_level, logging.WARNING))
+    logging.captureWarnings(True)
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _RateLimit) for f in server.filters):
         server.addFilter(_RateLimit(_BAD_REQUEST_LIMIT, _BAD_REQUEST_WINDOW))

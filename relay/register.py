@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -38,7 +39,11 @@ API_URL_ENV = {"plugchat": "PLUGCHAT_API_URL", "chatwoot": "CHATWOOT_API_URL"}
 API_TOKEN_ENV = {"plugchat": "PLUGCHAT_API_TOKEN", "chatwoot": "CHATWOOT_API_TOKEN"}
 DEFAULT_TIMEOUT = 30.0
 _EXCERPT = 200
+_MAX_ANSWER = 1024 * 1024
+"""The most of an API answer read (a listing of webhooks is far smaller)."""
 _REDACTED = "***"
+_MIN_SCRUBBED = 6
+"""Shorter secrets are not searched for in text: masking every "t" would hide the message."""
 
 
 class RegisterError(Exception):
@@ -102,7 +107,13 @@ def public_base(public_url: str, *, https_only: bool) -> str:
     return urlunsplit((parsed.scheme, parsed.netloc, parsed.path.rstrip("/"), "", ""))
 
 
-def _api_base(provider: Provider, given: str | None, env: Mapping[str, str]) -> str:
+def _name(provider: Provider) -> str:
+    return "PlugChat" if provider == "plugchat" else "Chatwoot"
+
+
+def _api_base(
+    provider: Provider, given: str | None, env: Mapping[str, str], *, insecure: bool
+) -> str:
     value = (
         given
         or env.get(API_URL_ENV[provider])
@@ -116,15 +127,45 @@ def _api_base(provider: Provider, given: str | None, env: Mapping[str, str]) -> 
     parsed = urlsplit(value.strip())
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise RegisterError(f"--api-url {value!r} is not an http(s) URL with a host")
+    if parsed.scheme == "http" and not insecure:
+        raise RegisterError(
+            f"--api-url {value!r} is plain HTTP: the {_name(provider)} API token and this "
+            "source's relay token would cross the network in the clear; use https://, or "
+            "pass --insecure if this API is on a network you trust"
+        )
     return urlunsplit((parsed.scheme, parsed.netloc, parsed.path.rstrip("/"), "", ""))
 
 
-def _api_token(provider: Provider, given: str | None, env: Mapping[str, str]) -> str:
+def _api_token(
+    provider: Provider,
+    given: str | None,
+    env: Mapping[str, str],
+    token_file: str | None = None,
+) -> str:
+    """The provider API token: ``--api-token-file``, ``--api-token '$VAR'`` (or a literal),
+    else ``$PLUGCHAT_API_TOKEN`` / ``$CHATWOOT_API_TOKEN``."""
+    if given and token_file:
+        raise RegisterError("pass --api-token or --api-token-file, not both")
+    if token_file:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise RegisterError(f"--api-token-file {token_file}: cannot read: {reason}") from None
+        if not token:
+            raise RegisterError(f"--api-token-file {token_file}: the file is empty")
+        return token
+    if given and given.startswith("$"):
+        variable = given[1:].strip("{}")
+        token = env.get(variable, "").strip()
+        if not token:
+            raise RegisterError(f"--api-token {given}: {variable} is not set")
+        return token
     token = (given or env.get(API_TOKEN_ENV[provider]) or "").strip()
     if not token:
-        name = "PlugChat" if provider == "plugchat" else "Chatwoot"
         raise RegisterError(
-            f"no {name} API token: pass --api-token or set {API_TOKEN_ENV[provider]}"
+            f"no {_name(provider)} API token: set {API_TOKEN_ENV[provider]}, or pass "
+            "--api-token-file PATH or --api-token '$VAR'"
         )
     return token
 
@@ -146,6 +187,14 @@ def _redact(url: str) -> str:
 # --- HTTP ----------------------------------------------------------------------------
 
 
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret (as sent, and URL-quoted) and any ``token=`` value masked."""
+    for secret in sorted({s for s in secrets if len(s) >= _MIN_SCRUBBED}, key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote(secret)}:
+            text = text.replace(form, _REDACTED)
+    return _redact(text)
+
+
 def _excerpt(text: str) -> str:
     text = " ".join(text.split())
     if not text:
@@ -161,20 +210,24 @@ async def _call(
     what: str,
     headers: Mapping[str, str],
     body: Any = None,
+    secrets: Sequence[str] = (),
 ) -> Any:
-    """One API request; the parsed JSON answer (None if it is not JSON) or RegisterError."""
+    """One API request; the parsed JSON answer (None if it is not JSON) or RegisterError.
+
+    ``secrets`` never appear in an error, even when the API echoes the request back."""
     try:
         async with session.request(
             method, url, headers=dict(headers), json=body, allow_redirects=False
         ) as response:
-            text = await response.text(errors="replace")
+            raw = await response.content.read(_MAX_ANSWER)
+            text = raw.decode(response.get_encoding() if raw else "utf-8", errors="replace")
             if not 200 <= response.status < 300:
                 where = response.headers.get("Location")
                 hint = f" (redirected to {where}: use that as --api-url)" if where else ""
                 raise RegisterError(
                     f"{what}: {method} {url} answered {response.status} "
                     f"{response.reason or ''}".rstrip()
-                    + f"{hint}: {_excerpt(text)}"
+                    + f"{hint}: {_excerpt(_scrub(text, secrets))}"
                 )
     except TimeoutError:
         raise RegisterError(f"{what}: no answer from {url} in time") from None
@@ -202,12 +255,14 @@ async def register_plugchat(
     api_token: str | None = None,
     env: Mapping[str, str] | None = None,
     request_timeout: float = DEFAULT_TIMEOUT,
+    api_token_file: str | None = None,
+    insecure: bool = False,
 ) -> Registration:
     env = os.environ if env is None else env
     entry = _source(config, source, "plugchat")
     base = public_base(public_url, https_only=True)
-    api = _api_base("plugchat", api_url, env)
-    token = _api_token("plugchat", api_token, env)
+    api = _api_base("plugchat", api_url, env, insecure=insecure)
+    token = _api_token("plugchat", api_token, env, api_token_file)
     relay_token = entry.tokens[0] if entry.tokens else None
     urls = {kind: hook_url(base, source, kind, relay_token) for kind in PLUGCHAT_KINDS}
     async with _session(request_timeout) as session:
@@ -218,8 +273,10 @@ async def register_plugchat(
             what="PlugChat",
             headers={"Authorization": token, "Accept": "application/json"},
             body=urls,
+            secrets=[token, *entry.tokens],
         )
     notes = [] if relay_token else [_open_note(source)]
+    notes += _insecure_note(api)
     return Registration(
         provider="plugchat",
         source=source,
@@ -227,6 +284,12 @@ async def register_plugchat(
         urls={kind: _redact(url) for kind, url in urls.items()},
         notes=notes,
     )
+
+
+def _insecure_note(api: str) -> list[str]:
+    if not api.startswith("http://"):
+        return []
+    return [f"warning: {api} is plain HTTP (--insecure): the API token was sent in the clear"]
 
 
 def _open_note(source: str) -> str:
@@ -266,14 +329,16 @@ async def register_chatwoot(
     api_token: str | None = None,
     env: Mapping[str, str] | None = None,
     request_timeout: float = DEFAULT_TIMEOUT,
+    api_token_file: str | None = None,
+    insecure: bool = False,
 ) -> Registration:
     env = os.environ if env is None else env
     entry = _source(config, source, "chatwoot")
     base = public_base(public_url, https_only=False)
     if not account.strip().isdigit():
         raise RegisterError(f"--account {account!r}: a Chatwoot account id is a number")
-    api = _api_base("chatwoot", api_url, env)
-    token = _api_token("chatwoot", api_token, env)
+    api = _api_base("chatwoot", api_url, env, insecure=insecure)
+    token = _api_token("chatwoot", api_token, env, api_token_file)
     url = hook_url(base, source, None, entry.tokens[0] if entry.tokens else None)
     endpoint = f"{api}/api/v1/accounts/{account.strip()}/webhooks"
     headers = {"api_access_token": token, "Accept": "application/json"}
@@ -285,7 +350,10 @@ async def register_chatwoot(
         }
     }
     async with _session(request_timeout) as session:
-        listing = await _call(session, "GET", endpoint, what="Chatwoot", headers=headers)
+        secrets = [token, *entry.tokens]
+        listing = await _call(
+            session, "GET", endpoint, what="Chatwoot", headers=headers, secrets=secrets
+        )
         existing = next(
             (w for w in _webhooks(listing) if _without_query(w.get("url")) == _without_query(url)),
             None,
@@ -299,15 +367,23 @@ async def register_chatwoot(
                 what="Chatwoot",
                 headers=headers,
                 body=body,
+                secrets=secrets,
             )
         else:
             action = "created"
             answer = await _call(
-                session, "POST", endpoint, what="Chatwoot", headers=headers, body=body
+                session,
+                "POST",
+                endpoint,
+                what="Chatwoot",
+                headers=headers,
+                body=body,
+                secrets=secrets,
             )
     webhook = _webhook(answer)
     webhook_id = webhook.get("id", existing.get("id") if existing else None)
     notes = [] if entry.tokens else [_open_note(source)]
+    notes += _insecure_note(api)
     secret = webhook.get("secret")
     if isinstance(secret, str) and secret:
         if entry.signing_secret == secret:
@@ -340,6 +416,8 @@ async def register(
     api_url: str | None = None,
     api_token: str | None = None,
     env: Mapping[str, str] | None = None,
+    api_token_file: str | None = None,
+    insecure: bool = False,
 ) -> Registration:
     """``relay register PROVIDER``: the CLI's entry point."""
     if provider == "plugchat":
@@ -350,6 +428,8 @@ async def register(
             api_url=api_url,
             api_token=api_token,
             env=env,
+            api_token_file=api_token_file,
+            insecure=insecure,
         )
     if account is None:
         raise RegisterError("chatwoot needs --account ID (the Chatwoot account id)")
@@ -361,4 +441,6 @@ async def register(
         api_url=api_url,
         api_token=api_token,
         env=env,
+        api_token_file=api_token_file,
+        insecure=insecure,
     )

@@ -35,6 +35,8 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     topic: str | None = None
     after: int | None = None
     """Start after this offset (on Kafka: in every partition read)."""
+    last: int | None = None
+    """Start this many records before the end (on Kafka: of every partition read)."""
     partition: int | None = None
     limit: int | None = None
     follow: bool = False
@@ -126,6 +128,8 @@ def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry
     if options.partition not in (None, 0):
         raise TailError("the embedded log has one partition per topic: 0")
     after = options.after if options.after is not None else 0
+    if options.last is not None:
+        after = _offset_before_last(path, topic, options.last)
     while True:
         records = read(path, topic=topic, after=after, limit=_BATCH)
         for record in records:
@@ -145,6 +149,21 @@ def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry
             time.sleep(POLL_SECONDS)
 
 
+def _offset_before_last(path: Path, topic: str, count: int) -> int:
+    """The offset after which a topic's last ``count`` records start (0: all of them)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            'SELECT "offset" FROM records WHERE topic = ? ORDER BY "offset" DESC LIMIT 1 OFFSET ?',
+            (topic, count),
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(row[0]) if row is not None else 0
+
+
 # --- Kafka --------------------------------------------------------------------------------
 
 
@@ -152,7 +171,7 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    from relay.bus.security import client_options
+    from relay.bus.security import client_options, refusal
 
     consumer: Any = AIOKafkaConsumer(
         **{**client_options(kafka), "client_id": f"{kafka.client_id}-tail"},
@@ -164,7 +183,8 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        raise TailError(f"cannot connect to Kafka at {kafka.servers}: {exc}") from exc
+        reason = await refusal(kafka)  # a certificate or login the broker refuses, named
+        raise TailError(reason or f"cannot connect to Kafka at {kafka.servers}: {exc}") from exc
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
@@ -182,6 +202,8 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
         end = await consumer.end_offsets(tps)
         for tp in tps:
             start = beginning[tp] if options.after is None else options.after + 1
+            if options.last is not None:
+                start = end[tp] - options.last
             consumer.seek(tp, min(max(start, beginning[tp]), end[tp]))
         last_round = False
         while True:

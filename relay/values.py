@@ -26,6 +26,13 @@ _MAX_EPOCH = 7_258_118_400
 _MISSING: Any = object()
 
 
+# Objects with more keys than this get their padded keys indexed once instead of scanned
+# on every missed lookup, so a body of 100k keys costs one pass, not one per lookup.
+_INDEX_AT = 32
+_MAX_INDEXES = 1024
+_indexes: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
+
+
 def get(obj: Any, key: str) -> Any:
     """``obj[key]`` for a JSON object, tolerating keys sent with stray whitespace."""
     # Hot path (every normalizer calls this dozens of times a body): decoded JSON objects
@@ -35,15 +42,40 @@ def get(obj: Any, key: str) -> Any:
     value = obj.get(key, _MISSING)
     if value is not _MISSING:
         return value
+    if len(obj) > _INDEX_AT:
+        original = _padded_keys(obj).get(key)
+        return obj[original] if original is not None else None
     for candidate, candidate_value in obj.items():
-        if isinstance(candidate, str) and candidate.strip() == key:
+        if (type(candidate) is str or isinstance(candidate, str)) and candidate.strip() == key:
             return candidate_value
     return None
 
 
+def _padded_keys(obj: Mapping[str, Any]) -> dict[str, str]:
+    """Stripped key → the first key that strips to it, for the keys that carry padding."""
+    entry = _indexes.get(id(obj))
+    if entry is not None and entry[0] is obj:  # the object itself is held: ids cannot recur
+        return entry[1]
+    # built from the last key to the first, so the first padded spelling wins
+    index: dict[str, str] = {
+        stripped: candidate
+        for candidate in reversed(list(obj))
+        if type(candidate) is str and (stripped := candidate.strip()) != candidate
+    }
+    if len(_indexes) >= _MAX_INDEXES:
+        _indexes.clear()
+    _indexes[id(obj)] = (obj, index)
+    return index
+
+
+def forget_indexes() -> None:
+    """Drop the padded-key indexes (and the objects they hold): normalizers call it when done."""
+    _indexes.clear()
+
+
 def get_obj(obj: Any, key: str) -> JSONObject:
     value = get(obj, key)
-    return value if isinstance(value, Mapping) else _EMPTY
+    return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
 
 def get_list(obj: Any, key: str) -> list[Any]:

@@ -27,7 +27,7 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from relay.config import Kafka
+from relay.config import Kafka, no_key_password
 
 
 class StaticToken(AbstractTokenProvider):  # type: ignore[misc]
@@ -47,7 +47,9 @@ def ssl_context(kafka: Kafka) -> ssl.SSLContext:
     context.check_hostname = kafka.ssl_check_hostname
     context.verify_mode = ssl.CERT_REQUIRED  # a hostname check off never means "trust anyone"
     if kafka.ssl_certfile is not None:
-        context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+        context.load_cert_chain(
+            kafka.ssl_certfile, kafka.ssl_keyfile, password=kafka.ssl_password or no_key_password
+        )
     return context
 
 
@@ -78,6 +80,46 @@ _SASL_REFUSED = (
     UnsupportedSaslMechanismError,
     IllegalSaslStateError,
 )
+
+
+async def _tls_alert(host: str, port: int, context: ssl.SSLContext) -> str | None:
+    """The TLS alert a server sends right after the handshake (TLS 1.3 refuses a missing or
+    unknown client certificate that way), or None if it sends none."""
+    try:
+        async with asyncio.timeout(_ALERT_WAIT):
+            reader, writer = await asyncio.open_connection(host, port, ssl=context)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        async with asyncio.timeout(_ALERT_WAIT):
+            await reader.read(1)
+    except ssl.SSLError as exc:
+        return str(exc.reason or exc).replace("_", " ").lower()
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+    return None
+
+
+_ALERT_WAIT = 2.0
+
+
+async def _answers_without_sasl(
+    host: str, port: int, options: dict[str, Any], within: float
+) -> bool:
+    """Whether the broker answers a connection that skips SASL (its API versions)."""
+    plain = {k: v for k, v in options.items() if not k.startswith("sasl_")}
+    plain["security_protocol"] = (
+        "SSL" if options["security_protocol"] == "SASL_SSL" else "PLAINTEXT"
+    )
+    try:
+        async with asyncio.timeout(within):
+            conn = await create_conn(host, port, request_timeout_ms=within * 1000, **plain)
+    except Exception:
+        return False
+    conn.close()
+    return True
 
 
 def _host_port(server: str) -> tuple[str, int]:
@@ -115,12 +157,31 @@ async def refusal(kafka: Kafka, within: float = 10.0) -> str | None:
                 f"TLS: the handshake with {server} failed: {exc.reason or exc} "
                 "(is it a TLS listener? check kafka.security_protocol and the port)"
             )
+        except UnsupportedSaslMechanismError:
+            return (
+                f"SASL {kafka.sasl_mechanism}: {server} does not offer this mechanism "
+                "(check kafka.sasl_mechanism and kafka.security_protocol)"
+            )
         except _SASL_REFUSED as exc:
             return (
-                f"SASL {kafka.sasl_mechanism}: {server} refused relay: {exc} "
+                f"SASL {kafka.sasl_mechanism}: {server} refused relay's login: {exc} "
                 "(check kafka.sasl_mechanism, sasl_plain_username, sasl_plain_password)"
             )
         except (OSError, TimeoutError, KafkaError):
+            context = options.get("ssl_context")
+            if context is not None and (alert := await _tls_alert(host, port, context)):
+                return (
+                    f"TLS: {server} ended the connection: {alert} (does it require a client "
+                    "certificate? set kafka.ssl_certfile and kafka.ssl_keyfile)"
+                )
+            if sasl and await _answers_without_sasl(host, port, options, within):
+                # It talks Kafka until relay authenticates, then hangs up: a refusal (some
+                # brokers close the connection on a mechanism they do not offer).
+                return (
+                    f"SASL {kafka.sasl_mechanism}: {server} closed the connection during "
+                    "authentication (does it offer this mechanism? check kafka.sasl_mechanism, "
+                    "sasl_plain_username and sasl_plain_password)"
+                )
             continue  # away, not refusing: the spool covers it
         except Exception as exc:
             if not sasl:

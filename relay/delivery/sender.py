@@ -12,7 +12,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from relay import __version__
-from relay.config import Subscriber, per_second, seconds, webhook_secret
+from relay.config import Subscriber, webhook_secret
 from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker, Rule
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
@@ -35,8 +35,9 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float = 0.0
 
 
-OnFailure = Callable[[int, "AttemptFailed", float | None], Awaitable[None]]
-"""Told of each failed attempt: its number, why, and the wait before the next (None: last)."""
+OnFailure = Callable[[str, int, "AttemptFailed", float | None], Awaitable[None]]
+"""Told of each failed attempt: the event id, the attempt's number, why, and the wait before
+the next (None: it was the last)."""
 
 
 def _describe(exc: BaseException) -> str:
@@ -47,7 +48,9 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, AttemptFailed) and exc.retryable
 
 
-async def _ignore(attempt: int, failure: AttemptFailed, retry_in: float | None) -> None:
+async def _ignore(
+    event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
+) -> None:
     return None
 
 
@@ -55,16 +58,14 @@ class Sender:
     def __init__(self, subscriber: Subscriber) -> None:
         self.subscriber = subscriber
         self.keys = [webhook_secret(secret) for secret in subscriber.all_secrets]
-        self.timeout = aiohttp.ClientTimeout(total=seconds(subscriber.timeout))
+        self.timeout = aiohttp.ClientTimeout(total=subscriber.timeout)
         retry = subscriber.retry
-        self.backoff = Backoff(seconds(retry.initial), seconds(retry.max), retry.jitter)
+        self.backoff = Backoff(retry.initial, retry.max, retry.jitter)
         self.max_attempts = retry.max_attempts
         self.retry_4xx = subscriber.on_4xx == "retry"
         self.breaker = CircuitBreaker(breaker_rule(subscriber), name=subscriber.name)
         self.limiter = (
-            RateLimiter(per_second(subscriber.rate_limit))
-            if subscriber.rate_limit is not None
-            else None
+            RateLimiter(subscriber.rate_limit) if subscriber.rate_limit is not None else None
         )
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(subscriber.max_in_flight)
@@ -108,7 +109,7 @@ class Sender:
             status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
             if not failure.retryable or attempt >= self.max_attempts:
-                await on_failure(attempt, failure, None)
+                await on_failure(event_id, attempt, failure, None)
                 return self._failed(failure, attempts=attempt, started=started)
             return await self._retry(
                 event_id, body, content_type, extra, failure, attempt, started, on_failure
@@ -130,7 +131,7 @@ class Sender:
     ) -> DeliveryResult:
         """Attempts ``done + 1``..max_attempts, with tenacity: backoff, jitter, Retry-After."""
         delay = self.backoff.delay(done, first.retry_after)
-        await on_failure(done, first, delay)
+        await on_failure(event_id, done, first, delay)
         await asyncio.sleep(delay)
         attempts = done
         status: int | None = None
@@ -139,7 +140,7 @@ class Sender:
             failure = state.outcome.exception() if state.outcome is not None else None
             if isinstance(failure, AttemptFailed):
                 wait = state.next_action.sleep if state.next_action is not None else None
-                await on_failure(done + state.attempt_number, failure, wait)
+                await on_failure(event_id, done + state.attempt_number, failure, wait)
 
         try:
             async for attempt in AsyncRetrying(
@@ -153,7 +154,7 @@ class Sender:
                     attempts = done + attempt.retry_state.attempt_number
                     status = await self._attempt(event_id, body, content_type, extra)
         except AttemptFailed as failure:
-            await on_failure(attempts, failure, None)
+            await on_failure(event_id, attempts, failure, None)
             return self._failed(failure, attempts=attempts, started=started)
         return DeliveryResult(
             delivered=True, attempts=attempts, status=status, seconds=time.monotonic() - started
@@ -236,11 +237,11 @@ class Sender:
 def breaker_rule(subscriber: Subscriber) -> Rule:
     breaker = subscriber.circuit_breaker
     return Rule(
-        window=seconds(breaker.window),
+        window=breaker.window,
         failure_rate=breaker.failure_rate,
         min_attempts=breaker.min_attempts,
-        no_success_for=seconds(breaker.no_success_for),
-        cooldown=seconds(breaker.cooldown),
-        cooldown_max=seconds(breaker.cooldown_max),
+        no_success_for=breaker.no_success_for,
+        cooldown=breaker.cooldown,
+        cooldown_max=breaker.cooldown_max,
         half_open_attempts=breaker.half_open_attempts,
     )

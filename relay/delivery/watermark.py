@@ -47,6 +47,11 @@ class Watermark:
         """The next offset to commit for a stream, if any of it is finished."""
         return self._committable.get(stream)
 
+    def pending(self, stream: Stream) -> int:
+        """Records of a stream read and not finished yet."""
+        pending = self._pending.get(stream)
+        return len(pending) if pending else 0
+
     def forget(self, stream: Stream) -> None:
         """The stream was taken away (rebalance): its records will be read again elsewhere."""
         self._pending.pop(stream, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,8 @@ from urllib.parse import quote
 import msgspec
 import structlog
 
+from relay.attempts import Attempt, AttemptLog, describe_failure
+from relay.attempts import Outcome as AttemptOutcome
 from relay.bus import Bus, BusError, Record
 from relay.config import Subscriber
 from relay.delivery.breaker import STATE_VALUES
@@ -39,6 +42,7 @@ CLOUDEVENT_TYPE = "application/cloudevents+json"
 COMMIT_INTERVAL_SECONDS = 1.0
 _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
+REVOKE_WAIT_SECONDS = 1.0
 ATTEMPTS_KEPT_MS = 7 * 86_400_000
 """Stored attempt counts of events nobody retried for this long are forgotten."""
 
@@ -135,6 +139,8 @@ class SubscriberWorker:
         buffer_limit: int | None = None,
         state: DeliveryState | None = None,
         live: bool = False,
+        attempts: AttemptLog | None = None,
+        replay: bool = False,
     ) -> None:
         self.subscriber = subscriber
         self.source = source
@@ -156,10 +162,13 @@ class SubscriberWorker:
             for outcome in ("delivered", "http_4xx", "http_5xx", "error")
         }
         self.state = state
+        self.attempt_log = attempts
+        self._replay = replay
         self._prior: dict[str, int] = {}
         """Attempts made before this run, for events still being retried."""
         self._counted: set[str] = set()
         """Events whose attempt count is stored (removed once they settle)."""
+        self._flushed_delivered = 0
         self.gone: DeliveryResult | None = None
         """Set when the endpoint answered 410 Gone: the worker stops, nothing is skipped."""
         self.buffer_limit = buffer_limit or max(256, subscriber.max_in_flight * 16)
@@ -190,9 +199,16 @@ class SubscriberWorker:
     async def _revoked(self, streams: set[Stream]) -> None:
         """Partitions are moving to another member: commit what is finished, forget them.
 
-        Records of those streams still queued are delivered anyway (the new owner may
-        deliver them too: at-least-once); their finishes no longer count.
+        Deliveries of those streams in progress get up to ``REVOKE_WAIT_SECONDS`` to
+        finish first, so fewer are delivered again by the new owner. Records still queued
+        after that are delivered anyway (the new owner may deliver them too:
+        at-least-once); their finishes no longer count.
         """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REVOKE_WAIT_SECONDS):
+                while any(self._watermark.pending(stream) for stream in streams):
+                    self._room.clear()
+                    await self._room.wait()
         commits = {
             stream: position
             for stream in streams
@@ -230,6 +246,7 @@ class SubscriberWorker:
                 await asyncio.gather(committer, *self._tasks, return_exceptions=True)
                 # a periodic commit cut short by the cancel may be lost: commit every position
                 await self._commit(everything=True)
+                self._flush_metrics()
                 await self.source.close()
         finally:
             await self.sender.close()
@@ -341,17 +358,45 @@ class SubscriberWorker:
         event_id = event.id
         prior = self._prior.pop(event_id, 0) if self._prior else 0
 
-        async def on_failure(attempt: int, failure: AttemptFailed, retry_in: float | None) -> None:
+        attempt_log = self.attempt_log
+        began = time.monotonic()
+
+        async def on_failure(
+            event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
+        ) -> None:
+            nonlocal began
+            ended = time.monotonic()
+            self._log_attempt(event_id, attempt, ended - began, failure, retry_in)
+            began = ended + (retry_in or 0.0)
             await self._failed_attempt(event_id, attempt, failure, retry_in)
 
+        # without an attempt log the closure is not needed: the hot path stays one call
+        failed = on_failure if attempt_log is not None else self._failed_attempt
+
         result = await self.sender.deliver(
-            event_id, body, content_type, extra, prior_attempts=prior, on_failure=on_failure
+            event_id,
+            body,
+            content_type,
+            extra,
+            prior_attempts=prior,
+            on_failure=failed,
         )
         self._seconds.observe(result.seconds)
+        if result.delivered and attempt_log is not None:
+            attempt_log.record(
+                Attempt(
+                    event_id=event_id,
+                    subscriber=self.subscriber.name,
+                    attempt=result.attempts,
+                    at_ms=int(time.time() * 1000),
+                    duration_ms=round((time.monotonic() - began) * 1000, 3),
+                    outcome="delivered",
+                    status=result.status,
+                    replay=self._replay,
+                )
+            )
         if result.delivered:
-            self._attempt_counters["delivered"].inc()
-            self.stats.delivered += 1
-            self._delivered.inc()
+            self.stats.delivered += 1  # counted in the metrics by _flush_metrics
             if self._counted:
                 await self._settle(event_id)
             return True
@@ -366,6 +411,37 @@ class SubscriberWorker:
         if self._counted:
             await self._settle(event_id)
         return True
+
+    def _log_attempt(
+        self,
+        event_id: str,
+        attempt: int,
+        seconds: float,
+        failure: AttemptFailed,
+        retry_in: float | None,
+    ) -> None:
+        """One attempt-log entry for a failed attempt (the duration includes slot waits)."""
+        assert self.attempt_log is not None
+        error, excerpt = describe_failure(failure.status, failure.error)
+        outcome: AttemptOutcome
+        if retry_in is not None:
+            outcome = "retrying"
+        else:
+            outcome = "disabled" if failure.status == 410 else "deadlettered"
+        self.attempt_log.record(
+            Attempt(
+                event_id=event_id,
+                subscriber=self.subscriber.name,
+                attempt=attempt,
+                at_ms=int(time.time() * 1000),
+                duration_ms=round(seconds * 1000, 3),
+                outcome=outcome,
+                status=failure.status,
+                error=error,
+                excerpt=excerpt,
+                replay=self._replay,
+            )
+        )
 
     async def _failed_attempt(
         self, event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
@@ -434,9 +510,19 @@ class SubscriberWorker:
         except Exception as exc:  # the next commit carries the same or a later position
             self._log.warning("commit_failed", error=str(exc))
 
+    def _flush_metrics(self) -> None:
+        """Successes reach the counters once a commit interval (two locked increments per
+        delivery saved on the hot path); failures are counted as they happen."""
+        delivered = self.stats.delivered - self._flushed_delivered
+        if delivered:
+            self._flushed_delivered += delivered
+            self._delivered.inc(delivered)
+            self._attempt_counters["delivered"].inc(delivered)
+
     async def _commit_periodically(self) -> None:
         while True:
             await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
+            self._flush_metrics()
             await self._commit()
             with contextlib.suppress(Exception):
                 self._backlog = await self.source.backlog()

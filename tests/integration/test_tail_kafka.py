@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from relay.bus.base import Record
 from relay.bus.kafka import KafkaBus
+from relay.cli import build_parser, tail_options
+from relay.config import load
+from relay.tail import TailError, run
 from tests.integration.conftest import Broker
 from tests.support import unique
 
@@ -30,18 +31,13 @@ def _config(tmp_path: Path, broker: Broker, events: str, dead: str) -> str:
 
 
 async def _tail(*args: str) -> list[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "tail",
-        *args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    """``relay tail ARGS`` as the CLI parses it, run in a thread (it runs its own loop)."""
+    parsed = build_parser().parse_args(["tail", *args])
+    lines: list[bytes] = []
+    await asyncio.wait_for(
+        asyncio.to_thread(run, load(parsed.config), tail_options(parsed), lines.append), 30
     )
-    out, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 0, err.decode()
-    return out.decode().splitlines()
+    return [line.decode().rstrip("\n") for line in lines]
 
 
 async def test_tail_reads_kafka_with_headers(
@@ -98,47 +94,39 @@ async def test_tail_reads_kafka_with_headers(
     )
 
 
+async def test_tail_last_starts_near_the_end(
+    tmp_path: Path, broker: Broker, kafka_bus: KafkaBus
+) -> None:
+    events = unique("tail.last")
+    config = _config(tmp_path, broker, events, unique("tail.dead"))
+    for n in range(4):  # one batch each: Tansu's end offset is exact then
+        await kafka_bus.publish([Record(events, f'{{"n":{n}}}'.encode(), b"one-key")])
+    assert await _tail("-c", config, "--last", "2") == ['{"n":2}', '{"n":3}']
+
+
 async def test_tail_follows_kafka(tmp_path: Path, broker: Broker, kafka_bus: KafkaBus) -> None:
     events = unique("tail.follow")
     config = _config(tmp_path, broker, events, unique("tail.dead"))
     await kafka_bus.publish([Record(events, b'{"n":1}')])
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "tail",
-        "-c",
-        config,
-        "--follow",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    parsed = build_parser().parse_args(["tail", "-c", config, "--follow", "--limit", "2"])
+    lines: list[bytes] = []
+    loop, printed = asyncio.get_running_loop(), asyncio.Event()
+
+    def write(line: bytes) -> None:  # in the tail's thread
+        lines.append(line)
+        loop.call_soon_threadsafe(printed.set)
+
+    following = asyncio.create_task(
+        asyncio.to_thread(run, load(config), tail_options(parsed), write)
     )
-    assert process.stdout is not None
-    try:
-        assert await asyncio.wait_for(process.stdout.readline(), 20) == b'{"n":1}\n'
-        await kafka_bus.publish([Record(events, b'{"n":2}')])
-        assert await asyncio.wait_for(process.stdout.readline(), 20) == b'{"n":2}\n'
-        assert process.returncode is None
-    finally:
-        process.terminate()
-        await process.wait()
+    await asyncio.wait_for(printed.wait(), 20)
+    assert lines == [b'{"n":1}\n'] and not following.done()  # waiting for more
+    await kafka_bus.publish([Record(events, b'{"n":2}')])
+    await asyncio.wait_for(following, 20)
+    assert lines == [b'{"n":1}\n', b'{"n":2}\n']
 
 
-async def test_tail_names_a_missing_topic(tmp_path: Path, broker: Broker) -> None:
+async def test_tail_names_a_missing_partition(tmp_path: Path, broker: Broker) -> None:
     config = _config(tmp_path, broker, unique("tail.none"), unique("tail.dead"))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "tail",
-        "-c",
-        config,
-        "--partition",
-        "7",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 1
-    [line] = err.decode().splitlines()
-    assert line.startswith("relay: topic ")
+    with pytest.raises(TailError, match=r"^topic .* (has partitions|does not exist)"):
+        await _tail("-c", config, "--partition", "7")

@@ -38,7 +38,13 @@ class TlsBroker:
 
 
 @contextmanager
-def tls_broker(directory: Path, san: str = "DNS:localhost,IP:127.0.0.1") -> Iterator[TlsBroker]:
+def tls_broker(
+    directory: Path,
+    san: str = "DNS:localhost,IP:127.0.0.1",
+    authentication: bool = False,
+    client_certificates: bool = False,
+) -> Iterator[TlsBroker]:
+    """``client_certificates``: stunnel requires a client certificate the CA signed (mTLS)."""
     assert STUNNEL is not None
     pki = make_pki(directory, san)
     plain, tls = free_port(), free_port()
@@ -47,6 +53,7 @@ def tls_broker(directory: Path, san: str = "DNS:localhost,IP:127.0.0.1") -> Iter
         "foreground = yes\npid =\ndebug = 3\n"
         f"[kafka]\naccept = 127.0.0.1:{tls}\nconnect = 127.0.0.1:{plain}\n"
         f"cert = {pki.cert}\nkey = {pki.key}\n"
+        + (f"verify = 2\nCAfile = {pki.ca}\n" if client_certificates else "")
     )
     broker = subprocess.Popen(
         [
@@ -57,6 +64,7 @@ def tls_broker(directory: Path, san: str = "DNS:localhost,IP:127.0.0.1") -> Iter
             "--advertised-listener-url",
             f"tcp://127.0.0.1:{tls}",
             "--silent",
+            *(["--authentication"] if authentication else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

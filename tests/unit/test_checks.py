@@ -115,3 +115,52 @@ def test_check_refuses_duplicate_keys(tmp_path: Path, capsys: pytest.CaptureFixt
     assert capsys.readouterr().err == (
         f"relay: {path}:3:1: duplicate key 'sources' (first at line 1)\n"
     )
+
+
+SOURCES = """
+sources:
+  nexloo: {provider: chatwoot, tokens: [a-long-enough-token]}
+  plugchat: {provider: plugchat, tokens: [a-long-enough-token]}
+"""
+
+
+def test_routes_by_source_follow_the_configured_sources() -> None:
+    status = "{type: chat.conversation.status_changed, source: 'plug*'}"
+    config = make_config(SOURCES + ROUTES + _subscriber(status))
+    assert warnings(config) == [
+        "subscribers[0] (crm): no event of type 'chat.conversation.status_changed' reaches "
+        "its topics (chat.events); the routes send them to chat.attendance"
+    ]
+    assert reachable_topics(config, "chat.conversation.status_changed", "plugchat") == {
+        "chat.attendance"
+    }
+    assert reachable_topics(config, "chat.conversation.status_changed", "nexloo") == {"chat.events"}
+    # nexloo's status changes still reach chat.events
+    any_source = _subscriber("{type: chat.conversation.status_changed}")
+    assert not warnings(make_config(SOURCES + ROUTES + any_source))
+
+
+def test_a_subscriber_filter_no_source_has() -> None:
+    config = make_config(SOURCES + _subscriber("{source: nexlo}"))
+    assert warnings(config) == [
+        "subscribers[0] (crm).match: no configured source has the source/provider it asks "
+        "for (sources: nexloo, plugchat)"
+    ]
+    assert not warnings(make_config(_subscriber("{source: nexlo}")))  # no sources: unknown
+
+
+@pytest.mark.parametrize(
+    "match",
+    [
+        "{type: chat.message.created}",
+        "{type: chat.messages.created}",
+        "{where: {message.direction: incoming}}",
+        "{where: {data.message.direction: inbound}}",
+    ],
+)
+def test_the_readme_shows_the_warnings_as_relay_prints_them(match: str) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    found = warnings(make_config(ROUTES + _subscriber(match)))
+    assert found
+    for warning in found:
+        assert f"relay: warning: {warning}\n" in readme

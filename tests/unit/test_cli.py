@@ -99,3 +99,28 @@ def test_check_lists_subscribers_without_secrets(
     out = capsys.readouterr().out
     assert "crm" in out and "https://crm.example.com/hook" in out and "chat.message.*" in out
     assert "s3cret" not in out and "pw" not in out and "whsec_" not in out
+
+
+def test_help_describes_commands_and_options(capsys: pytest.CaptureFixture[str]) -> None:
+    for command, expected in (
+        (["replay", "--help"], "3 when some were"),
+        (["serve", "--help"], "ingress: hooks only"),
+        (["check", "--help"], "--strict"),
+        (["tail", "--help"], "--deadletter"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(command)
+        assert exited.value.code == 0
+        assert expected in " ".join(capsys.readouterr().out.split()), command
+
+
+def test_check_tables_have_no_trailing_spaces(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(EXAMPLE)]) == 0
+    assert all(line == line.rstrip() for line in capsys.readouterr().out.splitlines())
+
+
+def test_admin_port_needs_admin_listen(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"data_dir: {tmp_path}\n")
+    assert main(["serve", "--config", str(config), "--admin-port", "9090"]) == 2
+    assert "--admin-port moves admin.listen" in capsys.readouterr().err

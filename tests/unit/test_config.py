@@ -259,3 +259,31 @@ def test_admin_listen() -> None:
         "admin.listen.port: the same port as listen.port; pick another"
     )
     assert error_of("admin: {listen: {port: 0}}") == "admin.listen.port: 0 is not a TCP port"
+
+
+def test_unknown_fields_suggest_the_known_one() -> None:
+    assert error_of("subscriber: []") == "subscriber: unknown field (did you mean 'subscribers'?)"
+    assert error_of("sources: {s: {provider: chatwoot, token: [a]}}") == (
+        "sources.s.token: unknown field (did you mean 'tokens'?)"
+    )
+    assert error_of("subscribers: [{name: a, url: 'http://x', retry: {max_atempts: 3}}]") == (
+        "subscribers[0].retry.max_atempts: unknown field (did you mean 'max_attempts'?)"
+    )
+    assert error_of("zzz: 1") == "zzz: unknown field"
+
+
+def test_bad_enum_values_list_the_allowed_ones() -> None:
+    assert error_of("sources: {s: {provider: chatwoot-cloud}}") == (
+        "sources.s.provider: invalid enum value 'chatwoot-cloud' "
+        "(expected one of: chatwoot, plugchat)"
+    )
+    assert error_of("kafka: {bootstrap_servers: a, compression: brotli}") == (
+        "kafka.compression: invalid enum value 'brotli' (expected one of: gzip, lz4, snappy, zstd)"
+    )
+
+
+def test_type_errors_use_yaml_words() -> None:
+    assert error_of("sources: {s: {provider: chatwoot, tokens: abc}}") == (
+        "sources.s.tokens: expected a list, got str"
+    )
+    assert error_of("listen: 8080") == "listen: expected a mapping, got int"

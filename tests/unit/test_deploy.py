@@ -94,6 +94,7 @@ def test_the_deploy_tree() -> None:
         ("PodDisruptionBudget", "relay-ingress"),
         ("Secret", "relay-secrets"),
         ("Service", "relay"),
+        ("StatefulSet", "relay-ingress"),
     ]
     assert (ROOT / "docs" / "production.md").is_file()
 
@@ -113,7 +114,26 @@ def test_kustomization_applies_everything_but_the_example_secret() -> None:
     kustomization = yaml.safe_load((KUBERNETES / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
     on_disk = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == on_disk - {"secret.example.yaml"}
+    examples = {p.name for p in KUBERNETES.glob("*.example.yaml")}
+    assert examples == {"secret.example.yaml", "statefulset-ingress.example.yaml"}
+    assert listed == on_disk - examples
+
+
+def test_the_statefulset_example_is_the_ingress_deployment_with_a_claim() -> None:
+    deployment, stateful = _deployment("ingress"), _named("StatefulSet", "relay-ingress")
+    pod, stateful_pod = deployment["spec"]["template"], stateful["spec"]["template"]
+    assert stateful_pod["metadata"] == pod["metadata"]
+    assert stateful_pod["spec"]["containers"] == pod["spec"]["containers"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    stateful_volumes = {v["name"]: v for v in stateful_pod["spec"]["volumes"]}
+    assert stateful_volumes == {k: v for k, v in volumes.items() if k != "data"}
+    [claim] = stateful["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    config = _configmap_config("ingress")
+    assert config.kafka is not None
+    storage = _bytes(claim["spec"]["resources"]["requests"]["storage"])
+    assert storage > 2 * config.kafka.spool_max_bytes
+    assert stateful["spec"]["serviceName"] == _manifests()["Service"]["metadata"]["name"]
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -217,6 +237,7 @@ def test_the_topics_job_creates_every_topic_relay_uses() -> None:
     env = {var["name"]: var["value"] for var in container["env"]}
     assert env["KAFKA_BOOTSTRAP"] == _container_env("ingress")["KAFKA_BOOTSTRAP"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["image"] == _compose()["services"]["kafka-init"]["image"]
 
 
 def _container_env(role: str = "ingress") -> dict[str, str]:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from relay.config import parse
 from relay.hardening import EXAMPLE_SECRETS, insecure_listen, is_loopback
@@ -67,3 +68,31 @@ def test_every_secret_default_the_repository_ships_is_known() -> None:
                 defaults.add(default)
     assert defaults  # the example config keeps its laptop defaults
     assert defaults <= EXAMPLE_SECRETS
+    # and the values of the example Kubernetes Secret
+    for path in ROOT.glob("deploy/**/secret*.yaml"):
+        for document in yaml.safe_load_all(path.read_text()):
+            for name, value in (document or {}).get("stringData", {}).items():
+                if value and re.search(r"TOKEN|SECRET|HMAC|PASSWORD", name):
+                    assert value in EXAMPLE_SECRETS, (path.name, name)
+
+
+def test_a_placeholder_is_refused_whatever_its_length() -> None:
+    refusal = insecure_listen(parse(config('"CHANGE_ME_before-going-live-0123456789"')), "::")
+    assert refusal is not None and "shipped examples" in refusal
+
+
+def test_relay_check_warns_what_serve_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    path = tmp_path / "relay.yaml"
+    path.write_text("listen: {host: 0.0.0.0}\n" + config("dev-trino-token"))
+    assert main(["check", "--config", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "relay: warning: relay serve will refuse this: refusing to listen on 0.0.0.0" in err
+    assert main(["check", "--strict", "--config", str(path)]) == 1
+    capsys.readouterr()
+    path.write_text("listen: {host: 127.0.0.1}\n" + config("dev-trino-token"))
+    assert main(["check", "--config", str(path)]) == 0
+    assert "refuse" not in capsys.readouterr().err

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from relay.cli import main
 from relay.preflight import check_listen, data_dir, libraries
 from tests.support import free_port, make_config
 
@@ -70,7 +73,9 @@ def test_data_dir_problems_name_data_dir(tmp_path: Path) -> None:
     assert not (tmp_path / "new").exists()  # checking creates nothing
 
 
-def test_serve_and_check_refuse_a_bad_data_dir(tmp_path: Path) -> None:
+def test_serve_and_check_refuse_a_bad_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     afile = tmp_path / "afile"
     afile.write_text("")
     path = tmp_path / "relay.yaml"
@@ -78,44 +83,55 @@ def test_serve_and_check_refuse_a_bad_data_dir(tmp_path: Path) -> None:
         f"data_dir: {afile / 'var'}\nlisten: {{host: 127.0.0.1, port: {free_port()}}}\n"
     )
     for command in ("check", "serve"):
-        result = subprocess.run(
-            [sys.executable, "-m", "relay", command, "--config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert result.returncode == 1, command
-        assert result.stderr == (
+        assert main([command, "--config", str(path)]) == 1, command
+        assert capsys.readouterr().err == (
             f"relay: data_dir: cannot create {afile / 'var'}: {afile} is a file, not a directory\n"
         ), command
 
 
-def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+def test_a_taken_port_is_named_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        assert check_listen("127.0.0.1", port) == (
+        expected = (
             f"cannot listen on 127.0.0.1:{port} (listen): the port is in use "
             "(another relay? pass --port or change listen.port)"
         )
+        assert check_listen("127.0.0.1", port) == expected
         path = tmp_path / "relay.yaml"
         path.write_text(f"data_dir: {tmp_path}\nlisten: {{host: 127.0.0.1, port: {port}}}\n")
-        result = subprocess.run(
-            [sys.executable, "-m", "relay", "serve", "--config", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode == 1
-    assert result.stderr == (
-        f"relay: cannot listen on 127.0.0.1:{port} (listen): the port is in use "
-        "(another relay? pass --port or change listen.port)\n"
-    )
+        assert main(["serve", "--config", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert (captured.err, captured.out) == (f"relay: {expected}\n", "")
 
 
 def test_an_address_not_on_this_host() -> None:
     problem = check_listen("192.0.2.1", free_port())  # TEST-NET-1: never a local address
     assert problem is not None and "no such address on this host (change listen.host)" in problem
+
+
+def test_the_readme_shows_the_codec_refusal_as_relay_prints_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka import codec
+
+    monkeypatch.setattr(codec, "has_zstd", lambda: False)
+    [problem] = libraries(make_config("kafka: {bootstrap_servers: a, compression: zstd}"))
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"relay: {problem}\n" in readme
+
+
+def test_check_skip_local_is_for_files_meant_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    path = tmp_path / "relay.yaml"
+    path.write_text(f"data_dir: {afile / 'var'}\n")
+    assert main(["check", "--config", str(path)]) == 1
+    capsys.readouterr()
+    assert main(["check", "--config", str(path), "--skip-local", "--strict"]) == 0
+    assert capsys.readouterr().out.startswith("configuration OK")

@@ -118,6 +118,7 @@ async def test_plugchat_puts_all_seven_kind_urls() -> None:
             source="plug",
             public_url=PUBLIC,
             api_url=api.url,
+            insecure=True,
             api_token="1nEFbU3EktLnV7LIIzX",
             env={},
         )
@@ -143,6 +144,7 @@ async def test_plugchat_reads_url_and_token_from_the_environment() -> None:
             source="plug-open",
             public_url="https://relay.example.com",
             env={"PLUGCHAT_API_URL": api.url + "/", "PLUGCHAT_API_TOKEN": "env-token"},
+            insecure=True,
         )
     [seen] = api.seen
     assert seen.headers["Authorization"] == "env-token"
@@ -162,6 +164,7 @@ async def test_plugchat_refuses_plain_http_before_calling() -> None:
                 source="plug",
                 public_url="http://relay.example.com",
                 api_url=api.url,
+                insecure=True,
                 api_token="t",
                 env={},
             )
@@ -189,6 +192,7 @@ async def test_plugchat_http_failures_are_one_line(status: int, body: Any, expec
                 source="plug",
                 public_url=PUBLIC,
                 api_url=api.url,
+                insecure=True,
                 api_token="t",
                 env={},
             )
@@ -205,6 +209,7 @@ async def test_unreachable_api_and_missing_inputs() -> None:
             "plugchat",
             source="plug",
             api_url=f"http://127.0.0.1:{free_port()}",
+            insecure=True,
             api_token="t",
             **common,
         )
@@ -251,6 +256,7 @@ async def test_chatwoot_creates_the_webhook() -> None:
             public_url=PUBLIC,
             account="3",
             api_url=api.url,
+            insecure=True,
             api_token="cw-token",
             env={},
         )
@@ -285,6 +291,7 @@ async def test_chatwoot_updates_the_webhook_already_pointing_here() -> None:
             public_url=PUBLIC,
             account="3",
             env={"CHATWOOT_API_URL": api.url, "CHATWOOT_API_TOKEN": "env-cw"},
+            insecure=True,
         )
     _, update = api.seen
     assert (update.method, update.path) == ("PATCH", f"{CW_PATH}/12")
@@ -306,6 +313,7 @@ async def test_chatwoot_failures() -> None:
         "account": "3",
         "api_token": "t",
         "env": {},
+        "insecure": True,
     }
     async with stand_in(answers) as api:
         with pytest.raises(RegisterError) as caught:
@@ -333,9 +341,17 @@ async def test_cli_register(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -
     path = tmp_path / "relay.yaml"
     path.write_text(CONFIG)
     argv = ["register", "plugchat", "--config", str(path), "--source", "plug"]
-    env = {"PLUG_TOKEN": "abc"}
+    env = {"PLUG_TOKEN": "abc", "PLUG_API": "t"}
     async with stand_in({("PUT", PLUG_PATH): (200, {})}) as api:
-        flags = ["--public-url", PUBLIC, "--api-url", api.url, "--api-token", "t"]
+        flags = [
+            "--public-url",
+            PUBLIC,
+            "--api-url",
+            api.url,
+            "--api-token",
+            "$PLUG_API",
+            "--insecure",
+        ]
         with pytest.MonkeyPatch.context() as mp:
             for name, value in env.items():
                 mp.setenv(name, value)
@@ -351,3 +367,116 @@ async def test_cli_register(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -
             assert err.startswith("relay: PlugChat accepts HTTPS webhooks only")
             assert err.count("\n") == 1
     assert len(api.seen) == 1
+
+
+# --- hygiene -----------------------------------------------------------------------------
+
+API_TOKEN = "plugchat-api-token-0123456789"
+RELAY_TOKEN = "relay-plug-token-abcdef012345"
+
+
+async def _echoing_api() -> tuple[TestServer, str]:
+    """An API that refuses a change with 422, quoting all it was sent, headers included."""
+
+    async def echo(request: web.Request) -> web.Response:
+        if request.method == "GET":  # Chatwoot's listing: none yet, so relay creates one
+            return web.json_response({"payload": {"webhooks": []}})
+        raw = await request.read()
+        received = {"received": json.loads(raw) if raw else None, "headers": dict(request.headers)}
+        return web.json_response(received, status=422)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server, str(server.make_url("")).rstrip("/")
+
+
+@pytest.mark.parametrize("provider", ["plugchat", "chatwoot"])
+async def test_an_echoing_api_never_gets_a_token_into_the_error(provider: str) -> None:
+    server, url = await _echoing_api()
+    try:
+        with pytest.raises(RegisterError) as caught:
+            await register(
+                make_config(f"sources: {{s: {{provider: {provider}, tokens: ['{RELAY_TOKEN}']}}}}"),
+                provider,  # type: ignore[arg-type]
+                source="s",
+                public_url=PUBLIC,
+                account="3",
+                api_url=url,
+                api_token=API_TOKEN,
+                env={},
+                insecure=True,
+            )
+    finally:
+        await server.close()
+    message = str(caught.value)
+    assert "answered 422" in message
+    assert RELAY_TOKEN not in message and API_TOKEN not in message
+    assert "***" in message
+
+
+async def test_plain_http_api_urls_are_refused_before_anything_is_sent() -> None:
+    async with stand_in({("PUT", PLUG_PATH): (200, {})}) as api:
+        with pytest.raises(RegisterError, match=r"is plain HTTP: .*pass --insecure"):
+            await register(
+                config(), "plugchat", source="plug", public_url=PUBLIC, api_url=api.url,
+                api_token=API_TOKEN, env={},
+            )  # fmt: skip
+        assert api.seen == []
+        result = await register(
+            config(), "plugchat", source="plug", public_url=PUBLIC, api_url=api.url,
+            api_token=API_TOKEN, env={}, insecure=True,
+        )  # fmt: skip
+    assert len(api.seen) == 1
+    assert "warning: " in result.report() and "plain HTTP (--insecure)" in result.report()
+
+
+async def test_the_api_token_comes_from_a_file_or_a_named_variable(tmp_path: Any) -> None:
+    token_file = tmp_path / "plugchat.token"
+    token_file.write_text(API_TOKEN + "\n")
+    common: dict[str, Any] = {"source": "plug", "public_url": PUBLIC, "insecure": True}
+    async with stand_in({("PUT", PLUG_PATH): (200, {})}) as api:
+        await register(
+            config(), "plugchat", api_url=api.url, api_token_file=str(token_file), env={}, **common
+        )
+        await register(
+            config(), "plugchat", api_url=api.url, api_token="$MY_TOKEN",
+            env={"MY_TOKEN": "from-the-variable"}, **common,
+        )  # fmt: skip
+    assert [seen.headers["Authorization"] for seen in api.seen] == [API_TOKEN, "from-the-variable"]
+    with pytest.raises(RegisterError, match=r"--api-token \$MISSING: MISSING is not set"):
+        await register(config(), "plugchat", api_token="$MISSING", env={}, **common)
+    with pytest.raises(RegisterError, match=r"--api-token-file .*: cannot read"):
+        await register(
+            config(), "plugchat", api_token_file=str(tmp_path / "nope"), env={}, **common
+        )
+    with pytest.raises(RegisterError, match="not both"):
+        await register(
+            config(), "plugchat", api_token="x", api_token_file=str(token_file), env={}, **common
+        )
+
+
+async def test_cli_warns_about_a_token_on_the_command_line(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "relay.yaml"
+    path.write_text(CONFIG)
+    token_file = tmp_path / "token"
+    token_file.write_text(API_TOKEN)
+    argv = ["register", "plugchat", "--config", str(path), "--source", "plug", "--insecure"]
+    async with stand_in({("PUT", PLUG_PATH): (200, {})}) as api:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PLUG_TOKEN", RELAY_TOKEN)
+            flags = ["--public-url", PUBLIC, "--api-url", api.url]
+            code = await asyncio.to_thread(main, [*argv, *flags, "--api-token", API_TOKEN])
+            out, err = capsys.readouterr()
+            assert code == 0
+            assert err.startswith("relay: warning: --api-token on the command line shows in ps")
+            assert API_TOKEN not in out + err and RELAY_TOKEN not in out + err
+            code = await asyncio.to_thread(
+                main, [*argv, *flags, "--api-token-file", str(token_file)]
+            )
+            out, err = capsys.readouterr()
+            assert (code, err) == (0, "")
+    assert [seen.headers["Authorization"] for seen in api.seen] == [API_TOKEN, API_TOKEN]

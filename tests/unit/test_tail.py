@@ -163,3 +163,18 @@ def test_tail_ends_cleanly_when_the_reader_goes_away(tmp_path: Path) -> None:
     process.stdout.close()  # like `| head -1` exiting
     assert process.wait(timeout=10) == 0
     assert process.stderr.read() == b""
+
+
+def test_tail_last_starts_near_the_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _publish(
+        tmp_path,
+        [Record("chat.events", f'{{"n":{n}}}'.encode()) for n in range(5)]
+        + [Record("other", b"x")],
+    )
+    config = str(_config(tmp_path))
+    assert main(["tail", "-c", config, "--last", "2"]) == 0
+    assert capsys.readouterr().out == '{"n":3}\n{"n":4}\n'
+    assert main(["tail", "-c", config, "-n", "9"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert main(["tail", "-c", config, "-n", "0"]) == 0
+    assert capsys.readouterr().out == ""

@@ -101,3 +101,17 @@ def test_get_finds_a_key_whatever_its_padding(payload: dict[str, int], key: str)
         assert get(payload, key) in [payload[k] for k in padded]
     else:
         assert get(payload, key) is None
+
+
+def test_get_on_large_objects_indexes_padded_keys_once() -> None:
+    from relay.values import forget_indexes
+
+    obj = {f"k{i}": i for i in range(100)}
+    obj[" wanted "] = "first"
+    obj["wanted  "] = "second"
+    assert get(obj, "wanted") == "first"  # the first padded spelling wins, as for small ones
+    assert get(obj, "k7") == 7 and get(obj, "absent") is None
+    obj2 = dict(obj, wanted="exact")
+    assert get(obj2, "wanted") == "exact"  # an exact key wins over padded ones
+    forget_indexes()
+    assert get(obj, "wanted") == "first"

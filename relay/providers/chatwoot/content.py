@@ -54,6 +54,7 @@ _CONTENT_KINDS = {
     "cards": "cards",
     "form": "form",
 }
+MAX_ATTACHMENTS = 100
 MESSAGE_KEYS = frozenset(
     {
         "id",
@@ -287,7 +288,9 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
             sender = Actor(type="agent" if echo else "bot")
         elif direction == "incoming":
             sender = actor(conversation_contact)
-    attachments = _Attachments(get_list(obj, "attachments"))
+    # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
+    # more is not a real message, and reading them all would only let one body cost more.
+    attachments = _Attachments(get_list(obj, "attachments")[:MAX_ATTACHMENTS])
     contacts = attachments.contacts
     content_type = get_str(obj, "content_type")
     kind = _kind(attachments.kind, type_, content_type)

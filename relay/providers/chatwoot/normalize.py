@@ -32,7 +32,17 @@ from relay.providers.base import (
 )
 from relay.providers.chatwoot import content, parts
 from relay.providers.extensions import bounded
-from relay.values import as_bool, as_str, as_time, first, get, get_list, get_obj, get_str
+from relay.values import (
+    as_bool,
+    as_str,
+    as_time,
+    first,
+    forget_indexes,
+    get,
+    get_list,
+    get_obj,
+    get_str,
+)
 
 Builder = Callable[[Inbound, Mapping[str, Any], str, EventType, Account | None], CloudEvent]
 AUTOMATION_PREFIX = "automation_event."
@@ -124,6 +134,7 @@ def message_event(
         contact=parts.contact(contact_obj),
         actor=actor,
         extensions=_extensions(
+            inbound,
             ("message", content.message_extension(message_obj) if message_obj else None),
             ("conversation", parts.conversation_extension(conversation_obj)),
             ("contact", parts.contact_extension(contact_obj)),
@@ -136,8 +147,10 @@ def _with_updated_at(message: Message, time: str) -> Message:
     return msgspec.structs.replace(message, updated_at=time)
 
 
-def _extensions(*found: tuple[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]] | None:
-    kept = bounded(found)
+def _extensions(
+    inbound: Inbound, *found: tuple[str, dict[str, Any] | None]
+) -> dict[str, dict[str, Any]] | None:
+    kept = bounded(found, len(inbound.body))
     return {"chatwoot": kept} if kept else None
 
 
@@ -172,6 +185,7 @@ def conversation_event(
         contact=parts.contact(sender),
         changes=changes,
         extensions=_extensions(
+            inbound,
             ("conversation", parts.conversation_extension(payload)),
             ("contact", parts.contact_extension(sender)),
         ),
@@ -224,7 +238,7 @@ def contact_event(
         account=account,
         contact=contact,
         changes=changes,
-        extensions=_extensions(("contact", parts.contact_extension(payload))),
+        extensions=_extensions(inbound, ("contact", parts.contact_extension(payload))),
     )
     return _finish(inbound, type_=type_, identity=identity, time=time, data=data)
 
@@ -286,6 +300,13 @@ def event_type_for(event: str) -> EventType | None:
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
+    try:
+        return _normalize(inbound)
+    finally:
+        forget_indexes()
+
+
+def _normalize(inbound: Inbound) -> list[CloudEvent]:
     payload = require_object(parse_json(inbound.body))
     event = as_str(get(payload, "event"))
     if event is None:

@@ -54,6 +54,10 @@ CONTACT_KEYS = frozenset(
         "custom_attributes",
         "type",
         "account",
+        "event",
+        "changed_attributes",
+        "created_at",
+        "updated_at",
     }
 )
 CONVERSATION_KEYS = frozenset(
@@ -120,7 +124,9 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
 
 
 def dict_or_none(value: Any) -> dict[str, Any] | None:
-    return dict(value) if isinstance(value, Mapping) and value else None
+    if not value or not (type(value) is dict or isinstance(value, Mapping)):
+        return None
+    return dict(value)
 
 
 def actor(obj: Any, default_type: str = "contact") -> Actor | None:

@@ -20,7 +20,7 @@ from relay.providers.base import (
     require_object,
 )
 from relay.providers.plugchat import attendance, zapi
-from relay.values import as_str, get
+from relay.values import as_str, forget_indexes, get
 
 KINDS = (
     "startAttendance",
@@ -38,6 +38,21 @@ _ATTENDANCE_KINDS = frozenset({"startAttendance", "finishAttendance"})
 def canonical_kind(kind: str) -> str | None:
     """``finishAttendance``, ``finish-attendance``, ``finish_attendance`` → ``finishAttendance``."""
     return _KIND_BY_FOLDED.get(kind.replace("-", "").replace("_", "").lower())
+
+
+def _lost_transcript_entries(payload: Mapping[str, Any], body: bytes) -> bool:
+    """Did the fast parse drop transcript entries that shared a key (seed bodies repeat
+    ``"ID_DA_MENSAGEM"``)? Then the body is parsed again keeping duplicates.
+
+    Every transcript entry carries ``messageId`` or ``momment``: if the body holds more of
+    those than the ``chat`` object has entries, some may have been merged (or they are
+    nested deeper, e.g. a quoted message; re-parsing is then merely slower, never wrong).
+    """
+    chat = get(payload, "chat")
+    if not isinstance(chat, Mapping):
+        return False
+    mentions = max(body.count(b'"messageId"'), body.count(b'"momment"'))
+    return mentions > len(chat)
 
 
 Builder = Callable[[Inbound, Mapping[str, Any], str, str], list[CloudEvent]]
@@ -87,11 +102,19 @@ BY_KIND: dict[str, Builder] = {
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
+    try:
+        return _normalize(inbound)
+    finally:
+        forget_indexes()
+
+
+def _normalize(inbound: Inbound) -> list[CloudEvent]:
     kind = canonical_kind(inbound.kind or "")
     if kind is None:
         raise Unmappable("unknown_kind", f"unknown PlugChat kind {inbound.kind!r}")
-    parse = parse_json_keeping_duplicates if kind in _ATTENDANCE_KINDS else parse_json
-    payload = require_object(parse(inbound.body))
+    payload = require_object(parse_json(inbound.body))
+    if kind in _ATTENDANCE_KINDS and _lost_transcript_entries(payload, inbound.body):
+        payload = require_object(parse_json_keeping_duplicates(inbound.body))
     callback = as_str(get(payload, "type"))
     if callback is not None:
         builder = CALLBACKS.get(callback.lower())

@@ -33,6 +33,10 @@ _STATUSES: dict[str, ConversationStatus] = {
 }
 
 
+MAX_CATEGORIES = 256
+"""More categories on one attendance is not a real attendance; the raw copy keeps them."""
+
+
 def categories(attendance: Mapping[str, Any]) -> list[Category]:
     """Both formats: ``attendanceCategory`` (one object) and ``attendanceCategories`` (a list).
 
@@ -43,7 +47,7 @@ def categories(attendance: Mapping[str, Any]) -> list[Category]:
     seen_any_item: set[tuple[str | None, str | None]] = set()
     for key in ("attendanceCategories", "attendanceCategory"):
         value = get(attendance, key)
-        items = value if isinstance(value, list) else [value]
+        items = value[:MAX_CATEGORIES] if isinstance(value, list) else [value]
         for item in items:
             if not isinstance(item, Mapping) or not item:
                 continue
@@ -77,7 +81,7 @@ def transcript(chat: Any) -> list[Message]:
         if not isinstance(item, Mapping):
             continue
         _, customer = zapi.contact(item)
-        message, _ = zapi.message(item, by=zapi.sender(item, customer))
+        message, _ = zapi.message(item, by=zapi.sender(item, customer), with_extension=False)
         moment = as_float(get(item, "momment"))
         messages.append((moment if moment is not None else float("inf"), position, message))
     messages.sort(key=lambda entry: (entry[0], entry[1]))

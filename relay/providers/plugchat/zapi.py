@@ -121,21 +121,27 @@ def sender(payload: Mapping[str, Any], customer: Contact) -> Actor:
     return Actor(type="contact", id=customer.id, name=customer.name, phone=customer.phone)
 
 
-_PASSTHROUGH_ATTRIBUTES = (
-    "fromApi",
-    "isGroup",
-    "isEdit",
-    "forwarded",
-    "broadcast",
-    "isAutomaticMessage",
-    "isStatusReply",
-    "notification",
-    "notificationParameters",
+_PASSTHROUGH_ATTRIBUTES = frozenset(
+    {
+        "fromApi",
+        "isGroup",
+        "isEdit",
+        "forwarded",
+        "broadcast",
+        "isAutomaticMessage",
+        "isStatusReply",
+        "notification",
+        "notificationParameters",
+    }
 )
 
 
 def message(
-    payload: Mapping[str, Any], *, by: Actor | None
+    payload: Mapping[str, Any],
+    *,
+    by: Actor | None,
+    with_extension: bool = True,
+    body_size: int | None = None,
 ) -> tuple[Message, dict[str, Any] | None]:
     """The canonical message and its extension (top-level and content leftovers)."""
     found, key = contents.content(payload)
@@ -143,8 +149,11 @@ def message(
     status_raw = get_str(payload, "status")
     edited = as_bool(get(payload, "isEdit")) or None
     moment = as_time(get(payload, "momment"))
+    # one pass over the body's keys, not one scan per flag looked for
     attributes = {
-        name: value for name in _PASSTHROUGH_ATTRIBUTES if (value := get(payload, name)) is not None
+        name.strip(): value
+        for name, value in payload.items()
+        if value is not None and isinstance(name, str) and name.strip() in _PASSTHROUGH_ATTRIBUTES
     }
     built = Message(
         id=get_str(payload, "messageId", "id"),
@@ -176,6 +185,8 @@ def message(
         in_reply_to=get_str(payload, "referenceMessageId") or found.in_reply_to,
         attributes=attributes or None,
     )
+    if not with_extension:
+        return built, None
     known = _MESSAGE_KEYS if key is None else _MESSAGE_KEYS | {key.strip()}
     content_obj = get(payload, key) if key is not None else None
     extension = bounded(
@@ -185,7 +196,8 @@ def message(
                 "content",
                 leftovers(content_obj, found.known) if isinstance(content_obj, Mapping) else None,
             ),
-        )
+        ),
+        body_size,
     )
     return built, extension
 
@@ -220,7 +232,7 @@ def _channel(payload: Mapping[str, Any], *, with_phone: bool = False) -> Channel
 
 def received_event(inbound: Inbound, payload: Mapping[str, Any], event: str) -> list[CloudEvent]:
     chat, customer = contact(payload)
-    built, extension = message(payload, by=sender(payload, customer))
+    built, extension = message(payload, by=sender(payload, customer), body_size=len(inbound.body))
     instance = get_str(payload, "instanceId") or ""
     type_: EventType = "chat.message.created"
     if built.kind == "revoked":

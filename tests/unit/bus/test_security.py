@@ -103,3 +103,46 @@ def test_contradictions_are_one_line_with_the_path(text: str, message: str) -> N
     with pytest.raises(ConfigError) as caught:
         kafka(text)
     assert message in str(caught.value)
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="needs openssl to make keys")
+def test_tls_files_that_do_not_load_are_one_line_at_load(tmp_path: Path) -> None:
+    import subprocess
+
+    pki = make_pki(tmp_path)
+    encrypted = tmp_path / "encrypted.key"
+    subprocess.run(
+        [str(OPENSSL), "pkey", "-in", str(pki.client_key), "-aes-128-cbc", "-passout",
+         "pass:hunter2", "-out", str(encrypted)],
+        check=True,
+    )  # fmt: skip
+    base = f"security_protocol: SSL, ssl_certfile: '{pki.client_cert}', ssl_keyfile: '{encrypted}'"
+    with pytest.raises(ConfigError, match=r"^kafka.ssl_keyfile: the key is encrypted; set"):
+        kafka(base)
+    with pytest.raises(ConfigError, match=r"^kafka.ssl_certfile: the certificate and key do not"):
+        kafka(base + ", ssl_password: wrong")
+    context = client_options(
+        kafka(base + ", ssl_password: '${KEY_PASSWORD}'", KEY_PASSWORD="hunter2")
+    )
+    assert isinstance(context["ssl_context"], ssl.SSLContext)
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"^kafka.ssl_cafile: not a PEM CA bundle"):
+        kafka(f"security_protocol: SSL, ssl_cafile: '{not_pem}'")
+
+
+def test_relay_check_shows_how_it_reaches_kafka_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    path = tmp_path / "relay.yaml"
+    path.write_text(
+        "kafka: {bootstrap_servers: 'k1:9093', security_protocol: SASL_SSL, "
+        "sasl_mechanism: SCRAM-SHA-512, sasl_plain_username: relay-prod, "
+        "sasl_plain_password: very-secret-password}\n"
+    )
+    assert main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "kafka k1:9093 SASL_SSL, SCRAM-SHA-512 as relay-prod, system CAs" in out
+    assert "very-secret-password" not in out

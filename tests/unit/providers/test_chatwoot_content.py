@@ -177,3 +177,27 @@ def test_white_label_extra_keys_are_kept(chatwoot: Chatwoot) -> None:
     assert kept["message"]["tenant"]["slug"] == "lojaexemplo"
     assert kept["message"]["nexloo_version"] == "3.4.2"
     assert kept["conversation"]["kanban"]["stage"] == "negociacao"
+
+
+def test_contact_event_extensions_do_not_repeat_what_is_typed(chatwoot: Chatwoot) -> None:
+    event = chatwoot("contact_updated")
+    assert event.data.changes is not None and "email" in event.data.changes
+    extensions = event.data.extensions
+    kept = extensions["chatwoot"]["contact"] if extensions else {}
+    assert not {"event", "changed_attributes", "email", "name"} & set(kept)
+
+
+def test_a_read_receipt_is_timed_when_it_was_read_not_when_it_was_sent(chatwoot: Chatwoot) -> None:
+    event = chatwoot("message_updated")
+    message = message_of(event)
+    assert message.status == "read"
+    assert message.created_at == "2026-07-14T13:21:07.331Z"
+    # the conversation's copy of the message says when it changed (1.0 used created_at)
+    assert event.time == "2026-07-14T13:21:48.738Z" == message.updated_at
+
+
+def test_an_update_without_a_time_of_its_own_is_timed_on_receipt() -> None:
+    body = json.loads(fixture_bytes("chatwoot/message_updated.json"))
+    body["conversation"]["messages"] = []
+    [event] = normalize("chatwoot", json.dumps(body).encode())
+    assert event.time == RECEIVED_AT

@@ -44,4 +44,17 @@ def test_a_huge_body_makes_a_bounded_event() -> None:
     extensions = event.data.extensions
     assert extensions is not None
     assert len(msgspec.json.encode(extensions["plugchat"])) <= MAX_EXTENSION_BYTES
-    assert len(extensions["plugchat"][OMITTED]) == 64  # the list of omitted keys is bounded too
+    kept = extensions["plugchat"]
+    assert kept["message"]["_omitted_keys"] > 1700  # only so many keys an object are kept
+    assert len(kept[OMITTED]) <= 64  # and the list of omitted keys is bounded too
+
+
+def test_a_small_body_of_numbers_that_grow_when_re_encoded_stays_bounded() -> None:
+    # "1e15" re-encodes as "1000000000000000.0": the size shortcut must still hold
+    numbers = {f"n{i}": [1e15] * 100 for i in range(10)}
+    body = json.dumps(
+        {"type": "ReceivedCallback", "messageId": "m", "text": {"message": "x"}, **numbers}
+    ).replace("1000000000000000.0", "1e15")
+    [event] = normalize("plugchat", body.encode(), kind="receiveMessage")
+    assert event.data.extensions is not None
+    assert len(msgspec.json.encode(event.data.extensions["plugchat"])) <= MAX_EXTENSION_BYTES

@@ -246,3 +246,14 @@ def test_outgoing_status_words(status: str, expected: str) -> None:
     }
     [event] = normalize("plugchat", json.dumps(body).encode(), kind="messageStatus")
     assert message_of(event).status == expected
+
+
+def test_business_message_in_a_group_names_the_group_and_the_business() -> None:
+    body = json.loads(fixture_bytes("plugchat/receiveMessage/group_text.json"))
+    body.update(fromMe=True, fromApi=False, senderName="Loja Exemplo", status="SENT")
+    [event] = normalize("plugchat", json.dumps(body).encode(), kind="sendingMessage")
+    contact, actor = event.data.contact, event.data.actor
+    assert contact is not None and contact.id == body["phone"] and contact.phone is None
+    assert contact.name == body["chatName"]
+    assert actor is not None and (actor.type, actor.name) == ("agent", "Loja Exemplo")
+    assert message_of(event).status == "sent"

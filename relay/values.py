@@ -95,7 +95,7 @@ def first(obj: Any, *keys: str) -> Any:
 def as_str(value: Any) -> str | None:
     """A scalar as text: strings as they are (blank is None), numbers in decimal."""
     if type(value) is str or isinstance(value, str):
-        return value if value.strip() else None
+        return None if not value or value.isspace() else value  # strip() without a copy
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -106,6 +106,8 @@ def as_str(value: Any) -> str | None:
 
 
 def get_str(obj: Any, *keys: str) -> str | None:
+    if len(keys) == 1:
+        return as_str(get(obj, keys[0]))
     for key in keys:
         text = as_str(get(obj, key))
         if text is not None:

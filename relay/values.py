@@ -169,7 +169,8 @@ def _from_epoch(number: float) -> str | None:
     seconds = number / 1000 if abs(number) >= _MS_THRESHOLD else number
     if not _MIN_EPOCH <= seconds <= _MAX_EPOCH:
         return None
-    return format_time(datetime.fromtimestamp(seconds, UTC))
+    # already UTC: format_time's astimezone would be a copy
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 _NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from types import MappingProxyType
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.events import _ID_NAMESPACE, event_id
-from relay.values import as_str, get_str
+from relay.providers.extensions import leftovers
+from relay.values import as_str, as_time, format_time, get_str
 
 WHITESPACE = st.sampled_from(
     [
@@ -62,3 +65,21 @@ def test_as_str_blank_is_what_strip_says(text: str) -> None:
 def test_get_str_one_key_matches_many_keys(obj: dict[str, object]) -> None:
     # one key takes the shortcut; the same key twice takes the loop
     assert get_str(obj, "a") == get_str(obj, "a", "a")
+
+
+KNOWN = frozenset({"id", "name", "status"})
+KEYS = st.sampled_from(["id", " id", "name ", "status", "x", " x", "y", "z\t"])
+VALUES = st.one_of(st.none(), st.integers(), st.text(max_size=3), st.just({}), st.just([]))
+
+
+@given(st.dictionaries(KEYS, VALUES))
+def test_leftovers_of_a_dict_match_the_generic_scan(obj: dict[str, object]) -> None:
+    # a mappingproxy is not a dict, so it takes the key-by-key scan the dict shortcut replaces
+    assert leftovers(obj, KNOWN) == leftovers(MappingProxyType(obj), KNOWN)
+    assert list(leftovers(obj, KNOWN) or {}) == list(leftovers(MappingProxyType(obj), KNOWN) or {})
+
+
+@given(st.integers(min_value=946_684_800_000, max_value=7_258_118_400_000))
+def test_epoch_times_format_as_format_time_does(millis: int) -> None:
+    moment = datetime.fromtimestamp(millis / 1000, UTC)
+    assert as_time(millis) == format_time(moment)

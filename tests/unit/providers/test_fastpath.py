@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from relay.events import _ID_NAMESPACE, event_id
 from relay.providers.extensions import leftovers
-from relay.values import as_str, as_time, format_time, get_str
+from relay.values import as_str, as_time, format_time, get, get_obj, get_str
 
 WHITESPACE = st.sampled_from(
     [
@@ -59,12 +59,24 @@ def test_as_str_blank_is_what_strip_says(text: str) -> None:
 
 @given(
     st.dictionaries(
-        st.sampled_from(["a", " a", "a ", "b"]), st.one_of(st.none(), st.text(), st.integers())
-    )
+        st.sampled_from(["a", " a", "a ", "b", "c\t"]),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(),
+            st.floats(),
+            st.text(max_size=3),
+            st.sampled_from([" ", "\xa0", "x "]),
+            st.just({}),
+        ),
+    ),
+    st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=3),
 )
-def test_get_str_one_key_matches_many_keys(obj: dict[str, object]) -> None:
-    # one key takes the shortcut; the same key twice takes the loop
-    assert get_str(obj, "a") == get_str(obj, "a", "a")
+def test_get_str_is_as_str_of_get(obj: dict[str, object], keys: list[str]) -> None:
+    expected = next((t for k in keys if (t := as_str(get(obj, k))) is not None), None)
+    assert get_str(obj, *keys) == expected
+    assert get_str(MappingProxyType(obj), *keys) == expected
+    assert get_obj(obj, keys[0]) == get_obj(MappingProxyType(obj), keys[0])
 
 
 KNOWN = frozenset({"id", "name", "status"})

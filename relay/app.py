@@ -11,11 +11,14 @@ from typing import Literal
 import structlog
 from aiohttp import web
 
+from relay.admin_api import OPS
+from relay.admin_ops import Operations
 from relay.bus import Bus
 from relay.bus.embedded import EmbeddedLog
 from relay.config import Config, seconds
 from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
+from relay.index import Indexer
 from relay.ingest import Ingest
 from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, handlers, middlewares
 from relay.ingress.admin import RELOADER
@@ -132,8 +135,25 @@ def build_app(
         yield
         loop.remove_signal_handler(signal.SIGHUP)
 
+    # the console's index, kept by the delivering roles when the admin side is on
+    indexer = (
+        Indexer.for_config(config)
+        if delivery is not None and config.admin.token is not None
+        else None
+    )
+    ops = app[OPS] = Operations(lambda: reloader.config, delivery, indexer)
+
+    async def index_lifetime(app: web.Application) -> AsyncIterator[None]:
+        if indexer is not None:
+            await indexer.start()
+        yield
+        await ops.close()
+        if indexer is not None:
+            await indexer.close()
+
     app.on_shutdown.append(stop_accepting)
     app.cleanup_ctx.append(bus_lifetime)
+    app.cleanup_ctx.append(index_lifetime)
     if delivery is not None:
         app[DELIVERY] = delivery
         app.cleanup_ctx.append(delivery_lifetime)
@@ -151,6 +171,7 @@ def build_admin_app(app: web.Application) -> web.Application:
     admin = web.Application(middlewares=middlewares)  # request ids, JSON errors
     admin[INGRESS] = app[INGRESS]
     admin[RELOADER] = app[RELOADER]
+    admin[OPS] = app[OPS]
     admin.router.add_get("/healthz", handlers.healthz)
     admin.router.add_get("/readyz", handlers.readyz)
     add_admin_routes(admin)

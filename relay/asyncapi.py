@@ -21,6 +21,7 @@ from relay.asyncapi_messages import (
     messages,
     ref,
 )
+from relay.attempts import Attempt
 from relay.bus.embedded import LOG_FILE
 from relay.config import Config, Route
 from relay.delivery.service import group_id
@@ -83,6 +84,12 @@ def _topics(config: Config, taken: set[str]) -> dict[str, _Topic]:
         "Events a subscriber rejected, or whose delivery exhausted its retries.",
         "deliveryDeadLetter",
     )
+    if config.subscribers:
+        topic(
+            config.topics.attempts,
+            "Every delivery attempt (the attempt log the admin API and console read).",
+            "deliveryAttempt",
+        )
     for subscriber in config.subscribers:
         for name in subscriber.topic_list(config.topics.events):
             if name not in topics:
@@ -250,6 +257,84 @@ def _hook_channels(config: Config, taken: set[str]) -> tuple[dict[str, Any], dic
     return channels, operations
 
 
+_ADMIN = "Authorization: Bearer <admin.token>; 404 without admin.token, 401 for a wrong token"
+ADMIN_ENDPOINTS: list[dict[str, str]] = [
+    {
+        "method": "GET",
+        "path": "/admin/api/events",
+        "description": (
+            "Search the index, newest first: type (a glob ending in * too), source, key "
+            "(the conversation's partitionkey), phone (E.164, digits or a chat id), since, "
+            "until (RFC 3339 or a duration ago), limit (<= 500), cursor; answers "
+            f'{{"events": [...], "next_cursor": ...}}. {_ADMIN}.'
+        ),
+    },
+    {
+        "method": "GET",
+        "path": "/admin/api/events/{id}",
+        "description": (
+            "One event: its index row, the canonical event, its raw body and where it is "
+            f"(matched_by: adjacent, delivery or nearest), its attempts and dead letters. {_ADMIN}."
+        ),
+    },
+    {
+        "method": "POST",
+        "path": "/admin/api/events/{id}/replay",
+        "description": f'Deliver the event again to {{"subscriber": NAME}}; 202. {_ADMIN}.',
+    },
+    {
+        "method": "GET",
+        "path": "/admin/api/subscribers",
+        "description": (
+            "Each subscriber: name, url without credentials or query values, breaker state, "
+            "disabled, lag, delivered/failed attempts and p50/p99 latency over 5 minutes. "
+            f"{_ADMIN}."
+        ),
+    },
+    {
+        "method": "POST",
+        "path": "/admin/api/subscribers/{name}/redrive",
+        "description": (
+            'Redeliver its dead letters: {"ids": [event ids]} or {"since": "<RFC 3339>"} '
+            "(written since then); each event once, skipping those delivered since; 202 "
+            f'{{"redriving": N}}. {_ADMIN}.'
+        ),
+    },
+    {
+        "method": "POST",
+        "path": "/admin/api/subscribers/{name}/enable",
+        "description": f"Resume a subscriber disabled by a 410 or an operator. {_ADMIN}.",
+    },
+    {
+        "method": "POST",
+        "path": "/admin/api/subscribers/{name}/disable",
+        "description": f"Stop delivering to a subscriber until it is enabled. {_ADMIN}.",
+    },
+    {
+        "method": "GET",
+        "path": "/admin/api/deadletters",
+        "description": (
+            "Dead letters newest first (subscriber, since, limit), each with redelivered: "
+            f"whether it was delivered after it was written. {_ADMIN}."
+        ),
+    },
+    {
+        "method": "GET",
+        "path": "/admin/api/sources",
+        "description": f"Each source: provider, requests by outcome, last seen. {_ADMIN}.",
+    },
+    {
+        "method": "GET",
+        "path": "/console/",
+        "description": (
+            "The operator console (HTML): log in with the admin token; an HttpOnly, "
+            "SameSite=Strict session cookie and a CSRF token on every form. 404 without "
+            "admin.token."
+        ),
+    },
+]
+
+
 def asyncapi(config: Config) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of a configuration's topics and HTTP endpoints."""
     servers: dict[str, Any] = {
@@ -293,7 +378,7 @@ def asyncapi(config: Config) -> dict[str, Any]:
     servers.update(sub_servers)
 
     _, schemas = msgspec.json.schema_components(
-        (CloudEvent, AcceptedBody, ErrorBody), ref_template="#/components/schemas/{name}"
+        (CloudEvent, AcceptedBody, ErrorBody, Attempt), ref_template="#/components/schemas/{name}"
     )
     return {
         "asyncapi": ASYNCAPI_VERSION,
@@ -336,6 +421,7 @@ def asyncapi(config: Config) -> dict[str, Any]:
                 "path": "/metrics",
                 "description": "Prometheus text exposition of relay's metrics.",
             },
+            *ADMIN_ENDPOINTS,
             {
                 "method": "POST",
                 "path": "/admin/reload",

@@ -125,6 +125,23 @@ def messages() -> dict[str, Any]:
             "payload": raw_payload,
             "bindings": {"kafka": {"key": SOURCE_KEY, "bindingVersion": KAFKA_BINDING}},
         },
+        "deliveryAttempt": {
+            "name": "DeliveryAttempt",
+            "title": "Delivery attempt",
+            "summary": (
+                "One attempt to deliver an event to a subscriber (the attempt log): when, how "
+                "long, the HTTP status or error class, a bounded excerpt of the answer, and "
+                "the outcome (delivered, retrying, deadlettered, disabled)."
+            ),
+            "contentType": "application/vnd.relay.attempt+json",
+            "payload": ref("components", "schemas", "Attempt"),
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "description": "The event id."},
+                    "bindingVersion": KAFKA_BINDING,
+                }
+            },
+        },
         "deliveryDeadLetter": {
             "name": "DeliveryDeadLetter",
             "title": "Delivery dead letter",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
-from relay.config import Config, ConfigError, load, seconds
+from relay.config import Config, ConfigError, Kafka, load, seconds
 from relay.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if (refusal := insecure_listen(config, config.listen.host)) is not None:
         warnings.append(f"relay serve will refuse this: {refusal}")
     bus = (
-        f"kafka {','.join(config.kafka.servers)}"
+        f"kafka {','.join(config.kafka.servers)} {_kafka_security(config.kafka)}"
         + ("" if args.connect else " (not contacted: --connect checks it)")
         if config.kafka
         else (f"embedded log in {config.data_dir}")
@@ -203,6 +203,21 @@ def _print_disabled(config: Config) -> None:
                 f"  DISABLED {sub.name}: its endpoint answered {disabled.status or 410} "
                 f"({disabled.reason}); POST /admin/api/subscribers/{sub.name}/enable resumes it"
             )
+
+
+def _kafka_security(kafka: Kafka) -> str:
+    """``SASL_SSL SCRAM-SHA-512 as relay, CA ca.pem`` (never the password)."""
+    parts: list[str] = [kafka.security_protocol]
+    if kafka.security_protocol.startswith("SASL_"):
+        who = f" as {kafka.sasl_plain_username}" if kafka.sasl_plain_username else ""
+        parts.append(f"{kafka.sasl_mechanism}{who}")
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        parts.append(f"CA {kafka.ssl_cafile}" if kafka.ssl_cafile else "system CAs")
+        if kafka.ssl_certfile:
+            parts.append(f"client certificate {kafka.ssl_certfile}")
+        if not kafka.ssl_check_hostname:
+            parts.append("hostname not checked")
+    return ", ".join(parts)
 
 
 def _redact(url: str) -> str:

@@ -115,6 +115,8 @@ class Topics(Section, frozen=True, kw_only=True):
     events: str = "chat.events"
     raw: str = "relay.raw"
     deadletter: str = "relay.deadletter"
+    attempts: str = "relay.attempts"
+    """The attempt log: one record per delivery attempt, key = event id."""
 
 
 Patterns = str | list[str]
@@ -157,6 +159,15 @@ class Admin(Section, frozen=True, kw_only=True):
     listen: Listen | None = None
     """A listener of their own for ``/metrics`` and ``/admin/*`` (and the probes), which the
     hook listener then no longer serves: keep them off the public port."""
+
+
+class Console(Section, frozen=True, kw_only=True):
+    """The operator console and the admin API's index (on only with ``admin.token``)."""
+
+    session_ttl: Duration = "8h"
+    """How long a console login lasts."""
+    index_max_events: Annotated[int, msgspec.Meta(ge=1000)] = 2_000_000
+    """The index under data_dir keeps at most this many events (and the retention's worth)."""
 
 
 class Metrics(Section, frozen=True, kw_only=True):
@@ -238,6 +249,7 @@ class Config(Section, frozen=True, kw_only=True):
     limits: Limits = Limits()
     logging: Logging = Logging()
     admin: Admin = Admin()
+    console: Console = Console()
     metrics: Metrics = Metrics()
     dedupe: Dedupe = Dedupe()
     shutdown_grace: Duration = "20s"
@@ -453,6 +465,7 @@ def _check(config: Config) -> None:
         ("dedupe.window", config.dedupe.window),
         ("limits.header_timeout", config.limits.header_timeout),
         ("retention", config.retention),
+        ("console.session_ttl", config.console.session_ttl),
     ):
         try:
             seconds(value)
@@ -520,7 +533,7 @@ def _check(config: Config) -> None:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ConfigError(f"{where}.allow_cidrs[{i}]: {cidr!r} is not a CIDR") from None
-    for field in ("events", "raw", "deadletter"):
+    for field in ("events", "raw", "deadletter", "attempts"):
         _check_topic(f"topics.{field}", getattr(config.topics, field))
     _check_subscribers(config)
     seen: set[str] = set()

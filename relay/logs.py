@@ -67,12 +67,12 @@ def _bad_request(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-class _RateLimit(logging.Filter):
-    """At most ``limit`` records per ``window`` seconds; the next one says how many were
-    dropped meanwhile (``suppressed``)."""
+class LogBudget:
+    """At most ``limit`` lines per ``window`` seconds for something strangers can trigger at
+    will. ``take()`` is None when the line is to be dropped, else how many were dropped since
+    the last one (to log as ``suppressed``)."""
 
     def __init__(self, limit: int, window: float) -> None:
-        super().__init__()
         self.limit = limit
         self.window = window
         self._lock = threading.Lock()
@@ -80,19 +80,33 @@ class _RateLimit(logging.Filter):
         self._count = 0
         self._suppressed = 0
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def take(self) -> int | None:
         with self._lock:
             now = time.monotonic()
             if now - self._started >= self.window:
                 self._started, self._count = now, 0
             if self._count >= self.limit:
                 self._suppressed += 1
-                return False
+                return None
             self._count += 1
-            if self._suppressed:
-                record.suppressed = self._suppressed
-                self._suppressed = 0
-            return True
+            dropped, self._suppressed = self._suppressed, 0
+            return dropped
+
+
+class _RateLimit(logging.Filter):
+    """A :class:`LogBudget` for a standard-library logger."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        super().__init__()
+        self.budget = LogBudget(limit, window)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        dropped = self.budget.take()
+        if dropped is None:
+            return False
+        if dropped:
+            record.suppressed = dropped
+        return True
 
 
 def _suppressed(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

@@ -171,7 +171,7 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    from relay.bus.security import client_options
+    from relay.bus.security import client_options, refusal
 
     consumer: Any = AIOKafkaConsumer(
         **{**client_options(kafka), "client_id": f"{kafka.client_id}-tail"},
@@ -183,7 +183,8 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
         await consumer.start()
     except KafkaError as exc:
         await consumer.stop()
-        raise TailError(f"cannot connect to Kafka at {kafka.servers}: {exc}") from exc
+        reason = await refusal(kafka)  # a certificate or login the broker refuses, named
+        raise TailError(reason or f"cannot connect to Kafka at {kafka.servers}: {exc}") from exc
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -24,7 +24,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -53,10 +53,11 @@ class CircuitBreaker:
         *,
         name: str = "",
         clock: Callable[[], float] = time.monotonic,
+        logger: Any = None,
     ) -> None:
         self.rule = rule
         self._clock = clock
-        self._log = log.bind(subscriber=name) if name else log
+        self._log = logger if logger is not None else log.bind(subscriber=name)
         self.state: State = "closed"
         # the window as BUCKETS buckets of [bucket number, attempts, failures]: O(1) memory
         self._width = rule.window / BUCKETS

@@ -7,11 +7,12 @@ import contextlib
 
 import structlog
 
+from relay.attempts import AttemptLog
 from relay.bus import Bus
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBusy
-from relay.delivery.state import DeliveryState, Disabled
+from relay.delivery.state import DeliveryState, Disabled, now_ms
 from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
 from relay.metrics import LIVE
 
@@ -45,6 +46,7 @@ class DeliveryService:
     def __init__(self, config: Config, bus: Bus) -> None:
         self.config = config
         self.dead_letters = DeadLetters(bus, config.topics.deadletter)
+        self.attempt_log = AttemptLog(bus, config.topics.attempts)
         self.state = DeliveryState(config.data_path)
         self.workers: dict[str, SubscriberWorker] = {}
         self.disabled: dict[str, Disabled] = {}
@@ -63,6 +65,7 @@ class DeliveryService:
             self.dead_letters,
             state=self.state,
             live=True,
+            attempts=self.attempt_log,
         )
         self.workers[subscriber.name] = worker
         return worker
@@ -88,6 +91,7 @@ class DeliveryService:
             self._anchors.update(anchors)
 
     async def start(self) -> None:
+        await self.attempt_log.start()
         await self._anchor(self.config.subscribers)
         for subscriber in self.config.subscribers:
             self._launch(subscriber)
@@ -107,6 +111,21 @@ class DeliveryService:
         if was:
             log.info("subscriber_enabled", subscriber=name)
         return was
+
+    async def disable(self, name: str) -> bool:
+        """Stop delivering to a subscriber until it is enabled (an operator's choice)."""
+        subscriber = next((s for s in self.config.subscribers if s.name == name), None)
+        if subscriber is None:
+            raise UnknownSubscriber(f"no subscriber named {name!r}")
+        if name in self.disabled:
+            return False
+        reason = "disabled by an operator"
+        await asyncio.to_thread(self.state.disable, subscriber, None, reason)
+        self.disabled[name] = Disabled(subscriber=name, status=None, reason=reason, at_ms=now_ms())
+        await self._stop([name], DEFAULT_GRACE_SECONDS)
+        self._launch(subscriber)  # waits while disabled
+        log.info("subscriber_disabled_by_operator", subscriber=name)
+        return True
 
     async def _wait_while_disabled(self, subscriber: Subscriber) -> None:
         """Disabled (by a 410, in this process or stored): wait for enable or a new config."""
@@ -196,6 +215,7 @@ class DeliveryService:
         await self._stop(names, grace)
         for name in names:
             LIVE.drop(name)
+        await self.attempt_log.close()
         await asyncio.to_thread(self.state.close)
 
     async def reconcile(self, config: Config, grace: float = DEFAULT_GRACE_SECONDS) -> None:

@@ -17,7 +17,12 @@ from typing import Any, BinaryIO, Literal, Protocol, TypeVar
 import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
+from aiokafka.errors import (
+    KafkaError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+    UnsupportedVersionError,
+)
 
 from relay.bus.base import Headers
 from relay.bus.embedded import LOG_FILE, connect
@@ -129,12 +134,15 @@ class KafkaSource:
                 timeout_ms=int(wait * 1000), max_records=max_records
             )
         except NoOffsetForPartitionError as exc:
-            await self._place(exc.args[0])
+            if exc.args:
+                await self._place(exc.args[0])
             return []
         except OffsetOutOfRangeError as exc:
-            for tp in dict(exc.args[0]):
-                log.warning("position_out_of_range", topic=tp.topic, partition=tp.partition)
-                await self._consumer.seek_to_beginning(tp)
+            positions = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            for tp in positions:
+                if tp in self._consumer.assignment():
+                    log.warning("position_out_of_range", topic=tp.topic, partition=tp.partition)
+                    await self._consumer.seek_to_beginning(tp)
             return []
         return [
             _kafka_item(message, self._stream(tp))
@@ -154,10 +162,16 @@ class KafkaSource:
         else:
             # the end first: whatever is published after it has a later offset
             end = (await consumer.end_offsets([tp]))[tp]
-            found = (await consumer.offsets_for_times({tp: self._anchor_ms})).get(tp)
+            try:
+                found = (await consumer.offsets_for_times({tp: self._anchor_ms})).get(tp)
+            except UnsupportedVersionError:  # a broker older than 0.10.1
+                log.warning("anchor_by_time_unsupported", topic=tp.topic, partition=tp.partition)
+                found = None
             # some brokers answer "nothing that late" with a placeholder, not null
             late_enough = found is not None and found.timestamp >= self._anchor_ms
             offset = min(found.offset, end) if late_enough else end
+        if tp not in consumer.assignment():
+            return  # taken away while we asked
         consumer.seek(tp, offset)
         log.info(
             "subscription_anchored",

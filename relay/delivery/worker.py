@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,8 @@ from urllib.parse import quote
 import msgspec
 import structlog
 
+from relay.attempts import Attempt, AttemptLog, describe_failure
+from relay.attempts import Outcome as AttemptOutcome
 from relay.bus import Bus, BusError, Record
 from relay.config import Subscriber
 from relay.delivery.breaker import STATE_VALUES
@@ -135,6 +138,8 @@ class SubscriberWorker:
         buffer_limit: int | None = None,
         state: DeliveryState | None = None,
         live: bool = False,
+        attempts: AttemptLog | None = None,
+        replay: bool = False,
     ) -> None:
         self.subscriber = subscriber
         self.source = source
@@ -156,6 +161,8 @@ class SubscriberWorker:
             for outcome in ("delivered", "http_4xx", "http_5xx", "error")
         }
         self.state = state
+        self.attempt_log = attempts
+        self._replay = replay
         self._prior: dict[str, int] = {}
         """Attempts made before this run, for events still being retried."""
         self._counted: set[str] = set()
@@ -343,15 +350,43 @@ class SubscriberWorker:
         event_id = event.id
         prior = self._prior.pop(event_id, 0) if self._prior else 0
 
+        attempt_log = self.attempt_log
+        began = time.monotonic()
+
+        async def on_failure(
+            event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
+        ) -> None:
+            nonlocal began
+            ended = time.monotonic()
+            self._log_attempt(event_id, attempt, ended - began, failure, retry_in)
+            began = ended + (retry_in or 0.0)
+            await self._failed_attempt(event_id, attempt, failure, retry_in)
+
+        # without an attempt log the closure is not needed: the hot path stays one call
+        failed = on_failure if attempt_log is not None else self._failed_attempt
+
         result = await self.sender.deliver(
             event_id,
             body,
             content_type,
             extra,
             prior_attempts=prior,
-            on_failure=self._failed_attempt,
+            on_failure=failed,
         )
         self._seconds.observe(result.seconds)
+        if result.delivered and attempt_log is not None:
+            attempt_log.record(
+                Attempt(
+                    event_id=event_id,
+                    subscriber=self.subscriber.name,
+                    attempt=result.attempts,
+                    at_ms=int(time.time() * 1000),
+                    duration_ms=round((time.monotonic() - began) * 1000, 3),
+                    outcome="delivered",
+                    status=result.status,
+                    replay=self._replay,
+                )
+            )
         if result.delivered:
             self.stats.delivered += 1  # counted in the metrics by _flush_metrics
             if self._counted:
@@ -368,6 +403,37 @@ class SubscriberWorker:
         if self._counted:
             await self._settle(event_id)
         return True
+
+    def _log_attempt(
+        self,
+        event_id: str,
+        attempt: int,
+        seconds: float,
+        failure: AttemptFailed,
+        retry_in: float | None,
+    ) -> None:
+        """One attempt-log entry for a failed attempt (the duration includes slot waits)."""
+        assert self.attempt_log is not None
+        error, excerpt = describe_failure(failure.status, failure.error)
+        outcome: AttemptOutcome
+        if retry_in is not None:
+            outcome = "retrying"
+        else:
+            outcome = "disabled" if failure.status == 410 else "deadlettered"
+        self.attempt_log.record(
+            Attempt(
+                event_id=event_id,
+                subscriber=self.subscriber.name,
+                attempt=attempt,
+                at_ms=int(time.time() * 1000),
+                duration_ms=round(seconds * 1000, 3),
+                outcome=outcome,
+                status=failure.status,
+                error=error,
+                excerpt=excerpt,
+                replay=self._replay,
+            )
+        )
 
     async def _failed_attempt(
         self, event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None

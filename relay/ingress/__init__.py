@@ -34,3 +34,8 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_post("/admin/reload", admin.reload)
     app.router.add_post("/admin/api/subscribers/{name}/enable", admin.enable_subscriber)
+    from relay.admin_api import add_api_routes  # the API needs delivery and the index
+    from relay.console import add_console_routes
+
+    add_api_routes(app)
+    add_console_routes(app)

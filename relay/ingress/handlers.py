@@ -16,6 +16,7 @@ from relay.ingress.auth import AuthError, presented_token, token_matches
 from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, read_limited
 from relay.ingress.errors import error_response
 from relay.ingress.state import INGRESS, REQUEST_ID, UNKNOWN_SOURCE, IngressState, SourceEntry
+from relay.logs import LogBudget
 from relay.metrics import REQUESTS, exposition
 from relay.providers import PROVIDERS
 
@@ -62,6 +63,20 @@ def _unauthorized(state: IngressState, detail: str) -> web.Response:
     )
 
 
+_STRANGERS = LogBudget(limit=20, window=60.0)
+"""Unknown sources and failed credentials are anyone's to send: a few lines a minute (the
+counts in relay_requests_total stay exact)."""
+
+
+def _stranger(**fields: object) -> None:
+    dropped = _STRANGERS.take()
+    if dropped is None:
+        return
+    if dropped:
+        fields["suppressed"] = dropped
+    log.info("hook_rejected", **fields)
+
+
 def _overloaded(detail: str) -> web.Response:
     return error_response(503, "overloaded", detail, headers={"Retry-After": "1"})
 
@@ -72,7 +87,7 @@ async def receive_hook(request: web.Request) -> web.Response:
     entry = state.sources.get(name)
     if entry is None:
         REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
-        log.info("hook_rejected", reason="unknown_source", source=name[:64])
+        _stranger(reason="unknown_source", source=name[:64])
         if state.debug_errors:
             return error_response(404, "unknown_source", f"no source named {name!r}")
         return _unauthorized(state, "")
@@ -82,7 +97,7 @@ async def receive_hook(request: web.Request) -> web.Response:
         entry.auth.check_token(request.query, request.headers)
     except AuthError as exc:
         entry.count("unauthorized")
-        log.info("hook_rejected", reason="unauthorized", detail=str(exc))
+        _stranger(reason="unauthorized", detail=str(exc))
         return _unauthorized(state, str(exc))
     # Backpressure, refused before the body is read rather than queued without bound: the
     # process's limit, and this source's share of it, so one source's slow clients cannot

@@ -155,3 +155,20 @@ async def test_the_metrics_token_guards_the_admin_listener_too(tmp_path: Path) -
         assert (await admin.get("/metrics", headers=right)).status == 200
     finally:
         await admin.close()
+
+
+async def test_strangers_get_a_few_log_lines_a_minute_and_exact_counts(served: Served) -> None:
+    async with aiohttp.ClientSession() as session:
+        for n in range(30):
+            path = "/v1/hooks/plugchat/receiveMessage?token=wrong" if n % 2 else "/v1/hooks/nobody"
+            async with session.post(served.url + path, data=b"{}") as response:
+                assert response.status == 401
+        right = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+        async with session.get(f"{served.url}/metrics", headers=right) as response:
+            metrics = await response.text()
+    assert 'relay_requests_total{outcome="unauthorized",source="plugchat"} 15.0' in metrics
+    assert 'relay_requests_total{outcome="unknown_source",source="<unknown>"} 15.0' in metrics
+    events = [json.loads(line) for line in await served.stop()]
+    rejected = [e for e in events if e["event"] == "hook_rejected"]
+    assert len(rejected) == 20  # the budget: 20 a minute, the rest only counted
+    assert {e["reason"] for e in rejected} == {"unauthorized", "unknown_source"}

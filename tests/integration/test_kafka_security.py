@@ -388,3 +388,20 @@ async def test_mutual_tls_presents_the_client_certificate(tmp_path: Path) -> Non
     assert str(caught.value).startswith(f"TLS: {tls.bootstrap} ended the connection: ")
     assert "certificate required" in str(caught.value)
     assert "kafka.ssl_certfile" in str(caught.value)
+
+
+@needs_stunnel
+async def test_relay_tail_names_a_refused_certificate(
+    tls: TlsBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    path = tmp_path / "relay.yaml"
+    kafka = (
+        f'bootstrap_servers: "{tls.bootstrap}", security_protocol: SSL, '
+        f'ssl_cafile: "{tls.pki.other_ca}"'
+    )
+    path.write_text(_config_text(kafka, tmp_path, _topics()))
+    assert await asyncio.to_thread(main, ["tail", "--config", str(path), "--limit", "1"]) != 0
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("relay: TLS: ") and "kafka.ssl_cafile" in last

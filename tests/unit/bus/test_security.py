@@ -129,3 +129,20 @@ def test_tls_files_that_do_not_load_are_one_line_at_load(tmp_path: Path) -> None
     not_pem.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"^kafka.ssl_cafile: not a PEM CA bundle"):
         kafka(f"security_protocol: SSL, ssl_cafile: '{not_pem}'")
+
+
+def test_relay_check_shows_how_it_reaches_kafka_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relay.cli import main
+
+    path = tmp_path / "relay.yaml"
+    path.write_text(
+        "kafka: {bootstrap_servers: 'k1:9093', security_protocol: SASL_SSL, "
+        "sasl_mechanism: SCRAM-SHA-512, sasl_plain_username: relay-prod, "
+        "sasl_plain_password: very-secret-password}\n"
+    )
+    assert main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "kafka k1:9093 SASL_SSL, SCRAM-SHA-512 as relay-prod, system CAs" in out
+    assert "very-secret-password" not in out

@@ -248,3 +248,43 @@ async def test_rate_limiter_spaces_attempts() -> None:
         await limiter.acquire()
     # five waits of 1/50 s after the first token: never faster than the rate allows
     assert time.monotonic() - started >= 5 / 50 * 0.9
+
+
+class Lines:
+    """Records what the breaker logs: (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def info(self, event: str, **fields: object) -> None:
+        self.lines.append(("info", event, fields))
+
+
+async def test_the_breaker_says_when_it_opens_half_opens_and_closes() -> None:
+    clock, lines = Clock(), Lines()
+    breaker = CircuitBreaker(RULE, clock=clock, logger=lines)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    clock.now += 5
+    ticket = await breaker.acquire()
+    breaker.record_failure(ticket)
+    clock.now += 10
+    ticket = await breaker.acquire()
+    breaker.record_success(ticket)
+    events = [(level, event) for level, event, _ in lines.lines]
+    assert events == [
+        ("warning", "circuit_opened"),
+        ("info", "circuit_half_open"),
+        ("warning", "circuit_opened"),
+        ("info", "circuit_half_open"),
+        ("info", "circuit_closed"),
+    ]
+    first, again = lines.lines[0][2], lines.lines[2][2]
+    assert first["reason"] == "no_success" and first["failures"] == 11
+    assert first["probe_in"] == 5.0
+    assert again["reason"] == "probe_failed" and again["probe_in"] == 10.0

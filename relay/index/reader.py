@@ -1,0 +1,93 @@
+"""Reading records back from the bus by their place: an event's JSON, its raw body, a dead
+letter. The index stores places; the bus keeps the bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from relay.bus.embedded import LOG_FILE
+from relay.bus.security import client_options
+from relay.config import Config, Kafka
+from relay.index.model import Stored
+
+Place = tuple[str, int, int]
+"""(topic, partition, offset)"""
+WAIT_SECONDS = 5.0
+_headers = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
+
+
+class RecordReader:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def read(self, topic: str, partition: int, offset: int) -> Stored | None:
+        [record] = await self.read_many([(topic, partition, offset)])
+        return record
+
+    async def read_many(self, places: Sequence[Place]) -> list[Stored | None]:
+        """In the order asked; None where retention removed the record."""
+        if not places:
+            return []
+        if self.config.kafka is None:
+            return await asyncio.to_thread(self._read_embedded, [p[2] for p in places])
+        return await self._read_kafka(self.config.kafka, places)
+
+    def _read_embedded(self, offsets: list[int]) -> list[Stored | None]:
+        path = self.config.data_path / LOG_FILE
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        found: list[Stored | None] = []
+        try:
+            for offset in offsets:
+                row = conn.execute(
+                    'SELECT "offset", topic, key, value, headers, timestamp FROM records '
+                    'WHERE "offset" = ?',
+                    (offset,),
+                ).fetchone()
+                found.append(
+                    None
+                    if row is None
+                    else Stored(row[1], 0, row[0], row[2], row[3], _headers.decode(row[4]), row[5])
+                )
+        finally:
+            conn.close()
+        return found
+
+    async def _read_kafka(self, kafka: Kafka, places: Sequence[Place]) -> list[Stored | None]:
+        """One consumer outside any group for the lot, one fetch per record."""
+        consumer: Any = AIOKafkaConsumer(
+            **client_options(kafka), group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(list({TopicPartition(t, p) for t, p, _ in places}))
+            return [await _one(consumer, TopicPartition(t, p), o) for t, p, o in places]
+        finally:
+            await consumer.stop()
+
+
+async def _one(consumer: Any, tp: TopicPartition, offset: int) -> Stored | None:
+    consumer.seek(tp, offset)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:
+                batches = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+                for message in batches.get(tp, []):
+                    if message.offset != offset:
+                        return None  # deleted by retention: the next one came
+                    return Stored(
+                        tp.topic,
+                        tp.partition,
+                        offset,
+                        message.key,
+                        message.value,
+                        tuple(message.headers or ()),
+                        message.timestamp,
+                    )
+    return None

@@ -7,6 +7,7 @@ event type are absent from the JSON (``omit_defaults``).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any, Literal
 
@@ -169,9 +170,22 @@ class EventHead(msgspec.Struct, frozen=True):
 _ID_NAMESPACE = uuid.UUID("6f1d5c2e-93a4-4b8e-9a53-7b0c1f2d4e60")
 
 
+_ID_HASH = hashlib.sha1(_ID_NAMESPACE.bytes, usedforsecurity=False)
+
+
 def event_id(source: str, type_: str, identity: str) -> str:
-    """A deterministic event id: the same provider delivery always maps to the same id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x1f{type_}\x1f{identity}"))
+    """A deterministic event id: the same provider delivery always maps to the same id.
+
+    ``uuid.uuid5(_ID_NAMESPACE, name)`` without its objects: the namespace's hash state is
+    computed once and copied, the version and variant bits set by hand (tests compare both).
+    """
+    digest = _ID_HASH.copy()
+    digest.update(f"{source}\x1f{type_}\x1f{identity}".encode())
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _encoder = msgspec.json.Encoder()

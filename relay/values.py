@@ -74,7 +74,9 @@ def forget_indexes() -> None:
 
 
 def get_obj(obj: Any, key: str) -> JSONObject:
-    value = get(obj, key)
+    value = obj.get(key, _MISSING) if type(obj) is dict else _MISSING
+    if value is _MISSING:
+        value = get(obj, key)
     return value if type(value) is dict or isinstance(value, Mapping) else _EMPTY
 
 
@@ -95,7 +97,7 @@ def first(obj: Any, *keys: str) -> Any:
 def as_str(value: Any) -> str | None:
     """A scalar as text: strings as they are (blank is None), numbers in decimal."""
     if type(value) is str or isinstance(value, str):
-        return value if value.strip() else None
+        return None if not value or value.isspace() else value  # strip() without a copy
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -106,9 +108,17 @@ def as_str(value: Any) -> str | None:
 
 
 def get_str(obj: Any, *keys: str) -> str | None:
+    # ``as_str(get(obj, key))`` with the common case (a dict holding the key) inlined: this
+    # runs ~40 times a body
+    is_dict = type(obj) is dict
     for key in keys:
-        text = as_str(get(obj, key))
-        if text is not None:
+        value = obj.get(key, _MISSING) if is_dict else _MISSING
+        if value is _MISSING:
+            value = get(obj, key)
+        if type(value) is str:
+            if value and not value.isspace():
+                return value
+        elif value is not None and (text := as_str(value)) is not None:
             return text
     return None
 
@@ -167,7 +177,8 @@ def _from_epoch(number: float) -> str | None:
     seconds = number / 1000 if abs(number) >= _MS_THRESHOLD else number
     if not _MIN_EPOCH <= seconds <= _MAX_EPOCH:
         return None
-    return format_time(datetime.fromtimestamp(seconds, UTC))
+    # already UTC: format_time's astimezone would be a copy
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 _NUMERIC = re.compile(r"^\s*-?\d+(\.\d+)?\s*$")

@@ -28,6 +28,19 @@ def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] |
     """The keys of ``obj`` not in ``known`` (compared without stray whitespace), minus nulls
     and empty objects or lists."""
     found: dict[str, Any] = {}
+    if type(obj) is dict:
+        extra = obj.keys() - known  # at C speed; most objects have few keys relay lacks
+        if not extra:
+            return None
+        if len(extra) < MAX_KEYS:  # the bound cannot be reached: no count to keep
+            for key in [k for k in obj if k in extra]:  # in the body's order
+                value = obj[key]
+                if value is None or (not value and type(value) in _CONTAINERS):
+                    continue
+                if isinstance(key, str) and key.strip() in known:
+                    continue
+                found[key] = value
+            return found or None
     for scanned, (key, value) in enumerate(obj.items()):
         if len(found) >= MAX_KEYS:
             found[OMITTED_KEYS] = len(obj) - scanned

@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.broker import create_topics, free_port, tansu, wait_for_port
-from relay.runtime import new_event_loop
+from relay.app.serve import new_event_loop
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

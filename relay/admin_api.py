@@ -15,10 +15,10 @@ import msgspec
 from aiohttp import web
 
 from relay.admin_ops import BadRequest, NotFound, NotHere, Operations
-from relay.config import seconds
 from relay.index.store import Filters
 from relay.ingress.admin import _refused
-from relay.ingress.errors import error_response
+from relay.ingress.responses import error_response
+from relay.units import seconds
 
 OPS = web.AppKey("operations", Operations)
 _encoder = msgspec.json.Encoder()

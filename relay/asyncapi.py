@@ -26,8 +26,7 @@ from relay.bus.embedded import LOG_FILE
 from relay.config import Config, Route
 from relay.delivery.service import group_id
 from relay.events import DATASCHEMA, SCHEMA_VERSION, CloudEvent
-from relay.ingress.errors import ErrorBody
-from relay.ingress.handlers import AcceptedBody
+from relay.ingress.responses import AcceptedBody, ErrorBody
 from relay.providers import PROVIDERS
 
 ASYNCAPI_VERSION = "3.0.0"

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from relay.ingest import CLOUDEVENTS_CONTENT_TYPE
+from relay.ingress.responses import hook_error_summary
+from relay.pipeline import CLOUDEVENTS_CONTENT_TYPE
 from relay.providers import PROVIDERS
 
 KAFKA_BINDING = "0.5.0"
@@ -204,11 +205,7 @@ def messages() -> dict[str, Any]:
         "hookError": {
             "name": "HookError",
             "title": "Error",
-            "summary": (
-                "400 malformed_json, 401 unauthorized, 404 unknown_source|unknown_kind|"
-                "not_found, 405 method_not_allowed, 413 payload_too_large, "
-                "415 unsupported_media_type, 503 unavailable (with Retry-After)."
-            ),
+            "summary": hook_error_summary() + " (429 and 503 with Retry-After).",
             "contentType": "application/json",
             "payload": ref("components", "schemas", "ErrorBody"),
         },

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relay import __version__
-from relay.config import Config, ConfigError, Kafka, load, seconds
+from relay.config import Config, ConfigError, Kafka, load
 from relay.providers import PROVIDERS
 
 if TYPE_CHECKING:
@@ -41,13 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import structlog
 
     from relay import checks, preflight
-    from relay.app import build_admin_app, build_app
+    from relay.app import RELOADER, build_admin_app, build_app
+    from relay.app.serve import ListenError, new_event_loop, serve
     from relay.bus import BusError
     from relay.hardening import insecure_listen
-    from relay.ingress.admin import RELOADER
     from relay.logs import configure
-    from relay.runtime import new_event_loop
-    from relay.serve import ListenError, serve
 
     config = _config(args)
     host, port = args.host or config.listen.host, args.port or config.listen.port
@@ -88,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            grace = seconds(config.shutdown_grace)
+            grace = config.shutdown_grace
             runner.run(serve(app, host, port, grace=grace, admin=admin))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")

@@ -24,6 +24,8 @@ from msgspec import inspect
 
 from relay.events import ProviderName
 from relay.providers import PROVIDERS
+from relay.units import PerSecond, Seconds, dec_hook, seconds
+from relay.units import per_second as per_second  # re-exported: callers parse rates here
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -34,10 +36,6 @@ class ConfigError(Exception):
 
 class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     pass
-
-
-Duration = str | int | float
-"""Seconds as a number, or text with a unit: ``500ms``, ``10s``, ``5m``, ``1h``, ``1d``."""
 
 
 class Listen(Section, frozen=True, kw_only=True):
@@ -57,7 +55,7 @@ class Kafka(Section, frozen=True, kw_only=True):
     session_timeout_ms: int = 10_000
     """Delivery consumer groups: how long a silent member keeps its partitions."""
     heartbeat_interval_ms: int = 3_000
-    spool_after: Duration = "5s"
+    spool_after: Seconds = seconds("5s")
     """Kafka silent this long: accept into the on-disk spool instead, drain it later."""
     spool_max_bytes: int = 1024 * 1024 * 1024
     """Past this much spooled data, ingress answers 503 with Retry-After."""
@@ -93,10 +91,10 @@ class Source(Section, frozen=True, kw_only=True):
     provider: ProviderName
     tokens: list[str] = []
     signing_secret: str | None = None
-    signature_tolerance: Duration = "5m"
+    signature_tolerance: Seconds = seconds("5m")
     """How far a signed Chatwoot timestamp may be from now (replay protection)."""
     allow_cidrs: list[str] = []
-    rate_limit: str | float | None = None
+    rate_limit: PerSecond | None = None
     """Requests accepted from this source per second (``100/s``, ``6000/m``); past it, 429."""
     max_in_flight: int | None = None
     """This source's share of ``limits.max_in_flight``: past it, 503 for this source only, so
@@ -137,18 +135,18 @@ class Route(Section, frozen=True, kw_only=True):
 
 class Limits(Section, frozen=True, kw_only=True):
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    body_timeout: Duration = "30s"
+    body_timeout: Seconds = seconds("30s")
     """A body that takes longer than this to arrive (slowloris) is answered 408."""
     max_in_flight: int = 4096
     """Webhook requests in progress at once; past it, 503 with Retry-After (backpressure)."""
     max_events_per_body: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """A body that would make more canonical events is dead-lettered (too_many_events)."""
-    header_timeout: Duration = "10s"
+    header_timeout: Seconds = seconds("10s")
     """A connection that sends no complete request head for this long is closed."""
 
 
 class Dedupe(Section, frozen=True, kw_only=True):
-    window: Duration = "10m"
+    window: Seconds = seconds("10m")
     """A delivery retried within this window makes one event; 0 turns deduplication off."""
     max_entries: int = 100_000
 
@@ -164,7 +162,7 @@ class Admin(Section, frozen=True, kw_only=True):
 class Console(Section, frozen=True, kw_only=True):
     """The operator console and the admin API's index (on only with ``admin.token``)."""
 
-    session_ttl: Duration = "8h"
+    session_ttl: Seconds = seconds("8h")
     """How long a console login lasts."""
     index_max_events: Annotated[int, msgspec.Meta(ge=1000)] = 2_000_000
     """The index under data_dir keeps at most this many events (and the retention's worth)."""
@@ -183,25 +181,25 @@ class Logging(Section, frozen=True, kw_only=True):
 class Retry(Section, frozen=True, kw_only=True):
     max_attempts: int = 12
     backoff: Literal["exponential"] = "exponential"
-    initial: Duration = "1s"
-    max: Duration = "1h"
+    initial: Seconds = seconds("1s")
+    max: Seconds = seconds("1h")
     jitter: bool = True
 
 
 class CircuitBreaker(Section, frozen=True, kw_only=True):
     """Opens when the endpoint fails as a whole; see relay.delivery.breaker for the rule."""
 
-    window: Duration = "30s"
+    window: Seconds = seconds("30s")
     """The failure rate is measured over this much recent time."""
     failure_rate: float = 0.9
     """Failed share of the attempts in the window that opens the circuit."""
     min_attempts: int = 10
     """Fewer attempts than this (in the window, or since the last success) never open it."""
-    no_success_for: Duration = "15s"
+    no_success_for: Seconds = seconds("15s")
     """Failing without one success this long (and min_attempts times) opens it."""
-    cooldown: Duration = "5s"
+    cooldown: Seconds = seconds("5s")
     """How long an open circuit waits before probing; doubled after each failed probe."""
-    cooldown_max: Duration = "5m"
+    cooldown_max: Seconds = seconds("5m")
     half_open_attempts: int = 3
     """Probe attempts let through at once when half-open; the first success closes it."""
 
@@ -216,10 +214,10 @@ class Subscriber(Section, frozen=True, kw_only=True):
     headers: dict[str, str] = {}
     secret: str | None = None
     secrets: list[str] = []
-    timeout: Duration = "10s"
+    timeout: Seconds = seconds("10s")
     retry: Retry = Retry()
     max_in_flight: int = 32
-    rate_limit: str | float | None = None
+    rate_limit: PerSecond | None = None
     """``100/s``, ``6000/m`` or a number per second."""
     on_4xx: Literal["deadletter", "retry"] = "deadletter"
     circuit_breaker: CircuitBreaker = CircuitBreaker()
@@ -239,7 +237,7 @@ class Subscriber(Section, frozen=True, kw_only=True):
 class Config(Section, frozen=True, kw_only=True):
     listen: Listen = Listen()
     data_dir: str = "./var"
-    retention: Duration = "7d"
+    retention: Seconds = seconds("7d")
     """How long the embedded log keeps records (when it is the bus); 0 keeps them forever."""
     kafka: Kafka | None = None
     sources: dict[str, Source] = {}
@@ -252,7 +250,7 @@ class Config(Section, frozen=True, kw_only=True):
     console: Console = Console()
     metrics: Metrics = Metrics()
     dedupe: Dedupe = Dedupe()
-    shutdown_grace: Duration = "20s"
+    shutdown_grace: Seconds = seconds("20s")
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
     allow_insecure_defaults: bool = False
     """Listen beyond loopback even with short secrets or the shipped examples' values."""
@@ -262,53 +260,6 @@ class Config(Section, frozen=True, kw_only=True):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$")
-_RATE_UNITS = {
-    None: 1.0,
-    "s": 1.0,
-    "sec": 1.0,
-    "second": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "minute": 60.0,
-    "h": 3600.0,
-    "hour": 3600.0,
-}
-
-
-def seconds(value: Duration) -> float:
-    """A duration in seconds; raises ValueError with the reason."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 10s, got a boolean")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"expected a duration like 500ms, 10s, 5m or 1h, got {value!r}")
-        number = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if number < 0:
-        raise ValueError("a duration cannot be negative")
-    if not math.isfinite(number):
-        raise ValueError("a duration must be finite")
-    return number
-
-
-def per_second(value: str | float) -> float:
-    """A rate limit (``100/s``, ``6000/m``, ``3600/h`` or a number) as events per second."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        rate = float(value)
-    elif isinstance(value, str) and (match := _RATE.match(value)) is not None:
-        rate = float(match.group(1)) / _RATE_UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a rate like 100/s or 6000/m, got {value!r}")
-    if rate <= 0:
-        raise ValueError("a rate limit must be positive")
-    return rate
 
 
 def webhook_secret(value: str) -> bytes:
@@ -437,11 +388,11 @@ def _convert(data: dict[str, Any]) -> Config:
     if isinstance(sources, dict):
         for name, source in sources.items():
             try:
-                msgspec.convert(source, Source, strict=False)
+                msgspec.convert(source, Source, strict=False, dec_hook=dec_hook)
             except msgspec.ValidationError as exc:
                 raise ConfigError(_validation_message(exc, f".sources.{name}", Source)) from None
     try:
-        return msgspec.convert(data, Config, str_keys=True, strict=False)
+        return msgspec.convert(data, Config, str_keys=True, strict=False, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
         raise ConfigError(_validation_message(exc)) from None
 
@@ -460,34 +411,17 @@ def _check(config: Config) -> None:
         raise ConfigError("limits.max_body_bytes: must be positive")
     if config.limits.max_in_flight < 1:
         raise ConfigError("limits.max_in_flight: must be at least 1")
-    for field, value in (
-        ("shutdown_grace", config.shutdown_grace),
-        ("dedupe.window", config.dedupe.window),
-        ("limits.header_timeout", config.limits.header_timeout),
-        ("retention", config.retention),
-        ("console.session_ttl", config.console.session_ttl),
-    ):
-        try:
-            seconds(value)
-        except ValueError as exc:
-            raise ConfigError(f"{field}: {exc}") from None
-    if seconds(config.limits.header_timeout) <= 0:
+    if config.limits.header_timeout <= 0:
         raise ConfigError("limits.header_timeout: must be positive")
     if config.dedupe.max_entries < 1:
         raise ConfigError("dedupe.max_entries: must be at least 1")
-    try:
-        if seconds(config.limits.body_timeout) <= 0:
-            raise ValueError("must be positive")
-    except ValueError as exc:
-        raise ConfigError(f"limits.body_timeout: {exc}") from None
+    if config.limits.body_timeout <= 0:
+        raise ConfigError("limits.body_timeout: must be positive")
     if config.kafka is not None:
         if not config.kafka.servers:
             raise ConfigError("kafka.bootstrap_servers: no servers given")
-        try:
-            if seconds(config.kafka.spool_after) <= 0:
-                raise ValueError("must be positive")
-        except ValueError as exc:
-            raise ConfigError(f"kafka.spool_after: {exc}") from None
+        if config.kafka.spool_after <= 0:
+            raise ConfigError("kafka.spool_after: must be positive")
         for field in (
             "spool_max_bytes",
             "max_record_bytes",
@@ -512,15 +446,6 @@ def _check(config: Config) -> None:
         if source.signing_secret is not None and PROVIDERS[source.provider].verify is None:
             signed = ", ".join(name for name, p in PROVIDERS.items() if p.verify)
             raise ConfigError(f"{where}.signing_secret: only {signed} sources sign webhooks")
-        try:
-            seconds(source.signature_tolerance)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.signature_tolerance: {exc}") from None
-        if source.rate_limit is not None:
-            try:
-                per_second(source.rate_limit)
-            except ValueError as exc:
-                raise ConfigError(f"{where}.rate_limit: {exc}") from None
         if source.max_in_flight is not None and not (
             1 <= source.max_in_flight <= config.limits.max_in_flight
         ):
@@ -648,32 +573,13 @@ def _check_subscribers(config: Config) -> None:
             raise ConfigError(f"{where}.url: expected an http(s) URL, got {sub.url!r}")
         if not sub.topic_list(config.topics.events):
             raise ConfigError(f"{where}.topics: no topics given")
-        checks: list[tuple[str, Duration]] = [
-            ("timeout", sub.timeout),
-            ("retry.initial", sub.retry.initial),
-            ("retry.max", sub.retry.max),
-            ("circuit_breaker.window", sub.circuit_breaker.window),
-            ("circuit_breaker.no_success_for", sub.circuit_breaker.no_success_for),
-            ("circuit_breaker.cooldown", sub.circuit_breaker.cooldown),
-            ("circuit_breaker.cooldown_max", sub.circuit_breaker.cooldown_max),
-        ]
-        for field, value in checks:
-            try:
-                seconds(value)
-            except ValueError as exc:
-                raise ConfigError(f"{where}.{field}: {exc}") from None
-        if seconds(sub.timeout) <= 0:
+        if sub.timeout <= 0:
             raise ConfigError(f"{where}.timeout: must be positive")
         if sub.retry.max_attempts < 1:
             raise ConfigError(f"{where}.retry.max_attempts: must be at least 1")
         if sub.max_in_flight < 1:
             raise ConfigError(f"{where}.max_in_flight: must be at least 1")
         _check_breaker(f"{where}.circuit_breaker", sub.circuit_breaker)
-        if sub.rate_limit is not None:
-            try:
-                per_second(sub.rate_limit)
-            except ValueError as exc:
-                raise ConfigError(f"{where}.rate_limit: {exc}") from None
         for header, value in sub.headers.items():
             if not _HEADER_NAME.match(header):
                 raise ConfigError(f"{where}.headers: {header!r} is not an HTTP header name")
@@ -691,7 +597,6 @@ def _check_subscribers(config: Config) -> None:
 
 
 def _check_breaker(where: str, breaker: CircuitBreaker) -> None:
-    """After the durations parsed (checked by the caller)."""
     if not 0 < breaker.failure_rate <= 1 or not math.isfinite(breaker.failure_rate):
         raise ConfigError(f"{where}.failure_rate: must be above 0 and at most 1")
     if breaker.min_attempts < 1:
@@ -699,9 +604,9 @@ def _check_breaker(where: str, breaker: CircuitBreaker) -> None:
     if breaker.half_open_attempts < 1:
         raise ConfigError(f"{where}.half_open_attempts: must be at least 1")
     for field in ("window", "no_success_for", "cooldown"):
-        if seconds(getattr(breaker, field)) <= 0:
+        if getattr(breaker, field) <= 0:
             raise ConfigError(f"{where}.{field}: must be positive")
-    if seconds(breaker.cooldown_max) < seconds(breaker.cooldown):
+    if breaker.cooldown_max < breaker.cooldown:
         raise ConfigError(f"{where}.cooldown_max: must be at least cooldown")
 
 

@@ -15,10 +15,9 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from relay.config import seconds
 from relay.console import views
 from relay.console.sessions import Sessions
-from relay.ingress.admin import RELOADER
+from relay.ingress.admin import CONFIG
 
 STATIC = Path(__file__).parent / "static"
 
@@ -63,8 +62,7 @@ def add_console_routes(app: web.Application) -> None:
     )
     env.filters["when"] = when
     env.globals["sparkline"] = sparkline
-    reloader = app[RELOADER]
-    app[views.SESSIONS] = Sessions(seconds(reloader.config.console.session_ttl))
+    app[views.SESSIONS] = Sessions(app[CONFIG]().console.session_ttl)
     router = app.router
     router.add_get("/console", views.to_console)
     router.add_get("/console/login", views.login_page)

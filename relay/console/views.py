@@ -24,7 +24,7 @@ from relay.console.sessions import (
     csrf_ok,
     set_cookie,
 )
-from relay.ingress.admin import RELOADER
+from relay.ingress.admin import CONFIG
 from relay.ingress.auth import token_matches
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
@@ -59,7 +59,7 @@ def _redirect(location: str) -> web.Response:
 
 
 def _token(request: web.Request) -> str:
-    token = request.app[RELOADER].config.admin.token
+    token = request.app[CONFIG]().admin.token
     if token is None:
         raise _Refusal(404, "the console is off (no admin.token)")
     return token

@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 
-from relay.app import make_bus
-from relay.config import Config, Subscriber, seconds
+from relay.bus import open_bus
+from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.service import group_id
 from relay.delivery.sources import EmbeddedSource, Item, KafkaRange, Source
 from relay.delivery.watermark import Stream
 from relay.delivery.worker import DeadLetters, Stats, SubscriberWorker
+from relay.units import seconds
 
 log = structlog.get_logger("relay.replay")
 
@@ -121,7 +122,7 @@ async def replay(
         raise ReplayError("say where to start: --since TIME, --from-offset N or --deadletter")
     if deadletter and from_offset is not None:
         raise ReplayError("--deadletter takes --since, not --from-offset")
-    bus = make_bus(config, role="replay")
+    bus = open_bus(config, role="replay")
     await bus.start()
     try:
         source = replay_source(

@@ -12,7 +12,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from relay import __version__
-from relay.config import Subscriber, per_second, seconds, webhook_secret
+from relay.config import Subscriber, webhook_secret
 from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker, Rule
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
@@ -58,16 +58,14 @@ class Sender:
     def __init__(self, subscriber: Subscriber) -> None:
         self.subscriber = subscriber
         self.keys = [webhook_secret(secret) for secret in subscriber.all_secrets]
-        self.timeout = aiohttp.ClientTimeout(total=seconds(subscriber.timeout))
+        self.timeout = aiohttp.ClientTimeout(total=subscriber.timeout)
         retry = subscriber.retry
-        self.backoff = Backoff(seconds(retry.initial), seconds(retry.max), retry.jitter)
+        self.backoff = Backoff(retry.initial, retry.max, retry.jitter)
         self.max_attempts = retry.max_attempts
         self.retry_4xx = subscriber.on_4xx == "retry"
         self.breaker = CircuitBreaker(breaker_rule(subscriber), name=subscriber.name)
         self.limiter = (
-            RateLimiter(per_second(subscriber.rate_limit))
-            if subscriber.rate_limit is not None
-            else None
+            RateLimiter(subscriber.rate_limit) if subscriber.rate_limit is not None else None
         )
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(subscriber.max_in_flight)
@@ -239,11 +237,11 @@ class Sender:
 def breaker_rule(subscriber: Subscriber) -> Rule:
     breaker = subscriber.circuit_breaker
     return Rule(
-        window=seconds(breaker.window),
+        window=breaker.window,
         failure_rate=breaker.failure_rate,
         min_attempts=breaker.min_attempts,
-        no_success_for=seconds(breaker.no_success_for),
-        cooldown=seconds(breaker.cooldown),
-        cooldown_max=seconds(breaker.cooldown_max),
+        no_success_for=breaker.no_success_for,
+        cooldown=breaker.cooldown,
+        cooldown_max=breaker.cooldown_max,
         half_open_attempts=breaker.half_open_attempts,
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 import msgspec
 
 from relay.config import Subscriber
+from relay.units import enc_hook
 
 STATE_FILE = "delivery.sqlite3"
 
@@ -57,7 +58,7 @@ class Disabled(msgspec.Struct, frozen=True, kw_only=True):
 
 def fingerprint(subscriber: Subscriber) -> str:
     """Changes whenever anything in the subscriber's configuration changes."""
-    return hashlib.sha256(msgspec.json.encode(subscriber)).hexdigest()[:32]
+    return hashlib.sha256(msgspec.json.encode(subscriber, enc_hook=enc_hook)).hexdigest()[:32]
 
 
 def now_ms() -> int:

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relay.bus.embedded import LOG_FILE
 from relay.bus.security import client_options
-from relay.config import Config, Kafka, seconds
+from relay.config import Config, Kafka
 from relay.index.store import Index, Stored
 
 log = structlog.get_logger("relay.index")
@@ -191,7 +191,7 @@ class Indexer:
             config.data_path,
             topics=(config.topics.raw, config.topics.deadletter, config.topics.attempts),
             max_events=config.console.index_max_events,
-            retention_ms=int(seconds(config.retention) * 1000) or None,
+            retention_ms=int(config.retention * 1000) or None,
         )
         feed: Feed
         if config.kafka is None:

@@ -1,11 +1,12 @@
-"""The aiohttp ingress: routes, auth, limits, health."""
+"""The aiohttp ingress: check a request, hand one Inbound to the pipeline; probes, admin."""
 
 from __future__ import annotations
 
 import aiohttp.web_response
 from aiohttp import web
 
-from relay.ingress import admin, handlers
+from relay.ingress import admin, health
+from relay.ingress.hooks import receive_hook
 from relay.ingress.middleware import request_context
 from relay.ingress.state import INGRESS, IngressState
 
@@ -22,20 +23,15 @@ aiohttp.web_response.SERVER_SOFTWARE = "relay"  # type: ignore[attr-defined]
 def add_routes(app: web.Application, *, hooks: bool = True, admin_routes: bool = True) -> None:
     """``admin_routes=False`` when ``admin.listen`` gives them a listener of their own."""
     if hooks:
-        app.router.add_post("/v1/hooks/{source}", handlers.receive_hook)
-        app.router.add_post("/v1/hooks/{source}/{kind}", handlers.receive_hook)
-    app.router.add_get("/healthz", handlers.healthz)
-    app.router.add_get("/readyz", handlers.readyz)
+        app.router.add_post("/v1/hooks/{source}", receive_hook)
+        app.router.add_post("/v1/hooks/{source}/{kind}", receive_hook)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
     if admin_routes:
         add_admin_routes(app)
 
 
 def add_admin_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get("/metrics", health.metrics)
     app.router.add_post("/admin/reload", admin.reload)
     app.router.add_post("/admin/api/subscribers/{name}/enable", admin.enable_subscriber)
-    from relay.admin_api import add_api_routes  # the API needs delivery and the index
-    from relay.console import add_console_routes
-
-    add_api_routes(app)
-    add_console_routes(app)

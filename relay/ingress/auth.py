@@ -6,7 +6,7 @@ import hmac
 import ipaddress
 from collections.abc import Mapping
 
-from relay.config import Source, seconds
+from relay.config import Source
 from relay.providers import PROVIDERS, SignatureError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -45,7 +45,7 @@ class SourceAuth:
         self.tokens = list(source.tokens)
         self.signing_secret = source.signing_secret
         self.verify = PROVIDERS[source.provider].verify
-        self.tolerance = seconds(source.signature_tolerance)
+        self.tolerance = source.signature_tolerance
         self.networks: tuple[Network, ...] = tuple(
             ipaddress.ip_network(cidr, strict=False) for cidr in source.allow_cidrs
         )

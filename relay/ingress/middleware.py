@@ -9,8 +9,8 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from relay.ingress.errors import error_response, from_http_exception
 from relay.ingress.guard import GUARD
+from relay.ingress.responses import error_response, from_http_exception
 from relay.ingress.state import REQUEST_ID
 
 log = structlog.get_logger("relay.ingress")

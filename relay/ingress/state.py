@@ -7,10 +7,10 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.config import Config, per_second, seconds
-from relay.ingest import Ingest
+from relay.config import Config
 from relay.ingress.auth import SourceAuth
 from relay.metrics import REQUESTS
+from relay.pipeline import Pipeline
 from relay.ratelimit import RateLimiter
 
 UNKNOWN_SOURCE = "<unknown>"
@@ -34,40 +34,56 @@ class SourceEntry:
         counter.inc()
 
 
-@dataclass(slots=True)
-class IngressState:
-    ingest: Ingest
+@dataclass(slots=True, frozen=True)
+class IngressSettings:
+    """What the handlers read from the configuration, built whole from it.
+
+    Start-up and reload both build one with :meth:`from_config`; a reload swaps it in one
+    assignment, so a request sees the old settings or the new ones, never a mix.
+    """
+
     sources: dict[str, SourceEntry]
     max_body_bytes: int
     body_timeout: float
     max_in_flight: int
     debug_errors: bool = False
     metrics_token: str | None = None
-    accepting: bool = True
-    in_flight: int = 0
+    admin_token: str | None = None
 
     @classmethod
-    def build(cls, config: Config, ingest: Ingest) -> IngressState:
+    def from_config(cls, config: Config) -> IngressSettings:
         return cls(
-            ingest=ingest,
             sources={
                 name: SourceEntry(
                     name,
                     source.provider,
                     SourceAuth(source),
-                    RateLimiter(per_second(source.rate_limit))
-                    if source.rate_limit is not None
-                    else None,
+                    RateLimiter(source.rate_limit) if source.rate_limit is not None else None,
                     max_in_flight=source.in_flight_share(config.limits, len(config.sources)),
                 )
                 for name, source in config.sources.items()
             },
             max_body_bytes=config.limits.max_body_bytes,
-            body_timeout=seconds(config.limits.body_timeout),
+            body_timeout=config.limits.body_timeout,
             max_in_flight=config.limits.max_in_flight,
             debug_errors=config.debug_errors,
             metrics_token=config.metrics.token,
+            admin_token=config.admin.token,
         )
+
+
+@dataclass(slots=True)
+class IngressState:
+    """The ingress's live state: the pipeline, the current settings, and counters."""
+
+    pipeline: Pipeline
+    settings: IngressSettings
+    accepting: bool = True
+    in_flight: int = 0
+
+    @classmethod
+    def build(cls, config: Config, pipeline: Pipeline) -> IngressState:
+        return cls(pipeline=pipeline, settings=IngressSettings.from_config(config))
 
 
 INGRESS = web.AppKey("ingress", IngressState)

@@ -23,14 +23,18 @@ from relay.events import (
 
 
 class Inbound(msgspec.Struct, frozen=True, kw_only=True):
-    """One received webhook, as ingress saw it."""
+    """One received webhook, as ingress saw it: what the pipeline and a normalizer read."""
 
     source: str
     body: bytes
     received_at: str
+    provider: str = ""
+    """The source's provider (``PROVIDERS`` key); a normalizer called directly needs none."""
     kind: str | None = None
     """The URL kind (PlugChat); None for providers that name events in the body."""
     delivery_id: str | None = None
+    content_type: str | None = None
+    request_id: str = ""
     max_events: int = 1000
     """``limits.max_events_per_body``: a body that would make more is refused unexpanded."""
 

@@ -39,6 +39,12 @@ if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+
+def until(driver: WebDriver, check: Callable[[WebDriver], Any], within: float = 20.0) -> Any:
+    """Wait for the page a click navigated to (a click does not wait for it)."""
+    return WebDriverWait(driver, within, poll_frequency=0.1).until(check)
 
 
 def browser() -> WebDriver:
@@ -143,10 +149,10 @@ def _log_in(driver: WebDriver, base: str) -> None:
     assert "/console/login" in driver.current_url  # no session yet
     driver.find_element(By.ID, "token").send_keys("not-the-token")
     driver.find_element(By.ID, "login").click()
-    assert "That is not the admin token" in driver.page_source
+    until(driver, lambda d: "That is not the admin token" in d.page_source)
     driver.find_element(By.ID, "token").send_keys(TOKEN)
     driver.find_element(By.ID, "login").click()
-    assert driver.current_url == f"{base}/console/"
+    until(driver, lambda d: d.current_url == f"{base}/console/")
     cookie = driver.get_cookie("relay_console")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert TOKEN not in driver.page_source
@@ -157,6 +163,7 @@ def _find_and_open(driver: WebDriver, base: str, message_id: str) -> None:
     driver.get(f"{base}/console/events")
     driver.find_element(By.ID, "key").send_keys("nexloo:4711")
     driver.find_element(By.ID, "search").click()
+    until(driver, lambda d: "key=nexloo%3A4711" in d.current_url)
     links = wait_for(driver, lambda: driver.find_elements(By.CSS_SELECTOR, "a.event-link"))
     assert "key=nexloo%3A4711" in driver.current_url
     # both events of the conversation, the message first (newest event time)
@@ -164,9 +171,10 @@ def _find_and_open(driver: WebDriver, base: str, message_id: str) -> None:
     # times are shown in the viewer's zone by the script, UTC on hover
     stamp = driver.find_element(By.CSS_SELECTOR, "#results time")
     assert stamp.get_attribute("title").endswith("UTC")
-    assert stamp.text != stamp.get_attribute("title")
+    until(driver, lambda d: stamp.text != stamp.get_attribute("title"))
     shoot(driver, "events")
     next(link for link in links if link.text == message_id).click()
+    until(driver, lambda d: d.find_elements(By.ID, "event-id"))
     assert driver.find_element(By.ID, "event-id").text == message_id
     wait_for(
         driver,
@@ -189,7 +197,8 @@ def _redrive(driver: WebDriver, base: str, message_id: str) -> None:
     shoot(driver, "deadletters")
     driver.get(f"{base}/console/events/{message_id}")
     driver.find_element(By.CSS_SELECTOR, "button.redrive-one").click()
-    assert "redriving 1 dead letter" in driver.find_element(By.CSS_SELECTOR, ".notice").text
+    notice = until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".notice"))
+    assert "redriving 1 dead letter" in notice[0].text
 
 
 def _see_delivered(driver: WebDriver, base: str, message_id: str) -> None:

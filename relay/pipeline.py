@@ -1,8 +1,9 @@
-"""The ingest pipeline behind the HTTP handler: normalize, route, make durable.
+"""The pipeline behind the HTTP handler: normalize, route, make durable.
 
 One received body becomes one bus write: its raw copy, its canonical events on every
 routed topic, or a dead letter when it cannot be normalized. The caller may
-acknowledge only after :meth:`Ingest.ingest` returns.
+acknowledge only after :meth:`Pipeline.accept` returns, with one of three outcomes:
+:class:`Accepted`, :class:`DeadLettered` (202 all the same) or :class:`Malformed` (400).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
 
-log = structlog.get_logger("relay.ingest")
+log = structlog.get_logger("relay.pipeline")
 
 CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
 _MAX_ERROR_HEADER = 1024
@@ -50,28 +51,32 @@ class _Clock:
 
 
 _clock = _Clock()
+received_now = _clock.now
+"""Now, as an Inbound's ``received_at``."""
 
 
-class Received(msgspec.Struct, frozen=True, kw_only=True):
-    """One authenticated webhook request."""
+class Accepted(msgspec.Struct, frozen=True, tag=True):
+    """Every event is durable on its topics (and the raw copy)."""
 
-    source: str
-    provider: str
-    body: bytes
-    kind: str | None = None
-    content_type: str | None = None
-    request_id: str
-    delivery_id: str | None = None
+    ids: list[str]
 
 
-class Outcome(msgspec.Struct, frozen=True, kw_only=True):
-    ids: list[str] = []
-    deadletter_reason: str | None = None
-    malformed: str | None = None
-    """Set when the body was not JSON: the sender gets a 400 (the body is still kept)."""
+class DeadLettered(msgspec.Struct, frozen=True, tag=True):
+    """Valid JSON that made no event: the body is on the dead-letter topic; still 202."""
+
+    reason: str
 
 
-class Ingest:
+class Malformed(msgspec.Struct, frozen=True, tag=True):
+    """Not JSON: the sender gets a 400, and the body is kept all the same."""
+
+    detail: str
+
+
+Outcome = Accepted | DeadLettered | Malformed
+
+
+class Pipeline:
     def __init__(
         self,
         bus: Bus,
@@ -111,21 +116,21 @@ class Ingest:
             encoded = self._names[text] = text.encode()
         return encoded
 
-    def _metadata(self, received: Received, received_at: str) -> list[tuple[str, bytes]]:
+    def _metadata(self, inbound: Inbound) -> list[tuple[str, bytes]]:
         headers = [
-            ("relay-source", self._name(received.source)),
-            ("relay-provider", self._name(received.provider)),
-            ("relay-request-id", received.request_id.encode()),
-            ("relay-received-at", received_at.encode()),
+            ("relay-source", self._name(inbound.source)),
+            ("relay-provider", self._name(inbound.provider)),
+            ("relay-request-id", inbound.request_id.encode()),
+            ("relay-received-at", inbound.received_at.encode()),
         ]
-        if received.kind is not None:
-            headers.append(("relay-kind", received.kind.encode()))
-        if received.content_type is not None:
+        if inbound.kind is not None:
+            headers.append(("relay-kind", inbound.kind.encode()))
+        if inbound.content_type is not None:
             headers.append(
-                ("content-type", received.content_type.encode("utf-8", "surrogateescape"))
+                ("content-type", inbound.content_type.encode("utf-8", "surrogateescape"))
             )
-        if received.delivery_id is not None:
-            headers.append(("relay-delivery-id", received.delivery_id.encode()))
+        if inbound.delivery_id is not None:
+            headers.append(("relay-delivery-id", inbound.delivery_id.encode()))
         return headers
 
     def event_records(self, event: CloudEvent) -> list[Record]:
@@ -141,7 +146,7 @@ class Ingest:
         ]
 
     def _deadletter(
-        self, received: Received, metadata: list[tuple[str, bytes]], reason: str, detail: str
+        self, inbound: Inbound, metadata: list[tuple[str, bytes]], reason: str, detail: str
     ) -> Record:
         headers = (
             *metadata,
@@ -150,33 +155,25 @@ class Ingest:
         )
         return Record(
             topic=self.topics.deadletter,
-            value=received.body,
-            key=received.source.encode(),
+            value=inbound.body,
+            key=inbound.source.encode(),
             headers=headers,
         )
 
-    async def ingest(self, received: Received) -> Outcome:
-        received_at = _clock.now()
-        metadata = self._metadata(received, received_at)
+    async def accept(self, inbound: Inbound) -> Outcome:
+        """Make ``inbound`` durable; ``inbound.max_events`` should be this pipeline's."""
+        metadata = self._metadata(inbound)
         records = [
             Record(
                 topic=self.topics.raw,
-                value=received.body,
-                key=self._name(received.source),
+                value=inbound.body,
+                key=self._name(inbound.source),
                 headers=tuple(metadata),
             )
         ]
-        inbound = Inbound(
-            source=received.source,
-            body=received.body,
-            received_at=received_at,
-            kind=received.kind,
-            delivery_id=received.delivery_id,
-            max_events=self.max_events,
-        )
         outcome: Outcome
         try:
-            events = PROVIDERS[received.provider].normalize(inbound)
+            events = PROVIDERS[inbound.provider].normalize(inbound)
             if len(events) > self.max_events:  # a normalizer should have refused it first
                 raise Unmappable(
                     "too_many_events",
@@ -185,29 +182,29 @@ class Ingest:
             encoded = [self.event_records(event) for event in events]
             self._check_sizes(encoded)
         except MalformedBody as exc:
-            records.append(self._deadletter(received, metadata, "malformed_json", str(exc)))
-            outcome = Outcome(malformed=str(exc), deadletter_reason="malformed_json")
+            records.append(self._deadletter(inbound, metadata, "malformed_json", str(exc)))
+            outcome = Malformed(str(exc))
         except Unmappable as exc:
-            records.append(self._deadletter(received, metadata, exc.reason, exc.detail))
-            outcome = Outcome(deadletter_reason=exc.reason)
+            records.append(self._deadletter(inbound, metadata, exc.reason, exc.detail))
+            outcome = DeadLettered(exc.reason)
         except UnicodeError as exc:  # text JSON can carry but UTF-8 cannot (lone surrogates)
             detail = f"{type(exc).__name__}: {exc}"
-            records.append(self._deadletter(received, metadata, "unencodable", detail))
-            outcome = Outcome(deadletter_reason="unencodable")
+            records.append(self._deadletter(inbound, metadata, "unencodable", detail))
+            outcome = DeadLettered("unencodable")
         except Exception as exc:  # a normalizer bug must never lose the body or 5xx
-            log.exception("normalizer_failed", provider=received.provider)
+            log.exception("normalizer_failed", provider=inbound.provider)
             detail = f"{type(exc).__name__}: {exc}"
-            records.append(self._deadletter(received, metadata, "normalizer_error", detail))
-            outcome = Outcome(deadletter_reason="normalizer_error")
+            records.append(self._deadletter(inbound, metadata, "normalizer_error", detail))
+            outcome = DeadLettered("normalizer_error")
         else:
-            outcome = Outcome(ids=[event.id for event in events])
+            accepted = Accepted([event.id for event in events])
             if self.dedupe.enabled and events:
-                return await self._publish_deduplicated(records, events, encoded, outcome)
+                return await self._publish_deduplicated(records, events, encoded, accepted)
             for event_records in encoded:
                 records.extend(event_records)
             await self._publish(records)
             self._count(events)
-            return outcome
+            return accepted
         await self._publish(records)
         return outcome
 
@@ -236,8 +233,8 @@ class Ingest:
         records: list[Record],
         events: list[CloudEvent],
         encoded: list[list[Record]],
-        outcome: Outcome,
-    ) -> Outcome:
+        outcome: Accepted,
+    ) -> Accepted:
         claim = await self.dedupe.claim(outcome.ids)
         published = False
         try:

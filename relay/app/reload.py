@@ -15,28 +15,19 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from relay.config import Config, ConfigError, load, seconds
+from relay.config import Config, ConfigError, load
 from relay.delivery.service import DeliveryService
 from relay.hardening import insecure_listen
-from relay.ingest import Ingest
+from relay.ingress.admin import Reloaded, ReloadRefused
 from relay.ingress.guard import ConnectionGuard
-from relay.ingress.state import IngressState
+from relay.ingress.state import IngressSettings, IngressState
 from relay.logs import configure
+from relay.pipeline import Pipeline
 from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
 RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace")
-
-
-class ReloadRefused(Exception):
-    pass
-
-
-class Reloaded(msgspec.Struct, frozen=True):
-    sources: list[str]
-    routes: list[str]
-    subscribers: list[str]
 
 
 class Reloader:
@@ -45,7 +36,7 @@ class Reloader:
         config: Config,
         path: Path | None,
         state: IngressState,
-        ingest: Ingest,
+        pipeline: Pipeline,
         delivery: DeliveryService | None,
         guard: ConnectionGuard | None = None,
     ) -> None:
@@ -53,7 +44,7 @@ class Reloader:
         self.config = config
         self.path = path
         self.state = state
-        self.ingest = ingest
+        self.pipeline = pipeline
         self.delivery = delivery
         self.listen_host: str | None = None
         """Where ``relay serve`` listens: a reload with guessable secrets is refused there."""
@@ -78,25 +69,19 @@ class Reloader:
             if self.listen_host is not None and (refusal := insecure_listen(new, self.listen_host)):
                 log.warning("reload_refused", error=refusal)
                 raise ReloadRefused(refusal)
-            fresh = IngressState.build(new, self.ingest)
             # Each swap is one assignment: a request sees the old or the new value, whole.
-            self.ingest.router = Router(new.routes, new.topics.events)
-            self.ingest.max_events = new.limits.max_events_per_body
-            self.state.sources = fresh.sources
-            self.state.max_body_bytes = fresh.max_body_bytes
-            self.state.body_timeout = fresh.body_timeout
-            self.state.max_in_flight = fresh.max_in_flight
-            self.state.debug_errors = fresh.debug_errors
-            self.state.metrics_token = fresh.metrics_token
+            self.pipeline.router = Router(new.routes, new.topics.events)
+            self.pipeline.max_events = new.limits.max_events_per_body
+            self.state.settings = IngressSettings.from_config(new)
             if self.guard is not None:
-                self.guard.header_timeout = seconds(new.limits.header_timeout)
-            dedupe = self.ingest.dedupe
-            dedupe.window = seconds(new.dedupe.window)
+                self.guard.header_timeout = new.limits.header_timeout
+            dedupe = self.pipeline.dedupe
+            dedupe.window = new.dedupe.window
             dedupe.max_entries = new.dedupe.max_entries
             if new.logging != self.config.logging:
                 configure(new.logging.level, new.logging.format)
             if self.delivery is not None:
-                await self.delivery.reconcile(new, grace=min(5.0, seconds(new.shutdown_grace)))
+                await self.delivery.reconcile(new, grace=min(5.0, new.shutdown_grace))
             self.config = new
             result = Reloaded(
                 sources=sorted(new.sources),

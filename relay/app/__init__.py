@@ -1,0 +1,191 @@
+"""Composition root: builds the pipeline and the aiohttp application from a Config.
+
+The only package that imports all the others. Each resource's lifetime is one module-level
+cleanup context reading its object from an AppKey; ``build_app`` only wires them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+import structlog
+from aiohttp import web
+
+from relay.admin_api import OPS, add_api_routes
+from relay.admin_ops import Operations
+from relay.app.reload import Reloader
+from relay.bus import Bus, open_bus
+from relay.config import Config
+from relay.console import add_console_routes
+from relay.dedupe import Deduplicator
+from relay.delivery.service import DeliveryService
+from relay.index import Indexer
+from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, health, middlewares
+from relay.ingress.admin import CONFIG, ENABLE, RELOAD, ReloadRefused
+from relay.ingress.guard import GUARD, ConnectionGuard
+from relay.pipeline import Pipeline
+from relay.routing import Router
+
+__all__ = ["BUS", "DELIVERY", "RELOADER", "Role", "build_admin_app", "build_app"]
+
+log = structlog.get_logger("relay.app")
+
+Role = Literal["all", "ingress", "delivery"]
+"""``relay serve --role``: hooks, subscribers, or both."""
+
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+DELIVERY = web.AppKey("delivery", DeliveryService)
+RELOADER = web.AppKey("reloader", Reloader)
+ROLE = web.AppKey("role", str)
+INDEXER: web.AppKey[Indexer | None] = web.AppKey("indexer")
+
+
+def _grace(app: web.Application) -> float:
+    # shutdown_grace is restart-only: the reloader's config has the one started with
+    return app[RELOADER].config.shutdown_grace
+
+
+async def bus_context(app: web.Application) -> AsyncIterator[None]:
+    bus, state, role = app[BUS], app[INGRESS], app[ROLE]
+    await bus.start()
+    sources = state.settings.sources
+    open_sources = [name for name, entry in sources.items() if entry.auth.is_open]
+    if open_sources and role != "delivery":
+        log.warning("unauthenticated_sources", sources=open_sources)
+    log.info("bus_started", bus=bus.name, role=role, sources=sorted(sources))
+    yield
+    state.accepting = False
+    try:
+        async with asyncio.timeout(max(1.0, _grace(app) / 4)):
+            await bus.close()
+    except TimeoutError:
+        # what Kafka has not acknowledged was not acknowledged to anyone either
+        log.warning("bus_close_timed_out", bus=bus.name)
+    log.info("bus_closed", bus=bus.name)
+
+
+async def delivery_context(app: web.Application) -> AsyncIterator[None]:
+    delivery = app[DELIVERY]
+    await delivery.start()
+    yield
+    # within the shutdown grace, leaving time for the bus to flush after it
+    await delivery.stop(grace=min(5.0, _grace(app) / 5))
+
+
+async def index_context(app: web.Application) -> AsyncIterator[None]:
+    """The console's index (kept by the delivering roles when the admin side is on)."""
+    indexer = app[INDEXER]
+    if indexer is not None:
+        await indexer.start()
+    yield
+    await app[OPS].close()
+    if indexer is not None:
+        await indexer.close()
+
+
+async def _reload_quietly(reloader: Reloader) -> object:
+    """SIGHUP has nobody to answer: the outcome is logged by the reloader."""
+    try:
+        return await reloader.reload()
+    except ReloadRefused:
+        return None
+
+
+async def sighup_context(app: web.Application) -> AsyncIterator[None]:
+    reloader = app[RELOADER]
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[object]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.create_task(_reload_quietly(reloader))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    yield
+    loop.remove_signal_handler(signal.SIGHUP)
+
+
+async def _stop_accepting(app: web.Application) -> None:
+    app[INGRESS].accepting = False
+
+
+def build_app(
+    config: Config,
+    *,
+    bus: Bus | None = None,
+    role: Role = "all",
+    config_path: Path | None = None,
+    reload_on_sighup: bool = False,
+) -> web.Application:
+    """The aiohttp application for a role: ingress (hooks), delivery (subscribers), or both.
+
+    Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the bus is opened and
+    closed with the app. With ``config_path`` the configuration can be reloaded live
+    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``).
+    """
+    bus = bus if bus is not None else open_bus(config, role)
+    pipeline = Pipeline(
+        bus,
+        Router(config.routes, config.topics.events),
+        config.topics,
+        Deduplicator(config.dedupe.window, config.dedupe.max_entries),
+        binary=config.kafka is not None and config.kafka.cloudevents_mode == "binary",
+        max_events=config.limits.max_events_per_body,
+        max_record_bytes=config.kafka.max_record_bytes if config.kafka else None,
+    )
+    state = IngressState.build(config, pipeline)
+    guard = ConnectionGuard(config.limits.header_timeout)
+    delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
+    reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
+    indexer = (
+        Indexer.for_config(config)
+        if delivery is not None and config.admin.token is not None
+        else None
+    )
+
+    app = web.Application(middlewares=middlewares)
+    app[INGRESS], app[GUARD], app[BUS], app[ROLE] = state, guard, bus, role
+    app[RELOADER], app[RELOAD], app[CONFIG] = reloader, reloader.reload, lambda: reloader.config
+    app[INDEXER] = indexer
+    app[OPS] = Operations(lambda: reloader.config, delivery, indexer)
+    app.on_shutdown.append(_stop_accepting)
+    app.cleanup_ctx.append(bus_context)
+    app.cleanup_ctx.append(index_context)
+    if delivery is not None:
+        app[DELIVERY], app[ENABLE] = delivery, delivery.enable
+        app.cleanup_ctx.append(delivery_context)
+    if reload_on_sighup and config_path is not None:
+        app.cleanup_ctx.append(sighup_context)
+    add_routes(app, hooks=role in ("all", "ingress"), admin_routes=False)
+    if config.admin.listen is None:  # else build_admin_app gives them a listener
+        _add_admin_side(app)
+    return app
+
+
+def _add_admin_side(app: web.Application) -> None:
+    """/metrics, /admin/*, the admin API and the console (they need delivery and the index,
+    so they are wired here rather than by ingress)."""
+    add_admin_routes(app)
+    add_api_routes(app)
+    add_console_routes(app)
+
+
+def build_admin_app(app: web.Application) -> web.Application:
+    """The ``admin.listen`` listener's application: metrics, admin and probes, no hooks.
+
+    It shares the main application's state; the bus and delivery live with the main one.
+    """
+    admin = web.Application(middlewares=middlewares)  # request ids, JSON errors
+    admin[INGRESS], admin[RELOAD], admin[CONFIG] = app[INGRESS], app[RELOAD], app[CONFIG]
+    admin[OPS] = app[OPS]
+    if ENABLE in app:
+        admin[ENABLE] = app[ENABLE]
+    admin.router.add_get("/healthz", health.healthz)
+    admin.router.add_get("/readyz", health.readyz)
+    _add_admin_side(admin)
+    return admin

@@ -308,9 +308,10 @@ async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_
         assert metric("relay_circuit_state", name) in (1, 2)
         assert service.workers[name].stats.delivered == 0
     finally:
-        await service.stop(grace=0)
-        released.set()  # or closing the server waits for every hanging handler
-        await hanging.close()
+        async with asyncio.timeout(15):  # a hang here must fail the test, not stall the suite
+            await service.stop(grace=0)
+            released.set()  # or closing the server waits for every hanging handler
+            await hanging.close()
 
 
 async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(

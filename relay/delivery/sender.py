@@ -235,13 +235,5 @@ class Sender:
 
 
 def breaker_rule(subscriber: Subscriber) -> Rule:
-    breaker = subscriber.circuit_breaker
-    return Rule(
-        window=breaker.window,
-        failure_rate=breaker.failure_rate,
-        min_attempts=breaker.min_attempts,
-        no_success_for=breaker.no_success_for,
-        cooldown=breaker.cooldown,
-        cooldown_max=breaker.cooldown_max,
-        half_open_attempts=breaker.half_open_attempts,
-    )
+    # the configuration's section and the pure rule have the same fields by design
+    return Rule(**msgspec.structs.asdict(subscriber.circuit_breaker))

@@ -69,13 +69,28 @@ def make_private(path: Path) -> None:
                 file.chmod(PRIVATE_FILE)  # made by an older relay, or under another umask
 
 
+_OPEN_TRIES = 100
+
+
 def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.executescript(_SCHEMA)
-    return conn
+    # Two processes opening a new database at once (--role ingress and --role delivery on one
+    # data_dir) race to switch it to WAL; SQLite answers the loser "database is locked"
+    # without waiting on the busy timeout. Opening again a moment later finds WAL in place.
+    for attempt in range(_OPEN_TRIES):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) or attempt == _OPEN_TRIES - 1:
+                raise
+            time.sleep(0.02)
+        else:
+            return conn
+    raise AssertionError("unreachable")
 
 
 _Pending = tuple[Sequence[Record], asyncio.Future[None]]

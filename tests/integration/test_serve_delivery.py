@@ -37,27 +37,33 @@ async def test_seed_webhook_reaches_the_subscriber_signed(tmp_path: Path, role_s
     env = {**os.environ, "RELAY_DATA_DIR": str(tmp_path / "var"), "CRM_URL": subscriber.url}
     port = free_port()
     roles = [("ingress", port), ("delivery", free_port())] if role_split else [("all", port)]
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "relay",
-            "serve",
-            "--config",
-            str(config),
-            "--role",
-            role,
-            "--port",
-            str(role_port),
-            env=env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        for role, role_port in roles
-    ]
+    processes = []
+    for role, role_port in roles:
+        with (tmp_path / f"{role}.log").open("wb") as log:  # the child keeps its own copy
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "relay",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--role",
+                    role,
+                    "--port",
+                    str(role_port),
+                    env=env,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
     try:
-        for process, (_, role_port) in zip(processes, roles, strict=True):
-            await wait_ready(role_port, process)
+        for process, (role, role_port) in zip(processes, roles, strict=True):
+            try:
+                await wait_ready(role_port, process)
+            except AssertionError as exc:  # say why: the process's own last lines
+                lines = (tmp_path / f"{role}.log").read_text(errors="replace").splitlines()
+                raise AssertionError(f"{role}: {exc}: {lines[-5:]}") from None
         body = (FIXTURES / "chatwoot" / "nexloo_seed_message_created.json").read_bytes()
         async with (
             aiohttp.ClientSession() as session,

@@ -74,11 +74,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(config.logging.level, config.logging.format)
     for warning in checks.warnings(config):
         structlog.get_logger("relay.check").warning("config_warning", detail=warning)
+    from relay import telemetry
+
+    tracing = telemetry.start(config)  # None unless an OTLP endpoint is set
+    if tracing is not None:
+        structlog.get_logger("relay.telemetry").info(
+            "tracing_on", endpoint=telemetry.otlp_endpoint(config.telemetry)
+        )
     app = build_app(
         config,
         role=args.role,
         config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
         reload_on_sighup=True,
+        tracing=tracing,
     )
     app[RELOADER].listen_host = host
     admin = None
@@ -132,6 +140,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         admin = config.admin.listen
         print(f"admin    {admin.host}:{admin.port} (/metrics, /admin/*; not on listen)")
     print(f"bus      {bus}")
+    from relay import telemetry
+
+    endpoint = telemetry.otlp_endpoint(config.telemetry)
+    print(f"tracing  {'OTLP/HTTP to ' + endpoint if endpoint else 'off'}")
     print(
         f"topics   events={config.topics.events} raw={config.topics.raw} "
         f"deadletter={config.topics.deadletter}"

@@ -173,6 +173,20 @@ class Metrics(Section, frozen=True, kw_only=True):
     """Bearer token ``GET /metrics`` requires; without one it is open."""
 
 
+class Telemetry(Section, frozen=True, kw_only=True):
+    """Tracing (README, "Tracing"): OpenTelemetry spans exported over OTLP/HTTP.
+
+    Off, and free, unless an endpoint is set here or in ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``; needs ``pip install 'relay[otel]'``.
+    """
+
+    otlp_endpoint: str | None = None
+    """The collector's OTLP/HTTP base URL (``http://collector:4318``); spans go to
+    ``<otlp_endpoint>/v1/traces``. Wins over the environment's endpoint."""
+    service_name: str | None = None
+    """``service.name`` of the spans (default: ``OTEL_SERVICE_NAME``, else ``relay``)."""
+
+
 class Logging(Section, frozen=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -250,6 +264,7 @@ class Config(Section, frozen=True, kw_only=True):
     console: Console = Console()
     metrics: Metrics = Metrics()
     dedupe: Dedupe = Dedupe()
+    telemetry: Telemetry = Telemetry()
     shutdown_grace: Seconds = seconds("20s")
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
     allow_insecure_defaults: bool = False
@@ -461,6 +476,14 @@ def _check(config: Config) -> None:
     for field in ("events", "raw", "deadletter", "attempts"):
         _check_topic(f"topics.{field}", getattr(config.topics, field))
     _check_subscribers(config)
+    endpoint = config.telemetry.otlp_endpoint
+    if endpoint:
+        parsed = urlsplit(endpoint)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(
+                f"telemetry.otlp_endpoint: expected the collector's OTLP/HTTP URL "
+                f"(http://collector:4318), got {endpoint!r}"
+            )
     seen: set[str] = set()
     for i, route in enumerate(config.routes):
         if route.name in seen:

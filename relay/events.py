@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -136,8 +136,24 @@ class EventData(Part, frozen=True, kw_only=True):
     under the provider's name (``extensions.chatwoot.message``…); bounded in size."""
 
 
+_TRACEPARENT = msgspec.Meta(
+    description=(
+        "CloudEvents distributed-tracing extension: the W3C traceparent of the request that "
+        "made the event (version-traceid-spanid-flags). Present only when relay traces; "
+        "delivery continues this trace and sends its own traceparent header."
+    ),
+    examples=["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+)
+_TRACESTATE = msgspec.Meta(
+    description="W3C tracestate that came with traceparent, when the trace carries one.",
+    examples=["vendor=opaque"],
+)
+
+
 class CloudEvent(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
-    """CloudEvents 1.0, structured JSON mode, with two extension attributes."""
+    """CloudEvents 1.0, structured JSON mode, with relay's two extension attributes
+    (``partitionkey``, ``providerdelivery``) and, when relay traces, the distributed-tracing
+    extension's two (``traceparent``, ``tracestate``)."""
 
     specversion: Literal["1.0"]
     id: str
@@ -150,6 +166,8 @@ class CloudEvent(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
     partitionkey: str
     providerdelivery: str | None = None
     """The provider's delivery id (``X-Chatwoot-Delivery``) when it sent one."""
+    traceparent: Annotated[str, _TRACEPARENT] | None = None
+    tracestate: Annotated[str, _TRACESTATE] | None = None
     data: EventData
 
 
@@ -165,6 +183,8 @@ class EventHead(msgspec.Struct, frozen=True):
     type: str
     partitionkey: str
     data: DataHead
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 _ID_NAMESPACE = uuid.UUID("6f1d5c2e-93a4-4b8e-9a53-7b0c1f2d4e60")
@@ -203,6 +223,8 @@ _BINARY_ATTRIBUTES = (
     "dataschema",
     "partitionkey",
     "providerdelivery",
+    "traceparent",
+    "tracestate",
 )
 
 

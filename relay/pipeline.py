@@ -9,7 +9,7 @@ acknowledge only after :meth:`Pipeline.accept` returns, with one of three outcom
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -21,6 +21,9 @@ from relay.events import CloudEvent, encode, to_binary
 from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
+
+if TYPE_CHECKING:
+    from relay.telemetry.otel import Tracing
 
 log = structlog.get_logger("relay.pipeline")
 
@@ -87,8 +90,11 @@ class Pipeline:
         binary: bool = False,
         max_events: int = 1000,
         max_record_bytes: int | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.bus = bus
+        self.tracing = tracing
+        """None: no tracing, and no tracing work per request (relay.telemetry)."""
         self.binary = binary
         self.max_events = max_events
         """``limits.max_events_per_body``: more from one body is a dead letter."""
@@ -163,6 +169,13 @@ class Pipeline:
     async def accept(self, inbound: Inbound) -> Outcome:
         """Make ``inbound`` durable; ``inbound.max_events`` should be this pipeline's."""
         metadata = self._metadata(inbound)
+        tracing = self.tracing
+        context = None
+        if tracing is not None:
+            context = tracing.current()
+            metadata.append(("traceparent", context[0].encode()))
+            if context[1]:
+                metadata.append(("tracestate", context[1].encode()))
         records = [
             Record(
                 topic=self.topics.raw,
@@ -173,7 +186,11 @@ class Pipeline:
         ]
         outcome: Outcome
         try:
-            events = PROVIDERS[inbound.provider].normalize(inbound)
+            if tracing is None:
+                events = PROVIDERS[inbound.provider].normalize(inbound)
+            else:
+                assert context is not None
+                events = _normalize_traced(tracing, inbound, *context)
             if len(events) > self.max_events:  # a normalizer should have refused it first
                 raise Unmappable(
                     "too_many_events",
@@ -225,7 +242,10 @@ class Pipeline:
 
     async def _publish(self, records: list[Record]) -> None:
         started = time.perf_counter()
-        await self.bus.publish(records)
+        if self.tracing is None:
+            await self.bus.publish(records)
+        else:
+            await self.tracing.publish(self.bus, records)
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
     async def _publish_deduplicated(
@@ -252,3 +272,19 @@ class Pipeline:
             claim.finish(published=published)
         self._count(fresh)
         return outcome
+
+
+def _normalize_traced(
+    tracing: Tracing, inbound: Inbound, traceparent: str, tracestate: str | None
+) -> list[CloudEvent]:
+    """Normalize in a ``normalize`` span; each event carries the request's trace context
+    (the CloudEvents distributed-tracing extension), which delivery continues."""
+    with tracing.normalizing(inbound.provider) as span:
+        events = PROVIDERS[inbound.provider].normalize(inbound)
+        tracing.normalized(span, [event.id for event in events])
+    if not traceparent:
+        return events
+    return [
+        msgspec.structs.replace(event, traceparent=traceparent, tracestate=tracestate)
+        for event in events
+    ]

@@ -35,6 +35,10 @@ def libraries(config: Config) -> list[str]:
                 f"not installed: pip install 'relay[{kafka.compression}]' "
                 "(or 'relay[kafka]' for every codec)"
             )
+    from relay import telemetry
+
+    if (reason := telemetry.problem(config)) is not None:
+        problems.append(reason)
     return problems
 
 

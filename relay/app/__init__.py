@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 from aiohttp import web
@@ -29,6 +29,9 @@ from relay.ingress.admin import CONFIG, ENABLE, RELOAD, ReloadRefused
 from relay.ingress.guard import GUARD, ConnectionGuard
 from relay.pipeline import Pipeline
 from relay.routing import Router
+
+if TYPE_CHECKING:
+    from relay.telemetry.otel import Tracing
 
 __all__ = ["BUS", "DELIVERY", "RELOADER", "Role", "build_admin_app", "build_app"]
 
@@ -110,6 +113,19 @@ async def sighup_context(app: web.Application) -> AsyncIterator[None]:
     loop.remove_signal_handler(signal.SIGHUP)
 
 
+def _tracing_context(tracing: Tracing) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        yield
+        # after the bus and delivery (cleanup runs in reverse): their last spans go too
+        try:
+            async with asyncio.timeout(5.0):
+                await asyncio.to_thread(tracing.shutdown)
+        except TimeoutError:
+            log.warning("trace_export_timed_out")
+
+    return context
+
+
 async def _stop_accepting(app: web.Application) -> None:
     app[INGRESS].accepting = False
 
@@ -121,12 +137,15 @@ def build_app(
     role: Role = "all",
     config_path: Path | None = None,
     reload_on_sighup: bool = False,
+    tracing: Tracing | None = None,
 ) -> web.Application:
     """The aiohttp application for a role: ingress (hooks), delivery (subscribers), or both.
 
     Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the bus is opened and
     closed with the app. With ``config_path`` the configuration can be reloaded live
-    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``).
+    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``). ``tracing``
+    (:func:`relay.telemetry.start`): spans for hooks, publishing and deliveries, flushed
+    when the app stops; None traces nothing.
     """
     bus = bus if bus is not None else open_bus(config, role)
     pipeline = Pipeline(
@@ -137,10 +156,13 @@ def build_app(
         binary=config.kafka is not None and config.kafka.cloudevents_mode == "binary",
         max_events=config.limits.max_events_per_body,
         max_record_bytes=config.kafka.max_record_bytes if config.kafka else None,
+        tracing=tracing,
     )
     state = IngressState.build(config, pipeline)
     guard = ConnectionGuard(config.limits.header_timeout)
-    delivery = DeliveryService(config, bus) if role in ("all", "delivery") else None
+    delivery = (
+        DeliveryService(config, bus, tracing=tracing) if role in ("all", "delivery") else None
+    )
     reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
     indexer = (
         Indexer.for_config(config)
@@ -149,6 +171,8 @@ def build_app(
     )
 
     app = web.Application(middlewares=middlewares)
+    if tracing is not None:
+        app.cleanup_ctx.append(_tracing_context(tracing))
     app[INGRESS], app[GUARD], app[BUS], app[ROLE] = state, guard, bus, role
     app[RELOADER], app[RELOAD], app[CONFIG] = reloader, reloader.reload, lambda: reloader.config
     app[INDEXER] = indexer
@@ -161,7 +185,9 @@ def build_app(
         app.cleanup_ctx.append(delivery_context)
     if reload_on_sighup and config_path is not None:
         app.cleanup_ctx.append(sighup_context)
-    add_routes(app, hooks=role in ("all", "ingress"), admin_routes=False)
+    add_routes(
+        app, hooks=role in ("all", "ingress"), admin_routes=False, traced=tracing is not None
+    )
     if config.admin.listen is None:  # else build_admin_app gives them a listener
         _add_admin_side(app)
     return app

@@ -2,8 +2,8 @@
 
 Triggered by SIGHUP or ``POST /admin/reload``. The new file is validated first; an invalid
 one is refused and the running configuration stays. Settings that need new sockets, a new
-bus or a new process (listen, data_dir, kafka, topics, shutdown_grace) are refused too,
-with the reason. Everything else (sources, routes, subscribers, limits, dedupe, logging,
+bus or a new process (listen, data_dir, kafka, topics, shutdown_grace, telemetry) are refused
+too, with the reason. Everything else (sources, routes, subscribers, limits, dedupe, logging,
 the admin token) takes effect at once.
 """
 
@@ -27,7 +27,7 @@ from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
-RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace")
+RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace", "telemetry")
 
 
 class Reloader:

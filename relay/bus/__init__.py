@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.base import Bus, BusError, BusRefused, PublishProbe, Record, RecordTooLarge
 from relay.config import Config
 
-__all__ = ["Bus", "BusError", "BusRefused", "BusRole", "Record", "RecordTooLarge", "open_bus"]
+__all__ = [
+    "Bus",
+    "BusError",
+    "BusRefused",
+    "BusRole",
+    "PublishProbe",
+    "Record",
+    "RecordTooLarge",
+    "open_bus",
+]
 
 BusRole = Literal["all", "ingress", "delivery", "replay"]
 """Who opens the bus: the three ``relay serve --role`` values, and ``relay replay``."""

@@ -17,6 +17,23 @@ class Record(msgspec.Struct, frozen=True):
     headers: Headers = ()
 
 
+class PublishProbe:
+    """What a traced ``publish`` learns from the bus (tracing only; None otherwise).
+
+    ``placed``: (topic, partition) of each record, as the bus placed it (Kafka only);
+    ``sent_at``: ``time.monotonic()`` when the last batch holding one of the records left for
+    the broker or the disk, so the time before it is the wait for the group commit;
+    ``spooled``: Kafka was away and the records went to the spool.
+    """
+
+    __slots__ = ("placed", "sent_at", "spooled")
+
+    def __init__(self) -> None:
+        self.placed: list[tuple[str, int]] = []
+        self.sent_at: float | None = None
+        self.spooled = False
+
+
 class BusError(Exception):
     """The bus could not make the records durable; nothing may be acknowledged."""
 
@@ -39,6 +56,8 @@ class Bus(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, records: Sequence[Record]) -> None: ...
+    async def publish(
+        self, records: Sequence[Record], probe: PublishProbe | None = None
+    ) -> None: ...
 
     def ready(self) -> bool: ...

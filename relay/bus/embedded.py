@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from relay.bus.base import BusError, Headers, Record
+from relay.bus.base import BusError, Headers, PublishProbe, Record
 
 LOG_FILE = "log.sqlite3"
 _MAX_BATCH_RECORDS = 4096
@@ -93,7 +93,8 @@ def connect(path: Path) -> sqlite3.Connection:
     raise AssertionError("unreachable")
 
 
-_Pending = tuple[Sequence[Record], asyncio.Future[None]]
+_Pending = tuple[Sequence[Record], asyncio.Future[float]]
+"""Records and the future their commit answers (with when the commit began)."""
 _STOP = object()
 
 
@@ -133,14 +134,16 @@ class EmbeddedLog:
     def ready(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def publish(self, records: Sequence[Record], probe: PublishProbe | None = None) -> None:
         if not records:
             return
         if not self.ready():
             raise BusError("the embedded log is not running")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._queue.put((records, future))
-        await future
+        began = await future
+        if probe is not None:
+            probe.sent_at = began
 
     def _run(self) -> None:
         assert self._conn is not None
@@ -165,7 +168,7 @@ class EmbeddedLog:
             if batch:
                 self._commit(batch)
         # A publish that raced close() must not wait forever.
-        left: list[asyncio.Future[None]] = []
+        left: list[asyncio.Future[float]] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -177,10 +180,12 @@ class EmbeddedLog:
             self._answer(left, BusError("the embedded log was closed"))
         self._trim_if_due(force=False)
 
-    def _answer(self, futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    def _answer(
+        self, futures: list[asyncio.Future[float]], error: BaseException | None, began: float = 0.0
+    ) -> None:
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is already closed
-            self._loop.call_soon_threadsafe(_resolve_all, futures, error)
+            self._loop.call_soon_threadsafe(_resolve_all, futures, error, began)
 
     def _trim_if_due(self, force: bool) -> None:
         """Drop records older than the retention, at most once a minute (like Kafka's)."""
@@ -196,6 +201,7 @@ class EmbeddedLog:
 
     def _commit(self, batch: list[_Pending]) -> None:
         assert self._conn is not None and self._loop is not None
+        began = time.monotonic()
         now = int(time.time() * 1000)
         rows = [
             (r.topic, r.key, r.value, _headers_encoder.encode(r.headers), now)
@@ -215,20 +221,22 @@ class EmbeddedLog:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
         # One wake-up of the event loop per commit, however many requests it answers.
-        self._answer([future for _, future in batch], error)
+        self._answer([future for _, future in batch], error, began)
         self._trim_if_due(force=False)
 
 
-def _resolve_all(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+def _resolve_all(
+    futures: list[asyncio.Future[float]], error: BaseException | None, began: float
+) -> None:
     for future in futures:
-        _resolve(future, error)
+        _resolve(future, error, began)
 
 
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _resolve(future: asyncio.Future[float], error: BaseException | None, began: float) -> None:
     if future.done():
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(began)
     else:
         future.set_exception(error)
 

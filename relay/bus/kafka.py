@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from relay.bus.base import BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.base import BusError, BusRefused, PublishProbe, Record, RecordTooLarge
 from relay.bus.probe import start_failure
 from relay.bus.security import client_options, refusal
 from relay.config import Kafka
@@ -65,13 +66,15 @@ class _Waiter:
 
 
 class _Batch:
-    __slots__ = ("builder", "last", "size", "waiters")
+    __slots__ = ("builder", "last", "sent_at", "size", "waiters")
 
     def __init__(self, builder: Any) -> None:
         self.builder = builder
         self.waiters: list[_Waiter] = []
         self.last: _Waiter | None = None
         self.size = 0
+        self.sent_at = 0.0
+        """When the flusher handed it to the producer (``time.monotonic()``)."""
 
 
 class _Partition:
@@ -189,7 +192,7 @@ class KafkaBus:
     def ready(self) -> bool:
         return self._producer is not None and not self._closing
 
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def publish(self, records: Sequence[Record], probe: PublishProbe | None = None) -> None:
         if not records:
             return
         producer = self._producer
@@ -216,6 +219,7 @@ class KafkaBus:
         waiter = _Waiter(loop.create_future())
         ready = self._ready
         size = 0
+        batches: list[_Batch] | None = None if probe is None else []
         try:
             for record in records:
                 part = self._partition_for(record)
@@ -236,6 +240,10 @@ class KafkaBus:
                     batch.last = waiter
                     batch.waiters.append(waiter)
                     waiter.remaining += 1
+                    if batches is not None:
+                        batches.append(batch)
+                if probe is not None:
+                    probe.placed.append((part.topic, part.partition))
                 n = len(value) + (0 if key is None else len(key))
                 batch.size += n
                 size += n
@@ -246,6 +254,8 @@ class KafkaBus:
             self._buffered += size
             self._wakeup.set()
         await waiter.future
+        if probe is not None and batches:
+            probe.sent_at = max(batch.sent_at for batch in batches)
 
     def _check_size(self, record: Record) -> None:
         """Refuse, before anything is appended, a record no batch can hold: sent alone it
@@ -336,6 +346,7 @@ class KafkaBus:
             if part.has_pending():
                 self._ready.add(part)
             part.in_flight = batch
+            batch.sent_at = time.monotonic()
             batch.builder.close()
             assert self._loop is not None
             part.timer = self._loop.call_later(self.delivery_timeout, self._timed_out, part, batch)

@@ -23,7 +23,7 @@ from typing import Literal
 
 import structlog
 
-from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.base import Bus, BusError, BusRefused, PublishProbe, Record, RecordTooLarge
 from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
 from relay.metrics import LIVE
 
@@ -145,7 +145,7 @@ class SpooledBus:
             else:
                 log.info("kafka_recovered_direct", reason=reason)
 
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def publish(self, records: Sequence[Record], probe: PublishProbe | None = None) -> None:
         for record in records:
             if (size := _size(record)) > self.max_record_bytes:
                 # Kafka would refuse it forever: never acknowledge it, never spool it.
@@ -159,15 +159,21 @@ class SpooledBus:
                     raise BusError("not connected to Kafka")
                 # The Kafka bus gives up after spool_after itself (one timer per batch,
                 # none per request).
-                await self._kafka.publish(records)
+                if probe is None:
+                    await self._kafka.publish(records)
+                else:
+                    await self._kafka.publish(records, probe)
                 return
             except RecordTooLarge:
                 raise
             except BusError as exc:
                 self._set_mode("spooling", reason=str(exc) or "no acknowledgement in time")
-        await self._to_spool(records)
+        if probe is not None:
+            probe.placed.clear()  # where the failed direct attempt put them no longer counts
+            probe.spooled = True
+        await self._to_spool(records, probe)
 
-    async def _to_spool(self, records: Sequence[Record]) -> None:
+    async def _to_spool(self, records: Sequence[Record], probe: PublishProbe | None = None) -> None:
         size = sum(_size(r) for r in records)
         if self.spooled_bytes + size > self.max_bytes:
             self._full = True
@@ -179,7 +185,7 @@ class SpooledBus:
         self._writing += 1
         self._writes_started += 1
         try:
-            await self._spool.publish(records)
+            await self._spool.publish(records, probe)
         except BaseException:
             self.spooled_bytes -= size
             self.spooled_records -= len(records)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -17,6 +19,9 @@ from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker, Rule
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
 from relay.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from relay.telemetry.otel import AttemptTrace, Tracing
 
 log = structlog.get_logger("relay.delivery")
 
@@ -55,8 +60,11 @@ async def _ignore(
 
 
 class Sender:
-    def __init__(self, subscriber: Subscriber) -> None:
+    def __init__(self, subscriber: Subscriber, *, tracing: Tracing | None = None) -> None:
         self.subscriber = subscriber
+        self.tracing = tracing
+        """None: attempts go out untraced, with no tracing work (relay.telemetry)."""
+        self._host = urlsplit(subscriber.url).hostname
         self.keys = [webhook_secret(secret) for secret in subscriber.all_secrets]
         self.timeout = aiohttp.ClientTimeout(total=subscriber.timeout)
         retry = subscriber.retry
@@ -93,8 +101,13 @@ class Sender:
         *,
         prior_attempts: int = 0,
         on_failure: OnFailure = _ignore,
+        traceparent: str | None = None,
+        tracestate: str | None = None,
     ) -> DeliveryResult:
-        """Attempt ``prior_attempts + 1`` up to ``retry.max_attempts``, counting earlier runs."""
+        """Attempt ``prior_attempts + 1`` up to ``retry.max_attempts``, counting earlier runs.
+
+        ``traceparent``/``tracestate``: the event's trace context, continued by the attempts'
+        spans when this sender traces."""
         started = time.monotonic()
         attempt = prior_attempts + 1
         if attempt > self.max_attempts:  # its budget was spent before a restart
@@ -104,15 +117,29 @@ class Sender:
                 error="retry budget used up before a restart",
                 reason="exhausted",
             )
+        trace: AttemptTrace | None = None
+        if self.tracing is not None:
+            trace = self.tracing.attempts(
+                self.subscriber.name,
+                event_id,
+                traceparent,
+                tracestate,
+                prior_attempts=prior_attempts,
+                server=self._host,
+            )
+            on_failure = trace.watch(on_failure)
         try:
             # Most deliveries succeed at once: no retry machinery on that path.
-            status = await self._attempt(event_id, body, content_type, extra)
+            if trace is None:
+                status = await self._attempt(event_id, body, content_type, extra)
+            else:
+                status = await trace.run(self._attempt, event_id, body, content_type, extra)
         except AttemptFailed as failure:
             if not failure.retryable or attempt >= self.max_attempts:
                 await on_failure(event_id, attempt, failure, None)
                 return self._failed(failure, attempts=attempt, started=started)
             return await self._retry(
-                event_id, body, content_type, extra, failure, attempt, started, on_failure
+                event_id, body, content_type, extra, failure, attempt, started, on_failure, trace
             )
         return DeliveryResult(
             delivered=True, attempts=attempt, status=status, seconds=time.monotonic() - started
@@ -128,6 +155,7 @@ class Sender:
         done: int,
         started: float,
         on_failure: OnFailure,
+        trace: AttemptTrace | None = None,
     ) -> DeliveryResult:
         """Attempts ``done + 1``..max_attempts, with tenacity: backoff, jitter, Retry-After."""
         delay = self.backoff.delay(done, first.retry_after)
@@ -152,7 +180,10 @@ class Sender:
             ):
                 with attempt:
                     attempts = done + attempt.retry_state.attempt_number
-                    status = await self._attempt(event_id, body, content_type, extra)
+                    if trace is None:
+                        status = await self._attempt(event_id, body, content_type, extra)
+                    else:
+                        status = await trace.run(self._attempt, event_id, body, content_type, extra)
         except AttemptFailed as failure:
             await on_failure(event_id, attempts, failure, None)
             return self._failed(failure, attempts=attempts, started=started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -15,6 +16,9 @@ from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBu
 from relay.delivery.state import DeliveryState, Disabled, now_ms
 from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
 from relay.metrics import LIVE
+
+if TYPE_CHECKING:
+    from relay.telemetry.otel import Tracing
 
 log = structlog.get_logger("relay.delivery")
 DEFAULT_GRACE_SECONDS = 5.0
@@ -43,8 +47,9 @@ class UnknownSubscriber(Exception):
 class DeliveryService:
     """One supervised worker per subscriber; subscribers can be added, changed or removed live."""
 
-    def __init__(self, config: Config, bus: Bus) -> None:
+    def __init__(self, config: Config, bus: Bus, *, tracing: Tracing | None = None) -> None:
         self.config = config
+        self.tracing = tracing
         self.dead_letters = DeadLetters(bus, config.topics.deadletter)
         self.attempt_log = AttemptLog(bus, config.topics.attempts)
         self.state = DeliveryState(config.data_path)
@@ -61,7 +66,7 @@ class DeliveryService:
         worker = SubscriberWorker(
             subscriber,
             subscription_source(self.config, subscriber, self._anchors.get(subscriber.name)),
-            Sender(subscriber),
+            Sender(subscriber, tracing=self.tracing),
             self.dead_letters,
             state=self.state,
             live=True,

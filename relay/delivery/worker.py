@@ -63,6 +63,10 @@ def binary_mode_headers(event: CloudEvent) -> dict[str, str]:
     }
     if event.subject is not None:
         headers["ce-subject"] = event.subject
+    if event.traceparent is not None:  # the extension; the attempt's own is `traceparent`
+        headers["ce-traceparent"] = event.traceparent
+        if event.tracestate is not None:
+            headers["ce-tracestate"] = event.tracestate
     return {name: quote(value, safe=_HEADER_SAFE) for name, value in headers.items()}
 
 
@@ -380,6 +384,8 @@ class SubscriberWorker:
             extra,
             prior_attempts=prior,
             on_failure=failed,
+            traceparent=event.traceparent,
+            tracestate=event.tracestate,
         )
         self._seconds.observe(result.seconds)
         if result.delivered and attempt_log is not None:

@@ -75,6 +75,25 @@ def _log(rejected: Rejected) -> None:
 
 
 async def receive_hook(request: web.Request) -> web.Response:
+    return (await _handle(request))[1]
+
+
+async def traced_receive_hook(request: web.Request) -> web.Response:
+    """:func:`receive_hook` in a ``receive`` span (the route relay registers when it traces)."""
+    tracing = request.app[INGRESS].pipeline.tracing
+    assert tracing is not None
+    match = request.match_info
+    with tracing.receive(
+        request.headers, match["source"], match.get("kind"), request[REQUEST_ID]
+    ) as span:
+        structlog.contextvars.bind_contextvars(trace_id=tracing.trace_id())
+        outcome, response = await _handle(request)
+        tracing.answered(span, outcome, response.status)
+        return response
+
+
+async def _handle(request: web.Request) -> tuple[str, web.Response]:
+    """The answer to a hook request, and its outcome (the relay_requests_total label)."""
     state: IngressState = request.app[INGRESS]
     settings = state.settings  # one read: a reload mid-request changes nothing below
     name = request.match_info["source"]
@@ -84,8 +103,9 @@ async def receive_hook(request: web.Request) -> web.Response:
         _stranger(reason="unknown_source", source=name[:64])
         if settings.debug_errors:
             detail = f"no source named {name!r}"
-            return Rejected(404, "unknown_source", "unknown_source", detail).response()
-        return _unauthorized(settings, "unknown_source", "").response()
+            rejected = Rejected(404, "unknown_source", "unknown_source", detail)
+            return "unknown_source", rejected.response()
+        return "unknown_source", _unauthorized(settings, "unknown_source", "").response()
     structlog.contextvars.bind_contextvars(source=name)
     try:
         _admit(request, state, settings, entry)
@@ -99,9 +119,9 @@ async def receive_hook(request: web.Request) -> web.Response:
     except Rejected as rejected:
         entry.count(rejected.outcome)
         _log(rejected)
-        return rejected.response()
+        return rejected.outcome, rejected.response()
     entry.count(label)
-    return response
+    return label, response
 
 
 def _admit(

@@ -117,10 +117,7 @@ def _tracing_context(tracing: Tracing) -> Callable[[web.Application], AsyncItera
     async def context(app: web.Application) -> AsyncIterator[None]:
         yield
         # after the bus and delivery (cleanup runs in reverse): their last spans go too
-        try:
-            async with asyncio.timeout(5.0):
-                await asyncio.to_thread(tracing.shutdown)
-        except TimeoutError:
+        if not await tracing.close(within=min(5.0, _grace(app) / 4)):
             log.warning("trace_export_timed_out")
 
     return context

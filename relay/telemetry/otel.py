@@ -10,7 +10,10 @@ join the same trace. Span and attribute names are listed in README, "Tracing".
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -159,13 +162,40 @@ class Tracing:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         resource = Resource.create({SERVICE_NAME: service_name, SERVICE_VERSION: __version__})
-        provider = TracerProvider(resource=resource)
+        # relay flushes when it stops (close); the SDK's own exit hook could hold exit 30 s
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         return cls(provider)
 
     def shutdown(self) -> None:
-        """Export what is buffered and stop (blocking: call it off the event loop)."""
+        """Export what is buffered and stop (blocking: see :meth:`close`)."""
         self.provider.shutdown()
+
+    async def close(self, within: float) -> bool:
+        """:meth:`shutdown` off the event loop, waited for at most ``within`` seconds; False
+        when the collector did not take the last spans in time. Its thread is a daemon, so an
+        unreachable collector never holds the process's exit."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finish(_: object = None) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def run() -> None:
+            try:
+                self.shutdown()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(finish)
+
+        threading.Thread(target=run, name="trace-export", daemon=True).start()
+        try:
+            async with asyncio.timeout(within):
+                await done
+        except TimeoutError:
+            return False
+        return True
 
     # --- ingress ---------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ same run: the bare client before and after relay (the machine is shared; relay i
 with their mean). Besides deliveries/s it reports the CPU time of this process per delivery,
 which moves less than the rate when other processes compete for the cores.
 
-Run: ``.venv/bin/python -m bench.fanout [--events 20000] [--concurrency 64] [--keys 2000]``
+Run: ``.venv/bin/python -m bench.fanout [--events 20000] [--concurrency 64] [--keys 2000]``;
+``--traced``: relay's delivery traces every attempt (events carry a traceparent, spans go over
+OTLP/HTTP to the subscriber process, which takes ``/v1/traces`` too).
 """
 
 from __future__ import annotations
@@ -51,7 +53,12 @@ def subscriber_main(port: int) -> None:
     async def count(request: web.Request) -> web.Response:
         return web.json_response({"received": received})
 
-    app = web.Application()
+    async def traces(request: web.Request) -> web.Response:  # an OTLP sink for --traced
+        await request.read()
+        return web.Response(status=200)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/traces", traces)
     app.router.add_post("/hook", hook)
     app.router.add_get("/count", count)
     web.run_app(
@@ -62,7 +69,10 @@ def subscriber_main(port: int) -> None:
 # --- measurements ------------------------------------------------------------------------
 
 
-def events(n: int, keys: int) -> list[Any]:
+def events(n: int, keys: int, traced: bool = False) -> list[Any]:
+    """``traced``: each event carries a trace context of its own, as relay's ingress gives."""
+    import msgspec
+
     from relay.providers import NORMALIZERS, Inbound
 
     made = []
@@ -77,7 +87,11 @@ def events(n: int, keys: int) -> list[Any]:
             "sender": {"id": i % keys, "name": "Maria", "phone_number": "+5544999990001"},
         }
         inbound = Inbound(source="bench", body=json.dumps(body).encode(), received_at="-")
-        made.extend(NORMALIZERS["chatwoot"](inbound))
+        for event in NORMALIZERS["chatwoot"](inbound):
+            if traced:
+                parent = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+                event = msgspec.structs.replace(event, traceparent=parent)
+            made.append(event)
     return made
 
 
@@ -107,8 +121,15 @@ async def bare(url: str, bodies: list[bytes], concurrency: int) -> Rate:
 
 
 async def relay_fanout(
-    bootstrap: str, topic: str, url: str, events_: list[Any], concurrency: int, data_dir: str
+    bootstrap: str,
+    topic: str,
+    url: str,
+    events_: list[Any],
+    concurrency: int,
+    data_dir: str,
+    traces: str | None = None,
 ) -> Rate:
+    """``traces``: the OTLP/HTTP URL spans go to (tracing on); None traces nothing."""
     from relay.bus import Record
     from relay.bus.kafka import KafkaBus
     from relay.config import parse
@@ -136,7 +157,12 @@ subscribers:
     records = [Record(topic=topic, value=encode(e), key=e.partitionkey.encode()) for e in events_]
     for start in range(0, len(records), 1000):
         await bus.publish(records[start : start + 1000])
-    service = DeliveryService(config, bus)
+    tracing = None
+    if traces is not None:
+        from relay.telemetry.otel import Tracing
+
+        tracing = Tracing.exporting(traces, service_name="relay-bench")
+    service = DeliveryService(config, bus, tracing=tracing)
     started, cpu = time.perf_counter(), time.process_time()
     await service.start()
     while True:
@@ -147,6 +173,8 @@ subscribers:
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await service.stop()
     await bus.close()
+    if tracing is not None:
+        await tracing.close(within=10)
     return len(events_) / elapsed, cpu / len(events_) * 1e6
 
 
@@ -158,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--subscriber", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", default=None, help="delivery state (default: a temp dir)")
+    parser.add_argument("--traced", action="store_true", help="trace every delivery attempt")
     args = parser.parse_args(argv)
     if args.subscriber:
         subscriber_main(args.subscriber)
@@ -173,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_for_port(port)
         url = f"http://127.0.0.1:{port}/hook"
-        made = events(args.events, args.keys)
+        made = events(args.events, args.keys, args.traced)
+        traces = f"http://127.0.0.1:{port}/v1/traces" if args.traced else None
         from relay.events import encode
 
         bodies = [encode(e) for e in made]
@@ -186,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                 bare_before = runner.run(bare(url, bodies, args.concurrency))
             with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop, as the bare
                 relay_rate, relay_cpu = runner.run(
-                    relay_fanout(bootstrap, topic, url, made, args.concurrency, args.data_dir)
+                    relay_fanout(
+                        bootstrap, topic, url, made, args.concurrency, args.data_dir, traces
+                    )
                 )
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
                 bare_after = runner.run(bare(url, bodies, args.concurrency))
@@ -198,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     # the first and third rows keep the shape bench/run.py reads
     print(
         f"| fan-out ({args.events} events, {args.keys} keys, max_in_flight "
-        f"{args.concurrency}, load {os.getloadavg()[0]:.1f}) | deliveries/s "
+        f"{args.concurrency}{', traced' if args.traced else ''}, load "
+        f"{os.getloadavg()[0]:.1f}) | deliveries/s "
         f"| CPU µs a delivery |\n|---|---:|---:|\n"
         f"| bare aiohttp client | {bare_rate:,.0f} | {bare_cpu:.0f} |\n"
         f"| bare, before · after relay | {bare_before[0]:,.0f} · {bare_after[0]:,.0f} "

@@ -110,7 +110,7 @@ def serving(
         )
     try:
         wait_for_port(port, timeout=20)
-        if target.key in ("c", "e"):
+        if target.key in ("c", "e", "c+t", "e+t"):
             wait_ready(port)
         yield process
     finally:
@@ -121,6 +121,26 @@ def serving(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def otlp_sink(wanted: bool, cpus: set[int] | None) -> Iterator[int | None]:
+    """bench.otlp_sink on a free port (beside the load generator), for the traced rows."""
+    if not wanted:
+        yield None
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.otlp_sink", "--port", str(port)],
+        cwd=ROOT,
+        preexec_fn=(lambda: pin(cpus)) if cpus else None,
+    )
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def wait_ready(port: int, timeout: float = 20.0) -> None:
@@ -249,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-rate", type=float, default=2000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--variants", type=int, default=64, help="distinct bodies")
-    parser.add_argument("--targets", default="a,b,b0,c,e", help="subset of a,a+n,b0,b,c1,c0,c,e")
+    parser.add_argument(
+        "--targets",
+        default="a,b,b0,c,e",
+        help="subset of a,a+n,b0,b,c1,c0,c,c+t,e,e+t (+t: traced, to bench.otlp_sink)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the server to CPU 0")
     parser.add_argument("--no-wrk", action="store_true", help="closed loop with bench.loadgen")
     parser.add_argument("--json", type=Path, help="also write every figure here")
@@ -284,22 +308,31 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# load average at start: {' '.join(report['loadavg_at_start'])}", flush=True)
     print(f"# body {body_size} B, work dir {work}, server logs {logs}", flush=True)
 
-    with tansu(other_cpus) as (bootstrap, broker):
+    traced = bool(wanted & {"c+t", "e+t"})
+    with tansu(other_cpus) as (bootstrap, broker), otlp_sink(traced, other_cpus) as sink:
         create_topics(bootstrap, TOPICS, args.partitions)
         config = work / "relay.yaml"
         embedded = work / "relay-embedded.yaml"
+        config_traced = work / "relay-traced.yaml"
+        embedded_traced = work / "relay-embedded-traced.yaml"
+        tracing = f"telemetry: {{otlp_endpoint: 'http://127.0.0.1:{sink}'}}\n" if sink else ""
 
         def targets(port: int) -> list[Target]:
             kafka = f'kafka: {{bootstrap_servers: "{bootstrap}", client_id: relay-bench, '
             kafka += "idempotence: false}"
-            for path, bus, data in ((config, kafka, "var"), (embedded, "", "var-embedded")):
+            for path, bus, data, extra in (
+                (config, kafka, "var", ""),
+                (embedded, "", "var-embedded", ""),
+                (config_traced, kafka, "var", tracing),
+                (embedded_traced, "", "var-embedded", tracing),
+            ):
                 path.write_text(
                     RELAY_CONFIG.format(
                         port=port,
                         data_dir=work / data,
                         kafka=bus,
                         token=TOKEN,
-                        extra=args.relay_yaml,
+                        extra=extra + args.relay_yaml,
                     )
                 )
             py = sys.executable
@@ -323,6 +356,16 @@ def main(argv: list[str] | None = None) -> int:
                     [py, "-m", "relay", "serve", "--config", str(embedded)],
                 ),
                 Target(
+                    "c+t",
+                    "(c+t) relay serve on Kafka, traced (OTLP to a local sink)",
+                    [py, "-m", "relay", "serve", "--config", str(config_traced)],
+                ),
+                Target(
+                    "e+t",
+                    "(e+t) relay serve on the embedded log, traced",
+                    [py, "-m", "relay", "serve", "--config", str(embedded_traced)],
+                ),
+                Target(
                     "a+n",
                     "(a+n) bare handler + Chatwoot normalizer (diagnostic)",
                     [py, "-m", "bench.targets", "normalize"],
@@ -339,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ]
             for t in every:
-                if t.key != "c":
+                if t.key not in ("c", "c+t"):
                     t.command += ["--port", str(port)]
-            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e"]
+            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "c+t", "e", "e+t"]
             return sorted((t for t in every if t.key in wanted), key=lambda t: order.index(t.key))
 
         results: dict[str, Target] = {}
@@ -368,6 +411,10 @@ def main(argv: list[str] | None = None) -> int:
                     target.results["soak"] = soak(url, bodies, args, process, other_cpus)
             results[target.key] = target
             report.setdefault("broker_rss_kib", []).append(rss_kib(broker.pid))
+        if sink:
+            with urllib.request.urlopen(f"http://127.0.0.1:{sink}/count", timeout=5) as answer:
+                report["otlp_sink"] = json.loads(answer.read())
+            print(f"## OTLP sink received {report['otlp_sink']}", flush=True)
 
     if not args.no_fanout:
         print("## (d) fan-out: python -m bench.fanout", flush=True)
@@ -522,6 +569,9 @@ def table(
                 f"latency meanwhile p50 {fmt(s['load']['p50_ms'])} ms, "
                 f"p99 {fmt(s['load']['p99_ms'])} ms"
             )
+    for traced, plain in (("c+t", "c"), ("e+t", "e")):
+        if traced in rps and plain in rps:
+            lines.append(f"- ({traced})/({plain}) req/s: {rps[traced] / rps[plain]:.2f}")
     if fanout and "relay_per_s" in fanout:
         lines.append(
             f"- (d) fan-out: {fanout['relay_per_s']:,} deliveries/s, "

@@ -279,9 +279,7 @@ def _normalize_traced(
 ) -> list[CloudEvent]:
     """Normalize in a ``normalize`` span; each event carries the request's trace context
     (the CloudEvents distributed-tracing extension), which delivery continues."""
-    with tracing.normalizing(inbound.provider) as span:
-        events = PROVIDERS[inbound.provider].normalize(inbound)
-        tracing.normalized(span, [event.id for event in events])
+    events = tracing.normalize(PROVIDERS[inbound.provider].normalize, inbound)
     if not traceparent:
         return events
     return [

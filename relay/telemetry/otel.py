@@ -31,6 +31,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from relay import __version__
 from relay.bus.base import Bus, PublishProbe, Record
 from relay.delivery.retry import AttemptFailed
+from relay.events import CloudEvent
+from relay.providers.base import Inbound, Normalizer
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -113,8 +115,9 @@ class AttemptTrace:
     ) -> int:
         """``attempt(...)`` (one POST) inside its span, with the span's ``traceparent`` sent."""
         self._attempt += 1
-        tracer = self._tracing.tracer
-        with tracer.start_as_current_span(
+        tracing = self._tracing
+        # not made current: nothing below reads it, and attaching costs a context switch
+        span = tracing.tracer.start_span(
             "deliver",
             context=self._parent,
             kind=SpanKind.CLIENT,
@@ -123,28 +126,29 @@ class AttemptTrace:
                 "relay.attempt": self._attempt,
                 "relay.retry_wait_s": round(self._wait, 6),
             },
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
+        )
+        try:
             headers = dict(extra) if extra else {}
-            self._tracing.propagator.inject(headers)
-            try:
-                status = await attempt(event_id, body, content_type, headers)
-            except AttemptFailed as failure:
-                if failure.status is not None:
-                    span.set_attribute("http.response.status_code", failure.status)
-                    span.set_attribute("error.type", str(failure.status))
-                else:
-                    span.set_attribute("error.type", failure.error.partition(":")[0][:_MAX_NAME])
-                span.set_attribute("relay.retryable", failure.retryable)
-                span.set_status(Status(StatusCode.ERROR, failure.error[:200]))
-                raise
-            except BaseException as exc:
-                span.set_attribute("error.type", type(exc).__name__)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
+            tracing.propagator.inject(headers, context=trace.set_span_in_context(span))
+            status = await attempt(event_id, body, content_type, headers)
+        except AttemptFailed as failure:
+            if failure.status is not None:
+                span.set_attribute("http.response.status_code", failure.status)
+                span.set_attribute("error.type", str(failure.status))
+            else:
+                span.set_attribute("error.type", failure.error.partition(":")[0][:_MAX_NAME])
+            span.set_attribute("relay.retryable", failure.retryable)
+            span.set_status(Status(StatusCode.ERROR, failure.error[:200]))
+            raise
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        else:
             span.set_attribute("http.response.status_code", status)
             return status
+        finally:
+            span.end()
 
 
 class Tracing:
@@ -243,23 +247,30 @@ class Tracing:
         self.propagator.inject(carrier)
         return carrier.get(TRACEPARENT, ""), carrier.get(TRACESTATE)
 
-    @contextmanager
-    def normalizing(self, provider: str) -> Iterator[Span]:
-        with self.tracer.start_as_current_span(
-            "normalize", attributes={"relay.provider": provider}
-        ) as span:
-            yield span
-
-    @staticmethod
-    def normalized(span: Span, ids: Sequence[str]) -> None:
-        span.set_attribute("relay.event_count", len(ids))
-        if ids:
-            span.set_attribute("relay.event_ids", list(ids[:_MAX_IDS]))
+    def normalize(self, normalizer: Normalizer, inbound: Inbound) -> list[CloudEvent]:
+        """``normalizer(inbound)`` in a ``normalize`` span (a child of the current one)."""
+        span = self.tracer.start_span("normalize", attributes={"relay.provider": inbound.provider})
+        try:
+            events = normalizer(inbound)
+        except BaseException as exc:  # a dead letter's reason, or a normalizer's bug
+            span.record_exception(exc)
+            span.set_attribute(
+                "relay.deadletter_reason", getattr(exc, "reason", type(exc).__name__)
+            )
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+            raise
+        else:
+            span.set_attribute("relay.event_count", len(events))
+            if events:
+                span.set_attribute("relay.event_ids", [e.id for e in events[:_MAX_IDS]])
+            return events
+        finally:
+            span.end()
 
     async def publish(self, bus: Bus, records: Sequence[Record]) -> None:
         """``bus.publish(records)`` in a ``publish`` span: topics, partitions, batch wait."""
         topics = sorted({record.topic for record in records})
-        with self.tracer.start_as_current_span(
+        span = self.tracer.start_span(
             "publish",
             kind=SpanKind.PRODUCER,
             attributes={
@@ -268,20 +279,27 @@ class Tracing:
                 "messaging.batch.message_count": len(records),
                 "relay.topics": topics,
             },
-        ) as span:
+        )
+        try:
             probe = PublishProbe()
             started = time.monotonic()
             await bus.publish(records, probe)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+            raise
+        else:
             if probe.placed:
                 span.set_attribute(
                     "relay.partitions", sorted({f"{t}/{p}" for t, p in probe.placed})
                 )
             if probe.sent_at is not None:
-                span.set_attribute(
-                    "relay.batch_wait_ms", round(max(0.0, probe.sent_at - started) * 1000, 3)
-                )
+                wait = max(0.0, probe.sent_at - started)
+                span.set_attribute("relay.batch_wait_ms", round(wait * 1000, 3))
             if probe.spooled:
                 span.set_attribute("relay.spooled", True)
+        finally:
+            span.end()
 
     # --- delivery --------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tracing = telemetry.start(config)  # None unless an OTLP endpoint is set
     if tracing is not None:
         structlog.get_logger("relay.telemetry").info(
-            "tracing_on", endpoint=telemetry.otlp_endpoint(config.telemetry)
+            "tracing_on", endpoint=telemetry.shown(telemetry.otlp_endpoint(config.telemetry) or "")
         )
     app = build_app(
         config,
@@ -143,7 +143,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from relay import telemetry
 
     endpoint = telemetry.otlp_endpoint(config.telemetry)
-    print(f"tracing  {'OTLP/HTTP to ' + endpoint if endpoint else 'off'}")
+    print(f"tracing  {'OTLP/HTTP to ' + telemetry.shown(endpoint) if endpoint else 'off'}")
     print(
         f"topics   events={config.topics.events} raw={config.topics.raw} "
         f"deadletter={config.topics.deadletter}"

@@ -13,13 +13,14 @@ import importlib
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from relay.config import Config, ConfigError, Telemetry
 
 if TYPE_CHECKING:
     from relay.telemetry.otel import Tracing
 
-__all__ = ["ENDPOINT_VARIABLES", "otlp_endpoint", "problem", "start", "traces_url"]
+__all__ = ["ENDPOINT_VARIABLES", "otlp_endpoint", "problem", "shown", "start", "traces_url"]
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
@@ -89,6 +90,15 @@ def start(config: Config, environ: Mapping[str, str] = os.environ) -> Tracing | 
         traces_url(configured) if configured else None,
         service_name=config.telemetry.service_name or environ.get("OTEL_SERVICE_NAME") or "relay",
     )
+
+
+def shown(endpoint: str) -> str:
+    """An endpoint as logged and printed: no user, password or query (they may be secrets)."""
+    parts = urlsplit(endpoint)
+    if not parts.scheme or parts.hostname is None:
+        return "<an OTLP endpoint>"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 def traces_url(base: str) -> str:

@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from relay import telemetry
+from relay.cli import main
 from relay.config import ConfigError
 from relay.delivery.worker import binary_mode_headers
 from relay.events import CloudEvent, decode, encode, from_binary, to_binary
@@ -273,3 +275,28 @@ def test_binary_records_carry_ce_traceparent_headers() -> None:
 def test_http_binary_mode_sends_the_extension_as_ce_headers() -> None:
     headers = binary_mode_headers(traced_event())
     assert (headers["ce-traceparent"], headers["ce-tracestate"]) == (VALID, "v=1")
+
+
+def test_endpoints_are_shown_without_credentials() -> None:
+    assert telemetry.shown("https://user:secret@c.example:4318/otlp?api-key=k") == (
+        "https://c.example:4318/otlp"
+    )
+    assert telemetry.shown("not a url") == "<an OTLP endpoint>"
+
+
+def test_relay_check_says_where_spans_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (*telemetry.ENDPOINT_VARIABLES, "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "relay.yaml"
+    path.write_text(f"data_dir: {tmp_path}\n")
+    assert main(["check", "--config", str(path)]) == 0
+    assert "tracing  off\n" in capsys.readouterr().out
+    path.write_text(
+        f"data_dir: {tmp_path}\ntelemetry: {{otlp_endpoint: 'http://u:pw@collector:4318'}}\n"
+    )
+    assert main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "tracing  OTLP/HTTP to http://collector:4318\n" in out
+    assert "pw" not in out

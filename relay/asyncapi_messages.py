@@ -35,6 +35,11 @@ RAW_HEADERS = {
     "relay-received-at": _strings("When relay received it, RFC 3339 UTC with milliseconds."),
     "content-type": _strings("The request's Content-Type, when it sent one."),
     "relay-delivery-id": _strings("The provider's delivery id (X-Chatwoot-Delivery), if any."),
+    "traceparent": _strings(
+        "W3C trace context of the request, when relay traces (README, Tracing): the same "
+        "trace as the events the body made."
+    ),
+    "tracestate": _strings("W3C tracestate, when the trace carries one."),
 }
 RAW_REQUIRED = ("relay-source", "relay-provider", "relay-request-id", "relay-received-at")
 DEADLETTER_REASONS = [
@@ -59,6 +64,11 @@ WEBHOOK_HEADERS = _headers(
             "v1,<base64 HMAC-SHA256 of '<id>.<timestamp>.<body>'>, one per secret; "
             "absent when the subscriber has no secret."
         ),
+        "traceparent": _strings(
+            "W3C trace context of this attempt, when relay traces: a child of the event's "
+            "traceparent, so the subscriber's spans join the webhook's trace."
+        ),
+        "tracestate": _strings("W3C tracestate, when the trace carries one."),
     },
     ["webhook-id", "webhook-timestamp"],
 )

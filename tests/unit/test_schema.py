@@ -301,3 +301,21 @@ def test_cli_asyncapi(
     bad.write_text("topics: {raw: 3}\n")
     assert main(["asyncapi", "--config", str(bad)]) == 1
     assert capsys.readouterr().err.startswith("relay: topics.raw")
+
+
+def test_the_trace_context_is_an_optional_extension_of_the_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Additive: `relay schema` describes traceparent/tracestate, and an event without them
+    (tracing off) is as valid as one with them."""
+    assert main(["schema"]) == 0
+    envelope = json.loads(capsys.readouterr().out)["$defs"]["CloudEvent"]
+    for name in ("traceparent", "tracestate"):
+        assert name in envelope["properties"]
+        assert name not in envelope["required"]
+    assert "distributed-tracing" in envelope["properties"]["traceparent"]["anyOf"][0]["description"]
+    [event] = _events("chatwoot/message_created.json", "chatwoot", None)
+    assert "traceparent" not in event
+    traced = {**event, "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    assert _validator().is_valid(event) and _validator().is_valid({**traced, "tracestate": "a=1"})
+    assert not _validator().is_valid({**traced, "traceparent": 7})

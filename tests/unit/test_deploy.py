@@ -424,9 +424,9 @@ def test_dockerfile_essentials() -> None:
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
     assert "*" in ignore and {"!pyproject.toml", "!README.md", "!relay/"} <= set(ignore)
     assert "!deploy/constraints.txt" in ignore
-    # Pinned, with uvloop and every compression codec.
+    # Pinned, with uvloop, every compression codec and the tracing SDK.
     [install] = [arg for op, arg in instructions if op == "RUN" and "pip install" in arg]
-    assert "--constraint constraints.txt" in install and "'.[fast,kafka]'" in install
+    assert "--constraint constraints.txt" in install and "'.[fast,kafka,otel]'" in install
     copies = [arg.split() for op, arg in instructions if op == "COPY"]
     assert ["deploy/constraints.txt", "./constraints.txt"] in copies
 
@@ -443,9 +443,10 @@ def _pins() -> dict[str, str]:
 
 
 def _runtime_closure() -> set[str]:
-    """Every distribution relay[fast,kafka] needs on Python 3.11, from installed metadata."""
+    """Every distribution relay[fast,kafka,otel] needs on Python 3.11, from installed
+    metadata."""
     seen: dict[str, set[str]] = {}
-    todo: list[tuple[str, set[str]]] = [("relay", {"fast", "kafka"})]
+    todo: list[tuple[str, set[str]]] = [("relay", {"fast", "kafka", "otel"})]
     while todo:
         name, extras = todo.pop()
         key = canonicalize_name(name)
@@ -468,7 +469,8 @@ def test_constraints_pin_every_runtime_dependency_inside_pyprojects_ranges() -> 
     assert _runtime_closure() <= set(pins), _runtime_closure() - set(pins)
     assert {"uvloop", "cramjam", "aiokafka", "aiohttp"} <= set(pins)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    direct = list(project["dependencies"]) + list(project["optional-dependencies"]["fast"])
+    extras = project["optional-dependencies"]
+    direct = list(project["dependencies"]) + list(extras["fast"]) + list(extras["otel"])
     for text in direct:
         requirement = Requirement(text)
         pin = pins[canonicalize_name(requirement.name)]

@@ -5,6 +5,7 @@ the real OTLP/HTTP exporter posting to a real local collector stand-in."""
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from relay import telemetry
 from relay.app import build_app
-from relay.config import Config
+from relay.config import Config, load
 from relay.telemetry.otel import Tracing
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
@@ -63,18 +64,20 @@ def config_for(
     mode: str = "structured",
     retry: str = FAST_RETRY,
     extra: str = "",
+    kafka: str = "",
 ) -> tuple[Config, dict[str, str]]:
     topics = {"events": unique("tr.events"), "raw": unique("tr.raw"), "dead": unique("tr.dead")}
-    kafka = (
+    bus = (
         f'kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false, '
-        f"cloudevents_mode: {mode}, session_timeout_ms: 1000, heartbeat_interval_ms: 300}}"
+        f"cloudevents_mode: {mode}, session_timeout_ms: 1000, heartbeat_interval_ms: 300"
+        f"{', ' + kafka if kafka else ''}}}"
         if broker is not None
         else ""
     )
     config = make_config(
         f"""
 data_dir: {tmp_path}
-{kafka}
+{bus}
 topics: {{events: {topics["events"]}, raw: {topics["raw"]}, deadletter: {topics["dead"]}}}
 sources:
   nexloo: {{provider: chatwoot, tokens: ["{TOKEN}"]}}
@@ -387,3 +390,51 @@ async def test_a_failing_collector_never_fails_a_request(
     async with running(config, tracing) as client:
         await post_hook(client)  # 202, while the exporter's thread is refused and retries
         await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+
+
+async def test_a_spooled_publish_says_so_and_the_trace_survives_the_outage(
+    own_broker: Broker,
+    subscriber: Subscriber,
+    tmp_path: Path,
+    tracing: Tracing,
+    exporter: InMemorySpanExporter,
+) -> None:
+    """Kafka away: the publish span says the records went to the spool (its wait included);
+    once drained, the event is delivered in the same trace."""
+    config, _ = config_for(
+        tmp_path,
+        subscriber,
+        broker=own_broker,
+        kafka="spool_after: 300ms, request_timeout_ms: 3000",
+    )
+    async with running(config, tracing) as client:
+        own_broker.process.send_signal(signal.SIGSTOP)
+        try:
+            await post_hook(client, {"traceparent": CALLER})  # 202 from the spool
+        finally:
+            own_broker.process.send_signal(signal.SIGCONT)
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1, within=30)
+        [deliver] = await spans_named(exporter, "deliver")
+    [publish] = named(exporter, "publish")
+    assert publish.attributes is not None and publish.attributes["relay.spooled"] is True
+    assert "relay.partitions" not in publish.attributes  # Kafka placed nothing
+    assert hexes(deliver)[0] == CALLER_TRACE
+    [got] = subscriber.delivered()
+    assert trace_of(got.headers["traceparent"]) == (CALLER_TRACE, hexes(deliver)[1])
+
+
+async def test_changing_telemetry_needs_a_restart(subscriber: Subscriber, tmp_path: Path) -> None:
+    path = tmp_path / "relay.yaml"
+    text = f"data_dir: {tmp_path}\nadmin: {{token: admin-secret}}\n"
+    path.write_text(text)
+    client: TestClient[Any, Any] = TestClient(TestServer(build_app(load(path), config_path=path)))
+    await client.start_server()
+    try:
+        path.write_text(text + "telemetry: {otlp_endpoint: 'http://127.0.0.1:4318'}\n")
+        response = await client.post(
+            "/admin/reload", headers={"Authorization": "Bearer admin-secret"}
+        )
+        assert response.status == 409
+        assert "telemetry needs a restart" in (await response.json())["detail"]
+    finally:
+        await client.close()

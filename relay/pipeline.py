@@ -172,10 +172,11 @@ class Pipeline:
         tracing = self.tracing
         context = None
         if tracing is not None:
-            context = tracing.current()
-            metadata.append(("traceparent", context[0].encode()))
-            if context[1]:
-                metadata.append(("tracestate", context[1].encode()))
+            context = tracing.current()  # the receive span's: on the raw copy and the events
+            if context[0]:
+                metadata.append(("traceparent", context[0].encode()))
+                if context[1]:
+                    metadata.append(("tracestate", context[1].encode()))
         records = [
             Record(
                 topic=self.topics.raw,

@@ -94,6 +94,11 @@ def messages() -> dict[str, Any]:
                 {
                     "content-type": _strings("Structured CloudEvents.", const=content_type),
                     "ce_id": _strings("The event id (equal to the payload's id)."),
+                    "traceparent": _strings(
+                        "The event's traceparent attribute, when relay traces (W3C's own "
+                        "header, as Kafka instrumentations read it)."
+                    ),
+                    "tracestate": _strings("The event's tracestate, when it has one."),
                 },
                 ["content-type", "ce_id"],
             ),

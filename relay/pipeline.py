@@ -146,6 +146,8 @@ class Pipeline:
         else:
             value = encode(event)
             headers = (("content-type", CLOUDEVENTS_CONTENT_TYPE), ("ce_id", event.id.encode()))
+        if event.traceparent is not None:  # W3C's own header, as Kafka instrumentations read it
+            headers = (*headers, *_trace_headers(event.traceparent, event.tracestate))
         return [
             Record(topic=topic, value=value, key=key, headers=headers)
             for topic in self.router.topics_for(event)
@@ -174,9 +176,7 @@ class Pipeline:
         if tracing is not None:
             context = tracing.current()  # the receive span's: on the raw copy and the events
             if context[0]:
-                metadata.append(("traceparent", context[0].encode()))
-                if context[1]:
-                    metadata.append(("tracestate", context[1].encode()))
+                metadata.extend(_trace_headers(*context))
         records = [
             Record(
                 topic=self.topics.raw,
@@ -273,6 +273,12 @@ class Pipeline:
             claim.finish(published=published)
         self._count(fresh)
         return outcome
+
+
+def _trace_headers(traceparent: str, tracestate: str | None) -> tuple[tuple[str, bytes], ...]:
+    if tracestate:
+        return (("traceparent", traceparent.encode()), ("tracestate", tracestate.encode()))
+    return (("traceparent", traceparent.encode()),)
 
 
 def _normalize_traced(

@@ -188,6 +188,8 @@ async def test_one_trace_from_the_webhook_to_the_subscriber_over_kafka(
     assert trace_of(event["traceparent"]) == (CALLER_TRACE, receive_span)
     assert event["tracestate"] == "vendor=abc"
     assert dict(raw.headers)["traceparent"].decode() == event["traceparent"]
+    assert dict(record.headers)["traceparent"].decode() == event["traceparent"]
+    assert dict(record.headers)["tracestate"] == b"vendor=abc"
     # ... and the subscriber's request carries the attempt's, in the same trace
     [got] = subscriber.delivered()
     assert trace_of(got.headers["traceparent"]) == (CALLER_TRACE, hexes(deliver)[1])
@@ -258,6 +260,7 @@ async def test_binary_mode_carries_the_context_in_ce_headers(
     [receive] = named(exporter, "receive")
     headers = dict(record.headers)
     assert trace_of(headers["ce_traceparent"].decode()) == (CALLER_TRACE, hexes(receive)[1])
+    assert headers["traceparent"] == headers["ce_traceparent"]  # W3C's header, for consumers
     assert "traceparent" not in json.loads(record.value)  # the value is the bare data
     assert parent_of(deliver) == hexes(receive)[1]
     [got] = subscriber.delivered()

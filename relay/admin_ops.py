@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 import structlog
 
+from relay.bus.kafka.consumer import Item
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.service import DeliveryService, UnknownSubscriber
-from relay.delivery.sources import Item
 from relay.delivery.watermark import Stream
 from relay.delivery.worker import SubscriberWorker
 from relay.events import decode, encode, from_binary, is_binary

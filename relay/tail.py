@@ -171,7 +171,7 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    from relay.bus.security import client_options, refusal
+    from relay.bus.kafka.security import client_options, refusal
 
     consumer: Any = AIOKafkaConsumer(
         **{**client_options(kafka), "client_id": f"{kafka.client_id}-tail"},

@@ -13,10 +13,10 @@ import msgspec
 import structlog
 
 from relay.bus import open_bus
+from relay.bus.kafka.consumer import EmbeddedSource, Item, KafkaRange, Source
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.service import group_id
-from relay.delivery.sources import EmbeddedSource, Item, KafkaRange, Source
 from relay.delivery.watermark import Stream
 from relay.delivery.worker import DeadLetters, Stats, SubscriberWorker
 from relay.units import seconds

@@ -9,9 +9,9 @@ import structlog
 
 from relay.attempts import AttemptLog
 from relay.bus import Bus
+from relay.bus.kafka.consumer import EmbeddedSource, KafkaSource, Source, SourceBusy
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
-from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBusy
 from relay.delivery.state import DeliveryState, Disabled, now_ms
 from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
 from relay.metrics import LIVE

@@ -21,11 +21,11 @@ import structlog
 from relay.attempts import Attempt, AttemptLog, describe_failure
 from relay.attempts import Outcome as AttemptOutcome
 from relay.bus import Bus, BusError, Record
+from relay.bus.kafka.consumer import Item, Source
 from relay.config import Subscriber
 from relay.delivery.breaker import STATE_VALUES
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult, Sender
-from relay.delivery.sources import Item, Source
 from relay.delivery.state import DeliveryState, now_ms
 from relay.delivery.watermark import Stream, Watermark
 from relay.events import CloudEvent, EventHead, encode, from_binary, is_binary

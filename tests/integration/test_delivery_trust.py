@@ -503,8 +503,8 @@ async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carr
 ) -> None:
     """The bug is stood in for by a sender that raises for one event (nothing else faked)."""
     from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
+    from relay.bus.kafka.consumer import EmbeddedSource
     from relay.delivery.sender import Sender
-    from relay.delivery.sources import EmbeddedSource
     from relay.delivery.worker import DeadLetters, SubscriberWorker
     from tests.integration.test_delivery import chat_event, records
     from tests.support import make_config

@@ -26,7 +26,7 @@ from aiokafka.errors import (
 
 from relay.bus.base import Headers
 from relay.bus.embedded import LOG_FILE, connect
-from relay.bus.security import client_options
+from relay.bus.kafka.security import client_options
 from relay.config import Kafka
 from relay.delivery.watermark import Stream
 

@@ -35,8 +35,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from relay.bus.base import BusError, BusRefused, Record, RecordTooLarge
-from relay.bus.probe import start_failure
-from relay.bus.security import client_options, refusal
+from relay.bus.kafka.probe import start_failure
+from relay.bus.kafka.security import client_options, refusal
 from relay.config import Kafka
 
 MAX_BATCH_BYTES = 1024 * 1024

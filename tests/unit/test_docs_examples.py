@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 from datetime import datetime
@@ -18,12 +19,13 @@ import msgspec
 import pytest
 import yaml
 
+from relay import preflight
 from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
 from relay.config import webhook_secret
 from relay.delivery import signing
 from tests.docs import ROOT, Block, blocks, commands, executed, relay_argv, run, shell_env
-from tests.support import FIXTURES
+from tests.support import FIXTURES, make_config
 
 # Which test runs each ``run=<name>``; a name no test claims is a block nothing runs.
 RUNS = {
@@ -298,3 +300,87 @@ def test_the_attempt_record_example_is_an_attempt_relay_writes() -> None:
     [block] = executed("attempt-record")
     attempt = decode_attempt(block.text.encode())
     assert json.loads(block.text).keys() == msgspec.to_builtins(attempt).keys()
+
+
+# -- what cannot run is linted: the files it names exist ------------------------------------------
+
+_REPO_PATH = re.compile(r"(?<![\w./-])((?:deploy|config|tests|docs|bench|relay)/[\w./-]*[\w/])")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [b for b in ALL if "lint" in b.marks],
+    ids=[b.where for b in ALL if "lint" in b.marks],
+)
+def test_a_linted_block_names_files_that_exist(block: Block) -> None:
+    named = _REPO_PATH.findall(block.text)
+    missing = [path for path in named if not (ROOT / path).exists()]
+    assert not missing, f"{block.where} names {missing}"
+
+
+def test_the_architecture_tree_names_the_modules_there_are() -> None:
+    """docs/architecture.md's tree: every file and package it lists exists."""
+    [tree] = [b for b in ALL if b.page.name == "architecture.md" and b.lang == "text"]
+    parents: list[Path] = []
+    missing = []
+    for line in tree.text.splitlines():
+        depth = (len(line) - len(line.lstrip())) // 2
+        names = []
+        for word in line.split():
+            if not re.fullmatch(r"[\w./-]+(\.py|\.md|/)", word):
+                break
+            names.append(word)
+        del parents[depth:]
+        base = parents[-1] if parents else ROOT
+        for name in names:
+            if not (base / name).exists():
+                missing.append(str((base / name).relative_to(ROOT)))
+        if len(names) == 1 and names[0].endswith("/"):
+            parents.append(base / names[0])
+    assert not missing, missing
+
+
+# -- docs/commands.md: the refusals it shows are relay's words ------------------------------------
+
+_MISTAKES = {
+    "routes[1].topic": "routes:\n  - {name: a, topic: x}\n  - {name: b, topic: 5}\n",
+    "tokens[0]": "sources:\n  nexloo: {provider: chatwoot, tokens: ['${NEXLOO_TOKEN}']}\n",
+    "timeout": "subscribers:\n  - {name: crm, url: 'http://127.0.0.1:9/', timeout: 10 sec}\n",
+    # with the data_dir line first, the two keys are on lines 12 and 40
+    "duplicate key": "\n" * 10 + "subscribers: []\n" + "\n" * 27 + "subscribers: []\n",
+}
+
+
+def test_the_configuration_mistakes_shown_are_what_relay_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = next(b for b in ALL if b.page.name == "commands.md" and b.lang == "text")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NEXLOO_TOKEN", raising=False)
+    printed = []
+    for text in _MISTAKES.values():
+        Path("relay.yaml").write_text(f"data_dir: {tmp_path / 'var'}\n" + text)
+        assert main(["check", "--config", "relay.yaml"]) == 1
+        printed.append(capsys.readouterr().err)
+    assert "".join(printed) == shown.text
+
+
+def test_the_machine_refusals_shown_are_what_relay_prints(tmp_path: Path) -> None:
+    [shown] = [
+        b.text.splitlines()
+        for b in ALL
+        if b.page.name == "commands.md" and b.lang == "text" and "data_dir:" in b.text
+    ]
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    config = make_config(f"data_dir: {afile / 'var'}\n")
+    [problem] = preflight.data_dir(config)
+    assert f"relay: {problem}".replace(str(tmp_path), "/srv") in shown
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        problem = preflight.check_listen("127.0.0.1", port)
+    assert f"relay: {problem}".replace(str(port), "8080") in shown
+    problem = preflight.check_listen("10.9.9.9", 8080)
+    assert f"relay: {problem}" in shown

@@ -16,11 +16,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 import structlog
 
-from relay.bus.kafka.consumer import Item
+from relay.bus import Item, Revoked, Stream
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.service import DeliveryService, UnknownSubscriber
-from relay.delivery.watermark import Stream
 from relay.delivery.worker import SubscriberWorker
 from relay.events import decode, encode, from_binary, is_binary
 from relay.index import Index, Indexer, RecordReader
@@ -61,7 +60,9 @@ def safe_url(url: str) -> str:
 
 
 class _Once:
-    """A bounded source of given records: a redrive or a replay."""
+    """A bounded subscription of given records: a redrive or a replay."""
+
+    on_revoked: Revoked | None = None
 
     def __init__(self, items: list[Item]) -> None:
         self.items: list[Item] | None = items

@@ -20,14 +20,13 @@ import structlog
 
 from relay.attempts import Attempt, AttemptLog, describe_failure
 from relay.attempts import Outcome as AttemptOutcome
-from relay.bus import Bus, BusError, Record
-from relay.bus.kafka.consumer import Item, Source
+from relay.bus import Bus, BusError, Item, Record, Stream, Subscription
 from relay.config import Subscriber
 from relay.delivery.breaker import STATE_VALUES
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult, Sender
 from relay.delivery.state import DeliveryState, now_ms
-from relay.delivery.watermark import Stream, Watermark
+from relay.delivery.watermark import Watermark
 from relay.events import CloudEvent, EventHead, encode, from_binary, is_binary
 from relay.metrics import DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_SECONDS, LIVE, SKIPPED
 from relay.routing import Matcher
@@ -132,7 +131,7 @@ class SubscriberWorker:
     def __init__(
         self,
         subscriber: Subscriber,
-        source: Source,
+        subscription: Subscription,
         sender: Sender,
         dead_letters: DeadLetters,
         *,
@@ -143,7 +142,7 @@ class SubscriberWorker:
         replay: bool = False,
     ) -> None:
         self.subscriber = subscriber
-        self.source = source
+        self.subscription = subscription
         self.sender = sender
         self.dead_letters = dead_letters
         self.matcher = Matcher.compile(subscriber.match)
@@ -216,7 +215,7 @@ class SubscriberWorker:
         }
         if commits:
             try:
-                await self.source.commit(commits)
+                await self.subscription.commit(commits)
             except Exception as exc:
                 self._log.warning("commit_failed", error=str(exc))
         for stream in streams:
@@ -224,15 +223,14 @@ class SubscriberWorker:
         self._room.set()
 
     async def run(self) -> Stats:
-        """Deliver until stopped or cancelled, or until a bounded source is exhausted."""
-        if hasattr(self.source, "on_revoked"):
-            self.source.on_revoked = self._revoked
+        """Deliver until stopped or cancelled, or until a bounded subscription is exhausted."""
+        self.subscription.on_revoked = self._revoked
         if self.state is not None:
             self._prior = await asyncio.to_thread(self._load_attempts, self.state)
             self._counted = set(self._prior)
         await self.sender.start()
         try:
-            await self.source.start()
+            await self.subscription.start()
             committer = asyncio.create_task(self._commit_periodically())
             try:
                 await self._read_loop()
@@ -247,7 +245,7 @@ class SubscriberWorker:
                 # a periodic commit cut short by the cancel may be lost: commit every position
                 await self._commit(everything=True)
                 self._flush_metrics()
-                await self.source.close()
+                await self.subscription.close()
         finally:
             await self.sender.close()
         return self.stats
@@ -265,7 +263,7 @@ class SubscriberWorker:
                     async with asyncio.timeout(FETCH_WAIT_SECONDS):
                         await self._room.wait()
                 continue
-            items = await self.source.fetch(min(room, _FETCH_MAX), FETCH_WAIT_SECONDS)
+            items = await self.subscription.fetch(min(room, _FETCH_MAX), FETCH_WAIT_SECONDS)
             if items is None:
                 return
             for item in items:
@@ -506,7 +504,7 @@ class SubscriberWorker:
         if not commits:
             return
         try:
-            await self.source.commit(commits)
+            await self.subscription.commit(commits)
         except Exception as exc:  # the next commit carries the same or a later position
             self._log.warning("commit_failed", error=str(exc))
 
@@ -525,7 +523,7 @@ class SubscriberWorker:
             self._flush_metrics()
             await self._commit()
             with contextlib.suppress(Exception):
-                self._backlog = await self.source.backlog()
+                self._backlog = await self.subscription.backlog()
 
     def _lag(self) -> list[tuple[tuple[str, ...], float]]:
         return [((self.subscriber.name,), float(self._backlog + self.buffered))]

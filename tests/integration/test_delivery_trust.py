@@ -502,8 +502,7 @@ async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carr
     tmp_path: Path, subscriber: Subscriber
 ) -> None:
     """The bug is stood in for by a sender that raises for one event (nothing else faked)."""
-    from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
-    from relay.bus.kafka.consumer import EmbeddedSource
+    from relay.bus.embedded import LOG_FILE, EmbeddedLog, EmbeddedSubscription, read
     from relay.delivery.sender import Sender
     from relay.delivery.worker import DeadLetters, SubscriberWorker
     from tests.integration.test_delivery import chat_event, records
@@ -531,7 +530,7 @@ subscribers: [{{name: buggy, url: "{subscriber.url}", start_from: earliest}}]
         await bus.publish(records("chat.events", events))
         worker = SubscriberWorker(
             sub,
-            EmbeddedSource(config.data_path, "relay.sub.buggy", ["chat.events"], "earliest"),
+            EmbeddedSubscription(config.data_path, "relay.sub.buggy", ["chat.events"], "earliest"),
             Buggy(sub),
             DeadLetters(bus, "relay.deadletter"),
         )

@@ -16,8 +16,9 @@ from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
 from relay.config import Config
 from relay.delivery.service import DeliveryService
-from relay.events import CloudEvent, encode
+from relay.events import encode
 from relay.providers import NORMALIZERS, Inbound
+from tests.factories import chat_event, records
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import consume, locked, make_config, poll_until, unique
@@ -26,27 +27,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST_RETRY = "{max_attempts: 5, initial: 10ms, max: 50ms}"
-
-
-def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
-    body = {
-        "event": "message_created",
-        "id": message,
-        "content": f"message {message}",
-        "message_type": direction,
-        "account": {"id": 1},
-        "conversation": {"id": conversation},
-    }
-    inbound = Inbound(source="nexloo", body=json.dumps(body).encode(), received_at="-")
-    [event] = NORMALIZERS["chatwoot"](inbound)
-    return event
-
-
-def records(topic: str, events: list[CloudEvent]) -> list[Record]:
-    return [
-        Record(topic=topic, value=encode(e), key=e.partitionkey.encode(), headers=())
-        for e in events
-    ]
 
 
 @pytest.fixture

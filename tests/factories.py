@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from relay.bus import Record
-from relay.events import CloudEvent, encode
+from relay.cloudevents import encode
+from relay.events import CloudEvent
 from relay.providers import NORMALIZERS, Inbound
 
 

@@ -13,7 +13,6 @@ import contextlib
 import time
 from collections import deque
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 import structlog
@@ -21,48 +20,36 @@ import structlog
 from relay.attempts import Attempt, AttemptLog, describe_failure
 from relay.attempts import Outcome as AttemptOutcome
 from relay.bus import Bus, BusError, Item, Record, Stream, Subscription
+from relay.cloudevents import (
+    DATA_CONTENT_TYPE,
+    HTTP_CONTENT_TYPE,
+    encode,
+    encode_data,
+    event_decoder,
+    from_binary,
+    head_decoder,
+    http_binary_headers,
+    is_binary,
+)
 from relay.config import Subscriber
 from relay.delivery.breaker import STATE_VALUES
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult, Sender
 from relay.delivery.state import DeliveryState, now_ms
 from relay.delivery.watermark import Watermark
-from relay.events import CloudEvent, EventHead, encode, from_binary, is_binary
+from relay.events import CloudEvent, EventHead
 from relay.metrics import DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_SECONDS, LIVE, SKIPPED
 from relay.routing import Matcher
 
 log = structlog.get_logger("relay.delivery")
 
 Event = CloudEvent | EventHead
-_event_decoder = msgspec.json.Decoder(CloudEvent)
-_head_decoder = msgspec.json.Decoder(EventHead)
-_data_encoder = msgspec.json.Encoder()
-CLOUDEVENT_TYPE = "application/cloudevents+json"
 COMMIT_INTERVAL_SECONDS = 1.0
 _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
 REVOKE_WAIT_SECONDS = 1.0
 ATTEMPTS_KEPT_MS = 7 * 86_400_000
 """Stored attempt counts of events nobody retried for this long are forgotten."""
-
-
-# CloudEvents HTTP binding: header values are percent-encoded outside printable ASCII.
-_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-
-
-def binary_mode_headers(event: CloudEvent) -> dict[str, str]:
-    """CloudEvents HTTP binary mode: the envelope as ``ce-*`` headers beside the bare data."""
-    headers = {
-        "ce-specversion": event.specversion,
-        "ce-id": event.id,
-        "ce-source": event.source,
-        "ce-type": event.type,
-        "ce-time": event.time,
-        "ce-partitionkey": event.partitionkey,
-    }
-    if event.subject is not None:
-        headers["ce-subject"] = event.subject
-    return {name: quote(value, safe=_HEADER_SAFE) for name, value in headers.items()}
 
 
 class Stats(msgspec.Struct, kw_only=True):
@@ -148,9 +135,7 @@ class SubscriberWorker:
         self.matcher = Matcher.compile(subscriber.match)
         # Only ``where`` predicates and the bare-data format need the whole event.
         self._decoder: msgspec.json.Decoder[Any] = (
-            _event_decoder
-            if subscriber.match.where or subscriber.format == "data"
-            else _head_decoder
+            event_decoder if subscriber.match.where or subscriber.format == "data" else head_decoder
         )
         self._delivered = DELIVERIES.labels(subscriber.name, "delivered")
         self._retried = DELIVERIES.labels(subscriber.name, "retried")
@@ -349,10 +334,10 @@ class SubscriberWorker:
             structured = encode(event)  # binary-mode record: structured over HTTP and in DLs
         if self.subscriber.format == "data":
             assert isinstance(event, CloudEvent)  # the full decoder is used for this format
-            body, content_type = _data_encoder.encode(event.data), "application/json"
-            extra = binary_mode_headers(event)
+            body, content_type = encode_data(event), DATA_CONTENT_TYPE
+            extra = http_binary_headers(event)
         else:
-            body, content_type = structured, CLOUDEVENT_TYPE
+            body, content_type = structured, HTTP_CONTENT_TYPE
         event_id = event.id
         prior = self._prior.pop(event_id, 0) if self._prior else 0
 

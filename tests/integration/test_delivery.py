@@ -14,9 +14,9 @@ import standardwebhooks
 from relay.bus import Bus, Record
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
+from relay.cloudevents import encode
 from relay.config import Config
 from relay.delivery.service import DeliveryService
-from relay.events import encode
 from relay.providers import NORMALIZERS, Inbound
 from tests.factories import chat_event, records
 from tests.integration.conftest import Broker
@@ -445,7 +445,7 @@ async def test_a_restart_before_the_group_ever_joined_keeps_the_start(
 async def test_delivers_from_a_binary_mode_topic(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import to_binary
+    from relay.cloudevents import to_binary
 
     event = chat_event(4, 4)
     value, headers = to_binary(event)
@@ -468,7 +468,7 @@ async def test_delivers_from_a_binary_mode_topic(
 async def test_binary_mode_dead_letters_are_structured_and_replayable(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import decode, to_binary
+    from relay.cloudevents import decode, to_binary
 
     subscriber.script = lambda s, body, headers: 400
     event = chat_event(6, 6)

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.bus.embedded import LOG_FILE, read
-from relay.events import decode
+from relay.cloudevents import decode
 from tests.support import fixture_bytes, make_config, relay_client
 
 JSON = {"Content-Type": "application/json"}

@@ -9,9 +9,9 @@ import pytest
 
 from relay.bus import BusError
 from relay.bus.memory import MemoryBus
+from relay.cloudevents import decode, from_binary
 from relay.config import Match, Route, Topics
 from relay.dedupe import Deduplicator
-from relay.events import decode, from_binary
 from relay.pipeline import Accepted, DeadLettered, Malformed, Pipeline
 from relay.providers import Inbound
 from relay.routing import Router

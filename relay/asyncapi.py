@@ -22,9 +22,9 @@ from relay.asyncapi_messages import (
     ref,
 )
 from relay.attempts import Attempt
+from relay.bus import group_id
 from relay.bus.embedded import LOG_FILE
 from relay.config import Config, Route
-from relay.delivery.service import group_id
 from relay.events import DATASCHEMA, SCHEMA_VERSION, CloudEvent
 from relay.ingress.responses import AcceptedBody, ErrorBody
 from relay.providers import PROVIDERS

@@ -237,7 +237,7 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     from relay.api import normalize
-    from relay.events import encode
+    from relay.cloudevents import encode
     from relay.providers import MalformedBody, Unmappable
 
     try:

@@ -15,16 +15,16 @@ import msgspec
 import structlog
 
 from relay.bus import Bus, Record
+from relay.cloudevents import encode, structured_headers, to_binary
 from relay.config import Topics
 from relay.dedupe import Deduplicator
-from relay.events import CloudEvent, encode, to_binary
+from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
 
 log = structlog.get_logger("relay.pipeline")
 
-CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
 _MAX_ERROR_HEADER = 1024
 
 
@@ -138,8 +138,7 @@ class Pipeline:
         if self.binary:
             value, headers = to_binary(event)
         else:
-            value = encode(event)
-            headers = (("content-type", CLOUDEVENTS_CONTENT_TYPE), ("ce_id", event.id.encode()))
+            value, headers = encode(event), structured_headers(event)
         return [
             Record(topic=topic, value=value, key=key, headers=headers)
             for topic in self.router.topics_for(event)

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from relay.cli import main
+from relay.cloudevents import encode
 from relay.config import Config
-from relay.events import DATASCHEMA, encode
+from relay.events import DATASCHEMA
 from relay.schema import asyncapi, event_schema
 from tests.support import FIXTURES, make_config
 from tests.unit.providers.conftest import normalize

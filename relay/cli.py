@@ -305,14 +305,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from relay.schema import event_schema, render
+    from relay.contracts import event_schema, render
 
     sys.stdout.write(render(event_schema(), "json"))
     return 0
 
 
 def cmd_asyncapi(args: argparse.Namespace) -> int:
-    from relay.schema import asyncapi, render
+    from relay.contracts import asyncapi, render
 
     path = args.config or os.environ.get("RELAY_CONFIG")
     sys.stdout.write(render(asyncapi(load(path) if path else Config()), args.format))

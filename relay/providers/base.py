@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from relay.deadletters import IngestReason
 from relay.events import (
     DATASCHEMA,
     CloudEvent,
@@ -46,9 +47,9 @@ class MalformedBody(ValueError):
 class Unmappable(ValueError):
     """Valid JSON relay cannot turn into a canonical event (dead-letter it, answer 202)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: IngestReason, detail: str) -> None:
         super().__init__(detail)
-        self.reason = reason
+        self.reason: IngestReason = reason
         self.detail = detail
 
 

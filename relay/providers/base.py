@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +60,6 @@ class SignatureError(Exception):
 Normalizer = Callable[[Inbound], list[CloudEvent]]
 Verifier = Callable[[str, bytes, Mapping[str, str], float], None]
 """``verify(secret, raw body, headers, tolerance seconds)``; raises :class:`SignatureError`."""
-Registrar = Callable[..., Coroutine[Any, Any, Any]]
-"""``register(config, *, source, public_url, api_url, api_token, account, env,
-api_token_file, insecure)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +79,8 @@ class Provider:
     signature_headers: Mapping[str, str] = field(default_factory=dict)
     delivery_header: str | None = None
     """The header carrying the provider's own delivery id, kept as ``providerdelivery``."""
-    register: Registrar | None = None
     register_example_url: str = ""
+    """For ``relay register``'s help, when relay.register has this dialect's API."""
     register_needs_account: bool = False
     webhook_message: Mapping[str, Any] = field(default_factory=dict)
     """The AsyncAPI message describing this dialect's webhook request."""

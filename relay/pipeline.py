@@ -17,6 +17,7 @@ import structlog
 from relay.bus import Bus, Record
 from relay.cloudevents import encode, structured_headers, to_binary
 from relay.config import Topics
+from relay.deadletters import IngestReason
 from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
@@ -64,7 +65,7 @@ class Accepted(msgspec.Struct, frozen=True, tag=True):
 class DeadLettered(msgspec.Struct, frozen=True, tag=True):
     """Valid JSON that made no event: the body is on the dead-letter topic; still 202."""
 
-    reason: str
+    reason: IngestReason
 
 
 class Malformed(msgspec.Struct, frozen=True, tag=True):
@@ -145,7 +146,11 @@ class Pipeline:
         ]
 
     def _deadletter(
-        self, inbound: Inbound, metadata: list[tuple[str, bytes]], reason: str, detail: str
+        self,
+        inbound: Inbound,
+        metadata: list[tuple[str, bytes]],
+        reason: IngestReason,
+        detail: str,
     ) -> Record:
         headers = (
             *metadata,

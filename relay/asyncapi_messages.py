@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from relay.cloudevents import RECORD_CONTENT_TYPE
+from relay.deadletters import DELIVERY_REASONS, INGEST_REASONS
 from relay.ingress.responses import hook_error_summary
 from relay.providers import PROVIDERS
 
@@ -37,19 +38,7 @@ RAW_HEADERS = {
     "relay-delivery-id": _strings("The provider's delivery id (X-Chatwoot-Delivery), if any."),
 }
 RAW_REQUIRED = ("relay-source", "relay-provider", "relay-request-id", "relay-received-at")
-DEADLETTER_REASONS = [
-    "malformed_json",
-    "not_an_object",
-    "missing_event",
-    "unknown_event",
-    "unknown_kind",
-    "unknown_type",
-    "unmappable",
-    "normalizer_error",
-    "too_many_events",
-    "event_too_large",
-    "unencodable",
-]
+DEADLETTER_REASONS = list(INGEST_REASONS)
 SOURCE_KEY = {"type": "string", "description": "The source name."}
 WEBHOOK_HEADERS = _headers(
     {
@@ -153,9 +142,7 @@ def messages() -> dict[str, Any]:
             "contentType": content_type,
             "headers": _headers(
                 {
-                    "relay-reason": _strings(
-                        "Why.", examples=["delivery_rejected", "delivery_exhausted"]
-                    ),
+                    "relay-reason": _strings("Why.", examples=list(DELIVERY_REASONS)),
                     "relay-subscriber": _strings("The subscriber's name."),
                     "relay-event-id": _strings("The event id."),
                     "relay-attempts": _strings("Attempts made (a decimal number)."),

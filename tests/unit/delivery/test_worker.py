@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,6 @@ from tests.support import make_config
 
 EVENTS = "chat.events"
 DEAD = "relay.deadletter"
-
-
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
 
 
 @pytest.fixture

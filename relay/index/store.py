@@ -29,6 +29,7 @@ from relay.index.model import (
     _head,
     _text,
     parse_time_ms,
+    stored,
 )
 from relay.index.queries import Queries
 
@@ -42,6 +43,7 @@ __all__ = [
     "Page",
     "RawRef",
     "Stored",
+    "stored",
 ]
 
 

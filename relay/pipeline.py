@@ -17,7 +17,7 @@ import structlog
 from relay.bus import Bus, Record
 from relay.cloudevents import encode, structured_headers, to_binary
 from relay.config import Topics
-from relay.deadletters import IngestReason
+from relay.deadletters import IngestReason, ingest_record
 from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
@@ -25,8 +25,6 @@ from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
 
 log = structlog.get_logger("relay.pipeline")
-
-_MAX_ERROR_HEADER = 1024
 
 
 class _Clock:
@@ -152,16 +150,8 @@ class Pipeline:
         reason: IngestReason,
         detail: str,
     ) -> Record:
-        headers = (
-            *metadata,
-            ("relay-reason", reason.encode()),
-            ("relay-error", detail.encode("utf-8", "replace")[:_MAX_ERROR_HEADER]),
-        )
-        return Record(
-            topic=self.topics.deadletter,
-            value=inbound.body,
-            key=inbound.source.encode(),
-            headers=headers,
+        return ingest_record(
+            self.topics.deadletter, inbound.body, inbound.source.encode(), metadata, reason, detail
         )
 
     async def accept(self, inbound: Inbound) -> Outcome:

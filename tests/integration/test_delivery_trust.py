@@ -134,13 +134,6 @@ async def post_all(port: int, bodies: list[bytes]) -> list[str]:
     return [event_id for ids in answers for event_id in ids]
 
 
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
-
-
 async def until(check: Callable[[], bool], within: float = 20.0) -> None:
     async with asyncio.timeout(within):
         while True:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -247,26 +247,50 @@ def _session(timeout: float) -> aiohttp.ClientSession:
 # --- providers -----------------------------------------------------------------------
 
 
-async def register_plugchat(
-    config: Config,
-    *,
-    source: str,
-    public_url: str,
-    api_url: str | None = None,
-    api_token: str | None = None,
-    env: Mapping[str, str] | None = None,
-    request_timeout: float = DEFAULT_TIMEOUT,
-    api_token_file: str | None = None,
-    insecure: bool = False,
-) -> Registration:
-    env = os.environ if env is None else env
-    entry = _source(config, source, "plugchat")
-    base = public_base(public_url, https_only=True)
-    api = _api_base("plugchat", api_url, env, insecure=insecure)
-    token = _api_token("plugchat", api_token, env, api_token_file)
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """What ``relay register`` was asked: the same options for every provider."""
+
+    source: str
+    public_url: str
+    account: str | None = None
+    """Chatwoot's account id (required there)."""
+    api_url: str | None = None
+    api_token: str | None = None
+    env: Mapping[str, str] | None = None
+    request_timeout: float = DEFAULT_TIMEOUT
+    api_token_file: str | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A request checked against the configuration: the source, where relay is reached,
+    the provider API and its token."""
+
+    entry: Source
+    base: str
+    api: str
+    token: str
+
+
+def _target(config: Config, provider: Provider, request: Request) -> _Target:
+    env = os.environ if request.env is None else request.env
+    entry = _source(config, request.source, provider)
+    base = public_base(request.public_url, https_only=provider == "plugchat")
+    if provider == "chatwoot" and not (request.account or "").strip().isdigit():
+        raise RegisterError(f"--account {request.account!r}: a Chatwoot account id is a number")
+    api = _api_base(provider, request.api_url, env, insecure=request.insecure)
+    token = _api_token(provider, request.api_token, env, request.api_token_file)
+    return _Target(entry, base, api, token)
+
+
+async def register_plugchat(config: Config, request: Request) -> Registration:
+    target = _target(config, "plugchat", request)
+    entry, api, token, source = target.entry, target.api, target.token, request.source
     relay_token = entry.tokens[0] if entry.tokens else None
-    urls = {kind: hook_url(base, source, kind, relay_token) for kind in PLUGCHAT_KINDS}
-    async with _session(request_timeout) as session:
+    urls = {kind: hook_url(target.base, source, kind, relay_token) for kind in PLUGCHAT_KINDS}
+    async with _session(request.request_timeout) as session:
         await _call(
             session,
             "PUT",
@@ -320,28 +344,12 @@ def _without_query(url: Any) -> str:
     return str(url).split("?", 1)[0].rstrip("/")
 
 
-async def register_chatwoot(
-    config: Config,
-    *,
-    source: str,
-    public_url: str,
-    account: str,
-    api_url: str | None = None,
-    api_token: str | None = None,
-    env: Mapping[str, str] | None = None,
-    request_timeout: float = DEFAULT_TIMEOUT,
-    api_token_file: str | None = None,
-    insecure: bool = False,
-) -> Registration:
-    env = os.environ if env is None else env
-    entry = _source(config, source, "chatwoot")
-    base = public_base(public_url, https_only=False)
-    if not account.strip().isdigit():
-        raise RegisterError(f"--account {account!r}: a Chatwoot account id is a number")
-    api = _api_base("chatwoot", api_url, env, insecure=insecure)
-    token = _api_token("chatwoot", api_token, env, api_token_file)
-    url = hook_url(base, source, None, entry.tokens[0] if entry.tokens else None)
-    endpoint = f"{api}/api/v1/accounts/{account.strip()}/webhooks"
+async def register_chatwoot(config: Config, request: Request) -> Registration:
+    target = _target(config, "chatwoot", request)
+    entry, api, token, source = target.entry, target.api, target.token, request.source
+    account = (request.account or "").strip()
+    url = hook_url(target.base, source, None, entry.tokens[0] if entry.tokens else None)
+    endpoint = f"{api}/api/v1/accounts/{account}/webhooks"
     headers = {"api_access_token": token, "Accept": "application/json"}
     body = {
         "webhook": {
@@ -350,7 +358,7 @@ async def register_chatwoot(
             "subscriptions": list(CHATWOOT_SUBSCRIPTIONS),
         }
     }
-    async with _session(request_timeout) as session:
+    async with _session(request.request_timeout) as session:
         secrets = [token, *entry.tokens]
         listing = await _call(
             session, "GET", endpoint, what="Chatwoot", headers=headers, secrets=secrets
@@ -407,28 +415,20 @@ async def register_chatwoot(
     )
 
 
-REGISTRARS: dict[str, Callable[..., Coroutine[Any, Any, Registration]]] = {
+REGISTRARS: dict[str, Callable[[Config, Request], Awaitable[Registration]]] = {
     "chatwoot": register_chatwoot,
     "plugchat": register_plugchat,
 }
 """The providers with a webhook registration API (``relay register <name>``)."""
 
 
-async def register(
-    config: Config,
-    provider: str,
-    *,
-    account: str | None = None,
-    **options: Any,
-) -> Registration:
-    """``relay register PROVIDER``: the CLI's entry point. ``options``: source, public_url,
-    api_url, api_token, env, api_token_file, insecure."""
+async def register(config: Config, provider: str, **options: Any) -> Registration:
+    """``relay register PROVIDER``: the CLI's entry point; ``options`` are :class:`Request`'s."""
     registrar = REGISTRARS.get(provider)
     if registrar is None:
         raise RegisterError(f"{provider} has no webhook registration API")
-    if PROVIDERS[provider].register_needs_account:
-        if account is None:
-            title = PROVIDERS[provider].title
-            raise RegisterError(f"{provider} needs --account ID (the {title} account id)")
-        options["account"] = account
-    return await registrar(config, **options)
+    request = Request(**options)
+    if PROVIDERS[provider].register_needs_account and request.account is None:
+        title = PROVIDERS[provider].title
+        raise RegisterError(f"{provider} needs --account ID (the {title} account id)")
+    return await registrar(config, request)

@@ -6,6 +6,7 @@ tests/integration/test_docs_*.py."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import socket
@@ -24,7 +25,7 @@ from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
 from relay.config import webhook_secret
 from relay.delivery import signing
-from tests.docs import ROOT, Block, blocks, commands, executed, relay_argv, run, shell_env
+from tests.docs import PAGES, ROOT, Block, blocks, commands, executed, relay_argv, run, shell_env
 from tests.support import FIXTURES, make_config
 
 # Which test runs each ``run=<name>``; a name no test claims is a block nothing runs.
@@ -384,3 +385,37 @@ def test_the_machine_refusals_shown_are_what_relay_prints(tmp_path: Path) -> Non
     assert f"relay: {problem}".replace(str(port), "8080") in shown
     problem = preflight.check_listen("10.9.9.9", 8080)
     assert f"relay: {problem}" in shown
+
+
+def _option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """A parser's options, and those of its own subcommands (``register plugchat``)."""
+    names = set()
+    for action in parser._actions:
+        names |= set(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= _option_names(sub)
+    return names
+
+
+def _options() -> dict[str, set[str]]:
+    """Each subcommand's option names, from relay's own parser."""
+    parser = build_parser()
+    [subcommands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name: _option_names(sub) for name, sub in subcommands.choices.items()}
+
+
+def test_every_option_the_prose_names_exists() -> None:
+    """Inline ``relay <command> --option …`` in the text: each option is one relay has."""
+    options = _options()
+    unknown = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for span in re.findall(r"`(?:\.venv/bin/)?relay (\w+)([^`]*)`", prose):
+            command, rest = span
+            if command not in options:
+                continue
+            for option in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rest):
+                if option not in options[command]:
+                    unknown.append(f"{page.name}: relay {command} {option}")
+    assert not unknown, unknown

@@ -264,7 +264,8 @@ def topics(tmp_path: Path) -> dict[str, str]:
 async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_its_pace(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str], failure: str
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     released = asyncio.Event()
 
@@ -317,8 +318,8 @@ async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_
 async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
-    from tests.support import consume
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import consume, running
 
     subscriber.script = lambda s, body, headers: 500
     config = kafka_config(
@@ -359,7 +360,7 @@ async def test_410_disables_until_an_admin_enables_it_where_it_stopped(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from relay.cli import main
-    from tests.integration.test_delivery import chat_event, records
+    from tests.factories import chat_event, records
     from tests.support import drain, make_config, relay_client
 
     gone = {"now": False}
@@ -423,7 +424,8 @@ subscribers:
 async def test_a_disabled_subscriber_stays_disabled_across_restarts_until_its_config_changes(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     subscriber.script = lambda s, body, headers: 410
 
@@ -457,7 +459,8 @@ async def test_poison_records_are_skipped_counted_and_never_read_again(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
     from relay.bus import Record
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     deep = b'{"id": "x", "nested": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     poison = [
@@ -506,7 +509,7 @@ async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carr
     from relay.delivery.sender import Sender
     from relay.delivery.sources import EmbeddedSource
     from relay.delivery.worker import DeadLetters, SubscriberWorker
-    from tests.integration.test_delivery import chat_event, records
+    from tests.factories import chat_event, records
     from tests.support import make_config
 
     events = [chat_event(1, n) for n in range(3)]

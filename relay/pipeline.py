@@ -15,9 +15,11 @@ import msgspec
 import structlog
 
 from relay.bus import Bus, Record
+from relay.cloudevents import encode, structured_headers, to_binary, trace_headers
 from relay.config import Topics
+from relay.deadletters import IngestReason, ingest_record
 from relay.dedupe import Deduplicator
-from relay.events import CloudEvent, encode, to_binary
+from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
@@ -26,9 +28,6 @@ if TYPE_CHECKING:
     from relay.telemetry.otel import Tracing
 
 log = structlog.get_logger("relay.pipeline")
-
-CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
-_MAX_ERROR_HEADER = 1024
 
 
 class _Clock:
@@ -67,7 +66,7 @@ class Accepted(msgspec.Struct, frozen=True, tag=True):
 class DeadLettered(msgspec.Struct, frozen=True, tag=True):
     """Valid JSON that made no event: the body is on the dead-letter topic; still 202."""
 
-    reason: str
+    reason: IngestReason
 
 
 class Malformed(msgspec.Struct, frozen=True, tag=True):
@@ -144,28 +143,21 @@ class Pipeline:
         if self.binary:
             value, headers = to_binary(event)
         else:
-            value = encode(event)
-            headers = (("content-type", CLOUDEVENTS_CONTENT_TYPE), ("ce_id", event.id.encode()))
-        if event.traceparent is not None:  # W3C's own header, as Kafka instrumentations read it
-            headers = (*headers, *_trace_headers(event.traceparent, event.tracestate))
+            value, headers = encode(event), structured_headers(event)
         return [
             Record(topic=topic, value=value, key=key, headers=headers)
             for topic in self.router.topics_for(event)
         ]
 
     def _deadletter(
-        self, inbound: Inbound, metadata: list[tuple[str, bytes]], reason: str, detail: str
+        self,
+        inbound: Inbound,
+        metadata: list[tuple[str, bytes]],
+        reason: IngestReason,
+        detail: str,
     ) -> Record:
-        headers = (
-            *metadata,
-            ("relay-reason", reason.encode()),
-            ("relay-error", detail.encode("utf-8", "replace")[:_MAX_ERROR_HEADER]),
-        )
-        return Record(
-            topic=self.topics.deadletter,
-            value=inbound.body,
-            key=inbound.source.encode(),
-            headers=headers,
+        return ingest_record(
+            self.topics.deadletter, inbound.body, inbound.source.encode(), metadata, reason, detail
         )
 
     async def accept(self, inbound: Inbound) -> Outcome:
@@ -176,7 +168,7 @@ class Pipeline:
         if tracing is not None:
             context = tracing.current()  # the receive span's: on the raw copy and the events
             if context[0]:
-                metadata.extend(_trace_headers(*context))
+                metadata.extend(trace_headers(*context))
         records = [
             Record(
                 topic=self.topics.raw,
@@ -273,12 +265,6 @@ class Pipeline:
             claim.finish(published=published)
         self._count(fresh)
         return outcome
-
-
-def _trace_headers(traceparent: str, tracestate: str | None) -> tuple[tuple[str, bytes], ...]:
-    if tracestate:
-        return (("traceparent", traceparent.encode()), ("tracestate", tracestate.encode()))
-    return (("traceparent", traceparent.encode()),)
 
 
 def _normalize_traced(

@@ -5,7 +5,7 @@ or a new root) holds ``normalize`` and ``publish`` (PRODUCER); each event carrie
 receive span's context as its ``traceparent``/``tracestate`` attributes (the CloudEvents
 distributed-tracing extension), and every delivery attempt is a ``deliver`` span (CLIENT)
 under it, whose own ``traceparent`` the subscriber receives, so the subscriber's spans
-join the same trace. Span and attribute names are listed in README, "Tracing".
+join the same trace. Span and attribute names are listed in docs/tracing.md.
 """
 
 from __future__ import annotations

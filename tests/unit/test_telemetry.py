@@ -19,12 +19,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from relay import telemetry
 from relay.cli import main
+from relay.cloudevents import decode, encode, from_binary, http_binary_headers, to_binary
 from relay.config import ConfigError
-from relay.delivery.worker import binary_mode_headers
-from relay.events import CloudEvent, decode, encode, from_binary, to_binary
+from relay.events import CloudEvent
 from relay.telemetry.otel import Tracing
+from tests.factories import normalize
 from tests.support import fixture_bytes, make_config
-from tests.unit.providers.conftest import normalize
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -273,7 +273,7 @@ def test_binary_records_carry_ce_traceparent_headers() -> None:
 
 
 def test_http_binary_mode_sends_the_extension_as_ce_headers() -> None:
-    headers = binary_mode_headers(traced_event())
+    headers = http_binary_headers(traced_event())
     assert (headers["ce-traceparent"], headers["ce-tracestate"]) == (VALID, "v=1")
 
 

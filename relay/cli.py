@@ -360,23 +360,36 @@ def cmd_register(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     import asyncio
 
+    from relay import telemetry
     from relay.bus import BusError
     from relay.delivery.replay import ReplayError, parse_since, replay
+    from relay.delivery.worker import Stats
     from relay.logs import configure
 
     config = _config(args)
     configure(config.logging.level, config.logging.format)
-    try:
-        since_ms = parse_since(args.since) if args.since else None
-        stats = asyncio.run(
-            replay(
+
+    async def traced_replay(since_ms: int | None) -> Stats:
+        # spans of the redeliveries join each event's original trace, when relay traces
+        tracing = telemetry.start(config)
+        try:
+            return await replay(
                 config,
                 args.subscriber,
                 since_ms=since_ms,
                 from_offset=args.from_offset,
                 deadletter=args.deadletter,
+                tracing=tracing,
             )
-        )
+        finally:
+            if tracing is not None:
+                await tracing.close(within=5.0)
+
+    try:
+        since_ms = parse_since(args.since) if args.since else None
+        stats = asyncio.run(traced_replay(since_ms))
+    except ConfigError as exc:
+        return _fail(str(exc))
     except ReplayError as exc:
         return _fail(str(exc))
     except BusError as exc:

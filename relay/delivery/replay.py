@@ -8,6 +8,7 @@ subscriber's live position is untouched.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
@@ -18,6 +19,9 @@ from relay.deadletters import DeadLetters, made_for
 from relay.delivery.sender import Sender
 from relay.delivery.worker import Stats, SubscriberWorker
 from relay.units import seconds
+
+if TYPE_CHECKING:
+    from relay.telemetry.otel import Tracing
 
 log = structlog.get_logger("relay.replay")
 
@@ -110,7 +114,9 @@ async def replay(
     since_ms: int | None = None,
     from_offset: int | None = None,
     deadletter: bool = False,
+    tracing: Tracing | None = None,
 ) -> Stats:
+    """``tracing``: each redelivery's attempts are spans in its event's original trace."""
     subscriber = _find(config, subscriber_name)
     if not deadletter and since_ms is None and from_offset is None:
         raise ReplayError("say where to start: --since TIME, --from-offset N or --deadletter")
@@ -123,7 +129,10 @@ async def replay(
             config, subscriber, since_ms=since_ms, from_offset=from_offset, deadletter=deadletter
         )
         worker = SubscriberWorker(
-            subscriber, reading, Sender(subscriber), DeadLetters(bus, config.topics.deadletter)
+            subscriber,
+            reading,
+            Sender(subscriber, tracing=tracing),
+            DeadLetters(bus, config.topics.deadletter),
         )
         stats = await worker.run()
     finally:

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from relay import telemetry
 from relay.app import build_app
 from relay.config import Config, load
+from relay.delivery.replay import replay
 from relay.telemetry.otel import Tracing
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
@@ -441,3 +442,25 @@ async def test_changing_telemetry_needs_a_restart(subscriber: Subscriber, tmp_pa
         assert "telemetry needs a restart" in (await response.json())["detail"]
     finally:
         await client.close()
+
+
+async def test_a_replay_continues_the_events_trace(
+    subscriber: Subscriber, tmp_path: Path, tracing: Tracing, exporter: InMemorySpanExporter
+) -> None:
+    """relay replay's attempts are spans in the trace the event was made in."""
+    config, _ = config_for(tmp_path, subscriber)
+    async with running(config, tracing) as client:
+        await post_hook(client, {"traceparent": CALLER})
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        await spans_named(exporter, "deliver")
+    # the app's provider and exporter stopped with it, as a process's would: relay replay
+    # is a process of its own
+    replayed_spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(replayed_spans))
+    stats = await replay(config, "crm", since_ms=0, tracing=Tracing(provider))
+    assert stats.delivered == 1
+    [again] = await spans_named(replayed_spans, "deliver")
+    assert hexes(again)[0] == CALLER_TRACE
+    replayed = subscriber.delivered()[-1]
+    assert trace_of(replayed.headers["traceparent"]) == (CALLER_TRACE, hexes(again)[1])

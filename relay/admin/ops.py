@@ -308,7 +308,7 @@ class Operations:
         worker = SubscriberWorker(
             subscriber,
             _Once(items),
-            Sender(subscriber),
+            Sender(subscriber, tracing=delivery.tracing),  # in the events' own traces
             delivery.dead_letters,
             attempts=delivery.attempt_log,
             replay=True,

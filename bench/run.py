@@ -221,6 +221,29 @@ def closed_loop(
     )
 
 
+@contextmanager
+def profiling(into: Path | None, key: str, pid: int, args: argparse.Namespace) -> Iterator[None]:
+    """py-spy (the bench extra) sampling ``pid`` and its children through the closed loop."""
+    if into is None:
+        yield
+        return
+    into.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    seconds = int(args.warmup + args.duration + 2)
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "200"]
+    command += ["--duration", str(seconds), "--format", "raw", "--nonblocking"]
+    command += ["--output", str(into / f"{key.replace('+', '_')}.txt")]
+    sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        try:
+            sampler.wait(timeout=seconds + 10)
+        except subprocess.TimeoutExpired:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(timeout=10)
+
+
 def fmt(value: float | None, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -258,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         "--relay-yaml",
         default="",
         help='extra top-level YAML for relay, e.g. "dedupe: {window: 0s}"',
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy each server during its closed loop; raw stacks go to DIR/<target>.txt",
     )
     parser.add_argument(
         "--diagnose",
@@ -351,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{port}{HOOK}"
             print(f"## {target.label}: closed loop, {args.connections} connections", flush=True)
             with serving(target, port, server_cpus, logs) as process:
-                target.results["closed"] = closed_loop(url, bodies, args, other_cpus)
+                with profiling(args.profile, target.key, process.pid, args):
+                    target.results["closed"] = closed_loop(url, bodies, args, other_cpus)
                 print(f"   {summary(target.results['closed'])}", flush=True)
                 print(f"## {target.label}: open loop at {args.rate:.0f} req/s", flush=True)
                 target.results["open"] = run_loadgen(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
+import secrets
 
 import structlog
 from aiohttp import web
@@ -17,18 +19,44 @@ log = structlog.get_logger("relay.ingress")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+class RequestIds:
+    """Request ids as unique as ``uuid4().hex`` (32 hex digits) for a fraction of its cost.
+
+    80 random bits drawn once per process (again in a forked child), then a 48-bit
+    counter: no two processes share a prefix, no two requests of one process share a
+    number.
+    """
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._prefix = secrets.token_hex(10)
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
+
+
+_ids = RequestIds()
+os.register_at_fork(after_in_child=_ids.reseed)
+
+
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id")
     if given and _REQUEST_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return _ids.next()
 
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = _request_id(request)
     request[REQUEST_ID] = request_id
-    structlog.contextvars.clear_contextvars()
+    # aiohttp runs each request in a task of its own, with a copy of the connection's
+    # context: nothing bound for an earlier request is left to clear.
     structlog.contextvars.bind_contextvars(request_id=request_id)
     guard = request.app.get(GUARD)
     if guard is not None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from relay.bus import BusError, Record, RecordTooLarge
+from relay.bus import Bus, BusError, Record, RecordTooLarge
 from relay.bus.spool import SpooledBus
 
 
-def unused_kafka() -> SpooledBus:
+def unused_kafka() -> Bus:
     raise AssertionError("a refused record must not reach Kafka")
 
 

@@ -420,3 +420,19 @@ async def test_undecodable_header_bytes_are_no_5xx(
     assert response.status < 500
     token = await client.post("/v1/hooks/nexloo", data=json.dumps(MESSAGE), headers=headers)
     assert token.status < 500
+
+
+async def test_allow_cidrs_are_enforced_over_real_http(tmp_path: Path) -> None:
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+sources:
+  walled: {{provider: chatwoot, allow_cidrs: ["10.0.0.0/8"]}}
+  local: {{provider: chatwoot, allow_cidrs: ["127.0.0.0/8", "::1/128"]}}
+"""
+    )
+    async with relay_client(config) as client:
+        refused = await client.post("/v1/hooks/walled", json=MESSAGE)
+        await expect_error(refused, 401, "unauthorized")
+        accepted = await client.post("/v1/hooks/local", json=MESSAGE)
+        assert accepted.status == 202, await accepted.text()

@@ -86,7 +86,6 @@ async def receive_hook(request: web.Request) -> web.Response:
             detail = f"no source named {name!r}"
             return Rejected(404, "unknown_source", "unknown_source", detail).response()
         return _unauthorized(settings, "unknown_source", "").response()
-    structlog.contextvars.bind_contextvars(source=name)
     try:
         _admit(request, state, settings, entry)
         state.in_flight += 1

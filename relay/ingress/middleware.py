@@ -13,7 +13,7 @@ from aiohttp.typedefs import Handler
 
 from relay.ingress.guard import GUARD
 from relay.ingress.responses import error_response, from_http_exception
-from relay.ingress.state import REQUEST_ID
+from relay.ingress.state import INGRESS, REQUEST_ID
 
 log = structlog.get_logger("relay.ingress")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -51,13 +51,24 @@ def _request_id(request: web.Request) -> str:
     return _ids.next()
 
 
+def _known_source(request: web.Request, name: str) -> bool:
+    """A hook's source goes into the log context only when it is configured: an unknown
+    name is anyone's text (its rejection logs a bounded excerpt of it)."""
+    state = request.app.get(INGRESS)
+    return state is not None and name in state.settings.sources
+
+
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = _request_id(request)
     request[REQUEST_ID] = request_id
-    # aiohttp runs each request in a task of its own, with a copy of the connection's
-    # context: nothing bound for an earlier request is left to clear.
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+    # One bind a request. aiohttp runs each request in a task of its own, with a copy of
+    # the connection's context: nothing bound for an earlier request is left to clear.
+    source = request.match_info.get("source")
+    if source is not None and _known_source(request, source):
+        structlog.contextvars.bind_contextvars(request_id=request_id, source=source)
+    else:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
     guard = request.app.get(GUARD)
     if guard is not None:
         guard.started(request.protocol)

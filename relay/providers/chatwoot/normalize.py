@@ -299,7 +299,8 @@ def event_type_for(event: str) -> EventType | None:
     return entry[0] if entry else None
 
 
-def normalize(inbound: Inbound) -> list[CloudEvent]:
+def normalize_tolerant(inbound: Inbound) -> list[CloudEvent]:
+    """Any Chatwoot body, read with the tolerant readers (the fast path's fallback)."""
     try:
         return _normalize(inbound)
     finally:

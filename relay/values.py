@@ -100,6 +100,8 @@ def as_str(value: Any) -> str | None:
     """A scalar as text: strings as they are (blank is None), numbers in decimal."""
     if value is None:
         return None
+    if type(value) is int:  # ids (bool is not int by type)
+        return str(value)
     if type(value) is str or isinstance(value, str):
         return None if not value or value.isspace() else value  # strip() without a copy
     if isinstance(value, bool):

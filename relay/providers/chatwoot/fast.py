@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from relay.events import (
+    DATASCHEMA,
     Account,
     Actor,
     CloudEvent,
@@ -33,6 +34,7 @@ from relay.events import (
     Inbox,
     Message,
     Reply,
+    event_id,
 )
 from relay.providers.base import Inbound, body_digest
 from relay.providers.chatwoot import content, parts
@@ -41,10 +43,10 @@ from relay.providers.chatwoot.normalize import (
     EVENTS,
     Builder,
     _extensions,
-    _finish,
     message_event,
 )
-from relay.providers.extensions import leftovers
+from relay.providers.extensions import MAX_KEYS
+from relay.providers.extensions import leftovers as tolerant_leftovers
 from relay.providers.fast import Fallback
 from relay.values import as_bool, as_e164, as_int, as_str, as_time, get, get_list, get_obj, get_str
 
@@ -73,6 +75,15 @@ _PERSON_KEYS = frozenset(
         "created_at",
     }
 )
+_CONVERSATION_SEEN = parts.CONVERSATION_KEYS | {
+    "can_reply",
+    "unread_count",
+    "first_reply_created_at",
+    "waiting_since",
+    "agent_last_seen_at",
+    "contact_last_seen_at",
+    "assignee_last_seen_at",
+}
 _META_KEYS = frozenset({"sender", "assignee", "assignee_type", "team", "hmac_verified", "channel"})
 _SMALL_KEYS = frozenset({"id", "name", "channel_type"})
 _COPY_KEYS = content.MESSAGE_KEYS | {
@@ -85,6 +96,25 @@ _COPY_KEYS = content.MESSAGE_KEYS | {
 # its messages at the top) and a message carrying another conversation.
 _UNMODELLED = frozenset({"messages", "current_conversation"})
 _EMPTY: dict[str, Any] = {}
+
+
+_CONTAINERS = (dict, list)
+
+
+def leftovers(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
+    """:func:`relay.providers.extensions.leftovers` of an object whose keys carry no stray
+    whitespace: one pass, in the body's order."""
+    extra = obj.keys() - known
+    if not extra:
+        return None
+    if len(extra) >= MAX_KEYS:  # the tolerant path counts what it leaves out
+        raise Fallback
+    found = {
+        key: value
+        for key, value in obj.items()
+        if key in extra and value is not None and (value or type(value) not in _CONTAINERS)
+    }
+    return found or None
 
 
 def _plain(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
@@ -148,12 +178,14 @@ def _conversation(obj: dict[str, Any], meta: dict[str, Any]) -> Conversation | N
     assignee = meta.get("assignee")
     return Conversation(
         id=as_str(obj.get("display_id")) or as_str(obj.get("id")),
-        status=parts._conversation_status(status_raw),
+        status=parts._CONVERSATION_STATUSES.get(status_raw.lower())
+        if type(status_raw) is str
+        else parts._conversation_status(status_raw),
         provider_status=as_str(status_raw),
         inbox_id=as_str(obj.get("inbox_id")),
         channel=as_str(obj.get("channel")),
         assignee=_actor(_plain(assignee, _PERSON_KEYS), "user") if type(assignee) is dict else None,
-        team=get_str(team, "name") if isinstance(team, Mapping) else as_str(team),
+        team=get_str(team, "name") if type(team) is dict else as_str(team),
         labels=parts._labels(obj.get("labels")),
         priority=as_str(obj.get("priority")),
         created_at=as_time(obj.get("created_at")),
@@ -272,7 +304,8 @@ def _message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
     found = leftovers(obj, content.MESSAGE_KEYS)
     additional = obj.get("additional_attributes")
     if type(additional) is dict and additional:
-        rest = leftovers(additional, frozenset({"template_params"}))
+        # not checked for stray whitespace: the tolerant reader
+        rest = tolerant_leftovers(additional, frozenset({"template_params"}))
         if rest:
             found = {**(found or {}), "additional_attributes": rest}
     return found
@@ -332,7 +365,7 @@ def message_event_fast(
         raise Fallback
     conversation_value = obj.get("conversation")
     conversation = (
-        _plain(conversation_value, parts.CONVERSATION_KEYS)
+        _plain(conversation_value, _CONVERSATION_SEEN)
         if type(conversation_value) is dict
         else _EMPTY
     )
@@ -405,12 +438,40 @@ def message_event_fast(
             ),
         ),
     )
-    return _finish(inbound, type_=type_, identity=identity, time=time, data=data)
+    return _envelope(inbound, type_, identity, time, data)
+
+
+def _envelope(
+    inbound: Inbound, type_: EventType, identity: str, time: str | None, data: EventData
+) -> CloudEvent:
+    """:func:`normalize._finish` and :func:`build_event` in one."""
+    conversation, contact = data.conversation, data.contact
+    if conversation is not None and conversation.id is not None:
+        partition: str | None = conversation.id
+        subject: str | None = f"conversation/{conversation.id}"
+    elif contact is not None and contact.id is not None:
+        partition = subject = f"contact/{contact.id}"
+    else:
+        partition = subject = None
+    source = inbound.source
+    return CloudEvent(
+        specversion="1.0",
+        id=event_id(source, type_, identity),
+        source=f"relay/{source}",
+        type=type_,
+        subject=subject,
+        time=time or inbound.received_at,
+        datacontenttype="application/json",
+        dataschema=DATASCHEMA,
+        partitionkey=f"{source}:{partition}" if partition else source,
+        providerdelivery=inbound.delivery_id,
+        data=data,
+    )
 
 
 FastBuilder = Callable[[Inbound, dict[str, Any], str, EventType], CloudEvent]
 _FAST_BUILDERS: dict[Builder, FastBuilder] = {message_event: message_event_fast}
-_TOP_KEYS = content.MESSAGE_KEYS | {"source_id"}
+_TOP_KEYS = content.MESSAGE_KEYS | {"source_id", "processed_message_content"}
 
 
 def normalize_fast(inbound: Inbound) -> list[CloudEvent]:

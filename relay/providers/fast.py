@@ -11,6 +11,7 @@ unexpected JSON type, a shape it has no reader for. The tolerant path then reads
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -24,12 +25,21 @@ FALLBACK_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 class Fallback(Exception):
     """The fast path does not model this body; the tolerant path must read it."""
 
+    def __init__(self, payload: Any = None) -> None:
+        super().__init__()
+        self.payload = payload
+        """The body as the fast path decoded it (None: not decoded), so it is not decoded
+        twice."""
+
 
 Normalize = Callable[[Inbound], list[CloudEvent]]
+Tolerant = Callable[[Inbound, Any], list[CloudEvent]]
 
 
-def fast_or_tolerant(fast: Normalize, tolerant: Normalize, inbound: Inbound) -> list[CloudEvent]:
+def fast_or_tolerant(fast: Normalize, tolerant: Tolerant, inbound: Inbound) -> list[CloudEvent]:
     try:
         return fast(inbound)
-    except (Fallback, *FALLBACK_ERRORS):
-        return tolerant(inbound)
+    except Fallback as declined:
+        return tolerant(inbound, declined.payload)
+    except FALLBACK_ERRORS:
+        return tolerant(inbound, None)

@@ -120,10 +120,12 @@ def leftovers(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any] | No
 def _plain(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
     """``obj`` itself, once its keys are known to carry no stray whitespace."""
     keys = obj.keys()
+    if len(keys) >= len(known) + MAX_KEYS:
+        raise Fallback  # that many unknown keys: the tolerant path bounds what it keeps
     if keys <= known:
         return obj
     extra = keys - known
-    if set(map(str.strip, extra)) != extra:
+    if len(extra) >= MAX_KEYS or set(map(str.strip, extra)) != extra:
         raise Fallback
     return obj
 
@@ -477,16 +479,19 @@ _TOP_KEYS = content.MESSAGE_KEYS | {"source_id", "processed_message_content"}
 def normalize_fast(inbound: Inbound) -> list[CloudEvent]:
     """The fast path: the same events as the tolerant path, or :class:`Fallback`."""
     payload = _decode(inbound.body)
-    if type(payload) is not dict:
-        raise Fallback
-    event = as_str(_plain(payload, _TOP_KEYS).get("event"))
-    if event is None:
-        raise Fallback
-    entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX))
-    if entry is None:
-        raise Fallback
-    type_, builder = entry
-    fast = _FAST_BUILDERS.get(builder)
-    if fast is None:
-        raise Fallback
-    return [fast(inbound, payload, event, type_)]
+    try:
+        if type(payload) is not dict:
+            raise Fallback
+        event = as_str(_plain(payload, _TOP_KEYS).get("event"))
+        if event is None:
+            raise Fallback
+        entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX))
+        if entry is None:
+            raise Fallback
+        type_, builder = entry
+        fast = _FAST_BUILDERS.get(builder)
+        if fast is None:
+            raise Fallback
+        return [fast(inbound, payload, event, type_)]
+    except Fallback:
+        raise Fallback(payload) from None

@@ -123,13 +123,13 @@ def topic_of(config: Config, options: Options) -> str:
 
 
 def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry]:
-    from relay.bus.embedded import read
+    from relay.bus.embedded import offset_before_last, read
 
     if options.partition not in (None, 0):
         raise TailError("the embedded log has one partition per topic: 0")
     after = options.after if options.after is not None else 0
     if options.last is not None:
-        after = _offset_before_last(path, topic, options.last)
+        after = offset_before_last(path, topic, options.last)
     while True:
         records = read(path, topic=topic, after=after, limit=_BATCH)
         for record in records:
@@ -149,21 +149,6 @@ def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry
             time.sleep(POLL_SECONDS)
 
 
-def _offset_before_last(path: Path, topic: str, count: int) -> int:
-    """The offset after which a topic's last ``count`` records start (0: all of them)."""
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute(
-            'SELECT "offset" FROM records WHERE topic = ? ORDER BY "offset" DESC LIMIT 1 OFFSET ?',
-            (topic, count),
-        ).fetchone()
-    finally:
-        conn.close()
-    return int(row[0]) if row is not None else 0
-
-
 # --- Kafka --------------------------------------------------------------------------------
 
 
@@ -171,7 +156,7 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    from relay.bus.security import client_options, refusal
+    from relay.bus.kafka.security import client_options, refusal
 
     consumer: Any = AIOKafkaConsumer(
         **{**client_options(kafka), "client_id": f"{kafka.client_id}-tail"},

@@ -21,7 +21,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relay.bus.embedded import LOG_FILE
-from relay.bus.security import client_options
+from relay.bus.kafka.security import client_options
 from relay.config import Config, Kafka
 from relay.index.store import Index, Stored
 

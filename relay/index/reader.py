@@ -13,7 +13,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relay.bus.embedded import LOG_FILE
-from relay.bus.security import client_options
+from relay.bus.kafka.security import client_options
 from relay.config import Config, Kafka
 from relay.index.model import Stored
 

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from relay.attempts import decode_attempt
-from relay.events import from_binary, is_binary
+from relay.cloudevents import from_binary, is_binary
 from relay.index.model import (
     _ATTEMPT_COLUMNS,
     _DL_COLUMNS,

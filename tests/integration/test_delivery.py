@@ -14,10 +14,11 @@ import standardwebhooks
 from relay.bus import Bus, Record
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
+from relay.cloudevents import encode
 from relay.config import Config
 from relay.delivery.service import DeliveryService
-from relay.events import CloudEvent, encode
 from relay.providers import NORMALIZERS, Inbound
+from tests.factories import chat_event, records
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import consume, locked, make_config, poll_until, unique
@@ -26,27 +27,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST_RETRY = "{max_attempts: 5, initial: 10ms, max: 50ms}"
-
-
-def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
-    body = {
-        "event": "message_created",
-        "id": message,
-        "content": f"message {message}",
-        "message_type": direction,
-        "account": {"id": 1},
-        "conversation": {"id": conversation},
-    }
-    inbound = Inbound(source="nexloo", body=json.dumps(body).encode(), received_at="-")
-    [event] = NORMALIZERS["chatwoot"](inbound)
-    return event
-
-
-def records(topic: str, events: list[CloudEvent]) -> list[Record]:
-    return [
-        Record(topic=topic, value=encode(e), key=e.partitionkey.encode(), headers=())
-        for e in events
-    ]
 
 
 @pytest.fixture
@@ -465,7 +445,7 @@ async def test_a_restart_before_the_group_ever_joined_keeps_the_start(
 async def test_delivers_from_a_binary_mode_topic(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import to_binary
+    from relay.cloudevents import to_binary
 
     event = chat_event(4, 4)
     value, headers = to_binary(event)
@@ -488,7 +468,7 @@ async def test_delivers_from_a_binary_mode_topic(
 async def test_binary_mode_dead_letters_are_structured_and_replayable(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import decode, to_binary
+    from relay.cloudevents import decode, to_binary
 
     subscriber.script = lambda s, body, headers: 400
     event = chat_event(6, 6)

@@ -27,9 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from relay.bus import Bus, Record
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
+from relay.cloudevents import encode
 from relay.config import Config
 from relay.delivery.service import DeliveryService
-from relay.events import CloudEvent, encode
+from relay.events import CloudEvent
 from relay.metrics import exposition
 from relay.providers import NORMALIZERS, Inbound
 from tests.integration.conftest import Broker

@@ -20,19 +20,9 @@ DELIVERY_HEADER = "X-Chatwoot-Delivery"
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
-    """A Chatwoot body as canonical events: the typed fast path when it models the body,
-    the tolerant readers otherwise (the same events either way)."""
+    """A Chatwoot body as canonical events: the fast path when it models the body, the
+    tolerant readers otherwise (the same events either way)."""
     return fast_or_tolerant(normalize_fast, normalize_tolerant, inbound)
-
-
-async def register(config: Any, **options: Any) -> Any:
-    """``relay register chatwoot``: the account webhooks API (relay/register.py)."""
-    from relay.register import RegisterError, register_chatwoot
-
-    account = options.pop("account", None)
-    if account is None:
-        raise RegisterError("chatwoot needs --account ID (the Chatwoot account id)")
-    return await register_chatwoot(config, account=account, **options)
 
 
 WEBHOOK_MESSAGE: dict[str, Any] = {
@@ -77,7 +67,6 @@ PROVIDER = Provider(
     verify=verify,
     signature_headers={"signature": SIGNATURE_HEADER, "timestamp": TIMESTAMP_HEADER},
     delivery_header=DELIVERY_HEADER,
-    register=register,
     register_example_url="https://chat.example.com",
     register_needs_account=True,
     webhook_message=WEBHOOK_MESSAGE,

@@ -16,13 +16,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 import structlog
 
+from relay.bus import Item, Revoked, Stream
+from relay.cloudevents import from_record, structured
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.service import DeliveryService, UnknownSubscriber
-from relay.delivery.sources import Item
-from relay.delivery.watermark import Stream
 from relay.delivery.worker import SubscriberWorker
-from relay.events import decode, encode, from_binary, is_binary
 from relay.index import Index, Indexer, RecordReader
 from relay.index.reader import Place
 from relay.index.store import DeadLetterRow, Filters, Page, Stored
@@ -42,7 +41,11 @@ class NotHere(Exception):
 
 
 class NotFound(Exception):
-    pass
+    code = "not_found"
+
+
+class NoSuchSubscriber(NotFound):
+    code = "unknown_subscriber"
 
 
 class BadRequest(Exception):
@@ -61,7 +64,9 @@ def safe_url(url: str) -> str:
 
 
 class _Once:
-    """A bounded source of given records: a redrive or a replay."""
+    """A bounded subscription of given records: a redrive or a replay."""
+
+    on_revoked: Revoked | None = None
 
     def __init__(self, items: list[Item]) -> None:
         self.items: list[Item] | None = items
@@ -93,11 +98,6 @@ def _as_item(record: Stored, number: int) -> Item:
         headers=tuple(record.headers),
         timestamp_ms=record.timestamp_ms,
     )
-
-
-def _structured(record: Stored) -> bytes:
-    headers = dict(record.headers)
-    return encode(from_binary(record.value, headers)) if is_binary(headers) else record.value
 
 
 class Operations:
@@ -160,7 +160,9 @@ class Operations:
         deadletters = await asyncio.to_thread(index.deadletters, event_id=event_id)
         return {
             "indexed": row,
-            "event": _json.decode(_structured(record)) if record is not None else None,
+            "event": _json.decode(structured(record.value, dict(record.headers)))
+            if record is not None
+            else None,
             "raw": None
             if raw is None
             else {
@@ -297,8 +299,7 @@ class Operations:
         record = await self.reader.read(row.topic, row.partition, row.offset)
         if record is None:
             raise NotFound(f"event {event_id!r} is no longer on the bus (retention)")
-        headers = dict(record.headers)
-        event = from_binary(record.value, headers) if is_binary(headers) else decode(record.value)
+        event = from_record(record.value, record.headers)
         if not Matcher.compile(subscriber.match)(event):
             raise BadRequest(f"event {event_id!r} does not match subscriber {name!r}")
         self._spawn(
@@ -331,7 +332,7 @@ class Operations:
         try:
             return await self._delivery().enable(name)
         except UnknownSubscriber as exc:
-            raise NotFound(str(exc)) from None
+            raise NoSuchSubscriber(str(exc)) from None
 
     async def disable(self, name: str) -> bool:
         self.subscriber(name)

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.events import CloudEvent, encode
+from relay.cloudevents import encode
+from relay.events import CloudEvent
 from relay.providers import Inbound, MalformedBody, Unmappable
 from relay.providers.chatwoot import content, parts
 from relay.providers.chatwoot.fast import normalize_fast as chatwoot_fast

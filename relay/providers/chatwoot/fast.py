@@ -1,4 +1,4 @@
-"""The fast path for Chatwoot message events (``message_created``/``message_updated``).
+"""The fast path for Chatwoot message, conversation and contact events.
 
 The body is decoded once by msgspec into plain objects; every object this path reads has
 its keys checked once for stray whitespace (a set comparison, at C speed when all its
@@ -43,6 +43,8 @@ from relay.providers.chatwoot.normalize import (
     EVENTS,
     Builder,
     _extensions,
+    contact_event,
+    conversation_event,
     message_event,
 )
 from relay.providers.extensions import MAX_KEYS
@@ -471,8 +473,92 @@ def _envelope(
     )
 
 
+def conversation_event_fast(
+    inbound: Inbound, obj: dict[str, Any], event: str, type_: EventType
+) -> CloudEvent:
+    """:func:`normalize.conversation_event`: the body is the conversation."""
+    if "conversation" in obj or not _UNMODELLED_CONVERSATION.isdisjoint(obj):
+        raise Fallback
+    _plain(obj, _CONVERSATION_SEEN)
+    meta = _object(obj.get("meta"), _META_KEYS)
+    sender = meta.get("sender")
+    if type(sender) is dict:
+        _plain(sender, _PERSON_KEYS)
+    copies = _copies(obj)
+    account = _account(obj, obj, copies)
+    conversation = _conversation(obj, meta)
+    if conversation is not None and conversation.id is None:
+        conversation = None
+    changes = parts.changes(obj)
+    if type_ == "chat.conversation.created" and conversation is not None:
+        identity = f"conversation:{account.id if account else ''}:{conversation.id}"
+        time = conversation.created_at
+    else:
+        identity = body_digest(inbound.body)
+        time = parts.change_time(changes) or (
+            conversation.updated_at if conversation is not None else None
+        )
+    data = EventData(
+        provider="chatwoot",
+        source=inbound.source,
+        provider_event=event,
+        account=account,
+        inbox=_inbox(obj, obj),
+        conversation=conversation,
+        contact=_contact(sender),
+        changes=changes,
+        extensions=_extensions(
+            inbound,
+            ("conversation", _conversation_extension(obj)),
+            ("contact", leftovers(sender, parts.CONTACT_KEYS) if type(sender) is dict else None),
+        ),
+    )
+    return _envelope(inbound, type_, identity, time, data)
+
+
+def contact_event_fast(
+    inbound: Inbound, obj: dict[str, Any], event: str, type_: EventType
+) -> CloudEvent:
+    """:func:`normalize.contact_event`: the body is the contact."""
+    if not _UNMODELLED_CONTACT.isdisjoint(obj):
+        raise Fallback
+    _plain(obj, _CONTACT_SEEN)
+    contact = _contact(obj)
+    account = _account(obj, _EMPTY, [])
+    changes = parts.changes(obj)
+    if type_ == "chat.contact.created" and contact is not None and contact.id:
+        identity = f"contact:{account.id if account else ''}:{contact.id}"
+        time = as_time(obj.get("created_at"))
+    else:
+        identity = body_digest(inbound.body)
+        updated = obj.get("updated_at")
+        time = parts.change_time(changes) or as_time(
+            updated if updated is not None else obj.get("created_at")
+        )
+    data = EventData(
+        provider="chatwoot",
+        source=inbound.source,
+        provider_event=event,
+        account=account,
+        contact=contact,
+        changes=changes,
+        extensions=_extensions(inbound, ("contact", leftovers(obj, parts.CONTACT_KEYS))),
+    )
+    return _envelope(inbound, type_, identity, time, data)
+
+
+# For conversation and contact bodies, keys that name another object the tolerant
+# account lookup would read.
+_UNMODELLED_CONVERSATION = frozenset({"current_conversation"})
+_UNMODELLED_CONTACT = frozenset({"conversation", "current_conversation", "messages"})
+_CONTACT_SEEN = _PERSON_KEYS | parts.CONTACT_KEYS
+
 FastBuilder = Callable[[Inbound, dict[str, Any], str, EventType], CloudEvent]
-_FAST_BUILDERS: dict[Builder, FastBuilder] = {message_event: message_event_fast}
+_FAST_BUILDERS: dict[Builder, FastBuilder] = {
+    message_event: message_event_fast,
+    conversation_event: conversation_event_fast,
+    contact_event: contact_event_fast,
+}
 _TOP_KEYS = content.MESSAGE_KEYS | {"source_id", "processed_message_content"}
 
 

@@ -19,7 +19,7 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from relay.bus.embedded import LOG_FILE, read
-from relay.events import decode
+from relay.cloudevents import decode
 from tests.support import make_config, relay_client
 
 TOKEN = "tok-1"

@@ -6,6 +6,7 @@ Counters and histograms are updated where things happen; gauges that describe li
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 
@@ -18,6 +19,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from relay.workers import METRICS_ENV
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -115,4 +118,8 @@ REGISTRY.register(LIVE)
 
 
 def exposition() -> tuple[bytes, str]:
+    if METRICS_ENV in os.environ:  # relay serve --workers N: every worker's, added up
+        from relay.metrics_shared import registry
+
+        return generate_latest(registry()), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -24,6 +24,7 @@ from typing import Literal
 import structlog
 
 from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.claim import Claim, claim
 from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
 from relay.metrics import LIVE
 
@@ -55,10 +56,16 @@ class SpooledBus:
         max_bytes: int,
         max_record_bytes: int = 1_000_000,
         file_name: str = SPOOL_FILE,
+        claim_base: str | None = None,
     ) -> None:
+        """``claim_base``: spool to the first free file of that base (relay.bus.claim)
+        instead of ``file_name``, so processes sharing ``data_dir`` never share a spool."""
         self.max_record_bytes = max_record_bytes
         self._make_kafka = make_kafka
         self._kafka: Bus | None = None
+        self._data_dir = Path(data_dir)
+        self._claim_base = claim_base
+        self._claim: Claim | None = None
         self._spool = EmbeddedLog(data_dir, file_name)
         self.spool_after = spool_after
         self.max_bytes = max_bytes
@@ -89,6 +96,9 @@ class SpooledBus:
             conn.close()
 
     async def start(self) -> None:
+        if self._claim_base is not None and self._claim is None:
+            self._claim = await asyncio.to_thread(claim, self._data_dir, self._claim_base)
+            self._spool = EmbeddedLog(self._data_dir, self._claim.file_name)
         await self._spool.start()
         self.spooled_records, self.spooled_bytes = await asyncio.to_thread(self._depth)
         if self.spooled_records:
@@ -98,7 +108,7 @@ class SpooledBus:
         except BusRefused:
             # a certificate or password the broker refuses, or a broker without idempotent
             # producers: waiting will never help, so stop instead of spooling forever
-            await self._spool.close()
+            await self._close_spool()
             raise
         except BusError as exc:
             self._set_mode("spooling", reason=str(exc))
@@ -129,7 +139,15 @@ class SpooledBus:
             kafka, self._kafka = self._kafka, None
             with contextlib.suppress(BusError):
                 await kafka.close()
-        await self._spool.close()
+        await self._close_spool()
+
+    async def _close_spool(self) -> None:
+        try:
+            await self._spool.close()
+        finally:
+            if self._claim is not None:
+                self._claim.release()  # only now may another process take the file
+                self._claim = None
 
     def ready(self) -> bool:
         """Not ready once the spool refused a request, until draining makes room again."""

@@ -1,0 +1,199 @@
+"""``relay serve --workers 2`` on the embedded log, as a real process tree.
+
+Each request goes on a connection of its own, so the kernel spreads them between the two
+workers; a test that needs both to have served checks that both wrote metrics files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from relay.bus.embedded import LOG_FILE, read
+from tests.integration.supervised import Supervised, lock_holder
+from tests.subscriber import Subscriber
+from tests.support import free_port, poll_until
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ADMIN_TOKEN = "a-long-enough-admin-token-for-the-tests-0123456789"
+
+
+def config_text(data_dir: Path, sources: list[str], extra: str = "") -> str:
+    listed = ", ".join(f"{name}: {{provider: chatwoot}}" for name in sources)
+    return f"""
+data_dir: {data_dir}
+sources: {{{listed}}}
+logging: {{level: info, format: json}}
+shutdown_grace: 10s
+{extra}
+"""
+
+
+@pytest.fixture
+async def supervised(tmp_path: Path) -> AsyncIterator[list[Supervised]]:
+    started: list[Supervised] = []
+    yield started
+    for relay in started:
+        await relay.kill_all()
+
+
+def body(n: int) -> str:
+    return json.dumps({"event": "conversation_created", "id": n, "account_id": 1, "status": "open"})
+
+
+async def post_each_on_its_own(
+    port: int, source: str, numbers: range, ids: set[str] | None = None
+) -> list[int]:
+    """Statuses of one POST per number, each on a new connection (so on any worker);
+    the acknowledged event ids go to ``ids``."""
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(n: int) -> int:
+            async with session.post(
+                f"http://127.0.0.1:{port}/v1/hooks/{source}",
+                data=body(n),
+                headers={"Content-Type": "application/json"},
+            ) as response:
+                if response.status == 202 and ids is not None:
+                    ids.update((await response.json())["ids"])
+                return response.status
+
+        return list(await asyncio.gather(*(one(n) for n in numbers)))
+
+
+async def scrape(port: int, path: str = "/metrics") -> str:
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+        session.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        assert response.status == 200
+        return await response.text()
+
+
+def sample(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_two_workers_share_the_port_and_metrics_add_up(
+    tmp_path: Path, supervised: list[Supervised]
+) -> None:
+    config = tmp_path / "relay.yaml"
+    config.write_text(config_text(tmp_path / "var", ["cw"]))
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    supervised.append(relay)
+    await relay.start()
+    assert len(relay.workers_now()) == 2
+
+    statuses = await post_each_on_its_own(relay.port, "cw", range(40))
+    assert statuses == [202] * 40
+    assert len(read(tmp_path / "var" / LOG_FILE, topic="chat.events")) == 40
+    # both workers served (each keeps its own counter file), so one worker's count is not 40
+    counters = sorted((tmp_path / "var" / "metrics").glob("counter_*.db"))
+    assert len(counters) == 2
+    for _ in range(6):  # whichever worker answers the scrape
+        text = await scrape(relay.port)
+        assert sample(text, 'relay_requests_total{outcome="accepted",source="cw"}') == 40
+    served = {line["worker"] for line in relay.events("listening")}
+    assert served == {0, 1}
+
+    relay.signal(signal.SIGTERM)
+    assert await relay.wait() == 0
+    assert relay.workers_now() == []
+
+
+async def test_sighup_and_admin_reload_reach_every_worker(
+    tmp_path: Path, supervised: list[Supervised]
+) -> None:
+    config = tmp_path / "relay.yaml"
+    admin_port = free_port()
+    admin = f"admin: {{token: {ADMIN_TOKEN}, listen: {{host: 127.0.0.1, port: {admin_port}}}}}"
+    config.write_text(config_text(tmp_path / "var", ["cw"], admin))
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    supervised.append(relay)
+    await relay.start()
+    assert 202 not in await post_each_on_its_own(relay.port, "added", range(10))
+
+    config.write_text(config_text(tmp_path / "var", ["cw", "added"], admin))
+    relay.signal(signal.SIGHUP)
+    await poll_until(lambda: len(relay.events("reloaded")) >= 2, what="both workers reloaded")
+    # were it one worker only, about half of these would be refused
+    assert await post_each_on_its_own(relay.port, "added", range(30)) == [202] * 30
+
+    config.write_text(config_text(tmp_path / "var", ["cw", "added", "later"], admin))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://127.0.0.1:{admin_port}/admin/reload",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        ) as response,
+    ):
+        assert response.status == 200
+        assert "later" in (await response.json())["sources"]
+    # worker 0 reloaded for the request, then the supervisor's SIGHUP reloads both
+    await poll_until(lambda: len(relay.events("reloaded")) >= 5, what="the HTTP reload spread")
+    assert await post_each_on_its_own(relay.port, "later", range(30)) == [202] * 30
+    # the admin listener is worker 0's alone: metrics there add up every worker's
+    text = await scrape(admin_port)
+    assert sample(text, 'relay_requests_total{outcome="accepted",source="later"}') == 30
+
+
+async def test_embedded_delivery_runs_in_one_worker_and_the_other_takes_over(
+    tmp_path: Path, supervised: list[Supervised]
+) -> None:
+    subscriber = await Subscriber().start()
+    subscribers = (
+        f"subscribers: [{{name: crm, url: '{subscriber.url}', secret: {SECRET}, "
+        "start_from: earliest, retry: {initial: 100ms, max: 1s}}]"
+    )
+    config = tmp_path / "relay.yaml"
+    config.write_text(config_text(tmp_path / "var", ["cw"], subscribers))
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    supervised.append(relay)
+    try:
+        await relay.start()
+        lock = tmp_path / "var" / ".relay.sub.crm.lock"
+        await poll_until(lambda: lock.exists() and lock_holder(lock) is not None)
+        active = lock_holder(lock)
+        assert active in relay.workers_now()
+        acked: set[str] = set()
+        assert await post_each_on_its_own(relay.port, "cw", range(20), acked) == [202] * 20
+        await subscriber.wait_for(lambda s: len(s.delivered()) >= 20)
+
+        # the lag gauge reaches the shared metrics (each worker copies it there every second)
+        lag = 'relay_consumer_lag{subscriber="crm"}'
+        for _ in range(100):
+            if sample(await scrape(relay.port), lag) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert sample(await scrape(relay.port), lag) == 0
+
+        signal_pid = active
+        assert signal_pid is not None
+        os.kill(signal_pid, signal.SIGKILL)
+        # the standby (or the restarted worker) takes the subscriber over
+        await poll_until(
+            lambda: lock_holder(lock) not in (None, signal_pid), within=30, what="a new holder"
+        )
+        assert await post_each_on_its_own(relay.port, "cw", range(20, 40), acked) == [202] * 20
+        await subscriber.wait_for(lambda s: len(s.delivered()) >= 40, within=30)
+        delivered = {json.loads(r.body)["id"] for r in subscriber.delivered()}
+        assert delivered >= acked
+        assert len(acked) == 40
+        # and the supervisor brought the killed worker back
+        await relay.wait_listening(3)
+        assert len(relay.workers_now()) == 2
+        assert signal_pid not in relay.workers_now()
+        assert relay.events("worker_exited")[0]["code"] == -signal.SIGKILL
+    finally:
+        await subscriber.close()

@@ -20,8 +20,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from relay.bus.embedded import read
 from tests.integration.conftest import Broker
-from tests.support import consume_ids, free_port, unique, wait_ready
+from tests.integration.supervised import Supervised, lock_holder
+from tests.support import consume_ids, free_port, poll_until, unique, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +217,96 @@ async def test_broker_paused_mid_load_loses_nothing(
     report("broker SIGSTOP", load, len(found))
     assert load.acked_count == TOTAL  # the spool kept answering 202
     assert set(found) == load.acked
+
+
+# --- relay serve --workers 2 ------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_workers(own_broker: Broker, tmp_path: Path) -> AsyncIterator[Supervised]:
+    events = unique("faults.events")
+    config = tmp_path / "relay.yaml"
+    config.write_text(
+        f"""
+data_dir: {tmp_path / "var"}
+kafka: {{bootstrap_servers: "{own_broker.bootstrap}", idempotence: false, spool_after: 1s}}
+sources: {{cw: {{provider: chatwoot}}}}
+topics: {{events: {events}}}
+logging: {{level: info, format: json}}
+shutdown_grace: 15s
+"""
+    )
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay.topic = events  # type: ignore[attr-defined]
+    yield relay
+    await relay.kill_all()
+
+
+def spooled(data_dir: Path) -> dict[str, int]:
+    """Records waiting in each spool file under ``data_dir``."""
+    return {
+        path.name: len(read(path, limit=100_000))
+        for path in sorted(data_dir.glob("spool*.sqlite3"))
+    }
+
+
+async def test_kill_9_of_one_worker_loses_nothing_and_its_spool_is_drained(
+    own_broker: Broker, two_workers: Supervised, tmp_path: Path
+) -> None:
+    relay, data_dir = two_workers, tmp_path / "var"
+    await relay.start()
+    load = Load(relay.port)
+    await load.run(range(100))
+    # the broker stops answering: both workers spool what they acknowledge
+    own_broker.process.send_signal(signal.SIGSTOP)
+    killed: list[int] = []
+
+    def kill_a_spooling_worker(acked: int) -> None:
+        if killed or acked < 140:
+            return
+        for name, count in spooled(data_dir).items():
+            holder = lock_holder(data_dir / f".{name}.lock")
+            if count and holder is not None:
+                os.kill(holder, signal.SIGKILL)
+                killed.append(holder)
+                return
+
+    try:
+        await load.run(range(100, 200), on_ack=kill_a_spooling_worker)
+    finally:
+        own_broker.process.send_signal(signal.SIGCONT)
+    assert killed, f"no worker had spooled anything: {spooled(data_dir)}"
+    await relay.wait_listening(3)  # the supervisor started the killed worker again
+    assert killed[0] not in relay.workers_now() and len(relay.workers_now()) == 2
+    await load.run(range(200, 250))
+    found = await consume_ids(own_broker.bootstrap, relay.topic, load.acked, within=60)  # type: ignore[attr-defined]
+    report("workers: kill -9 of one", load, len(found))
+    assert load.acked_count >= 200
+    assert set(found) == load.acked
+    # its spool was drained by the worker that took its file over
+    await poll_until(lambda: not any(spooled(data_dir).values()), what="every spool drained")
+    exited = relay.events("worker_exited")
+    assert [line["code"] for line in exited] == [-signal.SIGKILL]
+
+
+async def test_sigterm_of_the_supervisor_drains_every_worker_and_loses_nothing(
+    own_broker: Broker, two_workers: Supervised
+) -> None:
+    relay = two_workers
+    await relay.start()
+    workers = relay.workers_now()
+    load = Load(relay.port)
+
+    def term_at_100(acked: int) -> None:
+        if acked == 100:
+            relay.signal(signal.SIGTERM)
+
+    await load.run(range(TOTAL), on_ack=term_at_100)
+    assert await relay.wait() == 0
+    found = await consume_ids(own_broker.bootstrap, relay.topic, load.acked, within=30)  # type: ignore[attr-defined]
+    report("workers: SIGTERM of the supervisor", load, len(found))
+    assert load.acked_count >= 100
+    assert set(found) == load.acked
+    assert set(load.other) <= {503}
+    assert sorted(line["code"] for line in relay.events("worker_stopped")) == [0, 0]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import sqlite3
 from pathlib import Path
 from typing import BinaryIO
 
@@ -59,3 +61,33 @@ def claim(data_dir: Path, base: str) -> Claim:
         if handle is not None:
             return Claim(name, handle)
     raise BusError(f"all {MAX_FILES} spool files in {data_dir} are held by other processes")
+
+
+def _has_records(path: Path) -> bool:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+    except sqlite3.Error:  # not a spool (yet): nothing to drain
+        return False
+    finally:
+        conn.close()
+
+
+def orphans(data_dir: Path, base: str, own: str) -> list[Claim]:
+    """Other spool files of ``base`` that hold records and that no process holds: left by
+    a worker that is not coming back (``workers`` lowered). Claimed, for the caller to drain
+    and release. Blocking: call off the loop."""
+    pattern = re.compile(rf"^{re.escape(base)}(-[0-9]+)?\.sqlite3$")
+    found = []
+    for path in sorted(data_dir.glob(f"{base}*.sqlite3")):
+        if path.name == own or not pattern.match(path.name):
+            continue
+        handle = try_lock(lock_path(data_dir, path.name))
+        if handle is None:
+            continue
+        held = Claim(path.name, handle)
+        if _has_records(path):
+            found.append(held)
+        else:
+            held.release()
+    return found

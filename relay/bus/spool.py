@@ -24,7 +24,7 @@ from typing import Literal
 import structlog
 
 from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
-from relay.bus.claim import Claim, claim
+from relay.bus.claim import Claim, claim, orphans
 from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
 from relay.metrics import LIVE
 
@@ -34,6 +34,18 @@ SPOOL_FILE = "spool.sqlite3"
 Mode = Literal["direct", "spooling"]
 _DRAIN_BATCH = 500
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
+
+
+def _record(stored: StoredRecord) -> Record:
+    return Record(topic=stored.topic, value=stored.value, key=stored.key, headers=stored.headers)
+
+
+def _delete_through(path: Path, offset: int) -> None:
+    conn = connect(path)
+    try:
+        conn.execute('DELETE FROM records WHERE "offset" <= ?', (offset,))
+    finally:
+        conn.close()
 
 
 def _size(record: Record | StoredRecord) -> int:
@@ -77,6 +89,7 @@ class SpooledBus:
         self._full = False
         self._wake = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
+        self._adopted: list[asyncio.Task[None]] = []
         LIVE.track("relay_spool_records", self, lambda: [((), float(self.spooled_records))])
         LIVE.track("relay_spool_bytes", self, lambda: [((), float(self.spooled_bytes))])
 
@@ -99,6 +112,13 @@ class SpooledBus:
         if self._claim_base is not None and self._claim is None:
             self._claim = await asyncio.to_thread(claim, self._data_dir, self._claim_base)
             self._spool = EmbeddedLog(self._data_dir, self._claim.file_name)
+            left = await asyncio.to_thread(
+                orphans, self._data_dir, self._claim_base, self._claim.file_name
+            )
+            self._adopted = [
+                asyncio.create_task(self._drain_orphan(o), name=f"spool-adopt-{o.file_name}")
+                for o in left
+            ]
         await self._spool.start()
         self.spooled_records, self.spooled_bytes = await asyncio.to_thread(self._depth)
         if self.spooled_records:
@@ -129,7 +149,40 @@ class SpooledBus:
             self._kafka = kafka
         return self._kafka
 
+    async def _drain_orphan(self, orphan: Claim) -> None:
+        """Another process's spool that it will not drain (``workers`` lowered): forwarded
+        to Kafka through our producer, oldest first, then released."""
+        path = self._data_dir / orphan.file_name
+        log.info("spool_adopted", file=orphan.file_name)
+        delay = _RETRY_MIN
+        try:
+            while True:
+                stored = await asyncio.to_thread(read, path, None, 0, _DRAIN_BATCH)
+                if not stored:
+                    break
+                try:
+                    if self._kafka is None:  # start() or our drainer connects it
+                        raise BusError("not connected to Kafka")
+                    async with asyncio.timeout(max(self.spool_after, 10.0)):
+                        await self._kafka.publish([_record(r) for r in stored])
+                except (BusError, TimeoutError) as exc:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RETRY_MAX)
+                    log.info("spool_adoption_waiting", file=orphan.file_name, error=str(exc))
+                    continue
+                delay = _RETRY_MIN
+                await asyncio.to_thread(_delete_through, path, stored[-1].offset)
+            log.info("spool_adopted_drained", file=orphan.file_name)
+        finally:
+            orphan.release()
+
     async def close(self) -> None:
+        for task in self._adopted:
+            task.cancel()
+        for task in self._adopted:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._adopted = []
         if self._drainer is not None:
             self._drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -20,7 +20,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from relay.bus.embedded import read
+from relay.bus import Record
+from relay.bus.embedded import EmbeddedLog, read
 from tests.integration.conftest import Broker
 from tests.integration.supervised import Supervised, lock_holder
 from tests.support import consume_ids, free_port, poll_until, unique, wait_ready
@@ -310,3 +311,23 @@ async def test_sigterm_of_the_supervisor_drains_every_worker_and_loses_nothing(
     assert set(load.other) <= {503}
     assert sorted(line["code"] for line in relay.events("worker_stopped")) == [0, 0]
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+async def test_a_spool_left_by_a_worker_that_is_gone_is_drained_by_whoever_starts(
+    own_broker: Broker, relay_on: Callable[[], Relay], tmp_path: Path
+) -> None:
+    # what `workers: 3` left behind in its third worker's spool, now started as one process
+    data_dir = tmp_path / "var"
+    left = EmbeddedLog(data_dir, "spool-2.sqlite3")
+    await left.start()
+    ids = {f"left-{n}" for n in range(30)}
+    topic = relay_on.events  # type: ignore[attr-defined]
+    await left.publish(
+        [Record(topic=topic, value=b"{}", headers=(("ce_id", i.encode()),)) for i in sorted(ids)]
+    )
+    await left.close()
+    relay = relay_on()
+    await relay.start()
+    found = await consume_ids(own_broker.bootstrap, topic, ids, within=30)
+    assert set(found) == ids
+    await poll_until(lambda: spooled(data_dir) == {"spool.sqlite3": 0, "spool-2.sqlite3": 0})

@@ -24,6 +24,7 @@ from relay.bus import Record
 from relay.bus.embedded import EmbeddedLog, read
 from tests.integration.conftest import Broker
 from tests.integration.supervised import Supervised, lock_holder
+from tests.subscriber import Subscriber
 from tests.support import consume_ids, free_port, poll_until, unique, wait_ready
 
 pytestmark = pytest.mark.integration
@@ -331,3 +332,44 @@ async def test_a_spool_left_by_a_worker_that_is_gone_is_drained_by_whoever_start
     found = await consume_ids(own_broker.bootstrap, topic, ids, within=30)
     assert set(found) == ids
     await poll_until(lambda: spooled(data_dir) == {"spool.sqlite3": 0, "spool-2.sqlite3": 0})
+
+
+async def test_workers_deliver_as_one_consumer_group_through_a_kill_9(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    subscriber = await Subscriber().start()
+    events = unique("faults.events")
+    config = tmp_path / "relay.yaml"
+    config.write_text(
+        f"""
+data_dir: {tmp_path / "var"}
+kafka: {{bootstrap_servers: "{own_broker.bootstrap}", idempotence: false, spool_after: 1s,
+        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
+sources: {{cw: {{provider: chatwoot}}}}
+topics: {{events: {events}}}
+subscribers: [{{name: crm, url: "{subscriber.url}", start_from: earliest}}]
+logging: {{level: info, format: json}}
+shutdown_grace: 15s
+"""
+    )
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+
+    def delivered() -> set[str]:
+        return {r.headers["webhook-id"] for r in subscriber.delivered()}
+
+    try:
+        await relay.start()
+        load = Load(relay.port)
+        await load.run(range(60))
+        await poll_until(lambda: delivered() >= load.acked, within=30, what="first delivered")
+        # the group split the topic's partitions between the two workers
+        anchored = relay.events("subscription_anchored")
+        assert {line["worker"] for line in anchored} == {0, 1}
+        os.kill(relay.workers_now()[0], signal.SIGKILL)
+        await load.run(range(60, 120))
+        await poll_until(lambda: delivered() >= load.acked, within=40, what="all delivered")
+        report("workers: delivery through kill -9", load, len(delivered() & load.acked))
+        assert load.acked_count >= 100
+    finally:
+        await relay.kill_all()
+        await subscriber.close()

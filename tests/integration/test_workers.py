@@ -197,3 +197,50 @@ async def test_embedded_delivery_runs_in_one_worker_and_the_other_takes_over(
         assert relay.events("worker_exited")[0]["code"] == -signal.SIGKILL
     finally:
         await subscriber.close()
+
+
+@pytest.mark.parametrize("bus_kind", ["embedded", "kafka"])
+async def test_a_subscriber_disabled_by_one_process_stops_in_the_others(
+    tmp_path: Path, bus_kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The admin API reaches one worker; the one delivering may be another."""
+    from relay.bus import Bus
+    from relay.bus.embedded import EmbeddedLog
+    from relay.bus.kafka import KafkaBus
+    from relay.delivery.service import DeliveryService
+    from tests.integration.test_delivery_promises import chat_event, records
+    from tests.support import make_config, unique
+
+    subscriber = await Subscriber().start()
+    topic = unique("workers.events")
+    prelude = f"data_dir: {tmp_path}"
+    if bus_kind == "kafka":
+        broker = request.getfixturevalue("broker")
+        prelude += (
+            f'\nkafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,\n'
+            "        session_timeout_ms: 1000, heartbeat_interval_ms: 300}"
+        )
+    config = make_config(
+        f"{prelude}\ntopics: {{events: {topic}}}\n"
+        f'subscribers: [{{name: crm, url: "{subscriber.url}", start_from: earliest}}]\n'
+    )
+    bus: Bus = EmbeddedLog(tmp_path) if config.kafka is None else KafkaBus(config.kafka)
+    await bus.start()
+    services = [DeliveryService(config, bus) for _ in range(2)]
+    try:
+        for service in services:
+            service.disabled_poll = 0.2
+            await service.start()
+        await bus.publish(records(topic, [chat_event(1, 1)]))
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        # disabled through the second; on the embedded log the first one is the active one
+        assert await services[1].disable("crm")
+        await poll_until(lambda: "crm" in services[0].disabled, what="the first one noticed")
+        await bus.publish(records(topic, [chat_event(2, 2), chat_event(3, 3)]))
+        await asyncio.sleep(1.5)
+        assert len(subscriber.delivered()) == 1
+    finally:
+        for service in services:
+            await service.stop()
+        await bus.close()
+        await subscriber.close()

@@ -79,14 +79,22 @@ class Supervisor:
         return env
 
     async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "relay",
-            *self.command,
-            env=self._env(slot),
-            start_new_session=True,
-        )
+        # A worker ignores SIGHUP until it can reload (ignoring survives exec): the default
+        # action would end a worker still starting when a reload comes
+        loop = asyncio.get_running_loop()
+        loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "relay",
+                *self.command,
+                env=self._env(slot),
+                start_new_session=True,
+            )
+        finally:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         self.processes[slot] = process
         log.info("worker_started", slot=slot, pid=process.pid)
         return process
@@ -144,6 +152,8 @@ class Supervisor:
         self._send(signal.SIGTERM)
 
     def reload(self) -> None:
+        if self._stopping.is_set():
+            return  # a worker that stopped listening for SIGHUP would die of it
         log.info("workers_reloading", workers=self.count)
         self._send(signal.SIGHUP)
 

@@ -42,7 +42,7 @@ class Supervised:
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
 
-    async def start(self, *extra: str) -> None:
+    async def start(self, *extra: str, wait: bool = True) -> None:
         with self.log.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -62,7 +62,8 @@ class Supervised:
                 stdout=out,
                 stderr=out,
             )
-        await self.wait_listening(self.workers)
+        if wait:
+            await self.wait_listening(self.workers)
 
     @property
     def pid(self) -> int:

@@ -148,6 +148,23 @@ async def test_sighup_and_admin_reload_reach_every_worker(
     assert sample(text, 'relay_requests_total{outcome="accepted",source="later"}') == 30
 
 
+async def test_a_reload_while_workers_start_does_not_end_them(
+    tmp_path: Path, supervised: list[Supervised]
+) -> None:
+    config = tmp_path / "relay.yaml"
+    config.write_text(config_text(tmp_path / "var", ["cw"]))
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    supervised.append(relay)
+    await relay.start(wait=False)
+    await poll_until(lambda: len(relay.events("worker_started")) == 2)
+    for _ in range(20):  # while the workers import and start
+        relay.signal(signal.SIGHUP)
+        await asyncio.sleep(0.1)
+    await relay.wait_listening(2)
+    assert relay.events("worker_exited") == []
+    assert await post_each_on_its_own(relay.port, "cw", range(10)) == [202] * 10
+
+
 async def test_embedded_delivery_runs_in_one_worker_and_the_other_takes_over(
     tmp_path: Path, supervised: list[Supervised]
 ) -> None:

@@ -179,6 +179,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     verdict = f"with {len(warnings)} warning(s)" if warnings else "OK"
     print(f"configuration {verdict}: {args.config or os.environ.get('RELAY_CONFIG')}")
     print(f"listen   {config.listen.host}:{config.listen.port}")
+    if config.workers != 1:
+        from relay.workers import count
+
+        print(f"workers  {count(config.workers)} processes on that port ({config.workers})")
     if config.admin.listen is not None:
         admin = config.admin.listen
         print(f"admin    {admin.host}:{admin.port} (/metrics, /admin/*; not on listen)")

@@ -73,3 +73,15 @@ def test_workers_with_the_console_need_an_admin_listener(
     )
     assert main(["serve", "--config", str(config), "--workers", "2"]) == 1
     assert "workers: 2 with admin.token needs admin.listen" in capsys.readouterr().err
+
+
+def test_check_says_how_many_workers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from relay.cli import main
+
+    config = tmp_path / "relay.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'var'}\nworkers: 3\n")
+    assert main(["check", "--config", str(config)]) == 0
+    assert "workers  3 processes on that port (3)" in capsys.readouterr().out
+    config.write_text(f"data_dir: {tmp_path / 'var'}\n")
+    assert main(["check", "--config", str(config)]) == 0
+    assert "workers" not in capsys.readouterr().out

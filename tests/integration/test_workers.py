@@ -261,3 +261,27 @@ async def test_a_subscriber_disabled_by_one_process_stops_in_the_others(
             await service.stop()
         await bus.close()
         await subscriber.close()
+
+
+async def test_a_worker_that_keeps_dying_young_stops_relay_after_backing_off(
+    tmp_path: Path, supervised: list[Supervised]
+) -> None:
+    config = tmp_path / "relay.yaml"
+    config.write_text(config_text(tmp_path / "var", ["cw"]))
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    supervised.append(relay)
+    await relay.start()
+    killed: list[int] = []
+    while relay.process is not None and relay.process.returncode is None and len(killed) < 5:
+        slot0 = [line["pid"] for line in relay.events("worker_started") if line["slot"] == 0]
+        if slot0[-1] not in killed:
+            await poll_until(lambda pid=slot0[-1]: pid in relay.workers_now())
+            os.kill(slot0[-1], signal.SIGKILL)
+            killed.append(slot0[-1])
+        await asyncio.sleep(0.05)
+    assert await relay.wait() == 1
+    exited = relay.events("worker_exited")
+    assert [line["restart_in"] for line in exited] == [0.5, 1.0, 2.0, 4.0]
+    assert relay.events("worker_keeps_dying")[0]["deaths"] == 5
+    # the other worker was stopped in order
+    assert [line["code"] for line in relay.events("worker_stopped")] == [0]

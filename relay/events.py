@@ -188,61 +188,6 @@ def event_id(source: str, type_: str, identity: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(CloudEvent)
-_data_decoder = msgspec.json.Decoder(EventData)
-
-# Kafka protocol binding, binary content mode: attributes as ``ce_<name>`` headers.
-_BINARY_ATTRIBUTES = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "dataschema",
-    "partitionkey",
-    "providerdelivery",
-)
-
-
-def to_binary(event: CloudEvent) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
-    """The event as a binary-mode Kafka record: ``data`` as the value, the rest as headers."""
-    headers = [("content-type", b"application/json")]
-    for name in _BINARY_ATTRIBUTES:
-        value = getattr(event, name)
-        if value is not None:
-            headers.append((f"ce_{name}", value.encode()))
-    return _encoder.encode(event.data), tuple(headers)
-
-
-def from_binary(value: bytes, headers: dict[str, bytes]) -> CloudEvent:
-    """Rebuild an event from a binary-mode record; raises msgspec.DecodeError when it is not."""
-    attributes: dict[str, Any] = {
-        name: headers[f"ce_{name}"].decode()
-        for name in _BINARY_ATTRIBUTES
-        if f"ce_{name}" in headers
-    }
-    attributes["datacontenttype"] = "application/json"
-    attributes["data"] = _data_decoder.decode(value)
-    try:
-        return msgspec.convert(attributes, CloudEvent)
-    except msgspec.ValidationError as exc:
-        raise msgspec.DecodeError(f"not a binary-mode CloudEvent: {exc}") from None
-
-
-def is_binary(headers: dict[str, bytes]) -> bool:
-    return "ce_specversion" in headers
-
-
-def encode(event: CloudEvent) -> bytes:
-    return _encoder.encode(event)
-
-
-def decode(payload: bytes) -> CloudEvent:
-    return _decoder.decode(payload)
-
-
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the canonical event, generated from the Structs."""
     return msgspec.json.schema(CloudEvent)
@@ -294,11 +239,6 @@ __all__ = [
     "Template",
     "Typing",
     "Widget",
-    "decode",
-    "encode",
     "event_id",
-    "from_binary",
-    "is_binary",
     "json_schema",
-    "to_binary",
 ]

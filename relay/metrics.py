@@ -13,9 +13,11 @@ from collections.abc import Callable, Hashable, Iterable
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
+    CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -117,9 +119,15 @@ LIVE.define("relay_spool_bytes", "Bytes waiting in the spool for the broker", []
 REGISTRY.register(LIVE)
 
 
+def shared_registry() -> CollectorRegistry:
+    """Every worker's samples, read from the multiprocess files at each scrape (the live
+    gauges there are each worker's copies: relay.metrics_shared)."""
+    shared = CollectorRegistry()
+    multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+    return shared
+
+
 def exposition() -> tuple[bytes, str]:
     if METRICS_ENV in os.environ:  # relay serve --workers N: every worker's, added up
-        from relay.metrics_shared import registry
-
-        return generate_latest(registry()), CONTENT_TYPE_LATEST
+        return generate_latest(shared_registry()), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -17,7 +17,7 @@ from typing import Literal
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Gauge, multiprocess
+from prometheus_client import Gauge
 
 from relay.metrics import LIVE
 from relay.workers import METRICS_ENV
@@ -41,13 +41,6 @@ PUBLISH_SECONDS = 1.0
 
 def enabled() -> bool:
     return METRICS_ENV in os.environ
-
-
-def registry() -> CollectorRegistry:
-    """Every worker's samples, read from the files at each scrape."""
-    shared = CollectorRegistry()
-    multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
-    return shared
 
 
 class LivePublisher:

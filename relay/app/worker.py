@@ -12,7 +12,7 @@ import structlog
 from aiohttp import web
 
 from relay import metrics_shared
-from relay.ingress.admin import RELOAD, Reloaded
+from relay.admin.keys import RELOAD, Reloaded
 from relay.workers import Worker
 
 log = structlog.get_logger("relay.worker")

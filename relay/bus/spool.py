@@ -23,9 +23,9 @@ from typing import Literal
 
 import structlog
 
-from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
+from relay.bus.base import Bus, BusError, BusRefused, Item, Record, RecordTooLarge
 from relay.bus.claim import Claim, claim, orphans
-from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
+from relay.bus.embedded import EmbeddedLog, delete_through, depth, read
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.spool")
@@ -36,19 +36,11 @@ _DRAIN_BATCH = 500
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
 
 
-def _record(stored: StoredRecord) -> Record:
+def _record(stored: Item) -> Record:
     return Record(topic=stored.topic, value=stored.value, key=stored.key, headers=stored.headers)
 
 
-def _delete_through(path: Path, offset: int) -> None:
-    conn = connect(path)
-    try:
-        conn.execute('DELETE FROM records WHERE "offset" <= ?', (offset,))
-    finally:
-        conn.close()
-
-
-def _size(record: Record | StoredRecord) -> int:
+def _size(record: Record | Item) -> int:
     return (
         len(record.value)
         + len(record.key or b"")
@@ -97,17 +89,6 @@ class SpooledBus:
     def path(self) -> Path:
         return self._spool.path
 
-    def _depth(self) -> tuple[int, int]:
-        conn = connect(self.path)
-        try:
-            rows = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(value) + COALESCE(LENGTH(key), 0)"
-                " + LENGTH(headers)), 0) FROM records"
-            ).fetchone()
-            return int(rows[0]), int(rows[1])
-        finally:
-            conn.close()
-
     async def start(self) -> None:
         if self._claim_base is not None and self._claim is None:
             self._claim = await asyncio.to_thread(claim, self._data_dir, self._claim_base)
@@ -120,7 +101,7 @@ class SpooledBus:
                 for o in left
             ]
         await self._spool.start()
-        self.spooled_records, self.spooled_bytes = await asyncio.to_thread(self._depth)
+        self.spooled_records, self.spooled_bytes = await asyncio.to_thread(depth, self.path)
         if self.spooled_records:
             self._set_mode("spooling", reason="records left in the spool at start-up")
         try:
@@ -171,7 +152,7 @@ class SpooledBus:
                     log.info("spool_adoption_waiting", file=orphan.file_name, error=str(exc))
                     continue
                 delay = _RETRY_MIN
-                await asyncio.to_thread(_delete_through, path, stored[-1].offset)
+                await asyncio.to_thread(delete_through, path, stored[-1].offset)
             log.info("spool_adopted_drained", file=orphan.file_name)
         finally:
             orphan.release()
@@ -259,15 +240,8 @@ class SpooledBus:
             self._writing -= 1
         self._wake.set()
 
-    def _take(self) -> list[StoredRecord]:
+    def _take(self) -> list[Item]:
         return read(self.path, limit=_DRAIN_BATCH)
-
-    def _delete_through(self, offset: int) -> None:
-        conn = connect(self.path)
-        try:
-            conn.execute('DELETE FROM records WHERE "offset" <= ?', (offset,))
-        finally:
-            conn.close()
 
     async def _drain_forever(self) -> None:
         delay = _RETRY_MIN
@@ -309,7 +283,7 @@ class SpooledBus:
         ]
         async with asyncio.timeout(max(self.spool_after, 10.0)):
             await kafka.publish(records)
-        await asyncio.to_thread(self._delete_through, stored[-1].offset)
+        await asyncio.to_thread(delete_through, self.path, stored[-1].offset)
         self.spooled_records = max(0, self.spooled_records - len(stored))
         self.spooled_bytes = max(0, self.spooled_bytes - sum(_size(r) for r in stored))
         log.info("spool_drained", records=len(stored), left=self.spooled_records)

@@ -27,7 +27,15 @@ from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
-RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace", "telemetry")
+RESTART_ONLY = (
+    "listen",
+    "data_dir",
+    "kafka",
+    "topics",
+    "shutdown_grace",
+    "workers",
+    "telemetry",
+)
 
 
 class Reloader:

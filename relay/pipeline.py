@@ -168,7 +168,7 @@ class Pipeline:
         if tracing is not None:
             context = tracing.current()  # the receive span's: on the raw copy and the events
             if context[0]:
-                metadata.extend(trace_headers(*context))
+                metadata += trace_headers(*context)
         records = [
             Record(
                 topic=self.topics.raw,

@@ -305,14 +305,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from relay.schema import event_schema, render
+    from relay.contracts import event_schema, render
 
     sys.stdout.write(render(event_schema(), "json"))
     return 0
 
 
 def cmd_asyncapi(args: argparse.Namespace) -> int:
-    from relay.schema import asyncapi, render
+    from relay.contracts import asyncapi, render
 
     path = args.config or os.environ.get("RELAY_CONFIG")
     sys.stdout.write(render(asyncapi(load(path) if path else Config()), args.format))
@@ -322,11 +322,10 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.register import API_TOKEN_ENV, RegisterError
+    from relay.register import API_TOKEN_ENV, REGISTRARS, RegisterError, register
 
     config = _config(args)
-    register = PROVIDERS[args.provider].register
-    if register is None:
+    if args.provider not in REGISTRARS:
         return _fail(f"{args.provider} has no webhook registration API", 2)
     if args.api_token and not args.api_token.startswith("$"):
         print(
@@ -339,6 +338,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         registration: Any = asyncio.run(
             register(
                 config,
+                args.provider,
                 source=args.source,
                 public_url=args.public_url,
                 account=getattr(args, "account", None),
@@ -514,8 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
         "register", help="point a provider's webhooks at this relay through its API"
     )
     providers = register.add_subparsers(dest="provider", required=True)
+    from relay.register import REGISTRARS
+
     for provider, unit in PROVIDERS.items():
-        if unit.register is None:
+        if provider not in REGISTRARS:
             continue
         example = unit.register_example_url
         p = providers.add_parser(provider, help=f"register a {provider} source's webhooks")

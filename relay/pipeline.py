@@ -17,7 +17,7 @@ import structlog
 from relay.bus import Bus, Record
 from relay.cloudevents import encode, structured_headers, to_binary
 from relay.config import Topics
-from relay.deadletters import ingest_record
+from relay.deadletters import IngestReason, ingest_headers
 from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
@@ -63,7 +63,7 @@ class Accepted(msgspec.Struct, frozen=True, tag=True):
 class DeadLettered(msgspec.Struct, frozen=True, tag=True):
     """Valid JSON that made no event: the body is on the dead-letter topic; still 202."""
 
-    reason: str
+    reason: IngestReason
 
 
 class Malformed(msgspec.Struct, frozen=True, tag=True):
@@ -144,10 +144,17 @@ class Pipeline:
         ]
 
     def _deadletter(
-        self, inbound: Inbound, metadata: list[tuple[str, bytes]], reason: str, detail: str
+        self,
+        inbound: Inbound,
+        metadata: list[tuple[str, bytes]],
+        reason: IngestReason,
+        detail: str,
     ) -> Record:
-        return ingest_record(
-            self.topics.deadletter, inbound.body, inbound.source.encode(), metadata, reason, detail
+        return Record(
+            topic=self.topics.deadletter,
+            value=inbound.body,
+            key=inbound.source.encode(),
+            headers=ingest_headers(metadata, reason, detail),
         )
 
     async def accept(self, inbound: Inbound) -> Outcome:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import aiohttp
 
 from relay.config import Config, Source
+from relay.providers import PROVIDERS
 from relay.providers.chatwoot import EVENT_TYPES as CHATWOOT_EVENTS
 from relay.providers.plugchat import KINDS as PLUGCHAT_KINDS
 
@@ -406,41 +407,28 @@ async def register_chatwoot(
     )
 
 
+REGISTRARS: dict[str, Callable[..., Coroutine[Any, Any, Registration]]] = {
+    "chatwoot": register_chatwoot,
+    "plugchat": register_plugchat,
+}
+"""The providers with a webhook registration API (``relay register <name>``)."""
+
+
 async def register(
     config: Config,
-    provider: Provider,
+    provider: str,
     *,
-    source: str,
-    public_url: str,
     account: str | None = None,
-    api_url: str | None = None,
-    api_token: str | None = None,
-    env: Mapping[str, str] | None = None,
-    api_token_file: str | None = None,
-    insecure: bool = False,
+    **options: Any,
 ) -> Registration:
-    """``relay register PROVIDER``: the CLI's entry point."""
-    if provider == "plugchat":
-        return await register_plugchat(
-            config,
-            source=source,
-            public_url=public_url,
-            api_url=api_url,
-            api_token=api_token,
-            env=env,
-            api_token_file=api_token_file,
-            insecure=insecure,
-        )
-    if account is None:
-        raise RegisterError("chatwoot needs --account ID (the Chatwoot account id)")
-    return await register_chatwoot(
-        config,
-        source=source,
-        public_url=public_url,
-        account=account,
-        api_url=api_url,
-        api_token=api_token,
-        env=env,
-        api_token_file=api_token_file,
-        insecure=insecure,
-    )
+    """``relay register PROVIDER``: the CLI's entry point. ``options``: source, public_url,
+    api_url, api_token, env, api_token_file, insecure."""
+    registrar = REGISTRARS.get(provider)
+    if registrar is None:
+        raise RegisterError(f"{provider} has no webhook registration API")
+    if PROVIDERS[provider].register_needs_account:
+        if account is None:
+            title = PROVIDERS[provider].title
+            raise RegisterError(f"{provider} needs --account ID (the {title} account id)")
+        options["account"] = account
+    return await registrar(config, **options)

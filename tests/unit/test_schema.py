@@ -16,8 +16,8 @@ import yaml
 from relay.cli import main
 from relay.cloudevents import encode
 from relay.config import Config
+from relay.contracts import asyncapi, event_schema
 from relay.events import DATASCHEMA
-from relay.schema import asyncapi, event_schema
 from tests.support import FIXTURES, make_config
 from tests.unit.providers.conftest import normalize
 

@@ -16,16 +16,6 @@ from relay.providers.chatwoot.signature import SIGNATURE_HEADER, TIMESTAMP_HEADE
 DELIVERY_HEADER = "X-Chatwoot-Delivery"
 
 
-async def register(config: Any, **options: Any) -> Any:
-    """``relay register chatwoot``: the account webhooks API (relay/register.py)."""
-    from relay.register import RegisterError, register_chatwoot
-
-    account = options.pop("account", None)
-    if account is None:
-        raise RegisterError("chatwoot needs --account ID (the Chatwoot account id)")
-    return await register_chatwoot(config, account=account, **options)
-
-
 WEBHOOK_MESSAGE: dict[str, Any] = {
     "name": "ChatwootWebhook",
     "title": "Chatwoot webhook",
@@ -68,7 +58,6 @@ PROVIDER = Provider(
     verify=verify,
     signature_headers={"signature": SIGNATURE_HEADER, "timestamp": TIMESTAMP_HEADER},
     delivery_header=DELIVERY_HEADER,
-    register=register,
     register_example_url="https://chat.example.com",
     register_needs_account=True,
     webhook_message=WEBHOOK_MESSAGE,

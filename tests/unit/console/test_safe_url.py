@@ -1,6 +1,6 @@
 """Subscriber URLs as the admin side shows them: no credentials, no query values."""
 
-from relay.admin_ops import safe_url
+from relay.admin.ops import safe_url
 
 
 def test_credentials_and_query_values_never_show() -> None:

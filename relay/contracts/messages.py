@@ -1,6 +1,10 @@
 """The AsyncAPI message components relay publishes: canonical events, raw copies, dead
-letters, subscriber deliveries, each provider's webhook (from :data:`PROVIDERS`), the HTTP
-answers. Assembled into the document by :mod:`relay.asyncapi`."""
+letters, subscriber deliveries, each provider's webhook, the HTTP answers. Assembled into
+the document by :mod:`relay.contracts.asyncapi`.
+
+The vocabularies come from the code's tables: providers from :data:`PROVIDERS` (each brings
+its webhook message), dead-letter reasons from :mod:`relay.deadletters`, error codes from
+``ingress.responses.ERRORS``."""
 
 from __future__ import annotations
 
@@ -38,7 +42,6 @@ RAW_HEADERS = {
     "relay-delivery-id": _strings("The provider's delivery id (X-Chatwoot-Delivery), if any."),
 }
 RAW_REQUIRED = ("relay-source", "relay-provider", "relay-request-id", "relay-received-at")
-DEADLETTER_REASONS = list(INGEST_REASONS)
 SOURCE_KEY = {"type": "string", "description": "The source name."}
 WEBHOOK_HEADERS = _headers(
     {
@@ -106,7 +109,7 @@ def messages() -> dict[str, Any]:
                 {
                     **RAW_HEADERS,
                     "relay-reason": _strings(
-                        "Why it is here (a short code).", examples=DEADLETTER_REASONS
+                        "Why it is here (a short code).", enum=list(INGEST_REASONS)
                     ),
                     "relay-error": _strings("A human-readable detail, at most 1 KiB."),
                 },
@@ -142,7 +145,10 @@ def messages() -> dict[str, Any]:
             "contentType": content_type,
             "headers": _headers(
                 {
-                    "relay-reason": _strings("Why.", examples=list(DELIVERY_REASONS)),
+                    "relay-reason": _strings(
+                        "Why: rejected (a 4xx), exhausted (retries ran out) or crashed.",
+                        enum=list(DELIVERY_REASONS),
+                    ),
                     "relay-subscriber": _strings("The subscriber's name."),
                     "relay-event-id": _strings("The event id."),
                     "relay-attempts": _strings("Attempts made (a decimal number)."),

@@ -41,7 +41,11 @@ class NotHere(Exception):
 
 
 class NotFound(Exception):
-    pass
+    code = "not_found"
+
+
+class NoSuchSubscriber(NotFound):
+    code = "unknown_subscriber"
 
 
 class BadRequest(Exception):
@@ -328,7 +332,7 @@ class Operations:
         try:
             return await self._delivery().enable(name)
         except UnknownSubscriber as exc:
-            raise NotFound(str(exc)) from None
+            raise NoSuchSubscriber(str(exc)) from None
 
     async def disable(self, name: str) -> bool:
         self.subscriber(name)

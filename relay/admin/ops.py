@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 import structlog
 
-from relay.bus import Item, Revoked, Stream
+from relay.bus import Item
+from relay.bus.memory import GivenItems
 from relay.cloudevents import from_record, structured
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
@@ -61,31 +62,6 @@ def safe_url(url: str) -> str:
     netloc = f"{host}:{parts.port}" if parts.port else host
     query = urlencode([(name, "***") for name, _ in parse_qsl(parts.query, True)], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-class _Once:
-    """A bounded subscription of given records: a redrive or a replay."""
-
-    on_revoked: Revoked | None = None
-
-    def __init__(self, items: list[Item]) -> None:
-        self.items: list[Item] | None = items
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
-        items, self.items = self.items, None
-        return items
-
-    async def commit(self, positions: dict[Stream, int]) -> None:
-        return None
-
-    async def backlog(self) -> int:
-        return 0
 
 
 def _as_item(record: Stored, number: int) -> Item:
@@ -318,7 +294,7 @@ class Operations:
             return
         worker = SubscriberWorker(
             subscriber,
-            _Once(items),
+            GivenItems(items),
             Sender(subscriber),
             delivery.dead_letters,
             attempts=delivery.attempt_log,

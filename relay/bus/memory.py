@@ -23,6 +23,7 @@ class MemoryBus:
     """
 
     name = "memory"
+    mode: str | None = None
 
     def __init__(self) -> None:
         self.items: list[Item] = []

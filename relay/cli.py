@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from relay import __version__
 from relay.config import Config, ConfigError, Kafka, load
 from relay.providers import PROVIDERS
+from relay.urls import without_query
 
 if TYPE_CHECKING:
     from relay.tail import Options as TailOptions
@@ -176,7 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     ",".join(sub.topic_list(config.topics.events)),
                     _patterns(sub.match.type),
                     where,
-                    _redact(sub.url),
+                    without_query(sub.url),
                     "yes" if sub.all_secrets else "no",
                 )
             )
@@ -216,16 +217,6 @@ def _kafka_security(kafka: Kafka) -> str:
         if not kafka.ssl_check_hostname:
             parts.append("hostname not checked")
     return ", ".join(parts)
-
-
-def _redact(url: str) -> str:
-    """A URL without credentials or query string, which may carry secrets."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:

@@ -1,8 +1,6 @@
-"""The dead-letter record: the ``relay-reason`` vocabulary, the headers each origin writes,
-and how its readers (tail, replay, the index, the admin side) tell why.
+"""The dead-letter record: what relay writes when a body or an event cannot go on, and how
+its readers (tail, replay, the index, the admin side) tell why.
 
-The types are the tables: a reason the code writes must be one of these Literals (mypy
-refuses any other), and the AsyncAPI document lists exactly these (relay.contracts).
 Both origins share ``topics.deadletter``:
 
 - **ingest**: a body that made no event. Value: the raw body; key: the source; headers: the
@@ -13,18 +11,25 @@ Both origins share ``topics.deadletter``:
   the subscriber, the event id, the attempts, the last status and error, where it was read.
 
 ``relay-error`` is cut at :data:`MAX_ERROR_BYTES`. A delivery dead letter is told from an
-ingest one by its ``relay-subscriber`` header. This module imports nothing of relay's but
-the content type, so the providers can name their reasons with it.
+ingest one by its ``relay-subscriber`` header.
+
+The reason vocabulary is typed: a reason the code writes is one of these Literals (mypy
+refuses any other), and the AsyncAPI document lists exactly these (relay.contracts).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Literal, get_args
 
 import msgspec
+import structlog
 
+from relay.bus.base import Bus, BusError, Headers, Item, Record
 from relay.cloudevents import RECORD_CONTENT_TYPE
+
+log = structlog.get_logger("relay.delivery")
 
 IngestReason = Literal[
     "malformed_json",
@@ -53,7 +58,6 @@ DELIVERY_REASONS: tuple[str, ...] = tuple(
 event is not dead-lettered but waits for the subscriber to be enabled again."""
 
 Origin = Literal["ingest", "delivery"]
-Headers = tuple[tuple[str, bytes], ...]
 
 REASON = "relay-reason"
 ERROR = "relay-error"
@@ -66,35 +70,48 @@ def error_bytes(detail: str) -> bytes:
     return detail.encode("utf-8", "replace")[:MAX_ERROR_BYTES]
 
 
-def ingest_headers(
-    metadata: Sequence[tuple[str, bytes]], reason: IngestReason, detail: str
-) -> Headers:
-    """An ingest dead letter's headers: the raw copy's ``metadata``, then why."""
-    return (*metadata, (REASON, reason.encode()), (ERROR, error_bytes(detail)))
+def ingest_record(
+    topic: str,
+    body: bytes,
+    key: bytes,
+    metadata: Sequence[tuple[str, bytes]],
+    reason: str,
+    detail: str,
+) -> Record:
+    """A body that made no event, with the raw copy's ``metadata`` headers."""
+    headers = (*metadata, (REASON, reason.encode()), (ERROR, error_bytes(detail)))
+    return Record(topic=topic, value=body, key=key, headers=headers)
 
 
-def delivery_headers(
+def delivery_record(
+    topic: str,
     subscriber: str,
+    item: Item,
     event_id: str,
     *,
     reason: str,
     attempts: int,
     status: int | None,
     error: str | None,
-    topic: str,
-    offset: int,
-) -> Headers:
-    """A delivery dead letter's headers: why, for whom, and where the event was read."""
-    return (
+    value: bytes | None = None,
+) -> Record:
+    """An event not delivered to ``subscriber``, read as ``item``.
+
+    ``value``: the structured CloudEvent when the record read was not one already.
+    """
+    headers = (
         (REASON, reason.encode()),
         (SUBSCRIBER, subscriber.encode()),
         ("relay-event-id", event_id.encode()),
         ("relay-attempts", str(attempts).encode()),
         ("relay-last-status", str(status or "").encode()),
         (ERROR, error_bytes(error or "")),
-        ("relay-original-topic", topic.encode()),
-        ("relay-original-offset", str(offset).encode()),
+        ("relay-original-topic", item.topic.encode()),
+        ("relay-original-offset", str(item.offset).encode()),
         ("content-type", RECORD_CONTENT_TYPE),
+    )
+    return Record(
+        topic=topic, value=item.value if value is None else value, key=item.key, headers=headers
     )
 
 
@@ -144,3 +161,23 @@ def describe(headers: Mapping[str, bytes]) -> Described:
 def made_for(headers: Headers, subscriber: bytes) -> bool:
     """Whether a dead letter came of a delivery to ``subscriber`` (its name as bytes)."""
     return dict(headers).get(SUBSCRIBER) == subscriber
+
+
+class DeadLetters:
+    """Failed deliveries go to the dead-letter topic; the subscriber then moves on."""
+
+    def __init__(self, bus: Bus, topic: str) -> None:
+        self.bus = bus
+        self.topic = topic
+
+    async def publish(self, record: Record) -> None:
+        """Keep trying: a dead letter that is not written must not be committed past."""
+        delay = 0.5
+        while True:
+            try:
+                await self.bus.publish([record])
+                return
+            except BusError as exc:
+                log.warning("deadletter_write_failed", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)

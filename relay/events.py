@@ -181,11 +181,12 @@ def event_id(source: str, type_: str, identity: str) -> str:
     """
     digest = _ID_HASH.copy()
     digest.update(f"{source}\x1f{type_}\x1f{identity}".encode())
-    raw = bytearray(digest.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = digest.hexdigest()
+    # version 5 in the 13th hex digit; the variant's top bits 10 in the 17th
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = "89ab" * 4
 
 
 def json_schema() -> dict[str, Any]:

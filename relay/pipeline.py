@@ -17,7 +17,7 @@ import structlog
 from relay.bus import Bus, Record
 from relay.cloudevents import encode, structured_headers, to_binary
 from relay.config import Topics
-from relay.deadletters import IngestReason, ingest_headers
+from relay.deadletters import IngestReason, ingest_record
 from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
@@ -150,11 +150,8 @@ class Pipeline:
         reason: IngestReason,
         detail: str,
     ) -> Record:
-        return Record(
-            topic=self.topics.deadletter,
-            value=inbound.body,
-            key=inbound.source.encode(),
-            headers=ingest_headers(metadata, reason, detail),
+        return ingest_record(
+            self.topics.deadletter, inbound.body, inbound.source.encode(), metadata, reason, detail
         )
 
     async def accept(self, inbound: Inbound) -> Outcome:

@@ -4,7 +4,7 @@ embedded log on local disk; both directions of each live here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from relay.bus.base import (
     Bus,
@@ -20,7 +20,9 @@ from relay.bus.base import (
     Subscription,
     SubscriptionBusy,
 )
-from relay.config import Config, Subscriber
+
+if TYPE_CHECKING:  # relay.config imports the providers, which import relay.deadletters
+    from relay.config import Config, Subscriber
 
 __all__ = [
     "Bus",

@@ -14,9 +14,9 @@ import structlog
 
 from relay.bus import Item, Revoked, Stream, Subscription, group_id, open_bus, open_range
 from relay.config import Config, Subscriber
-from relay.deadletters import made_for
+from relay.deadletters import DeadLetters, made_for
 from relay.delivery.sender import Sender
-from relay.delivery.worker import DeadLetters, Stats, SubscriberWorker
+from relay.delivery.worker import Stats, SubscriberWorker
 from relay.units import seconds
 
 log = structlog.get_logger("relay.replay")

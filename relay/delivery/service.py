@@ -10,9 +10,10 @@ import structlog
 from relay.attempts import AttemptLog
 from relay.bus import Bus, SubscriptionBusy, subscribe
 from relay.config import Config, Subscriber
+from relay.deadletters import DeadLetters
 from relay.delivery.sender import Sender
 from relay.delivery.state import DeliveryState, Disabled, now_ms
-from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
+from relay.delivery.worker import FETCH_WAIT_SECONDS, SubscriberWorker
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.delivery")

@@ -273,9 +273,24 @@ _BY_KIND: dict[str, FastBuilder] = {
 }
 
 
-def normalize_fast(inbound: Inbound, kind: str) -> list[CloudEvent]:
-    """The fast path for a body on the canonical URL ``kind``: the same events as the
-    tolerant path, or :class:`Fallback` (carrying the decoded body)."""
+_MESSAGE_KINDS = frozenset(
+    {
+        "receiveMessage",
+        "sendingMessage",
+        "messageStatus",
+        "messageDeliveryError",
+        "whenDisconnecting",
+    }
+)
+
+
+def normalize_fast(inbound: Inbound, kind: str | None = None) -> list[CloudEvent]:
+    """The fast path for a body on a message URL ``kind`` (canonical spelling; default the
+    inbound's): the same events as the tolerant path, or :class:`Fallback` (carrying the
+    decoded body once decoded). Attendance kinds always fall back."""
+    kind = inbound.kind if kind is None else kind
+    if kind not in _MESSAGE_KINDS:
+        raise Fallback
     payload = _decode(inbound.body)
     try:
         if type(payload) is not dict:

@@ -29,11 +29,8 @@ Path_ = Callable[[Inbound], list[CloudEvent]]
 
 
 def plugchat_fast(inbound: Inbound) -> list[CloudEvent]:
-    """The PlugChat fast path as its provider calls it (attendance kinds never take it)."""
-    kind = canonical_kind(inbound.kind or "")
-    if kind is None or kind in ("startAttendance", "finishAttendance"):
-        raise Fallback
-    return normalize_plugchat_fast(inbound, kind)
+    """The PlugChat fast path as its provider calls it (with the canonical URL kind)."""
+    return normalize_plugchat_fast(inbound, canonical_kind(inbound.kind or ""))
 
 
 PATHS: dict[str, tuple[Path_, Path_]] = {

@@ -20,7 +20,7 @@ from relay.events import (
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
 from relay.providers.extensions import OMITTED_KEYS
-from relay.providers.plugchat import zapi
+from relay.providers.plugchat import fast, zapi
 from relay.values import as_float, as_time, get, get_obj, get_str
 
 _STATUSES: dict[str, ConversationStatus] = {
@@ -93,8 +93,10 @@ def transcript(chat: Any) -> tuple[list[Message], int]:
     for position, item in enumerate(items):
         if not isinstance(item, Mapping):
             continue
-        _, customer = zapi.contact(item)
-        message, _ = zapi.message(item, by=zapi.sender(item, customer), with_extension=False)
+        message = fast.transcript_message(item)
+        if message is None:
+            _, customer = zapi.contact(item)
+            message, _ = zapi.message(item, by=zapi.sender(item, customer), with_extension=False)
         moment = as_float(get(item, "momment"))
         messages.append((moment if moment is not None else float("inf"), position, message))
     messages.sort(key=lambda entry: (entry[0], entry[1]))

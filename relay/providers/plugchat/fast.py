@@ -95,7 +95,7 @@ def _sender(payload: dict[str, Any], customer: Contact) -> Actor:
 
 
 def _message(
-    payload: dict[str, Any], by: Actor, body_size: int
+    payload: dict[str, Any], by: Actor, body_size: int, *, with_extension: bool = True
 ) -> tuple[Message, dict[str, Any] | None]:
     """:func:`zapi.message` of a checked body (the content object read as it is)."""
     found, key = contents.content(payload)
@@ -137,6 +137,8 @@ def _message(
         in_reply_to=as_str(payload.get("referenceMessageId")) or found.in_reply_to,
         attributes=attributes or None,
     )
+    if not with_extension:
+        return built, None
     known = zapi._MESSAGE_KEYS if key is None else zapi._MESSAGE_KEYS | {key}
     content_obj = payload.get(key) if key is not None else None
     extension = bounded(
@@ -152,6 +154,19 @@ def _message(
         body_size,
     )
     return built, extension
+
+
+def transcript_message(item: Any) -> Message | None:
+    """:func:`zapi.message` of one attendance transcript entry (no extension), or None when
+    the entry is not a plain object with clean keys (the tolerant readers then read it)."""
+    if type(item) is not dict:
+        return None
+    try:
+        plain(item, _SEEN)
+        _, customer = _contact(item)
+        return _message(item, _sender(item, customer), 0, with_extension=False)[0]
+    except Fallback:
+        return None
 
 
 def _build(

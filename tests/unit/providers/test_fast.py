@@ -21,6 +21,7 @@ from relay.providers.chatwoot.fast import normalize_fast as chatwoot_fast
 from relay.providers.chatwoot.normalize import normalize_tolerant as chatwoot_tolerant
 from relay.providers.fast import FALLBACK_ERRORS, Fallback
 from relay.providers.plugchat import canonical_kind, zapi
+from relay.providers.plugchat import fast as plugchat_reading_fast
 from relay.providers.plugchat import normalize_tolerant as plugchat_tolerant
 from relay.providers.plugchat.fast import normalize_fast as normalize_plugchat_fast
 from tests.support import FIXTURES
@@ -302,3 +303,30 @@ def test_every_read_key_in_every_object_gives_the_same_events_both_ways(fixture:
                     assert fast == outcome(PATHS[provider][1], raw, kind), (at, key, value)
                     agreed += 1
     assert agreed > objects * len(READ_KEYS[provider])  # mostly read by the fast path, not declined
+
+
+ATTENDANCES = sorted(
+    str(path.relative_to(FIXTURES))
+    for kind in ("startAttendance", "finishAttendance")
+    for path in (FIXTURES / "plugchat" / kind).glob("*.json")
+)
+
+
+@pytest.mark.parametrize("fixture", ATTENDANCES)
+def test_transcripts_read_fast_give_the_same_events(
+    fixture: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transcript entries read by the fast reader, or all by the tolerant one: the same
+    events, for every attendance fixture and for copies with a padded key in an entry."""
+    kind = fixture.split("/")[1]
+    bodies = [(FIXTURES / fixture).read_bytes()]
+    body = json.loads(bodies[0])
+    chat = body.get("chat")
+    if isinstance(chat, dict) and chat:
+        for entry in list(chat.values())[:2]:
+            if isinstance(entry, dict) and "fromMe" in entry:
+                entry[" fromMe "] = entry.pop("fromMe")
+        bodies.append(json.dumps(body).encode())
+    fast = [outcome(plugchat_tolerant, raw, kind) for raw in bodies]
+    monkeypatch.setattr(plugchat_reading_fast, "transcript_message", lambda item: None)
+    assert fast == [outcome(plugchat_tolerant, raw, kind) for raw in bodies]

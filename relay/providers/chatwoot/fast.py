@@ -47,10 +47,20 @@ from relay.providers.chatwoot.normalize import (
     conversation_event,
     message_event,
 )
+from relay.providers.coerce import (
+    as_bool,
+    as_e164,
+    as_int,
+    as_str,
+    as_time,
+    get,
+    get_list,
+    get_obj,
+    get_str,
+)
 from relay.providers.extensions import leftovers as tolerant_leftovers
 from relay.providers.fast import Fallback, leftovers
 from relay.providers.fast import plain as _plain
-from relay.values import as_bool, as_e164, as_int, as_str, as_time, get, get_list, get_obj, get_str
 
 _decode = msgspec.json.Decoder().decode
 

@@ -20,10 +20,10 @@ from relay.providers.base import (
     parse_json_keeping_duplicates,
     require_object,
 )
+from relay.providers.coerce import as_str, forget_indexes, get
 from relay.providers.fast import fast_or_tolerant
 from relay.providers.plugchat import attendance, zapi
 from relay.providers.plugchat.fast import normalize_fast
-from relay.values import as_str, forget_indexes, get
 
 KINDS = (
     "startAttendance",

@@ -19,9 +19,9 @@ from relay.events import (
     Message,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
+from relay.providers.coerce import as_float, as_time, get, get_obj, get_str
 from relay.providers.extensions import OMITTED_KEYS
 from relay.providers.plugchat import fast, zapi
-from relay.values import as_float, as_time, get, get_obj, get_str
 
 _STATUSES: dict[str, ConversationStatus] = {
     "PROGRESS": "open",

@@ -27,12 +27,12 @@ from relay.events import (
     Message,
 )
 from relay.providers.base import Inbound, body_digest, build_event
+from relay.providers.coerce import as_bool, as_e164, as_str, as_time
 from relay.providers.extensions import bounded
 from relay.providers.extensions import leftovers as tolerant_leftovers
 from relay.providers.fast import Fallback, leftovers, plain
 from relay.providers.plugchat import content as contents
 from relay.providers.plugchat import zapi
-from relay.values import as_bool, as_e164, as_str, as_time
 
 _decode = msgspec.json.Decoder().decode
 

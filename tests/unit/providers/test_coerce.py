@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.values import as_e164, as_str, as_time, get, get_str
+from relay.providers.coerce import as_e164, as_str, as_time, get, get_str
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
@@ -104,7 +104,7 @@ def test_get_finds_a_key_whatever_its_padding(payload: dict[str, int], key: str)
 
 
 def test_get_on_large_objects_indexes_padded_keys_once() -> None:
-    from relay.values import forget_indexes
+    from relay.providers.coerce import forget_indexes
 
     obj = {f"k{i}": i for i in range(100)}
     obj[" wanted "] = "first"

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from relay import deadletters
 from relay.config import Config, Kafka
 
 POLL_SECONDS = 0.5
@@ -76,11 +77,6 @@ def _time(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def origin(headers: dict[str, str]) -> str:
-    """Who dead-lettered a record: delivery records name their subscriber, ingest's do not."""
-    return "delivery" if "relay-subscriber" in headers else "ingest"
-
-
 def render(entry: Entry, options: Options) -> bytes:
     """One output line, without its newline."""
     if not (options.headers or options.deadletter):
@@ -94,11 +90,11 @@ def render(entry: Entry, options: Options) -> bytes:
         "key": None if entry.key is None else _text(entry.key),
     }
     if options.deadletter:
-        line["origin"] = origin(headers)
-        line["reason"] = headers.get("relay-reason")
-        line["error"] = headers.get("relay-error")
-        if "relay-subscriber" in headers:
-            line["subscriber"] = headers["relay-subscriber"]
+        line["origin"] = deadletters.origin(headers)
+        line["reason"] = headers.get(deadletters.REASON)
+        line["error"] = headers.get(deadletters.ERROR)
+        if deadletters.SUBSCRIBER in headers:
+            line["subscriber"] = headers[deadletters.SUBSCRIBER]
     line["headers"] = headers
     line["value"] = _value(entry.value)
     return _json.encode(line)
@@ -108,7 +104,7 @@ def _wanted(options: Options) -> Callable[[Entry], bool]:
     if options.subscriber is None:
         return lambda entry: True
     name = options.subscriber.encode()
-    return lambda entry: dict(entry.headers).get("relay-subscriber") == name
+    return lambda entry: deadletters.made_for(entry.headers, name)
 
 
 def topic_of(config: Config, options: Options) -> str:

@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import structlog
@@ -27,6 +26,7 @@ from relay.index.reader import Place
 from relay.index.store import DeadLetterRow, Filters, Page, Stored
 from relay.metrics import REQUESTS
 from relay.routing import Matcher
+from relay.urls import masked
 
 log = structlog.get_logger("relay.admin")
 
@@ -50,17 +50,6 @@ class NoSuchSubscriber(NotFound):
 
 class BadRequest(Exception):
     pass
-
-
-def safe_url(url: str) -> str:
-    """The URL without user:password and with query values hidden: tokens live there."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    query = urlencode([(name, "***") for name, _ in parse_qsl(parts.query, True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 class _Once:
@@ -210,7 +199,7 @@ class Operations:
             answer.append(
                 {
                     "name": name,
-                    "url": safe_url(subscriber.url),
+                    "url": masked(subscriber.url),
                     "topics": subscriber.topic_list(self.config.topics.events),
                     "breaker": worker.sender.breaker.state if worker is not None else None,
                     "disabled": disabled is not None,

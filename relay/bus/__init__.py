@@ -4,12 +4,13 @@ embedded log on local disk; both directions of each live here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from relay.bus.base import (
     Bus,
     BusError,
     BusRefused,
+    Headers,
     Item,
     Record,
     RecordTooLarge,
@@ -19,13 +20,16 @@ from relay.bus.base import (
     Subscription,
     SubscriptionBusy,
 )
-from relay.config import Config, Subscriber
+
+if TYPE_CHECKING:  # relay.config imports the providers, which import relay.deadletters
+    from relay.config import Config, Subscriber
 
 __all__ = [
     "Bus",
     "BusError",
     "BusRefused",
     "BusRole",
+    "Headers",
     "Item",
     "Record",
     "RecordTooLarge",
@@ -64,8 +68,8 @@ def open_bus(config: Config, role: BusRole = "all") -> Bus:
         spool_after=spool_after,
         max_bytes=kafka.spool_max_bytes,
         max_record_bytes=kafka.max_record_bytes,
-        # processes of other roles may share data_dir: each drains its own spool
-        file_name="spool.sqlite3" if role in ("all", "ingress") else f"spool-{role}.sqlite3",
+        # processes (workers, other roles) may share data_dir: each claims a spool of its own
+        claim_base="spool" if role in ("all", "ingress") else f"spool-{role}",
     )
 
 

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -40,6 +39,7 @@ from relay.events import DATASCHEMA, SCHEMA_VERSION, CloudEvent
 from relay.ingress import METRICS, PROBES
 from relay.ingress.responses import ERRORS, AcceptedBody, ErrorBody
 from relay.providers import PROVIDERS
+from relay.urls import public_parts
 
 ASYNCAPI_VERSION = "3.0.0"
 
@@ -145,16 +145,6 @@ def _publish(config: Config, address: str, entry: _Topic) -> dict[str, Any]:
     return operation
 
 
-def _public_url(url: str) -> tuple[str, str, str]:
-    """scheme, host[:port] and path of a subscriber URL, without credentials or query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return parts.scheme, host, parts.path or "/"
-
-
 def _subscribers(
     config: Config, topics: dict[str, _Topic], taken: set[str]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -164,7 +154,8 @@ def _subscribers(
     operations: dict[str, Any] = {}
     for subscriber in config.subscribers:
         channel_id = _channel_id(subscriber.name, taken, prefix="subscriber-")
-        scheme, host, path = _public_url(subscriber.url)
+        scheme, host, path = public_parts(subscriber.url)
+        path = path or "/"
         servers[channel_id] = {
             "host": host,
             "protocol": scheme,

@@ -14,8 +14,9 @@ import structlog
 
 from relay.bus import Item, Revoked, Stream, Subscription, group_id, open_bus, open_range
 from relay.config import Config, Subscriber
+from relay.deadletters import DeadLetters, made_for
 from relay.delivery.sender import Sender
-from relay.delivery.worker import DeadLetters, Stats, SubscriberWorker
+from relay.delivery.worker import Stats, SubscriberWorker
 from relay.units import seconds
 
 log = structlog.get_logger("relay.replay")
@@ -62,7 +63,7 @@ class ForSubscriber:
         items = await self.inner.fetch(max_records, wait)
         if items is None:
             return None
-        return [i for i in items if dict(i.headers).get("relay-subscriber") == self.subscriber]
+        return [i for i in items if made_for(i.headers, self.subscriber)]
 
     async def commit(self, positions: dict[Stream, int]) -> None:
         return None

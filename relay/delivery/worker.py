@@ -19,7 +19,7 @@ import structlog
 
 from relay.attempts import Attempt, AttemptLog, describe_failure
 from relay.attempts import Outcome as AttemptOutcome
-from relay.bus import Bus, BusError, Item, Record, Stream, Subscription
+from relay.bus import Item, Stream, Subscription
 from relay.cloudevents import (
     DATA_CONTENT_TYPE,
     HTTP_CONTENT_TYPE,
@@ -32,6 +32,7 @@ from relay.cloudevents import (
     is_binary,
 )
 from relay.config import Subscriber
+from relay.deadletters import DeadLetters, delivery_record
 from relay.delivery.breaker import STATE_VALUES
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult, Sender
@@ -57,53 +58,6 @@ class Stats(msgspec.Struct, kw_only=True):
     retried: int = 0
     deadlettered: int = 0
     skipped: int = 0
-
-
-class DeadLetters:
-    """Failed deliveries go to the dead-letter topic; the subscriber then moves on."""
-
-    def __init__(self, bus: Bus, topic: str) -> None:
-        self.bus = bus
-        self.topic = topic
-
-    def record(
-        self,
-        subscriber: str,
-        item: Item,
-        event_id: str,
-        result: DeliveryResult,
-        value: bytes | None = None,
-    ) -> Record:
-        """``value``: the structured CloudEvent when the record read was not one already."""
-        headers = (
-            ("relay-reason", f"delivery_{result.reason or 'failed'}".encode()),
-            ("relay-subscriber", subscriber.encode()),
-            ("relay-event-id", event_id.encode()),
-            ("relay-attempts", str(result.attempts).encode()),
-            ("relay-last-status", str(result.status or "").encode()),
-            ("relay-error", (result.error or "").encode("utf-8", "replace")[:1024]),
-            ("relay-original-topic", item.topic.encode()),
-            ("relay-original-offset", str(item.offset).encode()),
-            ("content-type", b"application/cloudevents+json; charset=utf-8"),
-        )
-        return Record(
-            topic=self.topic,
-            value=item.value if value is None else value,
-            key=item.key,
-            headers=headers,
-        )
-
-    async def publish(self, record: Record) -> None:
-        """Keep trying: a dead letter that is not written must not be committed past."""
-        delay = 0.5
-        while True:
-            try:
-                await self.bus.publish([record])
-                return
-            except BusError as exc:
-                log.warning("deadletter_write_failed", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
 
 def _attempt_outcome(failure: AttemptFailed) -> str:
@@ -469,12 +423,16 @@ class SubscriberWorker:
         if structured is None and isinstance(event, CloudEvent):
             structured = encode(event)
         await self.dead_letters.publish(
-            self.dead_letters.record(
+            delivery_record(
+                self.dead_letters.topic,
                 self.subscriber.name,
                 item,
                 event.id,
-                result,
-                None if structured is None or structured is item.value else structured,
+                reason=f"delivery_{result.reason or 'failed'}",
+                attempts=result.attempts,
+                status=result.status,
+                error=result.error,
+                value=None if structured is None or structured is item.value else structured,
             )
         )
         self.stats.deadlettered += 1

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import standardwebhooks
 
-from relay.bus import Bus, Record
+from relay.bus import Record
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
 from relay.cloudevents import encode
-from relay.config import Config
-from relay.delivery.service import DeliveryService
 from relay.providers import NORMALIZERS, Inbound
-from tests.factories import chat_event, records
+from tests.factories import chat_event, kafka_config, records
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
-from tests.support import consume, locked, make_config, poll_until, unique
+from tests.support import consume, locked, make_config, poll_until, running, unique
 
 pytestmark = pytest.mark.integration
 
@@ -30,35 +27,9 @@ FAST_RETRY = "{max_attempts: 5, initial: 10ms, max: 50ms}"
 
 
 @pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
-
-
-@pytest.fixture
 def topics(tmp_path: Path) -> dict[str, str]:
     """Unique topics, and a data_dir of the test's own (anchors, attempt counts)."""
     return {"events": unique("dl.events"), "dead": unique("dl.dead"), "data_dir": str(tmp_path)}
-
-
-def kafka_config(broker: Broker, topics: dict[str, str], subscribers: str) -> Config:
-    return make_config(
-        f"""
-data_dir: {topics["data_dir"]}
-kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,
-        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
-topics: {{events: {topics["events"]}, deadletter: {topics["dead"]}}}
-subscribers:
-{subscribers}
-"""
-    )
-
-
-async def running(config: Config, bus: Bus) -> DeliveryService:
-    service = DeliveryService(config, bus)
-    await service.start()
-    return service
 
 
 async def test_signed_cloudevent_arrives(

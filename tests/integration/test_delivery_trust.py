@@ -134,13 +134,6 @@ async def post_all(port: int, bodies: list[bytes]) -> list[str]:
     return [event_id for ids in answers for event_id in ids]
 
 
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
-
-
 async def until(check: Callable[[], bool], within: float = 20.0) -> None:
     async with asyncio.timeout(within):
         while True:
@@ -264,7 +257,8 @@ def topics(tmp_path: Path) -> dict[str, str]:
 async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_its_pace(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str], failure: str
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     released = asyncio.Event()
 
@@ -317,8 +311,8 @@ async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_
 async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
-    from tests.support import consume
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import consume, running
 
     subscriber.script = lambda s, body, headers: 500
     config = kafka_config(
@@ -359,7 +353,7 @@ async def test_410_disables_until_an_admin_enables_it_where_it_stopped(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from relay.cli import main
-    from tests.integration.test_delivery import chat_event, records
+    from tests.factories import chat_event, records
     from tests.support import drain, make_config, relay_client
 
     gone = {"now": False}
@@ -423,7 +417,8 @@ subscribers:
 async def test_a_disabled_subscriber_stays_disabled_across_restarts_until_its_config_changes(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     subscriber.script = lambda s, body, headers: 410
 
@@ -457,7 +452,8 @@ async def test_poison_records_are_skipped_counted_and_never_read_again(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
     from relay.bus import Record
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     deep = b'{"id": "x", "nested": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     poison = [
@@ -496,3 +492,58 @@ async def test_poison_records_are_skipped_counted_and_never_read_again(
         assert metric("relay_delivery_skipped_total", name, reason="not_a_cloudevent") == 4
         assert service.workers[name].stats.skipped == 0  # second run: committed past them
     assert len(subscriber.delivered()) == 2 * len(good)
+
+
+async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carries_on(
+    tmp_path: Path, subscriber: Subscriber
+) -> None:
+    """The bug is stood in for by a sender that raises for one event (nothing else faked)."""
+    from relay.bus.embedded import LOG_FILE, EmbeddedLog, EmbeddedSubscription, read
+    from relay.deadletters import DeadLetters
+    from relay.delivery.sender import Sender
+    from relay.delivery.worker import SubscriberWorker
+    from tests.factories import chat_event, records
+    from tests.support import make_config
+
+    events = [chat_event(1, n) for n in range(3)]
+    doomed = events[1].id
+
+    class Buggy(Sender):
+        async def deliver(self, event_id: str, *args: Any, **kwargs: Any) -> Any:
+            if event_id == doomed:
+                raise KeyError("a bug")
+            return await super().deliver(event_id, *args, **kwargs)
+
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+subscribers: [{{name: buggy, url: "{subscriber.url}", start_from: earliest}}]
+"""
+    )
+    [sub] = config.subscribers
+    bus = EmbeddedLog(config.data_path)
+    await bus.start()
+    try:
+        await bus.publish(records("chat.events", events))
+        worker = SubscriberWorker(
+            sub,
+            EmbeddedSubscription(config.data_path, "relay.sub.buggy", ["chat.events"], "earliest"),
+            Buggy(sub),
+            DeadLetters(bus, "relay.deadletter"),
+        )
+        running = asyncio.create_task(worker.run())
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+        await until(lambda: worker.stats.deadlettered == 1)
+        worker.stop_reading(1.0)
+        await running
+    finally:
+        await bus.close()
+    assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [
+        events[0].id,
+        events[2].id,
+    ]
+    [dead] = read(tmp_path / LOG_FILE, "relay.deadletter")
+    headers = dict(dead.headers)
+    assert headers["relay-reason"] == b"delivery_crashed"
+    assert b"a bug" in headers["relay-error"]
+    assert headers["relay-event-id"] == doomed.encode()

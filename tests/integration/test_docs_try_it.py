@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs import ROOT, commands, executed, run, same_json, serving, shell_env
+from tests.docs import ROOT, Shell, commands, executed, same_json, shell_env
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -31,10 +31,11 @@ def test_the_readme_try_it_runs_as_written(tmp_path: Path) -> None:
     log = tmp_path / "relay.log"
     accepted: list[str] = []
     normalized: list[str] = []
-    with serving(serve, port, log=log, env=env, replace=replace):
+    sh = Shell(env=env, replace=replace)
+    with sh.serving(serve, port, log):
         for block in rest:
             for step in commands(block):
-                done = run(step.text, env=env, replace=replace)
+                done = sh.run(step.text)
                 where = f"{block.where}: {step.text}"
                 assert done.returncode == 0, f"{where}: {done.stderr}"
                 assert done.stdout.strip(), f"{where} printed nothing"

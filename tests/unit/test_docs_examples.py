@@ -6,6 +6,7 @@ tests/integration/test_docs_*.py."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import socket
@@ -24,7 +25,8 @@ from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
 from relay.config import webhook_secret
 from relay.delivery import signing
-from tests.docs import ROOT, Block, blocks, commands, executed, relay_argv, run, shell_env
+from tests.docs import PAGES, ROOT, Block, blocks, commands, executed, relay_argv, run, shell_env
+from tests.pki import make_pki
 from tests.support import FIXTURES, make_config
 
 # Which test runs each ``run=<name>``; a name no test claims is a block nothing runs.
@@ -279,18 +281,31 @@ def test_the_verification_example_accepts_relays_signature_and_nothing_else() ->
 # -- docs/kafka.md --------------------------------------------------------------------------------
 
 
-def test_the_kafka_security_example_passes_relay_check(tmp_path: Path) -> None:
-    [block] = executed("kafka-security")
+KAFKA_SECURITY = executed("kafka-security")
+
+
+@pytest.mark.parametrize("block", KAFKA_SECURITY, ids=[b.where for b in KAFKA_SECURITY])
+def test_a_kafka_security_example_passes_relay_check(block: Block, tmp_path: Path) -> None:
+    """With the files it names made (a CA, a client certificate and key) and its
+    variables set, the way an operator would have them."""
+    pki = make_pki(tmp_path)
+    text = block.text
+    for name, made in {
+        "/etc/relay/kafka-ca.pem": pki.ca,
+        "/etc/relay/kafka-client.pem": pki.client_cert,
+        "/etc/relay/kafka-client.key": pki.client_key,
+    }.items():
+        text = text.replace(name, str(made))
     config = tmp_path / "relay.yaml"
-    config.write_text(f"data_dir: {tmp_path / 'var'}\n" + block.text)
+    config.write_text(f"data_dir: {tmp_path / 'var'}\n" + text)
+    names = set(re.findall(r"\$\{(\w+)\}", text))
     env = shell_env(
-        KAFKA_BOOTSTRAP="pkc-xxxxx.us-east-1.aws.confluent.cloud:9092",
-        KAFKA_API_KEY="key",
-        KAFKA_API_SECRET="secret",
+        **{name: "pkc-1.example.com:9092" if "BOOTSTRAP" in name else "x" for name in names}
     )
     done = run(f"relay check --config {config}", env=env)
     assert done.returncode == 0, done.stderr
-    assert "SASL_SSL" in done.stdout and "PLAIN" in done.stdout
+    protocol = re.search(r"security_protocol: (\w+)", text)
+    assert protocol is not None and protocol.group(1) in done.stdout
 
 
 # -- docs/operations.md ---------------------------------------------------------------------------
@@ -384,3 +399,37 @@ def test_the_machine_refusals_shown_are_what_relay_prints(tmp_path: Path) -> Non
     assert f"relay: {problem}".replace(str(port), "8080") in shown
     problem = preflight.check_listen("10.9.9.9", 8080)
     assert f"relay: {problem}" in shown
+
+
+def _option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """A parser's options, and those of its own subcommands (``register plugchat``)."""
+    names = set()
+    for action in parser._actions:
+        names |= set(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= _option_names(sub)
+    return names
+
+
+def _options() -> dict[str, set[str]]:
+    """Each subcommand's option names, from relay's own parser."""
+    parser = build_parser()
+    [subcommands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {name: _option_names(sub) for name, sub in subcommands.choices.items()}
+
+
+def test_every_option_the_prose_names_exists() -> None:
+    """Inline ``relay <command> --option …`` in the text: each option is one relay has."""
+    options = _options()
+    unknown = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for span in re.findall(r"`(?:\.venv/bin/)?relay (\w+)([^`]*)`", prose):
+            command, rest = span
+            if command not in options:
+                continue
+            for option in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", rest):
+                if option not in options[command]:
+                    unknown.append(f"{page.name}: relay {command} {option}")
+    assert not unknown, unknown

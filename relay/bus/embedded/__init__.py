@@ -12,6 +12,9 @@ from relay.bus.embedded.log import (
     make_private,
     offset_before_last,
     read,
+    read_at,
+    read_only,
+    select,
 )
 from relay.bus.embedded.subscription import EmbeddedSubscription
 
@@ -26,4 +29,7 @@ __all__ = [
     "make_private",
     "offset_before_last",
     "read",
+    "read_at",
+    "read_only",
+    "select",
 ]

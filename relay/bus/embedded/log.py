@@ -243,18 +243,53 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_exception(error)
 
 
+def select(
+    conn: sqlite3.Connection,
+    *,
+    after: int,
+    limit: int,
+    topics: Sequence[str] | None = None,
+    through: int | None = None,
+) -> list[Item]:
+    """Records after an offset (on ``topics``, up to ``through``), oldest first."""
+    query = SELECT_RECORDS + ' WHERE "offset" > ?'
+    params: list[object] = [after]
+    if topics is not None:
+        query += f" AND topic IN ({','.join('?' for _ in topics)})"
+        params.extend(topics)
+    if through is not None:
+        query += ' AND "offset" <= ?'
+        params.append(through)
+    query += ' ORDER BY "offset" LIMIT ?'
+    params.append(limit)
+    return [item(row) for row in conn.execute(query, params).fetchall()]
+
+
+def read_only(path: Path, *, threads: bool = False) -> sqlite3.Connection:
+    """A connection that never writes; safe while a writer is running (WAL)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=not threads)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
 def read(path: Path, topic: str | None = None, after: int = 0, limit: int = 1000) -> list[Item]:
     """Records after an offset, oldest first; safe while a writer is running (WAL)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = read_only(path)
     try:
-        query = SELECT_RECORDS + ' WHERE "offset" > ?'
-        params: list[object] = [after]
-        if topic is not None:
-            query += " AND topic = ?"
-            params.append(topic)
-        query += ' ORDER BY "offset" LIMIT ?'
-        params.append(limit)
-        return [item(row) for row in conn.execute(query, params)]
+        return select(conn, after=after, limit=limit, topics=None if topic is None else [topic])
+    finally:
+        conn.close()
+
+
+def read_at(path: Path, offsets: Sequence[int]) -> list[Item | None]:
+    """The records at these offsets, in that order; None where retention removed one."""
+    conn = read_only(path)
+    try:
+        found: list[Item | None] = []
+        for offset in offsets:
+            row = conn.execute(SELECT_RECORDS + ' WHERE "offset" = ?', (offset,)).fetchone()
+            found.append(None if row is None else item(row))
+        return found
     finally:
         conn.close()
 

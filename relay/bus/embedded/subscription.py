@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from relay.bus.base import Item, Revoked, StartFrom, Stream, SubscriptionBusy
-from relay.bus.embedded.log import LOG_FILE, SELECT_RECORDS, STREAM, connect, item
+from relay.bus.embedded.log import LOG_FILE, STREAM, connect, select
 
 _T = TypeVar("_T")
 _IDLE_POLL_SECONDS = 0.05
@@ -136,15 +136,13 @@ class EmbeddedSubscription:
 
     def _read(self, max_records: int) -> list[Item]:
         assert self._conn is not None
-        marks = ",".join("?" for _ in self.topics)
-        query = SELECT_RECORDS + f' WHERE "offset" > ? AND topic IN ({marks})'
-        params: list[Any] = [self._position, *self.topics]
-        if self._bounded:
-            query += ' AND "offset" <= ?'
-            params.append(self._end)
-        query += ' ORDER BY "offset" LIMIT ?'
-        params.append(max_records)
-        return [item(row) for row in self._conn.execute(query, params).fetchall()]
+        return select(
+            self._conn,
+            after=self._position,
+            limit=max_records,
+            topics=self.topics,
+            through=self._end if self._bounded else None,
+        )
 
     async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
         async with self._busy:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,21 +13,15 @@ from relay.bus import Record
 from relay.bus.memory import MemoryBus
 from relay.cloudevents import encode, to_binary
 from relay.config import Subscriber as SubscriberConfig
+from relay.deadletters import DeadLetters
 from relay.delivery.sender import Sender
-from relay.delivery.worker import DeadLetters, Stats, SubscriberWorker
+from relay.delivery.worker import Stats, SubscriberWorker
 from tests.factories import chat_event, records
 from tests.subscriber import Subscriber
 from tests.support import make_config
 
 EVENTS = "chat.events"
 DEAD = "relay.deadletter"
-
-
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from relay.providers import MalformedBody, Unmappable
 from relay.providers.base import parse_json_keeping_duplicates
-from tests.unit.providers.conftest import normalize
+from tests.factories import normalize
 
 SCALE = 8
 # linear cost grows ~SCALE times; quadratic ~SCALE**2. Allow constant overheads.

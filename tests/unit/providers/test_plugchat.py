@@ -10,7 +10,7 @@ import pytest
 from relay.events import CloudEvent
 from relay.providers import Unmappable
 from relay.providers.plugchat import KINDS, canonical_kind
-from tests.unit.providers.conftest import RECEIVED_AT, normalize
+from tests.factories import RECEIVED_AT, normalize
 
 PlugChat = Callable[[str], list[CloudEvent]]
 

@@ -17,6 +17,7 @@ import msgspec
 
 from relay.events import CloudEvent
 from relay.providers.base import Inbound
+from relay.providers.coerce import forget_indexes
 from relay.providers.extensions import MAX_KEYS
 
 # msgspec's refusals (the tolerant path says what is wrong) and nesting too deep to decode
@@ -76,3 +77,7 @@ def fast_or_tolerant(fast: Normalize, tolerant: Tolerant, inbound: Inbound) -> l
         return tolerant(inbound, declined.payload)
     except FALLBACK_ERRORS:
         return tolerant(inbound, None)
+    finally:
+        # the tolerant readers a fast path borrows may have indexed a large object's keys:
+        # the index must not keep the body alive past the request
+        forget_indexes()

@@ -330,3 +330,16 @@ def test_transcripts_read_fast_give_the_same_events(
     fast = [outcome(plugchat_tolerant, raw, kind) for raw in bodies]
     monkeypatch.setattr(plugchat_reading_fast, "transcript_message", lambda item: None)
     assert fast == [outcome(plugchat_tolerant, raw, kind) for raw in bodies]
+
+
+def test_a_fast_normalization_leaves_no_index_holding_the_body() -> None:
+    from relay.providers import coerce
+    from relay.providers.chatwoot import normalize as chatwoot_normalize
+
+    body = json.loads((FIXTURES / "chatwoot/message_created.json").read_text())
+    body["content_attributes"] = {f"k{i}": i for i in range(40)}  # large enough to index
+    raw = json.dumps(body).encode()
+    assert fast_outcome("chatwoot", raw, None) is not None
+    coerce.forget_indexes()
+    chatwoot_normalize(inbound(raw, None))
+    assert not coerce._indexes

@@ -73,7 +73,7 @@ def categories(attendance: Mapping[str, Any]) -> list[Category]:
     return found
 
 
-MAX_TRANSCRIPT = 500
+MAX_TRANSCRIPT = 300
 """Transcript entries read (the first ones, in the body's order); the rest are counted in
 ``extensions.plugchat.chat._omitted_keys`` and kept only on ``relay.raw``. Reading a
 1 MiB transcript (~11k short messages) would block the event loop for about a second."""

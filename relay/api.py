@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from relay.cloudevents import HeadersLike, from_record
 from relay.events import CloudEvent
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
-from relay.values import format_time
+from relay.providers.coerce import format_time
 
 __all__ = ["CloudEvent", "MalformedBody", "Unmappable", "decode_event", "normalize"]
 

@@ -17,6 +17,8 @@ import msgspec
 
 from relay.events import CloudEvent
 from relay.providers.base import Inbound
+from relay.providers.coerce import forget_indexes
+from relay.providers.extensions import MAX_KEYS
 
 # msgspec's refusals (the tolerant path says what is wrong) and nesting too deep to decode
 FALLBACK_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
@@ -32,6 +34,38 @@ class Fallback(Exception):
         twice."""
 
 
+_CONTAINERS = (dict, list)
+
+
+def leftovers(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
+    """:func:`relay.providers.extensions.leftovers` of an object whose keys carry no stray
+    whitespace: one pass, in the body's order."""
+    extra = obj.keys() - known
+    if not extra:
+        return None
+    if len(extra) >= MAX_KEYS:  # the tolerant path counts what it leaves out
+        raise Fallback
+    found = {
+        key: value
+        for key, value in obj.items()
+        if key in extra and value is not None and (value or type(value) not in _CONTAINERS)
+    }
+    return found or None
+
+
+def plain(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """``obj`` itself, once its keys are known to carry no stray whitespace."""
+    keys = obj.keys()
+    if len(keys) >= len(known) + MAX_KEYS:
+        raise Fallback  # that many unknown keys: the tolerant path bounds what it keeps
+    if keys <= known:
+        return obj
+    extra = keys - known
+    if len(extra) >= MAX_KEYS or set(map(str.strip, extra)) != extra:
+        raise Fallback
+    return obj
+
+
 Normalize = Callable[[Inbound], list[CloudEvent]]
 Tolerant = Callable[[Inbound, Any], list[CloudEvent]]
 
@@ -43,3 +77,7 @@ def fast_or_tolerant(fast: Normalize, tolerant: Tolerant, inbound: Inbound) -> l
         return tolerant(inbound, declined.payload)
     except FALLBACK_ERRORS:
         return tolerant(inbound, None)
+    finally:
+        # the tolerant readers a fast path borrows may have indexed a large object's keys:
+        # the index must not keep the body alive past the request
+        forget_indexes()

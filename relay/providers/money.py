@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from relay.events import Money
-from relay.values import as_str
+from relay.providers.coerce import as_str
 
 # ISO 4217 currencies whose minor unit is not 1/100.
 _EXPONENTS = {

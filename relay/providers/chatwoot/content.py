@@ -25,8 +25,7 @@ from relay.events import (
     Template,
 )
 from relay.providers.chatwoot.parts import actor, dict_or_none
-from relay.providers.extensions import leftovers
-from relay.values import (
+from relay.providers.coerce import (
     as_bool,
     as_e164,
     as_float,
@@ -38,6 +37,7 @@ from relay.values import (
     get_obj,
     get_str,
 )
+from relay.providers.extensions import leftovers
 
 _MESSAGE_STATUSES: dict[str, MessageStatus] = {
     "sent": "sent",

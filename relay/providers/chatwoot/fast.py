@@ -47,10 +47,20 @@ from relay.providers.chatwoot.normalize import (
     conversation_event,
     message_event,
 )
-from relay.providers.extensions import MAX_KEYS
+from relay.providers.coerce import (
+    as_bool,
+    as_e164,
+    as_int,
+    as_str,
+    as_time,
+    get,
+    get_list,
+    get_obj,
+    get_str,
+)
 from relay.providers.extensions import leftovers as tolerant_leftovers
-from relay.providers.fast import Fallback
-from relay.values import as_bool, as_e164, as_int, as_str, as_time, get, get_list, get_obj, get_str
+from relay.providers.fast import Fallback, leftovers
+from relay.providers.fast import plain as _plain
 
 _decode = msgspec.json.Decoder().decode
 
@@ -98,38 +108,6 @@ _COPY_KEYS = content.MESSAGE_KEYS | {
 # its messages at the top) and a message carrying another conversation.
 _UNMODELLED = frozenset({"messages", "current_conversation"})
 _EMPTY: dict[str, Any] = {}
-
-
-_CONTAINERS = (dict, list)
-
-
-def leftovers(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
-    """:func:`relay.providers.extensions.leftovers` of an object whose keys carry no stray
-    whitespace: one pass, in the body's order."""
-    extra = obj.keys() - known
-    if not extra:
-        return None
-    if len(extra) >= MAX_KEYS:  # the tolerant path counts what it leaves out
-        raise Fallback
-    found = {
-        key: value
-        for key, value in obj.items()
-        if key in extra and value is not None and (value or type(value) not in _CONTAINERS)
-    }
-    return found or None
-
-
-def _plain(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    """``obj`` itself, once its keys are known to carry no stray whitespace."""
-    keys = obj.keys()
-    if len(keys) >= len(known) + MAX_KEYS:
-        raise Fallback  # that many unknown keys: the tolerant path bounds what it keeps
-    if keys <= known:
-        return obj
-    extra = keys - known
-    if len(extra) >= MAX_KEYS or set(map(str.strip, extra)) != extra:
-        raise Fallback
-    return obj
 
 
 def _object(value: Any, known: frozenset[str]) -> dict[str, Any]:

@@ -31,8 +31,7 @@ from relay.providers.base import (
     require_object,
 )
 from relay.providers.chatwoot import content, parts
-from relay.providers.extensions import bounded
-from relay.values import (
+from relay.providers.coerce import (
     as_bool,
     as_str,
     as_time,
@@ -43,6 +42,7 @@ from relay.values import (
     get_obj,
     get_str,
 )
+from relay.providers.extensions import bounded
 
 Builder = Callable[[Inbound, Mapping[str, Any], str, EventType, Account | None], CloudEvent]
 AUTOMATION_PREFIX = "automation_event."

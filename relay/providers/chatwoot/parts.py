@@ -17,8 +17,8 @@ from relay.events import (
     ConversationStatus,
     Inbox,
 )
+from relay.providers.coerce import as_e164, as_str, as_time, first, get, get_list, get_obj, get_str
 from relay.providers.extensions import leftovers
-from relay.values import as_e164, as_str, as_time, first, get, get_list, get_obj, get_str
 
 _CONVERSATION_STATUSES: dict[str, ConversationStatus] = {
     "open": "open",

@@ -8,6 +8,7 @@ present, decides the builder; attendance bodies have none and the URL kind decid
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from relay.events import CloudEvent
@@ -19,8 +20,10 @@ from relay.providers.base import (
     parse_json_keeping_duplicates,
     require_object,
 )
+from relay.providers.coerce import as_str, forget_indexes, get
+from relay.providers.fast import fast_or_tolerant
 from relay.providers.plugchat import attendance, zapi
-from relay.values import as_str, forget_indexes, get
+from relay.providers.plugchat.fast import normalize_fast
 
 KINDS = (
     "startAttendance",
@@ -102,17 +105,30 @@ BY_KIND: dict[str, Builder] = {
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
+    """A PlugChat body as canonical events: the fast path for message and status callbacks
+    when it models the body, the tolerant readers otherwise (the same events either way)."""
+    kind = canonical_kind(inbound.kind or "")
+    if kind is None or kind in _ATTENDANCE_KINDS:
+        return normalize_tolerant(inbound)
+    return fast_or_tolerant(partial(normalize_fast, kind=kind), normalize_tolerant, inbound)
+
+
+def normalize_tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
+    """Any PlugChat body, read with the tolerant readers (the fast path's fallback).
+
+    ``payload``: the body already decoded (by the fast path), or None to decode it here.
+    """
     try:
-        return _normalize(inbound)
+        return _normalize(inbound, payload)
     finally:
         forget_indexes()
 
 
-def _normalize(inbound: Inbound) -> list[CloudEvent]:
+def _normalize(inbound: Inbound, decoded: Any) -> list[CloudEvent]:
     kind = canonical_kind(inbound.kind or "")
     if kind is None:
         raise Unmappable("unknown_kind", f"unknown PlugChat kind {inbound.kind!r}")
-    payload = require_object(parse_json(inbound.body))
+    payload = require_object(parse_json(inbound.body) if decoded is None else decoded)
     if kind in _ATTENDANCE_KINDS and _lost_transcript_entries(payload, inbound.body):
         payload = require_object(parse_json_keeping_duplicates(inbound.body))
     callback = as_str(get(payload, "type"))

@@ -19,9 +19,9 @@ from relay.events import (
     Message,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
+from relay.providers.coerce import as_float, as_time, get, get_obj, get_str
 from relay.providers.extensions import OMITTED_KEYS
-from relay.providers.plugchat import zapi
-from relay.values import as_float, as_time, get, get_obj, get_str
+from relay.providers.plugchat import fast, zapi
 
 _STATUSES: dict[str, ConversationStatus] = {
     "PROGRESS": "open",
@@ -73,7 +73,7 @@ def categories(attendance: Mapping[str, Any]) -> list[Category]:
     return found
 
 
-MAX_TRANSCRIPT = 500
+MAX_TRANSCRIPT = 300
 """Transcript entries read (the first ones, in the body's order); the rest are counted in
 ``extensions.plugchat.chat._omitted_keys`` and kept only on ``relay.raw``. Reading a
 1 MiB transcript (~11k short messages) would block the event loop for about a second."""
@@ -93,8 +93,10 @@ def transcript(chat: Any) -> tuple[list[Message], int]:
     for position, item in enumerate(items):
         if not isinstance(item, Mapping):
             continue
-        _, customer = zapi.contact(item)
-        message, _ = zapi.message(item, by=zapi.sender(item, customer), with_extension=False)
+        message = fast.transcript_message(item)
+        if message is None:
+            _, customer = zapi.contact(item)
+            message, _ = zapi.message(item, by=zapi.sender(item, customer), with_extension=False)
         moment = as_float(get(item, "momment"))
         messages.append((moment if moment is not None else float("inf"), position, message))
     messages.sort(key=lambda entry: (entry[0], entry[1]))

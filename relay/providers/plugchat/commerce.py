@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.events import Order, OrderItem, Product
+from relay.providers.coerce import as_bool, as_e164, as_int, as_str, get, get_list, get_obj, get_str
 from relay.providers.money import from_major
 from relay.providers.plugchat.reading import Content, Reader
-from relay.values import as_bool, as_e164, as_int, as_str, get, get_list, get_obj, get_str
 
 
 def _party(value: Any) -> str | None:

@@ -11,9 +11,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.events import Reaction, Referral, SharedContact
+from relay.providers.coerce import (
+    as_bool,
+    as_e164,
+    as_str,
+    as_time,
+    get,
+    get_list,
+    get_obj,
+    get_str,
+)
 from relay.providers.plugchat import commerce, interactive
 from relay.providers.plugchat.reading import MEDIA_KEYS, Content, Reader, location, media_item
-from relay.values import as_bool, as_e164, as_str, as_time, get, get_list, get_obj, get_str
 
 
 def _media(kind: str) -> Reader:

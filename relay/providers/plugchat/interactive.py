@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.events import Button, Card, Location, Media, Option, Poll, PollVote, Reply, Template
+from relay.providers.coerce import as_e164, as_int, as_str, get, get_list, get_obj, get_str
 from relay.providers.plugchat.reading import Content, location, media_item
-from relay.values import as_e164, as_int, as_str, get, get_list, get_obj, get_str
 
 
 def buttons_response(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:

@@ -21,7 +21,7 @@ from relay.events import (
     SharedContact,
     Template,
 )
-from relay.values import as_bool, as_float, as_int, get, get_str
+from relay.providers.coerce import as_bool, as_float, as_int, get, get_str
 
 
 @dataclass(slots=True)

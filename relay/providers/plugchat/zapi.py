@@ -21,9 +21,9 @@ from relay.events import (
     MessageStatus,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
+from relay.providers.coerce import as_bool, as_e164, as_str, as_time, first, get, get_list, get_str
 from relay.providers.extensions import bounded, leftovers
 from relay.providers.plugchat import content as contents
-from relay.values import as_bool, as_e164, as_str, as_time, first, get, get_list, get_str
 
 # Status words of *outgoing* messages (MessageStatusCallback, echoes). READ_BY_ME and
 # READ-SELF say the business's own device read an incoming message: not the customer's

@@ -20,11 +20,23 @@ from relay.providers.chatwoot import content, parts
 from relay.providers.chatwoot.fast import normalize_fast as chatwoot_fast
 from relay.providers.chatwoot.normalize import normalize_tolerant as chatwoot_tolerant
 from relay.providers.fast import FALLBACK_ERRORS, Fallback
+from relay.providers.plugchat import canonical_kind, zapi
+from relay.providers.plugchat import fast as plugchat_reading_fast
+from relay.providers.plugchat import normalize_tolerant as plugchat_tolerant
+from relay.providers.plugchat.fast import normalize_fast as normalize_plugchat_fast
 from tests.support import FIXTURES
 
 Path_ = Callable[[Inbound], list[CloudEvent]]
+
+
+def plugchat_fast(inbound: Inbound) -> list[CloudEvent]:
+    """The PlugChat fast path as its provider calls it (with the canonical URL kind)."""
+    return normalize_plugchat_fast(inbound, canonical_kind(inbound.kind or ""))
+
+
 PATHS: dict[str, tuple[Path_, Path_]] = {
     "chatwoot": (chatwoot_fast, chatwoot_tolerant),
+    "plugchat": (plugchat_fast, plugchat_tolerant),
 }
 # Fixtures the fast path must read itself (not fall back on): what it is built for.
 FAST_FIXTURES = {
@@ -58,6 +70,11 @@ FAST_FIXTURES = {
         "contact_created",
         "contact_updated",
     )
+} | {
+    str(path.relative_to(FIXTURES))
+    for kind in ("receiveMessage", "sendingMessage", "messageStatus")
+    for path in (FIXTURES / "plugchat" / kind).glob("*.json")
+    if path.name != "delivery_ok.json"  # a DeliveryCallback: the tolerant path's
 }
 
 
@@ -133,15 +150,23 @@ def _objects(value: Any, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # Keys the readers look for, some in no fixture: an edit may add one anywhere.
-READ_KEYS = sorted(
-    parts.CONTACT_KEYS
-    | parts.CONVERSATION_KEYS
-    | content.MESSAGE_KEYS
-    | {"available_name", "avatar_url", "channel_type", "display_id", "external_echo"}
-    | {"deleted", "submitted_values", "in_reply_to", "external_error", "items", "team"}
-    | {"assignee", "sender", "template_params", "current_conversation", "messages"}
-    | {"previous_value", "current_value", "account_id", "conversation"}
-)
+READ_KEYS = {
+    "chatwoot": sorted(
+        parts.CONTACT_KEYS
+        | parts.CONVERSATION_KEYS
+        | content.MESSAGE_KEYS
+        | {"available_name", "avatar_url", "channel_type", "display_id", "external_echo"}
+        | {"deleted", "submitted_values", "in_reply_to", "external_error", "items", "team"}
+        | {"assignee", "sender", "template_params", "current_conversation", "messages"}
+        | {"previous_value", "current_value", "account_id", "conversation"}
+    ),
+    "plugchat": sorted(
+        zapi._MESSAGE_KEYS
+        | zapi._PASSTHROUGH_ATTRIBUTES
+        | {"ids", "chatLid", "participantPhone", "participantLid", "connectedPhone", "fromApi"}
+        | {"text", "image", "message", "caption", "imageUrl", "attendance", "type"}
+    ),
+}
 ODD_VALUES = [
     None,
     "",
@@ -192,15 +217,17 @@ def test_bent_fixtures_give_the_same_events_both_ways(
         if edit == "pad":
             obj[key + space if key_at % 2 else space + key] = obj.pop(key)
         elif edit == "add":
-            obj[READ_KEYS[key_at % len(READ_KEYS)]] = copy.deepcopy(odd)
+            keys = READ_KEYS[provider]
+            obj[keys[key_at % len(keys)]] = copy.deepcopy(odd)
         elif edit == "drop":
             del obj[key]
         else:
             obj[key] = copy.deepcopy(odd)
     raw = json.dumps(body, ensure_ascii=bool(key_at % 3)).encode()
-    fast = fast_outcome(provider, raw, None)
+    kind = fixture.split("/")[1] if provider == "plugchat" else None
+    fast = fast_outcome(provider, raw, kind)
     if fast is not None:
-        assert fast == outcome(PATHS[provider][1], raw, None)
+        assert fast == outcome(PATHS[provider][1], raw, kind)
 
 
 # Keys whose value is an object or list to the readers: set to an object too.
@@ -225,16 +252,18 @@ OBJECTS = {
     "items",
     "current_conversation",
 }
-TIMES = {"created_at", "updated_at", "last_activity_at", "timestamp", "snoozed_until"}
+TIMES = {"created_at", "updated_at", "last_activity_at", "timestamp", "snoozed_until", "momment"}
 VALUES: dict[str, tuple[Any, ...]] = {
     **{key: ("x", None, {"id": 3, "name": "n", "type": "user"}) for key in OBJECTS},
     **{key: (None, 1784035081, "2026-07-14T13:18:01.865Z") for key in TIMES},
 }
 SWEPT = [
     "chatwoot/message_created.json",
-    "chatwoot/message_updated_csat_submitted.json",
     "chatwoot/conversation_updated.json",
     "chatwoot/contact_updated.json",
+    "plugchat/receiveMessage/from_ad.json",
+    "plugchat/messageStatus/read_multiple_ids.json",
+    "plugchat/sendingMessage/text_from_api.json",
 ]
 
 
@@ -263,13 +292,54 @@ def test_every_read_key_in_every_object_gives_the_same_events_both_ways(fixture:
     objects = len(_objects(json.loads(original), []))
     agreed = 0
     for at in range(objects):
-        for key in READ_KEYS:
+        for key in READ_KEYS[provider]:
             for value in VALUES.get(key, ("x", None)):
                 body = json.loads(original)
                 _objects(body, [])[at][key] = value
                 raw = json.dumps(body).encode()
-                fast = fast_outcome(provider, raw, None)
+                kind = fixture.split("/")[1] if provider == "plugchat" else None
+                fast = fast_outcome(provider, raw, kind)
                 if fast is not None:
-                    assert fast == outcome(PATHS[provider][1], raw, None), (at, key, value)
+                    assert fast == outcome(PATHS[provider][1], raw, kind), (at, key, value)
                     agreed += 1
-    assert agreed > objects * len(READ_KEYS)  # mostly read by the fast path, not declined
+    assert agreed > objects * len(READ_KEYS[provider])  # mostly read by the fast path, not declined
+
+
+ATTENDANCES = sorted(
+    str(path.relative_to(FIXTURES))
+    for kind in ("startAttendance", "finishAttendance")
+    for path in (FIXTURES / "plugchat" / kind).glob("*.json")
+)
+
+
+@pytest.mark.parametrize("fixture", ATTENDANCES)
+def test_transcripts_read_fast_give_the_same_events(
+    fixture: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transcript entries read by the fast reader, or all by the tolerant one: the same
+    events, for every attendance fixture and for copies with a padded key in an entry."""
+    kind = fixture.split("/")[1]
+    bodies = [(FIXTURES / fixture).read_bytes()]
+    body = json.loads(bodies[0])
+    chat = body.get("chat")
+    if isinstance(chat, dict) and chat:
+        for entry in list(chat.values())[:2]:
+            if isinstance(entry, dict) and "fromMe" in entry:
+                entry[" fromMe "] = entry.pop("fromMe")
+        bodies.append(json.dumps(body).encode())
+    fast = [outcome(plugchat_tolerant, raw, kind) for raw in bodies]
+    monkeypatch.setattr(plugchat_reading_fast, "transcript_message", lambda item: None)
+    assert fast == [outcome(plugchat_tolerant, raw, kind) for raw in bodies]
+
+
+def test_a_fast_normalization_leaves_no_index_holding_the_body() -> None:
+    from relay.providers import coerce
+    from relay.providers.chatwoot import normalize as chatwoot_normalize
+
+    body = json.loads((FIXTURES / "chatwoot/message_created.json").read_text())
+    body["content_attributes"] = {f"k{i}": i for i in range(40)}  # large enough to index
+    raw = json.dumps(body).encode()
+    assert fast_outcome("chatwoot", raw, None) is not None
+    coerce.forget_indexes()
+    chatwoot_normalize(inbound(raw, None))
+    assert not coerce._indexes

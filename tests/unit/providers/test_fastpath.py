@@ -11,8 +11,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from relay.events import _ID_NAMESPACE, event_id
+from relay.providers.coerce import as_e164, as_str, as_time, format_time, get, get_obj, get_str
 from relay.providers.extensions import leftovers
-from relay.values import as_e164, as_str, as_time, format_time, get, get_obj, get_str
 
 WHITESPACE = st.sampled_from(
     [

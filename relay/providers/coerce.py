@@ -32,7 +32,7 @@ _MISSING: Any = object()
 # on every missed lookup, so a body of 100k keys costs one pass, not one per lookup.
 _INDEX_AT = 32
 _MAX_INDEXES = 1024
-_indexes: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
+_indexes: dict[int, tuple[Mapping[str, Any], dict[str, str] | str | None]] = {}
 
 
 def get(obj: Any, key: str) -> Any:
@@ -45,12 +45,67 @@ def get(obj: Any, key: str) -> Any:
     if value is not _MISSING:
         return value
     if len(obj) > _INDEX_AT:
-        original = _padded_keys(obj).get(key)
+        original = _padded_key(obj, key)
         return obj[original] if original is not None else None
     for candidate, candidate_value in obj.items():
         if (type(candidate) is str or isinstance(candidate, str)) and candidate.strip() == key:
             return candidate_value
     return None
+
+
+_SEPARATOR = "\x00"
+_MAX_CANDIDATES = 64
+_TOO_MANY: Any = object()
+
+
+def _padded_key(obj: Mapping[str, Any], key: str) -> str | None:
+    """The first key of a large ``obj`` that strips to ``key``.
+
+    The object's keys are joined once into one text, searched at C speed per missed
+    lookup (a missed key is usually in no key at all); only when a lookup meets more than
+    a few keys merely containing it is the full index built (one ``strip`` per key).
+    """
+    entry = _indexes.get(id(obj))
+    if entry is None or entry[0] is not obj:  # the object itself is held: ids cannot recur
+        entry = (obj, _keys_text(obj))
+        if len(_indexes) >= _MAX_INDEXES:
+            _indexes.clear()
+        _indexes[id(obj)] = entry
+    found = entry[1]
+    if type(found) is str:
+        result = _search(found, key)
+        if result is not _TOO_MANY:
+            return result  # type: ignore[no-any-return]
+    elif type(found) is dict:
+        return found.get(key)
+    return _padded_keys(obj).get(key)
+
+
+def _keys_text(obj: Mapping[str, Any]) -> str | None:
+    """The keys between separators, or None when a key is not text or holds the separator."""
+    try:
+        text = _SEPARATOR + _SEPARATOR.join(obj) + _SEPARATOR
+    except TypeError:
+        return None
+    return text if text.count(_SEPARATOR) == len(obj) + 1 else None
+
+
+def _search(text: str, key: str) -> Any:
+    """The first key in ``text`` that strips to ``key``, None, or _TOO_MANY candidates."""
+    if not key:
+        return _TOO_MANY  # every key contains it: the index answers
+    start = 0
+    for _ in range(_MAX_CANDIDATES):
+        at = text.find(key, start)
+        if at < 0:
+            return None
+        left = text.rfind(_SEPARATOR, 0, at) + 1
+        right = text.find(_SEPARATOR, at + len(key))
+        candidate = text[left:right]
+        if candidate.strip() == key:
+            return candidate
+        start = right
+    return _TOO_MANY
 
 
 def _padded_keys(obj: Mapping[str, Any]) -> dict[str, str]:
@@ -60,7 +115,7 @@ def _padded_keys(obj: Mapping[str, Any]) -> dict[str, str]:
     looked up here. Built at C speed (a 1 MiB body can hold 100k keys).
     """
     entry = _indexes.get(id(obj))
-    if entry is not None and entry[0] is obj:  # the object itself is held: ids cannot recur
+    if entry is not None and entry[0] is obj and type(entry[1]) is dict:
         return entry[1]
     # built from the last key to the first, so the first padded spelling wins
     keys = list(obj)

@@ -138,6 +138,15 @@ def test_an_operator_reads_a_dead_letter_replays_it_and_reloads(
         [shown] = step.shown
         assert same_json(shown, done.stdout), f"{block.where}: printed {done.stdout}"
 
+        # operations.md: a backup taken while relay runs holds what the live log holds
+        [block] = executed("backup")
+        for step in commands(block):
+            sh.ok(step.text, block.where)
+        tail = "relay tail --config relay.yaml --topic chat.messages --headers"
+        live = sh.ok(tail).stdout
+    restored = Shell(tmp_path, env | {"RELAY_DATA_DIR": str(tmp_path / "backup")}).ok(tail)
+    assert restored.stdout == live and event_id in live
+
 
 def _follows(step: Command, cwd: Path, env: dict[str, str], event_id: str) -> None:
     """``--follow`` prints what is there and keeps going until interrupted."""

@@ -45,6 +45,7 @@ RUNS = {
     "admin-api": "tests/integration/test_docs_operating.py",
     "reload": "tests/integration/test_docs_operating.py",
     "roles": "tests/integration/test_docs_operating.py",
+    "backup": "tests/integration/test_docs_operating.py",
     "kafka-local": "tests/integration/test_docs_kafka.py",
 }
 # Why a block may be linted instead of run: what this machine lacks.

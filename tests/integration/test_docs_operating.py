@@ -106,15 +106,15 @@ def test_an_operator_reads_a_dead_letter_replays_it_and_reloads(
         # operations.md: why was it dead-lettered?
         [block] = executed("deadletters")
         why, follow = commands(block)
-        if shutil.which("jq") is None:
-            pytest.skip("jq is not installed (apt-get install jq)")
-        done = sh.ok(why.text, block.where)
-        [shown] = why.shown
-        printed = json.loads(done.stdout)
-        assert isinstance(printed.pop("offset"), int)  # an offset of this run's log
-        expected = json.loads(shown)
-        del expected["offset"]
-        assert printed == expected, f"{block.where}: printed {done.stdout}"
+        missing = [tool for tool in ("jq", "sqlite3") if shutil.which(tool) is None]
+        if "jq" not in missing:
+            done = sh.ok(why.text, block.where)
+            [shown] = why.shown
+            printed = json.loads(done.stdout)
+            assert isinstance(printed.pop("offset"), int)  # an offset of this run's log
+            expected = json.loads(shown)
+            del expected["offset"]
+            assert printed == expected, f"{block.where}: printed {done.stdout}"
         _follows(follow, tmp_path, env, event_id)
 
         # delivery.md: fix the endpoint, replay
@@ -139,13 +139,17 @@ def test_an_operator_reads_a_dead_letter_replays_it_and_reloads(
         assert same_json(shown, done.stdout), f"{block.where}: printed {done.stdout}"
 
         # operations.md: a backup taken while relay runs holds what the live log holds
-        [block] = executed("backup")
-        for step in commands(block):
-            sh.ok(step.text, block.where)
-        tail = "relay tail --config relay.yaml --topic chat.messages --headers"
-        live = sh.ok(tail).stdout
-    restored = Shell(tmp_path, env | {"RELAY_DATA_DIR": str(tmp_path / "backup")}).ok(tail)
-    assert restored.stdout == live and event_id in live
+        if "sqlite3" not in missing:
+            [block] = executed("backup")
+            for step in commands(block):
+                sh.ok(step.text, block.where)
+            tail = "relay tail --config relay.yaml --topic chat.messages --headers"
+            live = sh.ok(tail).stdout
+    if "sqlite3" not in missing:
+        restored = Shell(tmp_path, env | {"RELAY_DATA_DIR": str(tmp_path / "backup")}).ok(tail)
+        assert restored.stdout == live and event_id in live
+    if missing:  # everything else ran
+        pytest.skip(f"not run: the blocks that use {missing} (apt-get install {' '.join(missing)})")
 
 
 def _follows(step: Command, cwd: Path, env: dict[str, str], event_id: str) -> None:

@@ -25,8 +25,19 @@ from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
 from relay.config import webhook_secret
 from relay.delivery import signing
-from tests.docs import PAGES, ROOT, Block, blocks, commands, executed, relay_argv, run, shell_env
-from tests.pki import make_pki
+from tests.docs import (
+    PAGES,
+    ROOT,
+    Block,
+    Shell,
+    blocks,
+    commands,
+    executed,
+    relay_argv,
+    run,
+    shell_env,
+)
+from tests.pki import Pki, make_pki
 from tests.support import FIXTURES, make_config
 
 # Which test runs each ``run=<name>``; a name no test claims is a block nothing runs.
@@ -285,11 +296,17 @@ def test_the_verification_example_accepts_relays_signature_and_nothing_else() ->
 KAFKA_SECURITY = executed("kafka-security")
 
 
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
 @pytest.mark.parametrize("block", KAFKA_SECURITY, ids=[b.where for b in KAFKA_SECURITY])
-def test_a_kafka_security_example_passes_relay_check(block: Block, tmp_path: Path) -> None:
+def test_a_kafka_security_example_passes_relay_check(
+    block: Block, tmp_path: Path, pki: Pki
+) -> None:
     """With the files it names made (a CA, a client certificate and key) and its
     variables set, the way an operator would have them."""
-    pki = make_pki(tmp_path)
     text = block.text
     for name, made in {
         "/etc/relay/kafka-ca.pem": pki.ca,
@@ -303,8 +320,7 @@ def test_a_kafka_security_example_passes_relay_check(block: Block, tmp_path: Pat
     env = shell_env(
         **{name: "pkc-1.example.com:9092" if "BOOTSTRAP" in name else "x" for name in names}
     )
-    done = run(f"relay check --config {config}", env=env)
-    assert done.returncode == 0, done.stderr
+    done = Shell(env=env).ok(f"relay check --config {config}")
     protocol = re.search(r"security_protocol: (\w+)", text)
     assert protocol is not None and protocol.group(1) in done.stdout
 

@@ -450,3 +450,20 @@ def test_every_option_the_prose_names_exists() -> None:
                 if option not in options[command]:
                     unknown.append(f"{page.name}: relay {command} {option}")
     assert not unknown, unknown
+
+
+def test_every_name_the_prose_gives_is_one_relay_uses() -> None:
+    """A log event, reason, metric or key the text names in backticks (``snake_case``)
+    is spelled somewhere in relay's code: a renamed log line or reason cannot leave the
+    docs behind. Metrics gain ``_total`` and binary-mode headers ``ce_`` on the way out."""
+    code = "\n".join(
+        path.read_text() for path in (ROOT / "relay").rglob("*") if path.suffix in {".py", ".html"}
+    )
+    unknown = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for name in set(re.findall(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`", prose)):
+            spelled = name.removesuffix("_total").removeprefix("ce_")
+            if spelled not in code:
+                unknown.append(f"{page.name}: {name}")
+    assert not unknown, sorted(unknown)

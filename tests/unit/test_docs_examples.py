@@ -23,7 +23,7 @@ import yaml
 from relay import preflight
 from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
-from relay.config import webhook_secret
+from relay.config import Config, Subscriber, webhook_secret
 from relay.delivery import signing
 from tests.docs import (
     PAGES,
@@ -466,4 +466,36 @@ def test_every_name_the_prose_gives_is_one_relay_uses() -> None:
             spelled = name.removesuffix("_total").removeprefix("ce_")
             if spelled not in code:
                 unknown.append(f"{page.name}: {name}")
+    assert not unknown, sorted(unknown)
+
+
+def _struct_fields(kind: object) -> dict[str, object] | None:
+    """A msgspec Struct type's fields by their YAML name (through ``X | None``)."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+    if isinstance(kind, msgspec.inspect.StructType):
+        return {field.encode_name: field.type for field in kind.fields}
+    return None
+
+
+def test_every_configuration_key_the_prose_names_exists() -> None:
+    """A dotted key in backticks that starts with a section of the configuration
+    (``limits.header_timeout``, ``kafka.spool_max_bytes``; a subscriber's
+    ``retry.max_attempts``, ``circuit_breaker.window``) is a key relay accepts."""
+    roots = [msgspec.inspect.type_info(t) for t in (Config, Subscriber)]
+    unknown = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for path in set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+)`", prose)):
+            if re.search(r"\.(py|md|ya?ml|json|txt)$", path):
+                continue  # a file
+            first, *rest = path.split(".")
+            for root in roots:
+                kind = (_struct_fields(root) or {}).get(first)
+                if kind is None or _struct_fields(kind) is None:
+                    continue  # not a section of this root (a file name, an event path)
+                for part in rest:
+                    kind = (_struct_fields(kind) or {}).get(part)
+                if kind is None:
+                    unknown.append(f"{page.name}: {path}")
     assert not unknown, sorted(unknown)

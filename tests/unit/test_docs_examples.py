@@ -23,7 +23,7 @@ import yaml
 from relay import preflight
 from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
-from relay.config import Config, Subscriber, webhook_secret
+from relay.config import Config, Kafka, Route, Source, Subscriber, Topics, webhook_secret
 from relay.delivery import signing
 from tests.docs import (
     PAGES,
@@ -499,3 +499,34 @@ def test_every_configuration_key_the_prose_names_exists() -> None:
                 if kind is None:
                     unknown.append(f"{page.name}: {path}")
     assert not unknown, sorted(unknown)
+
+
+def _undocumented(
+    kind: object, prefix: str, documented: set[str], skip: tuple[str, ...] = ()
+) -> list[str]:
+    found = []
+    for name, field in (_struct_fields(kind) or {}).items():
+        key = prefix + name
+        if name in skip or key in documented:
+            continue
+        if _struct_fields(field) is not None:  # a section: documented whole or key by key
+            found += _undocumented(field, key + ".", documented)
+        else:
+            found.append(key)
+    return found
+
+
+def test_every_configuration_key_is_in_the_reference() -> None:
+    """docs/configuration.md's tables name every key relay accepts: a new key comes with
+    its row (first column, in backticks: ``data_dir``, ``limits.max_body_bytes``, a
+    ``kafka`` table's ``linger_ms``, a subscriber's ``retry.max_attempts``)."""
+    documented = set()
+    for line in (ROOT / "docs" / "configuration.md").read_text().splitlines():
+        if line.startswith("| `"):
+            documented |= set(re.findall(r"`([^`]+)`", line.split("|")[1]))
+    info = msgspec.inspect.type_info
+    lists = ("kafka", "sources", "topics", "routes", "subscribers")
+    missing = _undocumented(info(Config), "", documented, skip=lists)
+    for section, kind in zip(lists, (Kafka, Source, Topics, Route, Subscriber), strict=True):
+        missing += [f"{section}: {key}" for key in _undocumented(info(kind), "", documented)]
+    assert not missing, f"not in docs/configuration.md's tables: {missing}"

@@ -7,7 +7,9 @@ tests/integration/test_docs_*.py."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import pkgutil
 import re
 import socket
 import subprocess
@@ -19,7 +21,9 @@ from typing import Any
 import msgspec
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
+import relay
 from relay import preflight
 from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
@@ -530,3 +534,17 @@ def test_every_configuration_key_is_in_the_reference() -> None:
     for section, kind in zip(lists, (Kafka, Source, Topics, Route, Subscriber), strict=True):
         missing += [f"{section}: {key}" for key in _undocumented(info(kind), "", documented)]
     assert not missing, f"not in docs/configuration.md's tables: {missing}"
+
+
+def test_every_metric_relay_exports_is_in_the_metrics_table() -> None:
+    for module in pkgutil.walk_packages(relay.__path__, "relay."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)  # each module registers its own metrics
+    table = (ROOT / "docs" / "operations.md").read_text()
+    missing = []
+    for metric in REGISTRY.collect():
+        if metric.name.startswith("relay_"):
+            shown = metric.name + "_total" if metric.type == "counter" else metric.name
+            if f"\n| `{shown}` |" not in table:
+                missing.append(shown)
+    assert not missing, f"not in docs/operations.md's Metrics table: {missing}"

@@ -548,3 +548,20 @@ def test_every_metric_relay_exports_is_in_the_metrics_table() -> None:
             if f"\n| `{shown}` |" not in table:
                 missing.append(shown)
     assert not missing, f"not in docs/operations.md's Metrics table: {missing}"
+
+
+def _long_options(parser: argparse.ArgumentParser, name: str) -> list[tuple[str, str]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                found += _long_options(sub, f"{name} {sub_name}")
+        found += [(name, o) for o in action.option_strings if o.startswith("--") and o != "--help"]
+    return found
+
+
+def test_every_option_of_every_command_is_documented() -> None:
+    pages = "\n".join(page.read_text() for page in PAGES)
+    options = _long_options(build_parser(), "relay")
+    missing = [f"{name} {option}" for name, option in options if option not in pages]
+    assert not missing, f"no page mentions {missing}"

@@ -182,9 +182,11 @@ def test_two_roles_run_side_by_side_as_the_page_shows(tmp_path: Path) -> None:
     port, second = free_port(), free_port()
     env = shell_env(RELAY_PORT=str(port), RELAY_DATA_DIR=str(tmp_path / "var"))
     sh = Shell(tmp_path, env, {"--port 8081": f"--port {second}"})
-    with (
-        sh.serving(ingress.text, port, tmp_path / "ingress.log"),
-        sh.serving(delivery.text, second, tmp_path / "delivery.log"),
+    with sh.serving_all(
+        [
+            (ingress.text, port, tmp_path / "ingress.log"),
+            (delivery.text, second, tmp_path / "delivery.log"),
+        ]
     ):
         assert sh.post(port, BODY)["accepted"] == 1
         hooks = sh.run(

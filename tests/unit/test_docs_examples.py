@@ -565,3 +565,41 @@ def test_every_option_of_every_command_is_documented() -> None:
     options = _long_options(build_parser(), "relay")
     missing = [f"{name} {option}" for name, option in options if option not in pages]
     assert not missing, f"no page mentions {missing}"
+
+
+_REPO_DIRS = r"(?:relay|deploy|tests|config|bench|docs|\.ci)"
+# relay.<x> names in the prose that are topics or files, not Python
+_NOT_PYTHON = {"relay.yaml", "relay.raw", "relay.deadletter", "relay.attempts"}
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attr in parts[split:]:
+            if not hasattr(found, attr):
+                return False
+            found = getattr(found, attr)
+        return True
+    return False
+
+
+def test_every_module_and_file_the_prose_names_exists() -> None:
+    """``relay.bus.security.client_options`` and ``deploy/kubernetes/ingress.yaml`` in the
+    text are a Python name relay has and a file of the repository: a move leaves no
+    stale pointer."""
+    stale = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for name in set(re.findall(r"`(relay(?:\.\w+)+)`", prose)) - _NOT_PYTHON:
+            if not name.startswith("relay.sub.") and not _resolves(name):
+                stale.append(f"{page.name}: {name}")
+        for path in set(
+            re.findall(r"`((?:relay|deploy|tests|config|bench|docs|\.ci)/[\w./*-]*)`", prose)
+        ):
+            if not path.endswith(".env") and not list(ROOT.glob(path.rstrip("/"))):
+                stale.append(f"{page.name}: {path}")
+    assert not stale, sorted(stale)

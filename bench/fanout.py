@@ -111,9 +111,9 @@ async def relay_fanout(
 ) -> Rate:
     from relay.bus import Record
     from relay.bus.kafka import KafkaBus
+    from relay.cloudevents import encode
     from relay.config import parse
     from relay.delivery.service import DeliveryService
-    from relay.events import encode
     from relay.logs import configure
 
     configure("warning", "json")  # as `relay serve` runs: no per-delivery log lines
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for_port(port)
         url = f"http://127.0.0.1:{port}/hook"
         made = events(args.events, args.keys)
-        from relay.events import encode
+        from relay.cloudevents import encode
 
         bodies = [encode(e) for e in made]
         with tansu() as (bootstrap, _):

@@ -38,7 +38,7 @@ def bare_app() -> web.Application:
 
 
 def normalize_app() -> web.Application:
-    from relay.events import encode
+    from relay.cloudevents import encode
     from relay.providers import NORMALIZERS, Inbound
 
     normalize = NORMALIZERS["chatwoot"]

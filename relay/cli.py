@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from relay import __version__
 from relay.config import Config, ConfigError, Kafka, load
 from relay.providers import PROVIDERS
+from relay.urls import without_query
 
 if TYPE_CHECKING:
     from relay.tail import Options as TailOptions
@@ -176,7 +177,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     ",".join(sub.topic_list(config.topics.events)),
                     _patterns(sub.match.type),
                     where,
-                    _redact(sub.url),
+                    without_query(sub.url),
                     "yes" if sub.all_secrets else "no",
                 )
             )
@@ -218,16 +219,6 @@ def _kafka_security(kafka: Kafka) -> str:
     return ", ".join(parts)
 
 
-def _redact(url: str) -> str:
-    """A URL without credentials or query string, which may carry secrets."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -237,7 +228,7 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     from relay.api import normalize
-    from relay.events import encode
+    from relay.cloudevents import encode
     from relay.providers import MalformedBody, Unmappable
 
     try:
@@ -305,14 +296,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from relay.schema import event_schema, render
+    from relay.contracts import event_schema, render
 
     sys.stdout.write(render(event_schema(), "json"))
     return 0
 
 
 def cmd_asyncapi(args: argparse.Namespace) -> int:
-    from relay.schema import asyncapi, render
+    from relay.contracts import asyncapi, render
 
     path = args.config or os.environ.get("RELAY_CONFIG")
     sys.stdout.write(render(asyncapi(load(path) if path else Config()), args.format))
@@ -322,11 +313,10 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.register import API_TOKEN_ENV, RegisterError
+    from relay.register import API_TOKEN_ENV, REGISTRARS, RegisterError, register
 
     config = _config(args)
-    register = PROVIDERS[args.provider].register
-    if register is None:
+    if args.provider not in REGISTRARS:
         return _fail(f"{args.provider} has no webhook registration API", 2)
     if args.api_token and not args.api_token.startswith("$"):
         print(
@@ -339,6 +329,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         registration: Any = asyncio.run(
             register(
                 config,
+                args.provider,
                 source=args.source,
                 public_url=args.public_url,
                 account=getattr(args, "account", None),
@@ -514,8 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
         "register", help="point a provider's webhooks at this relay through its API"
     )
     providers = register.add_subparsers(dest="provider", required=True)
+    from relay.register import REGISTRARS
+
     for provider, unit in PROVIDERS.items():
-        if unit.register is None:
+        if provider not in REGISTRARS:
             continue
         example = unit.register_example_url
         p = providers.add_parser(provider, help=f"register a {provider} source's webhooks")

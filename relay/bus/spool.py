@@ -23,8 +23,8 @@ from typing import Literal
 
 import structlog
 
-from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
-from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
+from relay.bus.base import Bus, BusError, BusRefused, Item, Record, RecordTooLarge
+from relay.bus.embedded import EmbeddedLog, delete_through, depth, read
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.spool")
@@ -35,7 +35,7 @@ _DRAIN_BATCH = 500
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
 
 
-def _size(record: Record | StoredRecord) -> int:
+def _size(record: Record | Item) -> int:
     return (
         len(record.value)
         + len(record.key or b"")
@@ -77,20 +77,9 @@ class SpooledBus:
     def path(self) -> Path:
         return self._spool.path
 
-    def _depth(self) -> tuple[int, int]:
-        conn = connect(self.path)
-        try:
-            rows = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(value) + COALESCE(LENGTH(key), 0)"
-                " + LENGTH(headers)), 0) FROM records"
-            ).fetchone()
-            return int(rows[0]), int(rows[1])
-        finally:
-            conn.close()
-
     async def start(self) -> None:
         await self._spool.start()
-        self.spooled_records, self.spooled_bytes = await asyncio.to_thread(self._depth)
+        self.spooled_records, self.spooled_bytes = await asyncio.to_thread(depth, self.path)
         if self.spooled_records:
             self._set_mode("spooling", reason="records left in the spool at start-up")
         try:
@@ -188,15 +177,8 @@ class SpooledBus:
             self._writing -= 1
         self._wake.set()
 
-    def _take(self) -> list[StoredRecord]:
+    def _take(self) -> list[Item]:
         return read(self.path, limit=_DRAIN_BATCH)
-
-    def _delete_through(self, offset: int) -> None:
-        conn = connect(self.path)
-        try:
-            conn.execute('DELETE FROM records WHERE "offset" <= ?', (offset,))
-        finally:
-            conn.close()
 
     async def _drain_forever(self) -> None:
         delay = _RETRY_MIN
@@ -238,7 +220,7 @@ class SpooledBus:
         ]
         async with asyncio.timeout(max(self.spool_after, 10.0)):
             await kafka.publish(records)
-        await asyncio.to_thread(self._delete_through, stored[-1].offset)
+        await asyncio.to_thread(delete_through, self.path, stored[-1].offset)
         self.spooled_records = max(0, self.spooled_records - len(stored))
         self.spooled_bytes = max(0, self.spooled_bytes - sum(_size(r) for r in stored))
         log.info("spool_drained", records=len(stored), left=self.spooled_records)

@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from relay import __version__
 from relay.config import Subscriber, webhook_secret
+from relay.deadletters import DeliveryFailure
 from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker, Rule
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
@@ -29,9 +30,8 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     status: int | None = None
     error: str | None = None
-    reason: str | None = None
-    """Why it was not delivered: ``rejected`` (a 4xx), ``exhausted`` (retries ran out) or
-    ``gone`` (410: the subscriber is disabled and the event stays where it is)."""
+    reason: DeliveryFailure | None = None
+    """Why it was not delivered (relay.deadletters.DeliveryFailure says each)."""
     seconds: float = 0.0
 
 
@@ -162,6 +162,7 @@ class Sender:
 
     @staticmethod
     def _failed(failure: AttemptFailed, *, attempts: int, started: float) -> DeliveryResult:
+        reason: DeliveryFailure
         if failure.status == 410:
             reason = "gone"
         else:

@@ -8,32 +8,17 @@ import contextlib
 import structlog
 
 from relay.attempts import AttemptLog
-from relay.bus import Bus
+from relay.bus import Bus, SubscriptionBusy, subscribe
 from relay.config import Config, Subscriber
+from relay.deadletters import DeadLetters
 from relay.delivery.sender import Sender
-from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBusy
 from relay.delivery.state import DeliveryState, Disabled, now_ms
-from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
+from relay.delivery.worker import FETCH_WAIT_SECONDS, SubscriberWorker
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.delivery")
 DEFAULT_GRACE_SECONDS = 5.0
 STANDBY_POLL_SECONDS = 2.0
-
-
-def group_id(subscriber: Subscriber) -> str:
-    return f"relay.sub.{subscriber.name}"
-
-
-def subscription_source(
-    config: Config, subscriber: Subscriber, anchor_ms: int | None = None
-) -> Source:
-    """``anchor_ms``: the subscriber's first start, where ``start_from: latest`` begins."""
-    topics = subscriber.topic_list(config.topics.events)
-    group, start = group_id(subscriber), subscriber.start_from
-    if config.kafka is not None:
-        return KafkaSource(config.kafka, group, topics, start, anchor_ms)
-    return EmbeddedSource(config.data_path, group, topics, start, anchor_ms=anchor_ms)
 
 
 class UnknownSubscriber(Exception):
@@ -60,7 +45,7 @@ class DeliveryService:
     def _new_worker(self, subscriber: Subscriber) -> SubscriberWorker:
         worker = SubscriberWorker(
             subscriber,
-            subscription_source(self.config, subscriber, self._anchors.get(subscriber.name)),
+            subscribe(self.config, subscriber, self._anchors.get(subscriber.name)),
             Sender(subscriber),
             self.dead_letters,
             state=self.state,
@@ -170,7 +155,7 @@ class DeliveryService:
                 )
             except asyncio.CancelledError:
                 raise
-            except SourceBusy as exc:
+            except SubscriptionBusy as exc:
                 if not standing_by:
                     log.info("subscriber_standby", subscriber=subscriber.name, reason=str(exc))
                     standing_by = True

@@ -92,6 +92,13 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "reload_refused", "`POST /admin/reload`: the new file was not taken", False),
     ErrorCode(404, "unknown_subscriber", "`.../subscribers/{name}/enable`: no such name", False),
+    ErrorCode(
+        404,
+        "not_here",
+        "an admin API call this process cannot answer (it runs `--role ingress`: no index, "
+        "no delivery)",
+        False,
+    ),
     ErrorCode(500, "internal_error", "a bug; the body was not lost", False),
 )
 _KNOWN = frozenset(error.code for error in ERRORS)

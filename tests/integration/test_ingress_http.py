@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay.bus.embedded import LOG_FILE, read
-from relay.events import decode
+from relay.cloudevents import decode
 from tests.support import make_config, relay_client
 
 TOKEN = "tok-1"

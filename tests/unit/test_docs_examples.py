@@ -28,6 +28,7 @@ from relay import preflight
 from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
 from relay.config import Config, Kafka, Route, Source, Subscriber, Topics, webhook_secret
+from relay.deadletters import DELIVERY_REASONS, INGEST_REASONS
 from relay.delivery import signing
 from tests.docs import (
     PAGES,
@@ -463,6 +464,7 @@ def test_every_name_the_prose_gives_is_one_relay_uses() -> None:
     code = "\n".join(
         path.read_text() for path in (ROOT / "relay").rglob("*") if path.suffix in {".py", ".html"}
     )
+    code += "\n".join(DELIVERY_REASONS)  # delivery_<failure>, built from DeliveryFailure
     unknown = []
     for page in PAGES:
         prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
@@ -603,3 +605,10 @@ def test_every_module_and_file_the_prose_names_exists() -> None:
             if not path.endswith(".env") and not list(ROOT.glob(path.rstrip("/"))):
                 stale.append(f"{page.name}: {path}")
     assert not stale, sorted(stale)
+
+
+def test_every_dead_letter_reason_is_explained() -> None:
+    """docs/topics.md names each ``relay-reason`` relay writes, ingest's and delivery's."""
+    page = (ROOT / "docs" / "topics.md").read_text()
+    missing = [r for r in (*INGEST_REASONS, *DELIVERY_REASONS) if f"`{r}`" not in page]
+    assert not missing, f"docs/topics.md does not explain {missing}"

@@ -1,0 +1,266 @@
+"""Reading Kafka: a subscriber's consumer group (with its rebalance listener), and the
+bounded range ``relay replay`` reads; both are bus Subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import (
+    KafkaError,
+    NoOffsetForPartitionError,
+    OffsetOutOfRangeError,
+    UnsupportedVersionError,
+)
+
+from relay.bus.base import Item, Revoked, StartFrom, Stream
+from relay.bus.kafka.security import client_options
+from relay.config import Kafka
+
+log = structlog.get_logger("relay.delivery")
+
+
+class KafkaSubscription:
+    """A consumer group ``relay.sub.<name>``; commits are explicit, never automatic.
+
+    A partition the group never committed starts at ``anchor_ms`` (the subscriber's first
+    start) for ``latest``, at its beginning for ``earliest``; the start is committed at once,
+    so neither a slow join, a rebalance nor a restart moves it. A committed position that
+    retention already deleted resumes at the oldest record left.
+    """
+
+    def __init__(
+        self,
+        config: Kafka,
+        group_id: str,
+        topics: Sequence[str],
+        start_from: StartFrom,
+        anchor_ms: int | None = None,
+    ) -> None:
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._start_from = start_from
+        self._anchor_ms = anchor_ms
+        self._generation: dict[Any, int] = {}
+        self.on_revoked: Revoked | None = None
+        self._consumer: Any = AIOKafkaConsumer(
+            **client_options(config),
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="none",  # relay decides: see _place
+            isolation_level="read_committed",
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
+        )
+
+    async def start(self) -> None:
+        self._consumer.subscribe(self._topics, listener=_Rebalance(self))
+        await self._consumer.start()
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    def _stream(self, tp: Any) -> Stream:
+        return (tp.topic, tp.partition, self._generation.get(tp, 0))
+
+    async def _revoke(self, partitions: set[Any]) -> None:
+        if self.on_revoked is not None:
+            await self.on_revoked({self._stream(tp) for tp in partitions})
+
+    def _assign(self, partitions: set[Any]) -> None:
+        for tp in partitions:
+            self._generation[tp] = self._generation.get(tp, 0) + 1
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=int(wait * 1000), max_records=max_records
+            )
+        except NoOffsetForPartitionError as exc:
+            if exc.args:
+                await self._place(exc.args[0])
+            return []
+        except OffsetOutOfRangeError as exc:
+            positions = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            for tp in positions:
+                if tp in self._consumer.assignment():
+                    log.warning("position_out_of_range", topic=tp.topic, partition=tp.partition)
+                    await self._consumer.seek_to_beginning(tp)
+            return []
+        return [
+            _kafka_item(message, self._stream(tp))
+            for tp, messages in batches.items()
+            for message in messages
+        ]
+
+    async def _place(self, tp: Any) -> None:
+        """The first position of a partition this group never committed, committed at once."""
+        consumer = self._consumer
+        if tp not in consumer.assignment():
+            return  # taken away meanwhile: its next owner places it
+        if self._start_from == "earliest":
+            offset = (await consumer.beginning_offsets([tp]))[tp]
+        elif self._anchor_ms is None:
+            offset = (await consumer.end_offsets([tp]))[tp]
+        else:
+            # the end first: whatever is published after it has a later offset
+            end = (await consumer.end_offsets([tp]))[tp]
+            try:
+                found = (await consumer.offsets_for_times({tp: self._anchor_ms})).get(tp)
+            except UnsupportedVersionError:  # a broker older than 0.10.1
+                log.warning("anchor_by_time_unsupported", topic=tp.topic, partition=tp.partition)
+                found = None
+            # some brokers answer "nothing that late" with a placeholder, not null
+            late_enough = found is not None and found.timestamp >= self._anchor_ms
+            offset = min(found.offset, end) if late_enough else end
+        if tp not in consumer.assignment():
+            return  # taken away while we asked
+        consumer.seek(tp, offset)
+        log.info(
+            "subscription_anchored",
+            group=self._group_id,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=offset,
+            start_from=self._start_from,
+        )
+        try:
+            await consumer.commit({tp: offset})
+        except KafkaError as exc:  # placed anyway; the next commit records a position
+            log.warning("commit_failed", error=str(exc))
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        assignment = self._consumer.assignment()
+        offsets = {}
+        for (topic, partition, generation), next_offset in positions.items():
+            tp = TopicPartition(topic, partition)
+            # only what is still ours, read under the current assignment
+            if tp in assignment and self._generation.get(tp, 0) == generation:
+                offsets[tp] = next_offset
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as exc:  # e.g. partitions moved in a rebalance: re-read there
+            log.warning("commit_failed", error=str(exc))
+
+    async def backlog(self) -> int:
+        total = 0
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                total += max(0, highwater - await self._consumer.position(tp))
+        return total
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, subscription: KafkaSubscription) -> None:
+        self.subscription = subscription
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        await self.subscription._revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[Any]) -> None:
+        self.subscription._assign(set(assigned))
+
+
+def _kafka_item(message: Any, stream: Stream) -> Item:
+    return Item(
+        stream=stream,
+        offset=message.offset,
+        topic=message.topic,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+        timestamp_ms=message.timestamp,
+    )
+
+
+class KafkaRange:
+    """A bounded read for replay: from a time or an offset up to the end seen at start."""
+
+    on_revoked: Revoked | None = None  # a bounded read of partitions it assigns itself
+
+    def __init__(
+        self,
+        config: Kafka,
+        topics: Sequence[str],
+        *,
+        since_ms: int | None = None,
+        from_offset: int | None = None,
+    ) -> None:
+        self._consumer: Any = AIOKafkaConsumer(
+            **client_options(config),
+            group_id=None,
+            enable_auto_commit=False,
+        )
+        self._topics = list(topics)
+        self._since_ms = since_ms
+        self._from_offset = from_offset
+        self._end: dict[TopicPartition, int] = {}
+
+    async def start(self) -> None:
+        consumer = self._consumer
+        await consumer.start()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in self._topics
+            for partition in sorted(await _partitions(consumer, topic))
+        ]
+        consumer.assign(partitions)
+        self._end = dict(await consumer.end_offsets(partitions)) if partitions else {}
+        beginning = await consumer.beginning_offsets(partitions) if partitions else {}
+        by_time = (
+            await consumer.offsets_for_times({tp: self._since_ms for tp in partitions})
+            if self._since_ms is not None and partitions
+            else {}
+        )
+        for tp in partitions:
+            if self._since_ms is not None:
+                found = by_time.get(tp)
+                # Some brokers answer "nothing that late" with a placeholder, not null.
+                if found is not None and found.timestamp >= self._since_ms:
+                    start = found.offset
+                else:
+                    start = self._end[tp]
+            else:
+                start = max(self._from_offset or 0, beginning[tp])
+            consumer.seek(tp, min(start, self._end[tp]))
+        self._end = {tp: end for tp, end in self._end.items() if end > 0}
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        consumer = self._consumer
+        remaining = {tp for tp, end in self._end.items() if await consumer.position(tp) < end}
+        if not remaining:
+            return None
+        batches = await consumer.getmany(
+            *remaining, timeout_ms=int(wait * 1000), max_records=max_records
+        )
+        return [
+            _kafka_item(message, (tp.topic, tp.partition, 0))
+            for tp, messages in batches.items()
+            for message in messages
+            if message.offset < self._end.get(tp, 0)
+        ]
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        return None
+
+    async def backlog(self) -> int:
+        return 0
+
+
+async def _partitions(consumer: Any, topic: str) -> set[int]:
+    for _ in range(50):
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return set(partitions)
+        await consumer.topics()  # refreshes the cluster metadata
+        await asyncio.sleep(0.1)
+    return set()

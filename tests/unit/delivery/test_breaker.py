@@ -1,0 +1,318 @@
+"""The circuit breaker's gate and its log lines (README, "Retries, dead letters, circuit
+breaker"): what an operator sees, and that a waiting attempt goes out when it may."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+import pytest
+from structlog.testing import capture_logs
+
+from relay.delivery.breaker import CircuitBreaker, Rule
+
+RULE = Rule(
+    window=10.0,
+    failure_rate=0.5,
+    min_attempts=2,
+    no_success_for=5.0,
+    cooldown=1.234375,  # exact in binary: the clock arithmetic below stays exact
+    cooldown_max=4.0,
+    half_open_attempts=1,
+)
+
+
+FAST = msgspec.structs.replace(RULE, cooldown=0.0625)  # for waits in real time
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def opened(clock: Clock, name: str = "crm", rule: Rule = RULE) -> CircuitBreaker:
+    """A breaker that opened on ``no_success`` (three failures over five seconds)."""
+    breaker = CircuitBreaker(rule, name=name, clock=clock)
+    breaker.record_failure()
+    breaker.record_failure()
+    clock.now += 5
+    breaker.record_failure()
+    assert breaker.state == "open"
+    return breaker
+
+
+async def test_the_documented_log_lines_open_half_open_closed() -> None:
+    clock = Clock()
+    with capture_logs() as logs:
+        breaker = opened(clock)
+        clock.now += RULE.cooldown
+        probe = await asyncio.wait_for(breaker.acquire(), 1)
+        breaker.record_failure(probe)  # the probe fails: open again, the wait doubled
+        clock.now += 2 * RULE.cooldown
+        probe = await asyncio.wait_for(breaker.acquire(), 1)
+        clock.now += 0.5
+        breaker.record_success(probe)
+    lines = [{k: v for k, v in line.items() if k != "log_level"} for line in logs]
+    assert lines == [
+        {
+            "event": "circuit_opened",
+            "subscriber": "crm",
+            "reason": "no_success",
+            "failing_for": 5.0,
+            "failures": 3,
+            "probe_in": 1.234,
+        },
+        {"event": "circuit_half_open", "subscriber": "crm", "probes": 1},
+        {
+            "event": "circuit_opened",
+            "subscriber": "crm",
+            "reason": "probe_failed",
+            "probe_in": 2.469,
+        },
+        {"event": "circuit_half_open", "subscriber": "crm", "probes": 1},
+        {
+            "event": "circuit_closed",
+            "subscriber": "crm",
+            "after": round(2 * RULE.cooldown + 0.5, 3),
+        },
+    ]
+    assert [line["log_level"] for line in logs] == ["warning", "info", "warning", "info", "info"]
+
+
+async def test_an_attempt_waiting_on_an_open_circuit_goes_out_once_the_cooldown_passed() -> None:
+    clock = Clock()
+    breaker = opened(clock, rule=FAST)
+    waiting = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # open: nothing goes out
+    clock.now += FAST.cooldown  # the gate re-checks after the cooldown (in real time too)
+    assert await asyncio.wait_for(waiting, 5) is not None  # a probe ticket
+    assert breaker.state == "half_open"
+
+
+async def test_an_attempt_waiting_for_a_probe_place_gets_it_when_the_probe_goes_stale() -> None:
+    clock = Clock()
+    breaker = opened(clock, rule=FAST)
+    clock.now += FAST.cooldown
+    first = await asyncio.wait_for(breaker.acquire(), 1)  # the only probe place
+    waiting = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    clock.now += FAST.cooldown  # the first probe never reported
+    second = await asyncio.wait_for(waiting, 5)
+    assert second is not None and second != first
+
+
+async def test_a_released_probe_frees_its_place_at_once() -> None:
+    clock = Clock()
+    breaker = opened(clock)
+    clock.now += RULE.cooldown
+    first = await asyncio.wait_for(breaker.acquire(), 1)
+    breaker.release(first)  # cancelled before it was judged
+    second = await asyncio.wait_for(breaker.acquire(), 1)  # the one place is free again
+    assert second is not None and second != first
+
+
+async def test_a_probe_that_never_reports_frees_its_place_after_a_cooldown() -> None:
+    clock = Clock()
+    breaker = opened(clock)
+    clock.now += RULE.cooldown
+    first = await asyncio.wait_for(breaker.acquire(), 1)
+    clock.now += RULE.cooldown  # exactly one cooldown later
+    second = await asyncio.wait_for(breaker.acquire(), 1)
+    assert second is not None and second != first
+
+
+@pytest.mark.parametrize(("successes", "failures", "state"), [(5, 5, "open"), (6, 4, "closed")])
+async def test_closing_starts_a_new_window(successes: int, failures: int, state: str) -> None:
+    """After a probe closes the circuit, the failure rate counts only what came after."""
+    rule = Rule(
+        window=10.0,
+        failure_rate=0.5,
+        min_attempts=4,
+        no_success_for=1000.0,
+        cooldown=0.0625,
+        cooldown_max=1.0,
+        half_open_attempts=1,
+    )
+    clock = Clock()
+    breaker = CircuitBreaker(rule, clock=clock)
+    clock.now += rule.window
+    for _ in range(4):
+        breaker.record_failure()
+    assert breaker.state == "open"  # 4 of 4 failed over a watched window
+    clock.now += rule.cooldown
+    breaker.record_success(await asyncio.wait_for(breaker.acquire(), 1))
+    assert str(breaker.state) == "closed"  # (str: mypy keeps the narrowing to "open")
+    clock.now += rule.window + 1  # a whole new window watched
+    for _ in range(successes):
+        breaker.record_success()
+    for _ in range(failures):
+        breaker.record_failure()
+    assert breaker.state == state  # 5 of 10 is the rate; 4 of 10 is not
+
+
+# The opening rules: a window's failure rate, no success for a while, half-open probes.
+
+WINDOWED = Rule(  # a 30 s window, 90 % failures over at least 10 attempts
+    window=30.0,
+    failure_rate=0.9,
+    min_attempts=10,
+    no_success_for=15.0,
+    cooldown=5.0,
+    cooldown_max=20.0,
+    half_open_attempts=2,
+)
+
+
+def test_a_burst_of_failures_that_retries_get_through_does_not_open() -> None:
+    """16 first attempts and their second attempts fail at once, then the thirds succeed."""
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(32):
+        breaker.record_failure()
+    assert breaker.state == "closed"
+    for _round in range(40):  # then two in three fail, for minutes
+        clock.now += 1
+        breaker.record_failure()
+        breaker.record_failure()
+        breaker.record_success()
+    assert breaker.state == "closed"
+
+
+def test_no_success_for_a_while_opens() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(30):
+        breaker.record_failure()  # many, but all within a moment
+    assert breaker.state == "closed"
+    clock.now += 15
+    breaker.record_failure()
+    assert breaker.state == "open"
+
+
+def test_no_success_needs_min_attempts() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(5):  # one event backing off: a few attempts over a long time
+        breaker.record_failure()
+        clock.now += 10
+    assert breaker.state == "closed"
+
+
+def test_a_failure_rate_over_a_watched_window_opens() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(31):  # a healthy half minute
+        breaker.record_success()
+        clock.now += 1
+    for _ in range(30):  # then one success in twenty: never 15 s without one
+        for _ in range(19):
+            breaker.record_failure()
+        breaker.record_success()
+        clock.now += 0.5
+        if breaker.state == "open":
+            break
+    assert breaker.state == "open"
+
+
+async def test_half_open_lets_a_few_probes_and_a_success_closes() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    assert breaker.state == "open"
+    waiting = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # open: nobody goes out
+    clock.now += 5
+    breaker._transition("open")  # wake the waiter so it re-reads the clock
+    first = await asyncio.wait_for(waiting, 1)
+    assert breaker.state == "half_open" and first is not None
+    second = await asyncio.wait_for(breaker.acquire(), 1)
+    third = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not third.done()  # half_open_attempts = 2
+    breaker.record_success(second)
+    assert breaker.state == "closed"
+    assert await asyncio.wait_for(third, 1) is None
+
+
+async def test_failed_probes_back_off_up_to_the_max() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    waits = []
+    for _ in range(4):
+        opened = clock.now
+        clock.now += 100
+        ticket = await breaker.acquire()
+        assert breaker.state == "half_open"
+        breaker.record_failure(ticket)
+        assert breaker.state == "open"
+        waits.append(breaker._wait)
+        clock.now = opened + 100
+    assert waits == [10.0, 20.0, 20.0, 20.0]
+
+
+async def test_a_late_failure_of_a_non_probe_does_not_reopen_half_open() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    clock.now += 5
+    ticket = await breaker.acquire()
+    breaker.record_failure()  # sent while closed, answered now
+    assert breaker.state == "half_open"
+    breaker.record_success(ticket)
+    assert breaker.state == "closed"
+
+
+class Lines:
+    """Records what the breaker logs: (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def info(self, event: str, **fields: object) -> None:
+        self.lines.append(("info", event, fields))
+
+
+async def test_the_breaker_says_when_it_opens_half_opens_and_closes() -> None:
+    clock, lines = Clock(), Lines()
+    breaker = CircuitBreaker(WINDOWED, clock=clock, logger=lines)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    clock.now += 5
+    ticket = await breaker.acquire()
+    breaker.record_failure(ticket)
+    clock.now += 10
+    ticket = await breaker.acquire()
+    breaker.record_success(ticket)
+    events = [(level, event) for level, event, _ in lines.lines]
+    assert events == [
+        ("warning", "circuit_opened"),
+        ("info", "circuit_half_open"),
+        ("warning", "circuit_opened"),
+        ("info", "circuit_half_open"),
+        ("info", "circuit_closed"),
+    ]
+    first, again = lines.lines[0][2], lines.lines[2][2]
+    assert first["reason"] == "no_success" and first["failures"] == 11
+    assert first["probe_in"] == 5.0
+    assert again["reason"] == "probe_failed" and again["probe_in"] == 10.0

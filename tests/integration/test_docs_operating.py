@@ -73,7 +73,7 @@ def endpoint() -> Iterator[Endpoint]:
     server.server_close()
 
 
-def _until(check: object, what: str, within: float = 20) -> None:
+def _until(check: object, what: str, within: float = 60) -> None:
     deadline = time.monotonic() + within
     while not callable(check) or not check():
         if time.monotonic() > deadline:

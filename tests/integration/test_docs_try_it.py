@@ -44,7 +44,7 @@ def _uncomment_subscribers(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _shows(sh: Shell, step: Command, where: str, within: float = 20) -> str:
+def _shows(sh: Shell, step: Command, where: str, within: float = 60) -> str:
     """Run ``step`` until what it prints holds every line the page shows after it (a
     counter added once a second takes a moment), then return its output."""
     deadline = time.monotonic() + within

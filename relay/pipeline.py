@@ -115,7 +115,7 @@ class Pipeline:
             encoded = self._names[text] = text.encode()
         return encoded
 
-    def _metadata(self, inbound: Inbound) -> list[tuple[str, bytes]]:
+    def _metadata(self, inbound: Inbound) -> tuple[tuple[str, bytes], ...]:
         headers = [
             ("relay-source", self._name(inbound.source)),
             ("relay-provider", self._name(inbound.provider)),
@@ -130,7 +130,7 @@ class Pipeline:
             )
         if inbound.delivery_id is not None:
             headers.append(("relay-delivery-id", inbound.delivery_id.encode()))
-        return headers
+        return tuple(headers)
 
     def event_records(self, event: CloudEvent) -> list[Record]:
         key = event.partitionkey.encode()
@@ -146,7 +146,7 @@ class Pipeline:
     def _deadletter(
         self,
         inbound: Inbound,
-        metadata: list[tuple[str, bytes]],
+        metadata: tuple[tuple[str, bytes], ...],
         reason: IngestReason,
         detail: str,
     ) -> Record:
@@ -162,7 +162,7 @@ class Pipeline:
                 topic=self.topics.raw,
                 value=inbound.body,
                 key=self._name(inbound.source),
-                headers=tuple(metadata),
+                headers=metadata,
             )
         ]
         outcome: Outcome

@@ -7,9 +7,8 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from relay.bus.base import BusError
+from relay.bus.kafka.murmur2 import murmur2
 
 
 def default_partition(key: bytes, partitions: int) -> int:

@@ -188,38 +188,64 @@ def serving(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A ``relay serve`` command of a page, running until the block ends: ready when its
     ``/readyz`` answers 200 on ``port``; stopped with SIGTERM, and it must exit 0."""
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            ["bash", "-c", "exec " + localize(command, replace)],
-            cwd=cwd,
-            env=env or shell_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"{command!r} exited: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{command!r} not ready: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
+    with serving_all([(command, port, log)], cwd=cwd, env=env, replace=replace) as [process]:
         yield process
+
+
+@contextmanager
+def serving_all(
+    servers: list[tuple[str, int, Path]],
+    *,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    replace: dict[str, str] | None = None,
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Several ``(command, port, log)`` started at once, then each waited for."""
+    processes = []
+    for command, _, log in servers:
+        with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            processes.append(
+                subprocess.Popen(
+                    ["bash", "-c", "exec " + localize(command, replace)],
+                    cwd=cwd,
+                    env=env or shell_env(),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    try:
+        for process, (command, port, log) in zip(processes, servers, strict=True):
+            _ready(process, command, port, log)
+        yield processes
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        codes = []
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                codes.append(process.wait(timeout=30))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+    for code, (command, _, log) in zip(codes, servers, strict=True):
+        assert code == 0, f"{command!r} exited {code}: {log.read_text()[-2000:]}"
+
+
+def _ready(process: subprocess.Popen[bytes], command: str, port: int, log: Path) -> None:
+    deadline = time.monotonic() + 60  # a loaded machine starts slowly; no timing is asserted
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{command!r} exited: {log.read_text()[-2000:]}")
         try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert code == 0, f"{command!r} exited {code}: {log.read_text()[-2000:]}"
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{command!r} not ready: {log.read_text()[-2000:]}")
+        time.sleep(0.05)
 
 
 def in_process(
@@ -276,6 +302,11 @@ class Shell:
         self, command: str, port: int, log: Path
     ) -> AbstractContextManager[subprocess.Popen[bytes]]:
         return serving(command, port, log=log, cwd=self.cwd, env=self.env, replace=self.replace)
+
+    def serving_all(
+        self, servers: list[tuple[str, int, Path]]
+    ) -> AbstractContextManager[list[subprocess.Popen[bytes]]]:
+        return serving_all(servers, cwd=self.cwd, env=self.env, replace=self.replace)
 
     def post(self, port: int, body: Path) -> dict[str, Any]:
         """A Chatwoot webhook to the example's ``nexloo`` source: its 202 answer."""

@@ -261,4 +261,10 @@ class DeliveryService:
             if name not in self._tasks:
                 self._launch(subscriber)
         if stale or set(wanted) != set(current):
-            log.info("delivery_reconciled", subscribers=sorted(wanted), restarted=sorted(stale))
+            log.info(
+                "delivery_reconciled",
+                subscribers=sorted(wanted),
+                started=sorted(set(wanted) - set(current)),
+                stopped=sorted(set(current) - set(wanted)),
+                restarted=sorted(name for name in stale if name in wanted),
+            )

@@ -69,6 +69,9 @@ async def call(
                 )
     except TimeoutError:
         raise RegisterError(f"{what}: no answer from {url} in time") from None
+    except aiohttp.ClientConnectorError as exc:  # its str() says "ssl:default" even for http://
+        reason = exc.os_error.strerror or str(exc.os_error)
+        raise RegisterError(f"{what}: cannot reach {url}: {reason}") from None
     except aiohttp.ClientError as exc:
         raise RegisterError(f"{what}: cannot reach {url}: {exc}") from None
     try:

@@ -7,7 +7,9 @@ tests/integration/test_docs_*.py."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import pkgutil
 import re
 import socket
 import subprocess
@@ -19,14 +21,28 @@ from typing import Any
 import msgspec
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
+import relay
 from relay import preflight
 from relay.attempts import decode_attempt
 from relay.cli import build_parser, main
-from relay.config import webhook_secret
+from relay.config import Config, Kafka, Route, Source, Subscriber, Topics, webhook_secret
+from relay.deadletters import DELIVERY_REASONS, INGEST_REASONS
 from relay.delivery import signing
-from tests.docs import PAGES, ROOT, Block, blocks, commands, executed, relay_argv, run, shell_env
-from tests.pki import make_pki
+from tests.docs import (
+    PAGES,
+    ROOT,
+    Block,
+    Shell,
+    blocks,
+    commands,
+    executed,
+    relay_argv,
+    run,
+    shell_env,
+)
+from tests.pki import Pki, make_pki
 from tests.support import FIXTURES, make_config
 
 # Which test runs each ``run=<name>``; a name no test claims is a block nothing runs.
@@ -45,6 +61,7 @@ RUNS = {
     "admin-api": "tests/integration/test_docs_operating.py",
     "reload": "tests/integration/test_docs_operating.py",
     "roles": "tests/integration/test_docs_operating.py",
+    "backup": "tests/integration/test_docs_operating.py",
     "kafka-local": "tests/integration/test_docs_kafka.py",
 }
 # Why a block may be linted instead of run: what this machine lacks.
@@ -285,11 +302,17 @@ def test_the_verification_example_accepts_relays_signature_and_nothing_else() ->
 KAFKA_SECURITY = executed("kafka-security")
 
 
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
 @pytest.mark.parametrize("block", KAFKA_SECURITY, ids=[b.where for b in KAFKA_SECURITY])
-def test_a_kafka_security_example_passes_relay_check(block: Block, tmp_path: Path) -> None:
+def test_a_kafka_security_example_passes_relay_check(
+    block: Block, tmp_path: Path, pki: Pki
+) -> None:
     """With the files it names made (a CA, a client certificate and key) and its
     variables set, the way an operator would have them."""
-    pki = make_pki(tmp_path)
     text = block.text
     for name, made in {
         "/etc/relay/kafka-ca.pem": pki.ca,
@@ -303,8 +326,7 @@ def test_a_kafka_security_example_passes_relay_check(block: Block, tmp_path: Pat
     env = shell_env(
         **{name: "pkc-1.example.com:9092" if "BOOTSTRAP" in name else "x" for name in names}
     )
-    done = run(f"relay check --config {config}", env=env)
-    assert done.returncode == 0, done.stderr
+    done = Shell(env=env).ok(f"relay check --config {config}")
     protocol = re.search(r"security_protocol: (\w+)", text)
     assert protocol is not None and protocol.group(1) in done.stdout
 
@@ -434,3 +456,160 @@ def test_every_option_the_prose_names_exists() -> None:
                 if option not in options[command]:
                     unknown.append(f"{page.name}: relay {command} {option}")
     assert not unknown, unknown
+
+
+def test_every_name_the_prose_gives_is_one_relay_uses() -> None:
+    """A log event, reason, metric or key the text names in backticks (``snake_case``)
+    is spelled somewhere in relay's code: a renamed log line or reason cannot leave the
+    docs behind. Metrics gain ``_total`` and binary-mode headers ``ce_`` on the way out."""
+    code = "\n".join(
+        path.read_text() for path in (ROOT / "relay").rglob("*") if path.suffix in {".py", ".html"}
+    )
+    code += "\n".join(DELIVERY_REASONS)  # delivery_<failure>, built from DeliveryFailure
+    unknown = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for name in set(re.findall(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`", prose)):
+            spelled = name.removesuffix("_total").removeprefix("ce_")
+            if spelled not in code:
+                unknown.append(f"{page.name}: {name}")
+    assert not unknown, sorted(unknown)
+
+
+def _struct_fields(kind: object) -> dict[str, object] | None:
+    """A msgspec Struct type's fields by their YAML name (through ``X | None``)."""
+    if isinstance(kind, msgspec.inspect.UnionType):
+        kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+    if isinstance(kind, msgspec.inspect.StructType):
+        return {field.encode_name: field.type for field in kind.fields}
+    return None
+
+
+def test_every_configuration_key_the_prose_names_exists() -> None:
+    """A dotted key in backticks that starts with a section of the configuration
+    (``limits.header_timeout``, ``kafka.spool_max_bytes``; a subscriber's
+    ``retry.max_attempts``, ``circuit_breaker.window``) is a key relay accepts."""
+    roots = [msgspec.inspect.type_info(t) for t in (Config, Subscriber)]
+    unknown = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for path in set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+)`", prose)):
+            if re.search(r"\.(py|md|ya?ml|json|txt)$", path):
+                continue  # a file
+            first, *rest = path.split(".")
+            for root in roots:
+                kind = (_struct_fields(root) or {}).get(first)
+                if kind is None or _struct_fields(kind) is None:
+                    continue  # not a section of this root (a file name, an event path)
+                for part in rest:
+                    kind = (_struct_fields(kind) or {}).get(part)
+                if kind is None:
+                    unknown.append(f"{page.name}: {path}")
+    assert not unknown, sorted(unknown)
+
+
+def _undocumented(
+    kind: object, prefix: str, documented: set[str], skip: tuple[str, ...] = ()
+) -> list[str]:
+    found = []
+    for name, field in (_struct_fields(kind) or {}).items():
+        key = prefix + name
+        if name in skip or key in documented:
+            continue
+        if _struct_fields(field) is not None:  # a section: documented whole or key by key
+            found += _undocumented(field, key + ".", documented)
+        else:
+            found.append(key)
+    return found
+
+
+def test_every_configuration_key_is_in_the_reference() -> None:
+    """docs/configuration.md's tables name every key relay accepts: a new key comes with
+    its row (first column, in backticks: ``data_dir``, ``limits.max_body_bytes``, a
+    ``kafka`` table's ``linger_ms``, a subscriber's ``retry.max_attempts``)."""
+    documented = set()
+    for line in (ROOT / "docs" / "configuration.md").read_text().splitlines():
+        if line.startswith("| `"):
+            documented |= set(re.findall(r"`([^`]+)`", line.split("|")[1]))
+    info = msgspec.inspect.type_info
+    lists = ("kafka", "sources", "topics", "routes", "subscribers")
+    missing = _undocumented(info(Config), "", documented, skip=lists)
+    for section, kind in zip(lists, (Kafka, Source, Topics, Route, Subscriber), strict=True):
+        missing += [f"{section}: {key}" for key in _undocumented(info(kind), "", documented)]
+    assert not missing, f"not in docs/configuration.md's tables: {missing}"
+
+
+def test_every_metric_relay_exports_is_in_the_metrics_table() -> None:
+    for module in pkgutil.walk_packages(relay.__path__, "relay."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)  # each module registers its own metrics
+    table = (ROOT / "docs" / "operations.md").read_text()
+    missing = []
+    for metric in REGISTRY.collect():
+        if metric.name.startswith("relay_"):
+            shown = metric.name + "_total" if metric.type == "counter" else metric.name
+            if f"\n| `{shown}` |" not in table:
+                missing.append(shown)
+    assert not missing, f"not in docs/operations.md's Metrics table: {missing}"
+
+
+def _long_options(parser: argparse.ArgumentParser, name: str) -> list[tuple[str, str]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                found += _long_options(sub, f"{name} {sub_name}")
+        found += [(name, o) for o in action.option_strings if o.startswith("--") and o != "--help"]
+    return found
+
+
+def test_every_option_of_every_command_is_documented() -> None:
+    pages = "\n".join(page.read_text() for page in PAGES)
+    options = _long_options(build_parser(), "relay")
+    missing = [f"{name} {option}" for name, option in options if option not in pages]
+    assert not missing, f"no page mentions {missing}"
+
+
+_REPO_DIRS = r"(?:relay|deploy|tests|config|bench|docs|\.ci)"
+# relay.<x> names in the prose that are topics or files, not Python
+_NOT_PYTHON = {"relay.yaml", "relay.raw", "relay.deadletter", "relay.attempts"}
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attr in parts[split:]:
+            if not hasattr(found, attr):
+                return False
+            found = getattr(found, attr)
+        return True
+    return False
+
+
+def test_every_module_and_file_the_prose_names_exists() -> None:
+    """``relay.bus.security.client_options`` and ``deploy/kubernetes/ingress.yaml`` in the
+    text are a Python name relay has and a file of the repository: a move leaves no
+    stale pointer."""
+    stale = []
+    for page in PAGES:
+        prose = re.sub(r"^\s*```.*?^\s*```", "", page.read_text(), flags=re.S | re.M)
+        for name in set(re.findall(r"`(relay(?:\.\w+)+)`", prose)) - _NOT_PYTHON:
+            if not name.startswith("relay.sub.") and not _resolves(name):
+                stale.append(f"{page.name}: {name}")
+        for path in set(
+            re.findall(r"`((?:relay|deploy|tests|config|bench|docs|\.ci)/[\w./*-]*)`", prose)
+        ):
+            if not path.endswith(".env") and not list(ROOT.glob(path.rstrip("/"))):
+                stale.append(f"{page.name}: {path}")
+    assert not stale, sorted(stale)
+
+
+def test_every_dead_letter_reason_is_explained() -> None:
+    """docs/topics.md names each ``relay-reason`` relay writes, ingest's and delivery's."""
+    page = (ROOT / "docs" / "topics.md").read_text()
+    missing = [r for r in (*INGEST_REASONS, *DELIVERY_REASONS) if f"`{r}`" not in page]
+    assert not missing, f"docs/topics.md does not explain {missing}"

@@ -203,7 +203,7 @@ async def test_plugchat_http_failures_are_one_line(status: int, body: Any, expec
 
 async def test_unreachable_api_and_missing_inputs() -> None:
     common: dict[str, Any] = {"public_url": PUBLIC, "env": {}}
-    with pytest.raises(RegisterError, match=r"cannot reach http://127.0.0.1"):
+    with pytest.raises(RegisterError, match=r"cannot reach http://127.0.0.1") as unreachable:
         await register(
             config(),
             "plugchat",
@@ -213,6 +213,7 @@ async def test_unreachable_api_and_missing_inputs() -> None:
             api_token="t",
             **common,
         )
+    assert "ssl:" not in str(unreachable.value)  # a plain http:// API has no TLS to speak of
     with pytest.raises(RegisterError, match=r"no PlugChat API token: .*PLUGCHAT_API_TOKEN"):
         await register(config(), "plugchat", source="plug", **common)
     with pytest.raises(RegisterError, match=r"no source named 'nope' .*\(sources: nexloo, plug"):

@@ -1,5 +1,6 @@
-"""What an answer means (delivered, retried, rejected) and the waits between attempts: Retry-After read against the right clock, backoff
-by attempt number across restarts (tenacity's wait), full jitter."""
+"""What an answer means (delivered, retried, rejected) and the waits between attempts:
+Retry-After read against the right clock, backoff by attempt number across restarts
+(tenacity's wait), full jitter."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.values import as_e164, as_str, as_time, get, get_str
+from relay.values import as_bool, as_e164, as_float, as_int, as_str, as_time, first, get, get_str
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
@@ -115,3 +115,113 @@ def test_get_on_large_objects_indexes_padded_keys_once() -> None:
     assert get(obj2, "wanted") == "exact"  # an exact key wins over padded ones
     forget_indexes()
     assert get(obj, "wanted") == "first"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+        (-1, True),
+        ("true", True),
+        (" TRUE ", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("False", False),
+        (" 0", False),
+        ("no", False),
+        ("", None),
+        ("maybe", None),
+        ("2", None),
+        (None, None),
+        (1.0, None),  # a float is no flag
+        ([], None),
+        ({}, None),
+    ],
+)
+def test_as_bool(value: Any, expected: bool | None) -> None:
+    assert as_bool(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, 0),
+        (42, 42),
+        (-7, -7),
+        (2**70, 2**70),  # a JSON integer as it came
+        (3.0, 3),
+        (-2.0, -2),
+        (3.5, None),
+        (True, None),  # booleans are not numbers here
+        (False, None),
+        ("42", 42),
+        (" -42 ", -42),
+        ("-", None),
+        ("", None),
+        ("4.2", None),
+        ("+4", None),
+        ("٣", None),  # a digit, but not ASCII
+        ("9" * 18, int("9" * 18)),
+        ("9" * 19, None),  # longer text is refused before int() sees it
+        ("-" + "9" * 18, -int("9" * 18)),
+        (None, None),
+        ([1], None),
+    ],
+)
+def test_as_int(value: Any, expected: int | None) -> None:
+    result = as_int(value)
+    assert result == expected and type(result) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, 1.0),
+        (2.5, 2.5),
+        (" 2.5 ", 2.5),
+        ("1e3", 1000.0),
+        (True, None),
+        ("nan", None),
+        (float("nan"), None),
+        ("inf", None),
+        (float("-inf"), None),
+        ("x", None),
+        (None, None),
+    ],
+)
+def test_as_float(value: Any, expected: float | None) -> None:
+    assert as_float(value) == expected
+
+
+def test_first_is_the_first_key_present_and_not_null() -> None:
+    payload = {"a": None, " b ": 0, "c": "x"}
+    assert first(payload, "a", "b", "c") == 0  # padded key found, 0 is a value
+    assert first(payload, "c", "b") == "x"
+    assert first(payload, "a", "z") is None
+    assert first(None, "a") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (946_684_800, "2000-01-01T00:00:00.000Z"),  # the first instant accepted
+        (946_684_799, None),
+        (7_258_118_400, "2200-01-01T00:00:00.000Z"),  # the last
+        (7_258_118_401, None),
+        (99_999_999_999, None),  # seconds: past 2200
+        (946_684_800_000, "2000-01-01T00:00:00.000Z"),  # the same instant in milliseconds
+    ],
+)
+def test_the_accepted_epoch_range(value: int, expected: str | None) -> None:
+    assert as_time(value) == expected
+
+
+def test_the_shortest_and_longest_phone_numbers() -> None:
+    assert as_e164("12345678") == "+12345678"  # eight digits
+    assert as_e164("1234567") is None
+    assert as_e164("1" * 15) == "+" + "1" * 15
+    assert as_e164("1" * 16) is None

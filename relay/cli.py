@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from relay import __version__
 from relay.config import Config, ConfigError, Kafka, load
 from relay.providers import PROVIDERS
+from relay.urls import without_query
 
 if TYPE_CHECKING:
     from relay.tail import Options as TailOptions
@@ -46,8 +47,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.bus import BusError
     from relay.hardening import insecure_listen
     from relay.logs import configure
+    from relay.workers import count as worker_count
+    from relay.workers import current as current_worker
 
     config = _config(args)
+    worker = current_worker()
+    workers = 1 if worker is not None else worker_count(args.workers or config.workers)
     host, port = args.host or config.listen.host, args.port or config.listen.port
     admin_address = None
     if config.admin.listen is not None:
@@ -64,30 +69,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     addresses = [(host, port, "listen")]
     if admin_address is not None:
         addresses.append((*admin_address, "admin.listen"))
-    for address in addresses:
+    for address in addresses if worker is None else ():  # a worker's siblings hold them
         taken = preflight.check_listen(*address)
         if taken:
             problems.append(taken)
+    if workers > 1 and config.admin.token is not None and config.admin.listen is None:
+        problems.append(
+            f"workers: {workers} with admin.token needs admin.listen: the console and the "
+            "admin API run in one worker, which only a listener of their own reaches"
+        )
     if problems:
         return _refuse(problems)
     os.umask(0o077)  # everything relay writes (data_dir, logs, spool, locks) is its own only
     configure(config.logging.level, config.logging.format)
-    for warning in checks.warnings(config):
-        structlog.get_logger("relay.check").warning("config_warning", detail=warning)
+    if worker is None:  # the supervisor said it already
+        for warning in checks.warnings(config):
+            structlog.get_logger("relay.check").warning("config_warning", detail=warning)
+    if workers > 1:
+        return _supervise(args, config, workers)
     app = build_app(
         config,
         role=args.role,
         config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
         reload_on_sighup=True,
+        index=worker is None or worker.slot == 0,
     )
     app[RELOADER].listen_host = host
+    if worker is not None:
+        from relay.app.worker import as_worker
+
+        as_worker(app, worker)
     admin = None
-    if admin_address is not None:
+    if admin_address is not None and (worker is None or worker.slot == 0):
         admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             grace = config.shutdown_grace
-            runner.run(serve(app, host, port, grace=grace, admin=admin))
+            reuse = worker is not None
+            runner.run(serve(app, host, port, grace=grace, admin=admin, reuse_port=reuse))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
     except ListenError as exc:
@@ -96,6 +115,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"cannot start: {where}{exc.strerror or exc}")
     return 0
+
+
+def _supervise(args: argparse.Namespace, config: Config, workers: int) -> int:
+    """``relay serve --workers N`` (N > 1): start N workers and watch them."""
+    import asyncio
+
+    from relay.app.supervisor import Supervisor, prepare_metrics_dir
+
+    command = ["serve", "--config", args.config or os.environ["RELAY_CONFIG"], "--role", args.role]
+    for flag, value in (("--host", args.host), ("--port", args.port)):
+        if value:
+            command += [flag, str(value)]
+    if args.admin_port:
+        command += ["--admin-port", str(args.admin_port)]
+    metrics_dir = config.data_path / "metrics"
+    try:
+        prepare_metrics_dir(metrics_dir)
+    except OSError as exc:
+        return _fail(f"cannot prepare {metrics_dir}: {exc.strerror or exc}")
+    supervisor = Supervisor(command, workers, config.shutdown_grace, metrics_dir)
+    return asyncio.run(supervisor.run())
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of processes (1 or more), or auto")
+    return number
 
 
 def _patterns(value: str | list[str] | None) -> str:
@@ -128,6 +180,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     verdict = f"with {len(warnings)} warning(s)" if warnings else "OK"
     print(f"configuration {verdict}: {args.config or os.environ.get('RELAY_CONFIG')}")
     print(f"listen   {config.listen.host}:{config.listen.port}")
+    if config.workers != 1:
+        from relay.workers import count
+
+        print(f"workers  {count(config.workers)} processes on that port ({config.workers})")
     if config.admin.listen is not None:
         admin = config.admin.listen
         print(f"admin    {admin.host}:{admin.port} (/metrics, /admin/*; not on listen)")
@@ -176,7 +232,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     ",".join(sub.topic_list(config.topics.events)),
                     _patterns(sub.match.type),
                     where,
-                    _redact(sub.url),
+                    without_query(sub.url),
                     "yes" if sub.all_secrets else "no",
                 )
             )
@@ -218,16 +274,6 @@ def _kafka_security(kafka: Kafka) -> str:
     return ", ".join(parts)
 
 
-def _redact(url: str) -> str:
-    """A URL without credentials or query string, which may carry secrets."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -237,7 +283,7 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     from relay.api import normalize
-    from relay.events import encode
+    from relay.cloudevents import encode
     from relay.providers import MalformedBody, Unmappable
 
     try:
@@ -305,14 +351,14 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from relay.schema import event_schema, render
+    from relay.contracts import event_schema, render
 
     sys.stdout.write(render(event_schema(), "json"))
     return 0
 
 
 def cmd_asyncapi(args: argparse.Namespace) -> int:
-    from relay.schema import asyncapi, render
+    from relay.contracts import asyncapi, render
 
     path = args.config or os.environ.get("RELAY_CONFIG")
     sys.stdout.write(render(asyncapi(load(path) if path else Config()), args.format))
@@ -322,11 +368,10 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import asyncio
 
-    from relay.register import API_TOKEN_ENV, RegisterError
+    from relay.register import API_TOKEN_ENV, REGISTRARS, RegisterError, register
 
     config = _config(args)
-    register = PROVIDERS[args.provider].register
-    if register is None:
+    if args.provider not in REGISTRARS:
         return _fail(f"{args.provider} has no webhook registration API", 2)
     if args.api_token and not args.api_token.startswith("$"):
         print(
@@ -339,6 +384,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         registration: Any = asyncio.run(
             register(
                 config,
+                args.provider,
                 source=args.source,
                 public_url=args.public_url,
                 account=getattr(args, "account", None),
@@ -412,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override listen.host")
     serve.add_argument("--port", type=int, help="override listen.port")
     serve.add_argument("--admin-port", type=int, help="override admin.listen.port")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="override workers: processes sharing the port (auto: one per core); 1 is one "
+        "process, no supervisor",
+    )
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser(
@@ -514,8 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
         "register", help="point a provider's webhooks at this relay through its API"
     )
     providers = register.add_subparsers(dest="provider", required=True)
+    from relay.register import REGISTRARS
+
     for provider, unit in PROVIDERS.items():
-        if unit.register is None:
+        if provider not in REGISTRARS:
             continue
         example = unit.register_example_url
         p = providers.add_parser(provider, help=f"register a {provider} source's webhooks")

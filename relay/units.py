@@ -18,6 +18,10 @@ class Seconds(float):
     ``1h``, ``1d``). Never negative, always finite."""
 
 
+class PositiveSeconds(Seconds):
+    """A duration above zero: a timeout, a window, a wait that must end."""
+
+
 class PerSecond(float):
     """A rate: ``100/s``, ``6000/m``, ``3600/h``, or a number per second. Always positive."""
 
@@ -56,6 +60,14 @@ def seconds(value: str | float) -> Seconds:
     return Seconds(number)
 
 
+def positive_seconds(value: str | float) -> PositiveSeconds:
+    """A duration that must be above zero; raises ValueError with the reason."""
+    number = seconds(value)
+    if number <= 0:
+        raise ValueError("must be positive")
+    return PositiveSeconds(number)
+
+
 def per_second(value: str | float) -> PerSecond:
     """A rate limit (``100/s``, ``6000/m``, ``3600/h`` or a number) as events per second."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -70,9 +82,11 @@ def per_second(value: str | float) -> PerSecond:
 
 
 def dec_hook(type_: type, value: Any) -> Any:
-    """``msgspec.convert``'s hook: text and numbers into Seconds and PerSecond."""
+    """``msgspec.convert``'s hook: text and numbers into Seconds, PositiveSeconds and PerSecond."""
     if type_ is Seconds:
         return seconds(value)
+    if type_ is PositiveSeconds:
+        return positive_seconds(value)
     if type_ is PerSecond:
         return per_second(value)
     raise NotImplementedError(type_)

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relay.bus import Record
+from relay.cloudevents import encode
 from relay.config import Config
-from relay.events import CloudEvent, encode
+from relay.events import CloudEvent
 from relay.providers import NORMALIZERS, Inbound
 from tests.support import make_config, unique
 

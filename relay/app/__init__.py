@@ -15,8 +15,8 @@ from typing import Literal
 import structlog
 from aiohttp import web
 
-from relay.admin_api import OPS, add_api_routes
-from relay.admin_ops import Operations
+from relay import admin
+from relay.admin import CONFIG, OPS, RELOAD, Operations, ReloadRefused
 from relay.app.reload import Reloader
 from relay.bus import Bus, open_bus
 from relay.config import Config
@@ -24,8 +24,7 @@ from relay.console import add_console_routes
 from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
 from relay.index import Indexer
-from relay.ingress import INGRESS, IngressState, add_admin_routes, add_routes, health, middlewares
-from relay.ingress.admin import CONFIG, ENABLE, RELOAD, ReloadRefused
+from relay.ingress import HOOKS, INGRESS, METRICS, PROBES, IngressState, middlewares
 from relay.ingress.guard import GUARD, ConnectionGuard
 from relay.pipeline import Pipeline
 from relay.routing import Router
@@ -121,12 +120,14 @@ def build_app(
     role: Role = "all",
     config_path: Path | None = None,
     reload_on_sighup: bool = False,
+    index: bool = True,
 ) -> web.Application:
     """The aiohttp application for a role: ingress (hooks), delivery (subscribers), or both.
 
     Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the bus is opened and
     closed with the app. With ``config_path`` the configuration can be reloaded live
-    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``).
+    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``). ``index=False``: the
+    console's index is kept by another process (worker slot 0 of ``--workers N``).
     """
     bus = bus if bus is not None else open_bus(config, role)
     pipeline = Pipeline(
@@ -144,7 +145,7 @@ def build_app(
     reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
     indexer = (
         Indexer.for_config(config)
-        if delivery is not None and config.admin.token is not None
+        if index and delivery is not None and config.admin.token is not None
         else None
     )
 
@@ -157,11 +158,13 @@ def build_app(
     app.cleanup_ctx.append(bus_context)
     app.cleanup_ctx.append(index_context)
     if delivery is not None:
-        app[DELIVERY], app[ENABLE] = delivery, delivery.enable
+        app[DELIVERY] = delivery
         app.cleanup_ctx.append(delivery_context)
     if reload_on_sighup and config_path is not None:
         app.cleanup_ctx.append(sighup_context)
-    add_routes(app, hooks=role in ("all", "ingress"), admin_routes=False)
+    if role in ("all", "ingress"):
+        app.add_routes(HOOKS)
+    app.add_routes(PROBES)
     if config.admin.listen is None:  # else build_admin_app gives them a listener
         _add_admin_side(app)
     return app
@@ -170,8 +173,8 @@ def build_app(
 def _add_admin_side(app: web.Application) -> None:
     """/metrics, /admin/*, the admin API and the console (they need delivery and the index,
     so they are wired here rather than by ingress)."""
-    add_admin_routes(app)
-    add_api_routes(app)
+    app.add_routes(METRICS)
+    app.add_routes(admin.ROUTES)
     add_console_routes(app)
 
 
@@ -180,12 +183,9 @@ def build_admin_app(app: web.Application) -> web.Application:
 
     It shares the main application's state; the bus and delivery live with the main one.
     """
-    admin = web.Application(middlewares=middlewares)  # request ids, JSON errors
-    admin[INGRESS], admin[RELOAD], admin[CONFIG] = app[INGRESS], app[RELOAD], app[CONFIG]
-    admin[OPS] = app[OPS]
-    if ENABLE in app:
-        admin[ENABLE] = app[ENABLE]
-    admin.router.add_get("/healthz", health.healthz)
-    admin.router.add_get("/readyz", health.readyz)
-    _add_admin_side(admin)
-    return admin
+    side = web.Application(middlewares=middlewares)  # request ids, JSON errors
+    side[INGRESS], side[RELOAD], side[CONFIG] = app[INGRESS], app[RELOAD], app[CONFIG]
+    side[OPS] = app[OPS]
+    side.add_routes(PROBES)
+    _add_admin_side(side)
+    return side

@@ -15,10 +15,10 @@ from pathlib import Path
 import msgspec
 import structlog
 
+from relay.admin.keys import Reloaded, ReloadRefused
 from relay.config import Config, ConfigError, load
 from relay.delivery.service import DeliveryService
 from relay.hardening import insecure_listen
-from relay.ingress.admin import Reloaded, ReloadRefused
 from relay.ingress.guard import ConnectionGuard
 from relay.ingress.state import IngressSettings, IngressState
 from relay.logs import configure
@@ -27,7 +27,7 @@ from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
-RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace")
+RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace", "workers")
 
 
 class Reloader:

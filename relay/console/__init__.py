@@ -15,9 +15,9 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from relay.admin.keys import CONFIG
 from relay.console import views
 from relay.console.sessions import Sessions
-from relay.ingress.admin import CONFIG
 
 STATIC = Path(__file__).parent / "static"
 
@@ -63,16 +63,22 @@ def add_console_routes(app: web.Application) -> None:
     env.filters["when"] = when
     env.globals["sparkline"] = sparkline
     app[views.SESSIONS] = Sessions(app[CONFIG]().console.session_ttl)
-    router = app.router
-    router.add_get("/console", views.to_console)
-    router.add_get("/console/login", views.login_page)
-    router.add_post("/console/login", views.login)
-    router.add_post("/console/logout", views.page(views.logout))
-    router.add_get("/console/", views.page(views.overview))
-    router.add_get("/console/events", views.page(views.events))
-    router.add_get("/console/events/{id}", views.page(views.event))
-    router.add_post("/console/events/{id}/replay", views.page(views.replay))
-    router.add_get("/console/deadletters", views.page(views.deadletters))
-    router.add_post("/console/deadletters/redrive", views.page(views.redrive))
-    router.add_post("/console/subscribers/{name}/{action}", views.page(views.toggle))
-    router.add_get("/console/static/{name}", views.static)
+    app.add_routes(ROUTES)
+
+
+CONSOLE_ENTRY = "/console/"
+ROUTES: tuple[web.RouteDef, ...] = (
+    web.get("/console", views.to_console),
+    web.get("/console/login", views.login_page),
+    web.post("/console/login", views.login),
+    web.post("/console/logout", views.page(views.logout)),
+    web.get(CONSOLE_ENTRY, views.page(views.overview)),
+    web.get("/console/events", views.page(views.events)),
+    web.get("/console/events/{id}", views.page(views.event)),
+    web.post("/console/events/{id}/replay", views.page(views.replay)),
+    web.get("/console/deadletters", views.page(views.deadletters)),
+    web.post("/console/deadletters/redrive", views.page(views.redrive)),
+    web.post("/console/subscribers/{name}/{action}", views.page(views.toggle)),
+    web.get("/console/static/{name}", views.static),
+)
+"""The console's pages; the AsyncAPI document lists only its entry."""

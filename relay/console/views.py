@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import secrets
@@ -14,8 +15,9 @@ import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 
-from relay.admin_api import OPS, filters_from, time_param
-from relay.admin_ops import BadRequest, NotFound, NotHere, Operations
+from relay.admin.api import filters_from, time_param
+from relay.admin.keys import CONFIG, OPS
+from relay.admin.ops import BadRequest, NotFound, NotHere, Operations
 from relay.console.sessions import (
     COOKIE,
     LOGIN_COOKIE,
@@ -24,7 +26,6 @@ from relay.console.sessions import (
     csrf_ok,
     set_cookie,
 )
-from relay.ingress.admin import CONFIG
 from relay.ingress.auth import token_matches
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
@@ -68,6 +69,7 @@ def _token(request: web.Request) -> str:
 def refusing(
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
@@ -89,6 +91,7 @@ def _back(path: str, notice: str | None = None, error: str | None = None) -> web
 
 def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     @refusing
+    @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         token = _token(request)
         session = request.app[SESSIONS].find(request, token)
@@ -174,6 +177,9 @@ async def logout(request: web.Request, ops: Operations, session: Session) -> Any
 
 
 async def overview(request: web.Request, ops: Operations, session: Session) -> Any:
+    """The operator console (HTML): log in with the admin token; an HttpOnly,
+    SameSite=Strict session cookie and a CSRF token on every form. 404 without admin.token.
+    """
     subscribers = await ops.subscribers()
     for subscriber in subscribers:
         try:

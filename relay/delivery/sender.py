@@ -13,6 +13,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from relay import __version__
 from relay.config import Subscriber, webhook_secret
+from relay.deadletters import DeliveryFailure
 from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker, Rule
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
@@ -29,9 +30,8 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     status: int | None = None
     error: str | None = None
-    reason: str | None = None
-    """Why it was not delivered: ``rejected`` (a 4xx), ``exhausted`` (retries ran out) or
-    ``gone`` (410: the subscriber is disabled and the event stays where it is)."""
+    reason: DeliveryFailure | None = None
+    """Why it was not delivered (relay.deadletters.DeliveryFailure says each)."""
     seconds: float = 0.0
 
 
@@ -58,6 +58,7 @@ class Sender:
     def __init__(self, subscriber: Subscriber) -> None:
         self.subscriber = subscriber
         self.keys = [webhook_secret(secret) for secret in subscriber.all_secrets]
+        self._signer = signing.Signer(self.keys)
         self.timeout = aiohttp.ClientTimeout(total=subscriber.timeout)
         retry = subscriber.retry
         self.backoff = Backoff(retry.initial, retry.max, retry.jitter)
@@ -76,7 +77,12 @@ class Sender:
             limit=self.subscriber.max_in_flight, keepalive_timeout=30, enable_cleanup_closed=True
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self.timeout, auto_decompress=False
+            connector=connector,
+            timeout=self.timeout,
+            auto_decompress=False,
+            # a subscriber's Set-Cookie must not ride along on later deliveries (and the
+            # jar's per-request lookups cost time on the hot path)
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
@@ -162,6 +168,7 @@ class Sender:
 
     @staticmethod
     def _failed(failure: AttemptFailed, *, attempts: int, started: float) -> DeliveryResult:
+        reason: DeliveryFailure
         if failure.status == 410:
             reason = "gone"
         else:
@@ -192,7 +199,7 @@ class Sender:
                 if extra:
                     headers.update(extra)
                 headers["Content-Type"] = content_type
-                signing.add_headers(headers, self.keys, event_id, int(time.time()), body)
+                self._signer.add_headers(headers, event_id, int(time.time()), body)
                 try:
                     async with session.post(
                         self.subscriber.url, data=body, headers=headers, allow_redirects=False

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
 import msgspec
 
 from relay.config import Subscriber
+from relay.sqlite import SQLiteFile
 from relay.units import enc_hook
 
 STATE_FILE = "delivery.sqlite3"
@@ -65,29 +65,12 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class DeliveryState:
+class DeliveryState(SQLiteFile):
+    schema = _SCHEMA
+    timeout = 10.0
+
     def __init__(self, data_dir: Path) -> None:
-        self.path = Path(data_dir) / STATE_FILE
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        super().__init__(Path(data_dir) / STATE_FILE)
 
     # --- anchors ----------------------------------------------------------------------
 

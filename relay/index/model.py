@@ -8,14 +8,15 @@ a page costs the same on a million events as on a thousand.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from relay.bus import Item
+from relay.sqlite import SQLiteFile
 
 INDEX_FILE = "index.sqlite3"
 MAX_LIMIT = 500
@@ -132,6 +133,14 @@ class Stored(msgspec.Struct, frozen=True):
     timestamp_ms: int
 
 
+def stored(item: Item) -> Stored:
+    """A record the bus read back (the embedded log: partition 0), as the index keeps it."""
+    partition = item.stream[1]
+    return Stored(
+        item.topic, partition, item.offset, item.key, item.value, item.headers, item.timestamp_ms
+    )
+
+
 class Filters(msgspec.Struct, frozen=True, kw_only=True):
     type: str | None = None
     source: str | None = None
@@ -227,8 +236,11 @@ _DL_COLUMNS = (
 )
 
 
-class Base:
+class Base(SQLiteFile):
     """The connection and the lock; the queries and the writes build on it."""
+
+    schema = _SCHEMA
+    synchronous = "NORMAL"  # a cache: rebuilt from the bus if lost
 
     def __init__(
         self,
@@ -239,30 +251,12 @@ class Base:
         retention_ms: int | None = None,
     ) -> None:
         """``topics``: the raw, dead-letter and attempts topics; any other is an event topic."""
-        self.path = Path(data_dir) / INDEX_FILE
+        super().__init__(Path(data_dir) / INDEX_FILE)
         self.raw_topic, self.deadletter_topic, self.attempts_topic = topics
         self.max_events = max_events
         self.retention_ms = retention_ms
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
         self._last_raw: dict[int, int] = {}
         """Embedded log: the raw record last seen, by partition: the next events are its."""
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # a cache: rebuilt from the bus if lost
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
     # --- feeding ------------------------------------------------------------------------
 

@@ -25,6 +25,11 @@ from relay.index.model import (
     _percentile,
 )
 
+_RAW_REF = 'SELECT partition, "offset", request_id, received_ms FROM raw '
+_AT_OFFSET = 'WHERE partition = ? AND "offset" = ?'
+_BY_DELIVERY = "WHERE delivery = ? ORDER BY received_ms LIMIT 1"
+_NEAREST = "WHERE source = ? AND received_ms BETWEEN ? AND ? ORDER BY ABS(received_ms - ?) LIMIT 1"
+
 
 class Queries(Base):
     def search(self, filters: Filters, limit: int = 50, cursor: str | None = None) -> Page:
@@ -115,39 +120,28 @@ class Queries(Base):
             if row is None:
                 return None
             source, delivery, stored_ms, raw_partition, raw_offset = row
-            found: tuple[Any, ...] | None = None
-            matched_by = "adjacent"
-            if raw_offset is not None:
-                found = db.execute(
-                    'SELECT partition, "offset", request_id, received_ms FROM raw '
-                    'WHERE partition = ? AND "offset" = ?',
-                    (raw_partition, raw_offset),
-                ).fetchone()
-            if found is None and delivery is not None:
-                matched_by = "delivery"
-                found = db.execute(
-                    'SELECT partition, "offset", request_id, received_ms FROM raw '
-                    "WHERE delivery = ? ORDER BY received_ms LIMIT 1",
-                    (delivery,),
-                ).fetchone()
-            if found is None:
-                matched_by = "nearest"
-                found = db.execute(
-                    'SELECT partition, "offset", request_id, received_ms FROM raw '
-                    "WHERE source = ? AND received_ms BETWEEN ? AND ? "
-                    "ORDER BY ABS(received_ms - ?) LIMIT 1",
+            lookups = (
+                ("adjacent", raw_offset is not None, _AT_OFFSET, (raw_partition, raw_offset)),
+                ("delivery", delivery is not None, _BY_DELIVERY, (delivery,)),
+                (
+                    "nearest",
+                    True,
+                    _NEAREST,
                     (source, stored_ms - 5000, stored_ms + 1000, stored_ms),
-                ).fetchone()
-        if found is None:
-            return None
-        return RawRef(
-            topic=self.raw_topic,
-            partition=found[0],
-            offset=found[1],
-            request_id=found[2],
-            received_ms=found[3],
-            matched_by=matched_by,
-        )
+                ),
+            )
+            for matched_by, usable, where, params in lookups:
+                found = db.execute(_RAW_REF + where, params).fetchone() if usable else None
+                if found is not None:
+                    return RawRef(
+                        topic=self.raw_topic,
+                        partition=found[0],
+                        offset=found[1],
+                        request_id=found[2],
+                        received_ms=found[3],
+                        matched_by=matched_by,
+                    )
+        return None
 
     def attempts(self, event_id: str) -> list[AttemptRow]:
         with self._lock:

@@ -1,16 +1,16 @@
-"""The aiohttp ingress: check a request, hand one Inbound to the pipeline; probes, admin."""
+"""The aiohttp ingress: check a request, hand one Inbound to the pipeline; probes, metrics."""
 
 from __future__ import annotations
 
 import aiohttp.web_response
 from aiohttp import web
 
-from relay.ingress import admin, health
+from relay.ingress import health
 from relay.ingress.hooks import receive_hook
 from relay.ingress.middleware import request_context
 from relay.ingress.state import INGRESS, IngressState
 
-__all__ = ["INGRESS", "IngressState", "add_admin_routes", "add_routes", "middlewares"]
+__all__ = ["HOOKS", "INGRESS", "METRICS", "PROBES", "IngressState", "middlewares"]
 
 middlewares = [request_context]
 
@@ -20,18 +20,13 @@ middlewares = [request_context]
 aiohttp.web_response.SERVER_SOFTWARE = "relay"  # type: ignore[attr-defined]
 
 
-def add_routes(app: web.Application, *, hooks: bool = True, admin_routes: bool = True) -> None:
-    """``admin_routes=False`` when ``admin.listen`` gives them a listener of their own."""
-    if hooks:
-        app.router.add_post("/v1/hooks/{source}", receive_hook)
-        app.router.add_post("/v1/hooks/{source}/{kind}", receive_hook)
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
-    if admin_routes:
-        add_admin_routes(app)
-
-
-def add_admin_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", health.metrics)
-    app.router.add_post("/admin/reload", admin.reload)
-    app.router.add_post("/admin/api/subscribers/{name}/enable", admin.enable_subscriber)
+HOOKS: tuple[web.RouteDef, ...] = (
+    web.post("/v1/hooks/{source}", receive_hook),
+    web.post("/v1/hooks/{source}/{kind}", receive_hook),
+)
+PROBES: tuple[web.RouteDef, ...] = (
+    web.get("/healthz", health.healthz),
+    web.get("/readyz", health.readyz),
+)
+METRICS: tuple[web.RouteDef, ...] = (web.get("/metrics", health.metrics),)
+"""Served with the admin endpoints (on ``admin.listen`` when it is set)."""

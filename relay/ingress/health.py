@@ -11,6 +11,8 @@ from relay.metrics import exposition
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition of relay's metrics (Authorization: Bearer <metrics.token>
+    when one is set)."""
     token = request.app[INGRESS].settings.metrics_token
     if token is not None:
         presented = presented_token({}, request.headers)
@@ -28,11 +30,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """The process is alive: 200 {"status": "ok"}."""
     return web.json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when accepting and the bus can take records; says whether Kafka is spooled."""
+    """The bus is up and relay accepts webhooks: 200 {"status": "ready"}, otherwise 503
+    {"status": "not_ready"}; "mode" says direct or spooling."""
     state: IngressState = request.app[INGRESS]
     bus = state.pipeline.bus
     ready = state.accepting and bus.ready()

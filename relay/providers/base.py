@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from relay.deadletters import IngestReason
 from relay.events import (
     DATASCHEMA,
     CloudEvent,
@@ -46,9 +47,9 @@ class MalformedBody(ValueError):
 class Unmappable(ValueError):
     """Valid JSON relay cannot turn into a canonical event (dead-letter it, answer 202)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: IngestReason, detail: str) -> None:
         super().__init__(detail)
-        self.reason = reason
+        self.reason: IngestReason = reason
         self.detail = detail
 
 
@@ -59,9 +60,6 @@ class SignatureError(Exception):
 Normalizer = Callable[[Inbound], list[CloudEvent]]
 Verifier = Callable[[str, bytes, Mapping[str, str], float], None]
 """``verify(secret, raw body, headers, tolerance seconds)``; raises :class:`SignatureError`."""
-Registrar = Callable[..., Coroutine[Any, Any, Any]]
-"""``register(config, *, source, public_url, api_url, api_token, account, env,
-api_token_file, insecure)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +79,8 @@ class Provider:
     signature_headers: Mapping[str, str] = field(default_factory=dict)
     delivery_header: str | None = None
     """The header carrying the provider's own delivery id, kept as ``providerdelivery``."""
-    register: Registrar | None = None
     register_example_url: str = ""
+    """For ``relay register``'s help, when relay.register has this dialect's API."""
     register_needs_account: bool = False
     webhook_message: Mapping[str, Any] = field(default_factory=dict)
     """The AsyncAPI message describing this dialect's webhook request."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import standardwebhooks
 from relay.bus import Record
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
-from relay.events import encode
+from relay.cloudevents import encode
 from relay.providers import NORMALIZERS, Inbound
 from tests.factories import chat_event, kafka_config, records
 from tests.integration.conftest import Broker
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST_RETRY = "{max_attempts: 5, initial: 10ms, max: 50ms}"
-
-
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
 
 
 @pytest.fixture
@@ -424,7 +416,7 @@ async def test_a_restart_before_the_group_ever_joined_keeps_the_start(
 async def test_delivers_from_a_binary_mode_topic(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import to_binary
+    from relay.cloudevents import to_binary
 
     event = chat_event(4, 4)
     value, headers = to_binary(event)
@@ -447,7 +439,7 @@ async def test_delivers_from_a_binary_mode_topic(
 async def test_binary_mode_dead_letters_are_structured_and_replayable(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import decode, to_binary
+    from relay.cloudevents import decode, to_binary
 
     subscriber.script = lambda s, body, headers: 400
     event = chat_event(6, 6)

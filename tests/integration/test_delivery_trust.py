@@ -134,13 +134,6 @@ async def post_all(port: int, bodies: list[bytes]) -> list[str]:
     return [event_id for ids in answers for event_id in ids]
 
 
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
-
-
 async def until(check: Callable[[], bool], within: float = 20.0) -> None:
     async with asyncio.timeout(within):
         while True:
@@ -505,10 +498,10 @@ async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carr
     tmp_path: Path, subscriber: Subscriber
 ) -> None:
     """The bug is stood in for by a sender that raises for one event (nothing else faked)."""
-    from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
+    from relay.bus.embedded import LOG_FILE, EmbeddedLog, EmbeddedSubscription, read
+    from relay.deadletters import DeadLetters
     from relay.delivery.sender import Sender
-    from relay.delivery.sources import EmbeddedSource
-    from relay.delivery.worker import DeadLetters, SubscriberWorker
+    from relay.delivery.worker import SubscriberWorker
     from tests.factories import chat_event, records
     from tests.support import make_config
 
@@ -534,7 +527,7 @@ subscribers: [{{name: buggy, url: "{subscriber.url}", start_from: earliest}}]
         await bus.publish(records("chat.events", events))
         worker = SubscriberWorker(
             sub,
-            EmbeddedSource(config.data_path, "relay.sub.buggy", ["chat.events"], "earliest"),
+            EmbeddedSubscription(config.data_path, "relay.sub.buggy", ["chat.events"], "earliest"),
             Buggy(sub),
             DeadLetters(bus, "relay.deadletter"),
         )

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import aiohttp
 
+from relay.admin import ReloadRefused
 from relay.app import RELOADER, build_app
 from relay.bus import Record
 from relay.bus.embedded import EmbeddedLog
 from relay.config import load
-from relay.ingress.admin import ReloadRefused
 from tests.support import FIXTURES, free_port, wait_ready
 
 ROOT = Path(__file__).parents[2]

@@ -79,11 +79,15 @@ def test_interpolated_values_cannot_change_structure() -> None:
         ("sources: {x: {provider: chatwoot, allow_cidrs: [nope]}}", {}, "allow_cidrs[0]"),
         ("sources: {'bad name': {provider: chatwoot}}", {}, "sources.bad name:"),
         ("routes: [{name: a, topic: t}, {name: a, topic: u}]", {}, "routes[1].name: duplicate"),
-        ("listen: {port: 70000}", {}, "listen.port: 70000 is not a TCP port"),
-        ("limits: {max_body_bytes: 0}", {}, "limits.max_body_bytes: must be positive"),
+        ("listen: {port: 70000}", {}, "listen.port: must be at most 65535 (got 70000)"),
+        ("limits: {max_body_bytes: 0}", {}, "limits.max_body_bytes: must be at least 1 (got 0)"),
         ("limits: {header_timeout: 0}", {}, "limits.header_timeout: must be positive"),
         ("limits: {body_timeout: .inf}", {}, "limits.body_timeout: a duration must be finite"),
         ("kafka: {bootstrap_servers: k, request_timeout_ms: 0}", {}, "kafka.request_timeout_ms"),
+        ("kafka: {bootstrap_servers: k, linger_ms: -1}", {}, "kafka.linger_ms: cannot be negative"),
+        ("kafka: {bootstrap_servers: ' , '}", {}, "kafka.bootstrap_servers: no servers given"),
+        ("sources: {x: {provider: chatwoot, max_in_flight: 0}}", {}, "must be at least 1 (got 0)"),
+        ("console: {index_max_events: 5}", {}, "console.index_max_events: must be at least 1000"),
         ("a: [", {}, "<config>:1:5: invalid YAML"),
         ("- just a list", {}, "the top level must be a mapping"),
     ],
@@ -125,11 +129,11 @@ SUBSCRIBER = "subscribers: [{name: crm, url: 'https://crm.example.com/hook', %s}
         ),
         (
             "circuit_breaker: {failure_rate: 1.5}",
-            "subscribers[0].circuit_breaker.failure_rate: must be above 0 and at most 1",
+            "subscribers[0].circuit_breaker.failure_rate: must be at most 1 (got 1.5)",
         ),
         (
             "circuit_breaker: {failure_rate: 0}",
-            "subscribers[0].circuit_breaker.failure_rate: must be above 0 and at most 1",
+            "subscribers[0].circuit_breaker.failure_rate: must be positive (got 0)",
         ),
         (
             "circuit_breaker: {failure_rate: lots}",
@@ -204,6 +208,12 @@ def test_subscriber_defaults_and_units() -> None:
             "subscribers: [{name: a, url: 'http://x', topics: ['']}]",
             "subscribers[0].topics[0]: '' is not a Kafka topic name",
         ),
+        ("topics: {raw: '..'}", "topics.raw: '..' is not a Kafka topic name"),
+        ("subscribers: [{name: a, url: 'http://x', topics: []}]", "topics: cannot be empty"),
+        (
+            "subscribers: [{name: 'a b', url: 'http://x'}]",
+            "subscribers[0].name: 'a b' is not a name (letters, digits, '_', '.', '-'",
+        ),
         (
             "subscribers: [{name: a, url: 'http://x', headers: {'X Bad': v}}]",
             "subscribers[0].headers: 'X Bad' is not an HTTP header name",
@@ -258,7 +268,7 @@ def test_admin_listen() -> None:
     assert error_of("admin: {listen: {port: 8080}}") == (
         "admin.listen.port: the same port as listen.port; pick another"
     )
-    assert error_of("admin: {listen: {port: 0}}") == "admin.listen.port: 0 is not a TCP port"
+    assert error_of("admin: {listen: {port: 0}}") == "admin.listen.port: must be at least 1 (got 0)"
 
 
 def test_unknown_fields_suggest_the_known_one() -> None:

@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from relay.cli import main
+from relay.cloudevents import encode
 from relay.config import Config
-from relay.events import DATASCHEMA, encode
-from relay.schema import asyncapi, event_schema
+from relay.contracts import asyncapi, event_schema
+from relay.events import DATASCHEMA
 from tests.factories import normalize
 from tests.support import FIXTURES, make_config
 

@@ -126,14 +126,6 @@ def _normalize(inbound: Inbound) -> list[CloudEvent]:
     return BY_KIND[kind](inbound, payload, kind, kind)
 
 
-async def register(config: Any, **options: Any) -> Any:
-    """``relay register plugchat``: PUT update-webhooks (relay/register.py)."""
-    from relay.register import register_plugchat
-
-    options.pop("account", None)
-    return await register_plugchat(config, **options)
-
-
 WEBHOOK_MESSAGE: dict[str, Any] = {
     "name": "PlugchatWebhook",
     "title": "PlugChat webhook",
@@ -148,7 +140,6 @@ PROVIDER = Provider(
     normalize=normalize,
     kinds=KINDS,
     canonical_kind=canonical_kind,
-    register=register,
     register_example_url="https://www.plugchat.com.br",
     webhook_message=WEBHOOK_MESSAGE,
 )

@@ -204,3 +204,47 @@ def test_bounded_by_count_and_retention(tmp_path: Path) -> None:
     )
     index.trim()
     assert index.counts()["events"] == 1000
+
+
+def test_the_raw_body_is_found_by_offset_then_delivery_id_then_nearest_time(index: Index) -> None:
+    """Kafka does not keep a body's records together, so the raw body is looked up three
+    ways, each only when the one before cannot say."""
+
+    def raw(offset: int, request: str, delivery: bytes | None, ts: int) -> Stored:
+        headers = [("relay-source", b"nexloo"), ("relay-request-id", request.encode())]
+        headers += [("relay-delivery-id", delivery)] if delivery else []
+        return record("raw", offset, b"{}", tuple(headers), ts=ts)
+
+    by_delivery = {**event(2, "nexloo:2"), "providerdelivery": "d-2"}
+    index.add(
+        [
+            raw(10, "req-far", None, 1_000),
+            raw(11, "req-near", None, 50_000),
+            raw(12, "req-d2", b"d-2", 90_000),
+            record("events", 20, json.dumps(event(1, "nexloo:1")).encode(), ts=51_000),
+            record("events", 21, json.dumps(by_delivery).encode(), ts=52_000),
+            record("events", 22, json.dumps(event(3, "nexloo:3")).encode(), ts=500_000),
+        ],
+        adjacent_raw=False,
+    )
+    index.add(
+        [
+            raw(13, "req-adj", None, 600_000),
+            record("events", 23, json.dumps(event(4, "k")).encode()),
+        ],
+        adjacent_raw=True,
+    )
+    found = {i: index.raw_ref(f"ev-{i}") for i in (1, 2, 3, 4)}
+    assert found[4] is not None and (found[4].request_id, found[4].matched_by) == (
+        "req-adj",
+        "adjacent",
+    )
+    assert found[2] is not None and (found[2].request_id, found[2].matched_by) == (
+        "req-d2",
+        "delivery",
+    )
+    assert found[1] is not None and (found[1].request_id, found[1].matched_by) == (
+        "req-near",
+        "nearest",
+    )
+    assert found[3] is None  # no raw body within 5 s before or 1 s after it was stored

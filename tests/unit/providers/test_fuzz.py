@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.events import encode
+from relay.cloudevents import encode
 from relay.providers import MalformedBody, Unmappable
 from relay.providers.chatwoot import EVENT_TYPES
 from relay.providers.plugchat import KINDS

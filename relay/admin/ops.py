@@ -11,23 +11,22 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import structlog
 
+from relay.bus import Item, Revoked, Stream
+from relay.cloudevents import from_record, structured
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.service import DeliveryService, UnknownSubscriber
-from relay.delivery.sources import Item
-from relay.delivery.watermark import Stream
 from relay.delivery.worker import SubscriberWorker
-from relay.events import decode, encode, from_binary, is_binary
 from relay.index import Index, Indexer, RecordReader
 from relay.index.reader import Place
 from relay.index.store import DeadLetterRow, Filters, Page, Stored
 from relay.metrics import REQUESTS
 from relay.routing import Matcher
+from relay.urls import masked
 
 log = structlog.get_logger("relay.admin")
 
@@ -42,26 +41,21 @@ class NotHere(Exception):
 
 
 class NotFound(Exception):
-    pass
+    code = "not_found"
+
+
+class NoSuchSubscriber(NotFound):
+    code = "unknown_subscriber"
 
 
 class BadRequest(Exception):
     pass
 
 
-def safe_url(url: str) -> str:
-    """The URL without user:password and with query values hidden: tokens live there."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    query = urlencode([(name, "***") for name, _ in parse_qsl(parts.query, True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
 class _Once:
-    """A bounded source of given records: a redrive or a replay."""
+    """A bounded subscription of given records: a redrive or a replay."""
+
+    on_revoked: Revoked | None = None
 
     def __init__(self, items: list[Item]) -> None:
         self.items: list[Item] | None = items
@@ -93,11 +87,6 @@ def _as_item(record: Stored, number: int) -> Item:
         headers=tuple(record.headers),
         timestamp_ms=record.timestamp_ms,
     )
-
-
-def _structured(record: Stored) -> bytes:
-    headers = dict(record.headers)
-    return encode(from_binary(record.value, headers)) if is_binary(headers) else record.value
 
 
 class Operations:
@@ -160,7 +149,9 @@ class Operations:
         deadletters = await asyncio.to_thread(index.deadletters, event_id=event_id)
         return {
             "indexed": row,
-            "event": _json.decode(_structured(record)) if record is not None else None,
+            "event": _json.decode(structured(record.value, dict(record.headers)))
+            if record is not None
+            else None,
             "raw": None
             if raw is None
             else {
@@ -208,7 +199,7 @@ class Operations:
             answer.append(
                 {
                     "name": name,
-                    "url": safe_url(subscriber.url),
+                    "url": masked(subscriber.url),
                     "topics": subscriber.topic_list(self.config.topics.events),
                     "breaker": worker.sender.breaker.state if worker is not None else None,
                     "disabled": disabled is not None,
@@ -297,8 +288,7 @@ class Operations:
         record = await self.reader.read(row.topic, row.partition, row.offset)
         if record is None:
             raise NotFound(f"event {event_id!r} is no longer on the bus (retention)")
-        headers = dict(record.headers)
-        event = from_binary(record.value, headers) if is_binary(headers) else decode(record.value)
+        event = from_record(record.value, record.headers)
         if not Matcher.compile(subscriber.match)(event):
             raise BadRequest(f"event {event_id!r} does not match subscriber {name!r}")
         self._spawn(
@@ -331,7 +321,7 @@ class Operations:
         try:
             return await self._delivery().enable(name)
         except UnknownSubscriber as exc:
-            raise NotFound(str(exc)) from None
+            raise NoSuchSubscriber(str(exc)) from None
 
     async def disable(self, name: str) -> bool:
         self.subscriber(name)

@@ -1,14 +1,19 @@
 """The AsyncAPI message components relay publishes: canonical events, raw copies, dead
-letters, subscriber deliveries, each provider's webhook (from :data:`PROVIDERS`), the HTTP
-answers. Assembled into the document by :mod:`relay.asyncapi`."""
+letters, subscriber deliveries, each provider's webhook, the HTTP answers. Assembled into
+the document by :mod:`relay.contracts.asyncapi`.
+
+The vocabularies come from the code's tables: providers from :data:`PROVIDERS` (each brings
+its webhook message), dead-letter reasons from :mod:`relay.deadletters`, error codes from
+``ingress.responses.ERRORS``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from relay.cloudevents import RECORD_CONTENT_TYPE
+from relay.deadletters import DELIVERY_REASONS, INGEST_REASONS
 from relay.ingress.responses import hook_error_summary
-from relay.pipeline import CLOUDEVENTS_CONTENT_TYPE
 from relay.providers import PROVIDERS
 
 KAFKA_BINDING = "0.5.0"
@@ -37,19 +42,6 @@ RAW_HEADERS = {
     "relay-delivery-id": _strings("The provider's delivery id (X-Chatwoot-Delivery), if any."),
 }
 RAW_REQUIRED = ("relay-source", "relay-provider", "relay-request-id", "relay-received-at")
-DEADLETTER_REASONS = [
-    "malformed_json",
-    "not_an_object",
-    "missing_event",
-    "unknown_event",
-    "unknown_kind",
-    "unknown_type",
-    "unmappable",
-    "normalizer_error",
-    "too_many_events",
-    "event_too_large",
-    "unencodable",
-]
 SOURCE_KEY = {"type": "string", "description": "The source name."}
 WEBHOOK_HEADERS = _headers(
     {
@@ -65,7 +57,7 @@ WEBHOOK_HEADERS = _headers(
 
 
 def messages() -> dict[str, Any]:
-    content_type = CLOUDEVENTS_CONTENT_TYPE.decode()
+    content_type = RECORD_CONTENT_TYPE.decode()
     raw_payload = {
         "description": (
             "The request body exactly as received, byte for byte: normally JSON, "
@@ -117,7 +109,7 @@ def messages() -> dict[str, Any]:
                 {
                     **RAW_HEADERS,
                     "relay-reason": _strings(
-                        "Why it is here (a short code).", examples=DEADLETTER_REASONS
+                        "Why it is here (a short code).", enum=list(INGEST_REASONS)
                     ),
                     "relay-error": _strings("A human-readable detail, at most 1 KiB."),
                 },
@@ -154,7 +146,8 @@ def messages() -> dict[str, Any]:
             "headers": _headers(
                 {
                     "relay-reason": _strings(
-                        "Why.", examples=["delivery_rejected", "delivery_exhausted"]
+                        "Why: rejected (a 4xx), exhausted (retries ran out) or crashed.",
+                        enum=list(DELIVERY_REASONS),
                     ),
                     "relay-subscriber": _strings("The subscriber's name."),
                     "relay-event-id": _strings("The event id."),

@@ -1,24 +1,13 @@
-"""Published contracts: the JSON Schema of the canonical event, and an AsyncAPI 3.0
-document of the topics relay writes and the HTTP endpoints it serves.
-
-Both are generated, never written by hand: the schema from the msgspec Structs in
-``relay/events.py``, the AsyncAPI document from those Structs and a :class:`Config`,
-so neither can drift from what relay produces.
-"""
+"""``relay schema``: the JSON Schema of the canonical event, generated from the msgspec
+Structs in ``relay/events.py`` (never written by hand, so it cannot drift)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-
-from relay.asyncapi import asyncapi
 from relay.events import DATASCHEMA, SCHEMA_VERSION, json_schema
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-Format = Literal["yaml", "json"]
 
 
 def event_schema() -> dict[str, Any]:
@@ -39,12 +28,3 @@ def event_schema() -> dict[str, Any]:
         "version": SCHEMA_VERSION,
         **json_schema(),
     }
-
-
-def render(document: dict[str, Any], fmt: Format) -> str:
-    if fmt == "json":
-        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-
-
-__all__ = ["asyncapi", "event_schema", "render"]

@@ -1,33 +1,45 @@
-"""The AsyncAPI 3.0 document of the topics relay writes and the HTTP endpoints it serves,
-generated from a :class:`Config`, the canonical Structs and the :data:`PROVIDERS` table
-(each provider brings its own webhook message), so it cannot drift from what relay does.
+"""``relay asyncapi``: the AsyncAPI 3.0 document of a configuration's topics, hooks,
+subscribers and HTTP endpoints, assembled from the code's own tables so it cannot drift:
+
+- a :class:`Config` (topics, routes, sources, subscribers) and the canonical Structs;
+- :data:`PROVIDERS` (each provider brings its webhook message, kinds and title);
+- ``ingress.responses.ERRORS`` (``hookError`` and ``x-relay-error-codes``);
+- relay.deadletters (the ``relay-reason`` enums);
+- the route tables relay.app serves (``x-relay-http-endpoints``, handler docstrings).
 """
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 
 from relay import __version__
-from relay.asyncapi_messages import (
+from relay.admin.api import AUTHORIZATION
+from relay.admin.api import ROUTES as ADMIN_ROUTES
+from relay.attempts import Attempt
+from relay.bus import group_id
+from relay.bus.embedded import LOG_FILE
+from relay.config import Config, Route
+from relay.console import CONSOLE_ENTRY
+from relay.console import ROUTES as CONSOLE_ROUTES
+from relay.contracts.messages import (
     HTTP_BINDING,
     KAFKA_BINDING,
     SECURITY_SCHEMES,
     messages,
     ref,
 )
-from relay.attempts import Attempt
-from relay.bus.embedded import LOG_FILE
-from relay.config import Config, Route
-from relay.delivery.service import group_id
 from relay.events import DATASCHEMA, SCHEMA_VERSION, CloudEvent
-from relay.ingress.responses import AcceptedBody, ErrorBody
+from relay.ingress import METRICS, PROBES
+from relay.ingress.responses import ERRORS, AcceptedBody, ErrorBody
 from relay.providers import PROVIDERS
+from relay.urls import public_parts
 
 ASYNCAPI_VERSION = "3.0.0"
 
@@ -133,16 +145,6 @@ def _publish(config: Config, address: str, entry: _Topic) -> dict[str, Any]:
     return operation
 
 
-def _public_url(url: str) -> tuple[str, str, str]:
-    """scheme, host[:port] and path of a subscriber URL, without credentials or query."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        host += f":{parts.port}"
-    return parts.scheme, host, parts.path or "/"
-
-
 def _subscribers(
     config: Config, topics: dict[str, _Topic], taken: set[str]
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -152,7 +154,8 @@ def _subscribers(
     operations: dict[str, Any] = {}
     for subscriber in config.subscribers:
         channel_id = _channel_id(subscriber.name, taken, prefix="subscriber-")
-        scheme, host, path = _public_url(subscriber.url)
+        scheme, host, path = public_parts(subscriber.url)
+        path = path or "/"
         servers[channel_id] = {
             "host": host,
             "protocol": scheme,
@@ -256,82 +259,32 @@ def _hook_channels(config: Config, taken: set[str]) -> tuple[dict[str, Any], dic
     return channels, operations
 
 
-_ADMIN = "Authorization: Bearer <admin.token>; 404 without admin.token, 401 for a wrong token"
-ADMIN_ENDPOINTS: list[dict[str, str]] = [
-    {
-        "method": "GET",
-        "path": "/admin/api/events",
-        "description": (
-            "Search the index, newest first: type (a glob ending in * too), source, key "
-            "(the conversation's partitionkey), phone (E.164, digits or a chat id), since, "
-            "until (RFC 3339 or a duration ago), limit (<= 500), cursor; answers "
-            f'{{"events": [...], "next_cursor": ...}}. {_ADMIN}.'
-        ),
-    },
-    {
-        "method": "GET",
-        "path": "/admin/api/events/{id}",
-        "description": (
-            "One event: its index row, the canonical event, its raw body and where it is "
-            f"(matched_by: adjacent, delivery or nearest), its attempts and dead letters. {_ADMIN}."
-        ),
-    },
-    {
-        "method": "POST",
-        "path": "/admin/api/events/{id}/replay",
-        "description": f'Deliver the event again to {{"subscriber": NAME}}; 202. {_ADMIN}.',
-    },
-    {
-        "method": "GET",
-        "path": "/admin/api/subscribers",
-        "description": (
-            "Each subscriber: name, url without credentials or query values, breaker state, "
-            "disabled, lag, delivered/failed attempts and p50/p99 latency over 5 minutes. "
-            f"{_ADMIN}."
-        ),
-    },
-    {
-        "method": "POST",
-        "path": "/admin/api/subscribers/{name}/redrive",
-        "description": (
-            'Redeliver its dead letters: {"ids": [event ids]} or {"since": "<RFC 3339>"} '
-            "(written since then); each event once, skipping those delivered since; 202 "
-            f'{{"redriving": N}}. {_ADMIN}.'
-        ),
-    },
-    {
-        "method": "POST",
-        "path": "/admin/api/subscribers/{name}/enable",
-        "description": f"Resume a subscriber disabled by a 410 or an operator. {_ADMIN}.",
-    },
-    {
-        "method": "POST",
-        "path": "/admin/api/subscribers/{name}/disable",
-        "description": f"Stop delivering to a subscriber until it is enabled. {_ADMIN}.",
-    },
-    {
-        "method": "GET",
-        "path": "/admin/api/deadletters",
-        "description": (
-            "Dead letters newest first (subscriber, since, limit), each with redelivered: "
-            f"whether it was delivered after it was written. {_ADMIN}."
-        ),
-    },
-    {
-        "method": "GET",
-        "path": "/admin/api/sources",
-        "description": f"Each source: provider, requests by outcome, last seen. {_ADMIN}.",
-    },
-    {
-        "method": "GET",
-        "path": "/console/",
-        "description": (
-            "The operator console (HTML): log in with the admin token; an HttpOnly, "
-            "SameSite=Strict session cookie and a CSRF token on every form. 404 without "
-            "admin.token."
-        ),
-    },
-]
+def _description(handler: Callable[..., Any]) -> str:
+    """A handler's docstring (its wrappers' unwrapped), as one line."""
+    return " ".join((inspect.unwrap(handler).__doc__ or "").split())
+
+
+def http_endpoints() -> list[dict[str, str]]:
+    """The HTTP endpoints besides the hooks, read from the route tables relay.app serves;
+    each handler's docstring is its description."""
+    endpoints = [
+        {"method": r.method, "path": r.path, "description": _description(r.handler)}
+        for r in (*PROBES, *METRICS)
+    ]
+    endpoints += [
+        {
+            "method": r.method,
+            "path": r.path,
+            "description": f"{_description(r.handler)} {AUTHORIZATION}.",
+        }
+        for r in ADMIN_ROUTES
+    ]
+    endpoints += [
+        {"method": r.method, "path": r.path, "description": _description(r.handler)}
+        for r in CONSOLE_ROUTES
+        if r.path == CONSOLE_ENTRY
+    ]
+    return endpoints
 
 
 def asyncapi(config: Config) -> dict[str, Any]:
@@ -401,33 +354,6 @@ def asyncapi(config: Config) -> dict[str, Any]:
             "messages": messages(),
             "securitySchemes": SECURITY_SCHEMES,
         },
-        "x-relay-http-endpoints": [
-            {
-                "method": "GET",
-                "path": "/healthz",
-                "description": 'The process is alive: 200 {"status": "ok"}.',
-            },
-            {
-                "method": "GET",
-                "path": "/readyz",
-                "description": (
-                    'The bus is up and relay accepts webhooks: 200 {"status": "ready"}, '
-                    'otherwise 503 {"status": "not_ready"}; "mode" says direct or spooling.'
-                ),
-            },
-            {
-                "method": "GET",
-                "path": "/metrics",
-                "description": "Prometheus text exposition of relay's metrics.",
-            },
-            *ADMIN_ENDPOINTS,
-            {
-                "method": "POST",
-                "path": "/admin/reload",
-                "description": (
-                    "Reload sources, routes and subscribers (Authorization: Bearer "
-                    "<admin.token>); 409 when the new configuration is refused."
-                ),
-            },
-        ],
+        "x-relay-http-endpoints": http_endpoints(),
+        "x-relay-error-codes": [msgspec.to_builtins(error) for error in ERRORS],
     }

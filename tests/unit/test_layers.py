@@ -1,0 +1,112 @@
+"""The import graph of relay/: no cycles (imports inside functions count), and the few
+upward edges that crept in before stay out."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import relay
+
+PACKAGE = Path(relay.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        found[name.removesuffix(".__init__")] = path
+    return found
+
+
+@cache
+def _graph() -> dict[str, set[str]]:
+    """module → the relay modules it imports anywhere in its text; ``from pkg import sub``
+    is an edge to the submodule (the package's own __init__ importing it is not a cycle)."""
+    modules = _modules()
+
+    def owner(name: str) -> str | None:
+        while name not in modules and "." in name:
+            name = name.rsplit(".", 1)[0]
+        return name if name in modules else None
+
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                subs = [sub for sub in subs if sub in modules]
+                targets = subs if len(subs) == len(node.names) else [node.module, *subs]
+            for target in targets:
+                found = owner(target) if target.startswith("relay") else None
+                if found is not None and found != name:
+                    graph[name].add(found)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected parts of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            part = [stack.pop()]
+            while part[-1] != node:
+                part.append(stack.pop())
+            if len(part) > 1:
+                cycles.append(sorted(part))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    graph = _graph()
+    assert len(graph) > 50 and graph["relay.app"]  # the scan found the package
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _imports_under(graph: dict[str, set[str]], package: str) -> set[str]:
+    return {t for m, ts in graph.items() if m == package or m.startswith(package + ".") for t in ts}
+
+
+def test_lower_layers_do_not_import_upper_ones() -> None:
+    graph = _graph()
+    above = ("relay.app", "relay.admin", "relay.console", "relay.contracts", "relay.cli")
+    for package, forbidden in [
+        ("relay.ingress", (*above, "relay.delivery", "relay.index")),
+        (
+            "relay.config",
+            (*above, "relay.ingress", "relay.delivery", "relay.bus", "relay.register"),
+        ),
+        ("relay.providers", (*above, "relay.ingress", "relay.register", "relay.config")),
+        ("relay.delivery", above),
+        ("relay.bus", (*above, "relay.delivery", "relay.ingress")),
+    ]:
+        wrong = {
+            t
+            for t in _imports_under(graph, package)
+            if any(t == f or t.startswith(f + ".") for f in forbidden)
+        }
+        assert not wrong, f"{package} imports {sorted(wrong)}"

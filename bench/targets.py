@@ -61,6 +61,7 @@ class NullBus:
     """Holds nothing, answers at once: relay's cost without any bus."""
 
     name = "null"
+    mode = None
 
     async def start(self) -> None:
         pass
@@ -114,6 +115,7 @@ class NaiveKafkaBus:
     """relay's Bus protocol, the naive way: one awaited ``send_and_wait`` per record."""
 
     name = "kafka-naive"
+    mode = None
 
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap

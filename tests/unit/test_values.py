@@ -78,6 +78,7 @@ def test_as_str_coerces_scalars_only() -> None:
     assert as_str(12.0) == "12"
     assert as_str("  ") is None
     assert as_str({"a": 1}) is None
+    assert (as_str(True), as_str(False)) == ("true", "false")  # JSON's spelling
     assert get_str({"id": 7}, "display_id", "id") == "7"
 
 
@@ -160,6 +161,7 @@ def test_as_bool(value: Any, expected: bool | None) -> None:
         (False, None),
         ("42", 42),
         (" -42 ", -42),
+        ("-5", -5),
         ("-", None),
         ("", None),
         ("4.2", None),

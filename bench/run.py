@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.diagnose:
         wanted |= {"a+n", "c0", "c1"}
     if args.workers > 1:
-        wanted |= {"a2", "c2"}
+        wanted |= {"a2", "c2"} | ({"c02"} if args.diagnose else set())
     settings = {**vars(args), "json": str(args.json) if args.json else None}
     report: dict[str, Any] = {"machine": machine(), "body_bytes": body_size, "args": settings}
     report["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
@@ -362,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             py = sys.executable
             relay = [py, "-m", "relay", "serve", "--config", str(config)]
+            workers = ["--workers", str(args.workers)]
             every = [
                 Target("a", "(a) bare aiohttp handler", [py, "-m", "bench.targets", "bare"]),
                 Target(
@@ -391,6 +392,11 @@ def main(argv: list[str] | None = None) -> int:
                     [*relay, "--workers", str(args.workers)],
                 ),
                 Target(
+                    "c02",
+                    f"(c02) relay app on a null bus, {args.workers} processes (diagnostic)",
+                    [py, "-m", "bench.targets", "nullbus", "--config", str(config), *workers],
+                ),
+                Target(
                     "a+n",
                     "(a+n) bare handler + Chatwoot normalizer (diagnostic)",
                     [py, "-m", "bench.targets", "normalize"],
@@ -409,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             for t in every:
                 if t.key not in ("c", "c2"):
                     t.command += ["--port", str(port)]
-            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e", "a2", "c2"]
+            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e", "a2", "c02", "c2"]
             return sorted((t for t in every if t.key in wanted), key=lambda t: order.index(t.key))
 
         results: dict[str, Target] = {}
@@ -419,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{port}{HOOK}"
             print(f"## {target.label}: closed loop, {args.connections} connections", flush=True)
             # several processes need every core: neither they nor the load are pinned
-            many = target.key in ("a2", "c2")
+            many = target.key in ("a2", "c02", "c2")
             pinned, load_cpus = (None, None) if many else (server_cpus, other_cpus)
             with serving(target, port, pinned, logs) as process:
                 if many:

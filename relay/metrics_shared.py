@@ -75,8 +75,8 @@ class LivePublisher:
                 now.add(values)
             for gone in self._seen.get(family.name, set()) - now:
                 if gauge is not None and gone:  # a subscriber removed or moved away
+                    # 0, not removed: multiprocess files cannot drop a series
                     gauge.labels(*gone).set(0)
-                    gauge.remove(*gone)
             self._seen[family.name] = now
 
 

@@ -199,8 +199,15 @@ async def test_an_endpoint_failing_two_in_three_gets_every_event_and_each_failur
     async with relay_serve(tmp_path, text, port) as relay:
         ids = await post_all(port, [webhook(n) for n in range(80)])
         await subscriber.wait_for(lambda s: delivered_ids(s) >= set(ids), within=30)
-        await asyncio.sleep(1.2)  # a lag refresh
-        metrics = await relay.metrics()
+        # relay counts an attempt when its answer is back, and the lag gauge refreshes once
+        # a second: wait until both have caught up with what the subscriber saw
+        lag = ("relay_consumer_lag", (("subscriber", "flaky"),))
+        done = ("relay_deliveries_total", (("outcome", "delivered"), ("subscriber", "flaky")))
+        for _ in range(200):
+            metrics = await relay.metrics()
+            if metrics.get(lag) == 0 and metrics.get(done) == 80:
+                break
+            await asyncio.sleep(0.1)
         lines = relay.log_lines()
     assert len(subscriber.delivered()) == 80
     assert len(subscriber.received) == 240  # three attempts each, none given up

@@ -384,3 +384,26 @@ def test_a_success_while_closed_changes_nothing_it_should_not() -> None:
     breaker.record_failure()
     # the window kept every attempt and its watch: 5 of 7 attempts failed, 71 %
     assert breaker.state == "open"
+
+
+def test_no_success_counts_failures_from_the_last_success_up_to_exactly_min_attempts() -> None:
+    rule = Rule(
+        window=1000.0,  # the failure-rate rule never judges here
+        failure_rate=1.0,
+        min_attempts=3,
+        no_success_for=5.0,
+        cooldown=1.0,
+        cooldown_max=4.0,
+        half_open_attempts=1,
+    )
+    clock = Clock()
+    breaker = CircuitBreaker(rule, clock=clock)
+    breaker.record_failure()
+    breaker.record_success()  # the count starts again from zero
+    clock.now += 1
+    breaker.record_failure()
+    clock.now += 5
+    breaker.record_failure()
+    assert breaker.state == "closed"  # failing for 5 s, but 2 failures < min_attempts
+    breaker.record_failure()
+    assert breaker.state == "open"  # exactly min_attempts

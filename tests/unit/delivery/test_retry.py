@@ -107,5 +107,5 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 
 def test_a_failed_attempt_says_what_went_wrong() -> None:
     failure = AttemptFailed(status=503, error="HTTP 503", retry_after=2.0, retryable=True)
-    assert str(failure) == "HTTP 503"  # the text the attempt log and dead letters carry
+    assert str(failure) == failure.error == "HTTP 503"  # the attempt log and dead letters
     assert (failure.status, failure.retry_after, failure.retryable) == (503, 2.0, True)

@@ -7,8 +7,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.subscriber import Subscriber
+
+# No timings asserted, hypothesis's included: on a shared 2-core machine running four
+# workers, generating an example or running one can take longer than hypothesis's limits
+# (200 ms deadline, the too_slow health check) without anything being wrong. The number
+# of examples, which is what the properties' strength rests on, is unchanged.
+settings.register_profile("relay", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("relay")
+
 
 # relay's default data_dir, relative to where pytest runs (the checkout)
 DEFAULT_DATA_DIR = Path("var")

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from relay.dedupe import Deduplicator
 
 
@@ -156,3 +158,55 @@ async def test_never_more_than_max_entries_and_the_newest_kept() -> None:
             assert len(held) <= max_entries, (max_entries, held)
             newest = published[-max(1, max_entries // 2) :]
             assert held[-len(newest) :] == newest, (max_entries, held)
+
+
+async def test_a_third_copy_follows_the_second_that_took_over_from_a_failed_first() -> None:
+    dedupe = Deduplicator(window=600)
+    first = await dedupe.claim(["a"])
+    second = asyncio.create_task(dedupe.claim(["a"]))
+    third = asyncio.create_task(dedupe.claim(["a"]))
+    await asyncio.sleep(0.01)
+    first.finish(published=False)  # the second takes the id over; the third waits on it
+    taken = await asyncio.wait_for(second, 1)
+    assert taken.mine == ["a"]
+    await asyncio.sleep(0.01)
+    assert not third.done()  # still waiting for the second's outcome
+    taken.finish(published=True)
+    follower = await asyncio.wait_for(third, 1)
+    assert (follower.mine, follower.duplicates) == ([], {"a"})
+
+
+async def test_when_every_earlier_copy_fails_the_last_one_publishes() -> None:
+    dedupe = Deduplicator(window=600)
+    first = await dedupe.claim(["a"])
+    second = asyncio.create_task(dedupe.claim(["a"]))
+    third = asyncio.create_task(dedupe.claim(["a"]))
+    await asyncio.sleep(0.01)
+    first.finish(published=False)
+    (await asyncio.wait_for(second, 1)).finish(published=False)
+    last = await asyncio.wait_for(third, 1)
+    assert (last.mine, last.duplicates) == (["a"], set())
+
+
+async def test_a_claim_cancelled_while_waiting_lets_go_of_its_own_ids() -> None:
+    dedupe = Deduplicator(window=600)
+    first = await dedupe.claim(["a"])
+    waiting = asyncio.create_task(dedupe.claim(["b", "a"]))  # owns "b", waits on "a"
+    await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    # "b" was never published: the next copy owns it at once instead of waiting forever
+    again = await asyncio.wait_for(dedupe.claim(["b"]), 1)
+    assert again.mine == ["b"]
+    first.finish(published=True)
+    assert (await dedupe.claim(["a"])).duplicates == {"a"}
+
+
+async def test_an_id_is_forgotten_at_exactly_two_windows_of_quiet() -> None:
+    for quiet, held in ((1199.5, ["x"]), (1200.0, [])):
+        clock = Clock()
+        dedupe = Deduplicator(window=600, clock=clock)
+        (await dedupe.claim(["x"])).finish(published=True)
+        clock.now += quiet  # no request at all meanwhile: the generation never turned
+        assert await remembered(dedupe, ["x"]) == held, quiet

@@ -115,6 +115,10 @@ async def test_too_many_events_from_one_body_is_a_dead_letter_not_an_expansion(
     [dead] = bus.records("relay.deadletter")
     assert dead.value == status(6) and bus.records("chat.events") == []
     assert b"6 events" in dict(dead.headers)["relay-error"]
+    at_the_bound = await pipeline(bus, max_events=6).accept(
+        inbound(status(6), "plugchat", "messageStatus")
+    )
+    assert isinstance(at_the_bound, Accepted)  # exactly max_events is allowed
 
 
 async def test_a_canonical_event_too_large_for_the_bus_is_dead_lettered(bus: MemoryBus) -> None:

@@ -151,3 +151,15 @@ def test_numbers_booleans_and_strings_do_not_mix() -> None:
     assert not Matcher.compile(Match(where={size: True}))(with_media(1))  # True is not 1
     assert not Matcher.compile(Match(where={"data.message.private": 1}))(event(private=True))
     assert not Matcher.compile(Match(where={"data.message.direction": 5}))(event())
+
+
+def test_the_router_keeps_each_routes_name() -> None:
+    routes = [
+        Route(name="all-messages", match=Match(type="chat.message.*"), topic="messages"),
+        Route(name="nexloo", match=Match(source="nexloo"), topic="nexloo"),
+    ]
+    router = Router(routes, "events")
+    assert [(r.name, r.topic) for r in router.routes] == [
+        ("all-messages", "messages"),
+        ("nexloo", "nexloo"),
+    ]

@@ -2,7 +2,7 @@
 
 aiokafka's version masks and indexes byte by byte (~20 µs for a 36-byte event id); this one
 reads the body as 32-bit words with one ``struct.unpack`` and masks only where a product can
-overflow 32 bits (about half the time). Same results: tests/unit/bus/test_kafka.py compares
+overflow 32 bits (about half the time). Same results: tests/unit/bus/kafka/test_batches.py compares
 the two under hypothesis.
 """
 

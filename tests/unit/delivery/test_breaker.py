@@ -316,3 +316,94 @@ async def test_the_breaker_says_when_it_opens_half_opens_and_closes() -> None:
     assert first["reason"] == "no_success" and first["failures"] == 11
     assert first["probe_in"] == 5.0
     assert again["reason"] == "probe_failed" and again["probe_in"] == 10.0
+
+
+# The window's arithmetic: ten buckets of a tenth of the window each.
+
+BUCKETED = Rule(
+    window=10.0,  # buckets of one second
+    failure_rate=0.7,
+    min_attempts=2,
+    no_success_for=1000.0,  # only the failure rate can open it here
+    cooldown=1.0,
+    cooldown_max=4.0,
+    half_open_attempts=1,
+)
+
+
+def test_an_attempt_counts_for_exactly_one_window() -> None:
+    clock = Clock()  # 1000.0: the breaker watches from here
+    breaker = CircuitBreaker(BUCKETED, clock=clock)
+    clock.now = 1001.5
+    for _ in range(4):
+        breaker.record_success()  # bucket 1001
+    clock.now = 1010.5  # bucket 1010: 1001 is the oldest bucket still in the window
+    for _ in range(4):
+        breaker.record_failure()
+    assert breaker.state == "closed"  # 4 failures of 8 attempts: 50 % < 70 %
+    clock.now = 1011.0  # bucket 1011: the four successes of bucket 1001 have left the window
+    breaker.record_failure()
+    assert breaker.state == "open"  # 5 of 5 (a bucket that forgot its count: 5 of 8)
+
+
+def test_min_attempts_is_enough_attempts() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(BUCKETED, clock=clock)
+    clock.now += BUCKETED.window
+    breaker.record_failure()
+    assert breaker.state == "closed"  # one attempt is below min_attempts (2)
+    breaker.record_failure()
+    assert breaker.state == "open"  # exactly min_attempts
+
+
+async def test_a_stale_probe_reporting_late_is_harmless() -> None:
+    clock = Clock()
+    breaker = opened(clock, rule=msgspec.structs.replace(RULE, half_open_attempts=2))
+    clock.now += RULE.cooldown
+    stale = await asyncio.wait_for(breaker.acquire(), 1)
+    other = await asyncio.wait_for(breaker.acquire(), 1)
+    breaker.record_failure(other)  # opens again and forgets every probe
+    assert breaker.state == "open"
+    breaker.release(stale)  # the first probe's task ends late: no KeyError, no change
+    breaker.record_failure(stale)
+    assert breaker.state == "open"
+
+
+def test_a_success_while_closed_changes_nothing_it_should_not() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(BUCKETED, clock=clock)
+    clock.now += BUCKETED.window
+    breaker.record_failure()
+    with capture_logs() as logs:
+        breaker.record_success(None)
+        breaker.record_success(7)  # a ticket while closed (the circuit closed meanwhile)
+    assert logs == []  # no "circuit_closed" for a circuit that was never open
+    for _ in range(3):
+        breaker.record_failure()
+    assert breaker.state == "closed"  # 4 of 6 attempts failed: 67 % < 70 %
+    breaker.record_failure()
+    # the window kept every attempt and its watch: 5 of 7 attempts failed, 71 %
+    assert breaker.state == "open"
+
+
+def test_no_success_counts_failures_from_the_last_success_up_to_exactly_min_attempts() -> None:
+    rule = Rule(
+        window=1000.0,  # the failure-rate rule never judges here
+        failure_rate=1.0,
+        min_attempts=3,
+        no_success_for=5.0,
+        cooldown=1.0,
+        cooldown_max=4.0,
+        half_open_attempts=1,
+    )
+    clock = Clock()
+    breaker = CircuitBreaker(rule, clock=clock)
+    breaker.record_failure()
+    breaker.record_success()  # the count starts again from zero
+    clock.now += 1
+    breaker.record_failure()
+    clock.now += 5
+    breaker.record_failure()
+    assert breaker.state == "closed"  # failing for 5 s, but 2 failures < min_attempts
+    breaker.record_failure()
+    assert breaker.state == "open"  # exactly min_attempts

@@ -65,6 +65,10 @@ def test_jitter_spreads_the_whole_range_below_the_ceiling() -> None:
     [
         (200, False, "delivered"),
         (204, False, "delivered"),
+        (299, False, "delivered"),
+        (199, False, "reject"),  # an informational answer is no delivery
+        (300, False, "reject"),  # redirects are not followed (README: 3xx dead-lettered)
+        (300, True, "retry"),
         (301, False, "reject"),
         (400, False, "reject"),
         (401, False, "reject"),
@@ -99,3 +103,9 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
     jittered = Backoff(initial=1.0, maximum=10.0, jitter=True)
     for attempt in range(1, 8):
         assert 0 <= jittered.delay(attempt, None) <= min(10.0, 2 ** (attempt - 1))
+
+
+def test_a_failed_attempt_says_what_went_wrong() -> None:
+    failure = AttemptFailed(status=503, error="HTTP 503", retry_after=2.0, retryable=True)
+    assert str(failure) == failure.error == "HTTP 503"  # the attempt log and dead letters
+    assert (failure.status, failure.retry_after, failure.retryable) == (503, 2.0, True)

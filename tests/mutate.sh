@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One module's mutation check with a narrow test selection (tests/README.md, "Mutation check"):
+#   tests/mutate.sh relay/providers/coerce.py tests/unit/providers/test_coerce.py tests/unit/providers/test_chatwoot.py
+# Works in a copy of the committed checkout (/tmp/relay-mutate/<module>) whose [tool.mutmut]
+# mutates only that module and runs only the given tests, so mutmut generates and checks
+# that module's mutants alone. Results stay there: `cd` to it and `mutmut results`.
+set -euo pipefail
+module=$1
+shift
+root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+dir=/tmp/relay-mutate/$(echo "$module" | tr / _)
+rm -rf "$dir" && mkdir -p "$dir"
+git -C "$root" archive HEAD | tar -x -C "$dir"
+python3 - "$dir/pyproject.toml" "$module" "$@" <<'PY'
+import re, sys
+path, module, tests = sys.argv[1], sys.argv[2], sys.argv[3:]
+text = open(path).read()
+text = re.sub(r"only_mutate = \[[^]]*\]", f'only_mutate = ["{module}"]', text)
+selection = ", ".join(f'"{t}"' for t in tests)
+text = re.sub(r"pytest_add_cli_args_test_selection = \[[^]]*\]",
+              f"pytest_add_cli_args_test_selection = [{selection}]", text)
+open(path, "w").write(text)
+PY
+cd "$dir"
+nice -n 19 "$root/.venv/bin/mutmut" run --max-children 2
+"$root/.venv/bin/mutmut" results

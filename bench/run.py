@@ -110,7 +110,7 @@ def serving(
         )
     try:
         wait_for_port(port, timeout=20)
-        if target.key in ("c", "e"):
+        if target.key in ("c", "e", "c2"):
             wait_ready(port)
         yield process
     finally:
@@ -206,9 +206,16 @@ def run_loadgen(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU so far of a process (all its threads) and its live children (the
+    workers of a supervisor or of a bare handler's copies)."""
+    total = 0.0
+    for one in (pid, *children(pid)):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def closed_loop(
@@ -292,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--no-fanout", action="store_true", help="skip bench/fanout.py")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="also (a2) the bare handler and (c2) relay serve with this many processes on the "
+        "port, neither pinned",
+    )
+    parser.add_argument(
         "--relay-yaml",
         default="",
         help='extra top-level YAML for relay, e.g. "dedupe: {window: 0s}"',
@@ -319,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.targets.split(","))
     if args.diagnose:
         wanted |= {"a+n", "c0", "c1"}
+    if args.workers > 1:
+        wanted |= {"a2", "c2"}
     settings = {**vars(args), "json": str(args.json) if args.json else None}
     report: dict[str, Any] = {"machine": machine(), "body_bytes": body_size, "args": settings}
     report["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
@@ -365,6 +381,16 @@ def main(argv: list[str] | None = None) -> int:
                     [py, "-m", "relay", "serve", "--config", str(embedded)],
                 ),
                 Target(
+                    "a2",
+                    f"(a2) bare aiohttp handler, {args.workers} processes",
+                    [py, "-m", "bench.targets", "bare", "--workers", str(args.workers)],
+                ),
+                Target(
+                    "c2",
+                    f"(c2) relay serve --workers {args.workers} (Kafka)",
+                    [*relay, "--workers", str(args.workers)],
+                ),
+                Target(
                     "a+n",
                     "(a+n) bare handler + Chatwoot normalizer (diagnostic)",
                     [py, "-m", "bench.targets", "normalize"],
@@ -381,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ]
             for t in every:
-                if t.key != "c":
+                if t.key not in ("c", "c2"):
                     t.command += ["--port", str(port)]
-            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e"]
+            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e", "a2", "c2"]
             return sorted((t for t in every if t.key in wanted), key=lambda t: order.index(t.key))
 
         results: dict[str, Target] = {}
@@ -392,10 +418,15 @@ def main(argv: list[str] | None = None) -> int:
             [target] = [t for t in targets(port) if t.key == target.key]
             url = f"http://127.0.0.1:{port}{HOOK}"
             print(f"## {target.label}: closed loop, {args.connections} connections", flush=True)
-            with serving(target, port, server_cpus, logs) as process:
+            # several processes need every core: neither they nor the load are pinned
+            many = target.key in ("a2", "c2")
+            pinned, load_cpus = (None, None) if many else (server_cpus, other_cpus)
+            with serving(target, port, pinned, logs) as process:
+                if many:
+                    wait_workers(process.pid, args.workers)
                 with profiling(args.profile, target.key, process.pid, args):
                     target.results["closed"] = closed_loop(
-                        url, bodies, args, other_cpus, process.pid
+                        url, bodies, args, load_cpus, process.pid
                     )
                 print(f"   {summary(target.results['closed'])}", flush=True)
                 print(f"## {target.label}: open loop at {args.rate:.0f} req/s", flush=True)
@@ -406,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                     duration=args.rate_duration,
                     warmup=2,
                     rate=args.rate,
-                    cpus=other_cpus,
+                    cpus=load_cpus,
                 )
                 print(f"   {summary(target.results['open'])}", flush=True)
                 if target.key == "c" and args.soak > 0:
@@ -480,6 +511,38 @@ def soak(
         flush=True,
     )
     return result
+
+
+def wait_workers(pid: int, count: int, timeout: float = 30.0) -> None:
+    """Until ``count`` processes serve: the supervisor's children (relay), or the first
+    process and its copies (bench.targets), each listening for a moment already."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = children(pid)
+        listening = [p for p in found if _listens(p)]
+        if len(listening) >= count or (len(listening) == count - 1 and _listens(pid)):
+            time.sleep(1.0)  # the last one's listen may be a moment behind its socket
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} workers did not start within {timeout} s")
+        time.sleep(0.2)
+
+
+def _listens(pid: int) -> bool:
+    """Whether a process has a listening TCP socket (state 0A in /proc/net/tcp)."""
+    try:
+        inodes = {
+            os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1]
+            for fd in os.listdir(f"/proc/{pid}/fd")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        }
+    except OSError:
+        return False
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:
+            return True
+    return False
 
 
 def children(pid: int) -> list[int]:
@@ -582,6 +645,14 @@ def table(
                 f"latency meanwhile p50 {fmt(s['load']['p50_ms'])} ms, "
                 f"p99 {fmt(s['load']['p99_ms'])} ms"
             )
+    if "c2" in rps and "a2" in rps:
+        single = (
+            f"; one process each: {rps['c'] / rps['a']:.2f}" if "c" in rps and "a" in rps else ""
+        )
+        lines.append(
+            f"- (c2)/(a2) req/s, {args.workers} processes each: {rps['c2'] / rps['a2']:.2f} "
+            f"(target: the one-process ratio or better{single})"
+        )
     if fanout and "relay_per_s" in fanout:
         lines.append(
             f"- (d) fan-out: {fanout['relay_per_s']:,} deliveries/s, "

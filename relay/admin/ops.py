@@ -15,7 +15,8 @@ from typing import Any
 import msgspec
 import structlog
 
-from relay.bus import Item, Revoked, Stream
+from relay.bus import Item
+from relay.bus.memory import GivenItems
 from relay.cloudevents import from_record, structured
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
@@ -50,31 +51,6 @@ class NoSuchSubscriber(NotFound):
 
 class BadRequest(Exception):
     pass
-
-
-class _Once:
-    """A bounded subscription of given records: a redrive or a replay."""
-
-    on_revoked: Revoked | None = None
-
-    def __init__(self, items: list[Item]) -> None:
-        self.items: list[Item] | None = items
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
-        items, self.items = self.items, None
-        return items
-
-    async def commit(self, positions: dict[Stream, int]) -> None:
-        return None
-
-    async def backlog(self) -> int:
-        return 0
 
 
 def _as_item(record: Stored, number: int) -> Item:
@@ -307,7 +283,7 @@ class Operations:
             return
         worker = SubscriberWorker(
             subscriber,
-            _Once(items),
+            GivenItems(items),
             Sender(subscriber),
             delivery.dead_letters,
             attempts=delivery.attempt_log,

@@ -68,8 +68,8 @@ def open_bus(config: Config, role: BusRole = "all") -> Bus:
         spool_after=spool_after,
         max_bytes=kafka.spool_max_bytes,
         max_record_bytes=kafka.max_record_bytes,
-        # processes of other roles may share data_dir: each drains its own spool
-        file_name="spool.sqlite3" if role in ("all", "ingress") else f"spool-{role}.sqlite3",
+        # processes (workers, other roles) may share data_dir: each claims a spool of its own
+        claim_base="spool" if role in ("all", "ingress") else f"spool-{role}",
     )
 
 

@@ -61,6 +61,12 @@ class Bus(Protocol):
 
     name: str
 
+    @property
+    def mode(self) -> str | None:
+        """How it holds records now, where it has more than one way (the spool: ``direct``
+        or ``spooling``); None for a bus with one way. ``/readyz`` reports it."""
+        ...
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -23,6 +23,7 @@ class MemoryBus:
     """
 
     name = "memory"
+    mode: str | None = None
 
     def __init__(self) -> None:
         self.items: list[Item] = []
@@ -153,3 +154,33 @@ class MemorySubscription:
 
     async def backlog(self) -> int:
         return sum(1 for item in self.bus.items[self._position :] if item.topic in self.topics)
+
+
+class GivenItems:
+    """A bounded subscription of items already read elsewhere (a redrive, a one-event replay):
+    handed out in order, at most ``max_records`` a fetch, then exhausted; commits nothing."""
+
+    on_revoked: Revoked | None = None
+
+    def __init__(self, items: Sequence[Item]) -> None:
+        self._items = list(items)
+        self._next = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        if self._next >= len(self._items):
+            return None
+        batch = self._items[self._next : self._next + max_records]
+        self._next += len(batch)
+        return batch
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        return None
+
+    async def backlog(self) -> int:
+        return len(self._items) - self._next

@@ -1,6 +1,6 @@
 """The ``kafka:`` section: the brokers, the producer and consumer knobs, and security.
 
-Security uses aiokafka's own names (relay.bus.security turns them into client options).
+Security uses aiokafka's own names (relay.bus.kafka.security turns them into client options).
 Settings that contradict the protocol, and TLS files that cannot be read or do not load,
 fail at load, each as one line naming the field.
 """

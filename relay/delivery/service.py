@@ -19,6 +19,7 @@ from relay.metrics import LIVE
 log = structlog.get_logger("relay.delivery")
 DEFAULT_GRACE_SECONDS = 5.0
 STANDBY_POLL_SECONDS = 2.0
+DISABLED_POLL_SECONDS = 5.0
 
 
 class UnknownSubscriber(Exception):
@@ -41,6 +42,8 @@ class DeliveryService:
         self._running: set[str] = set()
         """Subscribers inside ``worker.run()``; the others (disabled, standing by, waiting
         to restart) have nothing in flight and are cancelled at once on stop."""
+        self.disabled_poll = DISABLED_POLL_SECONDS
+        self._watcher: asyncio.Task[None] | None = None
 
     def _new_worker(self, subscriber: Subscriber) -> SubscriberWorker:
         worker = SubscriberWorker(
@@ -82,6 +85,29 @@ class DeliveryService:
             self._launch(subscriber)
         if self._tasks:
             log.info("delivery_started", subscribers=sorted(self._tasks))
+        self._watcher = asyncio.create_task(self._watch_disabled(), name="watch-disabled")
+
+    def _disabled_among(self, subscribers: list[Subscriber]) -> list[Subscriber]:
+        return [s for s in subscribers if self.state.disabled(s) is not None]
+
+    async def _watch_disabled(self) -> None:
+        """A subscriber disabled by another process on this data_dir (the worker or replica
+        the admin API reached) stops delivering here too, within ``disabled_poll``."""
+        while True:
+            await asyncio.sleep(self.disabled_poll)
+            running = [
+                s
+                for s in self.config.subscribers
+                if s.name in self._running and s.name not in self.disabled
+            ]
+            if not running:
+                continue
+            found = await asyncio.to_thread(self._disabled_among, running)
+            for subscriber in found:
+                if subscriber.name in self._running and subscriber.name not in self.disabled:
+                    log.info("subscriber_disabled_elsewhere", subscriber=subscriber.name)
+                    await self._stop([subscriber.name], DEFAULT_GRACE_SECONDS)
+                    self._launch(subscriber)  # waits while disabled
 
     async def enable(self, name: str) -> bool:
         """Re-enable a subscriber disabled by a 410; True when it was disabled."""
@@ -196,6 +222,11 @@ class DeliveryService:
         Whatever is still in flight after that is cancelled and delivered again after the
         restart (at-least-once; the event id stays the same).
         """
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         names = list(self._tasks)
         await self._stop(names, grace)
         for name in names:

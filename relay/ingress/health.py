@@ -41,9 +41,8 @@ async def readyz(request: web.Request) -> web.Response:
     bus = state.pipeline.bus
     ready = state.accepting and bus.ready()
     body = {"status": "ready" if ready else "not_ready", "bus": bus.name}
-    mode = getattr(bus, "mode", None)
-    if mode is not None:
-        body["mode"] = mode
+    if bus.mode is not None:
+        body["mode"] = bus.mode
     if not state.accepting:
         body["reason"] = "shutting down"
     return web.json_response(body, status=200 if ready else 503)

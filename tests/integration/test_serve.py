@@ -31,7 +31,7 @@ def serving(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a bound for a loaded CI machine, not a timing
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):

@@ -111,6 +111,7 @@ class EmbeddedLog:
     """The embedded bus. ``publish`` returns once the records are committed to disk."""
 
     name = "embedded"
+    mode: str | None = None
 
     def __init__(
         self, data_dir: Path, file_name: str = LOG_FILE, retention: float | None = None

@@ -50,6 +50,7 @@ _BATCH_OVERHEAD = 1024
 
 class KafkaBus:
     name = "kafka"
+    mode: str | None = None  # the spool around it has modes; the producer itself has one
 
     def __init__(
         self,

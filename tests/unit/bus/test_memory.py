@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from relay.bus import BusError, Record
-from relay.bus.memory import STREAM, MemoryBus
+from relay.bus import BusError, Item, Record
+from relay.bus.memory import STREAM, GivenItems, MemoryBus
 
 
 def record(topic: str, n: int) -> Record:
@@ -121,3 +121,15 @@ async def test_a_failing_or_stopped_bus_keeps_nothing(bus: MemoryBus) -> None:
     with pytest.raises(BusError):
         await bus.publish([record("a", 1)])
     assert bus.records() == [] and bus.publishes == 0
+
+
+async def test_given_items_come_out_in_order_in_batches_then_end() -> None:
+    items = [Item(("redrive", 0, 0), n, "t", None, f"v{n}".encode(), (), 0) for n in range(5)]
+    given = GivenItems(items)
+    await given.start()
+    assert await given.fetch(2, 0) == items[:2]
+    assert await given.backlog() == 3
+    assert await given.fetch(10, 0) == items[2:]
+    assert await given.fetch(10, 0) is None
+    await given.commit({STREAM: 5})  # nothing to commit to: a no-op
+    await given.close()

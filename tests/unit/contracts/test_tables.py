@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any, get_args
 
@@ -26,16 +27,24 @@ from relay.providers import PROVIDERS
 PACKAGE = Path(relay.__file__).parent
 
 
+@cache
+def _nodes() -> tuple[ast.AST, ...]:
+    return tuple(
+        node
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+    )
+
+
 def _calls(name: str) -> Iterator[ast.Call]:
     """Every call of ``name(...)`` (a plain or attribute name) in relay/."""
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Call):
-                callee = node.func
-                called = callee.attr if isinstance(callee, ast.Attribute) else None
-                called = callee.id if isinstance(callee, ast.Name) else called
-                if called == name:
-                    yield node
+    for node in _nodes():
+        if isinstance(node, ast.Call):
+            callee = node.func
+            called = callee.attr if isinstance(callee, ast.Attribute) else None
+            called = callee.id if isinstance(callee, ast.Name) else called
+            if called == name:
+                yield node
 
 
 def _literal(node: ast.expr) -> str | None:

@@ -110,7 +110,7 @@ def serving(
         )
     try:
         wait_for_port(port, timeout=20)
-        if target.key in ("c", "e"):
+        if target.key in ("c", "e", "c2"):
             wait_ready(port)
         yield process
     finally:
@@ -158,12 +158,14 @@ def run_wrk(
     )
     out = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = re.search(r"(\d+) requests in", out)
     pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
         "tool": "wrk",
         "rps": rps,
+        "requests": int(count.group(1)) if count else None,
         "p50_ms": _ms(pcts["50"]),
         "p90_ms": _ms(pcts["90"]),
         "p99_ms": _ms(pcts["99"]),
@@ -203,13 +205,32 @@ def run_loadgen(
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU so far of a process (all its threads) and its live children (the
+    workers of a supervisor or of a bare handler's copies)."""
+    total = 0.0
+    for one in (pid, *children(pid)):
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def closed_loop(
-    url: str, bodies: Path, args: argparse.Namespace, cpus: set[int] | None
+    url: str, bodies: Path, args: argparse.Namespace, cpus: set[int] | None, pid: int
 ) -> dict[str, Any]:
     if shutil.which("wrk") and not args.no_wrk:
         # warm up (JIT-less Python still has caches, connections, broker metadata)
         run_wrk(url, bodies, args.connections, args.warmup, cpus)
-        return run_wrk(url, bodies, args.connections, args.duration, cpus)
+        # the server's own CPU a request: steadier than 1/(req/s) when other work shares
+        # its core (the teammates' runs on this machine)
+        before = cpu_seconds(pid)
+        result = run_wrk(url, bodies, args.connections, args.duration, cpus)
+        if result["requests"]:
+            result["cpu_us"] = (cpu_seconds(pid) - before) / result["requests"] * 1e6
+        return result
     return run_loadgen(
         url,
         bodies,
@@ -219,6 +240,29 @@ def closed_loop(
         rate=None,
         cpus=cpus,
     )
+
+
+@contextmanager
+def profiling(into: Path | None, key: str, pid: int, args: argparse.Namespace) -> Iterator[None]:
+    """py-spy (the bench extra) sampling ``pid`` and its children through the closed loop."""
+    if into is None:
+        yield
+        return
+    into.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    seconds = int(args.warmup + args.duration + 2)
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "200"]
+    command += ["--duration", str(seconds), "--format", "raw", "--nonblocking"]
+    command += ["--output", str(into / f"{key.replace('+', '_')}.txt")]
+    sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        try:
+            sampler.wait(timeout=seconds + 10)
+        except subprocess.TimeoutExpired:
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait(timeout=10)
 
 
 def fmt(value: float | None, spec: str = ".2f") -> str:
@@ -255,9 +299,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure here")
     parser.add_argument("--no-fanout", action="store_true", help="skip bench/fanout.py")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="also (a2) the bare handler and (c2) relay serve with this many processes on the "
+        "port, neither pinned",
+    )
+    parser.add_argument(
         "--relay-yaml",
         default="",
         help='extra top-level YAML for relay, e.g. "dedupe: {window: 0s}"',
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="py-spy each server during its closed loop; raw stacks go to DIR/<target>.txt",
     )
     parser.add_argument(
         "--diagnose",
@@ -277,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.targets.split(","))
     if args.diagnose:
         wanted |= {"a+n", "c0", "c1"}
+    if args.workers > 1:
+        wanted |= {"a2", "c2"}
     settings = {**vars(args), "json": str(args.json) if args.json else None}
     report: dict[str, Any] = {"machine": machine(), "body_bytes": body_size, "args": settings}
     report["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
@@ -323,6 +381,16 @@ def main(argv: list[str] | None = None) -> int:
                     [py, "-m", "relay", "serve", "--config", str(embedded)],
                 ),
                 Target(
+                    "a2",
+                    f"(a2) bare aiohttp handler, {args.workers} processes",
+                    [py, "-m", "bench.targets", "bare", "--workers", str(args.workers)],
+                ),
+                Target(
+                    "c2",
+                    f"(c2) relay serve --workers {args.workers} (Kafka)",
+                    [*relay, "--workers", str(args.workers)],
+                ),
+                Target(
                     "a+n",
                     "(a+n) bare handler + Chatwoot normalizer (diagnostic)",
                     [py, "-m", "bench.targets", "normalize"],
@@ -339,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             ]
             for t in every:
-                if t.key != "c":
+                if t.key not in ("c", "c2"):
                     t.command += ["--port", str(port)]
-            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e"]
+            order = ["a", "a+n", "b0", "b", "c1", "c0", "c", "e", "a2", "c2"]
             return sorted((t for t in every if t.key in wanted), key=lambda t: order.index(t.key))
 
         results: dict[str, Target] = {}
@@ -350,8 +418,16 @@ def main(argv: list[str] | None = None) -> int:
             [target] = [t for t in targets(port) if t.key == target.key]
             url = f"http://127.0.0.1:{port}{HOOK}"
             print(f"## {target.label}: closed loop, {args.connections} connections", flush=True)
-            with serving(target, port, server_cpus, logs) as process:
-                target.results["closed"] = closed_loop(url, bodies, args, other_cpus)
+            # several processes need every core: neither they nor the load are pinned
+            many = target.key in ("a2", "c2")
+            pinned, load_cpus = (None, None) if many else (server_cpus, other_cpus)
+            with serving(target, port, pinned, logs) as process:
+                if many:
+                    wait_workers(process.pid, args.workers)
+                with profiling(args.profile, target.key, process.pid, args):
+                    target.results["closed"] = closed_loop(
+                        url, bodies, args, load_cpus, process.pid
+                    )
                 print(f"   {summary(target.results['closed'])}", flush=True)
                 print(f"## {target.label}: open loop at {args.rate:.0f} req/s", flush=True)
                 target.results["open"] = run_loadgen(
@@ -361,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                     duration=args.rate_duration,
                     warmup=2,
                     rate=args.rate,
-                    cpus=other_cpus,
+                    cpus=load_cpus,
                 )
                 print(f"   {summary(target.results['open'])}", flush=True)
                 if target.key == "c" and args.soak > 0:
@@ -437,6 +513,38 @@ def soak(
     return result
 
 
+def wait_workers(pid: int, count: int, timeout: float = 30.0) -> None:
+    """Until ``count`` processes serve: the supervisor's children (relay), or the first
+    process and its copies (bench.targets), each listening for a moment already."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = children(pid)
+        listening = [p for p in found if _listens(p)]
+        if len(listening) >= count or (len(listening) == count - 1 and _listens(pid)):
+            time.sleep(1.0)  # the last one's listen may be a moment behind its socket
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{count} workers did not start within {timeout} s")
+        time.sleep(0.2)
+
+
+def _listens(pid: int) -> bool:
+    """Whether a process has a listening TCP socket (state 0A in /proc/net/tcp)."""
+    try:
+        inodes = {
+            os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1]
+            for fd in os.listdir(f"/proc/{pid}/fd")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        }
+    except OSError:
+        return False
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:
+            return True
+    return False
+
+
 def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -447,6 +555,8 @@ def children(pid: int) -> list[int]:
 
 def summary(r: dict[str, Any]) -> str:
     extra = f", non-2xx {r['non_2xx']}" if r.get("non_2xx") else ""
+    if r.get("cpu_us"):
+        extra += f", {r['cpu_us']:.0f} CPU µs a request"
     return (
         f"{r['rps']:.0f} req/s, p50 {fmt(r['p50_ms'])} ms, p99 {fmt(r['p99_ms'])} ms"
         f" [{r['tool']}]{extra}"
@@ -486,29 +596,42 @@ def table(
         f"body {body_size} B"
     )
     rows = [
-        f"| target | req/s | p50 ms | p99 ms | p99 ms @ {args.rate:.0f}/s (achieved/s) | non-2xx |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| target | req/s | CPU µs a request | p50 ms | p99 ms "
+        f"| p99 ms @ {args.rate:.0f}/s (achieved/s) | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for t in results.values():
         c, o = t.results["closed"], t.results["open"]
         rows.append(
-            f"| {t.label} | {c['rps']:.0f} | {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | "
+            f"| {t.label} | {c['rps']:.0f} | {fmt(c.get('cpu_us'), '.0f')} "
+            f"| {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | "
             f"{fmt(o['p99_ms'])} ({o['rps']:.0f}) | {c['non_2xx'] + o['non_2xx']} |"
         )
     if fanout and "relay_per_s" in fanout:
         rows.append(
             f"| (d) fan-out to an HTTP subscriber (bench/fanout.py), deliveries/s | "
-            f"{fanout['relay_per_s']} | — | — | — | — |"
+            f"{fanout['relay_per_s']} | — | — | — | — | — |"
         )
     else:
-        rows.append("| (d) fan-out (bench/fanout.py) | not run | — | — | — | — |")
+        rows.append("| (d) fan-out (bench/fanout.py) | not run | — | — | — | — | — |")
     lines = [head, "", *rows, ""]
     rps = {k: t.results["closed"]["rps"] for k, t in results.items()}
+    cpu = {k: t.results["closed"].get("cpu_us") for k, t in results.items()}
     if "c" in rps:
         for base, target in (("a", "≥ 0.50"), ("b", "≥ 2.0"), ("b0", "")):
             if base in rps:
                 goal = f" (target {target})" if target else ""
-                lines.append(f"- (c)/({base}) req/s: {rps['c'] / rps[base]:.2f}{goal}")
+                by_cpu = (
+                    f"; by CPU a request {cpu[base] / cpu['c']:.2f}"
+                    if cpu[base] and cpu["c"]
+                    else ""
+                )
+                lines.append(f"- (c)/({base}) req/s: {rps['c'] / rps[base]:.2f}{goal}{by_cpu}")
+        if "e" in rps:
+            by_cpu = (
+                f"; by CPU a request {cpu['c'] / cpu['e']:.2f}" if cpu["c"] and cpu["e"] else ""
+            )
+            lines.append(f"- (e)/(c) req/s: {rps['e'] / rps['c']:.2f} (target ≥ 0.8){by_cpu}")
         o = results["c"].results["open"]
         lines.append(
             f"- (c) p99 at {args.rate:.0f} req/s offered: {fmt(o['p99_ms'])} ms (target ≤ 10)"
@@ -522,6 +645,14 @@ def table(
                 f"latency meanwhile p50 {fmt(s['load']['p50_ms'])} ms, "
                 f"p99 {fmt(s['load']['p99_ms'])} ms"
             )
+    if "c2" in rps and "a2" in rps:
+        single = (
+            f"; one process each: {rps['c'] / rps['a']:.2f}" if "c" in rps and "a" in rps else ""
+        )
+        lines.append(
+            f"- (c2)/(a2) req/s, {args.workers} processes each: {rps['c2'] / rps['a2']:.2f} "
+            f"(target: the one-process ratio or better{single})"
+        )
     if fanout and "relay_per_s" in fanout:
         lines.append(
             f"- (d) fan-out: {fanout['relay_per_s']:,} deliveries/s, "

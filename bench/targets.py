@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -38,7 +40,7 @@ def bare_app() -> web.Application:
 
 
 def normalize_app() -> web.Application:
-    from relay.events import encode
+    from relay.cloudevents import encode
     from relay.providers import NORMALIZERS, Inbound
 
     normalize = NORMALIZERS["chatwoot"]
@@ -162,7 +164,17 @@ def main() -> None:
     parser.add_argument("--bootstrap")
     parser.add_argument("--topic", default="bench.forward")
     parser.add_argument("--config")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes on the port (SO_REUSEPORT)"
+    )
+    parser.add_argument("--shared-port", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # --workers N: N-1 copies of this process with --workers 1 besides this one; all listen
+    # with SO_REUSEPORT (as relay serve --workers N does), and go when this one goes
+    copies = [
+        subprocess.Popen([sys.executable, "-m", "bench.targets", *_one_worker(sys.argv[1:])])
+        for _ in range(args.workers - 1)
+    ]
     try:
         import uvloop
     except ImportError:
@@ -180,9 +192,34 @@ def main() -> None:
     else:
         app = relay_app(args.config, "null")
     runner_loop = loop_factory() if loop_factory else asyncio.new_event_loop()
-    web.run_app(
-        app, host="127.0.0.1", port=args.port, access_log=None, print=None, loop=runner_loop
-    )
+    try:
+        web.run_app(
+            app,
+            host="127.0.0.1",
+            port=args.port,
+            access_log=None,
+            print=None,
+            loop=runner_loop,
+            reuse_port=True if args.workers > 1 or args.shared_port else None,
+        )
+    finally:
+        for copy in copies:
+            copy.terminate()
+        for copy in copies:
+            copy.wait()
+
+
+def _one_worker(argv: list[str]) -> list[str]:
+    """These arguments for one of the copies: one worker, on the shared port."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return [*out, "--shared-port"]
 
 
 if __name__ == "__main__":

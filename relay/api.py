@@ -10,10 +10,10 @@ Both return :class:`relay.events.CloudEvent` values with typed ``data``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from relay.events import CloudEvent, decode, from_binary, is_binary
+from relay.cloudevents import HeadersLike, from_record
+from relay.events import CloudEvent
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.values import format_time
 
@@ -55,19 +55,6 @@ def normalize(
     return unit.normalize(inbound)
 
 
-HeadersLike = Mapping[str, bytes | str] | Iterable[tuple[str, bytes | str]]
-
-
-def _headers(headers: HeadersLike | None) -> dict[str, bytes]:
-    if headers is None:
-        return {}
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    found: dict[str, bytes] = {}
-    for name, value in items:
-        found[name.lower()] = value.encode() if isinstance(value, str) else bytes(value)
-    return found
-
-
 def decode_event(value: bytes, headers: HeadersLike | None = None) -> CloudEvent:
     """A canonical event from a Kafka record (or an HTTP delivery): structured mode (the
     whole CloudEvent as JSON) or binary mode (``data`` as the value, attributes in
@@ -75,7 +62,4 @@ def decode_event(value: bytes, headers: HeadersLike | None = None) -> CloudEvent
 
     Raises ``msgspec.DecodeError``/``msgspec.ValidationError`` for anything else.
     """
-    found = _headers(headers)
-    if is_binary(found):
-        return from_binary(value, found)
-    return decode(value)
+    return from_record(value, headers)

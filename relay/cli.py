@@ -47,8 +47,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.bus import BusError
     from relay.hardening import insecure_listen
     from relay.logs import configure
+    from relay.workers import count as worker_count
+    from relay.workers import current as current_worker
 
     config = _config(args)
+    worker = current_worker()
+    workers = 1 if worker is not None else worker_count(args.workers or config.workers)
     host, port = args.host or config.listen.host, args.port or config.listen.port
     admin_address = None
     if config.admin.listen is not None:
@@ -65,30 +69,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     addresses = [(host, port, "listen")]
     if admin_address is not None:
         addresses.append((*admin_address, "admin.listen"))
-    for address in addresses:
+    for address in addresses if worker is None else ():  # a worker's siblings hold them
         taken = preflight.check_listen(*address)
         if taken:
             problems.append(taken)
+    if workers > 1 and config.admin.token is not None and config.admin.listen is None:
+        problems.append(
+            f"workers: {workers} with admin.token needs admin.listen: the console and the "
+            "admin API run in one worker, which only a listener of their own reaches"
+        )
     if problems:
         return _refuse(problems)
     os.umask(0o077)  # everything relay writes (data_dir, logs, spool, locks) is its own only
     configure(config.logging.level, config.logging.format)
-    for warning in checks.warnings(config):
-        structlog.get_logger("relay.check").warning("config_warning", detail=warning)
+    if worker is None:  # the supervisor said it already
+        for warning in checks.warnings(config):
+            structlog.get_logger("relay.check").warning("config_warning", detail=warning)
+    if workers > 1:
+        return _supervise(args, config, workers)
     app = build_app(
         config,
         role=args.role,
         config_path=Path(args.config or os.environ["RELAY_CONFIG"]),
         reload_on_sighup=True,
+        index=worker is None or worker.slot == 0,
     )
     app[RELOADER].listen_host = host
+    if worker is not None:
+        from relay.app.worker import as_worker
+
+        as_worker(app, worker)
     admin = None
-    if admin_address is not None:
+    if admin_address is not None and (worker is None or worker.slot == 0):
         admin = (build_admin_app(app), *admin_address)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             grace = config.shutdown_grace
-            runner.run(serve(app, host, port, grace=grace, admin=admin))
+            reuse = worker is not None
+            runner.run(serve(app, host, port, grace=grace, admin=admin, reuse_port=reuse))
     except BusError as exc:
         return _fail(f"cannot start the bus: {exc}")
     except ListenError as exc:
@@ -97,6 +115,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"cannot start: {where}{exc.strerror or exc}")
     return 0
+
+
+def _supervise(args: argparse.Namespace, config: Config, workers: int) -> int:
+    """``relay serve --workers N`` (N > 1): start N workers and watch them."""
+    import asyncio
+
+    from relay.app.supervisor import Supervisor, prepare_metrics_dir
+
+    command = ["serve", "--config", args.config or os.environ["RELAY_CONFIG"], "--role", args.role]
+    for flag, value in (("--host", args.host), ("--port", args.port)):
+        if value:
+            command += [flag, str(value)]
+    if args.admin_port:
+        command += ["--admin-port", str(args.admin_port)]
+    metrics_dir = config.data_path / "metrics"
+    try:
+        prepare_metrics_dir(metrics_dir)
+    except OSError as exc:
+        return _fail(f"cannot prepare {metrics_dir}: {exc.strerror or exc}")
+    supervisor = Supervisor(command, workers, config.shutdown_grace, metrics_dir)
+    return asyncio.run(supervisor.run())
+
+
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of processes (1 or more), or auto")
+    return number
 
 
 def _patterns(value: str | list[str] | None) -> str:
@@ -129,6 +180,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     verdict = f"with {len(warnings)} warning(s)" if warnings else "OK"
     print(f"configuration {verdict}: {args.config or os.environ.get('RELAY_CONFIG')}")
     print(f"listen   {config.listen.host}:{config.listen.port}")
+    if config.workers != 1:
+        from relay.workers import count
+
+        print(f"workers  {count(config.workers)} processes on that port ({config.workers})")
     if config.admin.listen is not None:
         admin = config.admin.listen
         print(f"admin    {admin.host}:{admin.port} (/metrics, /admin/*; not on listen)")
@@ -228,7 +283,7 @@ def _print_table(rows: Sequence[tuple[str, ...]]) -> None:
 
 def cmd_normalize(args: argparse.Namespace) -> int:
     from relay.api import normalize
-    from relay.events import encode
+    from relay.cloudevents import encode
     from relay.providers import MalformedBody, Unmappable
 
     try:
@@ -403,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="override listen.host")
     serve.add_argument("--port", type=int, help="override listen.port")
     serve.add_argument("--admin-port", type=int, help="override admin.listen.port")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="override workers: processes sharing the port (auto: one per core); 1 is one "
+        "process, no supervisor",
+    )
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser(

@@ -44,7 +44,8 @@ class Deduplicator:
         self._current: set[str] = set()
         self._previous: set[str] = set()
         self._started = clock()
-        self._pending: dict[str, asyncio.Future[bool]] = {}
+        self._pending: dict[str, asyncio.Future[bool] | None] = {}
+        """Ids being published now; the future is made only when a second copy waits."""
 
     @property
     def enabled(self) -> bool:
@@ -71,29 +72,30 @@ class Deduplicator:
         self._rotate(self._clock())
         mine: list[str] = []
         duplicates: set[str] = set()
-        others: list[tuple[str, asyncio.Future[bool]]] = []
-        loop = asyncio.get_running_loop()
+        others: list[str] = []
+        pending = self._pending
         for event_id in dict.fromkeys(ids):
             if self._seen(event_id):
                 duplicates.add(event_id)
-            elif (pending := self._pending.get(event_id)) is not None:
-                others.append((event_id, pending))
+            elif event_id in pending:
+                others.append(event_id)
             else:
-                self._pending[event_id] = loop.create_future()
+                pending[event_id] = None  # no future unless a copy comes to wait on it
                 mine.append(event_id)
         try:
-            for event_id, pending in others:
-                while True:
-                    await asyncio.shield(pending)
-                    if self._seen(event_id):  # published by the copy we waited for
-                        duplicates.add(event_id)
-                        break
-                    waiting = self._pending.get(event_id)
-                    if waiting is None:  # that copy failed: this one publishes it
-                        self._pending[event_id] = loop.create_future()
-                        mine.append(event_id)
-                        break
-                    pending = waiting  # another copy took it over meanwhile
+            for event_id in others:
+                # a copy is publishing it (or was, while this claim waited on another id):
+                # wait for its outcome, and for any copy that takes it over after a failure
+                while event_id in pending:
+                    future = pending[event_id]
+                    if future is None:
+                        future = pending[event_id] = asyncio.get_running_loop().create_future()
+                    await asyncio.shield(future)
+                if self._seen(event_id):  # published by a copy we waited for
+                    duplicates.add(event_id)
+                else:  # that copy failed: this one publishes it
+                    pending[event_id] = None
+                    mine.append(event_id)
         except BaseException:
             self._settle(mine, published=False)
             raise

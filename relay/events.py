@@ -181,66 +181,12 @@ def event_id(source: str, type_: str, identity: str) -> str:
     """
     digest = _ID_HASH.copy()
     digest.update(f"{source}\x1f{type_}\x1f{identity}".encode())
-    raw = bytearray(digest.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = digest.hexdigest()
+    # version 5 in the 13th hex digit; the variant's top bits 10 in the 17th
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:32]}"
 
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(CloudEvent)
-_data_decoder = msgspec.json.Decoder(EventData)
-
-# Kafka protocol binding, binary content mode: attributes as ``ce_<name>`` headers.
-_BINARY_ATTRIBUTES = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "dataschema",
-    "partitionkey",
-    "providerdelivery",
-)
-
-
-def to_binary(event: CloudEvent) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
-    """The event as a binary-mode Kafka record: ``data`` as the value, the rest as headers."""
-    headers = [("content-type", b"application/json")]
-    for name in _BINARY_ATTRIBUTES:
-        value = getattr(event, name)
-        if value is not None:
-            headers.append((f"ce_{name}", value.encode()))
-    return _encoder.encode(event.data), tuple(headers)
-
-
-def from_binary(value: bytes, headers: dict[str, bytes]) -> CloudEvent:
-    """Rebuild an event from a binary-mode record; raises msgspec.DecodeError when it is not."""
-    attributes: dict[str, Any] = {
-        name: headers[f"ce_{name}"].decode()
-        for name in _BINARY_ATTRIBUTES
-        if f"ce_{name}" in headers
-    }
-    attributes["datacontenttype"] = "application/json"
-    attributes["data"] = _data_decoder.decode(value)
-    try:
-        return msgspec.convert(attributes, CloudEvent)
-    except msgspec.ValidationError as exc:
-        raise msgspec.DecodeError(f"not a binary-mode CloudEvent: {exc}") from None
-
-
-def is_binary(headers: dict[str, bytes]) -> bool:
-    return "ce_specversion" in headers
-
-
-def encode(event: CloudEvent) -> bytes:
-    return _encoder.encode(event)
-
-
-def decode(payload: bytes) -> CloudEvent:
-    return _decoder.decode(payload)
+_VARIANT = "89ab" * 4
 
 
 def json_schema() -> dict[str, Any]:
@@ -294,11 +240,6 @@ __all__ = [
     "Template",
     "Typing",
     "Widget",
-    "decode",
-    "encode",
     "event_id",
-    "from_binary",
-    "is_binary",
     "json_schema",
-    "to_binary",
 ]

@@ -10,6 +10,7 @@ request" — what any client can trigger with a malformed request line — becom
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -18,6 +19,8 @@ from typing import Literal
 
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
+
+from relay.workers import SLOT_ENV
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -132,6 +135,20 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _worker_slot() -> list[Processor]:
+    """Under ``relay serve --workers N``, each line says which worker wrote it."""
+    slot = os.environ.get(SLOT_ENV)
+    if slot is None:
+        return []
+    number = int(slot)
+
+    def add(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("worker", number)
+        return event_dict
+
+    return [add]
+
+
 def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Processor = (
@@ -142,6 +159,7 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *_worker_slot(),
             structlog.processors.add_log_level,
             timestamper,
             structlog.processors.StackInfoRenderer(),
@@ -156,6 +174,7 @@ def configure(level: str = "info", fmt: LogFormat = "auto") -> None:
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
+            *_worker_slot(),
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
             timestamper,

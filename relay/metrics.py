@@ -6,18 +6,23 @@ Counters and histograms are updated where things happen; gauges that describe li
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
+    CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from relay.workers import METRICS_ENV
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -114,5 +119,15 @@ LIVE.define("relay_spool_bytes", "Bytes waiting in the spool for the broker", []
 REGISTRY.register(LIVE)
 
 
+def shared_registry() -> CollectorRegistry:
+    """Every worker's samples, read from the multiprocess files at each scrape (the live
+    gauges there are each worker's copies: relay.metrics_shared)."""
+    shared = CollectorRegistry()
+    multiprocess.MultiProcessCollector(shared)  # type: ignore[no-untyped-call]
+    return shared
+
+
 def exposition() -> tuple[bytes, str]:
+    if METRICS_ENV in os.environ:  # relay serve --workers N: every worker's, added up
+        return generate_latest(shared_registry()), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -15,18 +15,16 @@ import msgspec
 import structlog
 
 from relay.bus import Bus, Record
+from relay.cloudevents import encode, structured_headers, to_binary
 from relay.config import Topics
-from relay.deadletters import IngestReason
+from relay.deadletters import IngestReason, ingest_record
 from relay.dedupe import Deduplicator
-from relay.events import CloudEvent, encode, to_binary
+from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
 from relay.routing import Router
 
 log = structlog.get_logger("relay.pipeline")
-
-CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=utf-8"
-_MAX_ERROR_HEADER = 1024
 
 
 class _Clock:
@@ -117,7 +115,7 @@ class Pipeline:
             encoded = self._names[text] = text.encode()
         return encoded
 
-    def _metadata(self, inbound: Inbound) -> list[tuple[str, bytes]]:
+    def _metadata(self, inbound: Inbound) -> tuple[tuple[str, bytes], ...]:
         headers = [
             ("relay-source", self._name(inbound.source)),
             ("relay-provider", self._name(inbound.provider)),
@@ -132,15 +130,14 @@ class Pipeline:
             )
         if inbound.delivery_id is not None:
             headers.append(("relay-delivery-id", inbound.delivery_id.encode()))
-        return headers
+        return tuple(headers)
 
     def event_records(self, event: CloudEvent) -> list[Record]:
         key = event.partitionkey.encode()
         if self.binary:
             value, headers = to_binary(event)
         else:
-            value = encode(event)
-            headers = (("content-type", CLOUDEVENTS_CONTENT_TYPE), ("ce_id", event.id.encode()))
+            value, headers = encode(event), structured_headers(event)
         return [
             Record(topic=topic, value=value, key=key, headers=headers)
             for topic in self.router.topics_for(event)
@@ -149,20 +146,12 @@ class Pipeline:
     def _deadletter(
         self,
         inbound: Inbound,
-        metadata: list[tuple[str, bytes]],
+        metadata: tuple[tuple[str, bytes], ...],
         reason: IngestReason,
         detail: str,
     ) -> Record:
-        headers = (
-            *metadata,
-            ("relay-reason", reason.encode()),
-            ("relay-error", detail.encode("utf-8", "replace")[:_MAX_ERROR_HEADER]),
-        )
-        return Record(
-            topic=self.topics.deadletter,
-            value=inbound.body,
-            key=inbound.source.encode(),
-            headers=headers,
+        return ingest_record(
+            self.topics.deadletter, inbound.body, inbound.source.encode(), metadata, reason, detail
         )
 
     async def accept(self, inbound: Inbound) -> Outcome:
@@ -173,7 +162,7 @@ class Pipeline:
                 topic=self.topics.raw,
                 value=inbound.body,
                 key=self._name(inbound.source),
-                headers=tuple(metadata),
+                headers=metadata,
             )
         ]
         outcome: Outcome

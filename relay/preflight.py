@@ -116,7 +116,7 @@ async def _broker(kafka: Kafka, wanted: list[str]) -> tuple[list[str], list[str]
 
     from relay.bus.base import BusError
     from relay.bus.kafka import KafkaBus
-    from relay.bus.security import client_options
+    from relay.bus.kafka.security import client_options
 
     bus = KafkaBus(kafka)
     try:

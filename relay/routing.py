@@ -82,6 +82,8 @@ class Matcher:
             return False
         if self.providers is not None and not self.providers.match(event.data.provider):
             return False
+        if not self.where:  # the usual route: no generator per event
+            return True
         return all(_accepts(expected, resolve(event, path)) for path, expected in self.where)
 
 
@@ -92,14 +94,34 @@ class CompiledRoute:
     matcher: Matcher
 
 
+_CACHE_SIZE = 4096
+
+
 class Router:
     def __init__(self, routes: Iterable[Route], default_topic: str) -> None:
         self.routes: tuple[CompiledRoute, ...] = tuple(
             CompiledRoute(route.name, route.topic, Matcher.compile(route.match)) for route in routes
         )
         self.default_topic = default_topic
+        # Without ``where`` predicates the topics depend on (type, source, provider) alone,
+        # a small set: remember them instead of matching every route for every event.
+        self._cache: dict[tuple[str, str, str], Sequence[str]] | None = (
+            None if any(route.matcher.where for route in self.routes) else {}
+        )
 
     def topics_for(self, event: CloudEvent) -> Sequence[str]:
+        cache = self._cache
+        if cache is None:
+            return self._match(event)
+        key = (event.type, event.data.source, event.data.provider)
+        topics = cache.get(key)
+        if topics is None:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            topics = cache[key] = tuple(self._match(event))
+        return topics
+
+    def _match(self, event: CloudEvent) -> Sequence[str]:
         topics: list[str] = []
         for route in self.routes:
             if route.topic not in topics and route.matcher(event):

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from relay import deadletters
 from relay.config import Config, Kafka
 
 POLL_SECONDS = 0.5
@@ -76,11 +77,6 @@ def _time(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def origin(headers: dict[str, str]) -> str:
-    """Who dead-lettered a record: delivery records name their subscriber, ingest's do not."""
-    return "delivery" if "relay-subscriber" in headers else "ingest"
-
-
 def render(entry: Entry, options: Options) -> bytes:
     """One output line, without its newline."""
     if not (options.headers or options.deadletter):
@@ -94,11 +90,11 @@ def render(entry: Entry, options: Options) -> bytes:
         "key": None if entry.key is None else _text(entry.key),
     }
     if options.deadletter:
-        line["origin"] = origin(headers)
-        line["reason"] = headers.get("relay-reason")
-        line["error"] = headers.get("relay-error")
-        if "relay-subscriber" in headers:
-            line["subscriber"] = headers["relay-subscriber"]
+        line["origin"] = deadletters.origin(headers)
+        line["reason"] = headers.get(deadletters.REASON)
+        line["error"] = headers.get(deadletters.ERROR)
+        if deadletters.SUBSCRIBER in headers:
+            line["subscriber"] = headers[deadletters.SUBSCRIBER]
     line["headers"] = headers
     line["value"] = _value(entry.value)
     return _json.encode(line)
@@ -108,7 +104,7 @@ def _wanted(options: Options) -> Callable[[Entry], bool]:
     if options.subscriber is None:
         return lambda entry: True
     name = options.subscriber.encode()
-    return lambda entry: dict(entry.headers).get("relay-subscriber") == name
+    return lambda entry: deadletters.made_for(entry.headers, name)
 
 
 def topic_of(config: Config, options: Options) -> str:
@@ -123,13 +119,13 @@ def topic_of(config: Config, options: Options) -> str:
 
 
 def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry]:
-    from relay.bus.embedded import read
+    from relay.bus.embedded import offset_before_last, read
 
     if options.partition not in (None, 0):
         raise TailError("the embedded log has one partition per topic: 0")
     after = options.after if options.after is not None else 0
     if options.last is not None:
-        after = _offset_before_last(path, topic, options.last)
+        after = offset_before_last(path, topic, options.last)
     while True:
         records = read(path, topic=topic, after=after, limit=_BATCH)
         for record in records:
@@ -149,21 +145,6 @@ def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry
             time.sleep(POLL_SECONDS)
 
 
-def _offset_before_last(path: Path, topic: str, count: int) -> int:
-    """The offset after which a topic's last ``count`` records start (0: all of them)."""
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = conn.execute(
-            'SELECT "offset" FROM records WHERE topic = ? ORDER BY "offset" DESC LIMIT 1 OFFSET ?',
-            (topic, count),
-        ).fetchone()
-    finally:
-        conn.close()
-    return int(row[0]) if row is not None else 0
-
-
 # --- Kafka --------------------------------------------------------------------------------
 
 
@@ -171,7 +152,7 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    from relay.bus.security import client_options, refusal
+    from relay.bus.kafka.security import client_options, refusal
 
     consumer: Any = AIOKafkaConsumer(
         **{**client_options(kafka), "client_id": f"{kafka.client_id}-tail"},

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.subscriber import Subscriber
 
 # relay's default data_dir, relative to where pytest runs (the checkout)
 DEFAULT_DATA_DIR = Path("var")
@@ -32,6 +34,14 @@ def _data_dir_is_the_tests_own() -> Iterator[None]:
             f"wrote {written} under the default data_dir ./var: set data_dir under tmp_path",
             pytrace=False,
         )
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[Subscriber]:
+    """A real HTTP subscriber on a loopback port (tests/subscriber.py)."""
+    sub = await Subscriber().start()
+    yield sub
+    await sub.close()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

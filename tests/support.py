@@ -15,7 +15,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from relay.app import build_app
+from relay.bus import Bus
 from relay.config import Config, parse
+from relay.delivery.service import DeliveryService
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -172,3 +174,31 @@ def locked(path: Path) -> bool:
             return True
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         return False
+
+
+async def running(config: Config, bus: Bus) -> DeliveryService:
+    """relay's delivery side for ``config``'s subscribers, started on ``bus``."""
+    service = DeliveryService(config, bus)
+    await service.start()
+    return service
+
+
+async def eventually(check: Callable[[], Any], within: float = 15.0) -> Any:
+    """``await check()`` until it is truthy, and that value (fails after ``within`` s)."""
+    async with asyncio.timeout(within):
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.1)
+
+
+async def post_hook(client: TestClient[Any, Any], fixture: str) -> str:
+    """Post a Chatwoot fixture to source ``nexloo`` (token ``t0k3n``): its one event id."""
+    body = fixture_bytes(f"chatwoot/{fixture}")
+    response = await client.post(
+        "/v1/hooks/nexloo?token=t0k3n", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 202
+    [event_id] = (await response.json())["ids"]
+    return str(event_id)

@@ -15,13 +15,12 @@ from typing import Any
 import msgspec
 import structlog
 
+from relay.bus import Item, Revoked, Stream
+from relay.cloudevents import from_record, structured
 from relay.config import Config, Subscriber
 from relay.delivery.sender import Sender
 from relay.delivery.service import DeliveryService, UnknownSubscriber
-from relay.delivery.sources import Item
-from relay.delivery.watermark import Stream
 from relay.delivery.worker import SubscriberWorker
-from relay.events import decode, encode, from_binary, is_binary
 from relay.index import Index, Indexer, RecordReader
 from relay.index.reader import Place
 from relay.index.store import DeadLetterRow, Filters, Page, Stored
@@ -54,7 +53,9 @@ class BadRequest(Exception):
 
 
 class _Once:
-    """A bounded source of given records: a redrive or a replay."""
+    """A bounded subscription of given records: a redrive or a replay."""
+
+    on_revoked: Revoked | None = None
 
     def __init__(self, items: list[Item]) -> None:
         self.items: list[Item] | None = items
@@ -86,11 +87,6 @@ def _as_item(record: Stored, number: int) -> Item:
         headers=tuple(record.headers),
         timestamp_ms=record.timestamp_ms,
     )
-
-
-def _structured(record: Stored) -> bytes:
-    headers = dict(record.headers)
-    return encode(from_binary(record.value, headers)) if is_binary(headers) else record.value
 
 
 class Operations:
@@ -153,7 +149,9 @@ class Operations:
         deadletters = await asyncio.to_thread(index.deadletters, event_id=event_id)
         return {
             "indexed": row,
-            "event": _json.decode(_structured(record)) if record is not None else None,
+            "event": _json.decode(structured(record.value, dict(record.headers)))
+            if record is not None
+            else None,
             "raw": None
             if raw is None
             else {
@@ -290,8 +288,7 @@ class Operations:
         record = await self.reader.read(row.topic, row.partition, row.offset)
         if record is None:
             raise NotFound(f"event {event_id!r} is no longer on the bus (retention)")
-        headers = dict(record.headers)
-        event = from_binary(record.value, headers) if is_binary(headers) else decode(record.value)
+        event = from_record(record.value, record.headers)
         if not Matcher.compile(subscriber.match)(event):
             raise BadRequest(f"event {event_id!r} does not match subscriber {name!r}")
         self._spawn(

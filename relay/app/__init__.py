@@ -120,12 +120,14 @@ def build_app(
     role: Role = "all",
     config_path: Path | None = None,
     reload_on_sighup: bool = False,
+    index: bool = True,
 ) -> web.Application:
     """The aiohttp application for a role: ingress (hooks), delivery (subscribers), or both.
 
     Every role serves ``/healthz``, ``/readyz`` and ``/metrics``; the bus is opened and
     closed with the app. With ``config_path`` the configuration can be reloaded live
-    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``).
+    (``POST /admin/reload``, and SIGHUP when ``reload_on_sighup``). ``index=False``: the
+    console's index is kept by another process (worker slot 0 of ``--workers N``).
     """
     bus = bus if bus is not None else open_bus(config, role)
     pipeline = Pipeline(
@@ -143,7 +145,7 @@ def build_app(
     reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
     indexer = (
         Indexer.for_config(config)
-        if delivery is not None and config.admin.token is not None
+        if index and delivery is not None and config.admin.token is not None
         else None
     )
 

@@ -27,7 +27,7 @@ from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
-RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace")
+RESTART_ONLY = ("listen", "data_dir", "kafka", "topics", "shutdown_grace", "workers")
 
 
 class Reloader:

@@ -50,16 +50,23 @@ async def _start_admin(admin: AdminListener) -> web.AppRunner:
 
 
 async def serve(
-    app: web.Application, host: str, port: int, grace: float, admin: AdminListener | None = None
+    app: web.Application,
+    host: str,
+    port: int,
+    grace: float,
+    admin: AdminListener | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> None:
-    """``admin``: the application and address of ``admin.listen`` (metrics, admin, probes)."""
+    """``admin``: the application and address of ``admin.listen`` (metrics, admin, probes).
+    ``reuse_port``: share the port with the other workers of ``relay serve --workers N``."""
     # The grace is shared: half for requests in flight, the rest for delivery (a fifth)
     # and the bus flush (a quarter; see relay.app), so the process exits within it.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace / 2)
     await runner.setup()
     admin_runner: web.AppRunner | None = None
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         try:
             await site.start()
         except OSError as exc:

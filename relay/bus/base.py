@@ -1,11 +1,21 @@
+"""The bus's vocabulary, both directions: records written, items read back, the two Protocols."""
+
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, Protocol
 
 import msgspec
 
 Headers = tuple[tuple[str, bytes], ...]
+
+Stream = tuple[str, int, int]
+"""(topic, partition, generation) for Kafka, where the generation counts the times this
+consumer was assigned the partition, so finishes of records read under an earlier
+assignment never count toward a later one; one stream for the embedded log."""
+
+StartFrom = Literal["latest", "earliest"]
+"""Where a subscription that never committed begins (``subscribers[].start_from``)."""
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -15,6 +25,18 @@ class Record(msgspec.Struct, frozen=True):
     value: bytes
     key: bytes | None = None
     headers: Headers = ()
+
+
+class Item(msgspec.Struct, frozen=True):
+    """One record read back from the bus, with the stream and offset it was read at."""
+
+    stream: Stream
+    offset: int
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp_ms: int
 
 
 class BusError(Exception):
@@ -30,6 +52,10 @@ class BusRefused(BusError):
     so relay stops instead of spooling."""
 
 
+class SubscriptionBusy(Exception):
+    """Another process holds this subscriber's position; wait and try again (standby)."""
+
+
 class Bus(Protocol):
     """Something that holds records durably. ``publish`` returns only once it does."""
 
@@ -42,3 +68,33 @@ class Bus(Protocol):
     async def publish(self, records: Sequence[Record]) -> None: ...
 
     def ready(self) -> bool: ...
+
+
+Revoked = Callable[[set[Stream]], Awaitable[None]]
+"""Called before streams are taken away: commit what is finished, forget the rest."""
+
+
+class Subscription(Protocol):
+    """Records read from the bus for one reader, in order per stream.
+
+    ``commit`` records the next offset to read per stream, so a restart resumes after the
+    last finished record.
+    """
+
+    on_revoked: Revoked | None
+    """Set by the reader before ``start``; called only where streams can move to another
+    process (a Kafka group's rebalance), never by the embedded log or a bounded read."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        """The next records (maybe none); None once a bounded subscription is exhausted."""
+        ...
+
+    async def commit(self, positions: dict[Stream, int]) -> None: ...
+
+    async def backlog(self) -> int:
+        """Records on the topics that were not fetched yet."""
+        ...

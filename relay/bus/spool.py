@@ -23,8 +23,9 @@ from typing import Literal
 
 import structlog
 
-from relay.bus.base import Bus, BusError, BusRefused, Record, RecordTooLarge
-from relay.bus.embedded import EmbeddedLog, StoredRecord, connect, read
+from relay.bus.base import Bus, BusError, BusRefused, Item, Record, RecordTooLarge
+from relay.bus.claim import Claim, claim, orphans
+from relay.bus.embedded import EmbeddedLog, delete_through, depth, read
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.spool")
@@ -35,12 +36,16 @@ _DRAIN_BATCH = 500
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
 
 
-def _size(record: Record | StoredRecord) -> int:
-    return (
-        len(record.value)
-        + len(record.key or b"")
-        + sum(len(name) + len(value) for name, value in record.headers)
-    )
+def _record(stored: Item) -> Record:
+    return Record(topic=stored.topic, value=stored.value, key=stored.key, headers=stored.headers)
+
+
+def _size(record: Record | Item) -> int:
+    key = record.key
+    size = len(record.value) + (len(key) if key is not None else 0)
+    for name, value in record.headers:  # a plain loop: no generator per record (hot path)
+        size += len(name) + len(value)
+    return size
 
 
 class SpooledBus:
@@ -55,10 +60,16 @@ class SpooledBus:
         max_bytes: int,
         max_record_bytes: int = 1_000_000,
         file_name: str = SPOOL_FILE,
+        claim_base: str | None = None,
     ) -> None:
+        """``claim_base``: spool to the first free file of that base (relay.bus.claim)
+        instead of ``file_name``, so processes sharing ``data_dir`` never share a spool."""
         self.max_record_bytes = max_record_bytes
         self._make_kafka = make_kafka
         self._kafka: Bus | None = None
+        self._data_dir = Path(data_dir)
+        self._claim_base = claim_base
+        self._claim: Claim | None = None
         self._spool = EmbeddedLog(data_dir, file_name)
         self.spool_after = spool_after
         self.max_bytes = max_bytes
@@ -70,6 +81,7 @@ class SpooledBus:
         self._full = False
         self._wake = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
+        self._adopted: list[asyncio.Task[None]] = []
         LIVE.track("relay_spool_records", self, lambda: [((), float(self.spooled_records))])
         LIVE.track("relay_spool_bytes", self, lambda: [((), float(self.spooled_bytes))])
 
@@ -77,20 +89,19 @@ class SpooledBus:
     def path(self) -> Path:
         return self._spool.path
 
-    def _depth(self) -> tuple[int, int]:
-        conn = connect(self.path)
-        try:
-            rows = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(value) + COALESCE(LENGTH(key), 0)"
-                " + LENGTH(headers)), 0) FROM records"
-            ).fetchone()
-            return int(rows[0]), int(rows[1])
-        finally:
-            conn.close()
-
     async def start(self) -> None:
+        if self._claim_base is not None and self._claim is None:
+            self._claim = await asyncio.to_thread(claim, self._data_dir, self._claim_base)
+            self._spool = EmbeddedLog(self._data_dir, self._claim.file_name)
+            left = await asyncio.to_thread(
+                orphans, self._data_dir, self._claim_base, self._claim.file_name
+            )
+            self._adopted = [
+                asyncio.create_task(self._drain_orphan(o), name=f"spool-adopt-{o.file_name}")
+                for o in left
+            ]
         await self._spool.start()
-        self.spooled_records, self.spooled_bytes = await asyncio.to_thread(self._depth)
+        self.spooled_records, self.spooled_bytes = await asyncio.to_thread(depth, self.path)
         if self.spooled_records:
             self._set_mode("spooling", reason="records left in the spool at start-up")
         try:
@@ -98,7 +109,7 @@ class SpooledBus:
         except BusRefused:
             # a certificate or password the broker refuses, or a broker without idempotent
             # producers: waiting will never help, so stop instead of spooling forever
-            await self._spool.close()
+            await self._close_spool()
             raise
         except BusError as exc:
             self._set_mode("spooling", reason=str(exc))
@@ -119,7 +130,40 @@ class SpooledBus:
             self._kafka = kafka
         return self._kafka
 
+    async def _drain_orphan(self, orphan: Claim) -> None:
+        """Another process's spool that it will not drain (``workers`` lowered): forwarded
+        to Kafka through our producer, oldest first, then released."""
+        path = self._data_dir / orphan.file_name
+        log.info("spool_adopted", file=orphan.file_name)
+        delay = _RETRY_MIN
+        try:
+            while True:
+                stored = await asyncio.to_thread(read, path, None, 0, _DRAIN_BATCH)
+                if not stored:
+                    break
+                try:
+                    if self._kafka is None:  # start() or our drainer connects it
+                        raise BusError("not connected to Kafka")
+                    async with asyncio.timeout(max(self.spool_after, 10.0)):
+                        await self._kafka.publish([_record(r) for r in stored])
+                except (BusError, TimeoutError) as exc:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RETRY_MAX)
+                    log.info("spool_adoption_waiting", file=orphan.file_name, error=str(exc))
+                    continue
+                delay = _RETRY_MIN
+                await asyncio.to_thread(delete_through, path, stored[-1].offset)
+            log.info("spool_adopted_drained", file=orphan.file_name)
+        finally:
+            orphan.release()
+
     async def close(self) -> None:
+        for task in self._adopted:
+            task.cancel()
+        for task in self._adopted:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._adopted = []
         if self._drainer is not None:
             self._drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -129,7 +173,15 @@ class SpooledBus:
             kafka, self._kafka = self._kafka, None
             with contextlib.suppress(BusError):
                 await kafka.close()
-        await self._spool.close()
+        await self._close_spool()
+
+    async def _close_spool(self) -> None:
+        try:
+            await self._spool.close()
+        finally:
+            if self._claim is not None:
+                self._claim.release()  # only now may another process take the file
+                self._claim = None
 
     def ready(self) -> bool:
         """Not ready once the spool refused a request, until draining makes room again."""
@@ -146,8 +198,9 @@ class SpooledBus:
                 log.info("kafka_recovered_direct", reason=reason)
 
     async def publish(self, records: Sequence[Record]) -> None:
+        limit = self.max_record_bytes
         for record in records:
-            if (size := _size(record)) > self.max_record_bytes:
+            if (size := _size(record)) > limit:
                 # Kafka would refuse it forever: never acknowledge it, never spool it.
                 raise RecordTooLarge(
                     f"a {size}-byte record for {record.topic} is over kafka.max_record_bytes "
@@ -188,15 +241,8 @@ class SpooledBus:
             self._writing -= 1
         self._wake.set()
 
-    def _take(self) -> list[StoredRecord]:
+    def _take(self) -> list[Item]:
         return read(self.path, limit=_DRAIN_BATCH)
-
-    def _delete_through(self, offset: int) -> None:
-        conn = connect(self.path)
-        try:
-            conn.execute('DELETE FROM records WHERE "offset" <= ?', (offset,))
-        finally:
-            conn.close()
 
     async def _drain_forever(self) -> None:
         delay = _RETRY_MIN
@@ -238,7 +284,7 @@ class SpooledBus:
         ]
         async with asyncio.timeout(max(self.spool_after, 10.0)):
             await kafka.publish(records)
-        await asyncio.to_thread(self._delete_through, stored[-1].offset)
+        await asyncio.to_thread(delete_through, self.path, stored[-1].offset)
         self.spooled_records = max(0, self.spooled_records - len(stored))
         self.spooled_bytes = max(0, self.spooled_bytes - sum(_size(r) for r in stored))
         log.info("spool_drained", records=len(stored), left=self.spooled_records)

@@ -239,6 +239,9 @@ class Config(Section, frozen=True, kw_only=True):
     dedupe: Dedupe = Dedupe()
     shutdown_grace: Seconds = seconds("20s")
     """On SIGTERM: how long in-flight requests and deliveries get before relay exits."""
+    workers: Annotated[int, msgspec.Meta(ge=1)] | Literal["auto"] = 1
+    """``relay serve`` processes sharing the listen port (``auto``: one per core); 1 is one
+    process, no supervisor."""
     allow_insecure_defaults: bool = False
     """Listen beyond loopback even with short secrets or the shipped examples' values."""
     debug_errors: bool = False

@@ -23,6 +23,7 @@ from relay import __version__
 from relay.admin.api import AUTHORIZATION
 from relay.admin.api import ROUTES as ADMIN_ROUTES
 from relay.attempts import Attempt
+from relay.bus import group_id
 from relay.bus.embedded import LOG_FILE
 from relay.config import Config, Route
 from relay.console import CONSOLE_ENTRY
@@ -34,7 +35,6 @@ from relay.contracts.messages import (
     messages,
     ref,
 )
-from relay.delivery.service import group_id
 from relay.events import DATASCHEMA, SCHEMA_VERSION, CloudEvent
 from relay.ingress import METRICS, PROBES
 from relay.ingress.responses import ERRORS, AcceptedBody, ErrorBody

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from relay.cloudevents import RECORD_CONTENT_TYPE
 from relay.deadletters import DELIVERY_REASONS, INGEST_REASONS
 from relay.ingress.responses import hook_error_summary
-from relay.pipeline import CLOUDEVENTS_CONTENT_TYPE
 from relay.providers import PROVIDERS
 
 KAFKA_BINDING = "0.5.0"
@@ -57,7 +57,7 @@ WEBHOOK_HEADERS = _headers(
 
 
 def messages() -> dict[str, Any]:
-    content_type = CLOUDEVENTS_CONTENT_TYPE.decode()
+    content_type = RECORD_CONTENT_TYPE.decode()
     raw_payload = {
         "description": (
             "The request body exactly as received, byte for byte: normally JSON, "

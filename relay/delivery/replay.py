@@ -12,13 +12,11 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 
-from relay.bus import open_bus
+from relay.bus import Item, Revoked, Stream, Subscription, group_id, open_bus, open_range
 from relay.config import Config, Subscriber
+from relay.deadletters import DeadLetters, made_for
 from relay.delivery.sender import Sender
-from relay.delivery.service import group_id
-from relay.delivery.sources import EmbeddedSource, Item, KafkaRange, Source
-from relay.delivery.watermark import Stream
-from relay.delivery.worker import DeadLetters, Stats, SubscriberWorker
+from relay.delivery.worker import Stats, SubscriberWorker
 from relay.units import seconds
 
 log = structlog.get_logger("relay.replay")
@@ -49,7 +47,9 @@ def parse_since(text: str, now: datetime | None = None) -> int:
 class ForSubscriber:
     """Only the dead letters a subscriber's deliveries produced."""
 
-    def __init__(self, inner: Source, subscriber: str) -> None:
+    on_revoked: Revoked | None = None  # a bounded read: nothing moves
+
+    def __init__(self, inner: Subscription, subscriber: str) -> None:
         self.inner = inner
         self.subscriber = subscriber.encode()
 
@@ -63,7 +63,7 @@ class ForSubscriber:
         items = await self.inner.fetch(max_records, wait)
         if items is None:
             return None
-        return [i for i in items if dict(i.headers).get("relay-subscriber") == self.subscriber]
+        return [i for i in items if made_for(i.headers, self.subscriber)]
 
     async def commit(self, positions: dict[Stream, int]) -> None:
         return None
@@ -80,33 +80,27 @@ def _find(config: Config, name: str) -> Subscriber:
     raise ReplayError(f"no subscriber named {name!r} (known: {known})")
 
 
-def replay_source(
+def replay_subscription(
     config: Config,
     subscriber: Subscriber,
     *,
     since_ms: int | None = None,
     from_offset: int | None = None,
     deadletter: bool = False,
-) -> Source:
+) -> Subscription:
     topics = (
         [config.topics.deadletter] if deadletter else subscriber.topic_list(config.topics.events)
     )
     if deadletter and since_ms is None:
         from_offset = 0
-    source: Source
-    if config.kafka is not None:
-        source = KafkaRange(config.kafka, topics, since_ms=since_ms, from_offset=from_offset)
-    else:
-        source = EmbeddedSource(
-            config.data_path,
-            f"{group_id(subscriber)}.replay",
-            topics,
-            "earliest",
-            since_ms=since_ms,
-            from_offset=from_offset,
-            bounded=True,
-        )
-    return ForSubscriber(source, subscriber.name) if deadletter else source
+    reading = open_range(
+        config,
+        topics,
+        f"{group_id(subscriber)}.replay",
+        since_ms=since_ms,
+        from_offset=from_offset,
+    )
+    return ForSubscriber(reading, subscriber.name) if deadletter else reading
 
 
 async def replay(
@@ -125,11 +119,11 @@ async def replay(
     bus = open_bus(config, role="replay")
     await bus.start()
     try:
-        source = replay_source(
+        reading = replay_subscription(
             config, subscriber, since_ms=since_ms, from_offset=from_offset, deadletter=deadletter
         )
         worker = SubscriberWorker(
-            subscriber, source, Sender(subscriber), DeadLetters(bus, config.topics.deadletter)
+            subscriber, reading, Sender(subscriber), DeadLetters(bus, config.topics.deadletter)
         )
         stats = await worker.run()
     finally:

@@ -58,6 +58,7 @@ class Sender:
     def __init__(self, subscriber: Subscriber) -> None:
         self.subscriber = subscriber
         self.keys = [webhook_secret(secret) for secret in subscriber.all_secrets]
+        self._signer = signing.Signer(self.keys)
         self.timeout = aiohttp.ClientTimeout(total=subscriber.timeout)
         retry = subscriber.retry
         self.backoff = Backoff(retry.initial, retry.max, retry.jitter)
@@ -76,7 +77,12 @@ class Sender:
             limit=self.subscriber.max_in_flight, keepalive_timeout=30, enable_cleanup_closed=True
         )
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self.timeout, auto_decompress=False
+            connector=connector,
+            timeout=self.timeout,
+            auto_decompress=False,
+            # a subscriber's Set-Cookie must not ride along on later deliveries (and the
+            # jar's per-request lookups cost time on the hot path)
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
@@ -193,7 +199,7 @@ class Sender:
                 if extra:
                     headers.update(extra)
                 headers["Content-Type"] = content_type
-                signing.add_headers(headers, self.keys, event_id, int(time.time()), body)
+                self._signer.add_headers(headers, event_id, int(time.time()), body)
                 try:
                     async with session.post(
                         self.subscriber.url, data=body, headers=headers, allow_redirects=False

@@ -8,32 +8,18 @@ import contextlib
 import structlog
 
 from relay.attempts import AttemptLog
-from relay.bus import Bus
+from relay.bus import Bus, SubscriptionBusy, subscribe
 from relay.config import Config, Subscriber
+from relay.deadletters import DeadLetters
 from relay.delivery.sender import Sender
-from relay.delivery.sources import EmbeddedSource, KafkaSource, Source, SourceBusy
 from relay.delivery.state import DeliveryState, Disabled, now_ms
-from relay.delivery.worker import FETCH_WAIT_SECONDS, DeadLetters, SubscriberWorker
+from relay.delivery.worker import FETCH_WAIT_SECONDS, SubscriberWorker
 from relay.metrics import LIVE
 
 log = structlog.get_logger("relay.delivery")
 DEFAULT_GRACE_SECONDS = 5.0
 STANDBY_POLL_SECONDS = 2.0
-
-
-def group_id(subscriber: Subscriber) -> str:
-    return f"relay.sub.{subscriber.name}"
-
-
-def subscription_source(
-    config: Config, subscriber: Subscriber, anchor_ms: int | None = None
-) -> Source:
-    """``anchor_ms``: the subscriber's first start, where ``start_from: latest`` begins."""
-    topics = subscriber.topic_list(config.topics.events)
-    group, start = group_id(subscriber), subscriber.start_from
-    if config.kafka is not None:
-        return KafkaSource(config.kafka, group, topics, start, anchor_ms)
-    return EmbeddedSource(config.data_path, group, topics, start, anchor_ms=anchor_ms)
+DISABLED_POLL_SECONDS = 5.0
 
 
 class UnknownSubscriber(Exception):
@@ -56,11 +42,13 @@ class DeliveryService:
         self._running: set[str] = set()
         """Subscribers inside ``worker.run()``; the others (disabled, standing by, waiting
         to restart) have nothing in flight and are cancelled at once on stop."""
+        self.disabled_poll = DISABLED_POLL_SECONDS
+        self._watcher: asyncio.Task[None] | None = None
 
     def _new_worker(self, subscriber: Subscriber) -> SubscriberWorker:
         worker = SubscriberWorker(
             subscriber,
-            subscription_source(self.config, subscriber, self._anchors.get(subscriber.name)),
+            subscribe(self.config, subscriber, self._anchors.get(subscriber.name)),
             Sender(subscriber),
             self.dead_letters,
             state=self.state,
@@ -97,6 +85,29 @@ class DeliveryService:
             self._launch(subscriber)
         if self._tasks:
             log.info("delivery_started", subscribers=sorted(self._tasks))
+        self._watcher = asyncio.create_task(self._watch_disabled(), name="watch-disabled")
+
+    def _disabled_among(self, subscribers: list[Subscriber]) -> list[Subscriber]:
+        return [s for s in subscribers if self.state.disabled(s) is not None]
+
+    async def _watch_disabled(self) -> None:
+        """A subscriber disabled by another process on this data_dir (the worker or replica
+        the admin API reached) stops delivering here too, within ``disabled_poll``."""
+        while True:
+            await asyncio.sleep(self.disabled_poll)
+            running = [
+                s
+                for s in self.config.subscribers
+                if s.name in self._running and s.name not in self.disabled
+            ]
+            if not running:
+                continue
+            found = await asyncio.to_thread(self._disabled_among, running)
+            for subscriber in found:
+                if subscriber.name in self._running and subscriber.name not in self.disabled:
+                    log.info("subscriber_disabled_elsewhere", subscriber=subscriber.name)
+                    await self._stop([subscriber.name], DEFAULT_GRACE_SECONDS)
+                    self._launch(subscriber)  # waits while disabled
 
     async def enable(self, name: str) -> bool:
         """Re-enable a subscriber disabled by a 410; True when it was disabled."""
@@ -170,7 +181,7 @@ class DeliveryService:
                 )
             except asyncio.CancelledError:
                 raise
-            except SourceBusy as exc:
+            except SubscriptionBusy as exc:
                 if not standing_by:
                     log.info("subscriber_standby", subscriber=subscriber.name, reason=str(exc))
                     standing_by = True
@@ -211,6 +222,11 @@ class DeliveryService:
         Whatever is still in flight after that is cancelled and delivered again after the
         restart (at-least-once; the event id stays the same).
         """
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         names = list(self._tasks)
         await self._stop(names, grace)
         for name in names:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-Stream = tuple[str, int, int]
-"""(topic, partition, generation) for Kafka, where the generation counts the times this
-consumer was assigned the partition, so finishes of records read under an earlier
-assignment never count toward a later one; one stream for the embedded log."""
+from relay.bus.base import Stream
 
 
 class Watermark:

@@ -13,32 +13,38 @@ import contextlib
 import time
 from collections import deque
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 import structlog
 
 from relay.attempts import Attempt, AttemptLog, describe_failure
 from relay.attempts import Outcome as AttemptOutcome
-from relay.bus import Bus, BusError, Record
+from relay.bus import Item, Stream, Subscription
+from relay.cloudevents import (
+    DATA_CONTENT_TYPE,
+    HTTP_CONTENT_TYPE,
+    encode,
+    encode_data,
+    event_decoder,
+    from_binary,
+    head_decoder,
+    http_binary_headers,
+    is_binary,
+)
 from relay.config import Subscriber
+from relay.deadletters import DeadLetters, delivery_record
 from relay.delivery.breaker import STATE_VALUES
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult, Sender
-from relay.delivery.sources import Item, Source
 from relay.delivery.state import DeliveryState, now_ms
-from relay.delivery.watermark import Stream, Watermark
-from relay.events import CloudEvent, EventHead, encode, from_binary, is_binary
+from relay.delivery.watermark import Watermark
+from relay.events import CloudEvent, EventHead
 from relay.metrics import DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_SECONDS, LIVE, SKIPPED
 from relay.routing import Matcher
 
 log = structlog.get_logger("relay.delivery")
 
 Event = CloudEvent | EventHead
-_event_decoder = msgspec.json.Decoder(CloudEvent)
-_head_decoder = msgspec.json.Decoder(EventHead)
-_data_encoder = msgspec.json.Encoder()
-CLOUDEVENT_TYPE = "application/cloudevents+json"
 COMMIT_INTERVAL_SECONDS = 1.0
 _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
@@ -47,77 +53,11 @@ ATTEMPTS_KEPT_MS = 7 * 86_400_000
 """Stored attempt counts of events nobody retried for this long are forgotten."""
 
 
-# CloudEvents HTTP binding: header values are percent-encoded outside printable ASCII.
-_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-
-
-def binary_mode_headers(event: CloudEvent) -> dict[str, str]:
-    """CloudEvents HTTP binary mode: the envelope as ``ce-*`` headers beside the bare data."""
-    headers = {
-        "ce-specversion": event.specversion,
-        "ce-id": event.id,
-        "ce-source": event.source,
-        "ce-type": event.type,
-        "ce-time": event.time,
-        "ce-partitionkey": event.partitionkey,
-    }
-    if event.subject is not None:
-        headers["ce-subject"] = event.subject
-    return {name: quote(value, safe=_HEADER_SAFE) for name, value in headers.items()}
-
-
 class Stats(msgspec.Struct, kw_only=True):
     delivered: int = 0
     retried: int = 0
     deadlettered: int = 0
     skipped: int = 0
-
-
-class DeadLetters:
-    """Failed deliveries go to the dead-letter topic; the subscriber then moves on."""
-
-    def __init__(self, bus: Bus, topic: str) -> None:
-        self.bus = bus
-        self.topic = topic
-
-    def record(
-        self,
-        subscriber: str,
-        item: Item,
-        event_id: str,
-        result: DeliveryResult,
-        value: bytes | None = None,
-    ) -> Record:
-        """``value``: the structured CloudEvent when the record read was not one already."""
-        headers = (
-            ("relay-reason", f"delivery_{result.reason or 'failed'}".encode()),
-            ("relay-subscriber", subscriber.encode()),
-            ("relay-event-id", event_id.encode()),
-            ("relay-attempts", str(result.attempts).encode()),
-            ("relay-last-status", str(result.status or "").encode()),
-            ("relay-error", (result.error or "").encode("utf-8", "replace")[:1024]),
-            ("relay-original-topic", item.topic.encode()),
-            ("relay-original-offset", str(item.offset).encode()),
-            ("content-type", b"application/cloudevents+json; charset=utf-8"),
-        )
-        return Record(
-            topic=self.topic,
-            value=item.value if value is None else value,
-            key=item.key,
-            headers=headers,
-        )
-
-    async def publish(self, record: Record) -> None:
-        """Keep trying: a dead letter that is not written must not be committed past."""
-        delay = 0.5
-        while True:
-            try:
-                await self.bus.publish([record])
-                return
-            except BusError as exc:
-                log.warning("deadletter_write_failed", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
 
 def _attempt_outcome(failure: AttemptFailed) -> str:
@@ -132,7 +72,7 @@ class SubscriberWorker:
     def __init__(
         self,
         subscriber: Subscriber,
-        source: Source,
+        subscription: Subscription,
         sender: Sender,
         dead_letters: DeadLetters,
         *,
@@ -143,15 +83,13 @@ class SubscriberWorker:
         replay: bool = False,
     ) -> None:
         self.subscriber = subscriber
-        self.source = source
+        self.subscription = subscription
         self.sender = sender
         self.dead_letters = dead_letters
         self.matcher = Matcher.compile(subscriber.match)
         # Only ``where`` predicates and the bare-data format need the whole event.
         self._decoder: msgspec.json.Decoder[Any] = (
-            _event_decoder
-            if subscriber.match.where or subscriber.format == "data"
-            else _head_decoder
+            event_decoder if subscriber.match.where or subscriber.format == "data" else head_decoder
         )
         self._delivered = DELIVERIES.labels(subscriber.name, "delivered")
         self._retried = DELIVERIES.labels(subscriber.name, "retried")
@@ -216,7 +154,7 @@ class SubscriberWorker:
         }
         if commits:
             try:
-                await self.source.commit(commits)
+                await self.subscription.commit(commits)
             except Exception as exc:
                 self._log.warning("commit_failed", error=str(exc))
         for stream in streams:
@@ -224,15 +162,14 @@ class SubscriberWorker:
         self._room.set()
 
     async def run(self) -> Stats:
-        """Deliver until stopped or cancelled, or until a bounded source is exhausted."""
-        if hasattr(self.source, "on_revoked"):
-            self.source.on_revoked = self._revoked
+        """Deliver until stopped or cancelled, or until a bounded subscription is exhausted."""
+        self.subscription.on_revoked = self._revoked
         if self.state is not None:
             self._prior = await asyncio.to_thread(self._load_attempts, self.state)
             self._counted = set(self._prior)
         await self.sender.start()
         try:
-            await self.source.start()
+            await self.subscription.start()
             committer = asyncio.create_task(self._commit_periodically())
             try:
                 await self._read_loop()
@@ -247,7 +184,7 @@ class SubscriberWorker:
                 # a periodic commit cut short by the cancel may be lost: commit every position
                 await self._commit(everything=True)
                 self._flush_metrics()
-                await self.source.close()
+                await self.subscription.close()
         finally:
             await self.sender.close()
         return self.stats
@@ -265,7 +202,7 @@ class SubscriberWorker:
                     async with asyncio.timeout(FETCH_WAIT_SECONDS):
                         await self._room.wait()
                 continue
-            items = await self.source.fetch(min(room, _FETCH_MAX), FETCH_WAIT_SECONDS)
+            items = await self.subscription.fetch(min(room, _FETCH_MAX), FETCH_WAIT_SECONDS)
             if items is None:
                 return
             for item in items:
@@ -351,10 +288,10 @@ class SubscriberWorker:
             structured = encode(event)  # binary-mode record: structured over HTTP and in DLs
         if self.subscriber.format == "data":
             assert isinstance(event, CloudEvent)  # the full decoder is used for this format
-            body, content_type = _data_encoder.encode(event.data), "application/json"
-            extra = binary_mode_headers(event)
+            body, content_type = encode_data(event), DATA_CONTENT_TYPE
+            extra = http_binary_headers(event)
         else:
-            body, content_type = structured, CLOUDEVENT_TYPE
+            body, content_type = structured, HTTP_CONTENT_TYPE
         event_id = event.id
         prior = self._prior.pop(event_id, 0) if self._prior else 0
 
@@ -486,12 +423,16 @@ class SubscriberWorker:
         if structured is None and isinstance(event, CloudEvent):
             structured = encode(event)
         await self.dead_letters.publish(
-            self.dead_letters.record(
+            delivery_record(
+                self.dead_letters.topic,
                 self.subscriber.name,
                 item,
                 event.id,
-                result,
-                None if structured is None or structured is item.value else structured,
+                reason=f"delivery_{result.reason or 'failed'}",
+                attempts=result.attempts,
+                status=result.status,
+                error=result.error,
+                value=None if structured is None or structured is item.value else structured,
             )
         )
         self.stats.deadlettered += 1
@@ -506,7 +447,7 @@ class SubscriberWorker:
         if not commits:
             return
         try:
-            await self.source.commit(commits)
+            await self.subscription.commit(commits)
         except Exception as exc:  # the next commit carries the same or a later position
             self._log.warning("commit_failed", error=str(exc))
 
@@ -525,7 +466,7 @@ class SubscriberWorker:
             self._flush_metrics()
             await self._commit()
             with contextlib.suppress(Exception):
-                self._backlog = await self.source.backlog()
+                self._backlog = await self.subscription.backlog()
 
     def _lag(self) -> list[tuple[tuple[str, ...], float]]:
         return [((self.subscriber.name,), float(self._backlog + self.buffered))]

@@ -16,21 +16,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from relay.bus.embedded import LOG_FILE
-from relay.bus.security import client_options
+from relay.bus.embedded import LOG_FILE, read_only, select
+from relay.bus.kafka.security import client_options
 from relay.config import Config, Kafka
-from relay.index.store import Index, Stored
+from relay.index.store import Index, Stored, stored
 
 log = structlog.get_logger("relay.index")
 
 BATCH = 5000
 IDLE_SECONDS = 0.2
 TRIM_SECONDS = 60.0
-_headers = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 
 
 def index_topics(config: Config) -> list[str]:
@@ -66,30 +64,12 @@ class EmbeddedFeed:
         self._conn = await asyncio.to_thread(self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=5000")
-        return conn
+        return read_only(self.path, threads=True)
 
     def _read(self) -> list[Stored]:
         assert self._conn is not None
-        marks = ",".join("?" for _ in self.topics)
-        rows = self._conn.execute(
-            'SELECT "offset", topic, key, value, headers, timestamp FROM records '
-            f'WHERE "offset" > ? AND topic IN ({marks}) ORDER BY "offset" LIMIT ?',
-            [self._position, *self.topics, BATCH],
-        ).fetchall()
-        return [
-            Stored(
-                topic=row[1],
-                partition=0,
-                offset=row[0],
-                key=row[2],
-                value=row[3],
-                headers=_headers.decode(row[4]),
-                timestamp_ms=row[5],
-            )
-            for row in rows
-        ]
+        items = select(self._conn, after=self._position, limit=BATCH, topics=self.topics)
+        return [stored(item) for item in items]
 
     async def fetch(self) -> list[Stored]:
         records = await asyncio.to_thread(self._read)

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from relay.bus import Item
 from relay.sqlite import SQLiteFile
 
 INDEX_FILE = "index.sqlite3"
@@ -130,6 +131,14 @@ class Stored(msgspec.Struct, frozen=True):
     value: bytes
     headers: Sequence[tuple[str, bytes]]
     timestamp_ms: int
+
+
+def stored(item: Item) -> Stored:
+    """A record the bus read back (the embedded log: partition 0), as the index keeps it."""
+    partition = item.stream[1]
+    return Stored(
+        item.topic, partition, item.offset, item.key, item.value, item.headers, item.timestamp_ms
+    )
 
 
 class Filters(msgspec.Struct, frozen=True, kw_only=True):

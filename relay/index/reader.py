@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from relay.bus.embedded import LOG_FILE
-from relay.bus.security import client_options
+from relay.bus.embedded import LOG_FILE, read_at
+from relay.bus.kafka.security import client_options
 from relay.config import Config, Kafka
-from relay.index.model import Stored
+from relay.index.model import Stored, stored
 
 Place = tuple[str, int, int]
 """(topic, partition, offset)"""
 WAIT_SECONDS = 5.0
-_headers = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 
 
 class RecordReader:
@@ -40,24 +37,8 @@ class RecordReader:
         return await self._read_kafka(self.config.kafka, places)
 
     def _read_embedded(self, offsets: list[int]) -> list[Stored | None]:
-        path = self.config.data_path / LOG_FILE
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        found: list[Stored | None] = []
-        try:
-            for offset in offsets:
-                row = conn.execute(
-                    'SELECT "offset", topic, key, value, headers, timestamp FROM records '
-                    'WHERE "offset" = ?',
-                    (offset,),
-                ).fetchone()
-                found.append(
-                    None
-                    if row is None
-                    else Stored(row[1], 0, row[0], row[2], row[3], _headers.decode(row[4]), row[5])
-                )
-        finally:
-            conn.close()
-        return found
+        found = read_at(self.config.data_path / LOG_FILE, offsets)
+        return [None if item is None else stored(item) for item in found]
 
     async def _read_kafka(self, kafka: Kafka, places: Sequence[Place]) -> list[Stored | None]:
         """One consumer outside any group for the lot, one fetch per record."""

@@ -9,7 +9,8 @@ from typing import Any
 import msgspec
 
 from relay.attempts import decode_attempt
-from relay.events import from_binary, is_binary
+from relay.cloudevents import from_binary, is_binary
+from relay.deadletters import describe
 from relay.index.model import (
     _ATTEMPT_COLUMNS,
     _DL_COLUMNS,
@@ -26,9 +27,9 @@ from relay.index.model import (
     _Data,
     _Head,
     _head,
-    _int,
     _text,
     parse_time_ms,
+    stored,
 )
 from relay.index.queries import Queries
 
@@ -42,6 +43,7 @@ __all__ = [
     "Page",
     "RawRef",
     "Stored",
+    "stored",
 ]
 
 
@@ -70,15 +72,16 @@ class Index(Queries):
                 if topic == self.attempts_topic:
                     attempts.append(msgspec.structs.astuple(decode_attempt(record.value)))
                 elif topic == self.deadletter_topic:
+                    why = describe(headers)
                     deadletters.append(
                         (
-                            _text(headers.get("relay-event-id")),
-                            _text(headers.get("relay-subscriber")),
-                            _text(headers.get("relay-source")),
-                            _text(headers.get("relay-reason")) or "unknown",
-                            _int(headers.get("relay-attempts")),
-                            _int(headers.get("relay-last-status")),
-                            _text(headers.get("relay-error")),
+                            why.event_id,
+                            why.subscriber,
+                            why.source,
+                            why.reason or "unknown",
+                            why.attempts,
+                            why.last_status,
+                            why.error,
                             record.timestamp_ms,
                             topic,
                             record.partition,

@@ -29,7 +29,7 @@ from relay.ingress.state import (
 from relay.logs import LogBudget
 from relay.metrics import REQUESTS
 from relay.pipeline import Accepted, DeadLettered, Malformed, received_now
-from relay.providers import PROVIDERS, Inbound
+from relay.providers import PROVIDERS, Inbound, Provider
 
 log = structlog.get_logger("relay.ingress")
 
@@ -86,7 +86,6 @@ async def receive_hook(request: web.Request) -> web.Response:
             detail = f"no source named {name!r}"
             return Rejected(404, "unknown_source", "unknown_source", detail).response()
         return _unauthorized(settings, "unknown_source", "").response()
-    structlog.contextvars.bind_contextvars(source=name)
     try:
         _admit(request, state, settings, entry)
         state.in_flight += 1
@@ -108,9 +107,11 @@ def _admit(
     request: web.Request, state: IngressState, settings: IngressSettings, entry: SourceEntry
 ) -> None:
     """Credentials, then backpressure: both before the body is read."""
+    auth = entry.auth
     try:
-        entry.auth.check_peer(request.remote)
-        entry.auth.check_token(request.query, request.headers)
+        if auth.networks:  # request.remote asks the transport: only when a CIDR list is set
+            auth.check_peer(request.remote)
+        auth.check_token(request.query, request.headers)
     except AuthError as exc:
         raise _unauthorized(settings, "unauthorized", str(exc)) from None
     # Backpressure, refused before the body is read rather than queued without bound: the
@@ -123,9 +124,8 @@ def _admit(
         raise _overloaded(detail, "source_overloaded")
 
 
-def _kind(entry: SourceEntry, kind: str | None) -> str | None:
+def _kind(entry: SourceEntry, provider: Provider, kind: str | None) -> str | None:
     """The canonical URL kind for providers that take one; None for those that do not."""
-    provider = PROVIDERS[entry.provider]
     if provider.canonical_kind is not None:
         canonical = provider.canonical_kind(kind) if kind is not None else None
         if canonical is None:
@@ -161,7 +161,8 @@ async def _receive(
     request: web.Request, state: IngressState, settings: IngressSettings, entry: SourceEntry
 ) -> tuple[str, web.Response]:
     """The checks that need the request, then the pipeline; (outcome label, response)."""
-    kind = _kind(entry, request.match_info.get("kind"))
+    provider = PROVIDERS[entry.provider]
+    kind = _kind(entry, provider, request.match_info.get("kind"))
     if entry.limiter is not None and (wait := entry.limiter.try_acquire()) > 0:
         raise Rejected(
             429,
@@ -189,7 +190,7 @@ async def _receive(
         content_type=content_type,
         request_id=request[REQUEST_ID],
         delivery_id=_delivery_id(request.headers.get(header))
-        if (header := PROVIDERS[entry.provider].delivery_header)
+        if (header := provider.delivery_header)
         else None,
         max_events=pipeline.max_events,
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
+import secrets
 
 import structlog
 from aiohttp import web
@@ -11,25 +13,62 @@ from aiohttp.typedefs import Handler
 
 from relay.ingress.guard import GUARD
 from relay.ingress.responses import error_response, from_http_exception
-from relay.ingress.state import REQUEST_ID
+from relay.ingress.state import INGRESS, REQUEST_ID
 
 log = structlog.get_logger("relay.ingress")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestIds:
+    """Request ids as unique as ``uuid4().hex`` (32 hex digits) for a fraction of its cost.
+
+    80 random bits drawn once per process (again in a forked child), then a 48-bit
+    counter: no two processes share a prefix, no two requests of one process share a
+    number.
+    """
+
+    __slots__ = ("_count", "_prefix")
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._prefix = secrets.token_hex(10)
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}"
+
+
+_ids = RequestIds()
+os.register_at_fork(after_in_child=_ids.reseed)
 
 
 def _request_id(request: web.Request) -> str:
     given = request.headers.get("X-Request-Id")
     if given and _REQUEST_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return _ids.next()
+
+
+def _known_source(request: web.Request, name: str) -> bool:
+    """A hook's source goes into the log context only when it is configured: an unknown
+    name is anyone's text (its rejection logs a bounded excerpt of it)."""
+    state = request.app.get(INGRESS)
+    return state is not None and name in state.settings.sources
 
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = _request_id(request)
     request[REQUEST_ID] = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
+    # One bind a request. aiohttp runs each request in a task of its own, with a copy of
+    # the connection's context: nothing bound for an earlier request is left to clear.
+    source = request.match_info.get("source")
+    if source is not None and _known_source(request, source):
+        structlog.contextvars.bind_contextvars(request_id=request_id, source=source)
+    else:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
     guard = request.app.get(GUARD)
     if guard is not None:
         guard.started(request.protocol)

@@ -2,8 +2,8 @@
 
 A check that refuses a request raises :class:`Rejected`; the hook handler turns it into
 an ``{"error": code, "detail": ...}`` response, logs it and counts it, once. ``ERRORS`` is
-the whole vocabulary: the README's error table and the AsyncAPI ``hookError`` message are
-read from it (a test keeps the README in step).
+the whole vocabulary: the error table of docs/webhooks.md and the AsyncAPI ``hookError`` message are
+read from it (a test keeps the page in step).
 """
 
 from __future__ import annotations
@@ -188,8 +188,8 @@ def hook_error_summary() -> str:
     return ", ".join(f"{status} {'|'.join(codes)}" for status, codes in sorted(by_status.items()))
 
 
-def readme_table() -> str:
-    """The README's error table, one row per code of ``ERRORS``."""
+def docs_error_table() -> str:
+    """The error table of docs/webhooks.md, one row per code of ``ERRORS``."""
     rows = ["| status | code | when |", "|---|---|---|"]
     rows += [f"| {e.status} | `{e.code}` | {e.when} |" for e in sorted(ERRORS, key=_order)]
     return "\n".join(rows)

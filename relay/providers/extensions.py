@@ -28,7 +28,7 @@ def leftovers(obj: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any] |
     """The keys of ``obj`` not in ``known`` (compared without stray whitespace), minus nulls
     and empty objects or lists."""
     found: dict[str, Any] = {}
-    if type(obj) is dict:
+    if type(obj) is dict and len(obj) < len(known) + MAX_KEYS:  # else the bound is reached
         extra = obj.keys() - known  # at C speed; most objects have few keys relay lacks
         if not extra:
             return None

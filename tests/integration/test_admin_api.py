@@ -3,8 +3,7 @@ the attempt log, the index, redrive and replay."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,34 +12,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from relay.app import build_app
 from relay.config import parse
-from tests.integration.conftest import Broker
+from tests.factories import ADMIN_TOKEN, admin_config
 from tests.subscriber import Subscriber
-from tests.support import unique
+from tests.support import eventually, post_hook
 
-TOKEN = "console-admin-token-0123456789"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "chatwoot"
-
-
-def config_text(tmp_path: Path, url: str, token: bool = True, kafka: Broker | None = None) -> str:
-    admin = f"admin: {{token: {TOKEN}}}\n" if token else ""
-    bus = (
-        f'kafka: {{bootstrap_servers: "{kafka.bootstrap}", idempotence: false}}\n'
-        f"topics: {{events: {unique('ad.events')}, raw: {unique('ad.raw')}, "
-        f"deadletter: {unique('ad.dl')}, attempts: {unique('ad.attempts')}}}\n"
-        if kafka is not None
-        else ""
-    )
-    return (
-        f"data_dir: {tmp_path / 'var'}\n"
-        f"{admin}{bus}"
-        "sources: {nexloo: {provider: chatwoot, tokens: [t0k3n]}}\n"
-        "subscribers:\n"
-        f"  - {{name: crm, url: '{url.replace('http://', 'http://user:pw@')}?key=s3cr3t',"
-        " start_from: earliest,"
-        " retry: {max_attempts: 2, initial: 10ms, max: 20ms, jitter: false},"
-        " secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n"
-    )
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture(params=["embedded", "kafka"])
@@ -49,7 +25,7 @@ async def relay_client(
 ) -> AsyncIterator[tuple[TestClient[Any, Any], Subscriber]]:
     kafka = request.getfixturevalue("broker") if request.param == "kafka" else None
     subscriber = await Subscriber(script=lambda s, body, headers: 500).start()
-    config = parse(config_text(tmp_path, subscriber.url, kafka=kafka))
+    config = parse(admin_config(tmp_path, subscriber.url, kafka=kafka))
     client = TestClient(TestServer(build_app(config)))
     await client.start_server()
     try:
@@ -57,25 +33,6 @@ async def relay_client(
     finally:
         await client.close()
         await subscriber.close()
-
-
-async def eventually(check: Callable[[], Any], within: float = 15.0) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            result = await check()
-            if result:
-                return result
-            await asyncio.sleep(0.1)
-
-
-async def post_hook(client: TestClient[Any, Any], fixture: str) -> str:
-    body = (FIXTURES / fixture).read_bytes()
-    response = await client.post(
-        "/v1/hooks/nexloo?token=t0k3n", data=body, headers={"Content-Type": "application/json"}
-    )
-    assert response.status == 202
-    [event_id] = (await response.json())["ids"]
-    return str(event_id)
 
 
 async def test_attempts_are_logged_and_a_dead_letter_is_redriven(
@@ -202,7 +159,7 @@ async def test_tokens(relay_client: tuple[TestClient[Any, Any], Subscriber]) -> 
 
 
 async def test_off_without_a_token(tmp_path: Path) -> None:
-    config = parse(config_text(tmp_path, "http://127.0.0.1:9/hook", token=False))
+    config = parse(admin_config(tmp_path, "http://127.0.0.1:9/hook", token=False))
     async with TestClient(TestServer(build_app(config))) as client:
         for path in ("/admin/api/events", "/admin/api/subscribers"):
             response = await client.get(path, headers=AUTH)

@@ -10,13 +10,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from relay.app import build_app
 from relay.config import parse
-from tests.integration.test_admin_api import TOKEN, config_text, eventually, post_hook
+from tests.factories import ADMIN_TOKEN, admin_config
 from tests.subscriber import Subscriber
+from tests.support import eventually, post_hook
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
-async def log_in(client: TestClient[Any, Any], token: str = TOKEN, next_: str = "/console/") -> Any:
+async def log_in(
+    client: TestClient[Any, Any], token: str = ADMIN_TOKEN, next_: str = "/console/"
+) -> Any:
     page = await (await client.get("/console/login")).text()
     match = re.search(r'name="nonce" value="([^"]+)"', page)
     assert match is not None
@@ -34,7 +37,7 @@ def csrf_of(page: str) -> str:
 
 
 async def test_off_without_an_admin_token(tmp_path: Path) -> None:
-    config = parse(config_text(tmp_path, "http://127.0.0.1:9/hook", token=False))
+    config = parse(admin_config(tmp_path, "http://127.0.0.1:9/hook", token=False))
     async with TestClient(TestServer(build_app(config))) as client:
         for path in ("/console/", "/console/login", "/console/events", "/console"):
             response = await client.get(path, allow_redirects=False)
@@ -43,14 +46,14 @@ async def test_off_without_an_admin_token(tmp_path: Path) -> None:
 
 async def test_login_cookie_csrf_and_no_secrets(tmp_path: Path) -> None:
     subscriber = await Subscriber(script=lambda s, body, headers: 500).start()
-    config = parse(config_text(tmp_path, subscriber.url))
+    config = parse(admin_config(tmp_path, subscriber.url))
     async with TestClient(TestServer(build_app(config))) as client:
         response = await client.get("/console/events", allow_redirects=False)
         assert response.status == 303
         assert response.headers["Location"].startswith("/console/login?next=")
         # a login form posted from elsewhere (no nonce cookie pair) is refused
         response = await client.post(
-            "/console/login", data={"nonce": "x", "token": TOKEN}, allow_redirects=False
+            "/console/login", data={"nonce": "x", "token": ADMIN_TOKEN}, allow_redirects=False
         )
         assert response.status == 403
         response = await log_in(client, token="wrong")
@@ -81,7 +84,7 @@ async def test_login_cookie_csrf_and_no_secrets(tmp_path: Path) -> None:
             assert "default-src 'none'" in response.headers["Content-Security-Policy"]
             pages[path] = await response.text()
         for page in pages.values():
-            assert TOKEN not in page and SECRET not in page
+            assert ADMIN_TOKEN not in page and SECRET not in page
             assert "user:pw" not in page and "s3cr3t" not in page
         csrf = csrf_of(pages["/console/"])
 
@@ -107,7 +110,7 @@ async def test_login_cookie_csrf_and_no_secrets(tmp_path: Path) -> None:
             "/console/subscribers/crm/disable", data={"csrf": csrf}, allow_redirects=False
         )
         assert response.status == 303
-        api = {"Authorization": f"Bearer {TOKEN}"}
+        api = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         [crm] = (await (await client.get("/admin/api/subscribers", headers=api)).json())[
             "subscribers"
         ]

@@ -5,25 +5,23 @@ what every other Kafka test reads (and ``relay.decode_event`` of both is unit-te
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relay.events import CloudEvent
+from tests.docs import executed
 from tests.integration.conftest import Broker
 from tests.support import fixture_bytes, make_config, relay_client, unique
 
 pytestmark = pytest.mark.integration
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "consuming.md"
-
 
 def doc_namespace() -> dict[str, Any]:
-    [code] = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
+    [block] = executed("consumer")
     namespace: dict[str, Any] = {"__name__": "consuming_doc"}
-    exec(compile(code, str(DOC), "exec"), namespace)
+    exec(compile(block.text, block.where, "exec"), namespace)
     return namespace
 
 

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import standardwebhooks
 
-from relay.bus import Bus, Record
+from relay.bus import Record
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
-from relay.config import Config
-from relay.delivery.service import DeliveryService
-from relay.events import CloudEvent, encode
+from relay.cloudevents import encode
 from relay.providers import NORMALIZERS, Inbound
+from tests.factories import chat_event, kafka_config, records
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
-from tests.support import consume, locked, make_config, poll_until, unique
+from tests.support import consume, locked, make_config, poll_until, running, unique
 
 pytestmark = pytest.mark.integration
 
@@ -28,57 +26,10 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 FAST_RETRY = "{max_attempts: 5, initial: 10ms, max: 50ms}"
 
 
-def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
-    body = {
-        "event": "message_created",
-        "id": message,
-        "content": f"message {message}",
-        "message_type": direction,
-        "account": {"id": 1},
-        "conversation": {"id": conversation},
-    }
-    inbound = Inbound(source="nexloo", body=json.dumps(body).encode(), received_at="-")
-    [event] = NORMALIZERS["chatwoot"](inbound)
-    return event
-
-
-def records(topic: str, events: list[CloudEvent]) -> list[Record]:
-    return [
-        Record(topic=topic, value=encode(e), key=e.partitionkey.encode(), headers=())
-        for e in events
-    ]
-
-
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
-
-
 @pytest.fixture
 def topics(tmp_path: Path) -> dict[str, str]:
     """Unique topics, and a data_dir of the test's own (anchors, attempt counts)."""
     return {"events": unique("dl.events"), "dead": unique("dl.dead"), "data_dir": str(tmp_path)}
-
-
-def kafka_config(broker: Broker, topics: dict[str, str], subscribers: str) -> Config:
-    return make_config(
-        f"""
-data_dir: {topics["data_dir"]}
-kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,
-        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
-topics: {{events: {topics["events"]}, deadletter: {topics["dead"]}}}
-subscribers:
-{subscribers}
-"""
-    )
-
-
-async def running(config: Config, bus: Bus) -> DeliveryService:
-    service = DeliveryService(config, bus)
-    await service.start()
-    return service
 
 
 async def test_signed_cloudevent_arrives(
@@ -465,7 +416,7 @@ async def test_a_restart_before_the_group_ever_joined_keeps_the_start(
 async def test_delivers_from_a_binary_mode_topic(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import to_binary
+    from relay.cloudevents import to_binary
 
     event = chat_event(4, 4)
     value, headers = to_binary(event)
@@ -488,7 +439,7 @@ async def test_delivers_from_a_binary_mode_topic(
 async def test_binary_mode_dead_letters_are_structured_and_replayable(
     broker: Broker, kafka_bus: KafkaBus, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from relay.events import decode, to_binary
+    from relay.cloudevents import decode, to_binary
 
     subscriber.script = lambda s, body, headers: 400
     event = chat_event(6, 6)

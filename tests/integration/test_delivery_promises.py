@@ -24,14 +24,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from relay.bus import Bus, Record
+from relay.bus import Bus
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
 from relay.config import Config
 from relay.delivery.service import DeliveryService
-from relay.events import CloudEvent, encode
 from relay.metrics import exposition
-from relay.providers import NORMALIZERS, Inbound
+from tests.factories import chat_event, records
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import make_config, poll_until, unique
@@ -40,27 +39,6 @@ pytestmark = pytest.mark.integration
 
 OLD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NEW_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
-
-
-def chat_event(conversation: int, message: int) -> CloudEvent:
-    body = {
-        "event": "message_created",
-        "id": message,
-        "content": f"message {message}",
-        "message_type": "incoming",
-        "account": {"id": 1},
-        "conversation": {"id": conversation},
-    }
-    inbound = Inbound(source="nexloo", body=json.dumps(body).encode(), received_at="-")
-    [event] = NORMALIZERS["chatwoot"](inbound)
-    return event
-
-
-def records(topic: str, events: list[CloudEvent]) -> list[Record]:
-    return [
-        Record(topic=topic, value=encode(e), key=e.partitionkey.encode(), headers=())
-        for e in events
-    ]
 
 
 @dataclass

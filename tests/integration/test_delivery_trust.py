@@ -134,13 +134,6 @@ async def post_all(port: int, bodies: list[bytes]) -> list[str]:
     return [event_id for ids in answers for event_id in ids]
 
 
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    sub = await Subscriber().start()
-    yield sub
-    await sub.close()
-
-
 async def until(check: Callable[[], bool], within: float = 20.0) -> None:
     async with asyncio.timeout(within):
         while True:
@@ -264,7 +257,8 @@ def topics(tmp_path: Path) -> dict[str, str]:
 async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_its_pace(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str], failure: str
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     released = asyncio.Event()
 
@@ -317,8 +311,8 @@ async def test_a_dead_endpoint_is_probed_with_backoff_while_a_healthy_one_keeps_
 async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
-    from tests.support import consume
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import consume, running
 
     subscriber.script = lambda s, body, headers: 500
     config = kafka_config(
@@ -359,7 +353,7 @@ async def test_410_disables_until_an_admin_enables_it_where_it_stopped(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from relay.cli import main
-    from tests.integration.test_delivery import chat_event, records
+    from tests.factories import chat_event, records
     from tests.support import drain, make_config, relay_client
 
     gone = {"now": False}
@@ -423,7 +417,8 @@ subscribers:
 async def test_a_disabled_subscriber_stays_disabled_across_restarts_until_its_config_changes(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     subscriber.script = lambda s, body, headers: 410
 
@@ -457,7 +452,8 @@ async def test_poison_records_are_skipped_counted_and_never_read_again(
     broker: Broker, kafka_bus: Any, subscriber: Subscriber, topics: dict[str, str]
 ) -> None:
     from relay.bus import Record
-    from tests.integration.test_delivery import chat_event, kafka_config, records, running
+    from tests.factories import chat_event, kafka_config, records
+    from tests.support import running
 
     deep = b'{"id": "x", "nested": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     poison = [
@@ -502,11 +498,11 @@ async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carr
     tmp_path: Path, subscriber: Subscriber
 ) -> None:
     """The bug is stood in for by a sender that raises for one event (nothing else faked)."""
-    from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
+    from relay.bus.embedded import LOG_FILE, EmbeddedLog, EmbeddedSubscription, read
+    from relay.deadletters import DeadLetters
     from relay.delivery.sender import Sender
-    from relay.delivery.sources import EmbeddedSource
-    from relay.delivery.worker import DeadLetters, SubscriberWorker
-    from tests.integration.test_delivery import chat_event, records
+    from relay.delivery.worker import SubscriberWorker
+    from tests.factories import chat_event, records
     from tests.support import make_config
 
     events = [chat_event(1, n) for n in range(3)]
@@ -531,7 +527,7 @@ subscribers: [{{name: buggy, url: "{subscriber.url}", start_from: earliest}}]
         await bus.publish(records("chat.events", events))
         worker = SubscriberWorker(
             sub,
-            EmbeddedSource(config.data_path, "relay.sub.buggy", ["chat.events"], "earliest"),
+            EmbeddedSubscription(config.data_path, "relay.sub.buggy", ["chat.events"], "earliest"),
             Buggy(sub),
             DeadLetters(bus, "relay.deadletter"),
         )

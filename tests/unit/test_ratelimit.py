@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from relay.ratelimit import RateLimiter
 
@@ -25,3 +26,12 @@ async def test_the_wait_is_what_the_missing_part_of_a_token_takes() -> None:
     wait = limiter.try_acquire()
     # (1 - tokens) / rate: at most 0.25 s now; a wait counted from a whole token is >= 0.5 s
     assert 0 <= wait <= 0.25
+
+
+async def test_rate_limiter_spaces_attempts() -> None:
+    limiter = RateLimiter(rate=50.0, burst=1.0)
+    started = time.monotonic()
+    for _ in range(6):
+        await limiter.acquire()
+    # five waits of 1/50 s after the first token: never faster than the rate allows
+    assert time.monotonic() - started >= 5 / 50 * 0.9

@@ -77,9 +77,44 @@ def test_every_matching_route_publishes_and_default_catches_the_rest() -> None:
         ],
         default_topic="chat.events",
     )
-    assert router.topics_for(event()) == ["messages", "nexloo"]
+    assert list(router.topics_for(event())) == ["messages", "nexloo"]
     unclaimed = event(type_="chat.contact.created", source="trino")
     assert list(router.topics_for(unclaimed)) == ["chat.events"]
+
+
+def test_remembered_topics_are_the_ones_matching_gives() -> None:
+    """Routes without ``where`` are matched once per (type, source, provider)."""
+    routes = [
+        Route(name="messages", match=Match(type="chat.message.*"), topic="messages"),
+        Route(name="nexloo", match=Match(source=["nexloo", "n*"]), topic="nexloo"),
+        Route(name="plug", match=Match(provider="plugchat", type="chat.*"), topic="plug"),
+    ]
+    router = Router(routes, default_topic="chat.events")
+    shapes = [
+        event(type_=t, source=s, provider=p)
+        for t in ("chat.message.created", "chat.contact.created", "chat.conversation.updated")
+        for s in ("nexloo", "nova", "trino")
+        for p in ("chatwoot", "plugchat")
+    ]
+    for _ in range(2):  # the second round is answered from memory
+        for shape in shapes:
+            assert list(router.topics_for(shape)) == list(router._match(shape)), shape.type
+    assert list(router.topics_for(event(type_="chat.contact.created", source="trino"))) == [
+        "chat.events"
+    ]
+
+
+def test_where_routes_are_matched_for_every_event() -> None:
+    """A ``where`` route reads the event's data: two events of one type can differ."""
+    route = Route(
+        name="in",
+        match=Match(type="chat.message.*", where={"data.message.direction": "incoming"}),
+        topic="incoming",
+    )
+    router = Router([route], default_topic="chat.events")
+    assert list(router.topics_for(event(direction="incoming"))) == ["incoming"]
+    assert list(router.topics_for(event(direction="outgoing"))) == ["chat.events"]
+    assert list(router.topics_for(event(direction="incoming"))) == ["incoming"]
 
 
 def with_media(size: int | None) -> CloudEvent:

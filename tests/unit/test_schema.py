@@ -14,11 +14,12 @@ import pytest
 import yaml
 
 from relay.cli import main
+from relay.cloudevents import encode
 from relay.config import Config
 from relay.contracts import asyncapi, event_schema
-from relay.events import DATASCHEMA, encode
+from relay.events import DATASCHEMA
+from tests.factories import normalize
 from tests.support import FIXTURES, make_config
-from tests.unit.providers.conftest import normalize
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "config" / "relay.example.yaml"

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.providers.base import Provider
+from relay.events import CloudEvent
+from relay.providers.base import Inbound, Provider
+from relay.providers.chatwoot.fast import normalize_fast
 from relay.providers.chatwoot.normalize import (
     AUTOMATION_PREFIX,
     EVENT_TYPES,
     event_type_for,
-    normalize,
+    normalize_tolerant,
 )
 from relay.providers.chatwoot.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from relay.providers.fast import fast_or_tolerant
 
 DELIVERY_HEADER = "X-Chatwoot-Delivery"
+
+
+def normalize(inbound: Inbound) -> list[CloudEvent]:
+    """A Chatwoot body as canonical events: the fast path when it models the body, the
+    tolerant readers otherwise (the same events either way)."""
+    return fast_or_tolerant(normalize_fast, normalize_tolerant, inbound)
 
 
 WEBHOOK_MESSAGE: dict[str, Any] = {

@@ -299,15 +299,19 @@ def event_type_for(event: str) -> EventType | None:
     return entry[0] if entry else None
 
 
-def normalize(inbound: Inbound) -> list[CloudEvent]:
+def normalize_tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
+    """Any Chatwoot body, read with the tolerant readers (the fast path's fallback).
+
+    ``payload``: the body already decoded (by the fast path), or None to decode it here.
+    """
     try:
-        return _normalize(inbound)
+        return _normalize(inbound, payload)
     finally:
         forget_indexes()
 
 
-def _normalize(inbound: Inbound) -> list[CloudEvent]:
-    payload = require_object(parse_json(inbound.body))
+def _normalize(inbound: Inbound, decoded: Any) -> list[CloudEvent]:
+    payload = require_object(parse_json(inbound.body) if decoded is None else decoded)
     event = as_str(get(payload, "event"))
     if event is None:
         raise Unmappable("missing_event", "the body has no `event` field")

@@ -184,7 +184,7 @@ def _conversation_status(value: Any) -> ConversationStatus | None:
 
 
 def _labels(value: Any) -> list[str] | None:
-    if not isinstance(value, list):
+    if not value or not isinstance(value, list):
         return None
     labels = [label for label in (as_str(item) for item in value) if label]
     return labels or None

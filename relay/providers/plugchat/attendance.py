@@ -4,6 +4,7 @@ categories, rating, operator report and the transcript of a finished one."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 from relay.events import (
@@ -18,6 +19,7 @@ from relay.events import (
     Message,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
+from relay.providers.extensions import OMITTED_KEYS
 from relay.providers.plugchat import zapi
 from relay.values import as_float, as_time, get, get_obj, get_str
 
@@ -71,11 +73,22 @@ def categories(attendance: Mapping[str, Any]) -> list[Category]:
     return found
 
 
-def transcript(chat: Any) -> list[Message]:
-    """The attendance's ``chat``: an object of message id → Z-API message (or a list)."""
-    items = (
-        list(chat.values()) if isinstance(chat, Mapping) else chat if isinstance(chat, list) else []
-    )
+MAX_TRANSCRIPT = 500
+"""Transcript entries read (the first ones, in the body's order); the rest are counted in
+``extensions.plugchat.chat._omitted_keys`` and kept only on ``relay.raw``. Reading a
+1 MiB transcript (~11k short messages) would block the event loop for about a second."""
+
+
+def transcript(chat: Any) -> tuple[list[Message], int]:
+    """The attendance's ``chat``: an object of message id → Z-API message (or a list),
+    and how many entries past :data:`MAX_TRANSCRIPT` were not read."""
+    if isinstance(chat, Mapping):
+        items = list(islice(chat.values(), MAX_TRANSCRIPT))
+        total = len(chat)
+    elif isinstance(chat, list):
+        items, total = chat[:MAX_TRANSCRIPT], len(chat)
+    else:
+        items, total = [], 0
     messages: list[tuple[float, int, Message]] = []
     for position, item in enumerate(items):
         if not isinstance(item, Mapping):
@@ -85,7 +98,7 @@ def transcript(chat: Any) -> list[Message]:
         moment = as_float(get(item, "momment"))
         messages.append((moment if moment is not None else float("inf"), position, message))
     messages.sort(key=lambda entry: (entry[0], entry[1]))
-    return [message for _, _, message in messages]
+    return [message for _, _, message in messages], total - len(items)
 
 
 def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) -> list[CloudEvent]:
@@ -93,6 +106,7 @@ def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) ->
     if not attendance_obj:
         raise Unmappable("unmappable", f"{kind} body has no `attendance` object")
     customer = get_obj(attendance_obj, "customer")
+    messages, omitted = transcript(get(payload, "chat"))
     phone_raw, phone, chat_id = zapi.chat_address(get(customer, "phone"))
     number = get_str(attendance_obj, "attendanceNumber", "number", "id")
     status_raw = get_str(attendance_obj, "status")
@@ -112,7 +126,7 @@ def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) ->
         requested_at=as_time(get(attendance_obj, "requestTime")),
         started_at=as_time(get(attendance_obj, "startTime")),
         ended_at=as_time(get(attendance_obj, "endTime")),
-        transcript=transcript(get(payload, "chat")),
+        transcript=messages,
     )
     # The customer's chat keys the partition so attendance events stay in order with
     # that chat's messages; the attendance number is the fallback.
@@ -132,6 +146,7 @@ def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) ->
         ),
         contact=Contact(id=phone_raw, name=get_str(customer, "name"), phone=phone, chat_id=chat_id),
         actor=Actor(type="agent", name=actor_name) if actor_name else None,
+        extensions={"plugchat": {"chat": {OMITTED_KEYS: omitted}}} if omitted else None,
     )
     time = (
         attendance.ended_at if kind == "finishAttendance" else attendance.started_at

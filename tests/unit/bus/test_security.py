@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from relay.bus.security import client_options
+from relay.bus.kafka.security import client_options
 from relay.config import ConfigError, Kafka, parse
 from tests.pki import OPENSSL, make_pki
 

@@ -1,4 +1,4 @@
-"""The error vocabulary has one home: ERRORS feeds the README table and AsyncAPI hookError."""
+"""The error vocabulary has one home: ERRORS feeds the docs' error table and AsyncAPI hookError."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from relay.ingress.responses import ERRORS, Rejected, hook_error_summary, readme_table
+from relay.ingress.responses import ERRORS, Rejected, docs_error_table, hook_error_summary
 
-README = Path(__file__).parents[3] / "README.md"
+WEBHOOKS = Path(__file__).parents[3] / "docs" / "webhooks.md"
 
 
-def test_the_readme_error_table_is_the_errors_table() -> None:
-    assert readme_table() in README.read_text()
+def test_the_docs_error_table_is_the_errors_table() -> None:
+    assert docs_error_table() in WEBHOOKS.read_text()
 
 
 def test_codes_are_unique() -> None:

@@ -5,24 +5,8 @@ from collections.abc import Callable
 import pytest
 
 from relay.events import CloudEvent
-from relay.providers import NORMALIZERS, Inbound
+from tests.factories import normalize
 from tests.support import fixture_bytes
-
-RECEIVED_AT = "2030-01-01T00:00:00.000Z"
-Normalize = Callable[..., list[CloudEvent]]
-
-
-def normalize(
-    provider: str, body: bytes, kind: str | None = None, **extra: str
-) -> list[CloudEvent]:
-    inbound = Inbound(
-        source=extra.get("source", "src"),
-        body=body,
-        received_at=RECEIVED_AT,
-        kind=kind,
-        delivery_id=extra.get("delivery_id"),
-    )
-    return NORMALIZERS[provider](inbound)
 
 
 @pytest.fixture

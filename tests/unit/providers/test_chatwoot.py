@@ -9,8 +9,8 @@ import pytest
 
 from relay.events import CloudEvent
 from relay.providers import MalformedBody, Unmappable
+from tests.factories import RECEIVED_AT, normalize
 from tests.support import fixture_bytes
-from tests.unit.providers.conftest import RECEIVED_AT, normalize
 
 Chatwoot = Callable[[str], CloudEvent]
 

@@ -7,7 +7,7 @@ import json
 import msgspec
 
 from relay.providers.extensions import MAX_EXTENSION_BYTES, OMITTED, bounded, leftovers
-from tests.unit.providers.conftest import normalize
+from tests.factories import normalize
 
 
 def test_leftovers_skip_known_padded_and_empty_keys() -> None:

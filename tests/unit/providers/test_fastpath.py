@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from relay.events import _ID_NAMESPACE, event_id
 from relay.providers.extensions import leftovers
-from relay.values import as_str, as_time, format_time, get, get_obj, get_str
+from relay.values import as_e164, as_str, as_time, format_time, get, get_obj, get_str
 
 WHITESPACE = st.sampled_from(
     [
@@ -95,3 +96,64 @@ def test_leftovers_of_a_dict_match_the_generic_scan(obj: dict[str, object]) -> N
 def test_epoch_times_format_as_format_time_does(millis: int) -> None:
     moment = datetime.fromtimestamp(millis / 1000, UTC)
     assert as_time(millis) == format_time(moment)
+
+
+def _epoch_reference(value: float) -> str | None:
+    """The plain code the integer shortcuts replace: datetime's rounding and formatting."""
+    seconds = value / 1000 if abs(value) >= 100_000_000_000 else value
+    if not 946_684_800 <= seconds <= 7_258_118_400:
+        return None
+    return format_time(datetime.fromtimestamp(seconds, UTC))
+
+
+@given(
+    st.one_of(
+        st.integers(min_value=946_684_000, max_value=7_258_119_000),
+        st.integers(min_value=946_684_000_000, max_value=7_258_119_000_000),
+        st.floats(min_value=946_684_000, max_value=7_258_119_000),
+        st.floats(min_value=946_684_000_000, max_value=7_258_119_000_000),
+        st.integers(min_value=946_684_800, max_value=7_258_118_399).map(lambda n: n + 0.9995),
+        st.integers(min_value=946_684_800, max_value=7_258_118_399).map(lambda n: n + 0.9999995),
+    )
+)
+def test_epoch_times_match_datetimes_rounding(value: float) -> None:
+    assert as_time(value) == _epoch_reference(value)
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_canonical_iso_times_pass_through_as_format_time_would_write_them(
+    moment: datetime,
+) -> None:
+    text = moment.isoformat(timespec="milliseconds") + "Z"
+    assert as_time(text) == format_time(moment.replace(tzinfo=UTC))
+
+
+@example("2026-W29-2T13:18:01.865Z")  # an ISO week date: fromisoformat reads it
+@example("2026-02-30T13:18:01.865Z")
+@given(st.from_regex(r"[0-9W-]{10}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z", fullmatch=True))
+def test_near_canonical_iso_text_is_parsed_not_passed_through(text: str) -> None:
+    try:
+        expected: str | None = format_time(datetime.fromisoformat(text))
+    except ValueError:
+        expected = None
+    assert as_time(text) == expected
+
+
+@example("+05544999990001")
+@example("+5544999990001")
+@example("+1234567")
+@example("+1234567890123456")
+@example("+55٣4999990001")
+@given(st.text(alphabet="+0123456789 ()-.٣", max_size=18))
+def test_e164_shortcut_is_what_the_noise_stripping_says(text: str) -> None:
+    digits = re.sub(r"[\s()\-.+]", "", text)
+    expected = (
+        "+" + digits
+        if text.strip()
+        and digits.isascii()
+        and digits.isdigit()
+        and 8 <= len(digits) <= 15
+        and digits[0] != "0"
+        else None
+    )
+    assert as_e164(text) == expected

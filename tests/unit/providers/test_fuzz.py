@@ -9,11 +9,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.events import encode
+from relay.cloudevents import encode
 from relay.providers import MalformedBody, Unmappable
 from relay.providers.chatwoot import EVENT_TYPES
 from relay.providers.plugchat import KINDS
-from tests.unit.providers.conftest import normalize
+from tests.factories import normalize
 
 # Keys the normalizers look at, so generated bodies reach deep into their code.
 KEYS = [

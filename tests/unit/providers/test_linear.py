@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from relay.providers import MalformedBody, Unmappable
 from relay.providers.base import parse_json_keeping_duplicates
-from tests.unit.providers.conftest import normalize
+from tests.factories import normalize
 
 SCALE = 8
 # linear cost grows ~SCALE times; quadratic ~SCALE**2. Allow constant overheads.
@@ -91,10 +91,20 @@ def padded_keys(n: int) -> Callable[[], Any]:
     return lambda: normalize("chatwoot", body)
 
 
+def transcript(n: int) -> Callable[[], Any]:
+    chat = {
+        f"m{i}": {"messageId": f"m{i}", "momment": 1784045112448 + i, "text": {"message": "ok"}}
+        for i in range(n)
+    }
+    body = json.dumps({"attendance": {"attendanceNumber": 1}, "chat": chat}).encode()
+    return lambda: normalize("plugchat", body, kind="finishAttendance")
+
+
 @pytest.mark.parametrize(
     "make",
     [
         duplicate_keys,
+        transcript,
         lambda n: attendance(n, "attendanceCategories"),
         attendance_duplicate_keys,
         chatwoot_attachments,
@@ -103,6 +113,7 @@ def padded_keys(n: int) -> Callable[[], Any]:
     ],
     ids=[
         "duplicate_keys",
+        "transcript",
         "categories",
         "attendance_duplicate_keys",
         "attachments",

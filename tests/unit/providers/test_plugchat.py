@@ -10,7 +10,7 @@ import pytest
 from relay.events import CloudEvent
 from relay.providers import Unmappable
 from relay.providers.plugchat import KINDS, canonical_kind
-from tests.unit.providers.conftest import RECEIVED_AT, normalize
+from tests.factories import RECEIVED_AT, normalize
 
 PlugChat = Callable[[str], list[CloudEvent]]
 
@@ -314,3 +314,25 @@ def test_wrong_types_do_not_crash() -> None:
     assert attendance is not None
     assert [c.id for c in attendance.categories] == ["5"]
     assert len(attendance.transcript) == 1
+
+
+def test_a_transcript_is_read_up_to_its_cap_and_the_rest_counted() -> None:
+    from relay.providers.plugchat.attendance import MAX_TRANSCRIPT
+
+    chat = {
+        f"m{i}": {"messageId": f"m{i}", "momment": 1784045112448 + i, "text": {"message": f"t{i}"}}
+        for i in range(MAX_TRANSCRIPT + 7)
+    }
+    body = json.dumps({"attendance": {"attendanceNumber": 9}, "chat": chat}).encode()
+    [event] = normalize("plugchat", body, kind="finishAttendance")
+    conversation = event.data.conversation
+    assert conversation is not None and conversation.attendance is not None
+    transcript = conversation.attendance.transcript
+    assert [m.text for m in transcript] == [f"t{i}" for i in range(MAX_TRANSCRIPT)]
+    assert event.data.extensions == {"plugchat": {"chat": {"_omitted_keys": 7}}}
+    # under the cap nothing is counted
+    del chat["m0"]
+    chat = dict(list(chat.items())[:MAX_TRANSCRIPT])
+    body = json.dumps({"attendance": {"attendanceNumber": 9}, "chat": chat}).encode()
+    [event] = normalize("plugchat", body, kind="finishAttendance")
+    assert event.data.extensions is None

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
 from relay.bus.base import BusError, BusRefused, Record, RecordTooLarge
-from relay.bus.probe import start_failure
-from relay.bus.security import client_options, refusal
+from relay.bus.kafka.batches import Batch, Partition, Topic, Waiter, default_partition, fail
+from relay.bus.kafka.probe import start_failure
+from relay.bus.kafka.security import client_options, refusal
 from relay.config import Kafka
 
 MAX_BATCH_BYTES = 1024 * 1024
@@ -47,59 +46,6 @@ _HASH_CACHE_SIZE = 65_536
 _DELIVERY_MARGIN = 5.0
 _BATCH_OVERHEAD = 1024
 """Room kept in a batch for its header and one record's framing."""
-
-
-def default_partition(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives ``key`` (murmur2, positive, modulo)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-class _Waiter:
-    """One ``publish`` call: done when all the batches holding its records are."""
-
-    __slots__ = ("future", "remaining")
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
-        self.remaining = 0
-
-
-class _Batch:
-    __slots__ = ("builder", "last", "size", "waiters")
-
-    def __init__(self, builder: Any) -> None:
-        self.builder = builder
-        self.waiters: list[_Waiter] = []
-        self.last: _Waiter | None = None
-        self.size = 0
-
-
-class _Partition:
-    """A topic-partition's batches: the open one, sealed ones, and the one in flight."""
-
-    __slots__ = ("in_flight", "open", "partition", "sealed", "timer", "topic")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.open: _Batch | None = None
-        self.sealed: deque[_Batch] = deque()
-        self.in_flight: _Batch | None = None
-        self.timer: asyncio.TimerHandle | None = None
-
-    def has_pending(self) -> bool:
-        return self.open is not None or bool(self.sealed)
-
-
-class _Topic:
-    __slots__ = ("expires", "indexes", "next_null", "partitions")
-
-    def __init__(self, count: int, expires: float, indexes: dict[bytes, int]) -> None:
-        self.partitions: list[_Partition | None] = [None] * count
-        self.expires = expires
-        self.next_null = 0
-        self.indexes = indexes
-        """key → partition, shared by every topic with ``count`` partitions."""
 
 
 class KafkaBus:
@@ -127,10 +73,10 @@ class KafkaBus:
         )
         self._producer: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._topics: dict[str, _Topic] = {}
-        # Partition of a key, cached per partition count: murmur2 is pure Python (~30 µs a key).
+        self._topics: dict[str, Topic] = {}
+        # Partition of a key, cached per partition count: murmur2 is pure Python (~10 µs a key).
         self._indexes: dict[int, dict[bytes, int]] = {}
-        self._ready: set[_Partition] = set()
+        self._ready: set[Partition] = set()
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
@@ -213,7 +159,7 @@ class KafkaBus:
         if waited and (self._producer is None or self._closing):
             raise BusError("the Kafka producer is not running")
 
-        waiter = _Waiter(loop.create_future())
+        waiter = Waiter(loop.create_future())
         ready = self._ready
         size = 0
         try:
@@ -258,10 +204,10 @@ class KafkaBus:
                 f"{self.max_batch_bytes - _BATCH_OVERHEAD}-byte limit of a Kafka batch"
             )
 
-    def _new_batch(self) -> _Batch:
+    def _new_batch(self) -> Batch:
         self._batches += 1
         self._idle.clear()
-        return _Batch(self._producer.create_batch())
+        return Batch(self._producer.create_batch())
 
     async def _load_partitions(self, topic: str) -> None:
         assert self._loop is not None and self._producer is not None
@@ -275,14 +221,14 @@ class KafkaBus:
         if known is not None and len(known.partitions) == count:
             known.expires = expires
             return
-        fresh = _Topic(count, expires, self._indexes.setdefault(count, {}))
+        fresh = Topic(count, expires, self._indexes.setdefault(count, {}))
         if known is not None:  # keep the batches of partitions that still exist
             for part in known.partitions[:count]:
                 if part is not None:
                     fresh.partitions[part.partition] = part
         self._topics[topic] = fresh
 
-    def _partition_for(self, record: Record) -> _Partition:
+    def _partition_for(self, record: Record) -> Partition:
         topic = self._topics[record.topic]
         slots = topic.partitions
         key = record.key
@@ -299,7 +245,7 @@ class KafkaBus:
             index = cached
         part = slots[index]
         if part is None:
-            part = slots[index] = _Partition(record.topic, index)
+            part = slots[index] = Partition(record.topic, index)
         return part
 
     async def _wait_for_room(self) -> None:
@@ -350,7 +296,7 @@ class KafkaBus:
             else:
                 future.add_done_callback(lambda f, p=part, b=batch: self._acked(p, b, f))
 
-    def _acked(self, part: _Partition, batch: _Batch, future: asyncio.Future[Any]) -> None:
+    def _acked(self, part: Partition, batch: Batch, future: asyncio.Future[Any]) -> None:
         error: BusError | None = None
         if future.cancelled():
             error = BusError("the Kafka send was cancelled")
@@ -358,7 +304,7 @@ class KafkaBus:
             error = BusError(f"Kafka did not acknowledge: {exc}")
         self._finished(part, batch, error)
 
-    def _finished(self, part: _Partition, batch: _Batch, error: BusError | None) -> None:
+    def _finished(self, part: Partition, batch: Batch, error: BusError | None) -> None:
         if part.in_flight is batch:
             part.in_flight = None
             if part.timer is not None:
@@ -373,7 +319,7 @@ class KafkaBus:
                 if waiter.remaining == 0 and not waiter.future.done():
                     waiter.future.set_result(None)
         else:
-            _fail(batch, error)
+            fail(batch, error)
             # Nothing queued behind a failed batch on this partition may be acknowledged
             # ahead of it: those requests fail too, and their senders retry in order.
             self._fail_pending(part, error)
@@ -386,19 +332,19 @@ class KafkaBus:
         if self._batches == 0:
             self._idle.set()
 
-    def _fail_pending(self, part: _Partition, error: BusError) -> None:
+    def _fail_pending(self, part: Partition, error: BusError) -> None:
         batches = list(part.sealed)
         if part.open is not None:
             batches.append(part.open)
         part.sealed.clear()
         part.open = None
         for batch in batches:
-            _fail(batch, error)
+            fail(batch, error)
             self._batches -= 1
             self._buffered -= batch.size
         self._ready.discard(part)
 
-    def _timed_out(self, part: _Partition, batch: _Batch) -> None:
+    def _timed_out(self, part: Partition, batch: Batch) -> None:
         """The broker has not answered within the delivery timeout: stop making requests wait.
 
         The batch stays with the producer (it may still land: at-least-once, and a retry of
@@ -408,7 +354,7 @@ class KafkaBus:
         """
         part.timer = None
         error = BusError(f"Kafka did not acknowledge within {self.delivery_timeout:.0f}s")
-        _fail(batch, error)
+        fail(batch, error)
         self._fail_pending(part, error)
         if part.in_flight is batch and self._loop is not None:
             part.timer = self._loop.call_later(self.delivery_timeout, self._timed_out, part, batch)
@@ -421,11 +367,5 @@ class KafkaBus:
                 if part is None:
                     continue
                 if part.in_flight is not None:
-                    _fail(part.in_flight, error)
+                    fail(part.in_flight, error)
                 self._fail_pending(part, error)
-
-
-def _fail(batch: _Batch, error: BusError) -> None:
-    for waiter in batch.waiters:
-        if not waiter.future.done():
-            waiter.future.set_exception(error)

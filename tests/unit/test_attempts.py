@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import msgspec
 import pytest
 
 from relay.attempts import Attempt, AttemptLog, decode_attempt, describe_failure
-from relay.bus import BusError, Record
+from relay.bus import BusError
+from relay.bus.memory import MemoryBus
 
 
-class Bus:
-    name = "test"
-
-    def __init__(self) -> None:
-        self.records: list[Record] = []
-        self.failing = False
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    def ready(self) -> bool:
-        return True
-
-    async def publish(self, records: Sequence[Record]) -> None:
-        if self.failing:
-            raise BusError("down")
-        self.records.extend(records)
+async def memory_bus() -> MemoryBus:
+    bus = MemoryBus()
+    await bus.start()
+    return bus
 
 
 def attempt(n: int) -> Attempt:
@@ -44,51 +29,51 @@ def attempt(n: int) -> Attempt:
 
 
 async def test_flush_writes_one_record_per_attempt_keyed_by_event() -> None:
-    bus = Bus()
+    bus = await memory_bus()
     log = AttemptLog(bus, "relay.attempts")
     for n in range(3):
         log.record(attempt(n))
-    assert bus.records == []  # recording never touches the bus
+    assert bus.records() == []  # recording never touches the bus
     assert await log.flush() == 3
-    assert [r.key for r in bus.records] == [b"ev-0", b"ev-1", b"ev-2"]
-    assert {r.topic for r in bus.records} == {"relay.attempts"}
-    assert decode_attempt(bus.records[1].value) == attempt(1)
+    assert [r.key for r in bus.records()] == [b"ev-0", b"ev-1", b"ev-2"]
+    assert {r.topic for r in bus.records()} == {"relay.attempts"}
+    assert decode_attempt(bus.records()[1].value) == attempt(1)
 
 
 async def test_the_buffer_is_bounded_dropping_the_oldest() -> None:
-    bus = Bus()
+    bus = await memory_bus()
     log = AttemptLog(bus, "t", max_buffered=5)
     for n in range(7):
         log.record(attempt(n))
     await log.flush()
-    assert [decode_attempt(r.value).event_id for r in bus.records] == [
+    assert [decode_attempt(r.value).event_id for r in bus.records()] == [
         f"ev-{n}" for n in range(2, 7)
     ]
 
 
 async def test_a_refused_flush_keeps_the_attempts_in_order() -> None:
-    bus = Bus()
+    bus = await memory_bus()
     log = AttemptLog(bus, "t")
     for n in range(3):
         log.record(attempt(n))
-    bus.failing = True
+    bus.failure = BusError("down")
     with pytest.raises(BusError):
         await log.flush()
     log.record(attempt(3))
-    bus.failing = False
+    bus.failure = None
     await log.flush()
-    assert [msgspec.json.decode(r.value)["event_id"] for r in bus.records] == [
+    assert [msgspec.json.decode(r.value)["event_id"] for r in bus.records()] == [
         f"ev-{n}" for n in range(4)
     ]
 
 
 async def test_close_flushes_what_is_left() -> None:
-    bus = Bus()
+    bus = await memory_bus()
     log = AttemptLog(bus, "t")
     await log.start()
     log.record(attempt(1))
     await log.close()
-    assert len(bus.records) == 1
+    assert len(bus.records()) == 1
 
 
 def test_failures_split_into_class_and_excerpt() -> None:

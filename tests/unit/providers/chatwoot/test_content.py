@@ -8,8 +8,8 @@ import json
 from collections.abc import Callable
 
 from relay.events import CloudEvent, Message
+from tests.factories import RECEIVED_AT, normalize
 from tests.support import fixture_bytes
-from tests.unit.providers.conftest import RECEIVED_AT, normalize
 
 Chatwoot = Callable[[str], CloudEvent]
 

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from relay.bus.base import BusError, BusRefused
-from relay.bus.security import client_options
+from relay.bus.kafka.security import client_options
 from relay.config import Kafka
 
 

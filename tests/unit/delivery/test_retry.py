@@ -1,6 +1,6 @@
-"""The waits between delivery attempts: Retry-After read against the right clock, backoff
-by attempt number across restarts (tenacity's wait), full jitter, and watermarks that
-forget a stream taken away."""
+"""What an answer means (delivered, retried, rejected) and the waits between attempts:
+Retry-After read against the right clock, backoff by attempt number across restarts
+(tenacity's wait), full jitter."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import random
 import time
 from email.utils import formatdate
 
+import pytest
 import tenacity
 
-from relay.delivery.retry import AttemptFailed, Backoff, parse_retry_after
-from relay.delivery.watermark import Watermark
+from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
 
 
 def test_a_retry_after_date_is_read_against_the_given_clock_or_now() -> None:
@@ -60,24 +60,42 @@ def test_jitter_spreads_the_whole_range_below_the_ceiling() -> None:
     assert min(waits) < 0.1 and max(waits) > 0.4  # full jitter: from zero to the ceiling
 
 
-def test_a_forgotten_stream_commits_nothing_and_starts_over() -> None:
-    mark = Watermark()
-    taken, kept = ("events", 0, 1), ("events", 1, 1)
-    for stream in (taken, kept):
-        mark.track(stream, 10)
-        mark.track(stream, 11)
-        mark.finish(stream, 11)  # finished out of order: not committable yet
-    mark.track(taken, 12)
-    mark.track(taken, 13)
-    mark.finish(taken, 10)  # taken: 10 and 11 committable, 12 pending
-    mark.finish(taken, 13)  # 13 finished out of order
-    mark.forget(taken)
-    assert mark.position(taken) is None
-    assert mark.take_commits() == {}
-    assert mark.take_commits(everything=True) == {}
-    # read again from 12 (same stream key, to show nothing of before is left)
-    mark.track(taken, 12)
-    mark.track(taken, 13)
-    mark.finish(taken, 12)
-    assert mark.take_commits() == {taken: 13}  # 13 not finished since: not past it
-    assert mark.outstanding == 3  # kept: 10 and 11 (10 unfinished); taken: 13
+@pytest.mark.parametrize(
+    ("status", "retry_4xx", "verdict"),
+    [
+        (200, False, "delivered"),
+        (204, False, "delivered"),
+        (301, False, "reject"),
+        (400, False, "reject"),
+        (401, False, "reject"),
+        (404, True, "retry"),
+        (408, False, "retry"),
+        (429, False, "retry"),
+        (500, False, "retry"),
+        (503, False, "retry"),
+    ],
+)
+def test_classify(status: int, retry_4xx: bool, verdict: str) -> None:
+    assert classify(status, retry_4xx) == verdict
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    now = time.time()
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(" 3 ") == 3.0
+    in_a_minute = parse_retry_after(formatdate(now + 60, usegmt=True), now=now)
+    assert in_a_minute is not None and 59 <= in_a_minute <= 61
+    assert parse_retry_after(formatdate(now - 60, usegmt=True), now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("-5") is None
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    fixed = Backoff(initial=1.0, maximum=10.0, jitter=False)
+    assert [fixed.delay(n, None) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    assert fixed.delay(1, 30.0) == 10.0  # Retry-After honoured, within the maximum
+    assert fixed.delay(3, 0.5) == 0.5
+    jittered = Backoff(initial=1.0, maximum=10.0, jitter=True)
+    for attempt in range(1, 8):
+        assert 0 <= jittered.delay(attempt, None) <= min(10.0, 2 ** (attempt - 1))

@@ -153,3 +153,166 @@ async def test_closing_starts_a_new_window(successes: int, failures: int, state:
     for _ in range(failures):
         breaker.record_failure()
     assert breaker.state == state  # 5 of 10 is the rate; 4 of 10 is not
+
+
+# The opening rules: a window's failure rate, no success for a while, half-open probes.
+
+WINDOWED = Rule(  # a 30 s window, 90 % failures over at least 10 attempts
+    window=30.0,
+    failure_rate=0.9,
+    min_attempts=10,
+    no_success_for=15.0,
+    cooldown=5.0,
+    cooldown_max=20.0,
+    half_open_attempts=2,
+)
+
+
+def test_a_burst_of_failures_that_retries_get_through_does_not_open() -> None:
+    """16 first attempts and their second attempts fail at once, then the thirds succeed."""
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(32):
+        breaker.record_failure()
+    assert breaker.state == "closed"
+    for _round in range(40):  # then two in three fail, for minutes
+        clock.now += 1
+        breaker.record_failure()
+        breaker.record_failure()
+        breaker.record_success()
+    assert breaker.state == "closed"
+
+
+def test_no_success_for_a_while_opens() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(30):
+        breaker.record_failure()  # many, but all within a moment
+    assert breaker.state == "closed"
+    clock.now += 15
+    breaker.record_failure()
+    assert breaker.state == "open"
+
+
+def test_no_success_needs_min_attempts() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(5):  # one event backing off: a few attempts over a long time
+        breaker.record_failure()
+        clock.now += 10
+    assert breaker.state == "closed"
+
+
+def test_a_failure_rate_over_a_watched_window_opens() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(31):  # a healthy half minute
+        breaker.record_success()
+        clock.now += 1
+    for _ in range(30):  # then one success in twenty: never 15 s without one
+        for _ in range(19):
+            breaker.record_failure()
+        breaker.record_success()
+        clock.now += 0.5
+        if breaker.state == "open":
+            break
+    assert breaker.state == "open"
+
+
+async def test_half_open_lets_a_few_probes_and_a_success_closes() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    assert breaker.state == "open"
+    waiting = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # open: nobody goes out
+    clock.now += 5
+    breaker._transition("open")  # wake the waiter so it re-reads the clock
+    first = await asyncio.wait_for(waiting, 1)
+    assert breaker.state == "half_open" and first is not None
+    second = await asyncio.wait_for(breaker.acquire(), 1)
+    third = asyncio.create_task(breaker.acquire())
+    await asyncio.sleep(0.01)
+    assert not third.done()  # half_open_attempts = 2
+    breaker.record_success(second)
+    assert breaker.state == "closed"
+    assert await asyncio.wait_for(third, 1) is None
+
+
+async def test_failed_probes_back_off_up_to_the_max() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    waits = []
+    for _ in range(4):
+        opened = clock.now
+        clock.now += 100
+        ticket = await breaker.acquire()
+        assert breaker.state == "half_open"
+        breaker.record_failure(ticket)
+        assert breaker.state == "open"
+        waits.append(breaker._wait)
+        clock.now = opened + 100
+    assert waits == [10.0, 20.0, 20.0, 20.0]
+
+
+async def test_a_late_failure_of_a_non_probe_does_not_reopen_half_open() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(WINDOWED, clock=clock)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    clock.now += 5
+    ticket = await breaker.acquire()
+    breaker.record_failure()  # sent while closed, answered now
+    assert breaker.state == "half_open"
+    breaker.record_success(ticket)
+    assert breaker.state == "closed"
+
+
+class Lines:
+    """Records what the breaker logs: (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def info(self, event: str, **fields: object) -> None:
+        self.lines.append(("info", event, fields))
+
+
+async def test_the_breaker_says_when_it_opens_half_opens_and_closes() -> None:
+    clock, lines = Clock(), Lines()
+    breaker = CircuitBreaker(WINDOWED, clock=clock, logger=lines)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    clock.now += 5
+    ticket = await breaker.acquire()
+    breaker.record_failure(ticket)
+    clock.now += 10
+    ticket = await breaker.acquire()
+    breaker.record_success(ticket)
+    events = [(level, event) for level, event, _ in lines.lines]
+    assert events == [
+        ("warning", "circuit_opened"),
+        ("info", "circuit_half_open"),
+        ("warning", "circuit_opened"),
+        ("info", "circuit_half_open"),
+        ("info", "circuit_closed"),
+    ]
+    first, again = lines.lines[0][2], lines.lines[2][2]
+    assert first["reason"] == "no_success" and first["failures"] == 11
+    assert first["probe_in"] == 5.0
+    assert again["reason"] == "probe_failed" and again["probe_in"] == 10.0

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from relay.events import CloudEvent, Message, Money
+from tests.factories import normalize
 from tests.support import fixture_bytes
-from tests.unit.providers.conftest import normalize
 
 PlugChat = Callable[[str], list[CloudEvent]]
 

@@ -17,10 +17,11 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
-from relay.bus.base import BusError, Headers, Record
+from relay.bus.base import BusError, Item, Record, Stream
 
 LOG_FILE = "log.sqlite3"
 _MAX_BATCH_RECORDS = 4096
@@ -41,13 +42,22 @@ _headers_encoder = msgspec.msgpack.Encoder()
 _headers_decoder = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
 
 
-class StoredRecord(msgspec.Struct, frozen=True):
-    offset: int
-    topic: str
-    value: bytes
-    key: bytes | None
-    headers: Headers
-    timestamp_ms: int
+STREAM: Stream = ("", 0, 0)
+"""The embedded log's one stream: one partition per topic, offsets shared by all topics."""
+SELECT_RECORDS = 'SELECT "offset", topic, key, value, headers, timestamp FROM records'
+
+
+def item(row: tuple[Any, ...]) -> Item:
+    """A row of :data:`SELECT_RECORDS` as an :class:`Item`."""
+    return Item(
+        stream=STREAM,
+        offset=row[0],
+        topic=row[1],
+        key=row[2],
+        value=row[3],
+        headers=tuple(_headers_decoder.decode(row[4])),
+        timestamp_ms=row[5],
+    )
 
 
 PRIVATE_DIR = 0o700
@@ -233,31 +243,87 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_exception(error)
 
 
-def read(
-    path: Path, topic: str | None = None, after: int = 0, limit: int = 1000
-) -> list[StoredRecord]:
+def select(
+    conn: sqlite3.Connection,
+    *,
+    after: int,
+    limit: int,
+    topics: Sequence[str] | None = None,
+    through: int | None = None,
+) -> list[Item]:
+    """Records after an offset (on ``topics``, up to ``through``), oldest first."""
+    query = SELECT_RECORDS + ' WHERE "offset" > ?'
+    params: list[object] = [after]
+    if topics is not None:
+        query += f" AND topic IN ({','.join('?' for _ in topics)})"
+        params.extend(topics)
+    if through is not None:
+        query += ' AND "offset" <= ?'
+        params.append(through)
+    query += ' ORDER BY "offset" LIMIT ?'
+    params.append(limit)
+    return [item(row) for row in conn.execute(query, params).fetchall()]
+
+
+def read_only(path: Path, *, threads: bool = False) -> sqlite3.Connection:
+    """A connection that never writes; safe while a writer is running (WAL)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=not threads)
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def read(path: Path, topic: str | None = None, after: int = 0, limit: int = 1000) -> list[Item]:
     """Records after an offset, oldest first; safe while a writer is running (WAL)."""
+    conn = read_only(path)
+    try:
+        return select(conn, after=after, limit=limit, topics=None if topic is None else [topic])
+    finally:
+        conn.close()
+
+
+def read_at(path: Path, offsets: Sequence[int]) -> list[Item | None]:
+    """The records at these offsets, in that order; None where retention removed one."""
+    conn = read_only(path)
+    try:
+        found: list[Item | None] = []
+        for offset in offsets:
+            row = conn.execute(SELECT_RECORDS + ' WHERE "offset" = ?', (offset,)).fetchone()
+            found.append(None if row is None else item(row))
+        return found
+    finally:
+        conn.close()
+
+
+def offset_before_last(path: Path, topic: str, count: int) -> int:
+    """The offset after which a topic's last ``count`` records start (0: all of them)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        query = (
-            'SELECT "offset", topic, key, value, headers, timestamp FROM records WHERE "offset" > ?'
-        )
-        params: list[object] = [after]
-        if topic is not None:
-            query += " AND topic = ?"
-            params.append(topic)
-        query += ' ORDER BY "offset" LIMIT ?'
-        params.append(limit)
-        return [
-            StoredRecord(
-                offset=row[0],
-                topic=row[1],
-                key=row[2],
-                value=row[3],
-                headers=tuple(_headers_decoder.decode(row[4])),
-                timestamp_ms=row[5],
-            )
-            for row in conn.execute(query, params)
-        ]
+        row = conn.execute(
+            'SELECT "offset" FROM records WHERE topic = ? ORDER BY "offset" DESC LIMIT 1 OFFSET ?',
+            (topic, count),
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(row[0]) if row is not None else 0
+
+
+def depth(path: Path) -> tuple[int, int]:
+    """How many records the log holds, and their bytes (value, key and headers)."""
+    conn = connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(value) + COALESCE(LENGTH(key), 0)"
+            " + LENGTH(headers)), 0) FROM records"
+        ).fetchone()
+        return int(rows[0]), int(rows[1])
+    finally:
+        conn.close()
+
+
+def delete_through(path: Path, offset: int) -> None:
+    """Drop every record up to and including ``offset`` (the spool, once Kafka has them)."""
+    conn = connect(path)
+    try:
+        conn.execute('DELETE FROM records WHERE "offset" <= ?', (offset,))
     finally:
         conn.close()

@@ -1,0 +1,179 @@
+"""Reading the embedded log for one consumer: its position in the same database, a lock so
+one process delivers per subscriber (the others stand by), bounded reads for replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from relay.bus.base import Item, Revoked, StartFrom, Stream, SubscriptionBusy
+from relay.bus.embedded.log import LOG_FILE, STREAM, connect, select
+
+_T = TypeVar("_T")
+_IDLE_POLL_SECONDS = 0.05
+_OFFSETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    consumer TEXT PRIMARY KEY,
+    "offset" INTEGER NOT NULL
+);
+"""
+
+
+class EmbeddedSubscription:
+    """The embedded log read for one consumer, its position kept in the same database."""
+
+    on_revoked: Revoked | None = None  # one process reads a subscriber's log: nothing moves
+
+    def __init__(
+        self,
+        data_dir: Path,
+        consumer: str,
+        topics: Sequence[str],
+        start_from: StartFrom,
+        *,
+        since_ms: int | None = None,
+        from_offset: int | None = None,
+        bounded: bool = False,
+        anchor_ms: int | None = None,
+    ) -> None:
+        self.path = Path(data_dir) / LOG_FILE
+        self._anchor_ms = anchor_ms
+        self.consumer = consumer
+        self.topics = list(topics)
+        self.start_from = start_from
+        self._since_ms = since_ms
+        self._from_offset = from_offset
+        self._bounded = bounded
+        self._position = 0
+        self._end = 0
+        self._conn: sqlite3.Connection | None = None
+        self._lock_handle: BinaryIO | None = None
+        self._busy = asyncio.Lock()
+        self._thread_call: asyncio.Future[Any] | None = None
+
+    def _lock(self) -> None:
+        """One delivering process per subscriber on an embedded log; others stand by."""
+        lock_path = self.path.parent / f".{self.consumer}.lock"
+        handle = open(lock_path, "a+b")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise SubscriptionBusy(
+                f"another process delivers for {self.consumer} from {self.path}"
+            ) from None
+        self._lock_handle = handle
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._bounded:
+            self._lock()
+        conn = connect(self.path)
+        conn.executescript(_OFFSETS_SCHEMA)
+        self._conn = conn
+        latest = conn.execute('SELECT COALESCE(MAX("offset"), 0) FROM records').fetchone()[0]
+        if self._from_offset is not None:
+            self._position = max(0, self._from_offset - 1)
+        elif self._since_ms is not None:
+            row = conn.execute(
+                'SELECT MIN("offset") FROM records WHERE timestamp >= ?', (self._since_ms,)
+            ).fetchone()
+            self._position = (row[0] - 1) if row[0] is not None else latest
+        else:
+            stored = conn.execute(
+                'SELECT "offset" FROM consumer_offsets WHERE consumer = ?', (self.consumer,)
+            ).fetchone()
+            if stored is not None:
+                self._position = stored[0]
+            else:
+                self._position = self._first_position(conn, latest)
+                if not self._bounded:
+                    self._store(self._position)
+        self._end = latest
+
+    def _first_position(self, conn: sqlite3.Connection, latest: int) -> int:
+        """Where a consumer that never committed starts: the rule of KafkaSubscription."""
+        if self.start_from == "earliest":
+            return 0
+        if self._anchor_ms is None:
+            return latest
+        row = conn.execute(
+            'SELECT MIN("offset") FROM records WHERE timestamp >= ?', (self._anchor_ms,)
+        ).fetchone()
+        return int(row[0]) - 1 if row[0] is not None else latest
+
+    def _store(self, position: int) -> None:
+        assert self._conn is not None
+        self._conn.execute(
+            'INSERT INTO consumer_offsets (consumer, "offset") VALUES (?, ?) '
+            'ON CONFLICT(consumer) DO UPDATE SET "offset" = excluded."offset"',
+            (self.consumer, position),
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._open)
+
+    async def _in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run on a thread; a cancelled caller leaves the call running, and close() waits."""
+        self._thread_call = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        return await asyncio.shield(self._thread_call)
+
+    async def close(self) -> None:
+        if self._thread_call is not None:
+            await asyncio.wait([self._thread_call])
+        async with self._busy:  # no read or commit may still be using the connection
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                await asyncio.to_thread(conn.close)
+        if self._lock_handle is not None:
+            self._lock_handle.close()  # releases the lock
+            self._lock_handle = None
+
+    def _read(self, max_records: int) -> list[Item]:
+        assert self._conn is not None
+        return select(
+            self._conn,
+            after=self._position,
+            limit=max_records,
+            topics=self.topics,
+            through=self._end if self._bounded else None,
+        )
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        async with self._busy:
+            items = await self._in_thread(self._read, max_records)
+        if items:
+            self._position = items[-1].offset
+            return items
+        if self._bounded:
+            return None
+        await asyncio.sleep(min(wait, _IDLE_POLL_SECONDS))
+        return []
+
+    def _count_after(self, position: int) -> int:
+        assert self._conn is not None
+        marks = ",".join("?" for _ in self.topics)
+        row = self._conn.execute(
+            f'SELECT COUNT(*) FROM records WHERE "offset" > ? AND topic IN ({marks})',
+            [position, *self.topics],
+        ).fetchone()
+        return int(row[0])
+
+    async def backlog(self) -> int:
+        async with self._busy:
+            if self._conn is None:
+                return 0
+            return await self._in_thread(self._count_after, self._position)
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        next_offset = positions.get(STREAM)
+        if next_offset is None or self._bounded:
+            return
+        async with self._busy:
+            with contextlib.suppress(sqlite3.Error):
+                await self._in_thread(self._store, next_offset - 1)

@@ -1,0 +1,95 @@
+"""Builders of the things tests feed relay: inbound webhooks, canonical events, bus records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from relay.bus import Record
+from relay.cloudevents import encode
+from relay.config import Config
+from relay.events import CloudEvent
+from relay.providers import NORMALIZERS, Inbound
+from tests.support import make_config, unique
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Broker
+
+RECEIVED_AT = "2030-01-01T00:00:00.000Z"
+ADMIN_TOKEN = "console-admin-token-0123456789"
+
+
+def normalize(
+    provider: str, body: bytes, kind: str | None = None, **extra: str
+) -> list[CloudEvent]:
+    """What ``provider``'s normalizer makes of ``body`` (source ``src`` unless given)."""
+    inbound = Inbound(
+        source=extra.get("source", "src"),
+        body=body,
+        received_at=RECEIVED_AT,
+        kind=kind,
+        delivery_id=extra.get("delivery_id"),
+    )
+    return NORMALIZERS[provider](inbound)
+
+
+def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
+    """A Chatwoot ``message_created`` of source ``nexloo``, keyed by its conversation."""
+    body = {
+        "event": "message_created",
+        "id": message,
+        "content": f"message {message}",
+        "message_type": direction,
+        "account": {"id": 1},
+        "conversation": {"id": conversation},
+    }
+    inbound = Inbound(source="nexloo", body=json.dumps(body).encode(), received_at="-")
+    [event] = NORMALIZERS["chatwoot"](inbound)
+    return event
+
+
+def records(topic: str, events: list[CloudEvent]) -> list[Record]:
+    """The records relay's ingress would publish for ``events`` (structured mode)."""
+    return [
+        Record(topic=topic, value=encode(e), key=e.partitionkey.encode(), headers=())
+        for e in events
+    ]
+
+
+def admin_config(tmp_path: Path, url: str, token: bool = True, kafka: Broker | None = None) -> str:
+    """A relay config with the admin API on (or off), a subscriber at ``url`` that never
+    succeeds quickly, the embedded log unless a broker is given."""
+    admin = f"admin: {{token: {ADMIN_TOKEN}}}\n" if token else ""
+    bus = (
+        f'kafka: {{bootstrap_servers: "{kafka.bootstrap}", idempotence: false}}\n'
+        f"topics: {{events: {unique('ad.events')}, raw: {unique('ad.raw')}, "
+        f"deadletter: {unique('ad.dl')}, attempts: {unique('ad.attempts')}}}\n"
+        if kafka is not None
+        else ""
+    )
+    return (
+        f"data_dir: {tmp_path / 'var'}\n"
+        f"{admin}{bus}"
+        "sources: {nexloo: {provider: chatwoot, tokens: [t0k3n]}}\n"
+        "subscribers:\n"
+        f"  - {{name: crm, url: '{url.replace('http://', 'http://user:pw@')}?key=s3cr3t',"
+        " start_from: earliest,"
+        " retry: {max_attempts: 2, initial: 10ms, max: 20ms, jitter: false},"
+        " secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n"
+    )
+
+
+def kafka_config(broker: Broker, topics: dict[str, str], subscribers: str) -> Config:
+    """Delivery over the test broker to ``subscribers`` (YAML list items), on ``topics``,
+    with a consumer group that notices a lost member within a second."""
+    return make_config(
+        f"""
+data_dir: {topics["data_dir"]}
+kafka: {{bootstrap_servers: "{broker.bootstrap}", idempotence: false,
+        session_timeout_ms: 1000, heartbeat_interval_ms: 300}}
+topics: {{events: {topics["events"]}, deadletter: {topics["dead"]}}}
+subscribers:
+{subscribers}
+"""
+    )

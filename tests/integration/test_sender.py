@@ -1,0 +1,46 @@
+"""One subscriber's sender against a real local HTTP server (no broker needed)."""
+
+from __future__ import annotations
+
+import pytest
+import standardwebhooks
+
+from relay.delivery.sender import Sender
+from tests.subscriber import Subscriber
+from tests.support import make_config
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER = "whsec_" + "A" * 32
+
+
+def sender_for(url: str) -> Sender:
+    config = make_config(
+        f"""
+subscribers:
+  - {{name: crm, url: "{url}", secrets: [{SECRET}, {OTHER}]}}
+"""
+    )
+    return Sender(config.subscribers[0])
+
+
+async def test_cookies_a_subscriber_sets_are_not_sent_back() -> None:
+    subscriber = await Subscriber(
+        script=lambda sub, body, headers: (200, {"Set-Cookie": "session=abc; Path=/"})
+    ).start()
+    # by name: aiohttp's default jar keeps no cookies from a bare IP address
+    sender = sender_for(subscriber.url.replace("127.0.0.1", "localhost"))
+    await sender.start()
+    try:
+        for n in range(3):
+            result = await sender.deliver(f"evt_{n}", b'{"n": %d}' % n, "application/json")
+            assert result.delivered
+    finally:
+        await sender.close()
+        await subscriber.close()
+    assert [r.headers.get("Cookie") for r in subscriber.received] == [None, None, None]
+    # every attempt is signed with every secret (rotation), over its own id and body
+    for secret in (SECRET, OTHER):
+        for got in subscriber.received:
+            standardwebhooks.Webhook(secret).verify(got.body, got.headers)

@@ -1,4 +1,4 @@
-"""``relay``: serve, check, normalize, tail."""
+"""``relay``: serve, check, normalize, tail, replay, schema, asyncapi, register."""
 
 from __future__ import annotations
 

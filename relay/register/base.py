@@ -10,12 +10,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from relay.config import Config, Source
 from relay.events import ProviderName as Provider
-from relay.providers.chatwoot import EVENT_TYPES as CHATWOOT_EVENTS
 
 PLUGCHAT_API_URL = "https://www.plugchat.com.br"
-PLUGCHAT_PATH = "/api/integrations/update-webhooks"
-CHATWOOT_SUBSCRIPTIONS: tuple[str, ...] = tuple(CHATWOOT_EVENTS)
-"""Every Chatwoot webhook event relay turns into a canonical event."""
 
 API_URL_ENV = {"plugchat": "PLUGCHAT_API_URL", "chatwoot": "CHATWOOT_API_URL"}
 API_TOKEN_ENV = {"plugchat": "PLUGCHAT_API_TOKEN", "chatwoot": "CHATWOOT_API_TOKEN"}
@@ -194,14 +190,16 @@ def check(config: Config, provider: Provider, request: Request) -> Target:
     return Target(entry, base, api, token)
 
 
-def insecure_note(api: str) -> list[str]:
-    if not api.startswith("http://"):
-        return []
-    return [f"warning: {api} is plain HTTP (--insecure): the API token was sent in the clear"]
-
-
-def open_note(source: str) -> str:
-    return (
-        f"note: source {source!r} has no tokens, so these URLs carry none; "
-        f"add one under sources.{source}.tokens and register again"
-    )
+def notes(target: Target, source: str) -> list[str]:
+    """What the operator should know after registering: an open source, a plain-HTTP API."""
+    found = []
+    if not target.entry.tokens:
+        found.append(
+            f"note: source {source!r} has no tokens, so these URLs carry none; "
+            f"add one under sources.{source}.tokens and register again"
+        )
+    if target.api.startswith("http://"):
+        found.append(
+            f"warning: {target.api} is plain HTTP (--insecure): the API token was sent in the clear"
+        )
+    return found

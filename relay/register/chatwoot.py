@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from relay.config import Config
+from relay.providers.chatwoot import EVENT_TYPES as CHATWOOT_EVENTS
 from relay.register.base import (
-    CHATWOOT_SUBSCRIPTIONS,
     Registration,
     Request,
     check,
     hook_url,
-    insecure_note,
-    open_note,
+    notes,
 )
 from relay.register.http import call, client, redact
+
+CHATWOOT_SUBSCRIPTIONS: tuple[str, ...] = tuple(CHATWOOT_EVENTS)
+"""Every Chatwoot webhook event relay turns into a canonical event."""
 
 
 def _webhooks(listing: Any) -> list[dict[str, Any]]:
@@ -84,14 +86,13 @@ async def register_chatwoot(config: Config, request: Request) -> Registration:
             )
     webhook = _webhook(answer)
     webhook_id = webhook.get("id", existing.get("id") if existing else None)
-    notes = [] if entry.tokens else [open_note(source)]
-    notes += insecure_note(api)
+    told = notes(target, source)
     secret = webhook.get("secret")
     if isinstance(secret, str) and secret:
         if entry.signing_secret == secret:
-            notes.append(f"signing secret: matches sources.{source}.signing_secret")
+            told.append(f"signing secret: matches sources.{source}.signing_secret")
         else:
-            notes.append(
+            told.append(
                 f"signing secret: {secret}\n  Chatwoot signs every delivery with it; set it "
                 f"as sources.{source}.signing_secret (through an environment variable) so "
                 "relay verifies X-Chatwoot-Signature"
@@ -104,5 +105,5 @@ async def register_chatwoot(config: Config, request: Request) -> Registration:
         action=action,
         webhook_id=None if webhook_id is None else str(webhook_id),
         subscriptions=CHATWOOT_SUBSCRIPTIONS,
-        notes=notes,
+        notes=told,
     )

@@ -5,15 +5,15 @@ from __future__ import annotations
 from relay.config import Config
 from relay.providers.plugchat import KINDS as PLUGCHAT_KINDS
 from relay.register.base import (
-    PLUGCHAT_PATH,
     Registration,
     Request,
     check,
     hook_url,
-    insecure_note,
-    open_note,
+    notes,
 )
 from relay.register.http import call, client, redact
+
+PLUGCHAT_PATH = "/api/integrations/update-webhooks"
 
 
 async def register_plugchat(config: Config, request: Request) -> Registration:
@@ -31,12 +31,10 @@ async def register_plugchat(config: Config, request: Request) -> Registration:
             body=urls,
             secrets=[token, *entry.tokens],
         )
-    notes = [] if relay_token else [open_note(source)]
-    notes += insecure_note(api)
     return Registration(
         provider="plugchat",
         source=source,
         api_url=api,
         urls={kind: redact(url) for kind, url in urls.items()},
-        notes=notes,
+        notes=notes(target, source),
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from relay.bus.base import Item, Revoked, StartFrom, Stream, SubscriptionBusy
+from relay.bus.claim import try_lock
 from relay.bus.embedded.log import LOG_FILE, STREAM, connect, select
 
 _T = TypeVar("_T")
@@ -58,15 +58,9 @@ class EmbeddedSubscription:
 
     def _lock(self) -> None:
         """One delivering process per subscriber on an embedded log; others stand by."""
-        lock_path = self.path.parent / f".{self.consumer}.lock"
-        handle = open(lock_path, "a+b")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise SubscriptionBusy(
-                f"another process delivers for {self.consumer} from {self.path}"
-            ) from None
+        handle = try_lock(self.path.parent / f".{self.consumer}.lock")  # held until close()
+        if handle is None:
+            raise SubscriptionBusy(f"another process delivers for {self.consumer} from {self.path}")
         self._lock_handle = handle
 
     def _open(self) -> None:

@@ -326,7 +326,9 @@ async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
         broker,
         topics,
         f'  - {{name: patient, url: "{subscriber.url}", start_from: earliest,\n'
-        "     retry: {max_attempts: 4, initial: 1s, max: 1s, jitter: false}}",
+        # a 3 s backoff: the stop below must land inside it even on a loaded machine (an
+        # attempt in flight when the process stops is sent again: at least once)
+        "     retry: {max_attempts: 4, initial: 3s, max: 3s, jitter: false}}",
     )
     event = chat_event(1, 1)
     await kafka_bus.publish(records(topics["events"], [event]))

@@ -18,13 +18,13 @@ from relay.events import CloudEvent
 from relay.providers import Inbound, MalformedBody, Unmappable
 from relay.providers.chatwoot import content, parts
 from relay.providers.chatwoot.fast import normalize_fast as chatwoot_fast
-from relay.providers.chatwoot.normalize import normalize_tolerant as chatwoot_tolerant
 from relay.providers.fast import FALLBACK_ERRORS, Fallback
 from relay.providers.plugchat import canonical_kind, zapi
 from relay.providers.plugchat import fast as plugchat_reading_fast
 from relay.providers.plugchat import normalize_tolerant as plugchat_tolerant
 from relay.providers.plugchat.fast import normalize_fast as normalize_plugchat_fast
 from tests.support import FIXTURES
+from tests.unit.providers.chatwoot.reference import normalize_tolerant as chatwoot_tolerant
 
 Path_ = Callable[[Inbound], list[CloudEvent]]
 

@@ -24,20 +24,21 @@ from relay.events import (
     SharedContact,
     Template,
 )
-from relay.providers.chatwoot.parts import actor, dict_or_none
+from relay.providers.chatwoot.parts import actor, dict_or_none, text
 from relay.providers.coerce import (
     as_bool,
     as_e164,
     as_float,
     as_int,
     as_str,
-    as_time,
     get,
     get_list,
     get_obj,
     get_str,
 )
-from relay.providers.extensions import leftovers
+from relay.providers.fast import clean, passthrough, time_of
+
+_EMPTY: dict[str, Any] = {}
 
 _MESSAGE_STATUSES: dict[str, MessageStatus] = {
     "sent": "sent",
@@ -265,8 +266,11 @@ def _kind(attachment_kind: str | None, type_: str | None, content_type: str | No
     return "text"
 
 
-def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
-    type_ = message_type(get(obj, "message_type"))
+def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
+    """A Chatwoot message object as the canonical message (``status_raw``: its status, or
+    the conversation copy's when the message has none)."""
+    obj = clean(value, MESSAGE_KEYS)
+    type_ = message_type(obj.get("message_type"))
     direction: Direction | None = (
         "incoming"
         if type_ == "incoming"
@@ -274,11 +278,9 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
         if type_ in ("outgoing", "template")
         else None
     )
-    content_attributes = dict_or_none(get(obj, "content_attributes"))
-    attrs: Mapping[str, Any] = content_attributes or {}
-    sender = actor(
-        get(obj, "sender"), default_type="contact" if direction == "incoming" else "user"
-    )
+    content_attributes = dict_or_none(obj.get("content_attributes"))
+    attrs: Mapping[str, Any] = content_attributes or _EMPTY
+    sender = actor(obj.get("sender"), "contact" if direction == "incoming" else "user")
     if sender is None:
         if type_ == "activity":
             sender = Actor(type="system")
@@ -290,72 +292,104 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
             sender = actor(conversation_contact)
     # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
     # more is not a real message, and reading them all would only let one body cost more.
-    attachments = _Attachments(get_list(obj, "attachments")[:MAX_ATTACHMENTS])
+    items = obj.get("attachments")
+    attachments = _Attachments(items[:MAX_ATTACHMENTS] if type(items) is list else [])
     contacts = attachments.contacts
-    content_type = get_str(obj, "content_type")
+    content_type = text(obj, "content_type")
     kind = _kind(attachments.kind, type_, content_type)
-    text = get_str(obj, "content", "processed_message_content")
-    submitted = get(attrs, "submitted_values")
-    csat = None
-    reply = None
-    if content_type == "input_csat":
-        response = get_obj(submitted, "csat_survey_response")
-        csat = Csat(
-            rating=as_int(get(response, "rating")),
-            feedback=get_str(response, "feedback_message"),
-        )
-    elif content_type == "input_select" and isinstance(submitted, list) and submitted:
-        chosen = submitted[0]
-        reply = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
-    items = get_list(attrs, "items")
-    additional = get_obj(obj, "additional_attributes")
-    template = _template(additional, text)
+    body = text(obj, "content") or text(obj, "processed_message_content")
+    interactive = _Interactive(attrs, content_type) if content_type in _CONTENT_KINDS else _NOTHING
+    additional = obj.get("additional_attributes")
+    template = _template(additional, body) if type(additional) is dict and additional else None
     if template is not None and kind == "text":
         kind = "template"
-    status = (status_raw or "").lower()
     return Message(
-        id=get_str(obj, "id"),
+        id=text(obj, "id"),
         direction=direction,
         kind=kind,
-        text=text,
-        private=as_bool(get(obj, "private")) or False,
-        status=_MESSAGE_STATUSES.get(status),
+        text=body,
+        private=as_bool(obj.get("private")) or False,
+        status=_MESSAGE_STATUSES.get((status_raw or "").lower()),
         provider_status=status_raw,
-        created_at=as_time(get(obj, "created_at")),
+        created_at=time_of(obj.get("created_at")),
         sender=sender,
         media=attachments.media,
         location=attachments.location,
         shared_contact=contacts[0] if contacts else None,
         shared_contacts=contacts,
-        reply=reply,
-        options=_options(items) if content_type == "input_select" else [],
-        cards=_cards(items) if content_type == "cards" else [],
-        form=_form(items, submitted) if content_type == "form" else [],
+        reply=interactive.reply,
+        options=interactive.options,
+        cards=interactive.cards,
+        form=interactive.form,
         template=template,
-        csat=csat,
-        in_reply_to=get_str(attrs, "in_reply_to"),
-        error=_error(get(attrs, "external_error")),
+        csat=interactive.csat,
+        in_reply_to=get_str(attrs, "in_reply_to") if attrs else None,
+        error=_error(get(attrs, "external_error")) if attrs else None,
         attributes=content_attributes,
     )
 
 
-def is_deleted(obj: Mapping[str, Any]) -> bool:
+class _Interactive:
+    """The bot/interactive content of a message: its ``content_attributes`` (``attrs``)
+    read by its ``content_type``."""
+
+    __slots__ = ("cards", "csat", "form", "options", "reply")
+
+    def __init__(self, attrs: Mapping[str, Any], content_type: str | None) -> None:
+        self.csat: Csat | None = None
+        self.reply: Reply | None = None
+        self.options: list[Option] = []
+        self.cards: list[Card] = []
+        self.form: list[FormField] = []
+        submitted = get(attrs, "submitted_values")
+        if content_type == "input_csat":
+            response = get_obj(submitted, "csat_survey_response")
+            self.csat = Csat(
+                rating=as_int(get(response, "rating")),
+                feedback=get_str(response, "feedback_message"),
+            )
+        elif content_type == "input_select" and isinstance(submitted, list) and submitted:
+            chosen = submitted[0]
+            self.reply = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
+        if content_type == "input_select":
+            self.options = _options(get_list(attrs, "items"))
+        elif content_type == "cards":
+            self.cards = _cards(get_list(attrs, "items"))
+        elif content_type == "form":
+            self.form = _form(get_list(attrs, "items"), submitted)
+
+
+_NOTHING = _Interactive(_EMPTY, None)
+"""A message without interactive content (shared: its lists are never changed)."""
+
+
+def _attributes(value: dict[str, Any]) -> dict[str, Any]:
+    return clean(clean(value, MESSAGE_KEYS).get("content_attributes"), _ATTRIBUTE_KEYS)
+
+
+def is_deleted(obj: dict[str, Any]) -> bool:
     """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``)."""
-    if as_bool(get(get_obj(obj, "content_attributes"), "deleted")):
+    if as_bool(_attributes(obj).get("deleted")):
         return True
-    return (get_str(obj, "status") or "").lower() == "deleted"
+    return (text(clean(obj, MESSAGE_KEYS), "status") or "").lower() == "deleted"
 
 
-def is_submission(obj: Mapping[str, Any]) -> bool:
+def is_submission(obj: dict[str, Any]) -> bool:
     """The contact has answered this message's survey, select or form."""
-    submitted = get(get_obj(obj, "content_attributes"), "submitted_values")
+    submitted = _attributes(obj).get("submitted_values")
     return bool(submitted) and isinstance(submitted, Mapping | list)
 
 
-def message_extension(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    found = leftovers(obj, MESSAGE_KEYS)
-    additional = get_obj(obj, "additional_attributes")
-    rest = leftovers(additional, frozenset({"template_params"})) if additional else None
+def message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
+    found = passthrough(obj, MESSAGE_KEYS)
+    additional = clean(obj, MESSAGE_KEYS).get("additional_attributes")
+    rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
         found = {**(found or {}), "additional_attributes": rest}
     return found
+
+
+_ATTRIBUTE_KEYS = frozenset(
+    {"deleted", "submitted_values", "items", "in_reply_to", "external_error", "external_echo"}
+)
+_TEMPLATE_KEY = frozenset({"template_params"})

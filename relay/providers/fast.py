@@ -10,6 +10,7 @@ unexpected JSON type, a shape it has no reader for. The tolerant path then reads
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -211,11 +212,27 @@ def time_of(value: Any) -> str | None:
                 _VALID_MINUTES.add(minute)
             return found
     elif kind is int and _FIRST_SECOND <= value <= _LAST_SECOND:
-        minute, second = divmod(value, 60)
-        prefix = _MINUTES.get(minute)
-        if prefix is None:
-            if len(_MINUTES) >= 4096:
-                _MINUTES.clear()
-            prefix = _MINUTES[minute] = (as_time(minute * 60) or "")[:17]
-        return f"{prefix}{_SECONDS[second]}.000Z"
+        return f"{_minute(value // 60)}{_SECONDS[value % 60]}.000Z"
+    elif kind is float and _FIRST_SECOND <= value <= _LAST_SECOND:
+        # coerce's rounding (datetime's: to the microsecond, half to even), then truncated
+        fraction, whole = math.modf(value)
+        micros = round(fraction * 1e6)
+        if micros >= 1_000_000:
+            whole += 1.0
+            micros -= 1_000_000
+        seconds = int(whole)
+        return f"{_minute(seconds // 60)}{_SECONDS[seconds % 60]}.{_MILLIS[micros // 1000]}Z"
     return as_time(value)
+
+
+def _minute(minute: int) -> str:
+    """``YYYY-MM-DDTHH:MM:`` of an epoch minute."""
+    prefix = _MINUTES.get(minute)
+    if prefix is None:
+        if len(_MINUTES) >= 4096:
+            _MINUTES.clear()
+        prefix = _MINUTES[minute] = (as_time(minute * 60) or "")[:17]
+    return prefix
+
+
+_MILLIS = [f"{n:03d}" for n in range(1000)]

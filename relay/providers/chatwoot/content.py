@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from relay.events import (
     Actor,
     Button,
@@ -83,6 +85,9 @@ MESSAGE_KEYS = frozenset(
         "sender_id",
     }
 )
+
+MESSAGE_SEEN = MESSAGE_KEYS | {"source_id"}
+"""For clean(): a message object's keys as Chatwoot sends them."""
 
 
 def message_type(value: Any) -> str | None:
@@ -269,7 +274,7 @@ def _kind(attachment_kind: str | None, type_: str | None, content_type: str | No
 def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
     """A Chatwoot message object as the canonical message (``status_raw``: its status, or
     the conversation copy's when the message has none)."""
-    obj = clean(value, MESSAGE_KEYS)
+    obj = clean(value, MESSAGE_SEEN)
     type_ = message_type(obj.get("message_type"))
     direction: Direction | None = (
         "incoming"
@@ -303,7 +308,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     template = _template(additional, body) if type(additional) is dict and additional else None
     if template is not None and kind == "text":
         kind = "template"
-    return Message(
+    message = Message(
         id=text(obj, "id"),
         direction=direction,
         kind=kind,
@@ -314,6 +319,13 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         created_at=time_of(obj.get("created_at")),
         sender=sender,
         media=attachments.media,
+        attributes=content_attributes,
+    )
+    if not (attachments.location or contacts or interactive is not _NOTHING or template or attrs):
+        return message
+    # a call of more than 15 keywords costs several times one of 15: the rest apart
+    return msgspec.structs.replace(
+        message,
         location=attachments.location,
         shared_contact=contacts[0] if contacts else None,
         shared_contacts=contacts,
@@ -325,7 +337,6 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         csat=interactive.csat,
         in_reply_to=get_str(attrs, "in_reply_to") if attrs else None,
         error=_error(get(attrs, "external_error")) if attrs else None,
-        attributes=content_attributes,
     )
 
 
@@ -364,14 +375,14 @@ _NOTHING = _Interactive(_EMPTY, None)
 
 
 def _attributes(value: dict[str, Any]) -> dict[str, Any]:
-    return clean(clean(value, MESSAGE_KEYS).get("content_attributes"), _ATTRIBUTE_KEYS)
+    return clean(clean(value, MESSAGE_SEEN).get("content_attributes"), _ATTRIBUTE_KEYS)
 
 
 def is_deleted(obj: dict[str, Any]) -> bool:
     """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``)."""
     if as_bool(_attributes(obj).get("deleted")):
         return True
-    return (text(clean(obj, MESSAGE_KEYS), "status") or "").lower() == "deleted"
+    return (text(clean(obj, MESSAGE_SEEN), "status") or "").lower() == "deleted"
 
 
 def is_submission(obj: dict[str, Any]) -> bool:
@@ -382,7 +393,7 @@ def is_submission(obj: dict[str, Any]) -> bool:
 
 def message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
     found = passthrough(obj, MESSAGE_KEYS)
-    additional = clean(obj, MESSAGE_KEYS).get("additional_attributes")
+    additional = clean(obj, MESSAGE_SEEN).get("additional_attributes")
     rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
         found = {**(found or {}), "additional_attributes": rest}

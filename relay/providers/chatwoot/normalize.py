@@ -10,8 +10,7 @@ the tolerant normalizer it replaced, byte for byte).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -26,7 +25,7 @@ from relay.providers.base import (
     require_object,
 )
 from relay.providers.chatwoot import content, parts
-from relay.providers.chatwoot.parts import CONVERSATION_KEYS, META_KEYS, text
+from relay.providers.chatwoot.parts import CONVERSATION_SEEN, META_KEYS, text
 from relay.providers.coerce import as_bool, as_time, get, get_obj, get_str
 from relay.providers.extensions import bounded
 from relay.providers.fast import clean, forget, time_of
@@ -35,21 +34,15 @@ AUTOMATION_PREFIX = "automation_event."
 _EMPTY: dict[str, Any] = {}
 # What a body's top level holds, for any event (speeds up clean(), which needs no list).
 _BODY_KEYS = (
-    content.MESSAGE_KEYS
-    | parts.CONVERSATION_KEYS
-    | parts.CONTACT_KEYS
+    content.MESSAGE_SEEN
+    | parts.CONVERSATION_SEEN
+    | parts.PERSON_SEEN
     | {"source_id", "current_conversation", "event_info", "user", "is_private"}
 )
-_COPY_KEYS = content.MESSAGE_KEYS | {
-    "source_id",
-    "sentiment",
-    "external_source_ids",
-    "processed_message_content",
-}
+_COPY_KEYS = content.MESSAGE_SEEN | {"sentiment", "external_source_ids"}
 
 
-@dataclass(frozen=True, slots=True)
-class Read:
+class Read(NamedTuple):
     """One body on its way to an event: what every builder gets."""
 
     inbound: Inbound
@@ -130,9 +123,9 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         listed = top.get("messages")
         messages = [m for m in listed if type(m) is dict] if type(listed) is list else []
         message_obj = messages[-1] if messages else _EMPTY
-    conversation = clean(conversation_obj, CONVERSATION_KEYS)
+    conversation = clean(conversation_obj, CONVERSATION_SEEN)
     conversation_contact = clean(conversation.get("meta"), META_KEYS).get("sender")
-    message_view = clean(message_obj, content.MESSAGE_KEYS)
+    message_view = clean(message_obj, content.MESSAGE_SEEN)
     copy = _latest(text(message_view, "id"), conversation)
     # A read receipt on message_updated has no top-level status; only the copy says `read`.
     status = text(message_view, "status") or text(copy, "status")
@@ -207,7 +200,7 @@ def conversation_event(read: Read, type_: EventType) -> CloudEvent:
 def typing_event(read: Read, type_: EventType) -> CloudEvent:
     top = read.top
     conversation_obj = top.get("conversation")
-    conversation = clean(conversation_obj, CONVERSATION_KEYS)
+    conversation = clean(conversation_obj, CONVERSATION_SEEN)
     data = read.data(
         inbox=parts.inbox(top, conversation),
         conversation=parts.conversation(conversation_obj),
@@ -253,7 +246,7 @@ def widget_event(read: Read, type_: EventType) -> CloudEvent:
         browser=parts.dict_or_none(get(info, "browser")),
     )
     data = read.data(
-        inbox=parts.inbox(top, clean(current, CONVERSATION_KEYS)),
+        inbox=parts.inbox(top, clean(current, CONVERSATION_SEEN)),
         conversation=parts.conversation(current),
         contact=parts.contact(top.get("contact")),
         widget=widget,

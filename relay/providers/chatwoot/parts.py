@@ -86,6 +86,24 @@ CONVERSATION_KEYS = frozenset(
         "contact_inbox",
     }
 )
+# Keys Chatwoot sends in each object (its webhook_data/push_event_data builders), for
+# clean(): an object holding only these is read as it is after one subset test.
+PERSON_SEEN = CONTACT_KEYS | {
+    "available_name",
+    "additional_attributes",
+    "blocked",
+    "availability_status",
+    "last_activity_at",
+}
+CONVERSATION_SEEN = CONVERSATION_KEYS | {
+    "can_reply",
+    "unread_count",
+    "first_reply_created_at",
+    "waiting_since",
+    "agent_last_seen_at",
+    "contact_last_seen_at",
+    "assignee_last_seen_at",
+}
 META_KEYS = frozenset({"sender", "assignee", "assignee_type", "team", "hmac_verified", "channel"})
 SMALL_KEYS = frozenset({"id", "name", "channel_type"})
 """An account or inbox object."""
@@ -102,7 +120,7 @@ def text(obj: dict[str, Any], key: str) -> str | None:
 
 def _account_id_of_conversation(value: Any) -> str | None:
     # Conversation payloads before Chatwoot 4.15 carry no account; their last message does.
-    conversation = clean(value, CONVERSATION_KEYS)
+    conversation = clean(value, CONVERSATION_SEEN)
     found = text(conversation, "account_id")
     messages = conversation.get("messages")
     for message in messages if type(messages) is list and found is None else ():
@@ -154,7 +172,7 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
     """
     if type(value) is not dict or not value:
         return None
-    obj = clean(value, CONTACT_KEYS)
+    obj = clean(value, PERSON_SEEN)
     kind = (text(obj, "type") or default_type).lower()
     return Actor(
         type=_ACTOR_TYPES.get(kind, "system"),
@@ -168,7 +186,7 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
 def contact(value: Any) -> Contact | None:
     if type(value) is not dict or not value:
         return None
-    obj = clean(value, CONTACT_KEYS)
+    obj = clean(value, PERSON_SEEN)
     return Contact(
         id=text(obj, "id"),
         name=text(obj, "name"),
@@ -186,7 +204,7 @@ def contact_extension(obj: Any) -> dict[str, Any] | None:
 
 def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
     found = passthrough(obj, CONVERSATION_KEYS)
-    contact_inbox = clean(obj, CONVERSATION_KEYS).get("contact_inbox")
+    contact_inbox = clean(obj, CONVERSATION_SEEN).get("contact_inbox")
     if type(contact_inbox) is dict:
         # the raw contact_inbox row carries the widget's pubsub_token: a credential
         kept = {k: v for k, v in contact_inbox.items() if k != "pubsub_token" and v is not None}
@@ -212,15 +230,18 @@ def _labels(value: Any) -> list[str] | None:
 def conversation(value: Any) -> Conversation | None:
     if type(value) is not dict or not value:
         return None
-    obj = clean(value, CONVERSATION_KEYS)
+    obj = clean(value, CONVERSATION_SEEN)
     meta = clean(obj.get("meta"), META_KEYS)
     team = meta.get("team")
+    assignee = meta.get("assignee")
     status_raw = obj.get("status")
     updated = obj.get("updated_at")
     if updated is None:
         updated = obj.get("last_activity_at")
         if updated is None:
             updated = obj.get("timestamp")
+    labels = obj.get("labels")
+    custom, additional = obj.get("custom_attributes"), obj.get("additional_attributes")
     return Conversation(
         id=text(obj, "display_id") or text(obj, "id"),
         status=_CONVERSATION_STATUSES.get(status_raw.lower())
@@ -229,15 +250,15 @@ def conversation(value: Any) -> Conversation | None:
         provider_status=as_str(status_raw),
         inbox_id=text(obj, "inbox_id"),
         channel=text(obj, "channel"),
-        assignee=actor(meta.get("assignee"), default_type="user"),
+        assignee=actor(assignee, default_type="user") if assignee else None,
         team=get_str(team, "name") if type(team) is dict else as_str(team),
-        labels=_labels(obj.get("labels")),
+        labels=_labels(labels) if labels else None,
         priority=text(obj, "priority"),
         created_at=time_of(obj.get("created_at")),
         updated_at=time_of(updated),
         snoozed_until=time_of(obj.get("snoozed_until")),
-        custom_attributes=dict_or_none(obj.get("custom_attributes")),
-        additional_attributes=dict_or_none(obj.get("additional_attributes")),
+        custom_attributes=dict_or_none(custom) if custom else None,
+        additional_attributes=dict_or_none(additional) if additional else None,
     )
 
 

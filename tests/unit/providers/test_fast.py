@@ -305,6 +305,45 @@ def test_every_read_key_in_every_object_gives_the_same_events_both_ways(fixture:
     assert agreed > objects * len(READ_KEYS[provider])  # mostly read by the fast path, not declined
 
 
+PADDED = sorted(
+    f"chatwoot/{name}.json"
+    for name in (
+        "message_created",
+        "message_created_contact_card",
+        "message_updated_csat_submitted",
+        "message_updated_deleted",
+        "conversation_updated",
+        "contact_updated",
+        "conversation_typing_on",
+        "webwidget_triggered",
+        "automation_event_conversation_updated",
+    )
+)
+
+
+@pytest.mark.parametrize("fixture", PADDED)
+def test_every_key_padded_in_turn_gives_the_same_events_both_ways(fixture: str) -> None:
+    """Each key of each object, padded (before, after, both; and next to its exact twin),
+    one at a time: what the readers find through clean() is what the tolerant readers
+    find, extensions included."""
+    original = (FIXTURES / fixture).read_text()
+    objects = len(_objects(json.loads(original), []))
+    compared = 0
+    for at in range(objects):
+        keys = list(_objects(json.loads(original), [])[at])
+        for key in keys:
+            for spelled, keep in [(f" {key}", False), (f"{key}\t", False), (f" {key} ", True)]:
+                body = json.loads(original)
+                obj = _objects(body, [])[at]
+                obj[spelled] = obj[key] if keep else obj.pop(key)
+                raw = json.dumps(body).encode()
+                fast = fast_outcome("chatwoot", raw, None)
+                assert fast is not None
+                assert fast == outcome(PATHS["chatwoot"][1], raw, None), (at, spelled)
+                compared += 1
+    assert compared > objects
+
+
 ATTENDANCES = sorted(
     str(path.relative_to(FIXTURES))
     for kind in ("startAttendance", "finishAttendance")

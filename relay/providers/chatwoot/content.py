@@ -1,6 +1,6 @@
 """A Chatwoot message → the canonical :class:`Message`: direction, sender, per-item media,
-locations and shared contacts from attachments, and the bot/interactive content types
-(``input_select``, ``cards``, ``form``, ``input_csat``), template params, errors."""
+locations and shared contacts from attachments, template params, errors (the bot and
+interactive content types are :mod:`relay.providers.chatwoot.interactive`'s)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,16 @@ import msgspec
 
 from relay.events import (
     Actor,
-    Button,
-    Card,
-    Csat,
     Direction,
-    FormField,
     Location,
     Media,
     Message,
     MessageError,
     MessageStatus,
-    Option,
-    Reply,
     SharedContact,
     Template,
 )
+from relay.providers.chatwoot.interactive import NOTHING, Interactive
 from relay.providers.chatwoot.parts import actor, dict_or_none, text
 from relay.providers.coerce import (
     as_bool,
@@ -34,7 +29,6 @@ from relay.providers.coerce import (
     as_int,
     as_str,
     get,
-    get_list,
     get_obj,
     get_str,
 )
@@ -189,59 +183,6 @@ def _error(value: Any) -> MessageError | None:
     return MessageError(detail=text)
 
 
-def _options(items: list[Any]) -> list[Option]:
-    return [
-        Option(id=get_str(item, "value", "id"), title=get_str(item, "title", "label"))
-        for item in items
-        if isinstance(item, Mapping)
-    ]
-
-
-def _cards(items: list[Any]) -> list[Card]:
-    cards = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            continue
-        buttons = [
-            Button(
-                type="url" if get_str(action, "type") == "link" else get_str(action, "type"),
-                id=get_str(action, "payload"),
-                title=get_str(action, "text"),
-                url=get_str(action, "uri"),
-            )
-            for action in get_list(item, "actions")
-            if isinstance(action, Mapping)
-        ]
-        media_url = get_str(item, "media_url")
-        cards.append(
-            Card(
-                title=get_str(item, "title"),
-                text=get_str(item, "description"),
-                media=Media(kind="image", url=media_url) if media_url else None,
-                buttons=buttons,
-            )
-        )
-    return cards
-
-
-def _form(items: list[Any], submitted: Any) -> list[FormField]:
-    values: dict[str, Any] = {}
-    for entry in submitted if isinstance(submitted, list) else []:
-        name = get_str(entry, "name")
-        if name is not None:
-            values[name] = get(entry, "value")
-    return [
-        FormField(
-            name=(name := get_str(item, "name")),
-            type=get_str(item, "type"),
-            label=get_str(item, "label", "placeholder"),
-            value=values.get(name) if name is not None else None,
-        )
-        for item in items
-        if isinstance(item, Mapping)
-    ]
-
-
 def _template(additional: Mapping[str, Any], text: str | None) -> Template | None:
     params = get_obj(additional, "template_params")
     if not params:
@@ -303,7 +244,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     content_type = text(obj, "content_type")
     kind = _kind(attachments.kind, type_, content_type)
     body = text(obj, "content") or text(obj, "processed_message_content")
-    interactive = _Interactive(attrs, content_type) if content_type in _CONTENT_KINDS else _NOTHING
+    interactive = Interactive(attrs, content_type) if content_type in _CONTENT_KINDS else NOTHING
     additional = obj.get("additional_attributes")
     template = _template(additional, body) if type(additional) is dict and additional else None
     if template is not None and kind == "text":
@@ -321,7 +262,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         media=attachments.media,
         attributes=content_attributes,
     )
-    if not (attachments.location or contacts or interactive is not _NOTHING or template or attrs):
+    if not (attachments.location or contacts or interactive is not NOTHING or template or attrs):
         return message
     # a call of more than 15 keywords costs several times one of 15: the rest apart
     return msgspec.structs.replace(
@@ -338,40 +279,6 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         in_reply_to=get_str(attrs, "in_reply_to") if attrs else None,
         error=_error(get(attrs, "external_error")) if attrs else None,
     )
-
-
-class _Interactive:
-    """The bot/interactive content of a message: its ``content_attributes`` (``attrs``)
-    read by its ``content_type``."""
-
-    __slots__ = ("cards", "csat", "form", "options", "reply")
-
-    def __init__(self, attrs: Mapping[str, Any], content_type: str | None) -> None:
-        self.csat: Csat | None = None
-        self.reply: Reply | None = None
-        self.options: list[Option] = []
-        self.cards: list[Card] = []
-        self.form: list[FormField] = []
-        submitted = get(attrs, "submitted_values")
-        if content_type == "input_csat":
-            response = get_obj(submitted, "csat_survey_response")
-            self.csat = Csat(
-                rating=as_int(get(response, "rating")),
-                feedback=get_str(response, "feedback_message"),
-            )
-        elif content_type == "input_select" and isinstance(submitted, list) and submitted:
-            chosen = submitted[0]
-            self.reply = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
-        if content_type == "input_select":
-            self.options = _options(get_list(attrs, "items"))
-        elif content_type == "cards":
-            self.cards = _cards(get_list(attrs, "items"))
-        elif content_type == "form":
-            self.form = _form(get_list(attrs, "items"), submitted)
-
-
-_NOTHING = _Interactive(_EMPTY, None)
-"""A message without interactive content (shared: its lists are never changed)."""
 
 
 def _attributes(value: dict[str, Any]) -> dict[str, Any]:

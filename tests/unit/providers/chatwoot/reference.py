@@ -43,14 +43,12 @@ from relay.providers.chatwoot.content import (
     MAX_ATTACHMENTS,
     MESSAGE_KEYS,
     _Attachments,
-    _cards,
     _error,
-    _form,
     _kind,
-    _options,
     _template,
     message_type,
 )
+from relay.providers.chatwoot.interactive import _cards, _form, _options
 from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX
 from relay.providers.chatwoot.parts import (
     _ACTOR_TYPES,

@@ -11,7 +11,7 @@ unexpected JSON type, a shape it has no reader for. The tolerant path then reads
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -117,7 +117,7 @@ def _analyse(keys: tuple[str, ...], known: frozenset[str]) -> tuple[tuple[str, .
     return extra, any(key.strip() != key for key in extra)
 
 
-def clean(obj: Any, known: frozenset[str]) -> dict[str, Any]:
+def clean(obj: Any, known: frozenset[str]) -> Mapping[str, Any]:
     """What a reader may ``.get`` from a JSON object: ``obj`` itself, or when a key carries
     stray whitespace, a copy where each padded key is also found stripped (its first
     spelling, unless the exact key is there): what :func:`relay.providers.coerce.get` would
@@ -133,23 +133,35 @@ def clean(obj: Any, known: frozenset[str]) -> dict[str, Any]:
     return _stripped(obj)
 
 
-class _Large(dict[str, Any]):
+class _Large(Mapping[str, Any]):
     """:func:`clean` of an object too large to check key by key (a 1 MiB body can hold 100k
-    keys): its exact keys at dict speed, any other as :func:`relay.providers.coerce.get`
-    finds it (its index of the object's keys, built once)."""
+    keys), without copying it: its exact keys at dict speed, any other as
+    :func:`relay.providers.coerce.get` finds it (its index of the object's keys, built
+    once)."""
 
     __slots__ = ("_obj",)
 
     def __init__(self, obj: dict[str, Any]) -> None:
-        super().__init__(obj)
         self._obj = obj
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = dict.get(self, key, _MISSING)
+        value = self._obj.get(key, _MISSING)
         if value is _MISSING:
             value = tolerant_get(self._obj, key)
             return default if value is None else value
         return value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._obj)
+
+    def __len__(self) -> int:
+        return len(self._obj)
 
 
 def _stripped(obj: dict[str, Any]) -> dict[str, Any]:

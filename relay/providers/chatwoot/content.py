@@ -281,7 +281,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     )
 
 
-def _attributes(value: dict[str, Any]) -> dict[str, Any]:
+def _attributes(value: dict[str, Any]) -> Mapping[str, Any]:
     return clean(clean(value, MESSAGE_SEEN).get("content_attributes"), _ATTRIBUTE_KEYS)
 
 

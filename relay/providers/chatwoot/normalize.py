@@ -9,7 +9,7 @@ the tolerant normalizer it replaced, byte for byte).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import msgspec
@@ -48,7 +48,7 @@ class Read(NamedTuple):
     inbound: Inbound
     payload: dict[str, Any]
     """The body as decoded (extensions are its keys as sent)."""
-    top: dict[str, Any]
+    top: Mapping[str, Any]
     """The body cleaned, to read from."""
     event: str
     account: Account | None
@@ -98,7 +98,7 @@ class Read(NamedTuple):
 Builder = Callable[[Read, EventType], CloudEvent]
 
 
-def _latest(message_id: str | None, conversation: dict[str, Any]) -> dict[str, Any]:
+def _latest(message_id: str | None, conversation: Mapping[str, Any]) -> Mapping[str, Any]:
     """The conversation's copy of this message (``conversation.messages[]``), cleaned."""
     items = conversation.get("messages")
     if message_id is None or type(items) is not list:

@@ -110,7 +110,7 @@ SMALL_KEYS = frozenset({"id", "name", "channel_type"})
 ACCOUNT_ID = frozenset({"account_id"})
 
 
-def text(obj: dict[str, Any], key: str) -> str | None:
+def text(obj: Mapping[str, Any], key: str) -> str | None:
     """``get_str`` of a cleaned object (:func:`relay.providers.fast.clean`)."""
     value = obj.get(key)
     if type(value) is str:
@@ -130,7 +130,7 @@ def _account_id_of_conversation(value: Any) -> str | None:
     return found
 
 
-def account(payload: dict[str, Any]) -> Account | None:
+def account(payload: Mapping[str, Any]) -> Account | None:
     """The account of a body (any event): its ``account``, or an ``account_id`` of the body,
     of its conversation or of their messages."""
     obj = clean(payload.get("account"), SMALL_KEYS)
@@ -147,7 +147,7 @@ def account(payload: dict[str, Any]) -> Account | None:
     return Account(id=account_id, name=name)
 
 
-def inbox(obj: dict[str, Any], conversation: dict[str, Any]) -> Inbox | None:
+def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | None:
     """The inbox of a body (cleaned) and of its conversation (cleaned)."""
     found = clean(obj.get("inbox"), SMALL_KEYS)
     inbox_id = text(found, "id") or text(conversation, "inbox_id")
@@ -262,7 +262,7 @@ def conversation(value: Any) -> Conversation | None:
     )
 
 
-def changes(payload: dict[str, Any]) -> dict[str, Change] | None:
+def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:
     """``changed_attributes`` of a cleaned body: a list of one-key objects (or one object)
     of attr → values."""
     raw = payload.get("changed_attributes")

@@ -377,8 +377,10 @@ def test_a_fast_normalization_leaves_no_index_holding_the_body() -> None:
 
     body = json.loads((FIXTURES / "chatwoot/message_created.json").read_text())
     body["content_attributes"] = {f"k{i}": i for i in range(40)}  # large enough to index
+    body.update({f" x{i}": i for i in range(70)})  # a top level read through a large view
     raw = json.dumps(body).encode()
     assert fast_outcome("chatwoot", raw, None) is not None
+    assert coerce._indexes  # the fast path alone leaves it to its caller
     coerce.forget_indexes()
     chatwoot_normalize(inbound(raw, None))
     assert not coerce._indexes

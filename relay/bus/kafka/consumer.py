@@ -157,11 +157,23 @@ class KafkaSubscription:
             log.warning("commit_failed", error=str(exc))
 
     async def backlog(self) -> int:
+        """Records of the assigned partitions not yet handed to relay.
+
+        The log end comes from a ListOffsets request as well as from the last fetch's
+        highwater: aiokafka fetches no more of a partition while records of it sit unread
+        in its buffer (exactly when delivery stalls), so that highwater stops moving.
+        """
+        consumer = self._consumer
+        fetched = {
+            tp: hw for tp in consumer.assignment() if (hw := consumer.highwater(tp)) is not None
+        }
+        if not fetched:  # no position before the first fetch of a partition
+            return 0
+        ends = await consumer.end_offsets(list(fetched))
         total = 0
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                total += max(0, highwater - await self._consumer.position(tp))
+        for tp, highwater in fetched.items():
+            end = max(highwater, ends.get(tp) or 0)
+            total += max(0, end - await consumer.position(tp))
         return total
 
 

@@ -7,7 +7,7 @@ reloader; ``integration/test_admin_api.py`` covers the endpoints with delivery a
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,17 @@ subscribers: [{{name: crm, url: 'http://127.0.0.1:9/hook'}}]
 """
 
 
+@pytest.fixture
+def away_from_utc() -> Iterator[None]:
+    """The process's local time zone is not UTC (a time without an offset is UTC even so)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "America/Sao_Paulo")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+@pytest.mark.usefixtures("away_from_utc")
 def test_a_time_is_a_duration_ago_or_an_rfc_3339_time() -> None:
     before = int(time.time() * 1000)
     two_hours_ago = time_param("2h", "since")

@@ -42,6 +42,20 @@ def normalize(
     return NORMALIZERS[provider](inbound)
 
 
+def chatwoot_message(number: int, conversation: int | None = None) -> bytes:
+    """A Chatwoot message_created body; distinct numbers give distinct events."""
+    return json.dumps(
+        {
+            "event": "message_created",
+            "id": number,
+            "content": f"message {number}",
+            "message_type": "incoming",
+            "account": {"id": 1},
+            "conversation": {"id": number if conversation is None else conversation},
+        }
+    ).encode()
+
+
 def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
     """A Chatwoot ``message_created`` of source ``nexloo``, keyed by its conversation."""
     body = {

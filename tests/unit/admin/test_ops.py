@@ -26,6 +26,7 @@ from relay.index.store import Filters
 from relay.pipeline import Accepted, Pipeline
 from relay.providers import Inbound
 from relay.routing import Router
+from tests.factories import chatwoot_message
 from tests.subscriber import Subscriber
 from tests.support import poll_until
 
@@ -42,19 +43,6 @@ subscribers:
 """,
         env={},
     )
-
-
-def message(n: int) -> bytes:
-    return json.dumps(
-        {
-            "event": "message_created",
-            "id": n,
-            "content": f"message {n}",
-            "message_type": "incoming",
-            "account": {"id": 1},
-            "conversation": {"id": 40 + n},
-        }
-    ).encode()
 
 
 @dataclass
@@ -102,7 +90,7 @@ async def world(tmp_path: Path, subscriber: Subscriber) -> AsyncIterator[World]:
         inbound = Inbound(
             source="nexloo",
             provider="chatwoot",
-            body=message(n),
+            body=chatwoot_message(n),
             received_at="2026-01-01T00:00:00.000Z",
             request_id=f"req-{n}",
             content_type="application/json",
@@ -131,7 +119,7 @@ async def test_an_event_is_shown_with_its_raw_body_and_its_dead_letters(world: W
     assert shown["indexed"].id == shown["event"]["id"] == world.ids[0]
     raw = shown["raw"]
     assert (raw["matched_by"], raw["request_id"], raw["truncated"]) == ("adjacent", "req-1", False)
-    assert json.loads(raw["body"]) == json.loads(message(1))
+    assert json.loads(raw["body"]) == json.loads(chatwoot_message(1))
     assert raw["content_type"] == "application/json"
     [dead] = shown["deadletters"]
     assert (dead.subscriber, dead.reason) == ("crm", "delivery_exhausted")

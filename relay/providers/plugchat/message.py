@@ -192,7 +192,7 @@ def message(
     )
     if not with_extension:
         return built, None
-    known = MESSAGE_KEYS if key is None else MESSAGE_KEYS | {key.strip()}
+    known = MESSAGE_KEYS if key is None else _KNOWN_WITH[key.strip()]
     content_obj = payload[key] if key is not None else None
     extension = bounded(
         (
@@ -205,3 +205,7 @@ def message(
         body_size,
     )
     return built, extension
+
+
+# the body's known keys with its content key, one set per content key (not one a body)
+_KNOWN_WITH = {key: MESSAGE_KEYS | {key} for key in contents.CONTENT_KEYS}

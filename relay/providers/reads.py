@@ -71,10 +71,7 @@ def plain_reads(known: frozenset[str]) -> Reads:
             return None
         for key in keys:
             value = obj.get(key)
-            if type(value) is str:
-                if value and not value.isspace():
-                    return value
-            elif value is not None and (text := as_str(value)) is not None:
+            if value is not None and (text := as_str(value)) is not None:
                 return text
         return None
 

@@ -31,24 +31,18 @@ from relay.providers.reads import Reads
 def event(
     inbound: Inbound,
     type_: EventType,
-    identity: str,
+    key: str,
     time: str | None,
     data: EventData,
-    partition: str | None,
+    chat: str | None,
     subject: str | None = None,
 ) -> CloudEvent:
-    """The envelope, keyed by ``partition`` (a chat), with the subject
-    ``conversation/<partition>`` unless told."""
-    if subject is None and partition:
-        subject = f"conversation/{partition}"
+    """The envelope: ``key`` says what the event is (its id hashes it), ``chat`` keys the
+    partition, and the subject is ``conversation/<chat>`` unless told."""
+    if subject is None and chat:
+        subject = f"conversation/{chat}"
     return build_event(
-        inbound,
-        type_=type_,
-        identity=identity,
-        time=time,
-        partition=partition,
-        subject=subject,
-        data=data,
+        inbound, type_=type_, identity=key, time=time, partition=chat, subject=subject, data=data
     )
 
 
@@ -202,27 +196,18 @@ def disconnected_event(
     get, get_str = r.get, r.get_str
     instance = get_str(payload, "instanceId")
     phone = get(payload, "connectedPhone")
-    data = EventData(
-        provider="plugchat",
-        source=inbound.source,
-        provider_event=event_name,
-        channel=Channel(
-            id=instance,
-            phone=as_e164(phone if phone is not None else get(payload, "phone")),
-            connected=False,
-            error=get_str(payload, "error"),
-        ),
+    channel = Channel(
+        id=instance,
+        phone=as_e164(phone if phone is not None else get(payload, "phone")),
+        connected=False,
+        error=get_str(payload, "error"),
     )
-    channel = f"channel/{instance}" if instance else None
+    data = EventData(
+        provider="plugchat", source=inbound.source, provider_event=event_name, channel=channel
+    )
+    # one event per instance's disconnection: the body itself says which
+    at = f"channel/{instance}" if instance else None
     time = as_time(get(payload, "momment"))
     return [
-        event(
-            inbound,
-            "chat.channel.disconnected",
-            body_digest(inbound.body),
-            time,
-            data,
-            channel,
-            channel,
-        )
+        event(inbound, "chat.channel.disconnected", body_digest(inbound.body), time, data, at, at)
     ]

@@ -300,6 +300,33 @@ def test_every_read_key_in_every_object_gives_the_same_events_both_ways(fixture:
     assert agreed > objects * len(READ_KEYS[provider])  # mostly read by the fast path, not declined
 
 
+PLUGCHAT_FIXTURES = sorted(name for name in FAST_FIXTURES if name.startswith("plugchat/"))
+
+
+@pytest.mark.parametrize("fixture", PLUGCHAT_FIXTURES)
+def test_every_key_padded_in_every_object_gives_the_same_events(fixture: str) -> None:
+    """Each key of each object of the body padded in turn (the objects the plain reads
+    reach through lists, values and nested objects included): the fast path declines
+    or agrees, and it declines at least once (a padded key it read unchecked would agree
+    only by chance)."""
+    kind = fixture.split("/")[1]
+    original = (FIXTURES / fixture).read_text()
+    body = json.loads(original)
+    declined = 0
+    for at, obj in enumerate(_objects(body, [])):
+        for key in list(obj):
+            bent = json.loads(original)
+            target = _objects(bent, [])[at]
+            target[f"{key} "] = target.pop(key)
+            raw = json.dumps(bent).encode()
+            fast = fast_outcome("plugchat", raw, kind)
+            if fast is None:
+                declined += 1
+            else:
+                assert fast == outcome(plugchat_tolerant, raw, kind), (at, key)
+    assert declined
+
+
 ATTENDANCES = sorted(
     str(path.relative_to(FIXTURES))
     for kind in ("startAttendance", "finishAttendance")

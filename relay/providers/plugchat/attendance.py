@@ -51,7 +51,7 @@ def lost_transcript_entries(payload: Mapping[str, Any], body: bytes, r: Reads) -
     slower, never wrong).
     """
     chat = r.get(payload, "chat")
-    if not isinstance(chat, Mapping):
+    if not isinstance(chat, dict):
         return False
     for key in ("messageId", "momment"):
         mentions = body.count(f'"{key}"'.encode())
@@ -59,7 +59,7 @@ def lost_transcript_entries(payload: Mapping[str, Any], body: bytes, r: Reads) -
             continue  # cannot be more entries than were decoded
         attendance = r.get_obj(payload, "attendance")
         carried = (key in payload) + (key in attendance)
-        carried += sum(1 for entry in chat.values() if isinstance(entry, Mapping) and key in entry)
+        carried += sum(1 for entry in chat.values() if isinstance(entry, dict) and key in entry)
         if mentions > carried:
             return True
     return False
@@ -78,7 +78,7 @@ def categories(attendance: Mapping[str, Any], r: Reads) -> list[Category]:
         value = r.get(attendance, key)
         items = value[:MAX_CATEGORIES] if isinstance(value, list) else [value]
         for item in items:
-            if not isinstance(item, Mapping) or not item:
+            if not isinstance(item, dict) or not item:
                 continue
             item = r.checked(item)
             category = Category(
@@ -110,7 +110,7 @@ MAX_TRANSCRIPT = 300
 def transcript(chat: Any, r: Reads) -> tuple[list[Message], int]:
     """The attendance's ``chat``: an object of message id → Z-API message (or a list),
     and how many entries past :data:`MAX_TRANSCRIPT` were not read."""
-    if isinstance(chat, Mapping):
+    if isinstance(chat, dict):
         items = list(islice(chat.values(), MAX_TRANSCRIPT))
         total = len(chat)
     elif isinstance(chat, list):
@@ -119,7 +119,7 @@ def transcript(chat: Any, r: Reads) -> tuple[list[Message], int]:
         items, total = [], 0
     messages: list[tuple[float, int, Message]] = []
     for position, item in enumerate(items):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         item = r.checked(item)
         _, customer = contact(item, r)

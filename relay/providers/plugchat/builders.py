@@ -67,6 +67,6 @@ def build(inbound: Inbound, payload: Mapping[str, Any], kind: str, r: Reads) -> 
         if builder is None:
             raise Unmappable("unknown_type", f"unknown callback type {callback!r} on {kind}")
         return builder(inbound, payload, callback, kind, r)
-    if kind in ATTENDANCE_KINDS or isinstance(r.get(payload, "attendance"), Mapping):
+    if kind in ATTENDANCE_KINDS or isinstance(r.get(payload, "attendance"), dict):
         return attendance.attendance_event(inbound, payload, kind, r)
     return BY_KIND[kind](inbound, payload, kind, kind, r)

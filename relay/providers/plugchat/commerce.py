@@ -94,7 +94,7 @@ def order_kind(kind: str) -> Reader:
                 custom=as_bool(get(item, "isCustomItem")),
             )
             for item in r.get_list(obj, "products")
-            if isinstance(item, Mapping)
+            if isinstance(item, dict)
         ]
         title = get_str(obj, "orderTitle")
         return Content(

@@ -86,7 +86,7 @@ def _contacts(value: Any, payload: Mapping[str, Any], r: Reads) -> Content:
     items = r.get_list(value, "contacts")
     return Content(
         kind="contact",
-        shared_contacts=[shared_contact(item, r) for item in items if isinstance(item, Mapping)],
+        shared_contacts=[shared_contact(item, r) for item in items if isinstance(item, dict)],
         known=frozenset({"contacts"}),
     )
 
@@ -199,7 +199,7 @@ def content(payload: Mapping[str, Any], r: Reads) -> tuple[Content, str | None]:
     """The message's content and the key it came from (None for content-less callbacks)."""
     for key, name in _content_keys(payload, r):
         value = payload[key]
-        if isinstance(value, Mapping):
+        if isinstance(value, dict):
             return READERS[name](r.checked(value), payload, r), key
         if name == "contacts" and isinstance(value, list):
             return READERS[name]({"contacts": value}, payload, r), key

@@ -43,7 +43,7 @@ def _buttons(items: list[Any], r: Reads) -> list[Button]:
     get, get_str, get_obj = r.get, r.get_str, r.get_obj
     found = []
     for item in items:
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         if url := get_obj(item, "urlButton"):
             found.append(
@@ -136,7 +136,7 @@ def carousel(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Co
     get_str = r.get_str
     cards = []
     for item in r.get_list(obj, "cards"):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
         header, _ = _header(r.get_obj(item, "header"), r)
         cards.append(

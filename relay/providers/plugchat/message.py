@@ -199,7 +199,7 @@ def message(
             ("message", r.leftovers(payload, known)),
             (
                 "content",
-                r.leftovers(content_obj, found.known) if isinstance(content_obj, Mapping) else None,
+                r.leftovers(content_obj, found.known) if isinstance(content_obj, dict) else None,
             ),
         ),
         body_size,

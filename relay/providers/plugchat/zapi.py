@@ -141,7 +141,7 @@ def status_events(
 def _error(value: Any, code: Any, r: Reads) -> MessageError | None:
     if value is None or value is False:
         return None
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = r.checked(value)
         return MessageError(
             code=r.get_str(value, "code", "errorCode") or as_str(code),

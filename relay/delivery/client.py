@@ -145,15 +145,17 @@ class _Connection(asyncio.Protocol):
             return
         if not self._headers_done:
             self._head_bytes += len(data)
-            if self._head_bytes > HEAD_LIMIT:
-                self._fail(ProtocolError(f"response headers longer than {HEAD_LIMIT} bytes"))
-                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(ProtocolError("the server switched protocols"))
+            return
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"not an HTTP response: {exc}"))
+            return
+        # checked after parsing: one read can hold the headers and some of the body
+        if not self._headers_done and self._head_bytes > HEAD_LIMIT:
+            self._fail(ProtocolError(f"response headers longer than {HEAD_LIMIT} bytes"))
 
     def eof_received(self) -> bool:
         return False  # half-closed by the server: close our side too

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import standardwebhooks
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from relay.delivery.sender import Sender
 from tests.subscriber import Subscriber
@@ -44,3 +46,42 @@ async def test_cookies_a_subscriber_sets_are_not_sent_back() -> None:
     for secret in (SECRET, OTHER):
         for got in subscriber.received:
             standardwebhooks.Webhook(secret).verify(got.body, got.headers)
+
+
+async def test_relay_sets_its_own_headers_over_a_subscribers_headers() -> None:
+    seen: list[dict[str, list[str]]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append({name.lower(): request.headers.getall(name) for name in request.headers})
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    url = str(server.make_url("/hook"))
+    config = make_config(
+        f"""
+subscribers:
+  - name: crm
+    url: "{url}"
+    secret: {SECRET}
+    headers: {{X-Tenant: loja, User-Agent: crm-gateway, content-type: text/plain,
+              Webhook-Id: spoofed, Content-Length: "1"}}
+"""
+    )
+    sender = Sender(config.subscribers[0])
+    await sender.start()
+    try:
+        result = await sender.deliver("evt_1", b'{"n": 1}', "application/json")
+    finally:
+        await sender.close()
+        await server.close()
+    assert result.delivered
+    [headers] = seen
+    assert headers["x-tenant"] == ["loja"]
+    assert headers["user-agent"] == ["crm-gateway"]  # a subscriber may name itself
+    assert headers["content-type"] == ["application/json"]
+    assert headers["webhook-id"] == ["evt_1"]
+    assert headers["content-length"] == ["8"]

@@ -73,6 +73,8 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         """The last response was read whole and the server keeps the connection alive."""
         self.idle_since = 0.0
+        self.deadline = 0.0
+        self._loop = asyncio.get_running_loop()
         self._keep = keep
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Response] | None = None
@@ -89,7 +91,7 @@ class _Connection(asyncio.Protocol):
     def request(self, head: bytes, body: bytes) -> asyncio.Future[Response]:
         transport = self.transport
         assert transport is not None and self._waiter is None
-        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter = self._loop.create_future()
         self._status, self._headers, self._body = 0, {}, []
         self._kept = self._drained = self._head_bytes = 0
         self._headers_done = self.reusable = False
@@ -110,7 +112,7 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(Response(self._status, self._headers, body))
 
-    def _fail(self, exc: Exception) -> None:
+    def fail(self, exc: Exception) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -130,7 +132,7 @@ class _Connection(asyncio.Protocol):
             return
         read = self._head_bytes > 0
         detail = f": {exc}" if exc is not None else ""
-        self._fail(
+        self.fail(
             ConnectionClosed(
                 "the server closed the connection "
                 + ("in the middle of its answer" if read else "before answering")
@@ -148,14 +150,14 @@ class _Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(ProtocolError("the server switched protocols"))
+            self.fail(ProtocolError("the server switched protocols"))
             return
         except httptools.HttpParserError as exc:
-            self._fail(ProtocolError(f"not an HTTP response: {exc}"))
+            self.fail(ProtocolError(f"not an HTTP response: {exc}"))
             return
         # checked after parsing: one read can hold the headers and some of the body
         if not self._headers_done and self._head_bytes > HEAD_LIMIT:
-            self._fail(ProtocolError(f"response headers longer than {HEAD_LIMIT} bytes"))
+            self.fail(ProtocolError(f"response headers longer than {HEAD_LIMIT} bytes"))
 
     def eof_received(self) -> bool:
         return False  # half-closed by the server: close our side too
@@ -191,7 +193,8 @@ class _Connection(asyncio.Protocol):
 
 
 class Client:
-    """POSTs to one URL over at most ``max_idle`` idle keep-alive connections.
+    """POSTs to one URL over at most ``max_idle`` idle keep-alive connections (made in, and
+    used from, one event loop: the one running when it is made).
 
     ``timeout`` bounds each :meth:`post`: connecting (TLS included), sending, and reading
     the answer. A reused connection the server has closed meanwhile (nothing of the answer
@@ -222,7 +225,11 @@ class Client:
         self._keep = keep_body
         self._idle: deque[_Connection] = deque()
         self._sweeping: asyncio.TimerHandle | None = None
+        self._busy: set[_Connection] = set()
+        self._watching: asyncio.TimerHandle | None = None
+        self._tick = min(0.05, timeout / 20)
         self._closed = False
+        self._loop = asyncio.get_running_loop()
         host = self.host.encode("idna").decode() if not self.host.isascii() else self.host
         if ":" in host:
             host = f"[{host}]"
@@ -246,52 +253,62 @@ class Client:
         if self._closed:
             raise RuntimeError("the client is closed")
         head = b"%s%sContent-Length: %d\r\n\r\n" % (self._prefix, _serialize(headers), len(body))
-        async with asyncio.timeout(self._timeout):
-            idle = self._idle
-            while idle:
-                connection = idle.pop()
-                if connection.closed:
-                    continue
-                try:
-                    return await self._exchange(connection, head, body)
-                except ConnectionClosed as exc:
-                    if not exc.nothing_read:
-                        raise
-                    break  # a stale keep-alive connection: once more, on a new one
-            return await self._exchange(await self._connect(), head, body)
+        deadline = self._loop.time() + self._timeout
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if connection.closed:
+                continue
+            try:
+                return await self._exchange(connection, head, body, deadline)
+            except ConnectionClosed as exc:
+                if not exc.nothing_read:
+                    raise
+                break  # a stale keep-alive connection: once more, on a new one
+        connection = await self._connect(deadline)
+        return await self._exchange(connection, head, body, deadline)
 
     async def close(self) -> None:
         self._closed = True
-        if self._sweeping is not None:
-            self._sweeping.cancel()
-            self._sweeping = None
+        for timer in (self._sweeping, self._watching):
+            if timer is not None:
+                timer.cancel()
+        self._sweeping = self._watching = None
         while self._idle:
             self._idle.pop().close()
 
-    async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
+    async def _connect(self, deadline: float) -> _Connection:
         keep = self._keep
         try:
-            _, connection = await loop.create_connection(
-                lambda: _Connection(keep),
-                self.host,
-                self.port,
-                ssl=self._ssl,
-                server_hostname=self.host if self._ssl is not None else None,
-            )
+            async with asyncio.timeout_at(deadline):
+                _, connection = await self._loop.create_connection(
+                    lambda: _Connection(keep),
+                    self.host,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self.host if self._ssl is not None else None,
+                )
         except OSError as exc:  # refused, unreachable, no such host, TLS (ssl.SSLError)
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return connection
 
-    async def _exchange(self, connection: _Connection, head: bytes, body: bytes) -> Response:
+    async def _exchange(
+        self, connection: _Connection, head: bytes, body: bytes, deadline: float
+    ) -> Response:
+        connection.deadline = deadline
+        self._busy.add(connection)
+        if self._watching is None:
+            self._watch_later()
         try:
             response = await connection.request(head, body)
         except BaseException:  # failed, timed out or cancelled: the connection is unusable
             connection.close()
             raise
+        finally:
+            self._busy.discard(connection)
         reuse = connection.reusable and not connection.closed and not self._closed
         if reuse and len(self._idle) < self._max_idle:
-            connection.idle_since = asyncio.get_running_loop().time()
+            connection.idle_since = self._loop.time()
             self._idle.append(connection)
             if self._sweeping is None:
                 self._sweep_later()
@@ -299,14 +316,29 @@ class Client:
             connection.close()
         return response
 
+    # Deadlines are checked by one timer ticking while requests are in flight, not by a
+    # timer per request (asyncio.timeout's was ~7% of a delivery): a request times out
+    # within a tick (timeout / 20, at most 50 ms) after its deadline.
+
+    def _watch_later(self) -> None:
+        self._watching = self._loop.call_later(self._tick, self._watch)
+
+    def _watch(self) -> None:
+        self._watching = None
+        now = self._loop.time()
+        for connection in [c for c in self._busy if c.deadline <= now]:
+            self._busy.discard(connection)
+            connection.fail(TimeoutError(f"no answer within {self._timeout:g} s"))
+        if self._busy:
+            self._watch_later()
+
     def _sweep_later(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._sweeping = loop.call_at(loop.time() + self._keepalive, self._sweep)
+        self._sweeping = self._loop.call_later(self._keepalive, self._sweep)
 
     def _sweep(self) -> None:
         """Close the connections idle for ``keepalive`` seconds (the oldest are leftmost)."""
         self._sweeping = None
-        expired = asyncio.get_running_loop().time() - self._keepalive
+        expired = self._loop.time() - self._keepalive
         idle = self._idle
         while idle and (idle[0].closed or idle[0].idle_since <= expired):
             idle.popleft().close()

@@ -138,3 +138,19 @@ subscribers:
     assert refused.error is not None and "CERTIFICATE_VERIFY_FAILED" in refused.error
     assert delivered.delivered
     assert bodies == [b'{"n": 2}']
+
+
+async def test_a_header_that_cannot_be_sent_is_rejected_at_once_and_nothing_goes_out() -> None:
+    subscriber = await Subscriber().start()
+    sender = sender_for(subscriber.url)
+    await sender.start()
+    try:
+        result = await sender.deliver(
+            "evt_1", b"{}", "application/json", {"ce-subject": "a\r\nX-Injected: 1"}
+        )
+    finally:
+        await sender.close()
+        await subscriber.close()
+    assert (result.delivered, result.reason, result.attempts) == (False, "rejected", 1)
+    assert result.error is not None and result.error.startswith("InvalidHeader")
+    assert subscriber.received == []

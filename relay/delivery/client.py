@@ -257,7 +257,10 @@ class Client:
         idle = self._idle
         while idle:
             connection = idle.pop()
-            if connection.closed:
+            if connection.closed or connection.transport is None:
+                continue
+            if connection.transport.is_closing():  # closing, not yet told it is lost
+                connection.close()
                 continue
             try:
                 return await self._exchange(connection, head, body, deadline)
@@ -270,10 +273,11 @@ class Client:
 
     async def close(self) -> None:
         self._closed = True
-        for timer in (self._sweeping, self._watching):
-            if timer is not None:
-                timer.cancel()
-        self._sweeping = self._watching = None
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            self._sweeping = None
+        # attempts still in flight finish (or time out: the deadline timer runs on while
+        # any is busy), then their connections are closed
         while self._idle:
             self._idle.pop().close()
 

@@ -419,6 +419,30 @@ async def test_slow_headers_time_out() -> None:
         await server.close()
 
 
+async def test_closing_the_client_lets_attempts_in_flight_finish_or_time_out() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        request = await server.read_request(reader)
+        if request.endswith(b"slow"):
+            await asyncio.sleep(0.2)
+            writer.write(NO_CONTENT)
+            await writer.drain()
+        await reader.read()
+
+    server = await serving(handler)
+    client = client_for(server.url, timeout=0.5)
+    try:
+        slow = asyncio.create_task(client.post(b"slow", {}))
+        silent = asyncio.create_task(client.post(b"silent", {}))
+        await asyncio.sleep(0.05)
+        await client.close()
+        assert (await slow).status == 204
+        with pytest.raises(TimeoutError):
+            await silent
+        await server.wait_closed(2)  # neither connection is kept
+    finally:
+        await server.close()
+
+
 async def test_connection_refused_is_a_connect_error() -> None:
     client = client_for(f"http://127.0.0.1:{free_port()}/hook")
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -73,6 +73,24 @@ Normalize = Callable[[Inbound], list[CloudEvent]]
 Tolerant = Callable[[Inbound, Any], list[CloudEvent]]
 
 
+class TolerantNormalizer(Protocol):
+    def __call__(self, inbound: Inbound, payload: Any = None) -> list[CloudEvent]: ...
+
+
+def forgetting(tolerant: Tolerant) -> TolerantNormalizer:
+    """A provider's tolerant normalizer (``tolerant(inbound, the body already decoded or
+    None)``) that drops the padded-key indexes when done, so none keeps a body alive."""
+
+    def normalize_tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
+        try:
+            return tolerant(inbound, payload)
+        finally:
+            forget_indexes()
+
+    normalize_tolerant.__doc__ = tolerant.__doc__
+    return normalize_tolerant
+
+
 def fast_or_tolerant(fast: Normalize, tolerant: Tolerant, inbound: Inbound) -> list[CloudEvent]:
     try:
         return fast(inbound)
@@ -81,13 +99,9 @@ def fast_or_tolerant(fast: Normalize, tolerant: Tolerant, inbound: Inbound) -> l
     except FALLBACK_ERRORS:
         return tolerant(inbound, None)
     finally:
-        forget()
-
-
-def forget() -> None:
-    """Drop what reading one body indexed (large objects' keys): none of it may keep the
-    body alive past the request."""
-    forget_indexes()
+        # the padded-key indexes of large objects must not keep the body alive past the
+        # request
+        forget_indexes()
 
 
 # Objects of one provider come in a few shapes (the same keys in the same order, body after

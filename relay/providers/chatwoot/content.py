@@ -15,12 +15,11 @@ from relay.events import (
     Location,
     Media,
     Message,
-    MessageError,
     MessageStatus,
     SharedContact,
     Template,
 )
-from relay.providers.chatwoot.interactive import NOTHING, Interactive
+from relay.providers.chatwoot.interactive import said
 from relay.providers.chatwoot.parts import actor, dict_or_none, text
 from relay.providers.coerce import (
     as_bool,
@@ -167,22 +166,6 @@ class _Attachments:
         ]
 
 
-def _error(value: Any) -> MessageError | None:
-    """``external_error``: ``"<code>: <title>"`` from the WhatsApp channels, or free text."""
-    text = as_str(value)
-    if text is None:
-        if isinstance(value, Mapping):
-            return MessageError(
-                code=get_str(value, "code"), detail=get_str(value, "message", "title", "detail")
-            )
-        return None
-    code, sep, detail = text.partition(":")
-    code = code.strip()
-    if sep and code and len(code) <= 32 and " " not in code:
-        return MessageError(code=code, detail=detail.strip() or None)
-    return MessageError(detail=text)
-
-
 def _template(additional: Mapping[str, Any], text: str | None) -> Template | None:
     params = get_obj(additional, "template_params")
     if not params:
@@ -244,7 +227,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     content_type = text(obj, "content_type")
     kind = _kind(attachments.kind, type_, content_type)
     body = text(obj, "content") or text(obj, "processed_message_content")
-    interactive = Interactive(attrs, content_type) if content_type in _CONTENT_KINDS else NOTHING
+    found = said(attrs, content_type)
     additional = obj.get("additional_attributes")
     template = _template(additional, body) if type(additional) is dict and additional else None
     if template is not None and kind == "text":
@@ -262,7 +245,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         media=attachments.media,
         attributes=content_attributes,
     )
-    if not (attachments.location or contacts or interactive is not NOTHING or template or attrs):
+    if not (attachments.location or contacts or template or found):
         return message
     # a call of more than 15 keywords costs several times one of 15: the rest apart
     return msgspec.structs.replace(
@@ -270,14 +253,8 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         location=attachments.location,
         shared_contact=contacts[0] if contacts else None,
         shared_contacts=contacts,
-        reply=interactive.reply,
-        options=interactive.options,
-        cards=interactive.cards,
-        form=interactive.form,
         template=template,
-        csat=interactive.csat,
-        in_reply_to=get_str(attrs, "in_reply_to") if attrs else None,
-        error=_error(get(attrs, "external_error")) if attrs else None,
+        **found,
     )
 
 

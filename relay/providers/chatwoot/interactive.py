@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from relay.events import Button, Card, Csat, FormField, Media, Option, Reply
-from relay.providers.coerce import as_int, get, get_list, get_obj, get_str
-
-_EMPTY: dict[str, Any] = {}
+from relay.events import Button, Card, Csat, FormField, Media, MessageError, Option, Reply
+from relay.providers.coerce import as_int, as_str, get, get_list, get_obj, get_str
 
 
 def _options(items: list[Any]) -> list[Option]:
@@ -66,35 +64,49 @@ def _form(items: list[Any], submitted: Any) -> list[FormField]:
     ]
 
 
-class Interactive:
-    """The bot/interactive content of a message: its ``content_attributes`` (``attrs``)
-    read by its ``content_type``."""
-
-    __slots__ = ("cards", "csat", "form", "options", "reply")
-
-    def __init__(self, attrs: Mapping[str, Any], content_type: str | None) -> None:
-        self.csat: Csat | None = None
-        self.reply: Reply | None = None
-        self.options: list[Option] = []
-        self.cards: list[Card] = []
-        self.form: list[FormField] = []
+def said(attrs: Mapping[str, Any], content_type: str | None) -> dict[str, Any]:
+    """What a message's ``content_attributes`` (``attrs``) say, as :class:`Message` fields:
+    by its ``content_type`` (survey, select, cards, form), and the message it answers and
+    its error whatever the type."""
+    found: dict[str, Any] = {}
+    if content_type in _READERS:
         submitted = get(attrs, "submitted_values")
+        items = get_list(attrs, "items")
         if content_type == "input_csat":
             response = get_obj(submitted, "csat_survey_response")
-            self.csat = Csat(
+            found["csat"] = Csat(
                 rating=as_int(get(response, "rating")),
                 feedback=get_str(response, "feedback_message"),
             )
-        elif content_type == "input_select" and isinstance(submitted, list) and submitted:
-            chosen = submitted[0]
-            self.reply = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
-        if content_type == "input_select":
-            self.options = _options(get_list(attrs, "items"))
+        elif content_type == "input_select":
+            if isinstance(submitted, list) and submitted:
+                chosen = submitted[0]
+                found["reply"] = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
+            found["options"] = _options(items)
         elif content_type == "cards":
-            self.cards = _cards(get_list(attrs, "items"))
-        elif content_type == "form":
-            self.form = _form(get_list(attrs, "items"), submitted)
+            found["cards"] = _cards(items)
+        else:
+            found["form"] = _form(items, submitted)
+    if attrs:
+        found["in_reply_to"] = get_str(attrs, "in_reply_to")
+        found["error"] = _error(get(attrs, "external_error"))
+    return found
 
 
-NOTHING = Interactive(_EMPTY, None)
-"""A message without interactive content (shared: its lists are never changed)."""
+_READERS = frozenset({"input_csat", "input_select", "cards", "form"})
+
+
+def _error(value: Any) -> MessageError | None:
+    """``external_error``: ``"<code>: <title>"`` from the WhatsApp channels, or free text."""
+    text = as_str(value)
+    if text is None:
+        if isinstance(value, Mapping):
+            return MessageError(
+                code=get_str(value, "code"), detail=get_str(value, "message", "title", "detail")
+            )
+        return None
+    code, sep, detail = text.partition(":")
+    code = code.strip()
+    if sep and code and len(code) <= 32 and " " not in code:
+        return MessageError(code=code, detail=detail.strip() or None)
+    return MessageError(detail=text)

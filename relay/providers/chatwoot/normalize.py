@@ -28,7 +28,7 @@ from relay.providers.chatwoot import content, parts
 from relay.providers.chatwoot.parts import CONVERSATION_SEEN, META_KEYS, text
 from relay.providers.coerce import as_bool, as_time, get, get_obj, get_str
 from relay.providers.extensions import bounded
-from relay.providers.fast import clean, forget, time_of
+from relay.providers.fast import clean, forgetting, time_of
 
 AUTOMATION_PREFIX = "automation_event."
 _EMPTY: dict[str, Any] = {}
@@ -289,13 +289,13 @@ def normalize_payload(inbound: Inbound, payload: Any) -> list[CloudEvent]:
     return [builder(Read(inbound, body, top, event, parts.account(top)), type_)]
 
 
-def normalize_tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
+def _tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
     """Any Chatwoot body (the fast path's fallback: a body msgspec cannot decode, such as
     one with a lone surrogate).
 
     ``payload``: the body already decoded, or None to decode it here.
     """
-    try:
-        return normalize_payload(inbound, parse_json(inbound.body) if payload is None else payload)
-    finally:
-        forget()
+    return normalize_payload(inbound, parse_json(inbound.body) if payload is None else payload)
+
+
+normalize_tolerant = forgetting(_tolerant)

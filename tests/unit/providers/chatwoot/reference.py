@@ -43,12 +43,11 @@ from relay.providers.chatwoot.content import (
     MAX_ATTACHMENTS,
     MESSAGE_KEYS,
     _Attachments,
-    _error,
     _kind,
     _template,
     message_type,
 )
-from relay.providers.chatwoot.interactive import _cards, _form, _options
+from relay.providers.chatwoot.interactive import _cards, _error, _form, _options
 from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX
 from relay.providers.chatwoot.parts import (
     _ACTOR_TYPES,

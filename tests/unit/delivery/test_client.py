@@ -152,6 +152,32 @@ async def test_posts_body_and_headers_and_reuses_one_connection() -> None:
     assert len(peers) == 1  # keep-alive: every request on the one connection
 
 
+async def test_an_ipv6_literal_and_userinfo_in_the_url() -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(NO_CONTENT)
+        await writer.drain()
+        writer.close()
+
+    try:
+        server = await asyncio.start_server(handler, "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = server.sockets[0].getsockname()[1]
+    client = client_for(f"http://relay:s%40cret@[::1]:{port}/hook")
+    try:
+        assert (await client.post(b"{}", {})).status == 204
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    [head] = heads
+    assert f"Host: [::1]:{port}\r\n".encode() in head
+    assert b"Authorization: Basic cmVsYXk6c0BjcmV0\r\n" in head  # relay:s@cret
+
+
 async def test_a_chunked_answer_is_read_whole_and_the_connection_kept() -> None:
     chunked = (
         b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"

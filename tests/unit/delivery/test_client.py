@@ -253,6 +253,25 @@ async def test_connection_close_and_bodies_read_to_the_end_of_the_stream() -> No
     assert server.connections == 2
 
 
+async def test_a_body_without_length_is_not_waited_for_past_its_first_read() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok so far")
+        await writer.drain()
+        await reader.read()  # and never closes: the body has no end
+
+    server = await serving(handler)
+    client = client_for(server.url, timeout=5.0)
+    try:
+        for _ in range(2):
+            response = await asyncio.wait_for(client.post(b"{}", {}), 2)
+            assert (response.status, response.body) == (200, b"ok so far")
+    finally:
+        await client.close()
+        await server.close()
+    assert server.connections == 2  # such a connection is never reused
+
+
 async def test_an_interim_100_continue_is_skipped() -> None:
     server = answering(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"

@@ -113,6 +113,15 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(Response(self._status, self._headers, body))
 
+    def expire(self, timeout: float) -> None:
+        """The deadline passed: an answer whose headers are in stands (the rest of its body
+        is given up), anything short of that is a timeout."""
+        if self._headers_done:
+            self._finish(complete=False)
+            self.close()
+        else:
+            self.fail(TimeoutError(f"no answer within {timeout:g} s"))
+
     def fail(self, exc: Exception) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
@@ -348,7 +357,7 @@ class Client:
         now = self._loop.time()
         for connection in [c for c in self._busy if c.deadline <= now]:
             self._busy.discard(connection)
-            connection.fail(TimeoutError(f"no answer within {self._timeout:g} s"))
+            connection.expire(self._timeout)
         if self._busy:
             self._watch_later()
 

@@ -488,6 +488,27 @@ async def test_closing_the_client_lets_attempts_in_flight_finish_or_time_out() -
         await server.close()
 
 
+async def test_a_slow_body_after_the_headers_keeps_the_status_at_the_deadline() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 100\r\nRetry-After: 3\r\n\r\nslo")
+        await reader.read()  # the other 97 bytes never come
+
+    server = await serving(handler)
+    client = client_for(server.url, timeout=0.3)
+    try:
+        response = await client.post(b"{}", {})
+        assert (response.status, response.headers["retry-after"], response.body) == (
+            503,
+            "3",
+            b"slo",
+        )
+        await server.wait_closed(1)  # the connection is given up, not pooled
+    finally:
+        await client.close()
+        await server.close()
+
+
 async def test_connection_refused_is_a_connect_error() -> None:
     client = client_for(f"http://127.0.0.1:{free_port()}/hook")
     try:

@@ -1,5 +1,8 @@
 """relay.delivery.client against real local servers: aiohttp's, and raw asyncio servers that
-misbehave on purpose (close mid-answer, send garbage, stall, flood, chunk, speak TLS)."""
+misbehave on purpose (close mid-answer, send garbage, stall, flood, chunk, speak TLS).
+
+Each test runs on asyncio's loop and on uvloop's, what `relay serve` runs on (the
+loop factories come from tests/unit/delivery/conftest.py)."""
 
 from __future__ import annotations
 

@@ -13,14 +13,7 @@ import pytest
 
 from relay.admin import Reloaded, ReloadRefused
 from relay.app.reload import RESTART_ONLY, Reloader
-from relay.bus.memory import MemoryBus
-from relay.config import load
-from relay.dedupe import Deduplicator
-from relay.ingress.guard import ConnectionGuard
-from relay.ingress.state import IngressState
-from relay.pipeline import Pipeline
-from relay.routing import Router
-from tests.factories import chat_event
+from tests.factories import chat_event, reloader_for
 
 TOKEN = "alpha-token-0123456789abcdef"
 BASE = f"""\
@@ -28,21 +21,6 @@ sources: {{alpha: {{provider: chatwoot, tokens: [{TOKEN}]}}}}
 limits: {{max_events_per_body: 10, header_timeout: 5s}}
 dedupe: {{window: 1m, max_entries: 50}}
 """
-
-
-def reloader_for(path: Path) -> Reloader:
-    """The parts a reload changes, built from the file as relay.app builds them."""
-    config = load(path)
-    pipeline = Pipeline(
-        MemoryBus(),
-        Router(config.routes, config.topics.events),
-        config.topics,
-        Deduplicator(config.dedupe.window, config.dedupe.max_entries),
-        max_events=config.limits.max_events_per_body,
-    )
-    state = IngressState.build(config, pipeline)
-    guard = ConnectionGuard(config.limits.header_timeout)
-    return Reloader(config, path, state, pipeline, None, guard)
 
 
 @pytest.fixture

@@ -6,14 +6,18 @@ another process delivers, stop, and the ``relay_subscriber_disabled`` gauge."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from relay.bus import Item, open_range
 from relay.bus.embedded import EmbeddedLog
 from relay.config import Config
+from relay.delivery import service as service_module
 from relay.delivery.service import DeliveryService, UnknownSubscriber
 from relay.delivery.state import DeliveryState
 from relay.metrics import LIVE
@@ -228,5 +232,167 @@ async def test_a_reload_that_changes_a_disabled_subscriber_enables_it(
         sent = await publish(bus, 1)
         await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
         assert ids(subscriber) == sent
+    finally:
+        await service.stop(grace=1)
+
+
+async def read_topic(settings: Config, topic: str) -> list[Item]:
+    """Everything on ``topic`` of the embedded log so far (a bounded read, nothing committed)."""
+    reading = open_range(settings, [topic], "test.reader", from_offset=0)
+    await reading.start()
+    got: list[Item] = []
+    try:
+        while (items := await reading.fetch(500, 0.1)) is not None:
+            got += items
+    finally:
+        await reading.close()
+    return got
+
+
+async def test_the_workers_dead_letter_keep_counts_log_attempts_and_publish_gauges(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber
+) -> None:
+    calls = 0
+
+    def script(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        nonlocal calls
+        calls += 1
+        return 422 if headers["webhook-id"] == rejected else 503
+
+    subscriber.script = script
+    settings = make_config(
+        f"data_dir: {tmp_path}\nsubscribers:\n"
+        f"  - {{name: crm, url: '{subscriber.url}', start_from: earliest,"
+        " retry: {max_attempts: 5, initial: 30s}}\n"
+    )
+    rejected, retried = await publish(bus, 1, 2)
+    service = DeliveryService(settings, bus)
+    await service.start()
+    try:
+        await poll_until(lambda: calls >= 2, what="both events tried")
+        stored = DeliveryState(tmp_path)
+        try:  # the retried event's count, kept for a restart in the middle of its backoff
+            await poll_until(lambda: stored.attempts("crm") == {retried: 1}, what="count stored")
+        finally:
+            stored.close()
+        await poll_until(  # one still being retried
+            lambda: gauge("relay_consumer_lag", "crm") == {"crm": 1.0}, what="a lag of one"
+        )
+        assert gauge("relay_circuit_state", "crm") == {"crm": 0.0}
+    finally:
+        await service.stop(grace=0)
+    [dead] = await read_topic(settings, settings.topics.deadletter)
+    assert dict(dead.headers)["relay-event-id"] == rejected.encode()
+    logged = await read_topic(settings, settings.topics.attempts)
+    assert {json.loads(item.value)["event_id"] for item in logged} == {rejected, retried}
+
+
+async def test_latest_starts_at_the_stored_first_start_not_at_this_one(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber
+) -> None:
+    first_start = int(time.time() * 1000) - 60_000
+    stored = DeliveryState(tmp_path)
+    stored.anchor("crm", at_ms=first_start)  # crm first ran a minute ago
+    stored.close()
+    sent = await publish(bus, 1)  # published since then, before this start
+    settings = make_config(
+        f"data_dir: {tmp_path}\nsubscribers:\n"
+        f"  - {{name: crm, url: '{subscriber.url}', start_from: latest}}\n"
+    )
+    service = DeliveryService(settings, bus)
+    await service.start()
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        assert ids(subscriber) == sent
+    finally:
+        await service.stop(grace=1)
+
+
+async def test_enable_wakes_the_waiting_worker_and_counts_a_record_stored_elsewhere(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # only enable() can wake the disabled worker here: its own look at the store is an hour off
+    monkeypatch.setattr(service_module, "STANDBY_POLL_SECONDS", 720.0)
+    settings = config(tmp_path, ("crm", subscriber))
+    service = DeliveryService(settings, bus)
+    service.disabled_poll = 3600.0  # the watcher does not see it either
+    await service.start()
+    elsewhere = DeliveryState(tmp_path)
+    try:
+        await poll_until(lambda: "crm" in service.workers, what="running")
+        elsewhere.disable(settings.subscribers[0], None, "by hand")  # another process did it
+        with capture_logs() as logs:
+            assert await service.enable("crm") is True  # the stored record counts
+        assert logs == [{"event": "subscriber_enabled", "subscriber": "crm", "log_level": "info"}]
+        assert elsewhere.disabled(settings.subscribers[0]) is None
+
+        with capture_logs() as logs:
+            before = int(time.time() * 1000)
+            await service.disable("crm")
+            after = int(time.time() * 1000)
+        disabled = service.disabled["crm"]
+        assert (disabled.subscriber, disabled.status) == ("crm", None)
+        assert before <= disabled.at_ms <= after
+        assert [line for line in logs if line["event"] == "subscriber_disabled_by_operator"] == [
+            {"event": "subscriber_disabled_by_operator", "subscriber": "crm", "log_level": "info"}
+        ]
+        assert await service.enable("crm") is True
+        assert "crm" not in service.disabled  # at once, not when the worker next looks
+        sent = await publish(bus, 1)
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        assert ids(subscriber) == sent
+    finally:
+        elsewhere.close()
+        await service.stop(grace=1)
+
+
+async def test_the_watcher_keeps_watching_while_nothing_runs(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber
+) -> None:
+    settings = config(tmp_path, ("crm", subscriber))
+    elsewhere = DeliveryState(tmp_path)
+    elsewhere.disable(settings.subscribers[0], None, "by hand")  # disabled before the start
+    service = DeliveryService(settings, bus)
+    service.disabled_poll = 0.05
+    await service.start()
+    try:
+        await poll_until(lambda: "crm" in service.disabled, what="seen as disabled")
+        await asyncio.sleep(0.2)  # a few polls with nothing running
+        await service.enable("crm")
+        await poll_until(lambda: "crm" in service.workers, what="running again")
+        elsewhere.disable(settings.subscribers[0], None, "by hand, again")
+        await poll_until(
+            lambda: (
+                service.disabled.get("crm") is not None
+                and service.disabled["crm"].reason == "by hand, again"
+            ),
+            what="disabled elsewhere, seen here",
+        )
+    finally:
+        elsewhere.close()
+        await service.stop(grace=1)
+
+
+async def test_a_reload_says_what_it_did_and_forgets_removed_subscribers(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber
+) -> None:
+    one = config(tmp_path, ("crm", subscriber))
+    two = config(tmp_path, ("crm", subscriber), ("bi", subscriber))
+    service = DeliveryService(one, bus)
+    await service.start()
+    try:
+        with capture_logs() as logs:
+            await service.reconcile(two, grace=0.5)  # only added
+            await poll_until(lambda: "bi" in service.workers, what="bi running")
+            await service.disable("bi")
+            await service.reconcile(two, grace=0.5)  # nothing changed: nothing said
+            await service.reconcile(one, grace=0.5)  # only removed
+        lines = [line for line in logs if line["event"] == "delivery_reconciled"]
+        assert [(line["started"], line["stopped"], line["restarted"]) for line in lines] == [
+            (["bi"], [], []),
+            ([], ["bi"], []),
+        ]
+        assert "bi" not in service.workers
+        assert "bi" not in service.disabled
     finally:
         await service.stop(grace=1)

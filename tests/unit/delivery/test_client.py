@@ -7,7 +7,9 @@ loop factories come from tests/unit/delivery/conftest.py)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -343,6 +345,40 @@ async def test_a_pooled_connection_the_server_dropped_is_retried_once_on_a_new_o
         await client.close()
         await server.close()
     assert (server.connections, server.requests) == (2, 3)
+
+
+async def test_a_reset_is_retried_on_a_pooled_connection_and_fails_a_new_one() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:  # answers once
+            await server.read_request(reader)
+            writer.write(NO_CONTENT)
+            await writer.drain()
+        await server.read_request(reader)
+        if n == 2:
+            writer.write(NO_CONTENT)
+            await writer.drain()
+            await reader.read()
+            return
+        sock = writer.get_extra_info("socket")  # then resets the connection (RST, no FIN)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await serving(handler)
+    client = client_for(server.url)
+    try:
+        assert (await client.post(b"1", {})).status == 204
+        assert (await client.post(b"2", {})).status == 204  # reset on 1, resent on 2
+        fresh = client_for(server.url)
+        try:
+            with pytest.raises(ConnectionClosed, match="before answering.*reset") as caught:
+                await fresh.post(b"3", {})  # a new connection (3) reset: a failed attempt
+            assert caught.value.nothing_read
+        finally:
+            await fresh.close()
+    finally:
+        await client.close()
+        await server.close()
+    assert (server.connections, server.requests) == (3, 4)
 
 
 async def test_a_pooled_connection_closed_while_idle_is_not_used() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import KW_ONLY, dataclass, field
 
 import msgspec
 import structlog
@@ -38,33 +39,27 @@ def _attempt_outcome(failure: AttemptFailed) -> str:
     return "http_4xx" if failure.status < 500 else "http_5xx"
 
 
+@dataclass
 class Tally:
     """``prior`` and ``counted`` are read by the worker's hot path (both empty without state)."""
 
-    def __init__(
-        self,
-        subscriber: str,
-        max_attempts: int,
-        stats: Stats,
-        *,
-        state: DeliveryState | None,
-        attempt_log: AttemptLog | None,
-        replay: bool,
-    ) -> None:
-        self.subscriber = subscriber
-        self.max_attempts = max_attempts
-        self.stats = stats
-        self.state = state
-        self.attempt_log = attempt_log
-        self._log = structlog.get_logger("relay.delivery").bind(subscriber=subscriber)
-        self._replay = replay
-        self.prior: dict[str, int] = {}
-        """Attempts made before this run, for events still being retried."""
-        self.counted: set[str] = set()
-        """Events whose attempt count is stored (removed once they settle)."""
-        self._retried = DELIVERIES.labels(subscriber, "retried")
+    subscriber: str
+    max_attempts: int
+    stats: Stats
+    _: KW_ONLY
+    state: DeliveryState | None
+    attempt_log: AttemptLog | None
+    replay: bool
+    prior: dict[str, int] = field(default_factory=dict, init=False)
+    """Attempts made before this run, for events still being retried."""
+    counted: set[str] = field(default_factory=set, init=False)
+    """Events whose attempt count is stored (removed once they settle)."""
+
+    def __post_init__(self) -> None:
+        self._log = structlog.get_logger("relay.delivery").bind(subscriber=self.subscriber)
+        self._retried = DELIVERIES.labels(self.subscriber, "retried")
         self.counters = {
-            outcome: DELIVERY_ATTEMPTS.labels(subscriber, outcome)
+            outcome: DELIVERY_ATTEMPTS.labels(self.subscriber, outcome)
             for outcome in ("delivered", "http_4xx", "http_5xx", "error")
         }
 
@@ -90,7 +85,7 @@ class Tally:
                 duration_ms=round((time.monotonic() - began) * 1000, 3),
                 outcome="delivered",
                 status=result.status,
-                replay=self._replay,
+                replay=self.replay,
             )
         )
 
@@ -121,7 +116,7 @@ class Tally:
                 status=failure.status,
                 error=error,
                 excerpt=excerpt,
-                replay=self._replay,
+                replay=self.replay,
             )
         )
 

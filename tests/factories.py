@@ -1,4 +1,5 @@
-"""Builders of the things tests feed relay: inbound webhooks, canonical events, bus records."""
+"""Builders of the things tests feed relay: inbound webhooks, canonical events, bus records,
+configurations, a reloader."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relay.app.reload import Reloader
 from relay.bus import Record
+from relay.bus.memory import MemoryBus
 from relay.cloudevents import encode
-from relay.config import Config
+from relay.config import Config, load
+from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
+from relay.ingress.guard import ConnectionGuard
+from relay.ingress.state import IngressState
+from relay.pipeline import Pipeline
 from relay.providers import NORMALIZERS, Inbound
+from relay.routing import Router
 from tests.support import make_config, unique
 
 if TYPE_CHECKING:
@@ -32,6 +40,20 @@ def normalize(
         delivery_id=extra.get("delivery_id"),
     )
     return NORMALIZERS[provider](inbound)
+
+
+def chatwoot_message(number: int, conversation: int | None = None) -> bytes:
+    """A Chatwoot message_created body; distinct numbers give distinct events."""
+    return json.dumps(
+        {
+            "event": "message_created",
+            "id": number,
+            "content": f"message {number}",
+            "message_type": "incoming",
+            "account": {"id": 1},
+            "conversation": {"id": number if conversation is None else conversation},
+        }
+    ).encode()
 
 
 def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
@@ -92,4 +114,22 @@ topics: {{events: {topics["events"]}, deadletter: {topics["dead"]}}}
 subscribers:
 {subscribers}
 """
+    )
+
+
+def reloader_for(path: Path) -> Reloader:
+    """A reloader of the file's configuration and the parts a reload changes (a pipeline on
+    the memory bus, the ingress state, the connection guard), built as relay.app builds them;
+    no delivery."""
+    config = load(path)
+    pipeline = Pipeline(
+        MemoryBus(),
+        Router(config.routes, config.topics.events),
+        config.topics,
+        Deduplicator(config.dedupe.window, config.dedupe.max_entries),
+        max_events=config.limits.max_events_per_body,
+    )
+    state = IngressState.build(config, pipeline)
+    return Reloader(
+        config, path, state, pipeline, None, ConnectionGuard(config.limits.header_timeout)
     )

@@ -11,7 +11,7 @@ unexpected JSON type, a shape it has no reader for. The tolerant path then reads
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -68,6 +68,24 @@ def plain(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
 
 Normalize = Callable[[Inbound], list[CloudEvent]]
 Tolerant = Callable[[Inbound, Any], list[CloudEvent]]
+
+
+class TolerantNormalizer(Protocol):
+    def __call__(self, inbound: Inbound, payload: Any = None) -> list[CloudEvent]: ...
+
+
+def forgetting(tolerant: Tolerant) -> TolerantNormalizer:
+    """A provider's tolerant normalizer (``tolerant(inbound, the body already decoded or
+    None)``) that drops the padded-key indexes when done, so none keeps a body alive."""
+
+    def normalize_tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
+        try:
+            return tolerant(inbound, payload)
+        finally:
+            forget_indexes()
+
+    normalize_tolerant.__doc__ = tolerant.__doc__
+    return normalize_tolerant
 
 
 def fast_or_tolerant(fast: Normalize, tolerant: Tolerant, inbound: Inbound) -> list[CloudEvent]:

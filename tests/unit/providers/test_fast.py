@@ -260,7 +260,6 @@ SWEPT = [
     "plugchat/messageStatus/read_multiple_ids.json",
     "plugchat/sendingMessage/text_from_api.json",
     "plugchat/receiveMessage/order_cart.json",
-    "plugchat/receiveMessage/template_image_header.json",
     "plugchat/messageDeliveryError/error_object.json",
     "plugchat/whenDisconnecting/disconnected.json",
     "plugchat/startAttendance/realistic.json",

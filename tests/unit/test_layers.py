@@ -132,6 +132,7 @@ NAMED_APART = {
     "contracts/test_tables.py": "the contract against the code's tables (errors, reasons, routes)",
     "providers/test_fast_readers.py": "providers/fast.py's readers against the coerce readers",
     "providers/test_fastpath.py": "every provider's fast path against its tolerant path",
+    "providers/test_fast_readers.py": "relay/providers/fast.py's readers, one by one",
     "providers/test_fuzz.py": "property tests across providers",
     "providers/test_linear.py": "property tests across providers",
     "test_docs_examples.py": "the fenced blocks of README.md and docs/",

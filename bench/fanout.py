@@ -1,6 +1,7 @@
 """Fan-out benchmark: deliveries/s from Kafka to a local HTTP subscriber.
 
-Measures, against the same subscriber process:
+Measures, against the same subscriber process (``--subscriber-kind``: a lean asyncio +
+httptools server by default, so the subscriber is not the ceiling; or an aiohttp server):
 
 - **bare**: an aiohttp client posting the same CloudEvent bodies as fast as it can with the
   same connection limit (the ceiling for an aiohttp client in one process);
@@ -66,6 +67,53 @@ def subscriber_main(port: int) -> None:
     )
 
 
+class _LeanHook(asyncio.Protocol):
+    """The lean subscriber's connection: httptools parses each request, any POST gets 204,
+    ``GET /count`` the count (so an aiohttp subscriber is not the ceiling being measured)."""
+
+    received = 0
+
+    def __init__(self) -> None:
+        import httptools
+
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_message_complete(self) -> None:
+        assert self.transport is not None
+        if self.parser.get_method() == b"GET":
+            body = json.dumps({"received": _LeanHook.received}).encode()
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            self.transport.write(head + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        else:
+            if self.url.startswith(b"/hook"):
+                _LeanHook.received += 1
+            self.transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        self.url = b""
+        if not self.parser.should_keep_alive():
+            self.transport.close()
+
+
+def lean_subscriber_main(port: int) -> None:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_LeanHook, "127.0.0.1", port)
+        await server.serve_forever()
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve())
+
+
 # --- measurements ------------------------------------------------------------------------
 
 
@@ -97,8 +145,9 @@ def events(n: int, keys: int, traced: bool = False) -> list[Any]:
 
 Rate = tuple[float, float]
 """(deliveries/s, CPU µs of this process a delivery)."""
-RelayRate = tuple[float, float, float]
-"""(deliveries/s, CPU µs a delivery, seconds from start to the first delivery)."""
+RelayRate = tuple[float, float, float, float]
+"""(deliveries/s, CPU µs a delivery, seconds from start to the first delivery, deliveries/s
+from the first delivery to the last: the rate once the consumer group has joined)."""
 
 
 async def bare(url: str, bodies: list[bytes], concurrency: int) -> Rate:
@@ -167,22 +216,25 @@ subscribers:
     service = DeliveryService(config, bus, tracing=tracing)
     started, cpu = time.perf_counter(), time.process_time()
     first: float | None = None
+    at_first = 0
     await service.start()
     while True:
         worker = service.workers.get("bench")
         delivered = worker.stats.delivered if worker is not None else 0
         if first is None and delivered:
-            first = time.perf_counter() - started
+            first, at_first = time.perf_counter() - started, delivered
         if delivered >= len(events_):
             break
         await asyncio.sleep(0.02)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    first = first or 0.0
+    steady = (len(events_) - at_first) / max(elapsed - first, 1e-9)
     await service.stop()
     await bus.close()
     if tracing is not None:
         await tracing.close(within=10)
-    # the rate counts the consumer group's join (first); the CPU is all of it
-    return len(events_) / elapsed, cpu / len(events_) * 1e6, first or 0.0
+    # the first rate counts the consumer group's join (first); the CPU is all of it
+    return len(events_) / elapsed, cpu / len(events_) * 1e6, first, steady
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=2_000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--subscriber", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--subscriber-kind",
+        choices=("lean", "aiohttp"),
+        default="lean",
+        help="the subscriber process: a raw asyncio server with httptools (default: ~35 CPU "
+        "µs a request), or an aiohttp one (~150 µs: the ceiling near 5,000/s on two cores); "
+        "the bare client and relay post to the same one",
+    )
     parser.add_argument("--data-dir", default=None, help="delivery state (default: a temp dir)")
     parser.add_argument("--traced", action="store_true", help="trace every delivery attempt")
     parser.add_argument(
@@ -199,16 +259,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.subscriber:
-        subscriber_main(args.subscriber)
+        if args.subscriber_kind == "lean":
+            lean_subscriber_main(args.subscriber)
+        else:
+            subscriber_main(args.subscriber)
         return 0
+
+    from bench.run import cpu_seconds
 
     if args.data_dir is None:
         args.data_dir = tempfile.mkdtemp(prefix="relay-fanout-")
     port = free_port()
+    command = [sys.executable, "-m", "bench.fanout", "--subscriber", str(port)]
     sub = subprocess.Popen(
-        [sys.executable, "-m", "bench.fanout", "--subscriber", str(port)],
-        env={**os.environ},
+        [*command, "--subscriber-kind", args.subscriber_kind], env={**os.environ}
     )
+    served: dict[str, float] = {}
+    """Per phase: the subscriber's CPU µs a request (is it the ceiling?)."""
+
+    def measured(phase: str, run: Any) -> Any:
+        before = cpu_seconds(sub.pid)
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop for both
+            result = runner.run(run)
+        served[phase] = (cpu_seconds(sub.pid) - before) / args.events * 1e6
+        return result
+
     try:
         wait_for_port(port)
         url = f"http://127.0.0.1:{port}/hook"
@@ -223,41 +298,47 @@ def main(argv: list[str] | None = None) -> int:
             # bare, relay, bare: the machine is shared, so the bare client is measured on
             # both sides of relay's run and relay is compared with the mean of the two
             if not args.relay_only:
-                with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                    bare_before = runner.run(bare(url, bodies, args.concurrency))
-            with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop, as the bare
-                relay_rate, relay_cpu, joined = runner.run(
-                    relay_fanout(
-                        bootstrap, topic, url, made, args.concurrency, args.data_dir, traces
-                    )
-                )
+                bare_before = measured("bare", bare(url, bodies, args.concurrency))
+            relay_rate, relay_cpu, joined, steady = measured(
+                "relay",
+                relay_fanout(bootstrap, topic, url, made, args.concurrency, args.data_dir, traces),
+            )
             if not args.relay_only:
-                with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                    bare_after = runner.run(bare(url, bodies, args.concurrency))
+                bare_after = measured("bare after", bare(url, bodies, args.concurrency))
     finally:
         sub.terminate()
         sub.wait()
+    load = " · ".join(f"{n:.1f}" for n in os.getloadavg())
     if args.relay_only:
         print(
-            f"relay: {relay_rate:,.0f} deliveries/s, {relay_cpu:.0f} CPU µs a delivery, "
-            f"first delivery after {joined:.2f} s (load {os.getloadavg()[0]:.1f})"
+            f"relay: {steady:,.0f} deliveries/s after the join ({relay_rate:,.0f} counting "
+            f"it), {relay_cpu:.0f} CPU µs a delivery, first delivery after {joined:.2f} s; "
+            f"the {args.subscriber_kind} subscriber {served['relay']:.0f} CPU µs a request "
+            f"(load {load})"
         )
         return 0
     bare_rate = (bare_before[0] + bare_after[0]) / 2
     bare_cpu = (bare_before[1] + bare_after[1]) / 2
-    # the first and third rows keep the shape bench/run.py reads
+    bare_served = (served["bare"] + served["bare after"]) / 2
+    # the first and fourth rows keep the shape bench/run.py reads
     print(
         f"| fan-out ({args.events} events, {args.keys} keys, max_in_flight "
-        f"{args.concurrency}{', traced' if args.traced else ''}, load "
-        f"{os.getloadavg()[0]:.1f}) | deliveries/s "
-        f"| CPU µs a delivery |\n|---|---:|---:|\n"
-        f"| bare aiohttp client | {bare_rate:,.0f} | {bare_cpu:.0f} |\n"
+        f"{args.concurrency}, {args.subscriber_kind} subscriber"
+        f"{', traced' if args.traced else ''}, load {load}) | deliveries/s "
+        f"| CPU µs a delivery | subscriber CPU µs a request |\n|---|---:|---:|---:|\n"
+        f"| bare aiohttp client | {bare_rate:,.0f} | {bare_cpu:.0f} | {bare_served:.0f} |\n"
         f"| bare, before · after relay | {bare_before[0]:,.0f} · {bare_after[0]:,.0f} "
-        f"| {bare_before[1]:.0f} · {bare_after[1]:.0f} |\n"
-        f"| relay delivery (Kafka → signed POST) | {relay_rate:,.0f} | {relay_cpu:.0f} |\n"
-        f"| relay / bare | {relay_rate / bare_rate:.0%} | {bare_cpu / relay_cpu:.0%} |\n\n"
-        f"relay's rate counts the {joined:.2f} s its consumer group took to join "
-        f"(start to first delivery)."
+        f"| {bare_before[1]:.0f} · {bare_after[1]:.0f} "
+        f"| {served['bare']:.0f} · {served['bare after']:.0f} |\n"
+        f"| relay delivery, counting the group's join ({joined:.2f} s) | {relay_rate:,.0f} "
+        f"| {relay_cpu:.0f} | {served['relay']:.0f} |\n"
+        f"| relay delivery (Kafka → signed POST) | {steady:,.0f} | {relay_cpu:.0f} "
+        f"| {served['relay']:.0f} |\n"
+        f"| relay / bare | {steady / bare_rate:.0%} | {bare_cpu / relay_cpu:.0%} | |\n\n"
+        f"relay's rate is from its first delivery to its last; its consumer group took "
+        f"{joined:.2f} s to join (the row above counts it). CPU µs: this process's user + "
+        f"system time a delivery (relay's includes the join), and the subscriber process's "
+        f"a request."
     )
     return 0
 

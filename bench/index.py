@@ -24,7 +24,8 @@ from pathlib import Path
 import msgspec
 
 from relay.attempts import Attempt
-from relay.index.store import Filters, Index, Stored
+from relay.bus import Item
+from relay.index.store import Filters, Index
 
 TYPES = (
     "chat.message.created",
@@ -78,16 +79,24 @@ def build(index: Index, count: int, batch: int = 5000) -> tuple[float, list[str]
     offset = 0
     started = time.perf_counter()
     for first in range(0, count, batch):
-        records: list[Stored] = []
+        records: list[Item] = []
         for i in range(first, min(first + batch, count)):
             value, event_id, phone = _event(i, rng)
             stamp = START_MS + i * 250
             records.append(
-                Stored(
-                    "relay.raw", 0, offset, b"nexloo", b"{}", (("relay-source", b"nexloo"),), stamp
+                Item(
+                    ("relay.raw", 0, 0),
+                    offset,
+                    "relay.raw",
+                    b"nexloo",
+                    b"{}",
+                    (("relay-source", b"nexloo"),),
+                    stamp,
                 )
             )
-            records.append(Stored("chat.events", 0, offset + 1, None, value, (), stamp))
+            records.append(
+                Item(("chat.events", 0, 0), offset + 1, "chat.events", None, value, (), stamp)
+            )
             offset += 2
             if i % 10 == 0:
                 attempt = Attempt(
@@ -100,7 +109,15 @@ def build(index: Index, count: int, batch: int = 5000) -> tuple[float, list[str]
                     status=503 if i % 100 == 0 else 200,
                 )
                 records.append(
-                    Stored("relay.attempts", 0, offset, None, _encode(attempt), (), stamp)
+                    Item(
+                        ("relay.attempts", 0, 0),
+                        offset,
+                        "relay.attempts",
+                        None,
+                        _encode(attempt),
+                        (),
+                        stamp,
+                    )
                 )
                 offset += 1
             if i % 100 == 0:
@@ -109,7 +126,17 @@ def build(index: Index, count: int, batch: int = 5000) -> tuple[float, list[str]
                     ("relay-subscriber", b"crm"),
                     ("relay-reason", b"delivery_exhausted"),
                 )
-                records.append(Stored("relay.deadletter", 0, offset, None, value, headers, stamp))
+                records.append(
+                    Item(
+                        ("relay.deadletter", 0, 0),
+                        offset,
+                        "relay.deadletter",
+                        None,
+                        value,
+                        headers,
+                        stamp,
+                    )
+                )
                 offset += 1
             if i % 997 == 0:
                 ids.append(event_id)

@@ -68,6 +68,30 @@ FAMILIES: list[tuple[str, str, str | None]] = [
         "plugchat/finishAttendance/both_category_formats.json",
         "finishAttendance",
     ),
+    ("plugchat startAttendance", "plugchat/startAttendance/realistic.json", "startAttendance"),
+    (
+        "plugchat DeliveryCallback, error",
+        "plugchat/messageDeliveryError/delivery_error.json",
+        "messageDeliveryError",
+    ),
+    (
+        "plugchat DisconnectedCallback",
+        "plugchat/whenDisconnecting/disconnected.json",
+        "whenDisconnecting",
+    ),
+    *(
+        (
+            f"plugchat ReceivedCallback {name}",
+            f"plugchat/receiveMessage/{name}.json",
+            "receiveMessage",
+        )
+        for name in ("image", "audio", "location", "contact_card", "poll", "buttons_response")
+    ),
+    (
+        "plugchat ReceivedCallback template",
+        "plugchat/receiveMessage/template_image_header.json",
+        "receiveMessage",
+    ),
 ]
 
 

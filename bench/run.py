@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         wanted |= {"a+n", "c0", "c1"}
     if args.workers > 1:
         wanted |= {"a2", "c2"} | ({"c02"} if args.diagnose else set())
-    settings = {**vars(args), "json": str(args.json) if args.json else None}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     report: dict[str, Any] = {"machine": machine(), "body_bytes": body_size, "args": settings}
     report["loadavg_at_start"] = Path("/proc/loadavg").read_text().split()[:3]
     print(f"# relay bench — {report['machine']}", flush=True)

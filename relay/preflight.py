@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Any
 
 from relay.config import Config, Kafka
 
@@ -115,12 +114,11 @@ def _wanted_topics(config: Config) -> list[str]:
 
 async def _broker(kafka: Kafka, wanted: list[str]) -> tuple[list[str], list[str]]:
     """(notes, problems) from connecting the way ``serve`` does."""
-    from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaError
 
     from relay.bus.base import BusError
     from relay.bus.kafka import KafkaBus
-    from relay.bus.kafka.security import client_options
+    from relay.bus.kafka.consumer import outside_group
 
     bus = KafkaBus(kafka)
     try:
@@ -133,7 +131,7 @@ async def _broker(kafka: Kafka, wanted: list[str]) -> tuple[list[str], list[str]
         f"producer starts (idempotence {'on' if kafka.idempotence else 'off'}, "
         f"compression {kafka.compression or 'none'})"
     ]
-    consumer: Any = AIOKafkaConsumer(**client_options(kafka), group_id=None)
+    consumer = outside_group(kafka)
     try:
         await consumer.start()
         existing = await consumer.topics()

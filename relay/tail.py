@@ -149,16 +149,14 @@ def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry
 
 
 async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGenerator[Entry, None]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
     from aiokafka.errors import KafkaError
 
-    from relay.bus.kafka.security import client_options, refusal
+    from relay.bus.kafka.consumer import outside_group
+    from relay.bus.kafka.security import refusal
 
-    consumer: Any = AIOKafkaConsumer(
-        **{**client_options(kafka), "client_id": f"{kafka.client_id}-tail"},
-        group_id=None,
-        enable_auto_commit=False,
-        request_timeout_ms=kafka.request_timeout_ms,
+    consumer = outside_group(
+        kafka, client_id=f"{kafka.client_id}-tail", request_timeout_ms=kafka.request_timeout_ms
     )
     try:
         await consumer.start()

@@ -1,17 +1,26 @@
-"""Builders of the things tests feed relay: inbound webhooks, canonical events, bus records."""
+"""Builders of the things tests feed relay: inbound webhooks, canonical events, bus records,
+configurations, a reloader."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from relay.app.reload import Reloader
 from relay.bus import Record
+from relay.bus.memory import MemoryBus
 from relay.cloudevents import encode
-from relay.config import Config
+from relay.config import Config, load
+from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
+from relay.ingress.guard import ConnectionGuard
+from relay.ingress.state import IngressState
+from relay.pipeline import Pipeline
 from relay.providers import NORMALIZERS, Inbound
-from tests.support import make_config, unique
+from relay.routing import Router
+from tests.support import FIXTURES, make_config, unique
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Broker
@@ -32,6 +41,20 @@ def normalize(
         delivery_id=extra.get("delivery_id"),
     )
     return NORMALIZERS[provider](inbound)
+
+
+def chatwoot_message(number: int, conversation: int | None = None) -> bytes:
+    """A Chatwoot message_created body; distinct numbers give distinct events."""
+    return json.dumps(
+        {
+            "event": "message_created",
+            "id": number,
+            "content": f"message {number}",
+            "message_type": "incoming",
+            "account": {"id": 1},
+            "conversation": {"id": number if conversation is None else conversation},
+        }
+    ).encode()
 
 
 def chat_event(conversation: int, message: int, direction: str = "incoming") -> CloudEvent:
@@ -93,3 +116,45 @@ subscribers:
 {subscribers}
 """
     )
+
+
+def reloader_for(path: Path) -> Reloader:
+    """A reloader of the file's configuration and the parts a reload changes (a pipeline on
+    the memory bus, the ingress state, the connection guard), built as relay.app builds them;
+    no delivery."""
+    config = load(path)
+    pipeline = Pipeline(
+        MemoryBus(),
+        Router(config.routes, config.topics.events),
+        config.topics,
+        Deduplicator(config.dedupe.window, config.dedupe.max_entries),
+        max_events=config.limits.max_events_per_body,
+    )
+    state = IngressState.build(config, pipeline)
+    return Reloader(
+        config, path, state, pipeline, None, ConnectionGuard(config.limits.header_timeout)
+    )
+
+
+def _fixtures() -> list[tuple[str, str, str | None]]:
+    """(relative path, provider, kind) of every webhook body under tests/fixtures/."""
+    found: list[tuple[str, str, str | None]] = []
+    for path in sorted((FIXTURES / "chatwoot").rglob("*.json")):
+        if not path.name.endswith(".meta.json"):
+            found.append((path.relative_to(FIXTURES).as_posix(), "chatwoot", None))
+    for path in sorted((FIXTURES / "plugchat").glob("*/*.json")):
+        found.append((path.relative_to(FIXTURES).as_posix(), "plugchat", path.parent.name))
+    return found
+
+
+FIXTURE_FILES = _fixtures()
+"""(relative path, provider, kind) of every webhook body under tests/fixtures/."""
+
+
+def fixture_events(relative: str, provider: str, kind: str | None) -> Iterator[dict[str, Any]]:
+    """The canonical events (as JSON objects) of one fixture body, from source ``acme``."""
+    body = (FIXTURES / relative).read_bytes()
+    delivery = "6f1c2b9e-8d4a-4c3e-9b7a-2e5f1d0c8a43" if provider == "chatwoot" else None
+    extra = {"delivery_id": delivery} if delivery else {}
+    for event in normalize(provider, body, kind, source="acme", **extra):
+        yield json.loads(encode(event))

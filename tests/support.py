@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -202,3 +203,14 @@ async def post_hook(client: TestClient[Any, Any], fixture: str) -> str:
     assert response.status == 202
     [event_id] = (await response.json())["ids"]
     return str(event_id)
+
+
+def assert_durable(conn: sqlite3.Connection) -> None:
+    """202 ⇒ durable rests on WAL and ``synchronous=FULL`` (an fsync at each commit).
+
+    ``kill -9`` cannot tell FULL from OFF (committed WAL pages survive in the OS page
+    cache), and power loss is not simulated, so the settings themselves are asserted on
+    the connections relay writes with (tests/README.md, M09).
+    """
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # 0 OFF 1 NORMAL 2 FULL
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

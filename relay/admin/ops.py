@@ -24,7 +24,7 @@ from relay.delivery.service import DeliveryService, UnknownSubscriber
 from relay.delivery.worker import SubscriberWorker
 from relay.index import Index, Indexer, RecordReader
 from relay.index.reader import Place
-from relay.index.store import DeadLetterRow, Filters, Page, Stored
+from relay.index.store import DeadLetterRow, Filters, Page
 from relay.metrics import REQUESTS
 from relay.routing import Matcher
 from relay.urls import masked
@@ -53,16 +53,9 @@ class BadRequest(Exception):
     pass
 
 
-def _as_item(record: Stored, number: int) -> Item:
-    return Item(
-        stream=("redrive", 0, 0),
-        offset=number,
-        topic=record.topic,
-        key=record.key,
-        value=record.value,
-        headers=tuple(record.headers),
-        timestamp_ms=record.timestamp_ms,
-    )
+def _as_item(record: Item, number: int) -> Item:
+    """A record read back by its place, numbered for a one-off delivery (redrive, replay)."""
+    return msgspec.structs.replace(record, stream=("redrive", 0, 0), offset=number)
 
 
 class Operations:
@@ -312,7 +305,7 @@ class Operations:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-def _header(record: Stored | None, name: str) -> str | None:
+def _header(record: Item | None, name: str) -> str | None:
     if record is None:
         return None
     value = dict(record.headers).get(name)

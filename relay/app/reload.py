@@ -10,6 +10,7 @@ the admin token) takes effect at once.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -38,25 +39,19 @@ RESTART_ONLY = (
 )
 
 
+@dataclass
 class Reloader:
-    def __init__(
-        self,
-        config: Config,
-        path: Path | None,
-        state: IngressState,
-        pipeline: Pipeline,
-        delivery: DeliveryService | None,
-        guard: ConnectionGuard | None = None,
-    ) -> None:
-        self.guard = guard
-        self.config = config
-        self.path = path
-        self.state = state
-        self.pipeline = pipeline
-        self.delivery = delivery
-        self.listen_host: str | None = None
-        """Where ``relay serve`` listens: a reload with guessable secrets is refused there."""
-        self._lock = asyncio.Lock()
+    """What a reload reads (``config``, ``path``) and the objects it changes."""
+
+    config: Config
+    path: Path | None
+    state: IngressState
+    pipeline: Pipeline
+    delivery: DeliveryService | None
+    guard: ConnectionGuard | None = None
+    listen_host: str | None = field(default=None, init=False)
+    """Where ``relay serve`` listens: a reload with guessable secrets is refused there."""
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def reload(self) -> Reloaded:
         if self.path is None:

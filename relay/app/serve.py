@@ -13,6 +13,7 @@ import signal
 import structlog
 from aiohttp import web
 
+from relay.app import heap
 from relay.ingress.guard import GUARD
 from relay.preflight import listen_problem
 
@@ -83,6 +84,7 @@ async def serve(
             if guard is not None and runner.server is not None
             else None
         )
+        heap.settle()
         log.info("listening", host=host, port=port, pid=os.getpid())
         await stop.wait()
         log.info("shutting_down", grace_seconds=grace)

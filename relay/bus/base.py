@@ -55,6 +55,10 @@ class Item(msgspec.Struct, frozen=True):
     headers: Headers
     timestamp_ms: int
 
+    @property
+    def partition(self) -> int:
+        return self.stream[1]
+
 
 class BusError(Exception):
     """The bus could not make the records durable; nothing may be acknowledged."""

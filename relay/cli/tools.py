@@ -143,7 +143,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from relay import telemetry
     from relay.bus import BusError
     from relay.delivery.replay import ReplayError, parse_since, replay
-    from relay.delivery.worker import Stats
+    from relay.delivery.tally import Stats
     from relay.logs import configure
 
     config = load_config(args)

@@ -17,7 +17,8 @@ from relay.bus import Item, Revoked, Stream, Subscription, group_id, open_bus, o
 from relay.config import Config, Subscriber
 from relay.deadletters import DeadLetters, made_for
 from relay.delivery.sender import Sender
-from relay.delivery.worker import Stats, SubscriberWorker
+from relay.delivery.tally import Stats
+from relay.delivery.worker import SubscriberWorker
 from relay.units import seconds
 
 if TYPE_CHECKING:

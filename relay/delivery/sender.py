@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import aiohttp
 import msgspec
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -18,6 +17,7 @@ from relay.config import Subscriber, webhook_secret
 from relay.deadletters import DeliveryFailure
 from relay.delivery import signing
 from relay.delivery.breaker import CircuitBreaker, Rule
+from relay.delivery.client import Client, HttpError
 from relay.delivery.retry import AttemptFailed, Backoff, classify, parse_retry_after
 from relay.ratelimit import RateLimiter
 
@@ -28,6 +28,7 @@ log = structlog.get_logger("relay.delivery")
 
 USER_AGENT = f"relay/{__version__}"
 _ERROR_BODY_BYTES = 512
+"""Bytes of a failed answer kept for its error (and the attempt log's excerpt)."""
 
 
 class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,7 +68,7 @@ class Sender:
         self._host = urlsplit(subscriber.url).hostname
         self.keys = [webhook_secret(secret) for secret in subscriber.all_secrets]
         self._signer = signing.Signer(self.keys)
-        self.timeout = aiohttp.ClientTimeout(total=subscriber.timeout)
+        self.timeout = subscriber.timeout
         retry = subscriber.retry
         self.backoff = Backoff(retry.initial, retry.max, retry.jitter)
         self.max_attempts = retry.max_attempts
@@ -76,27 +77,24 @@ class Sender:
         self.limiter = (
             RateLimiter(subscriber.rate_limit) if subscriber.rate_limit is not None else None
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
         self._slots = asyncio.Semaphore(subscriber.max_in_flight)
-        self._static_headers = {"User-Agent": USER_AGENT, **subscriber.headers}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self.subscriber.max_in_flight, keepalive_timeout=30, enable_cleanup_closed=True
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
+        # relay.delivery.client: no cookie jar (a subscriber's Set-Cookie never rides along
+        # on later deliveries), no redirects followed, pooled keep-alive connections
+        self._client = Client(
+            self.subscriber.url,
+            headers=fixed_headers(self.subscriber),
             timeout=self.timeout,
-            auto_decompress=False,
-            # a subscriber's Set-Cookie must not ride along on later deliveries (and the
-            # jar's per-request lookups cost time on the hot path)
-            cookie_jar=aiohttp.DummyCookieJar(),
+            max_idle=self.subscriber.max_in_flight,
+            keep_body=_ERROR_BODY_BYTES,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
 
     async def deliver(
         self,
@@ -217,8 +215,8 @@ class Sender:
         self, event_id: str, body: bytes, content_type: str, extra: dict[str, str] | None
     ) -> int:
         """One POST. One coroutine on the hot path: slot, breaker, limiter, sign, send."""
-        session = self._session
-        if session is None:
+        client = self._client
+        if client is None:
             raise RuntimeError("sender is not started")
         async with self._slots:  # held for the attempt only, never during a backoff
             breaker = self.breaker
@@ -226,38 +224,33 @@ class Sender:
             try:
                 if self.limiter is not None:
                     await self.limiter.acquire()
-                headers = self._static_headers.copy()
+                headers = {"Content-Type": content_type}
                 if extra:
                     headers.update(extra)
-                headers["Content-Type"] = content_type
                 self._signer.add_headers(headers, event_id, int(time.time()), body)
                 try:
-                    async with session.post(
-                        self.subscriber.url, data=body, headers=headers, allow_redirects=False
-                    ) as response:
-                        status = response.status
-                        if status < 300:
-                            breaker.record_success(ticket)
-                            return status
-                        excerpt = await response.content.read(_ERROR_BODY_BYTES)
-                        # Standard Webhooks: Retry-After is what a 429 or 503 asks for
-                        retry_after = (
-                            parse_retry_after(response.headers.get("Retry-After"))
-                            if status in (429, 503)
-                            else None
-                        )
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    response = await client.post(body, headers)
+                except (HttpError, TimeoutError, OSError) as exc:
                     breaker.record_failure(ticket)
                     raise AttemptFailed(
                         status=None, error=_describe(exc), retry_after=None, retryable=True
                     ) from exc
-                except Exception as exc:  # e.g. a header aiohttp refuses: retrying cannot help
+                except Exception as exc:  # e.g. a header that cannot be sent: retrying cannot help
                     raise AttemptFailed(
                         status=None, error=_describe(exc), retry_after=None, retryable=False
                     ) from exc
+                status = response.status
+                if status < 300:
+                    breaker.record_success(ticket)
+                    return status
             finally:
                 if ticket is not None:
                     breaker.release(ticket)
+        # Standard Webhooks: Retry-After is what a 429 or 503 asks for
+        retry_after = (
+            parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+        )
+        excerpt = response.body
         verdict = classify(status, self.retry_4xx)
         if status in (408, 429) or status >= 500:
             breaker.record_failure(ticket)
@@ -270,6 +263,25 @@ class Sender:
             retry_after=retry_after,
             retryable=verdict == "retry" and status != 410,
         )
+
+
+_PER_REQUEST = frozenset(
+    {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature", "traceparent"}
+    | {"tracestate"}
+)
+
+
+def fixed_headers(subscriber: Subscriber) -> dict[str, str]:
+    """``User-Agent`` and the subscriber's ``headers``, less those each request sets."""
+    fixed = {"User-Agent": USER_AGENT}
+    for name, value in subscriber.headers.items():
+        lower = name.lower()
+        if lower in _PER_REQUEST or lower.startswith("ce-"):
+            continue
+        if lower == "user-agent":
+            fixed.pop("User-Agent", None)
+        fixed[name] = value
+    return fixed
 
 
 def breaker_rule(subscriber: Subscriber) -> Rule:

@@ -17,8 +17,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from relay.attempts import Attempt, AttemptLog, describe_failure
-from relay.attempts import Outcome as AttemptOutcome
+from relay.attempts import AttemptLog
 from relay.bus import Item, Stream, Subscription
 from relay.cloudevents import (
     DATA_CONTENT_TYPE,
@@ -36,10 +35,11 @@ from relay.deadletters import DeadLetters, delivery_record
 from relay.delivery.breaker import STATE_VALUES
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult, Sender
-from relay.delivery.state import DeliveryState, now_ms
+from relay.delivery.state import DeliveryState
+from relay.delivery.tally import Stats, Tally
 from relay.delivery.watermark import Watermark
 from relay.events import CloudEvent, EventHead
-from relay.metrics import DELIVERIES, DELIVERY_ATTEMPTS, DELIVERY_SECONDS, LIVE, SKIPPED
+from relay.metrics import DELIVERIES, DELIVERY_SECONDS, LIVE, SKIPPED
 from relay.routing import Matcher
 
 log = structlog.get_logger("relay.delivery")
@@ -49,21 +49,6 @@ COMMIT_INTERVAL_SECONDS = 1.0
 _FETCH_MAX = 500
 FETCH_WAIT_SECONDS = 0.5
 REVOKE_WAIT_SECONDS = 1.0
-ATTEMPTS_KEPT_MS = 7 * 86_400_000
-"""Stored attempt counts of events nobody retried for this long are forgotten."""
-
-
-class Stats(msgspec.Struct, kw_only=True):
-    delivered: int = 0
-    retried: int = 0
-    deadlettered: int = 0
-    skipped: int = 0
-
-
-def _attempt_outcome(failure: AttemptFailed) -> str:
-    if failure.status is None:
-        return "error"
-    return "http_4xx" if failure.status < 500 else "http_5xx"
 
 
 class SubscriberWorker:
@@ -87,30 +72,29 @@ class SubscriberWorker:
         self.sender = sender
         self.dead_letters = dead_letters
         self.matcher = Matcher.compile(subscriber.match)
+        self._log = log.bind(subscriber=subscriber.name)
         # Only ``where`` predicates and the bare-data format need the whole event.
         self._decoder: msgspec.json.Decoder[Any] = (
             event_decoder if subscriber.match.where or subscriber.format == "data" else head_decoder
         )
         self._delivered = DELIVERIES.labels(subscriber.name, "delivered")
-        self._retried = DELIVERIES.labels(subscriber.name, "retried")
         self._deadlettered = DELIVERIES.labels(subscriber.name, "deadlettered")
         self._seconds = DELIVERY_SECONDS.labels(subscriber.name)
-        self._attempt_counters = {
-            outcome: DELIVERY_ATTEMPTS.labels(subscriber.name, outcome)
-            for outcome in ("delivered", "http_4xx", "http_5xx", "error")
-        }
         self.state = state
         self.attempt_log = attempts
-        self._replay = replay
-        self._prior: dict[str, int] = {}
-        """Attempts made before this run, for events still being retried."""
-        self._counted: set[str] = set()
-        """Events whose attempt count is stored (removed once they settle)."""
         self._flushed_delivered = 0
         self.gone: DeliveryResult | None = None
         """Set when the endpoint answered 410 Gone: the worker stops, nothing is skipped."""
         self.buffer_limit = buffer_limit or max(256, subscriber.max_in_flight * 16)
         self.stats = Stats()
+        self._tally = Tally(
+            subscriber.name,
+            sender.max_attempts,
+            self.stats,
+            state=state,
+            attempt_log=attempts,
+            replay=replay,
+        )
         self._watermark = Watermark()
         self._queues: dict[bytes, deque[tuple[Item, Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,7 +103,6 @@ class SubscriberWorker:
         self._idle.set()
         self._stopping = asyncio.Event()
         self._grace: float | None = None
-        self._log = log.bind(subscriber=subscriber.name)
         self._backlog = 0
         if live:
             LIVE.put("relay_consumer_lag", subscriber.name, self._lag)
@@ -164,9 +147,7 @@ class SubscriberWorker:
     async def run(self) -> Stats:
         """Deliver until stopped or cancelled, or until a bounded subscription is exhausted."""
         self.subscription.on_revoked = self._revoked
-        if self.state is not None:
-            self._prior = await asyncio.to_thread(self._load_attempts, self.state)
-            self._counted = set(self._prior)
+        await self._tally.load()
         await self.sender.start()
         try:
             await self.subscription.start()
@@ -188,10 +169,6 @@ class SubscriberWorker:
         finally:
             await self.sender.close()
         return self.stats
-
-    def _load_attempts(self, state: DeliveryState) -> dict[str, int]:
-        state.forget_attempts_before(now_ms() - ATTEMPTS_KEPT_MS)
-        return state.attempts(self.subscriber.name)
 
     async def _read_loop(self) -> None:
         while not self._stopping.is_set():
@@ -293,7 +270,8 @@ class SubscriberWorker:
         else:
             body, content_type = structured, HTTP_CONTENT_TYPE
         event_id = event.id
-        prior = self._prior.pop(event_id, 0) if self._prior else 0
+        tally = self._tally
+        prior = tally.prior.pop(event_id, 0) if tally.prior else 0
 
         attempt_log = self.attempt_log
         began = time.monotonic()
@@ -303,12 +281,12 @@ class SubscriberWorker:
         ) -> None:
             nonlocal began
             ended = time.monotonic()
-            self._log_attempt(event_id, attempt, ended - began, failure, retry_in)
+            tally.log_attempt(event_id, attempt, ended - began, failure, retry_in)
             began = ended + (retry_in or 0.0)
-            await self._failed_attempt(event_id, attempt, failure, retry_in)
+            await tally.failed_attempt(event_id, attempt, failure, retry_in)
 
         # without an attempt log the closure is not needed: the hot path stays one call
-        failed = on_failure if attempt_log is not None else self._failed_attempt
+        failed = on_failure if attempt_log is not None else tally.failed_attempt
 
         result = await self.sender.deliver(
             event_id,
@@ -322,22 +300,11 @@ class SubscriberWorker:
         )
         self._seconds.observe(result.seconds)
         if result.delivered and attempt_log is not None:
-            attempt_log.record(
-                Attempt(
-                    event_id=event_id,
-                    subscriber=self.subscriber.name,
-                    attempt=result.attempts,
-                    at_ms=int(time.time() * 1000),
-                    duration_ms=round((time.monotonic() - began) * 1000, 3),
-                    outcome="delivered",
-                    status=result.status,
-                    replay=self._replay,
-                )
-            )
+            tally.log_delivered(event_id, result, began)
         if result.delivered:
             self.stats.delivered += 1  # counted in the metrics by _flush_metrics
-            if self._counted:
-                await self._settle(event_id)
+            if tally.counted:
+                await tally.settle(event_id)
             return True
         if result.reason == "gone":
             self.gone = result
@@ -347,69 +314,9 @@ class SubscriberWorker:
             self.stop_reading(0)
             return False
         await self._deadletter(item, event, result, structured)
-        if self._counted:
-            await self._settle(event_id)
+        if tally.counted:
+            await tally.settle(event_id)
         return True
-
-    def _log_attempt(
-        self,
-        event_id: str,
-        attempt: int,
-        seconds: float,
-        failure: AttemptFailed,
-        retry_in: float | None,
-    ) -> None:
-        """One attempt-log entry for a failed attempt (the duration includes slot waits)."""
-        assert self.attempt_log is not None
-        error, excerpt = describe_failure(failure.status, failure.error)
-        outcome: AttemptOutcome
-        if retry_in is not None:
-            outcome = "retrying"
-        else:
-            outcome = "disabled" if failure.status == 410 else "deadlettered"
-        self.attempt_log.record(
-            Attempt(
-                event_id=event_id,
-                subscriber=self.subscriber.name,
-                attempt=attempt,
-                at_ms=int(time.time() * 1000),
-                duration_ms=round(seconds * 1000, 3),
-                outcome=outcome,
-                status=failure.status,
-                error=error,
-                excerpt=excerpt,
-                replay=self._replay,
-            )
-        )
-
-    async def _failed_attempt(
-        self, event_id: str, attempt: int, failure: AttemptFailed, retry_in: float | None
-    ) -> None:
-        """One line and one count per failed attempt; the count is stored before the wait."""
-        self._attempt_counters[_attempt_outcome(failure)].inc()
-        self._log.warning(
-            "delivery_attempt_failed",
-            event_id=event_id,
-            attempt=attempt,
-            max_attempts=self.sender.max_attempts,
-            status=failure.status,
-            error=failure.error[:200],
-            retry_in=None if retry_in is None else round(retry_in, 3),
-        )
-        if retry_in is None:
-            return
-        self.stats.retried += 1
-        self._retried.inc()
-        if self.state is not None:
-            self._counted.add(event_id)
-            await asyncio.to_thread(
-                self.state.record_attempts, self.subscriber.name, event_id, attempt
-            )
-
-    async def _settle(self, event_id: str) -> None:
-        if event_id in self._counted and self.state is not None:
-            self._counted.discard(event_id)
-            await asyncio.to_thread(self.state.settle, self.subscriber.name, event_id)
 
     async def _deadletter(
         self, item: Item, event: Event, result: DeliveryResult, structured: bytes | None = None
@@ -460,7 +367,7 @@ class SubscriberWorker:
         if delivered:
             self._flushed_delivered += delivered
             self._delivered.inc(delivered)
-            self._attempt_counters["delivered"].inc(delivered)
+            self._tally.counters["delivered"].inc(delivered)
 
     async def _commit_periodically(self) -> None:
         while True:

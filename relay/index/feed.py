@@ -1,4 +1,4 @@
-"""Feeding the index from the bus, and reading single records back from it.
+"""Feeding the index from the bus (reading one record back by its place is relay.index.reader).
 
 - Embedded log: the log's records table, read in offset order across the topics the index
   wants (so an event's raw body is the raw record just before it).
@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from relay.bus import Item
 from relay.bus.embedded import LOG_FILE, read_only, select
-from relay.bus.kafka.security import client_options
+from relay.bus.kafka.consumer import kafka_item, outside_group
 from relay.config import Config, Kafka
-from relay.index.store import Index, Stored, stored
+from relay.index.store import Index
 
 log = structlog.get_logger("relay.index")
 
@@ -45,7 +46,7 @@ class Feed(Protocol):
 
     async def start(self, positions: dict[tuple[str, int], int]) -> None: ...
 
-    async def fetch(self) -> list[Stored]: ...
+    async def fetch(self) -> list[Item]: ...
 
     async def close(self) -> None: ...
 
@@ -66,12 +67,12 @@ class EmbeddedFeed:
     def _connect(self) -> sqlite3.Connection:
         return read_only(self.path, threads=True)
 
-    def _read(self) -> list[Stored]:
+    def _read(self) -> list[Item]:
         assert self._conn is not None
         items = select(self._conn, after=self._position, limit=BATCH, topics=self.topics)
-        return [stored(item) for item in items]
+        return items
 
-    async def fetch(self) -> list[Stored]:
+    async def fetch(self) -> list[Item]:
         records = await asyncio.to_thread(self._read)
         if records:
             self._position = records[-1].offset
@@ -96,12 +97,8 @@ class KafkaFeed:
 
     async def start(self, positions: dict[tuple[str, int], int]) -> None:
         self._positions = positions
-        self._consumer = AIOKafkaConsumer(
-            **client_options(self._config),
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+        self._consumer = outside_group(
+            self._config, auto_offset_reset="earliest", isolation_level="read_committed"
         )
         await self._consumer.start()
         await self._assign()
@@ -127,7 +124,7 @@ class KafkaFeed:
             if stored is not None:
                 self._consumer.seek(tp, stored)
 
-    async def fetch(self) -> list[Stored]:
+    async def fetch(self) -> list[Item]:
         if len(self._assigned) < len(self.topics) and time.monotonic() - self._checked > 1:
             await self._assign()
         if not self._assigned:
@@ -137,15 +134,7 @@ class KafkaFeed:
             timeout_ms=int(IDLE_SECONDS * 1000), max_records=BATCH
         )
         return [
-            Stored(
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=m.offset,
-                key=m.key,
-                value=m.value,
-                headers=tuple(m.headers or ()),
-                timestamp_ms=m.timestamp,
-            )
+            kafka_item(m, (tp.topic, tp.partition, 0))
             for tp, messages in batches.items()
             for m in messages
         ]
@@ -194,11 +183,11 @@ class Indexer:
         await self.feed.close()
         await asyncio.to_thread(self.index.close)
 
-    def _add(self, records: list[Stored]) -> int:
+    def _add(self, records: list[Item]) -> int:
         if self.feed.adjacent_raw:
             # one offset sequence for every topic: its position is stored under topic ""
             last = records[-1]
-            marker = Stored("", 0, last.offset, None, b"", (), 0)
+            marker = Item(("", 0, 0), last.offset, "", None, b"", (), 0)
             return self.index.add([*records, marker], adjacent_raw=True)
         return self.index.add(records)
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 
-from relay.bus import Item
 from relay.sqlite import SQLiteFile
 
 INDEX_FILE = "index.sqlite3"
@@ -119,26 +118,6 @@ class _Head(msgspec.Struct):
 
 
 _head = msgspec.json.Decoder(_Head)
-
-
-class Stored(msgspec.Struct, frozen=True):
-    """One record read from the bus, as the index needs it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: Sequence[tuple[str, bytes]]
-    timestamp_ms: int
-
-
-def stored(item: Item) -> Stored:
-    """A record the bus read back (the embedded log: partition 0), as the index keeps it."""
-    partition = item.stream[1]
-    return Stored(
-        item.topic, partition, item.offset, item.key, item.value, item.headers, item.timestamp_ms
-    )
 
 
 class Filters(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,12 +8,12 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from relay.bus import Item
 from relay.bus.embedded import LOG_FILE, read_at
-from relay.bus.kafka.security import client_options
+from relay.bus.kafka.consumer import kafka_item, outside_group
 from relay.config import Config, Kafka
-from relay.index.model import Stored, stored
 
 Place = tuple[str, int, int]
 """(topic, partition, offset)"""
@@ -24,11 +24,11 @@ class RecordReader:
     def __init__(self, config: Config) -> None:
         self.config = config
 
-    async def read(self, topic: str, partition: int, offset: int) -> Stored | None:
+    async def read(self, topic: str, partition: int, offset: int) -> Item | None:
         [record] = await self.read_many([(topic, partition, offset)])
         return record
 
-    async def read_many(self, places: Sequence[Place]) -> list[Stored | None]:
+    async def read_many(self, places: Sequence[Place]) -> list[Item | None]:
         """In the order asked; None where retention removed the record."""
         if not places:
             return []
@@ -36,15 +36,13 @@ class RecordReader:
             return await asyncio.to_thread(self._read_embedded, [p[2] for p in places])
         return await self._read_kafka(self.config.kafka, places)
 
-    def _read_embedded(self, offsets: list[int]) -> list[Stored | None]:
+    def _read_embedded(self, offsets: list[int]) -> list[Item | None]:
         found = read_at(self.config.data_path / LOG_FILE, offsets)
-        return [None if item is None else stored(item) for item in found]
+        return found
 
-    async def _read_kafka(self, kafka: Kafka, places: Sequence[Place]) -> list[Stored | None]:
+    async def _read_kafka(self, kafka: Kafka, places: Sequence[Place]) -> list[Item | None]:
         """One consumer outside any group for the lot, one fetch per record."""
-        consumer: Any = AIOKafkaConsumer(
-            **client_options(kafka), group_id=None, enable_auto_commit=False
-        )
+        consumer = outside_group(kafka)
         await consumer.start()
         try:
             consumer.assign(list({TopicPartition(t, p) for t, p, _ in places}))
@@ -53,7 +51,7 @@ class RecordReader:
             await consumer.stop()
 
 
-async def _one(consumer: Any, tp: TopicPartition, offset: int) -> Stored | None:
+async def _one(consumer: Any, tp: TopicPartition, offset: int) -> Item | None:
     consumer.seek(tp, offset)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(WAIT_SECONDS):
@@ -62,13 +60,5 @@ async def _one(consumer: Any, tp: TopicPartition, offset: int) -> Stored | None:
                 for message in batches.get(tp, []):
                     if message.offset != offset:
                         return None  # deleted by retention: the next one came
-                    return Stored(
-                        tp.topic,
-                        tp.partition,
-                        offset,
-                        message.key,
-                        message.value,
-                        tuple(message.headers or ()),
-                        message.timestamp,
-                    )
+                    return kafka_item(message, (tp.topic, tp.partition, 0))
     return None

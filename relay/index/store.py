@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from relay.attempts import decode_attempt
+from relay.bus import Item
 from relay.cloudevents import from_binary, is_binary
 from relay.deadletters import describe
 from relay.index.model import (
@@ -22,14 +23,12 @@ from relay.index.model import (
     Filters,
     Page,
     RawRef,
-    Stored,
     _Contact,
     _Data,
     _Head,
     _head,
     _text,
     parse_time_ms,
-    stored,
 )
 from relay.index.queries import Queries
 
@@ -42,8 +41,6 @@ __all__ = [
     "Index",
     "Page",
     "RawRef",
-    "Stored",
-    "stored",
 ]
 
 
@@ -53,7 +50,7 @@ class Index(Queries):
             rows = self._db().execute("SELECT topic, partition, next_offset FROM positions")
             return {(topic, partition): offset for topic, partition, offset in rows}
 
-    def add(self, records: Iterable[Stored], *, adjacent_raw: bool = False) -> int:
+    def add(self, records: Iterable[Item], *, adjacent_raw: bool = False) -> int:
         """Index a batch in one transaction, and store the positions after it.
 
         ``adjacent_raw``: records come in the bus's write order across topics (the
@@ -140,7 +137,7 @@ class Index(Queries):
         return len(events) + len(attempts) + len(deadletters) + len(raws)
 
     def _event_row(
-        self, record: Stored, headers: dict[str, bytes], adjacent_raw: bool
+        self, record: Item, headers: dict[str, bytes], adjacent_raw: bool
     ) -> tuple[Any, ...]:
         if is_binary(headers):
             event = from_binary(record.value, headers)

@@ -16,7 +16,13 @@ from aiohttp import web
 
 from relay.bus import BusError, RecordTooLarge
 from relay.ingress.auth import AuthError
-from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, read_limited
+from relay.ingress.body import (
+    BodyTooLarge,
+    BrokenBody,
+    is_json_content_type,
+    read_buffered,
+    read_limited,
+)
 from relay.ingress.responses import AcceptedBody, Rejected
 from relay.ingress.state import (
     INGRESS,
@@ -164,8 +170,8 @@ def _kind(entry: SourceEntry, provider: Provider, kind: str | None) -> str | Non
 
 async def _body(request: web.Request, settings: IngressSettings) -> bytes:
     try:
-        if request.content.is_eof():  # the whole body is in already: no timer to arm
-            return await read_limited(request, settings.max_body_bytes)
+        if request.content.is_eof():  # the whole body is in already: no timer, no await
+            return read_buffered(request, settings.max_body_bytes)
         async with asyncio.timeout(settings.body_timeout):
             return await read_limited(request, settings.max_body_bytes)
     except BodyTooLarge as exc:

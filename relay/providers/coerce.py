@@ -354,7 +354,8 @@ def as_e164(value: Any) -> str | None:
         rest = text[1:]
         if rest.isascii() and rest.isdigit():  # already E.164 (what Chatwoot stores)
             return text
-    digits = _PHONE_NOISE.sub("", text)
+    # digits only (what Z-API sends) need no noise stripping
+    digits = text if text.isascii() and text.isdigit() else _PHONE_NOISE.sub("", text)
     if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 15:
         return None
     if digits[0] == "0":

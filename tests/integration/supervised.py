@@ -7,7 +7,9 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,31 @@ def lock_holder(path: Path) -> int | None:
     return None
 
 
-class Supervised:
-    """The supervisor process; its JSON log lines are kept in ``log`` (a file)."""
+def reserve_port() -> socket.socket:
+    """A loopback port bound, not listening, with SO_REUSEADDR and SO_REUSEPORT: the workers
+    (SO_REUSEPORT) and the supervisor's check (SO_REUSEADDR) can still bind it, but no other
+    test can be handed it while the socket is open.
 
-    def __init__(self, config: Path, port: int, workers: int, log: Path) -> None:
+    A port from ``free_port()`` is free again once it is returned, so two tests running at
+    once could both get it; workers sharing a port with SO_REUSEPORT would then not fail,
+    they would silently split each other's connections (requests acknowledged by the other
+    test's relay, never delivered here).
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class Supervised:
+    """The supervisor process; its JSON log lines are kept in ``log`` (a file). Its port is
+    reserved for it (:func:`reserve_port`) until :meth:`kill_all`."""
+
+    def __init__(self, config: Path, workers: int, log: Path) -> None:
         self.config = config
-        self.port = port
+        self._reservation = reserve_port()
+        self.port: int = self._reservation.getsockname()[1]
         self.workers = workers
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
@@ -93,6 +114,18 @@ class Supervised:
         )
         assert process.returncode is None, self.log.read_text()[-3000:]
 
+    async def poll(self, check: Callable[[], object], within: float, what: str) -> None:
+        """:func:`poll_until`, and on failure the last lines of the log (who logged what,
+        when): a wait that times out on a loaded machine says why."""
+        try:
+            await poll_until(check, within=within, what=what)
+        except AssertionError as exc:
+            tail = [
+                f"{line.get('timestamp', '?')[11:23]} {line.get('worker', 'S')} {line.get('event')}"
+                for line in self.lines()[-40:]
+            ]
+            raise AssertionError(f"{exc}; the log ends:\n" + "\n".join(tail)) from None
+
     def workers_now(self) -> list[int]:
         return children(self.pid)
 
@@ -106,6 +139,12 @@ class Supervised:
             return await self.process.wait()
 
     async def kill_all(self) -> None:
+        try:
+            await self._kill_all()
+        finally:
+            self._reservation.close()
+
+    async def _kill_all(self) -> None:
         if self.process is None or self.process.returncode is not None:
             return
         workers = self.workers_now()

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.factories import chatwoot_message
 from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import free_port, unique, wait_ready
@@ -27,20 +28,6 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "dev-nexloo-token-0123456789"
 ADMIN = "admin-token-0123456789abcdef"
-
-
-def webhook(number: int, conversation: int | None = None) -> bytes:
-    """A Chatwoot message_created body; distinct numbers give distinct events."""
-    return json.dumps(
-        {
-            "event": "message_created",
-            "id": number,
-            "content": f"message {number}",
-            "message_type": "incoming",
-            "account": {"id": 1},
-            "conversation": {"id": number if conversation is None else conversation},
-        }
-    ).encode()
 
 
 def config_text(tmp_path: Path, port: int, subscribers: str, kafka: Broker | None = None) -> str:
@@ -161,7 +148,7 @@ async def test_posts_right_after_ready_reach_a_new_subscriber(
         broker if bus == "kafka" else None,
     )
     async with relay_serve(tmp_path, text, port) as relay:
-        ids = await post_all(port, [webhook(n) for n in range(80)])
+        ids = await post_all(port, [chatwoot_message(n) for n in range(80)])
         assert len(set(ids)) == 80
         await subscriber.wait_for(lambda s: delivered_ids(s) >= set(ids), within=40)
         lines = relay.log_lines()
@@ -197,7 +184,7 @@ async def test_an_endpoint_failing_two_in_three_gets_every_event_and_each_failur
         "     retry: {max_attempts: 5, initial: 10ms, max: 200ms}}",
     )
     async with relay_serve(tmp_path, text, port) as relay:
-        ids = await post_all(port, [webhook(n) for n in range(80)])
+        ids = await post_all(port, [chatwoot_message(n) for n in range(80)])
         await subscriber.wait_for(lambda s: delivered_ids(s) >= set(ids), within=30)
         # relay counts an attempt when its answer is back, and the lag gauge refreshes once
         # a second: wait until both have caught up with what the subscriber saw

@@ -238,7 +238,7 @@ logging: {{level: info, format: json}}
 shutdown_grace: 15s
 """
     )
-    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay = Supervised(config, 2, tmp_path / "relay.log")
     relay.topic = events  # type: ignore[attr-defined]
     yield relay
     await relay.kill_all()
@@ -364,7 +364,7 @@ logging: {{level: info, format: json}}
 shutdown_grace: 15s
 """
     )
-    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay = Supervised(config, 2, tmp_path / "relay.log")
 
     def delivered() -> set[str]:
         return {r.headers["webhook-id"] for r in subscriber.delivered()}
@@ -373,7 +373,7 @@ shutdown_grace: 15s
         await relay.start()
         load = Load(relay.port)
         await load.run(range(60))
-        await poll_until(lambda: delivered() >= load.acked, within=30, what="first delivered")
+        await relay.poll(lambda: delivered() >= load.acked, 30, "first delivered")
         # the group gives each worker some of the partitions: both deliver (their counters,
         # added up once a second, say so)
         metrics, more = tmp_path / "var" / "metrics", iter(range(1000, 2000, 10))
@@ -384,7 +384,7 @@ shutdown_grace: 15s
                 await asyncio.sleep(1.2)
         os.kill(relay.workers_now()[0], signal.SIGKILL)
         await load.run(range(60, 120))
-        await poll_until(lambda: delivered() >= load.acked, within=40, what="all delivered")
+        await relay.poll(lambda: delivered() >= load.acked, 40, "all delivered")
         report("workers: delivery through kill -9", load, len(delivered() & load.acked))
         assert load.acked_count >= 100
         # one group, not one per worker (which would deliver every event twice)

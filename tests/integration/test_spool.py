@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.config import Config
+from tests.factories import chatwoot_message
 from tests.integration.conftest import Broker, running_broker
 from tests.support import consume_ids, drain, free_port, make_config, relay_client, unique
 
@@ -22,20 +23,6 @@ pytestmark = pytest.mark.integration
 def conversation(n: int) -> bytes:
     return json.dumps(
         {"event": "conversation_created", "id": n, "account_id": 1, "status": "open"}
-    ).encode()
-
-
-def message(conversation_id: int, n: int) -> bytes:
-    """Message ``n`` of one conversation: every one has the same partition key."""
-    return json.dumps(
-        {
-            "event": "message_created",
-            "id": n,
-            "content": f"message {n}",
-            "message_type": "incoming",
-            "account": {"id": 1},
-            "conversation": {"id": conversation_id},
-        }
     ).encode()
 
 
@@ -90,13 +77,17 @@ async def test_broker_pause_spools_and_drains_in_order(own_broker: Broker, tmp_p
     events, raw = unique("spool.events"), unique("spool.raw")
     config = spool_config(own_broker.bootstrap, tmp_path, events, raw=raw)
     async with relay_client(config) as client:
-        status, before = await post(client, 0, message(7, 0))  # direct: the broker is up
+        status, before = await post(
+            client, 0, chatwoot_message(0, conversation=7)
+        )  # direct: the broker is up
         assert status == 202
         assert (await readiness(client))["mode"] == "direct"
 
         own_broker.process.send_signal(signal.SIGSTOP)
         try:
-            answers = [await post(client, n, message(7, n)) for n in range(1, 41)]
+            answers = [
+                await post(client, n, chatwoot_message(n, conversation=7)) for n in range(1, 41)
+            ]
             assert {status for status, _ in answers} == {202}
             state = await readiness(client)
             assert (state["http"], state["mode"]) == (200, "spooling")
@@ -104,7 +95,7 @@ async def test_broker_pause_spools_and_drains_in_order(own_broker: Broker, tmp_p
             own_broker.process.send_signal(signal.SIGCONT)
 
         await wait_for_mode(client, "direct")
-        status, after = await post(client, 41, message(7, 41))
+        status, after = await post(client, 41, chatwoot_message(41, conversation=7))
         assert status == 202
     acked = [*before["ids"], *(i for _, body in answers for i in body["ids"]), *after["ids"]]
     assert len(acked) == 42

@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 
 from relay.bus.embedded import LOG_FILE, read
-from tests.integration.supervised import Supervised, lock_holder
+from tests.integration.supervised import Supervised, lock_holder, reserve_port
 from tests.subscriber import Subscriber
-from tests.support import free_port, poll_until
+from tests.support import poll_until
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ADMIN_TOKEN = "a-long-enough-admin-token-for-the-tests-0123456789"
@@ -90,7 +90,7 @@ async def test_two_workers_share_the_port_and_metrics_add_up(
 ) -> None:
     config = tmp_path / "relay.yaml"
     config.write_text(config_text(tmp_path / "var", ["cw"]))
-    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay = Supervised(config, 2, tmp_path / "relay.log")
     supervised.append(relay)
     await relay.start()
     assert len(relay.workers_now()) == 2
@@ -116,10 +116,11 @@ async def test_sighup_and_admin_reload_reach_every_worker(
     tmp_path: Path, supervised: list[Supervised]
 ) -> None:
     config = tmp_path / "relay.yaml"
-    admin_port = free_port()
+    admin_reserved = reserve_port()  # the admin listener binds it too (SO_REUSEADDR)
+    admin_port = admin_reserved.getsockname()[1]
     admin = f"admin: {{token: {ADMIN_TOKEN}, listen: {{host: 127.0.0.1, port: {admin_port}}}}}"
     config.write_text(config_text(tmp_path / "var", ["cw"], admin))
-    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay = Supervised(config, 2, tmp_path / "relay.log")
     supervised.append(relay)
     await relay.start(wait=False)
     await poll_until(lambda: len(relay.events("worker_started")) == 2)
@@ -133,8 +134,8 @@ async def test_sighup_and_admin_reload_reach_every_worker(
     config.write_text(config_text(tmp_path / "var", ["cw", "added"], admin))
     before = len(relay.events("reloaded"))
     relay.signal(signal.SIGHUP)
-    await poll_until(
-        lambda: len(relay.events("reloaded")) >= before + 2, what="both workers reloaded"
+    await relay.poll(
+        lambda: len(relay.events("reloaded")) >= before + 2, 20, "both workers reloaded"
     )
     # were it one worker only, about half of these would be refused
     assert await post_each_on_its_own(relay.port, "added", range(30)) == [202] * 30
@@ -150,13 +151,14 @@ async def test_sighup_and_admin_reload_reach_every_worker(
         assert response.status == 200
         assert "later" in (await response.json())["sources"]
     # worker 0 reloaded for the request, then the supervisor's SIGHUP reloads both
-    await poll_until(
-        lambda: len(relay.events("reloaded")) >= before + 5, what="the HTTP reload spread"
+    await relay.poll(
+        lambda: len(relay.events("reloaded")) >= before + 5, 20, "the HTTP reload spread"
     )
     assert await post_each_on_its_own(relay.port, "later", range(30)) == [202] * 30
     # the admin listener is worker 0's alone: metrics there add up every worker's
     text = await scrape(admin_port)
     assert sample(text, 'relay_requests_total{outcome="accepted",source="later"}') == 30
+    admin_reserved.close()
 
 
 async def test_embedded_delivery_runs_in_one_worker_and_the_other_takes_over(
@@ -169,7 +171,7 @@ async def test_embedded_delivery_runs_in_one_worker_and_the_other_takes_over(
     )
     config = tmp_path / "relay.yaml"
     config.write_text(config_text(tmp_path / "var", ["cw"], subscribers))
-    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay = Supervised(config, 2, tmp_path / "relay.log")
     supervised.append(relay)
     try:
         await relay.start()
@@ -265,7 +267,7 @@ async def test_a_worker_that_keeps_dying_young_stops_relay_after_backing_off(
 ) -> None:
     config = tmp_path / "relay.yaml"
     config.write_text(config_text(tmp_path / "var", ["cw"]))
-    relay = Supervised(config, free_port(), 2, tmp_path / "relay.log")
+    relay = Supervised(config, 2, tmp_path / "relay.log")
     supervised.append(relay)
     await relay.start()
     killed: list[int] = []

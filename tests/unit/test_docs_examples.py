@@ -357,11 +357,12 @@ def test_a_linted_block_names_files_that_exist(block: Block) -> None:
     assert not missing, f"{block.where} names {missing}"
 
 
-def test_the_architecture_tree_names_the_modules_there_are() -> None:
-    """docs/architecture.md's tree: every file and package it lists exists."""
+def _architecture_tree() -> tuple[list[str], list[Path], list[str]]:
+    """What the tree names that is not there, every path it names, and its lines that name
+    more than one module."""
     [tree] = [b for b in ALL if b.page.name == "architecture.md" and b.lang == "text"]
     parents: list[Path] = []
-    missing = []
+    missing, named, crowded = [], [], []
     for line in tree.text.splitlines():
         depth = (len(line) - len(line.lstrip())) // 2
         names = []
@@ -371,12 +372,36 @@ def test_the_architecture_tree_names_the_modules_there_are() -> None:
             names.append(word)
         del parents[depth:]
         base = parents[-1] if parents else ROOT
+        if sum(name.endswith(".py") for name in names) > 1:
+            crowded.append(line.strip())
         for name in names:
+            named.append(base / name)
             if not (base / name).exists():
                 missing.append(str((base / name).relative_to(ROOT)))
         if len(names) == 1 and names[0].endswith("/"):
             parents.append(base / names[0])
+    return missing, named, crowded
+
+
+def test_the_architecture_tree_names_the_modules_there_are() -> None:
+    """docs/architecture.md's tree: every file and package it lists exists."""
+    missing, _, _ = _architecture_tree()
     assert not missing, missing
+
+
+def test_the_architecture_tree_has_a_line_for_every_module() -> None:
+    """Every module of relay/ has its line (a package's own line stands for its
+    ``__init__.py``), and a line names one module."""
+    _, named, crowded = _architecture_tree()
+    assert not crowded, f"one module a line: {crowded}"
+    listed = {path.resolve() for path in named}
+    modules = [
+        path
+        for path in (ROOT / "relay").rglob("*.py")
+        if path.name != "__init__.py" or path.parent.resolve() not in listed
+    ]
+    unlisted = [str(path.relative_to(ROOT)) for path in modules if path.resolve() not in listed]
+    assert not unlisted, f"docs/architecture.md has no line for {unlisted}"
 
 
 # -- docs/commands.md: the refusals it shows are relay's words ------------------------------------

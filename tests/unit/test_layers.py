@@ -1,5 +1,6 @@
-"""The import graph of relay/: no cycles (imports inside functions count), and the few
-upward edges that crept in before stay out."""
+"""The import graph of relay/: no cycles (imports inside functions and for types only
+count), and no package imports one above it (the table in
+``test_lower_layers_do_not_import_upper_ones``); and the unit tests' files mirror it."""
 
 from __future__ import annotations
 
@@ -91,18 +92,33 @@ def _imports_under(graph: dict[str, set[str]], package: str) -> set[str]:
     return {t for m, ts in graph.items() if m == package or m.startswith(package + ".") for t in ts}
 
 
+ABOVE = ("relay.app", "relay.cli", "relay.contracts", "relay.console", "relay.admin")
+"""The composition root, the commands, the published documents and the admin side."""
+SIDES = ("relay.ingress", "relay.delivery", "relay.index", "relay.pipeline")
+"""The three things a process runs, and the pipeline behind ingress."""
+MODEL = (*ABOVE, *SIDES, "relay.providers", "relay.config", "relay.register")
+
+
 def test_lower_layers_do_not_import_upper_ones() -> None:
     graph = _graph()
-    above = ("relay.app", "relay.admin", "relay.console", "relay.contracts", "relay.cli")
     for package, forbidden in [
-        ("relay.ingress", (*above, "relay.delivery", "relay.index")),
-        (
-            "relay.config",
-            (*above, "relay.ingress", "relay.delivery", "relay.bus", "relay.register"),
-        ),
-        ("relay.providers", (*above, "relay.ingress", "relay.register", "relay.config")),
-        ("relay.delivery", above),
-        ("relay.bus", (*above, "relay.delivery", "relay.ingress")),
+        ("relay.admin", ("relay.app", "relay.cli", "relay.contracts", "relay.console")),
+        ("relay.console", ("relay.app", "relay.cli", "relay.contracts")),
+        ("relay.ingress", (*ABOVE, "relay.delivery", "relay.index")),
+        ("relay.delivery", (*ABOVE, "relay.ingress", "relay.index", "relay.pipeline")),
+        ("relay.index", (*ABOVE, "relay.ingress", "relay.delivery", "relay.pipeline")),
+        ("relay.pipeline", (*ABOVE, "relay.ingress", "relay.delivery", "relay.index")),
+        ("relay.telemetry", (*ABOVE, "relay.ingress", "relay.index", "relay.pipeline")),
+        ("relay.attempts", (*ABOVE, *SIDES)),
+        ("relay.register", (*ABOVE, *SIDES, "relay.bus")),
+        ("relay.config", (*ABOVE, *SIDES, "relay.bus", "relay.register")),
+        ("relay.providers", (*ABOVE, *SIDES, "relay.register", "relay.config")),
+        ("relay.routing", (*ABOVE, *SIDES, "relay.bus")),
+        ("relay.bus", (*ABOVE, *SIDES)),
+        ("relay.deadletters", MODEL),
+        ("relay.cloudevents", (*MODEL, "relay.bus")),
+        ("relay.events", (*MODEL, "relay.bus")),
+        ("relay.parts", (*MODEL, "relay.bus")),
     ]:
         wrong = {
             t
@@ -110,3 +126,30 @@ def test_lower_layers_do_not_import_upper_ones() -> None:
             if any(t == f or t.startswith(f + ".") for f in forbidden)
         }
         assert not wrong, f"{package} imports {sorted(wrong)}"
+
+
+NOT_ONE_MODULE = {
+    "contracts/test_tables.py": "the contract against the code's tables (errors, reasons, routes)",
+    "providers/test_fast_readers.py": "providers/fast.py's readers against the coerce readers",
+    "providers/test_fastpath.py": "every provider's fast path against its tolerant path",
+    "providers/test_fuzz.py": "property tests across providers",
+    "providers/test_linear.py": "property tests across providers",
+    "test_docs_examples.py": "the fenced blocks of README.md and docs/",
+    "test_readme_links.py": "the links of README.md and docs/",
+    "test_layers.py": "the package's import graph and the tests' layout",
+}
+"""Unit test files that test no single module, and what they test instead."""
+
+
+def test_unit_tests_mirror_the_package() -> None:
+    """``tests/unit/<path>/test_<name>.py`` tests ``relay/<path>/<name>.py`` or the package
+    ``relay/<path>/<name>/`` (tests/README.md, Layout)."""
+    unit = Path(__file__).parent
+    modules = {path.relative_to(PACKAGE).with_suffix("") for path in PACKAGE.rglob("*.py")}
+    astray = []
+    for test in unit.rglob("test_*.py"):
+        relative = test.relative_to(unit)
+        tested = relative.parent / relative.stem.removeprefix("test_")
+        if tested not in modules and tested / "__init__" not in modules:
+            astray.append(relative.as_posix())
+    assert sorted(astray) == sorted(NOT_ONE_MODULE)

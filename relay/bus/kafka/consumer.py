@@ -1,5 +1,7 @@
 """Reading Kafka: a subscriber's consumer group (with its rebalance listener), and the
-bounded range ``relay replay`` reads; both are bus Subscriptions."""
+bounded range ``relay replay`` reads; both are bus Subscriptions. Every other reader (tail,
+the admin index, preflight) takes its consumer from :func:`outside_group` and its items
+from :func:`kafka_item`."""
 
 from __future__ import annotations
 
@@ -21,6 +23,13 @@ from relay.bus.kafka.security import client_options
 from relay.config import Kafka
 
 log = structlog.get_logger("relay.delivery")
+
+
+def outside_group(config: Kafka, **options: Any) -> Any:
+    """A consumer in no group that commits nothing: it reads partitions it assigns itself."""
+    return AIOKafkaConsumer(
+        **{**client_options(config), "group_id": None, "enable_auto_commit": False, **options}
+    )
 
 
 class KafkaSubscription:
@@ -91,7 +100,7 @@ class KafkaSubscription:
                     await self._consumer.seek_to_beginning(tp)
             return []
         return [
-            _kafka_item(message, self._stream(tp))
+            kafka_item(message, self._stream(tp))
             for tp, messages in batches.items()
             for message in messages
         ]
@@ -148,11 +157,23 @@ class KafkaSubscription:
             log.warning("commit_failed", error=str(exc))
 
     async def backlog(self) -> int:
+        """Records of the assigned partitions not yet handed to relay.
+
+        The log end comes from a ListOffsets request as well as from the last fetch's
+        highwater: aiokafka fetches no more of a partition while records of it sit unread
+        in its buffer (exactly when delivery stalls), so that highwater stops moving.
+        """
+        consumer = self._consumer
+        fetched = {
+            tp: hw for tp in consumer.assignment() if (hw := consumer.highwater(tp)) is not None
+        }
+        if not fetched:  # no position before the first fetch of a partition
+            return 0
+        ends = await consumer.end_offsets(list(fetched))
         total = 0
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                total += max(0, highwater - await self._consumer.position(tp))
+        for tp, highwater in fetched.items():
+            end = max(highwater, ends.get(tp) or 0)
+            total += max(0, end - await consumer.position(tp))
         return total
 
 
@@ -167,7 +188,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.subscription._assign(set(assigned))
 
 
-def _kafka_item(message: Any, stream: Stream) -> Item:
+def kafka_item(message: Any, stream: Stream) -> Item:
+    """An aiokafka ``ConsumerRecord`` as a bus item."""
     return Item(
         stream=stream,
         offset=message.offset,
@@ -192,11 +214,7 @@ class KafkaRange:
         since_ms: int | None = None,
         from_offset: int | None = None,
     ) -> None:
-        self._consumer: Any = AIOKafkaConsumer(
-            **client_options(config),
-            group_id=None,
-            enable_auto_commit=False,
-        )
+        self._consumer = outside_group(config)
         self._topics = list(topics)
         self._since_ms = since_ms
         self._from_offset = from_offset
@@ -243,7 +261,7 @@ class KafkaRange:
             *remaining, timeout_ms=int(wait * 1000), max_records=max_records
         )
         return [
-            _kafka_item(message, (tp.topic, tp.partition, 0))
+            kafka_item(message, (tp.topic, tp.partition, 0))
             for tp, messages in batches.items()
             for message in messages
             if message.offset < self._end.get(tp, 0)

@@ -7,7 +7,6 @@ present, decides the builder; attendance bodies have none and the URL kind decid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -20,10 +19,11 @@ from relay.providers.base import (
     parse_json_keeping_duplicates,
     require_object,
 )
-from relay.providers.coerce import as_str, forget_indexes, get
-from relay.providers.fast import fast_or_tolerant
-from relay.providers.plugchat import attendance, zapi
+from relay.providers.fast import fast_or_tolerant, forgetting
+from relay.providers.plugchat.attendance import lost_transcript_entries
+from relay.providers.plugchat.builders import ATTENDANCE_KINDS, build
 from relay.providers.plugchat.fast import normalize_fast
+from relay.providers.reads import TOLERANT
 
 KINDS = (
     "startAttendance",
@@ -35,7 +35,6 @@ KINDS = (
     "whenDisconnecting",
 )
 _KIND_BY_FOLDED = {kind.lower(): kind for kind in KINDS}
-_ATTENDANCE_KINDS = frozenset({"startAttendance", "finishAttendance"})
 
 
 def canonical_kind(kind: str) -> str | None:
@@ -43,85 +42,13 @@ def canonical_kind(kind: str) -> str | None:
     return _KIND_BY_FOLDED.get(kind.replace("-", "").replace("_", "").lower())
 
 
-def _lost_transcript_entries(payload: Mapping[str, Any], body: bytes) -> bool:
-    """Did the fast parse drop transcript entries that shared a key (seed bodies repeat
-    ``"ID_DA_MENSAGEM"``)? Then the body is parsed again keeping duplicates.
-
-    Every transcript entry carries ``messageId`` or ``momment``: if the body holds more of
-    those than the ``chat`` object has entries, some may have been merged (or they are
-    nested deeper, e.g. a quoted message; re-parsing is then merely slower, never wrong).
-    """
-    chat = get(payload, "chat")
-    if not isinstance(chat, Mapping):
-        return False
-    mentions = max(body.count(b'"messageId"'), body.count(b'"momment"'))
-    return mentions > len(chat)
-
-
-Builder = Callable[[Inbound, Mapping[str, Any], str, str], list[CloudEvent]]
-
-
-def _received(
-    inbound: Inbound, payload: Mapping[str, Any], event: str, kind: str
-) -> list[CloudEvent]:
-    return zapi.received_event(inbound, payload, event)
-
-
-def _status(
-    inbound: Inbound, payload: Mapping[str, Any], event: str, kind: str
-) -> list[CloudEvent]:
-    return zapi.status_events(inbound, payload, event)
-
-
-def _disconnected(
-    inbound: Inbound, payload: Mapping[str, Any], event: str, kind: str
-) -> list[CloudEvent]:
-    return zapi.disconnected_event(inbound, payload, event)
-
-
-def _received_by_kind(
-    inbound: Inbound, payload: Mapping[str, Any], event: str, kind: str
-) -> list[CloudEvent]:
-    if get(payload, "messageId") is None:
-        raise Unmappable("unmappable", f"{kind} body has neither `type` nor `messageId`")
-    return zapi.received_event(inbound, payload, event)
-
-
-# A body's `type` (compared case-insensitively) decides its builder ...
-CALLBACKS: dict[str, Builder] = {
-    "receivedcallback": _received,
-    "messagestatuscallback": _status,
-    "deliverycallback": zapi.delivery_event,
-    "disconnectedcallback": _disconnected,
-}
-# ... and the URL kind decides for bodies without one.
-BY_KIND: dict[str, Builder] = {
-    "receiveMessage": _received_by_kind,
-    "sendingMessage": _received_by_kind,
-    "messageStatus": _status,
-    "messageDeliveryError": zapi.delivery_event,
-    "whenDisconnecting": _disconnected,
-}
-
-
 def normalize(inbound: Inbound) -> list[CloudEvent]:
-    """A PlugChat body as canonical events: the fast path for message and status callbacks
-    when it models the body, the tolerant readers otherwise (the same events either way)."""
+    """A PlugChat body as canonical events: the fast path when its plain reads can read
+    the body, the tolerant readers otherwise (the same events either way)."""
     kind = canonical_kind(inbound.kind or "")
-    if kind is None or kind in _ATTENDANCE_KINDS:
+    if kind is None:
         return normalize_tolerant(inbound)
     return fast_or_tolerant(partial(normalize_fast, kind=kind), normalize_tolerant, inbound)
-
-
-def normalize_tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
-    """Any PlugChat body, read with the tolerant readers (the fast path's fallback).
-
-    ``payload``: the body already decoded (by the fast path), or None to decode it here.
-    """
-    try:
-        return _normalize(inbound, payload)
-    finally:
-        forget_indexes()
 
 
 def _normalize(inbound: Inbound, decoded: Any) -> list[CloudEvent]:
@@ -129,17 +56,13 @@ def _normalize(inbound: Inbound, decoded: Any) -> list[CloudEvent]:
     if kind is None:
         raise Unmappable("unknown_kind", f"unknown PlugChat kind {inbound.kind!r}")
     payload = require_object(parse_json(inbound.body) if decoded is None else decoded)
-    if kind in _ATTENDANCE_KINDS and _lost_transcript_entries(payload, inbound.body):
+    if kind in ATTENDANCE_KINDS and lost_transcript_entries(payload, inbound.body, TOLERANT):
         payload = require_object(parse_json_keeping_duplicates(inbound.body))
-    callback = as_str(get(payload, "type"))
-    if callback is not None:
-        builder = CALLBACKS.get(callback.lower())
-        if builder is None:
-            raise Unmappable("unknown_type", f"unknown callback type {callback!r} on {kind}")
-        return builder(inbound, payload, callback, kind)
-    if kind in _ATTENDANCE_KINDS or isinstance(get(payload, "attendance"), Mapping):
-        return attendance.attendance_event(inbound, payload, kind)
-    return BY_KIND[kind](inbound, payload, kind, kind)
+    return build(inbound, payload, kind, TOLERANT)
+
+
+normalize_tolerant = forgetting(_normalize)
+"""Any PlugChat body, read with the tolerant readers (the fast path's fallback)."""
 
 
 WEBHOOK_MESSAGE: dict[str, Any] = {

@@ -18,10 +18,12 @@ from relay.events import (
     EventData,
     Message,
 )
-from relay.providers.base import Inbound, Unmappable, body_digest, build_event
-from relay.providers.coerce import as_float, as_time, get, get_obj, get_str
+from relay.providers.base import Inbound, Unmappable, body_digest
+from relay.providers.coerce import as_float, as_time
 from relay.providers.extensions import OMITTED_KEYS
-from relay.providers.plugchat import fast, zapi
+from relay.providers.plugchat import zapi
+from relay.providers.plugchat.message import chat_address, contact, message, sender
+from relay.providers.reads import Reads
 
 _STATUSES: dict[str, ConversationStatus] = {
     "PROGRESS": "open",
@@ -39,20 +41,46 @@ MAX_CATEGORIES = 256
 """More categories on one attendance is not a real attendance; the raw copy keeps them."""
 
 
-def categories(attendance: Mapping[str, Any]) -> list[Category]:
+def lost_transcript_entries(payload: Mapping[str, Any], body: bytes, r: Reads) -> bool:
+    """Did the plain decode drop transcript entries that shared a key (seed bodies repeat
+    ``"ID_DA_MENSAGEM"``)? Then the body is parsed again keeping duplicates.
+
+    Every transcript entry carries ``messageId`` or ``momment``: if the body holds more of
+    either than the decoded entries and the attendance carry, some entries were merged (or
+    those keys are nested deeper, e.g. in a quoted message: re-parsing is then merely
+    slower, never wrong).
+    """
+    chat = r.get(payload, "chat")
+    if not isinstance(chat, dict):
+        return False
+    for key in ("messageId", "momment"):
+        mentions = body.count(f'"{key}"'.encode())
+        if mentions <= len(chat):
+            continue  # cannot be more entries than were decoded
+        attendance = r.get_obj(payload, "attendance")
+        carried = (key in payload) + (key in attendance)
+        carried += sum(1 for entry in chat.values() if isinstance(entry, dict) and key in entry)
+        if mentions > carried:
+            return True
+    return False
+
+
+def categories(attendance: Mapping[str, Any], r: Reads) -> list[Category]:
     """Both formats: ``attendanceCategory`` (one object) and ``attendanceCategories`` (a list).
 
     Linear in the number of categories: seen (id, name, item) keys are kept in sets.
     """
+    get_str = r.get_str
     found: list[Category] = []
     seen: set[tuple[str | None, str | None, str | None]] = set()
     seen_any_item: set[tuple[str | None, str | None]] = set()
     for key in ("attendanceCategories", "attendanceCategory"):
-        value = get(attendance, key)
+        value = r.get(attendance, key)
         items = value[:MAX_CATEGORIES] if isinstance(value, list) else [value]
         for item in items:
-            if not isinstance(item, Mapping) or not item:
+            if not isinstance(item, dict) or not item:
                 continue
+            item = r.checked(item)
             category = Category(
                 id=get_str(item, "categoryId", "id"),
                 name=get_str(item, "categoryName", "name"),
@@ -79,10 +107,10 @@ MAX_TRANSCRIPT = 300
 1 MiB transcript (~11k short messages) would block the event loop for about a second."""
 
 
-def transcript(chat: Any) -> tuple[list[Message], int]:
+def transcript(chat: Any, r: Reads) -> tuple[list[Message], int]:
     """The attendance's ``chat``: an object of message id → Z-API message (or a list),
     and how many entries past :data:`MAX_TRANSCRIPT` were not read."""
-    if isinstance(chat, Mapping):
+    if isinstance(chat, dict):
         items = list(islice(chat.values(), MAX_TRANSCRIPT))
         total = len(chat)
     elif isinstance(chat, list):
@@ -91,25 +119,27 @@ def transcript(chat: Any) -> tuple[list[Message], int]:
         items, total = [], 0
     messages: list[tuple[float, int, Message]] = []
     for position, item in enumerate(items):
-        if not isinstance(item, Mapping):
+        if not isinstance(item, dict):
             continue
-        message = fast.transcript_message(item)
-        if message is None:
-            _, customer = zapi.contact(item)
-            message, _ = zapi.message(item, by=zapi.sender(item, customer), with_extension=False)
-        moment = as_float(get(item, "momment"))
-        messages.append((moment if moment is not None else float("inf"), position, message))
+        item = r.checked(item)
+        _, customer = contact(item, r)
+        built, _ = message(item, r, by=sender(item, customer, r), with_extension=False)
+        moment = as_float(r.get(item, "momment"))
+        messages.append((moment if moment is not None else float("inf"), position, built))
     messages.sort(key=lambda entry: (entry[0], entry[1]))
-    return [message for _, _, message in messages], total - len(items)
+    return [built for _, _, built in messages], total - len(items)
 
 
-def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) -> list[CloudEvent]:
-    attendance_obj = get_obj(payload, "attendance")
+def attendance_event(
+    inbound: Inbound, payload: Mapping[str, Any], kind: str, r: Reads
+) -> list[CloudEvent]:
+    get, get_str = r.get, r.get_str
+    attendance_obj = r.get_obj(payload, "attendance")
     if not attendance_obj:
         raise Unmappable("unmappable", f"{kind} body has no `attendance` object")
-    customer = get_obj(attendance_obj, "customer")
-    messages, omitted = transcript(get(payload, "chat"))
-    phone_raw, phone, chat_id = zapi.chat_address(get(customer, "phone"))
+    customer = r.get_obj(attendance_obj, "customer")
+    messages, omitted = transcript(get(payload, "chat"), r)
+    phone_raw, phone, chat_id = chat_address(get(customer, "phone"))
     number = get_str(attendance_obj, "attendanceNumber", "number", "id")
     status_raw = get_str(attendance_obj, "status")
     status = _STATUSES.get(status_raw.strip().upper()) if status_raw else None
@@ -122,9 +152,11 @@ def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) ->
         department=get_str(attendance_obj, "departament", "department"),
         operator=operator,
         finished_by=finished_by,
-        operator_report=get_str(attendance_obj, "operatorReport"),
+        # PlugChat's documented spelling has a trailing space: read as sent, the fast
+        # path reads it too
+        operator_report=get_str(attendance_obj, "operatorReport", "operatorReport "),
         rating_note=get_str(attendance_obj, "ratingObservation"),
-        categories=categories(attendance_obj),
+        categories=categories(attendance_obj, r),
         requested_at=as_time(get(attendance_obj, "requestTime")),
         started_at=as_time(get(attendance_obj, "startTime")),
         ended_at=as_time(get(attendance_obj, "endTime")),
@@ -154,16 +186,7 @@ def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) ->
         attendance.ended_at if kind == "finishAttendance" else attendance.started_at
     ) or as_time(get(attendance_obj, "momment"))
     identity = f"attendance:{number}:{kind}" if number else body_digest(inbound.body)
+    subject = f"attendance/{number}" if number else None
     return [
-        build_event(
-            inbound,
-            type_="chat.conversation.status_changed",
-            identity=identity,
-            time=time,
-            partition=chat,
-            subject=f"attendance/{number}"
-            if number
-            else (f"conversation/{chat}" if chat else None),
-            data=data,
-        )
+        zapi.event(inbound, "chat.conversation.status_changed", identity, time, data, chat, subject)
     ]

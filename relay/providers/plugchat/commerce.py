@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.events import Order, OrderItem, Product
-from relay.providers.coerce import as_bool, as_e164, as_int, as_str, get, get_list, get_obj, get_str
+from relay.providers.coerce import as_bool, as_e164, as_int, as_str
 from relay.providers.money import from_major
 from relay.providers.plugchat.reading import Content, Reader
+from relay.providers.reads import Reads
 
 
 def _party(value: Any) -> str | None:
@@ -17,7 +18,8 @@ def _party(value: Any) -> str | None:
     return (as_e164(text) or text) if text else None
 
 
-def product(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
+def product(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+    get, get_str = r.get, r.get_str
     currency = get(obj, "currencyCode")
     title = get_str(obj, "title")
     return Content(
@@ -33,20 +35,23 @@ def product(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
             url=get_str(obj, "url"),
             seller=_party(get(obj, "businessOwnerJid")),
         ),
-        known=frozenset(
-            {
-                "productId",
-                "retailerId",
-                "title",
-                "description",
-                "price",
-                "currencyCode",
-                "productImage",
-                "url",
-                "businessOwnerJid",
-            }
-        ),
+        known=_PRODUCT_KEYS,
     )
+
+
+_PRODUCT_KEYS = frozenset(
+    {
+        "productId",
+        "retailerId",
+        "title",
+        "description",
+        "price",
+        "currencyCode",
+        "productImage",
+        "url",
+        "businessOwnerJid",
+    }
+)
 
 
 _ORDER_KEYS = frozenset(
@@ -73,7 +78,8 @@ _ORDER_KEYS = frozenset(
 
 
 def order_kind(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
+    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+        get, get_str = r.get, r.get_str
         currency = get(obj, "currency")
         items = [
             OrderItem(
@@ -87,8 +93,8 @@ def order_kind(kind: str) -> Reader:
                 ),
                 custom=as_bool(get(item, "isCustomItem")),
             )
-            for item in get_list(obj, "products")
-            if isinstance(item, Mapping)
+            for item in r.get_list(obj, "products")
+            if isinstance(item, dict)
         ]
         title = get_str(obj, "orderTitle")
         return Content(
@@ -118,8 +124,9 @@ def order_kind(kind: str) -> Reader:
 
 
 def payment(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-        info = get_obj(obj, "paymentInfo")
+    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+        get, get_str = r.get, r.get_str
+        info = r.get_obj(obj, "paymentInfo")
         source = obj if get(obj, "value") is not None else info
         currency = get(source, "currencyCode")
         return Content(
@@ -134,3 +141,12 @@ def payment(kind: str) -> Reader:
         )
 
     return read
+
+
+# Every key these readers look for (the fast path's key check takes them as known).
+KEYS = (
+    _PRODUCT_KEYS
+    | _ORDER_KEYS
+    | {"name", "quantity", "value", "isCustomItem", "price", "currencyCode", "paymentInfo"}
+    | {"transactionStatus", "status", "receiverPhone"}
+)

@@ -11,42 +11,37 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.events import Reaction, Referral, SharedContact
-from relay.providers.coerce import (
-    as_bool,
-    as_e164,
-    as_str,
-    as_time,
-    get,
-    get_list,
-    get_obj,
-    get_str,
-)
+from relay.providers.coerce import as_bool, as_e164, as_str, as_time
 from relay.providers.plugchat import commerce, interactive
 from relay.providers.plugchat.reading import MEDIA_KEYS, Content, Reader, location, media_item
+from relay.providers.reads import Reads
 
 
 def _media(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-        item = media_item(kind, obj)
+    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+        item = media_item(kind, obj, r)
         return Content(
             kind=kind,
             text=item.caption if kind in ("image", "video", "document") else None,
             media=[item],
-            view_once=as_bool(get(obj, "viewOnce")),
+            view_once=as_bool(r.get(obj, "viewOnce")),
             known=MEDIA_KEYS,
         )
 
     return read
 
 
-def _text(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    return Content(kind="text", text=get_str(obj, "message"), known=frozenset({"message"}))
+def _text(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+    return Content(kind="text", text=r.get_str(obj, "message"), known=_TEXT_KEYS)
 
 
-def _location(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
+_TEXT_KEYS = frozenset({"message"})
+
+
+def _location(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
     return Content(
         kind="location",
-        location=location(obj),
+        location=location(obj, r),
         known=frozenset({"latitude", "longitude", "name", "address", "url"}),
     )
 
@@ -61,9 +56,9 @@ def _phone(value: str) -> str:
     return as_e164(value) or value.strip()
 
 
-def shared_contact(obj: Mapping[str, Any]) -> SharedContact:
-    vcard = get_str(obj, "vCard", "vcard")
-    phones = [_phone(p) for p in (as_str(item) for item in get_list(obj, "phones")) if p]
+def shared_contact(obj: Mapping[str, Any], r: Reads) -> SharedContact:
+    vcard = r.get_str(obj, "vCard", "vcard")
+    phones = [_phone(p) for p in (as_str(item) for item in r.get_list(obj, "phones")) if p]
     emails: list[str] = []
     if vcard is not None:
         card = vcard[:16384]
@@ -71,41 +66,41 @@ def shared_contact(obj: Mapping[str, Any]) -> SharedContact:
             phones = [_phone(p) for p in _VCARD_TEL.findall(card)[:_MAX_CARD_LINES]]
         emails = [e.strip() for e in _VCARD_EMAIL.findall(card)[:_MAX_CARD_LINES]]
     return SharedContact(
-        name=get_str(obj, "displayName", "name"),
+        name=r.get_str(obj, "displayName", "name"),
         phones=list(dict.fromkeys(phones)),
         emails=emails,
         vcard=vcard,
     )
 
 
-def _contact(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
+def _contact(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
     return Content(
         kind="contact",
-        shared_contacts=[shared_contact(obj)],
+        shared_contacts=[shared_contact(obj, r)],
         known=frozenset({"displayName", "name", "vCard", "vcard", "phones"}),
     )
 
 
-def _contacts(value: Any, payload: Mapping[str, Any]) -> Content:
+def _contacts(value: Any, payload: Mapping[str, Any], r: Reads) -> Content:
     # a multi-contact message: a list of contact objects
-    items = value if isinstance(value, list) else get_list(value, "contacts")
+    items = r.get_list(value, "contacts")
     return Content(
         kind="contact",
-        shared_contacts=[shared_contact(item) for item in items if isinstance(item, Mapping)],
+        shared_contacts=[shared_contact(item, r) for item in items if isinstance(item, dict)],
         known=frozenset({"contacts"}),
     )
 
 
-def _reaction(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-    emoji = get_str(obj, "value")
-    referenced = get_obj(obj, "referencedMessage")
+def _reaction(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+    emoji = r.get_str(obj, "value")
+    referenced = r.get_obj(obj, "referencedMessage")
     return Content(
         kind="reaction",
         reaction=Reaction(
             emoji=emoji,
-            message_id=get_str(referenced, "messageId"),
+            message_id=r.get_str(referenced, "messageId"),
             removed=emoji is None,
-            reacted_at=as_time(get(obj, "time")),
+            reacted_at=as_time(r.get(obj, "time")),
         ),
         known=frozenset({"value", "time", "referencedMessage"}),
     )
@@ -114,12 +109,12 @@ def _reaction(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
 def _opaque(kind: str) -> Reader:
     """Content relay names but does not type: the whole object goes to extensions."""
 
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any]) -> Content:
-        referenced = get_obj(obj, "referencedMessage")
+    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+        referenced = r.get_obj(obj, "referencedMessage")
         return Content(
             kind=kind,
-            text=get_str(obj, "text", "message", "name"),
-            in_reply_to=get_str(referenced, "messageId"),
+            text=r.get_str(obj, "text", "message", "name"),
+            in_reply_to=r.get_str(referenced, "messageId"),
         )
 
     return read
@@ -164,11 +159,12 @@ READERS: dict[str, Reader] = {
 CONTENT_KEYS = frozenset(READERS)
 
 
-def referral(payload: Mapping[str, Any]) -> Referral | None:
+def referral(payload: Mapping[str, Any], r: Reads) -> Referral | None:
     """``externalAdReply``: the click-to-WhatsApp ad (or post) the contact came from."""
-    ad = get_obj(payload, "externalAdReply")
+    ad = r.get_obj(payload, "externalAdReply")
     if not ad:
         return None
+    get_str = r.get_str
     return Referral(
         source_type=get_str(ad, "sourceType"),
         source_id=get_str(ad, "sourceId"),
@@ -184,20 +180,32 @@ def referral(payload: Mapping[str, Any]) -> Referral | None:
 _CALLS = ("CALL_VOICE", "CALL_VIDEO", "CALL_MISSED_VOICE", "CALL_MISSED_VIDEO")
 
 
-def content(payload: Mapping[str, Any]) -> tuple[Content, str | None]:
-    """The message's content and the key it came from (None for content-less callbacks)."""
-    for key, value in payload.items():
+def _content_keys(payload: Mapping[str, Any], r: Reads) -> list[tuple[str, str]]:
+    """(key as sent, its name) of the body's content keys, in the body's order."""
+    if r.clean:
+        present = payload.keys() & CONTENT_KEYS  # at C speed; usually one key
+        if len(present) < 2:
+            return [(key, key) for key in present]
+        return [(key, key) for key in payload if key in present]
+    found = []
+    for key in payload:
         name = key.strip() if isinstance(key, str) else key
-        reader = READERS.get(name)
-        if reader is None:
-            continue
-        if isinstance(value, Mapping):
-            return reader(value, payload), key
+        if name in CONTENT_KEYS:
+            found.append((key, name))
+    return found
+
+
+def content(payload: Mapping[str, Any], r: Reads) -> tuple[Content, str | None]:
+    """The message's content and the key it came from (None for content-less callbacks)."""
+    for key, name in _content_keys(payload, r):
+        value = payload[key]
+        if isinstance(value, dict):
+            return READERS[name](r.checked(value), payload, r), key
         if name == "contacts" and isinstance(value, list):
-            return reader({"contacts": value}, payload), key
-    if as_bool(get(payload, "waitingMessage")):
+            return READERS[name]({"contacts": value}, payload, r), key
+    if as_bool(r.get(payload, "waitingMessage")):
         return Content(kind="waiting"), None
-    notification = get_str(payload, "notification")
+    notification = r.get_str(payload, "notification")
     if notification is not None:
         upper = notification.upper()
         if upper == "REVOKE":

@@ -21,7 +21,8 @@ from relay.events import (
     SharedContact,
     Template,
 )
-from relay.providers.coerce import as_bool, as_float, as_int, get, get_str
+from relay.providers.coerce import as_bool, as_float, as_int
+from relay.providers.reads import Reads
 
 
 @dataclass(slots=True)
@@ -48,7 +49,8 @@ class Content:
     """The content object's keys read into typed parts (the rest go to extensions)."""
 
 
-Reader = Callable[[Mapping[str, Any], Mapping[str, Any]], Content]
+Reader = Callable[[Mapping[str, Any], Mapping[str, Any], Reads], Content]
+"""``read(content object, whole body, reads)``."""
 
 _MEDIA_URL_KEYS = {
     "image": "imageUrl",
@@ -82,7 +84,8 @@ MEDIA_KEYS = frozenset(
 )
 
 
-def media_item(kind: str, obj: Mapping[str, Any]) -> Media:
+def media_item(kind: str, obj: Mapping[str, Any], r: Reads) -> Media:
+    get, get_str = r.get, r.get_str
     url = get_str(obj, _MEDIA_URL_KEYS.get(kind, "url"), "gifUrl", "ptvUrl", "url")
     return Media(
         kind=kind,
@@ -99,7 +102,8 @@ def media_item(kind: str, obj: Mapping[str, Any]) -> Media:
     )
 
 
-def location(obj: Mapping[str, Any]) -> Location:
+def location(obj: Mapping[str, Any], r: Reads) -> Location:
+    get, get_str = r.get, r.get_str
     return Location(
         latitude=as_float(get(obj, "latitude")),
         longitude=as_float(get(obj, "longitude")),

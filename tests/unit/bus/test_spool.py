@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from relay.bus import BusError, Record
+from relay.bus import Bus, BusError, Record
 from relay.bus.base import RecordTooLarge
 from relay.bus.embedded import EmbeddedLog, read
+from relay.bus.kafka import KafkaBus
 from relay.bus.spool import SpooledBus
-from tests.support import poll_until
+from relay.config import parse
+from tests.support import assert_durable, free_port, poll_until
 
 
 class Broker(EmbeddedLog):
@@ -137,3 +139,53 @@ async def test_a_spool_left_from_before_is_drained_first(broker: Broker, tmp_pat
         assert values(broker) == [b"event 0", b"event 1", b"event 2"]
     finally:
         await again.close()
+
+
+async def test_the_spools_writer_syncs_every_commit(tmp_path: Path) -> None:
+    # no broker on that port: the spool takes every record, as in an outage
+    config = parse(
+        f'kafka: {{bootstrap_servers: "127.0.0.1:{free_port()}", idempotence: false}}', env={}
+    )
+    assert config.kafka is not None
+    kafka = config.kafka
+    bus = SpooledBus(lambda: KafkaBus(kafka), tmp_path, spool_after=0.2, max_bytes=1_000_000)
+    await bus.start()
+    try:
+        assert bus.mode == "spooling"
+        assert bus._spool._conn is not None
+        assert_durable(bus._spool._conn)
+    finally:
+        await bus.close()
+
+
+def unused_kafka() -> Bus:
+    raise AssertionError("a refused record must not reach Kafka")
+
+
+def refusing_spool(data_dir: Path) -> SpooledBus:
+    return SpooledBus(
+        unused_kafka, data_dir, spool_after=1.0, max_bytes=10_000, max_record_bytes=100
+    )
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        Record(topic="t", value=b"v" * 101),
+        Record(topic="t", value=b"v" * 60, key=b"k" * 41),
+        Record(topic="t", value=b"v" * 60, key=b"k", headers=(("relay-error", b"e" * 29),)),
+    ],
+    ids=["value", "key", "headers"],
+)
+async def test_key_and_headers_count_toward_the_limit(tmp_path: Path, record: Record) -> None:
+    bus = refusing_spool(tmp_path)
+    with pytest.raises(RecordTooLarge):
+        await bus.publish([Record(topic="t", value=b"small"), record])
+
+
+async def test_a_record_at_the_limit_is_not_refused_as_too_large(tmp_path: Path) -> None:
+    bus = refusing_spool(tmp_path)
+    at_limit = Record(topic="t", value=b"v" * 60, key=b"k", headers=(("relay-error", b"e" * 28),))
+    with pytest.raises(BusError) as raised:  # not connected: it would go to the spool
+        await bus.publish([at_limit])
+    assert not isinstance(raised.value, RecordTooLarge)

@@ -407,3 +407,51 @@ def test_no_success_counts_failures_from_the_last_success_up_to_exactly_min_atte
     assert breaker.state == "closed"  # failing for 5 s, but 2 failures < min_attempts
     breaker.record_failure()
     assert breaker.state == "open"  # exactly min_attempts
+
+
+def test_a_bucket_of_one_attempt_leaves_the_window_with_exactly_one() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(BUCKETED, clock=clock)
+    clock.now = 1001.5
+    breaker.record_success()  # bucket 1001: one attempt
+    clock.now = 1010.5
+    breaker.record_failure()
+    assert breaker.state == "closed"  # 1 failure of 2 attempts: 50 % < 70 %
+    clock.now = 1011.0  # bucket 1001 leaves: one attempt goes with it, not two
+    breaker.record_failure()
+    assert breaker.state == "open"  # 2 of 2 attempts (a bucket that left with two: 1 of 1)
+
+
+def test_the_failure_rate_log_line_names_the_rate_the_attempts_and_the_window() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(BUCKETED, name="crm", clock=clock)
+    clock.now += BUCKETED.window  # watched for a whole window
+    for _ in range(2):
+        breaker.record_success()
+    with capture_logs() as logs:
+        for _ in range(5):
+            breaker.record_failure()
+    assert breaker.state == "open"
+    assert logs == [
+        {
+            "event": "circuit_opened",
+            "log_level": "warning",
+            "subscriber": "crm",
+            "reason": "failure_rate",
+            "failure_rate": 0.714,  # 5 of 7, to three places
+            "attempts": 7,
+            "window": 10.0,
+            "probe_in": 1.0,
+        }
+    ]
+
+
+def test_the_no_success_log_line_rounds_failing_for_to_milliseconds() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(RULE, name="crm", clock=clock)
+    breaker.record_failure()
+    breaker.record_failure()
+    clock.now += 5.12345
+    with capture_logs() as logs:
+        breaker.record_failure()
+    assert [(line["reason"], line["failing_for"]) for line in logs] == [("no_success", 5.123)]

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.config import webhook_secret
-from relay.delivery.signing import headers, sign
+from relay.delivery.signing import Signer, headers, sign
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -32,3 +32,11 @@ def test_rotation_sends_one_signature_per_secret() -> None:
     for secret in (SECRET, "whsec_" + "A" * 32):
         standardwebhooks.Webhook(secret).verify(b"{}", result)
     assert "webhook-signature" not in headers([], "evt_1", now, b"{}")
+
+
+def test_a_signer_without_keys_is_false_and_adds_no_signature() -> None:
+    assert not Signer([])
+    assert Signer([b"k"])
+    into: dict[str, str] = {}
+    Signer([]).add_headers(into, "msg_1", 1_700_000_000, b"{}")
+    assert into == {"webhook-id": "msg_1", "webhook-timestamp": "1700000000"}

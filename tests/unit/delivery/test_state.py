@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from relay.config import Subscriber, parse
@@ -55,3 +56,43 @@ def test_disabled_until_enabled_or_its_configuration_changes(tmp_path: Path) -> 
     assert read_only_disabled(tmp_path, changed) is None
     assert state.disabled(changed) is None
     assert state.disabled(sub) is None  # cleared, not only hidden
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def test_an_anchor_recorded_now_is_the_wall_clock_in_milliseconds(tmp_path: Path) -> None:
+    state = DeliveryState(tmp_path)
+    before = _ms()
+    anchored = state.anchor("crm")
+    after = _ms()
+    assert before <= anchored <= after
+    assert state.anchored("crm") == anchored  # read back, by this name only
+    assert state.anchored("other") is None
+
+
+def test_forgetting_counts_goes_by_when_each_was_last_updated(tmp_path: Path) -> None:
+    state = DeliveryState(tmp_path)
+    before = _ms()
+    state.record_attempts("crm", "e1", 1)
+    after = _ms()
+    assert state.forget_attempts_before(before) == 0  # updated at or after `before`
+    assert state.attempts("crm") == {"e1": 1}
+    assert state.forget_attempts_before(after + 1) == 1
+    assert state.attempts("crm") == {}
+
+
+def test_a_disabled_record_reads_back_whole(tmp_path: Path) -> None:
+    sub = subscriber()
+    state = DeliveryState(tmp_path)
+    before = _ms()
+    state.disable(sub, 410, "HTTP 410: gone")
+    after = _ms()
+    for found in (state.disabled(sub), read_only_disabled(tmp_path, sub)):
+        assert found is not None
+        assert (found.subscriber, found.status, found.reason) == ("crm", 410, "HTTP 410: gone")
+        assert before <= found.at_ms <= after
+    state.disable(sub, None, "disabled by an operator")  # a second disable replaces the first
+    again = state.disabled(sub)
+    assert again is not None and (again.status, again.reason) == (None, "disabled by an operator")

@@ -56,3 +56,38 @@ def test_a_forgotten_stream_commits_nothing_and_starts_over() -> None:
     mark.finish(taken, 12)
     assert mark.take_commits() == {taken: 13}  # 13 not finished since: not past it
     assert mark.outstanding == 3  # kept: 10 and 11 (10 unfinished); taken: 13
+
+
+def test_position_and_pending_are_per_stream() -> None:
+    mark = Watermark()
+    a, b = ("t", 0), ("t", 1)
+    assert (mark.position(a), mark.pending(a)) == (None, 0)
+    for offset in (3, 4, 5):
+        mark.track(a, offset)
+    mark.track(b, 9)
+    mark.finish(a, 3)
+    assert (mark.position(a), mark.pending(a)) == (4, 2)
+    assert (mark.position(b), mark.pending(b)) == (None, 1)
+    mark.finish(a, 4)
+    mark.finish(a, 5)
+    assert (mark.position(a), mark.pending(a)) == (6, 0)
+
+
+def test_forgetting_a_stream_never_seen_is_harmless() -> None:
+    mark = Watermark()
+    mark.forget(("t", 3))  # a partition revoked before any of its records was read
+    assert mark.take_commits(everything=True) == {}
+
+
+def test_a_finished_offset_is_not_kept_once_the_watermark_passes_it() -> None:
+    # memory stays bounded by what is in flight, not by what was ever delivered
+    mark = Watermark()
+    stream = ("t", 0)
+    for offset in range(100):
+        mark.track(stream, offset)
+        mark.finish(stream, offset)
+    assert mark._finished[stream] == set()
+    # and an offset read again after a seek back is not taken as finished
+    mark.track(stream, 50)
+    mark.finish(stream, 51)
+    assert (mark.position(stream), mark.pending(stream)) == (100, 1)

@@ -15,7 +15,8 @@ from relay.cloudevents import encode, to_binary
 from relay.config import Subscriber as SubscriberConfig
 from relay.deadletters import DeadLetters
 from relay.delivery.sender import Sender
-from relay.delivery.worker import Stats, SubscriberWorker
+from relay.delivery.tally import Stats
+from relay.delivery.worker import SubscriberWorker
 from tests.factories import chat_event, records
 from tests.subscriber import Subscriber
 from tests.support import make_config

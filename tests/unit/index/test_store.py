@@ -9,7 +9,8 @@ import msgspec
 import pytest
 
 from relay.attempts import Attempt
-from relay.index.store import Filters, Index, Stored
+from relay.bus import Item
+from relay.index.store import Filters, Index
 
 
 def event(
@@ -41,8 +42,8 @@ def record(
     value: bytes,
     headers: tuple[tuple[str, bytes], ...] = (),
     ts: int = 1_700_000_000_000,
-) -> Stored:
-    return Stored(topic, 0, offset, None, value, headers, ts)
+) -> Item:
+    return Item((topic, 0, 0), offset, topic, None, value, headers, ts)
 
 
 @pytest.fixture
@@ -210,7 +211,7 @@ def test_the_raw_body_is_found_by_offset_then_delivery_id_then_nearest_time(inde
     """Kafka does not keep a body's records together, so the raw body is looked up three
     ways, each only when the one before cannot say."""
 
-    def raw(offset: int, request: str, delivery: bytes | None, ts: int) -> Stored:
+    def raw(offset: int, request: str, delivery: bytes | None, ts: int) -> Item:
         headers = [("relay-source", b"nexloo"), ("relay-request-id", request.encode())]
         headers += [("relay-delivery-id", delivery)] if delivery else []
         return record("raw", offset, b"{}", tuple(headers), ts=ts)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -54,3 +55,56 @@ def test_signature_checked_through_the_source_provider() -> None:
         auth.check_signature(body + b" ", good)
     with pytest.raises(AuthError, match="missing"):
         auth.check_signature(body, {})
+
+
+UNDECODABLE = b"\xff\xfe".decode("utf-8", "surrogateescape")  # how aiohttp keeps such bytes
+
+
+def test_undecodable_bytes_in_a_token_are_a_wrong_token_not_an_error() -> None:
+    assert not token_matches(UNDECODABLE, ["tok-1"])
+    assert not token_matches("tok-1" + UNDECODABLE, ["tok-1"])
+
+
+def test_a_bearer_token_after_extra_spaces() -> None:
+    assert presented_token({}, {"Authorization": "Bearer  tok-1 "}) == "tok-1"
+    assert presented_token({}, {"Authorization": "bearer tok-1"}) == "tok-1"
+
+
+def refusal(check: Callable[[], None]) -> str:
+    with pytest.raises(AuthError) as refused:
+        check()
+    return str(refused.value)
+
+
+def test_an_allowlist_written_with_host_bits_covers_its_network() -> None:
+    auth = SourceAuth(Source(provider="chatwoot", allow_cidrs=["10.1.2.3/24", "::1/128"]))
+    auth.check_peer("10.1.2.200")
+    auth.check_peer("::1")
+    told = "the sender's address is not allowed"
+    assert refusal(lambda: auth.check_peer("10.1.3.1")) == told
+    assert refusal(lambda: auth.check_peer(None)) == told  # no peer address: refused
+    assert refusal(lambda: auth.check_peer("not-an-address")) == told
+
+
+def test_what_a_sender_without_the_right_token_is_told() -> None:
+    auth = SourceAuth(Source(provider="chatwoot", tokens=["tok-1"]))
+    auth.check_token({"token": "tok-1"}, {})
+    assert refusal(lambda: auth.check_token({}, {})) == (
+        "missing token (?token=, X-Relay-Token or Authorization: Bearer)"
+    )
+    assert refusal(lambda: auth.check_token({"token": "tok-2"}, {})) == "invalid token"
+
+
+def test_a_token_is_compared_with_every_configured_token(
+    compare_digest_calls: list[tuple[bytes, bytes]],
+) -> None:
+    """No early exit on the first match: the time does not tell which token matched."""
+    assert token_matches("first", ["first", "second", "third"])
+    assert compare_digest_calls == [
+        (b"first", b"first"),
+        (b"first", b"second"),
+        (b"first", b"third"),
+    ]
+    compare_digest_calls.clear()
+    assert not token_matches("none", ["first", "second"])
+    assert len(compare_digest_calls) == 2

@@ -3,13 +3,20 @@ content types count as JSON."""
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type, read_limited
+from relay.ingress.body import (
+    BodyTooLarge,
+    BrokenBody,
+    is_json_content_type,
+    read_buffered,
+    read_limited,
+)
 
 
 @pytest.mark.parametrize(
@@ -88,5 +95,46 @@ async def test_a_broken_gzip_body_is_a_broken_body() -> None:
         )
         assert response.status == 400
         assert (await response.text()).startswith("the body could not be read")
+    finally:
+        await client.close()
+
+
+async def test_a_body_that_has_all_arrived_is_taken_at_once_and_still_bounded() -> None:
+    seen: list[bool] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(request.content.is_eof())
+        try:
+            body = read_buffered(request, 30)
+        except BodyTooLarge as exc:
+            return web.Response(status=413, text=str(exc))
+        except BrokenBody as exc:
+            return web.Response(status=400, text=str(exc))
+        return web.Response(body=body)
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        whole = await client.post("/", data=b"0" * 30)
+        assert (whole.status, await whole.read()) == (200, b"0" * 30)
+        declared = await client.post("/", data=b"0" * 31)
+        assert await declared.text() == "body of 31 bytes is over the limit of 30"
+        # 200 bytes once decompressed, 24 on the wire: the limit is on what it becomes
+        inflated = await client.post(
+            "/", data=gzip.compress(b"0" * 200), headers={"Content-Encoding": "gzip"}
+        )
+        assert (inflated.status, await inflated.text()) == (
+            413,
+            "body is over the limit of 30 bytes",
+        )
+        broken = await client.post(
+            "/", data=b"\x1f\x8b not gzip", headers={"Content-Encoding": "gzip"}
+        )
+        assert broken.status == 400
+        assert (await broken.text()).startswith("the body could not be read")
+        # the first three were whole before the handler ran; a broken stream never ends
+        assert seen == [True, True, True, False]
     finally:
         await client.close()

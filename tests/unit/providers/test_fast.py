@@ -18,13 +18,13 @@ from relay.events import CloudEvent
 from relay.providers import Inbound, MalformedBody, Unmappable
 from relay.providers.chatwoot import content, parts
 from relay.providers.chatwoot.fast import normalize_fast as chatwoot_fast
-from relay.providers.chatwoot.normalize import normalize_tolerant as chatwoot_tolerant
 from relay.providers.fast import FALLBACK_ERRORS, Fallback
-from relay.providers.plugchat import canonical_kind, zapi
-from relay.providers.plugchat import fast as plugchat_reading_fast
+from relay.providers.plugchat import canonical_kind
 from relay.providers.plugchat import normalize_tolerant as plugchat_tolerant
+from relay.providers.plugchat.fast import KNOWN_KEYS as PLUGCHAT_KEYS
 from relay.providers.plugchat.fast import normalize_fast as normalize_plugchat_fast
 from tests.support import FIXTURES
+from tests.unit.providers.chatwoot.reference import normalize_tolerant as chatwoot_tolerant
 
 Path_ = Callable[[Inbound], list[CloudEvent]]
 
@@ -72,9 +72,9 @@ FAST_FIXTURES = {
     )
 } | {
     str(path.relative_to(FIXTURES))
-    for kind in ("receiveMessage", "sendingMessage", "messageStatus")
-    for path in (FIXTURES / "plugchat" / kind).glob("*.json")
-    if path.name != "delivery_ok.json"  # a DeliveryCallback: the tolerant path's
+    for path in (FIXTURES / "plugchat").rglob("*.json")
+    # the seed attendances repeat a transcript key: the tolerant path's
+    if not path.name.startswith("seed")
 }
 
 
@@ -160,12 +160,7 @@ READ_KEYS = {
         | {"assignee", "sender", "template_params", "current_conversation", "messages"}
         | {"previous_value", "current_value", "account_id", "conversation"}
     ),
-    "plugchat": sorted(
-        zapi._MESSAGE_KEYS
-        | zapi._PASSTHROUGH_ATTRIBUTES
-        | {"ids", "chatLid", "participantPhone", "participantLid", "connectedPhone", "fromApi"}
-        | {"text", "image", "message", "caption", "imageUrl", "attendance", "type"}
-    ),
+    "plugchat": sorted(PLUGCHAT_KEYS),
 }
 ODD_VALUES = [
     None,
@@ -264,6 +259,10 @@ SWEPT = [
     "plugchat/receiveMessage/from_ad.json",
     "plugchat/messageStatus/read_multiple_ids.json",
     "plugchat/sendingMessage/text_from_api.json",
+    "plugchat/receiveMessage/order_cart.json",
+    "plugchat/messageDeliveryError/error_object.json",
+    "plugchat/whenDisconnecting/disconnected.json",
+    "plugchat/startAttendance/realistic.json",
 ]
 
 
@@ -305,6 +304,72 @@ def test_every_read_key_in_every_object_gives_the_same_events_both_ways(fixture:
     assert agreed > objects * len(READ_KEYS[provider])  # mostly read by the fast path, not declined
 
 
+PADDED = sorted(
+    f"chatwoot/{name}.json"
+    for name in (
+        "message_created",
+        "message_created_contact_card",
+        "message_updated_csat_submitted",
+        "message_updated_deleted",
+        "conversation_updated",
+        "contact_updated",
+        "conversation_typing_on",
+        "webwidget_triggered",
+        "automation_event_conversation_updated",
+    )
+)
+
+
+@pytest.mark.parametrize("fixture", PADDED)
+def test_every_key_padded_in_turn_gives_the_same_events_both_ways(fixture: str) -> None:
+    """Each key of each object, padded (before, after, both; and next to its exact twin),
+    one at a time: what the readers find through clean() is what the tolerant readers
+    find, extensions included."""
+    original = (FIXTURES / fixture).read_text()
+    objects = len(_objects(json.loads(original), []))
+    compared = 0
+    for at in range(objects):
+        keys = list(_objects(json.loads(original), [])[at])
+        for key in keys:
+            for spelled, keep in [(f" {key}", False), (f"{key}\t", False), (f" {key} ", True)]:
+                body = json.loads(original)
+                obj = _objects(body, [])[at]
+                obj[spelled] = obj[key] if keep else obj.pop(key)
+                raw = json.dumps(body).encode()
+                fast = fast_outcome("chatwoot", raw, None)
+                assert fast is not None
+                assert fast == outcome(PATHS["chatwoot"][1], raw, None), (at, spelled)
+                compared += 1
+    assert compared > objects
+
+
+PLUGCHAT_FIXTURES = sorted(name for name in FAST_FIXTURES if name.startswith("plugchat/"))
+
+
+@pytest.mark.parametrize("fixture", PLUGCHAT_FIXTURES)
+def test_every_key_padded_in_every_object_gives_the_same_events(fixture: str) -> None:
+    """Each key of each object of the body padded in turn (the objects the plain reads
+    reach through lists, values and nested objects included): the fast path declines
+    or agrees, and it declines at least once (a padded key it read unchecked would agree
+    only by chance)."""
+    kind = fixture.split("/")[1]
+    original = (FIXTURES / fixture).read_text()
+    body = json.loads(original)
+    declined = 0
+    for at, obj in enumerate(_objects(body, [])):
+        for key in list(obj):
+            bent = json.loads(original)
+            target = _objects(bent, [])[at]
+            target[f"{key} "] = target.pop(key)
+            raw = json.dumps(bent).encode()
+            fast = fast_outcome("plugchat", raw, kind)
+            if fast is None:
+                declined += 1
+            else:
+                assert fast == outcome(plugchat_tolerant, raw, kind), (at, key)
+    assert declined
+
+
 ATTENDANCES = sorted(
     str(path.relative_to(FIXTURES))
     for kind in ("startAttendance", "finishAttendance")
@@ -313,23 +378,22 @@ ATTENDANCES = sorted(
 
 
 @pytest.mark.parametrize("fixture", ATTENDANCES)
-def test_transcripts_read_fast_give_the_same_events(
-    fixture: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Transcript entries read by the fast reader, or all by the tolerant one: the same
-    events, for every attendance fixture and for copies with a padded key in an entry."""
+def test_transcripts_with_a_padded_key_give_the_same_events(fixture: str) -> None:
+    """A padded key in any one transcript entry: the fast path declines (or agrees)."""
     kind = fixture.split("/")[1]
-    bodies = [(FIXTURES / fixture).read_bytes()]
-    body = json.loads(bodies[0])
-    chat = body.get("chat")
-    if isinstance(chat, dict) and chat:
-        for entry in list(chat.values())[:2]:
-            if isinstance(entry, dict) and "fromMe" in entry:
-                entry[" fromMe "] = entry.pop("fromMe")
-        bodies.append(json.dumps(body).encode())
-    fast = [outcome(plugchat_tolerant, raw, kind) for raw in bodies]
-    monkeypatch.setattr(plugchat_reading_fast, "transcript_message", lambda item: None)
-    assert fast == [outcome(plugchat_tolerant, raw, kind) for raw in bodies]
+    original = json.loads((FIXTURES / fixture).read_text())
+    chat = original.get("chat")
+    entries = list(chat) if isinstance(chat, dict) else []
+    for at in entries:
+        body = copy.deepcopy(original)
+        entry = body["chat"][at]
+        for key in list(entry):
+            entry[f" {key} "] = entry.pop(key)
+            raw = json.dumps(body).encode()
+            fast = fast_outcome("plugchat", raw, kind)
+            if fast is not None:
+                assert fast == outcome(plugchat_tolerant, raw, kind), (at, key)
+            entry[key] = entry.pop(f" {key} ")
 
 
 def test_a_fast_normalization_leaves_no_index_holding_the_body() -> None:
@@ -338,8 +402,10 @@ def test_a_fast_normalization_leaves_no_index_holding_the_body() -> None:
 
     body = json.loads((FIXTURES / "chatwoot/message_created.json").read_text())
     body["content_attributes"] = {f"k{i}": i for i in range(40)}  # large enough to index
+    body.update({f" x{i}": i for i in range(70)})  # a top level read through a large view
     raw = json.dumps(body).encode()
     assert fast_outcome("chatwoot", raw, None) is not None
+    assert coerce._indexes  # the fast path alone leaves it to its caller
     coerce.forget_indexes()
     chatwoot_normalize(inbound(raw, None))
     assert not coerce._indexes

@@ -140,6 +140,9 @@ def test_near_canonical_iso_text_is_parsed_not_passed_through(text: str) -> None
 
 
 @example("+05544999990001")
+@example("5544999990001")
+@example("05544999990001")
+@example("1234567")
 @example("+5544999990001")
 @example("+1234567")
 @example("+1234567890123456")

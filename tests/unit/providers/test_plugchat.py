@@ -224,6 +224,14 @@ def test_delivery_error_is_failed(plugchat: PlugChat) -> None:
     assert event.data.message.status == "failed" and event.data.message.error
 
 
+def test_a_delivery_error_object_gives_its_code_and_detail(plugchat: PlugChat) -> None:
+    event = one(plugchat, "messageDeliveryError/error_object")
+    assert event.type == "chat.message.failed"
+    message = event.data.message
+    assert message is not None and message.error is not None
+    assert (message.error.code, message.error.detail) == ("131026", "Message undeliverable")
+
+
 def test_status_callback_one_event_per_id(plugchat: PlugChat) -> None:
     events = plugchat("messageStatus/read_multiple_ids")
     assert len(events) == 3

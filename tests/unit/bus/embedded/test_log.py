@@ -11,7 +11,18 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from relay.bus import Record
-from relay.bus.embedded import EmbeddedLog, connect, make_private, read
+from relay.bus.embedded import (
+    LOG_FILE,
+    EmbeddedLog,
+    connect,
+    delete_through,
+    depth,
+    make_private,
+    offset_before_last,
+    read,
+    read_at,
+)
+from tests.support import assert_durable
 
 ROUNDS = 30  # the race lost about 1 open in 12 before connect() retried it
 
@@ -24,6 +35,10 @@ def _open(path: str, barrier: Barrier, answers: multiprocessing.Queue[str]) -> N
         answers.put("ok")
     except Exception as exc:
         answers.put(repr(exc))
+
+
+def numbered(topic: str, n: int) -> Record:
+    return Record(topic=topic, value=f"v{n}".encode(), key=f"k{n}".encode(), headers=(("h", b"x"),))
 
 
 def test_two_processes_opening_a_new_log_at_once_both_succeed(tmp_path: Path) -> None:
@@ -85,3 +100,42 @@ async def test_retention_drops_only_what_is_older(tmp_path: Path) -> None:
     finally:
         await log.close()
     assert [r.value for r in read(log.path)] == [b"new"]
+
+
+def test_connect_opens_wal_with_full_sync(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "log.sqlite3")
+    try:
+        assert_durable(conn)
+    finally:
+        conn.close()
+
+
+async def test_the_embedded_logs_writer_syncs_every_commit(tmp_path: Path) -> None:
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    try:
+        assert log._conn is not None  # the connection its writer thread commits on
+        assert_durable(log._conn)
+    finally:
+        await log.close()
+
+
+async def test_the_embedded_logs_helpers_read_count_and_delete(tmp_path: Path) -> None:
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    try:
+        await log.publish([numbered("a", n) for n in range(1, 5)] + [numbered("b", 5)])
+    finally:
+        await log.close()
+    path = tmp_path / LOG_FILE
+    assert [i.offset for i in read(path, "a", after=1, limit=2)] == [2, 3]
+    assert [i.topic for i in read(path)] == ["a", "a", "a", "a", "b"]
+    assert offset_before_last(path, "a", 2) == 2  # the last two of "a" start after offset 2
+    assert offset_before_last(path, "a", 10) == 0
+    [three, gone] = read_at(path, [3, 99])
+    assert three is not None and three.value == b"v3" and gone is None
+    count, size = depth(path)
+    assert count == 5 and size > 5 * 4
+    delete_through(path, 3)
+    assert [i.offset for i in read(path)] == [4, 5]
+    assert depth(path)[0] == 2

@@ -1,5 +1,6 @@
-"""The embedded log's subscription and the memory bus's keep the same promises: the same
-scenario runs against both (real SQLite files under tmp_path for the embedded one)."""
+"""What a bus ``Subscription`` (relay.bus.base) promises, kept by each implementation: the
+same scenario runs against the embedded log's and the memory bus's (real SQLite files
+under tmp_path for the embedded one)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from relay.bus import Bus, Record, StartFrom, Subscription, SubscriptionBusy
+from relay.bus import Bus, Record, StartFrom, Subscription
 from relay.bus.embedded import (
-    LOG_FILE,
     STREAM,
     EmbeddedLog,
     EmbeddedSubscription,
-    delete_through,
-    depth,
-    offset_before_last,
-    read,
-    read_at,
 )
 from relay.bus.memory import MemoryBus
 
@@ -101,40 +96,3 @@ async def test_both_bound_a_range_at_the_end_seen_at_start_and_commit_nothing(
     await live.start()
     assert await values(live) == [b"v1", b"v2", b"v3"]
     await live.close()
-
-
-async def test_one_embedded_reader_per_consumer_the_next_stands_by(tmp_path: Path) -> None:
-    log = EmbeddedLog(tmp_path)
-    await log.start()
-    first = EmbeddedSubscription(tmp_path, "c", ["a"], "earliest")
-    await first.start()
-    try:
-        with pytest.raises(SubscriptionBusy):
-            await EmbeddedSubscription(tmp_path, "c", ["a"], "earliest").start()
-        other = EmbeddedSubscription(tmp_path, "d", ["a"], "earliest")
-        await other.start()  # another consumer is not held back
-        await other.close()
-    finally:
-        await first.close()
-        await log.close()
-
-
-async def test_the_embedded_logs_helpers_read_count_and_delete(tmp_path: Path) -> None:
-    log = EmbeddedLog(tmp_path)
-    await log.start()
-    try:
-        await log.publish([record("a", n) for n in range(1, 5)] + [record("b", 5)])
-    finally:
-        await log.close()
-    path = tmp_path / LOG_FILE
-    assert [i.offset for i in read(path, "a", after=1, limit=2)] == [2, 3]
-    assert [i.topic for i in read(path)] == ["a", "a", "a", "a", "b"]
-    assert offset_before_last(path, "a", 2) == 2  # the last two of "a" start after offset 2
-    assert offset_before_last(path, "a", 10) == 0
-    [three, gone] = read_at(path, [3, 99])
-    assert three is not None and three.value == b"v3" and gone is None
-    count, size = depth(path)
-    assert count == 5 and size > 5 * 4
-    delete_through(path, 3)
-    assert [i.offset for i in read(path)] == [4, 5]
-    assert depth(path)[0] == 2

@@ -1,0 +1,72 @@
+"""Which builder makes a PlugChat body's events: the body's ``type`` (a Z-API callback)
+when it has one, else the URL kind. Both paths come here, each with its own reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from relay.events import CloudEvent
+from relay.providers.base import Inbound, Unmappable
+from relay.providers.coerce import as_str
+from relay.providers.plugchat import attendance, zapi
+from relay.providers.reads import Reads
+
+ATTENDANCE_KINDS = frozenset({"startAttendance", "finishAttendance"})
+
+Builder = Callable[[Inbound, Mapping[str, Any], str, str, Reads], list[CloudEvent]]
+"""``build(inbound, body, the event's name, the URL kind, reads)``."""
+
+
+def _any_kind(
+    build: Callable[[Inbound, Mapping[str, Any], str, Reads], list[CloudEvent]],
+) -> Builder:
+    """A builder the URL kind does not change."""
+
+    def run(
+        inbound: Inbound, payload: Mapping[str, Any], event: str, kind: str, r: Reads
+    ) -> list[CloudEvent]:
+        return build(inbound, payload, event, r)
+
+    return run
+
+
+def _received_by_kind(
+    inbound: Inbound, payload: Mapping[str, Any], event: str, kind: str, r: Reads
+) -> list[CloudEvent]:
+    if r.get(payload, "messageId") is None:
+        raise Unmappable("unmappable", f"{kind} body has neither `type` nor `messageId`")
+    return zapi.received_event(inbound, payload, event, r)
+
+
+_received = _any_kind(zapi.received_event)
+_status = _any_kind(zapi.status_events)
+_disconnected = _any_kind(zapi.disconnected_event)
+# A body's `type` (compared case-insensitively) decides its builder ...
+CALLBACKS: dict[str, Builder] = {
+    "receivedcallback": _received,
+    "messagestatuscallback": _status,
+    "deliverycallback": zapi.delivery_event,
+    "disconnectedcallback": _disconnected,
+}
+# ... and the URL kind decides for bodies without one.
+BY_KIND: dict[str, Builder] = {
+    "receiveMessage": _received_by_kind,
+    "sendingMessage": _received_by_kind,
+    "messageStatus": _status,
+    "messageDeliveryError": zapi.delivery_event,
+    "whenDisconnecting": _disconnected,
+}
+
+
+def build(inbound: Inbound, payload: Mapping[str, Any], kind: str, r: Reads) -> list[CloudEvent]:
+    """The events of a decoded body that came on the URL ``kind`` (canonical spelling)."""
+    callback = as_str(r.get(payload, "type"))
+    if callback is not None:
+        builder = CALLBACKS.get(callback.lower())
+        if builder is None:
+            raise Unmappable("unknown_type", f"unknown callback type {callback!r} on {kind}")
+        return builder(inbound, payload, callback, kind, r)
+    if kind in ATTENDANCE_KINDS or isinstance(r.get(payload, "attendance"), dict):
+        return attendance.attendance_event(inbound, payload, kind, r)
+    return BY_KIND[kind](inbound, payload, kind, kind, r)

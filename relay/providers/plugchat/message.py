@@ -1,0 +1,211 @@
+"""One Z-API message (a ``ReceivedCallback``, or an attendance transcript entry) → the
+canonical contact, sender and message, read through a :class:`~relay.providers.reads.Reads`
+(the fast path's plain reads or the tolerant ones: the same code either way)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from relay.events import Actor, Contact, Message, MessageStatus
+from relay.providers.coerce import as_bool, as_e164, as_str, as_time
+from relay.providers.extensions import bounded
+from relay.providers.plugchat import content as contents
+from relay.providers.reads import Reads
+
+# Status words of *outgoing* messages (MessageStatusCallback, echoes). READ_BY_ME and
+# READ-SELF say the business's own device read an incoming message: not the customer's
+# read receipt, so they map to no canonical status (provider_status keeps the word).
+STATUSES: dict[str, MessageStatus] = {
+    "SENT": "sent",
+    "SERVER_ACK": "sent",
+    "RECEIVED": "delivered",
+    "DELIVERED": "delivered",
+    "DELIVERY_ACK": "delivered",
+    "READ": "read",
+    "PLAYED": "played",
+    "FAILED": "failed",
+    "ERROR": "failed",
+}
+
+# Top-level ReceivedCallback keys read into typed parts; the rest go to extensions.
+MESSAGE_KEYS = frozenset(
+    {
+        "type",
+        "instanceId",
+        "messageId",
+        "id",
+        "phone",
+        "fromMe",
+        "momment",
+        "status",
+        "chatName",
+        "senderName",
+        "senderPhoto",
+        "photo",
+        "participantPhone",
+        "participantLid",
+        "chatLid",
+        "connectedPhone",
+        "isGroup",
+        "referenceMessageId",
+        "waitingMessage",
+        "isEdit",
+        "externalAdReply",
+    }
+)
+
+
+def chat_address(value: Any) -> tuple[str | None, str | None, str | None]:
+    """A Z-API ``phone``: (raw id, E.164 phone or None, non-phone chat id or None)."""
+    raw = as_str(value)
+    if raw is None:
+        return None, None, None
+    raw = raw.strip()
+    phone = as_e164(raw)
+    return raw, phone, None if phone else raw
+
+
+def status(value: Any) -> MessageStatus | None:
+    text = as_str(value)
+    return STATUSES.get(text.strip().upper().replace("-", "_")) if text else None
+
+
+def contact(payload: Mapping[str, Any], r: Reads) -> tuple[str | None, Contact]:
+    """The customer's side of the chat: ``phone`` is the chat, whoever sent the message.
+
+    For a message the business sent (``fromMe``), ``senderName``/``senderPhoto`` are the
+    business's own; only ``chatName`` and ``photo`` describe the customer.
+    """
+    get, get_str = r.get, r.get_str
+    raw, phone, chat_id = chat_address(get(payload, "phone"))
+    lid = get_str(payload, "chatLid")
+    from_me = as_bool(get(payload, "fromMe")) or False
+    is_group = as_bool(get(payload, "isGroup")) or (raw or "").endswith("-group")
+    if is_group or from_me:
+        name = get_str(payload, "chatName")
+        avatar = get_str(payload, "photo")
+    else:
+        name = get_str(payload, "senderName", "chatName")
+        avatar = get_str(payload, "photo", "senderPhoto")
+    return raw, Contact(id=raw, name=name, phone=phone, chat_id=chat_id or lid, avatar_url=avatar)
+
+
+def sender(payload: Mapping[str, Any], customer: Contact, r: Reads) -> Actor:
+    get, get_str = r.get, r.get_str
+    if as_bool(get(payload, "fromMe")):
+        automatic = as_bool(get(payload, "fromApi")) or as_bool(get(payload, "isAutomaticMessage"))
+        return Actor(
+            type="bot" if automatic else "agent",
+            name=get_str(payload, "senderName"),
+            phone=as_e164(get(payload, "connectedPhone")),
+        )
+    if as_bool(get(payload, "isGroup")) or (customer.id or "").endswith("-group"):
+        participant = get(payload, "participantPhone")
+        if participant is None:
+            participant = get(payload, "participantLid")
+        return Actor(
+            type="contact",
+            id=as_str(participant),
+            name=get_str(payload, "senderName"),
+            phone=as_e164(get(payload, "participantPhone")),
+        )
+    return Actor(type="contact", id=customer.id, name=customer.name, phone=customer.phone)
+
+
+PASSTHROUGH_ATTRIBUTES = frozenset(
+    {
+        "fromApi",
+        "isGroup",
+        "isEdit",
+        "forwarded",
+        "broadcast",
+        "isAutomaticMessage",
+        "isStatusReply",
+        "notification",
+        "notificationParameters",
+    }
+)
+
+
+def _attributes(payload: Mapping[str, Any], r: Reads) -> dict[str, Any]:
+    """The flags kept as they are, in the body's order (one pass over its keys, not one
+    scan per flag looked for)."""
+    if r.clean:
+        return {
+            name: value
+            for name, value in payload.items()
+            if name in PASSTHROUGH_ATTRIBUTES and value is not None
+        }
+    return {
+        name.strip(): value
+        for name, value in payload.items()
+        if value is not None and isinstance(name, str) and name.strip() in PASSTHROUGH_ATTRIBUTES
+    }
+
+
+def message(
+    payload: Mapping[str, Any],
+    r: Reads,
+    *,
+    by: Actor | None,
+    with_extension: bool = True,
+    body_size: int | None = None,
+) -> tuple[Message, dict[str, Any] | None]:
+    """The canonical message and its extension (top-level and content leftovers)."""
+    get, get_str = r.get, r.get_str
+    found, key = contents.content(payload, r)
+    from_me = as_bool(get(payload, "fromMe")) or False
+    status_raw = get_str(payload, "status")
+    edited = as_bool(get(payload, "isEdit")) or None
+    moment = as_time(get(payload, "momment"))
+    attributes = _attributes(payload, r)
+    built = Message(
+        id=get_str(payload, "messageId", "id"),
+        direction="outgoing" if from_me else "incoming",
+        kind=found.kind,
+        text=found.text,
+        # An incoming message's RECEIVED is not a delivery receipt of ours.
+        status=status(status_raw) if from_me else None,
+        provider_status=status_raw,
+        created_at=moment if not edited else None,
+        updated_at=moment if edited else None,
+        sender=by,
+        media=found.media,
+        location=found.location,
+        shared_contact=found.shared_contacts[0] if found.shared_contacts else None,
+        shared_contacts=found.shared_contacts,
+        reaction=found.reaction,
+        reply=found.reply,
+        options=found.options,
+        cards=found.cards,
+        template=found.template,
+        poll=found.poll,
+        poll_vote=found.poll_vote,
+        product=found.product,
+        order=found.order,
+        referral=contents.referral(payload, r),
+        view_once=found.view_once,
+        edited=edited,
+        in_reply_to=get_str(payload, "referenceMessageId") or found.in_reply_to,
+        attributes=attributes or None,
+    )
+    if not with_extension:
+        return built, None
+    known = MESSAGE_KEYS if key is None else _KNOWN_WITH[key.strip()]
+    content_obj = payload[key] if key is not None else None
+    extension = bounded(
+        (
+            ("message", r.leftovers(payload, known)),
+            (
+                "content",
+                r.leftovers(content_obj, found.known) if isinstance(content_obj, dict) else None,
+            ),
+        ),
+        body_size,
+    )
+    return built, extension
+
+
+# the body's known keys with its content key, one set per content key (not one a body)
+_KNOWN_WITH = {key: MESSAGE_KEYS | {key} for key in contents.CONTENT_KEYS}

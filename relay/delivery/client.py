@@ -85,6 +85,7 @@ class _Connection(asyncio.Protocol):
         self._drained = 0
         self._head_bytes = 0
         self._headers_done = False
+        self._until_close = False
 
     # --- the request ----------------------------------------------------------------------
 
@@ -94,7 +95,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter = self._loop.create_future()
         self._status, self._headers, self._body = 0, {}, []
         self._kept = self._drained = self._head_bytes = 0
-        self._headers_done = self.reusable = False
+        self._headers_done = self.reusable = self._until_close = False
         transport.write(head + body)
         return waiter
 
@@ -111,6 +112,15 @@ class _Connection(asyncio.Protocol):
             self.reusable = self._parser.should_keep_alive()
         if waiter is not None and not waiter.done():
             waiter.set_result(Response(self._status, self._headers, body))
+
+    def expire(self, timeout: float) -> None:
+        """The deadline passed: an answer whose headers are in stands (the rest of its body
+        is given up), anything short of that is a timeout."""
+        if self._headers_done:
+            self._finish(complete=False)
+            self.close()
+        else:
+            self.fail(TimeoutError(f"no answer within {timeout:g} s"))
 
     def fail(self, exc: Exception) -> None:
         waiter, self._waiter = self._waiter, None
@@ -155,8 +165,13 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.fail(ProtocolError(f"not an HTTP response: {exc}"))
             return
+        if self._waiter is None:
+            return
+        if self._until_close:  # no end but the connection's: the status and this read do
+            self._finish(complete=False)
+            self.close()
         # checked after parsing: one read can hold the headers and some of the body
-        if not self._headers_done and self._head_bytes > HEAD_LIMIT:
+        elif not self._headers_done and self._head_bytes > HEAD_LIMIT:
             self.fail(ProtocolError(f"response headers longer than {HEAD_LIMIT} bytes"))
 
     def eof_received(self) -> bool:
@@ -168,8 +183,18 @@ class _Connection(asyncio.Protocol):
         self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
-        self._status = self._parser.get_status_code()
-        self._headers_done = self._status >= 200  # 1xx: an interim answer, the real one follows
+        status = self._status = self._parser.get_status_code()
+        self._headers_done = status >= 200  # 1xx: an interim answer, the real one follows
+        headers = self._headers
+        # A body delimited only by the connection's end is not waited for (a server that
+        # never closes would run every attempt into the timeout): what came with the
+        # headers is kept, the connection closed.
+        self._until_close = (
+            status >= 200
+            and status not in (204, 304)
+            and "content-length" not in headers
+            and "transfer-encoding" not in headers
+        )
 
     def on_body(self, body: bytes) -> None:
         if self._waiter is None:
@@ -332,7 +357,7 @@ class Client:
         now = self._loop.time()
         for connection in [c for c in self._busy if c.deadline <= now]:
             self._busy.discard(connection)
-            connection.fail(TimeoutError(f"no answer within {self._timeout:g} s"))
+            connection.expire(self._timeout)
         if self._busy:
             self._watch_later()
 

@@ -1,10 +1,15 @@
 """relay.delivery.client against real local servers: aiohttp's, and raw asyncio servers that
-misbehave on purpose (close mid-answer, send garbage, stall, flood, chunk, speak TLS)."""
+misbehave on purpose (close mid-answer, send garbage, stall, flood, chunk, speak TLS).
+
+Each test runs on asyncio's loop and on uvloop's, what `relay serve` runs on (the
+loop factories come from tests/unit/delivery/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -152,6 +157,32 @@ async def test_posts_body_and_headers_and_reuses_one_connection() -> None:
     assert len(peers) == 1  # keep-alive: every request on the one connection
 
 
+async def test_an_ipv6_literal_and_userinfo_in_the_url() -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(NO_CONTENT)
+        await writer.drain()
+        writer.close()
+
+    try:
+        server = await asyncio.start_server(handler, "::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    port = server.sockets[0].getsockname()[1]
+    client = client_for(f"http://relay:s%40cret@[::1]:{port}/hook")
+    try:
+        assert (await client.post(b"{}", {})).status == 204
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+    [head] = heads
+    assert f"Host: [::1]:{port}\r\n".encode() in head
+    assert b"Authorization: Basic cmVsYXk6c0BjcmV0\r\n" in head  # relay:s@cret
+
+
 async def test_a_chunked_answer_is_read_whole_and_the_connection_kept() -> None:
     chunked = (
         b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -227,6 +258,25 @@ async def test_connection_close_and_bodies_read_to_the_end_of_the_stream() -> No
     assert server.connections == 2
 
 
+async def test_a_body_without_length_is_not_waited_for_past_its_first_read() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok so far")
+        await writer.drain()
+        await reader.read()  # and never closes: the body has no end
+
+    server = await serving(handler)
+    client = client_for(server.url, timeout=5.0)
+    try:
+        for _ in range(2):
+            response = await asyncio.wait_for(client.post(b"{}", {}), 2)
+            assert (response.status, response.body) == (200, b"ok so far")
+    finally:
+        await client.close()
+        await server.close()
+    assert server.connections == 2  # such a connection is never reused
+
+
 async def test_an_interim_100_continue_is_skipped() -> None:
     server = answering(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
@@ -295,6 +345,40 @@ async def test_a_pooled_connection_the_server_dropped_is_retried_once_on_a_new_o
         await client.close()
         await server.close()
     assert (server.connections, server.requests) == (2, 3)
+
+
+async def test_a_reset_is_retried_on_a_pooled_connection_and_fails_a_new_one() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:  # answers once
+            await server.read_request(reader)
+            writer.write(NO_CONTENT)
+            await writer.drain()
+        await server.read_request(reader)
+        if n == 2:
+            writer.write(NO_CONTENT)
+            await writer.drain()
+            await reader.read()
+            return
+        sock = writer.get_extra_info("socket")  # then resets the connection (RST, no FIN)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await serving(handler)
+    client = client_for(server.url)
+    try:
+        assert (await client.post(b"1", {})).status == 204
+        assert (await client.post(b"2", {})).status == 204  # reset on 1, resent on 2
+        fresh = client_for(server.url)
+        try:
+            with pytest.raises(ConnectionClosed, match=r"before answering.*reset") as caught:
+                await fresh.post(b"3", {})  # a new connection (3) reset: a failed attempt
+            assert caught.value.nothing_read
+        finally:
+            await fresh.close()
+    finally:
+        await client.close()
+        await server.close()
+    assert (server.connections, server.requests) == (3, 4)
 
 
 async def test_a_pooled_connection_closed_while_idle_is_not_used() -> None:
@@ -440,6 +524,27 @@ async def test_closing_the_client_lets_attempts_in_flight_finish_or_time_out() -
             await silent
         await server.wait_closed(2)  # neither connection is kept
     finally:
+        await server.close()
+
+
+async def test_a_slow_body_after_the_headers_keeps_the_status_at_the_deadline() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 100\r\nRetry-After: 3\r\n\r\nslo")
+        await reader.read()  # the other 97 bytes never come
+
+    server = await serving(handler)
+    client = client_for(server.url, timeout=0.3)
+    try:
+        response = await client.post(b"{}", {})
+        assert (response.status, response.headers["retry-after"], response.body) == (
+            503,
+            "3",
+            b"slo",
+        )
+        await server.wait_closed(1)  # the connection is given up, not pooled
+    finally:
+        await client.close()
         await server.close()
 
 

@@ -4,8 +4,9 @@ configurations, a reloader."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.app.reload import Reloader
 from relay.bus import Record
@@ -19,7 +20,7 @@ from relay.ingress.state import IngressState
 from relay.pipeline import Pipeline
 from relay.providers import NORMALIZERS, Inbound
 from relay.routing import Router
-from tests.support import make_config, unique
+from tests.support import FIXTURES, make_config, unique
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Broker
@@ -133,3 +134,27 @@ def reloader_for(path: Path) -> Reloader:
     return Reloader(
         config, path, state, pipeline, None, ConnectionGuard(config.limits.header_timeout)
     )
+
+
+def _fixtures() -> list[tuple[str, str, str | None]]:
+    """(relative path, provider, kind) of every webhook body under tests/fixtures/."""
+    found: list[tuple[str, str, str | None]] = []
+    for path in sorted((FIXTURES / "chatwoot").rglob("*.json")):
+        if not path.name.endswith(".meta.json"):
+            found.append((path.relative_to(FIXTURES).as_posix(), "chatwoot", None))
+    for path in sorted((FIXTURES / "plugchat").glob("*/*.json")):
+        found.append((path.relative_to(FIXTURES).as_posix(), "plugchat", path.parent.name))
+    return found
+
+
+FIXTURE_FILES = _fixtures()
+"""(relative path, provider, kind) of every webhook body under tests/fixtures/."""
+
+
+def fixture_events(relative: str, provider: str, kind: str | None) -> Iterator[dict[str, Any]]:
+    """The canonical events (as JSON objects) of one fixture body, from source ``acme``."""
+    body = (FIXTURES / relative).read_bytes()
+    delivery = "6f1c2b9e-8d4a-4c3e-9b7a-2e5f1d0c8a43" if provider == "chatwoot" else None
+    extra = {"delivery_id": delivery} if delivery else {}
+    for event in normalize(provider, body, kind, source="acme", **extra):
+        yield json.loads(encode(event))

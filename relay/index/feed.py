@@ -1,4 +1,4 @@
-"""Feeding the index from the bus, and reading single records back from it.
+"""Feeding the index from the bus (reading one record back by its place is relay.index.reader).
 
 - Embedded log: the log's records table, read in offset order across the topics the index
   wants (so an event's raw body is the raw record just before it).

@@ -7,6 +7,8 @@ object once, as it is reached, for keys with stray whitespace, raising
 the tolerant path reads that body instead. On objects whose keys are clean both give the
 same values, which is why a builder written against :class:`Reads` gives the same events
 on the fast path and on the tolerant one (tests/unit/providers/test_fast.py compares them).
+Both read decoded JSON, whose objects are ``dict``: builders test for ``dict``, not for
+the slower ``Mapping`` ABC.
 """
 
 from __future__ import annotations

@@ -226,3 +226,23 @@ async def test_no_request_waits_past_the_delivery_timeout_whatever_the_producer_
             finally:
                 process.send_signal(signal.SIGCONT)
             assert all(isinstance(o, BusError) for o in outcomes), outcomes
+
+
+async def test_unique_keys_on_one_topic_do_not_evict_another_topics_cached_keys(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attempt log publishes unique event ids as keys; the event topics' conversation
+    keys repeat and stay cached (murmur2 is computed once per key and topic)."""
+    from relay.bus.kafka import producer
+
+    monkeypatch.setattr(producer, "_HASH_CACHE_SIZE", 8)
+    events = await create_topic(broker.bootstrap, 4)
+    attempts = await create_topic(broker.bootstrap, 4)  # the same partition count
+    async with running(make_bus(broker.bootstrap)) as bus:
+        await bus.publish([Record(topic=events, value=b"1", key=b"conversation:1")])
+        for i in range(20):  # more unique keys than the cache holds
+            await bus.publish([Record(topic=attempts, value=b"a", key=f"event-{i}".encode())])
+        assert bus._topics[events].indexes == {
+            b"conversation:1": expected_partition(b"conversation:1", 4)
+        }
+        assert len(bus._topics[attempts].indexes) <= 8

@@ -1,6 +1,6 @@
 """The import graph of relay/: no cycles (imports inside functions and for types only
 count), and no package imports one above it (the table in
-``test_lower_layers_do_not_import_upper_ones``)."""
+``test_lower_layers_do_not_import_upper_ones``); and the unit tests' files mirror it."""
 
 from __future__ import annotations
 
@@ -126,3 +126,30 @@ def test_lower_layers_do_not_import_upper_ones() -> None:
             if any(t == f or t.startswith(f + ".") for f in forbidden)
         }
         assert not wrong, f"{package} imports {sorted(wrong)}"
+
+
+NOT_ONE_MODULE = {
+    "contracts/test_tables.py": "the contract against the code's tables (errors, reasons, routes)",
+    "providers/test_fast_readers.py": "providers/fast.py's readers against the coerce readers",
+    "providers/test_fastpath.py": "every provider's fast path against its tolerant path",
+    "providers/test_fuzz.py": "property tests across providers",
+    "providers/test_linear.py": "property tests across providers",
+    "test_docs_examples.py": "the fenced blocks of README.md and docs/",
+    "test_readme_links.py": "the links of README.md and docs/",
+    "test_layers.py": "the package's import graph and the tests' layout",
+}
+"""Unit test files that test no single module, and what they test instead."""
+
+
+def test_unit_tests_mirror_the_package() -> None:
+    """``tests/unit/<path>/test_<name>.py`` tests ``relay/<path>/<name>.py`` or the package
+    ``relay/<path>/<name>/`` (tests/README.md, Layout)."""
+    unit = Path(__file__).parent
+    modules = {path.relative_to(PACKAGE).with_suffix("") for path in PACKAGE.rglob("*.py")}
+    astray = []
+    for test in unit.rglob("test_*.py"):
+        relative = test.relative_to(unit)
+        tested = relative.parent / relative.stem.removeprefix("test_")
+        if tested not in modules and tested / "__init__" not in modules:
+            astray.append(relative.as_posix())
+    assert sorted(astray) == sorted(NOT_ONE_MODULE)

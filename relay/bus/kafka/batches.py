@@ -63,7 +63,7 @@ class Topic:
         self.expires = expires
         self.next_null = 0
         self.indexes = indexes
-        """key → partition, shared by every topic with ``count`` partitions."""
+        """key → partition, this topic's (dropped with it when its partition count changes)."""
 
 
 def fail(batch: Batch, error: BusError) -> None:

@@ -76,8 +76,6 @@ class KafkaBus:
         self._producer: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._topics: dict[str, Topic] = {}
-        # Partition of a key, cached per partition count: murmur2 is pure Python (~10 µs a key).
-        self._indexes: dict[int, dict[bytes, int]] = {}
         self._ready: set[Partition] = set()
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -230,7 +228,10 @@ class KafkaBus:
         if known is not None and len(known.partitions) == count:
             known.expires = expires
             return
-        fresh = Topic(count, expires, self._indexes.setdefault(count, {}))
+        # Each topic caches its keys' partitions (murmur2 is pure Python, ~5 µs a key) on
+        # its own: the attempt log's keys are unique event ids, and a cache shared with the
+        # event topics would keep evicting the conversation keys that do repeat.
+        fresh = Topic(count, expires, {})
         if known is not None:  # keep the batches of partitions that still exist
             for part in known.partitions[:count]:
                 if part is not None:

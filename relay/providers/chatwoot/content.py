@@ -1,43 +1,39 @@
 """A Chatwoot message → the canonical :class:`Message`: direction, sender, per-item media,
-locations and shared contacts from attachments, and the bot/interactive content types
-(``input_select``, ``cards``, ``form``, ``input_csat``), template params, errors."""
+locations and shared contacts from attachments, template params, errors (the bot and
+interactive content types are :mod:`relay.providers.chatwoot.interactive`'s)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from relay.events import (
     Actor,
-    Button,
-    Card,
-    Csat,
     Direction,
-    FormField,
     Location,
     Media,
     Message,
-    MessageError,
     MessageStatus,
-    Option,
-    Reply,
     SharedContact,
     Template,
 )
-from relay.providers.chatwoot.parts import actor, dict_or_none
+from relay.providers.chatwoot.interactive import said
+from relay.providers.chatwoot.parts import actor, dict_or_none, text
 from relay.providers.coerce import (
     as_bool,
     as_e164,
     as_float,
     as_int,
     as_str,
-    as_time,
     get,
-    get_list,
     get_obj,
     get_str,
 )
-from relay.providers.extensions import leftovers
+from relay.providers.fast import clean, passthrough, time_of
+
+_EMPTY: dict[str, Any] = {}
 
 _MESSAGE_STATUSES: dict[str, MessageStatus] = {
     "sent": "sent",
@@ -82,6 +78,9 @@ MESSAGE_KEYS = frozenset(
         "sender_id",
     }
 )
+
+MESSAGE_SEEN = MESSAGE_KEYS | {"source_id"}
+"""For clean(): a message object's keys as Chatwoot sends them."""
 
 
 def message_type(value: Any) -> str | None:
@@ -167,75 +166,6 @@ class _Attachments:
         ]
 
 
-def _error(value: Any) -> MessageError | None:
-    """``external_error``: ``"<code>: <title>"`` from the WhatsApp channels, or free text."""
-    text = as_str(value)
-    if text is None:
-        if isinstance(value, Mapping):
-            return MessageError(
-                code=get_str(value, "code"), detail=get_str(value, "message", "title", "detail")
-            )
-        return None
-    code, sep, detail = text.partition(":")
-    code = code.strip()
-    if sep and code and len(code) <= 32 and " " not in code:
-        return MessageError(code=code, detail=detail.strip() or None)
-    return MessageError(detail=text)
-
-
-def _options(items: list[Any]) -> list[Option]:
-    return [
-        Option(id=get_str(item, "value", "id"), title=get_str(item, "title", "label"))
-        for item in items
-        if isinstance(item, Mapping)
-    ]
-
-
-def _cards(items: list[Any]) -> list[Card]:
-    cards = []
-    for item in items:
-        if not isinstance(item, Mapping):
-            continue
-        buttons = [
-            Button(
-                type="url" if get_str(action, "type") == "link" else get_str(action, "type"),
-                id=get_str(action, "payload"),
-                title=get_str(action, "text"),
-                url=get_str(action, "uri"),
-            )
-            for action in get_list(item, "actions")
-            if isinstance(action, Mapping)
-        ]
-        media_url = get_str(item, "media_url")
-        cards.append(
-            Card(
-                title=get_str(item, "title"),
-                text=get_str(item, "description"),
-                media=Media(kind="image", url=media_url) if media_url else None,
-                buttons=buttons,
-            )
-        )
-    return cards
-
-
-def _form(items: list[Any], submitted: Any) -> list[FormField]:
-    values: dict[str, Any] = {}
-    for entry in submitted if isinstance(submitted, list) else []:
-        name = get_str(entry, "name")
-        if name is not None:
-            values[name] = get(entry, "value")
-    return [
-        FormField(
-            name=(name := get_str(item, "name")),
-            type=get_str(item, "type"),
-            label=get_str(item, "label", "placeholder"),
-            value=values.get(name) if name is not None else None,
-        )
-        for item in items
-        if isinstance(item, Mapping)
-    ]
-
-
 def _template(additional: Mapping[str, Any], text: str | None) -> Template | None:
     params = get_obj(additional, "template_params")
     if not params:
@@ -265,8 +195,11 @@ def _kind(attachment_kind: str | None, type_: str | None, content_type: str | No
     return "text"
 
 
-def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
-    type_ = message_type(get(obj, "message_type"))
+def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
+    """A Chatwoot message object as the canonical message (``status_raw``: its status, or
+    the conversation copy's when the message has none)."""
+    obj = clean(value, MESSAGE_SEEN)
+    type_ = message_type(obj.get("message_type"))
     direction: Direction | None = (
         "incoming"
         if type_ == "incoming"
@@ -274,11 +207,9 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
         if type_ in ("outgoing", "template")
         else None
     )
-    content_attributes = dict_or_none(get(obj, "content_attributes"))
-    attrs: Mapping[str, Any] = content_attributes or {}
-    sender = actor(
-        get(obj, "sender"), default_type="contact" if direction == "incoming" else "user"
-    )
+    content_attributes = dict_or_none(obj.get("content_attributes"))
+    attrs: Mapping[str, Any] = content_attributes or _EMPTY
+    sender = actor(obj.get("sender"), "contact" if direction == "incoming" else "user")
     if sender is None:
         if type_ == "activity":
             sender = Actor(type="system")
@@ -290,72 +221,70 @@ def message(obj: Mapping[str, Any], conversation_contact: Any, status_raw: str |
             sender = actor(conversation_contact)
     # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
     # more is not a real message, and reading them all would only let one body cost more.
-    attachments = _Attachments(get_list(obj, "attachments")[:MAX_ATTACHMENTS])
+    items = obj.get("attachments")
+    attachments = _Attachments(items[:MAX_ATTACHMENTS] if type(items) is list else [])
     contacts = attachments.contacts
-    content_type = get_str(obj, "content_type")
+    content_type = text(obj, "content_type")
     kind = _kind(attachments.kind, type_, content_type)
-    text = get_str(obj, "content", "processed_message_content")
-    submitted = get(attrs, "submitted_values")
-    csat = None
-    reply = None
-    if content_type == "input_csat":
-        response = get_obj(submitted, "csat_survey_response")
-        csat = Csat(
-            rating=as_int(get(response, "rating")),
-            feedback=get_str(response, "feedback_message"),
-        )
-    elif content_type == "input_select" and isinstance(submitted, list) and submitted:
-        chosen = submitted[0]
-        reply = Reply(id=get_str(chosen, "value"), title=get_str(chosen, "title"))
-    items = get_list(attrs, "items")
-    additional = get_obj(obj, "additional_attributes")
-    template = _template(additional, text)
+    body = text(obj, "content") or text(obj, "processed_message_content")
+    found = said(attrs, content_type)
+    additional = obj.get("additional_attributes")
+    template = _template(additional, body) if type(additional) is dict and additional else None
     if template is not None and kind == "text":
         kind = "template"
-    status = (status_raw or "").lower()
-    return Message(
-        id=get_str(obj, "id"),
+    message = Message(
+        id=text(obj, "id"),
         direction=direction,
         kind=kind,
-        text=text,
-        private=as_bool(get(obj, "private")) or False,
-        status=_MESSAGE_STATUSES.get(status),
+        text=body,
+        private=as_bool(obj.get("private")) or False,
+        status=_MESSAGE_STATUSES.get((status_raw or "").lower()),
         provider_status=status_raw,
-        created_at=as_time(get(obj, "created_at")),
+        created_at=time_of(obj.get("created_at")),
         sender=sender,
         media=attachments.media,
+        attributes=content_attributes,
+    )
+    if not (attachments.location or contacts or template or found):
+        return message
+    # a call of more than 15 keywords costs several times one of 15: the rest apart
+    return msgspec.structs.replace(
+        message,
         location=attachments.location,
         shared_contact=contacts[0] if contacts else None,
         shared_contacts=contacts,
-        reply=reply,
-        options=_options(items) if content_type == "input_select" else [],
-        cards=_cards(items) if content_type == "cards" else [],
-        form=_form(items, submitted) if content_type == "form" else [],
         template=template,
-        csat=csat,
-        in_reply_to=get_str(attrs, "in_reply_to"),
-        error=_error(get(attrs, "external_error")),
-        attributes=content_attributes,
+        **found,
     )
 
 
-def is_deleted(obj: Mapping[str, Any]) -> bool:
+def _attributes(value: dict[str, Any]) -> Mapping[str, Any]:
+    return clean(clean(value, MESSAGE_SEEN).get("content_attributes"), _ATTRIBUTE_KEYS)
+
+
+def is_deleted(obj: dict[str, Any]) -> bool:
     """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``)."""
-    if as_bool(get(get_obj(obj, "content_attributes"), "deleted")):
+    if as_bool(_attributes(obj).get("deleted")):
         return True
-    return (get_str(obj, "status") or "").lower() == "deleted"
+    return (text(clean(obj, MESSAGE_SEEN), "status") or "").lower() == "deleted"
 
 
-def is_submission(obj: Mapping[str, Any]) -> bool:
+def is_submission(obj: dict[str, Any]) -> bool:
     """The contact has answered this message's survey, select or form."""
-    submitted = get(get_obj(obj, "content_attributes"), "submitted_values")
+    submitted = _attributes(obj).get("submitted_values")
     return bool(submitted) and isinstance(submitted, Mapping | list)
 
 
-def message_extension(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    found = leftovers(obj, MESSAGE_KEYS)
-    additional = get_obj(obj, "additional_attributes")
-    rest = leftovers(additional, frozenset({"template_params"})) if additional else None
+def message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
+    found = passthrough(obj, MESSAGE_KEYS)
+    additional = clean(obj, MESSAGE_SEEN).get("additional_attributes")
+    rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
         found = {**(found or {}), "additional_attributes": rest}
     return found
+
+
+_ATTRIBUTE_KEYS = frozenset(
+    {"deleted", "submitted_values", "items", "in_reply_to", "external_error", "external_echo"}
+)
+_TEMPLATE_KEY = frozenset({"template_params"})

@@ -1,26 +1,20 @@
 """Chatwoot (and white-labels: Nexloo, Trino AI, ...) webhooks → canonical events.
 
 The event name is the body's ``event`` field; one table maps it to the canonical type and
-the builder that makes the event.
+the builder that makes the event. Every object is read through
+:func:`relay.providers.fast.clean`: at dict speed, with what the tolerant readers would
+find when a key carries stray whitespace (tests/unit/providers/test_fast.py holds this to
+the tolerant normalizer it replaced, byte for byte).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
-from relay.events import (
-    Account,
-    CloudEvent,
-    Contact,
-    Conversation,
-    EventData,
-    EventType,
-    Message,
-    Typing,
-)
+from relay.events import Account, CloudEvent, EventData, EventType, Message, Typing
 from relay.events import Widget as WidgetPart
 from relay.providers.base import (
     Inbound,
@@ -31,227 +25,219 @@ from relay.providers.base import (
     require_object,
 )
 from relay.providers.chatwoot import content, parts
-from relay.providers.coerce import (
-    as_bool,
-    as_str,
-    as_time,
-    first,
-    forget_indexes,
-    get,
-    get_list,
-    get_obj,
-    get_str,
-)
+from relay.providers.chatwoot.parts import CONVERSATION_SEEN, META_KEYS, text
+from relay.providers.coerce import as_bool, as_time, get, get_obj, get_str
 from relay.providers.extensions import bounded
+from relay.providers.fast import clean, forgetting, time_of
 
-Builder = Callable[[Inbound, Mapping[str, Any], str, EventType, Account | None], CloudEvent]
 AUTOMATION_PREFIX = "automation_event."
+_EMPTY: dict[str, Any] = {}
+# What a body's top level holds, for any event (speeds up clean(), which needs no list).
+_BODY_KEYS = (
+    content.MESSAGE_SEEN
+    | parts.CONVERSATION_SEEN
+    | parts.PERSON_SEEN
+    | {"source_id", "current_conversation", "event_info", "user", "is_private"}
+)
+_COPY_KEYS = content.MESSAGE_SEEN | {"sentiment", "external_source_ids"}
 
 
-def _finish(
-    inbound: Inbound, *, type_: EventType, identity: str, time: str | None, data: EventData
-) -> CloudEvent:
-    conversation, contact = data.conversation, data.contact
-    if conversation is not None and conversation.id is not None:
-        partition: str | None = conversation.id
-        subject: str | None = f"conversation/{conversation.id}"
-    elif contact is not None and contact.id is not None:
-        partition = f"contact/{contact.id}"
-        subject = partition
-    else:
-        partition = subject = None
-    return build_event(
-        inbound,
-        type_=type_,
-        identity=identity,
-        time=time,
-        partition=partition,
-        subject=subject,
-        data=data,
-    )
+class Read(NamedTuple):
+    """One body on its way to an event: what every builder gets."""
+
+    inbound: Inbound
+    payload: dict[str, Any]
+    """The body as decoded (extensions are its keys as sent)."""
+    top: Mapping[str, Any]
+    """The body cleaned, to read from."""
+    event: str
+    account: Account | None
+
+    def data(self, **found: Any) -> EventData:
+        return EventData(
+            provider="chatwoot",
+            source=self.inbound.source,
+            provider_event=self.event,
+            account=self.account,
+            **found,
+        )
+
+    def extensions(self, *found: tuple[str, dict[str, Any] | None]) -> Any:
+        kept = bounded(found, len(self.inbound.body))
+        return {"chatwoot": kept} if kept else None
+
+    def finish(
+        self, type_: EventType, identity: str | None, time: str | None, data: EventData
+    ) -> CloudEvent:
+        """The envelope: keyed by conversation, else by contact; ``identity`` None: the
+        body's digest (an event Chatwoot gives no id of its own)."""
+        conversation, contact = data.conversation, data.contact
+        if conversation is not None and conversation.id is not None:
+            partition: str | None = conversation.id
+            subject: str | None = f"conversation/{conversation.id}"
+        elif contact is not None and contact.id is not None:
+            partition = subject = f"contact/{contact.id}"
+        else:
+            partition = subject = None
+        return build_event(
+            self.inbound,
+            type_=type_,
+            identity=identity or body_digest(self.inbound.body),
+            time=time,
+            partition=partition,
+            subject=subject,
+            data=data,
+        )
+
+    @property
+    def account_id(self) -> str | None:
+        """For event ids: an account without an id spells ``None`` (as ids always have)."""
+        return self.account.id if self.account else ""
 
 
-def _latest(message: Mapping[str, Any], conversation: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The conversation's copy of this message (``conversation.messages[]``), if it has one."""
-    message_id = get_str(message, "id")
-    if message_id is None:
-        return {}
-    for item in get_list(conversation, "messages"):
-        if get_str(item, "id") == message_id:
-            return item if isinstance(item, Mapping) else {}
-    return {}
+Builder = Callable[[Read, EventType], CloudEvent]
 
 
-def message_event(
-    inbound: Inbound,
-    payload: Mapping[str, Any],
-    event: str,
-    type_: EventType,
-    account: Account | None,
-) -> CloudEvent:
-    conversation_obj = get_obj(payload, "conversation")
-    message_obj: Mapping[str, Any] = payload
-    if not conversation_obj and get(payload, "message_type") is None:
+def _latest(message_id: str | None, conversation: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The conversation's copy of this message (``conversation.messages[]``), cleaned."""
+    items = conversation.get("messages")
+    if message_id is None or type(items) is not list:
+        return _EMPTY
+    for item in items:
+        copy = clean(item, _COPY_KEYS)
+        if text(copy, "id") == message_id:
+            return copy
+    return _EMPTY
+
+
+def message_event(read: Read, type_: EventType) -> CloudEvent:
+    top = read.top
+    conversation_obj = top.get("conversation")
+    if type(conversation_obj) is not dict:
+        conversation_obj = _EMPTY
+    message_obj: dict[str, Any] = read.payload
+    if not conversation_obj and top.get("message_type") is None:
         # Automation rules post the conversation even for message events: the message is
         # the conversation's latest.
-        conversation_obj = payload
-        messages = [m for m in get_list(payload, "messages") if isinstance(m, Mapping)]
-        message_obj = messages[-1] if messages else {}
-    conversation_contact = get(get_obj(conversation_obj, "meta"), "sender")
-    copy = _latest(message_obj, conversation_obj)
+        conversation_obj = read.payload
+        listed = top.get("messages")
+        messages = [m for m in listed if type(m) is dict] if type(listed) is list else []
+        message_obj = messages[-1] if messages else _EMPTY
+    conversation = clean(conversation_obj, CONVERSATION_SEEN)
+    conversation_contact = clean(conversation.get("meta"), META_KEYS).get("sender")
+    message_view = clean(message_obj, content.MESSAGE_SEEN)
+    copy = _latest(text(message_view, "id"), conversation)
     # A read receipt on message_updated has no top-level status; only the copy says `read`.
-    status = get_str(message_obj, "status") or get_str(copy, "status")
+    status = text(message_view, "status") or text(copy, "status")
     message = content.message(message_obj, conversation_contact, status)
     if type_ == "chat.message.updated" and content.is_deleted(message_obj):
         type_ = "chat.message.deleted"
-    contact_obj = get(payload, "contact") or conversation_contact
+    contact_obj = top.get("contact") or conversation_contact
     if contact_obj is None and message.sender is not None and message.sender.type == "contact":
-        contact_obj = get(payload, "sender")
-    account_id = account.id if account else ""
+        contact_obj = top.get("sender")
     time = message.created_at
+    identity = None
     if type_ == "chat.message.created" and message.id:
-        identity = f"message:{account_id}:{message.id}"
-    elif type_ == "chat.message.deleted" and message.id:
-        identity = f"deleted:{account_id}:{message.id}"
-        time = as_time(get(copy, "updated_at"))
+        identity = f"message:{read.account_id}:{message.id}"
     else:
-        identity = body_digest(inbound.body)
-        time = as_time(get(copy, "updated_at"))  # the change's time, when Chatwoot says
-    if time is not None and type_ != "chat.message.created":
-        message = _with_updated_at(message, time)
+        if type_ == "chat.message.deleted" and message.id:
+            identity = f"deleted:{read.account_id}:{message.id}"
+        time = time_of(copy.get("updated_at"))  # the change's time, when Chatwoot says
+        if time is not None and type_ != "chat.message.created":
+            message = _with_updated_at(message, time)
     actor = message.sender
     if type_ == "chat.message.updated" and content.is_submission(message_obj):
         # the contact answered the survey, select or form: the change is theirs
         actor = parts.actor(conversation_contact) or actor
-    data = EventData(
-        provider="chatwoot",
-        source=inbound.source,
-        provider_event=event,
-        account=account,
-        inbox=parts.inbox(payload, conversation_obj),
+    data = read.data(
+        inbox=parts.inbox(top, conversation),
         conversation=parts.conversation(conversation_obj),
         message=message,
         contact=parts.contact(contact_obj),
         actor=actor,
-        extensions=_extensions(
-            inbound,
+        extensions=read.extensions(
             ("message", content.message_extension(message_obj) if message_obj else None),
             ("conversation", parts.conversation_extension(conversation_obj)),
             ("contact", parts.contact_extension(contact_obj)),
         ),
     )
-    return _finish(inbound, type_=type_, identity=identity, time=time, data=data)
+    return read.finish(type_, identity, time, data)
 
 
 def _with_updated_at(message: Message, time: str) -> Message:
     return msgspec.structs.replace(message, updated_at=time)
 
 
-def _extensions(
-    inbound: Inbound, *found: tuple[str, dict[str, Any] | None]
-) -> dict[str, dict[str, Any]] | None:
-    kept = bounded(found, len(inbound.body))
-    return {"chatwoot": kept} if kept else None
-
-
-def conversation_event(
-    inbound: Inbound,
-    payload: Mapping[str, Any],
-    event: str,
-    type_: EventType,
-    account: Account | None,
-) -> CloudEvent:
-    conversation: Conversation | None = parts.conversation(payload)
-    meta = get_obj(payload, "meta")
+def conversation_event(read: Read, type_: EventType) -> CloudEvent:
+    """The body is the conversation."""
+    top = read.top
+    conversation = parts.conversation(read.payload)
     if conversation is not None and conversation.id is None:
         conversation = None
-    changes = parts.changes(payload)
+    changes = parts.changes(top)
+    identity = time = None
     if type_ == "chat.conversation.created" and conversation is not None:
-        identity = f"conversation:{account.id if account else ''}:{conversation.id}"
+        identity = f"conversation:{read.account_id}:{conversation.id}"
         time = conversation.created_at
     else:
-        identity = body_digest(inbound.body)
         time = parts.change_time(changes) or (
             conversation.updated_at if conversation is not None else None
         )
-    sender = get(meta, "sender")
-    data = EventData(
-        provider="chatwoot",
-        source=inbound.source,
-        provider_event=event,
-        account=account,
-        inbox=parts.inbox(payload, payload),
+    sender = clean(top.get("meta"), META_KEYS).get("sender")
+    data = read.data(
+        inbox=parts.inbox(top, top),
         conversation=conversation,
         contact=parts.contact(sender),
         changes=changes,
-        extensions=_extensions(
-            inbound,
-            ("conversation", parts.conversation_extension(payload)),
+        extensions=read.extensions(
+            ("conversation", parts.conversation_extension(read.payload)),
             ("contact", parts.contact_extension(sender)),
         ),
     )
-    return _finish(inbound, type_=type_, identity=identity, time=time, data=data)
+    return read.finish(type_, identity, time, data)
 
 
-def typing_event(
-    inbound: Inbound,
-    payload: Mapping[str, Any],
-    event: str,
-    type_: EventType,
-    account: Account | None,
-) -> CloudEvent:
-    conversation_obj = get_obj(payload, "conversation")
-    data = EventData(
-        provider="chatwoot",
-        source=inbound.source,
-        provider_event=event,
-        account=account,
-        inbox=parts.inbox(payload, conversation_obj),
+def typing_event(read: Read, type_: EventType) -> CloudEvent:
+    top = read.top
+    conversation_obj = top.get("conversation")
+    conversation = clean(conversation_obj, CONVERSATION_SEEN)
+    data = read.data(
+        inbox=parts.inbox(top, conversation),
         conversation=parts.conversation(conversation_obj),
-        contact=parts.contact(get(get_obj(conversation_obj, "meta"), "sender")),
+        contact=parts.contact(clean(conversation.get("meta"), META_KEYS).get("sender")),
         # Typing from the web widget names the contact as `user`, without a `type` key.
-        actor=parts.actor(get(payload, "user"), default_type="contact"),
-        typing=Typing(private=as_bool(get(payload, "is_private")) or False),
+        actor=parts.actor(top.get("user"), default_type="contact"),
+        typing=Typing(private=as_bool(top.get("is_private")) or False),
     )
-    return _finish(inbound, type_=type_, identity=body_digest(inbound.body), time=None, data=data)
+    return read.finish(type_, None, None, data)
 
 
-def contact_event(
-    inbound: Inbound,
-    payload: Mapping[str, Any],
-    event: str,
-    type_: EventType,
-    account: Account | None,
-) -> CloudEvent:
-    contact: Contact | None = parts.contact(payload)
-    changes = parts.changes(payload)
+def contact_event(read: Read, type_: EventType) -> CloudEvent:
+    """The body is the contact."""
+    top = read.top
+    contact = parts.contact(read.payload)
+    changes = parts.changes(top)
+    identity = None
     if type_ == "chat.contact.created" and contact is not None and contact.id:
-        identity = f"contact:{account.id if account else ''}:{contact.id}"
-        time = as_time(get(payload, "created_at"))
+        identity = f"contact:{read.account_id}:{contact.id}"
+        time = time_of(top.get("created_at"))
     else:
-        identity = body_digest(inbound.body)
-        time = parts.change_time(changes) or as_time(first(payload, "updated_at", "created_at"))
-    data = EventData(
-        provider="chatwoot",
-        source=inbound.source,
-        provider_event=event,
-        account=account,
+        updated = top.get("updated_at")
+        time = parts.change_time(changes) or time_of(
+            updated if updated is not None else top.get("created_at")
+        )
+    data = read.data(
         contact=contact,
         changes=changes,
-        extensions=_extensions(inbound, ("contact", parts.contact_extension(payload))),
+        extensions=read.extensions(("contact", parts.contact_extension(read.payload))),
     )
-    return _finish(inbound, type_=type_, identity=identity, time=time, data=data)
+    return read.finish(type_, identity, time, data)
 
 
-def widget_event(
-    inbound: Inbound,
-    payload: Mapping[str, Any],
-    event: str,
-    type_: EventType,
-    account: Account | None,
-) -> CloudEvent:
-    info = get_obj(payload, "event_info")
-    current = get_obj(payload, "current_conversation")
+def widget_event(read: Read, type_: EventType) -> CloudEvent:
+    top = read.top
+    info = get_obj(top, "event_info")
+    current = top.get("current_conversation")
     widget = WidgetPart(
         referer=get_str(info, "referer"),
         language=get_str(info, "widget_language"),
@@ -259,23 +245,13 @@ def widget_event(
         initiated_at=as_time(get(info, "initiated_at")),
         browser=parts.dict_or_none(get(info, "browser")),
     )
-    data = EventData(
-        provider="chatwoot",
-        source=inbound.source,
-        provider_event=event,
-        account=account,
-        inbox=parts.inbox(payload, current),
+    data = read.data(
+        inbox=parts.inbox(top, clean(current, CONVERSATION_SEEN)),
         conversation=parts.conversation(current),
-        contact=parts.contact(get(payload, "contact")),
+        contact=parts.contact(top.get("contact")),
         widget=widget,
     )
-    return _finish(
-        inbound,
-        type_=type_,
-        identity=body_digest(inbound.body),
-        time=widget.initiated_at,
-        data=data,
-    )
+    return read.finish(type_, None, widget.initiated_at, data)
 
 
 EVENTS: dict[str, tuple[EventType, Builder]] = {
@@ -299,24 +275,27 @@ def event_type_for(event: str) -> EventType | None:
     return entry[0] if entry else None
 
 
-def normalize_tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
-    """Any Chatwoot body, read with the tolerant readers (the fast path's fallback).
-
-    ``payload``: the body already decoded (by the fast path), or None to decode it here.
-    """
-    try:
-        return _normalize(inbound, payload)
-    finally:
-        forget_indexes()
-
-
-def _normalize(inbound: Inbound, decoded: Any) -> list[CloudEvent]:
-    payload = require_object(parse_json(inbound.body) if decoded is None else decoded)
-    event = as_str(get(payload, "event"))
+def normalize_payload(inbound: Inbound, payload: Any) -> list[CloudEvent]:
+    """A decoded Chatwoot body as its event."""
+    body = require_object(payload)
+    top = clean(body, _BODY_KEYS)
+    event = text(top, "event")
     if event is None:
         raise Unmappable("missing_event", "the body has no `event` field")
     entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX))
     if entry is None:
         raise Unmappable("unknown_event", f"unknown Chatwoot event {event!r}")
     type_, builder = entry
-    return [builder(inbound, payload, event, type_, parts.account(payload))]
+    return [builder(Read(inbound, body, top, event, parts.account(top)), type_)]
+
+
+def _tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:
+    """Any Chatwoot body (the fast path's fallback: a body msgspec cannot decode, such as
+    one with a lone surrogate).
+
+    ``payload``: the body already decoded, or None to decode it here.
+    """
+    return normalize_payload(inbound, parse_json(inbound.body) if payload is None else payload)
+
+
+normalize_tolerant = forgetting(_tolerant)

@@ -17,8 +17,8 @@ from relay.events import (
     ConversationStatus,
     Inbox,
 )
-from relay.providers.coerce import as_e164, as_str, as_time, first, get, get_list, get_obj, get_str
-from relay.providers.extensions import leftovers
+from relay.providers.coerce import as_e164, as_str, get, get_str
+from relay.providers.fast import clean, passthrough, time_of
 
 _CONVERSATION_STATUSES: dict[str, ConversationStatus] = {
     "open": "open",
@@ -86,38 +86,73 @@ CONVERSATION_KEYS = frozenset(
         "contact_inbox",
     }
 )
+# Keys Chatwoot sends in each object (its webhook_data/push_event_data builders), for
+# clean(): an object holding only these is read as it is after one subset test.
+PERSON_SEEN = CONTACT_KEYS | {
+    "available_name",
+    "additional_attributes",
+    "blocked",
+    "availability_status",
+    "last_activity_at",
+}
+CONVERSATION_SEEN = CONVERSATION_KEYS | {
+    "can_reply",
+    "unread_count",
+    "first_reply_created_at",
+    "waiting_since",
+    "agent_last_seen_at",
+    "contact_last_seen_at",
+    "assignee_last_seen_at",
+}
+META_KEYS = frozenset({"sender", "assignee", "assignee_type", "team", "hmac_verified", "channel"})
+SMALL_KEYS = frozenset({"id", "name", "channel_type"})
+"""An account or inbox object."""
+ACCOUNT_ID = frozenset({"account_id"})
 
 
-def _account_id_of_conversation(conversation: Mapping[str, Any]) -> str | None:
+def text(obj: Mapping[str, Any], key: str) -> str | None:
+    """``get_str`` of a cleaned object (:func:`relay.providers.fast.clean`)."""
+    value = obj.get(key)
+    if type(value) is str:
+        return value if value and not value.isspace() else None
+    return None if value is None else as_str(value)
+
+
+def _account_id_of_conversation(value: Any) -> str | None:
     # Conversation payloads before Chatwoot 4.15 carry no account; their last message does.
-    found = get_str(conversation, "account_id")
-    for message in get_list(conversation, "messages"):
+    conversation = clean(value, CONVERSATION_SEEN)
+    found = text(conversation, "account_id")
+    messages = conversation.get("messages")
+    for message in messages if type(messages) is list and found is None else ():
+        found = text(clean(message, ACCOUNT_ID), "account_id")
         if found is not None:
             break
-        found = get_str(message, "account_id")
     return found
 
 
 def account(payload: Mapping[str, Any]) -> Account | None:
-    obj = get_obj(payload, "account")
+    """The account of a body (any event): its ``account``, or an ``account_id`` of the body,
+    of its conversation or of their messages."""
+    obj = clean(payload.get("account"), SMALL_KEYS)
     account_id = (
-        get_str(obj, "id")
-        or get_str(payload, "account_id")
-        or _account_id_of_conversation(get_obj(payload, "conversation"))
-        or _account_id_of_conversation(get_obj(payload, "current_conversation"))
+        text(obj, "id")
+        or text(payload, "account_id")
+        or _account_id_of_conversation(payload.get("conversation"))
+        or _account_id_of_conversation(payload.get("current_conversation"))
         or _account_id_of_conversation(payload)
     )
-    name = get_str(obj, "name")
+    name = text(obj, "name")
     if account_id is None and name is None:
         return None
     return Account(id=account_id, name=name)
 
 
 def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | None:
-    found = get_obj(obj, "inbox")
-    inbox_id = get_str(found, "id") or get_str(conversation, "inbox_id")
-    name = get_str(found, "name")
-    channel = get_str(found, "channel_type") or get_str(conversation, "channel")
+    """The inbox of a body (cleaned) and of its conversation (cleaned)."""
+    found = clean(obj.get("inbox"), SMALL_KEYS)
+    inbox_id = text(found, "id") or text(conversation, "inbox_id")
+    name = text(found, "name")
+    channel = text(found, "channel_type") or text(conversation, "channel")
     if inbox_id is None and name is None and channel is None:
         return None
     return Inbox(id=inbox_id, name=name, channel=channel)
@@ -129,46 +164,48 @@ def dict_or_none(value: Any) -> dict[str, Any] | None:
     return dict(value)
 
 
-def actor(obj: Any, default_type: str = "contact") -> Actor | None:
+def actor(value: Any, default_type: str = "contact") -> Actor | None:
     """A Chatwoot sender/user/assignee object as an actor.
 
     A contact at the top level of a message has no ``type`` key; users say ``user``,
     bots ``agent_bot`` or ``captain_assistant``.
     """
-    if not isinstance(obj, Mapping) or not obj:
+    if type(value) is not dict or not value:
         return None
-    kind = (get_str(obj, "type") or default_type).lower()
+    obj = clean(value, PERSON_SEEN)
+    kind = (text(obj, "type") or default_type).lower()
     return Actor(
         type=_ACTOR_TYPES.get(kind, "system"),
-        id=get_str(obj, "id"),
-        name=get_str(obj, "name", "available_name"),
-        email=get_str(obj, "email"),
-        phone=as_e164(get(obj, "phone_number")),
+        id=text(obj, "id"),
+        name=text(obj, "name") or text(obj, "available_name"),
+        email=text(obj, "email"),
+        phone=as_e164(obj.get("phone_number")),
     )
 
 
-def contact(obj: Any) -> Contact | None:
-    if not isinstance(obj, Mapping) or not obj:
+def contact(value: Any) -> Contact | None:
+    if type(value) is not dict or not value:
         return None
+    obj = clean(value, PERSON_SEEN)
     return Contact(
-        id=get_str(obj, "id"),
-        name=get_str(obj, "name"),
-        phone=as_e164(get(obj, "phone_number")),
-        email=get_str(obj, "email"),
-        identifier=get_str(obj, "identifier"),
-        avatar_url=get_str(obj, "avatar", "thumbnail", "avatar_url"),
-        custom_attributes=dict_or_none(get(obj, "custom_attributes")),
+        id=text(obj, "id"),
+        name=text(obj, "name"),
+        phone=as_e164(obj.get("phone_number")),
+        email=text(obj, "email"),
+        identifier=text(obj, "identifier"),
+        avatar_url=text(obj, "avatar") or text(obj, "thumbnail") or text(obj, "avatar_url"),
+        custom_attributes=dict_or_none(obj.get("custom_attributes")),
     )
 
 
 def contact_extension(obj: Any) -> dict[str, Any] | None:
-    return leftovers(obj, CONTACT_KEYS) if isinstance(obj, Mapping) else None
+    return passthrough(obj, CONTACT_KEYS)
 
 
-def conversation_extension(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    found = leftovers(obj, CONVERSATION_KEYS)
-    contact_inbox = get(obj, "contact_inbox")
-    if isinstance(contact_inbox, Mapping):
+def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
+    found = passthrough(obj, CONVERSATION_KEYS)
+    contact_inbox = clean(obj, CONVERSATION_SEEN).get("contact_inbox")
+    if type(contact_inbox) is dict:
         # the raw contact_inbox row carries the widget's pubsub_token: a credential
         kept = {k: v for k, v in contact_inbox.items() if k != "pubsub_token" and v is not None}
         if kept:
@@ -190,40 +227,52 @@ def _labels(value: Any) -> list[str] | None:
     return labels or None
 
 
-def conversation(obj: Mapping[str, Any], *, display_id_key: str = "id") -> Conversation | None:
-    if not obj:
+def conversation(value: Any) -> Conversation | None:
+    if type(value) is not dict or not value:
         return None
-    meta = get_obj(obj, "meta")
-    team = get(meta, "team")
-    status_raw = get(obj, "status")
+    obj = clean(value, CONVERSATION_SEEN)
+    meta = clean(obj.get("meta"), META_KEYS)
+    team = meta.get("team")
+    assignee = meta.get("assignee")
+    status_raw = obj.get("status")
+    updated = obj.get("updated_at")
+    if updated is None:
+        updated = obj.get("last_activity_at")
+        if updated is None:
+            updated = obj.get("timestamp")
+    labels = obj.get("labels")
+    custom, additional = obj.get("custom_attributes"), obj.get("additional_attributes")
     return Conversation(
-        id=get_str(obj, "display_id", display_id_key),
-        status=_conversation_status(status_raw),
+        id=text(obj, "display_id") or text(obj, "id"),
+        status=_CONVERSATION_STATUSES.get(status_raw.lower())
+        if type(status_raw) is str
+        else _conversation_status(status_raw),
         provider_status=as_str(status_raw),
-        inbox_id=get_str(obj, "inbox_id"),
-        channel=get_str(obj, "channel"),
-        assignee=actor(get(meta, "assignee"), default_type="user"),
-        team=get_str(team, "name") if isinstance(team, Mapping) else as_str(team),
-        labels=_labels(get(obj, "labels")),
-        priority=get_str(obj, "priority"),
-        created_at=as_time(get(obj, "created_at")),
-        updated_at=as_time(first(obj, "updated_at", "last_activity_at", "timestamp")),
-        snoozed_until=as_time(get(obj, "snoozed_until")),
-        custom_attributes=dict_or_none(get(obj, "custom_attributes")),
-        additional_attributes=dict_or_none(get(obj, "additional_attributes")),
+        inbox_id=text(obj, "inbox_id"),
+        channel=text(obj, "channel"),
+        assignee=actor(assignee, default_type="user") if assignee else None,
+        team=get_str(team, "name") if type(team) is dict else as_str(team),
+        labels=_labels(labels) if labels else None,
+        priority=text(obj, "priority"),
+        created_at=time_of(obj.get("created_at")),
+        updated_at=time_of(updated),
+        snoozed_until=time_of(obj.get("snoozed_until")),
+        custom_attributes=dict_or_none(custom) if custom else None,
+        additional_attributes=dict_or_none(additional) if additional else None,
     )
 
 
 def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:
-    """``changed_attributes``: a list of one-key objects (or one object) of attr → values."""
-    raw = get(payload, "changed_attributes")
-    items = raw if isinstance(raw, list) else [raw] if isinstance(raw, Mapping) else []
+    """``changed_attributes`` of a cleaned body: a list of one-key objects (or one object)
+    of attr → values."""
+    raw = payload.get("changed_attributes")
+    items = raw if type(raw) is list else [raw] if type(raw) is dict else []
     found: dict[str, Change] = {}
     for item in items:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict:
             continue
         for name, values in item.items():
-            if isinstance(values, Mapping):
+            if type(values) is dict:
                 found[str(name)] = Change(
                     previous=get(values, "previous_value"), current=get(values, "current_value")
                 )
@@ -234,4 +283,4 @@ def change_time(found: dict[str, Change] | None) -> str | None:
     """When a change happened: ``changed_attributes.updated_at.current_value``, if sent."""
     if not found or "updated_at" not in found:
         return None
-    return as_time(found["updated_at"].current)
+    return time_of(found["updated_at"].current)

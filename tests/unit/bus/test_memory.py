@@ -4,11 +4,12 @@ outlive a subscription, ``start_from``, bounded reads, and no write while it is 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from relay.bus import BusError, Item, Record
-from relay.bus.memory import STREAM, GivenItems, MemoryBus
+from relay.bus import BusError, Item, PublishProbe, Record
+from relay.bus.memory import STREAM, GivenItems, MemoryBus, MemorySubscription
 
 
 def record(topic: str, n: int) -> Record:
@@ -133,3 +134,71 @@ async def test_given_items_come_out_in_order_in_batches_then_end() -> None:
     assert await given.fetch(10, 0) is None
     await given.commit({STREAM: 5})  # nothing to commit to: a no-op
     await given.close()
+
+
+async def test_a_new_bus_is_not_ready_and_refuses_until_started() -> None:
+    bus = MemoryBus()
+    assert bus.ready() is False
+    with pytest.raises(BusError, match=r"^the memory bus is not running$"):
+        await bus.publish([record("a", 1)])
+    await bus.start()
+    assert bus.ready() is True
+    await bus.close()
+    assert bus.ready() is False
+
+
+async def test_each_write_is_counted_stamped_and_probed(bus: MemoryBus) -> None:
+    await bus.publish([])  # nothing to keep: not a bus write
+    probe = PublishProbe()
+    before_ms, before = time.time() * 1000, time.monotonic()
+    await bus.publish([record("a", 1), record("a", 2)], probe)
+    await bus.publish([record("a", 3)])
+    after_ms, after = time.time() * 1000, time.monotonic()
+    assert bus.publishes == 2
+    assert probe.sent_at is not None and before <= probe.sent_at <= after
+    assert all(before_ms - 1 <= item.timestamp_ms <= after_ms for item in bus.items)
+
+
+async def test_records_are_filtered_by_topic(bus: MemoryBus) -> None:
+    await bus.publish([record("a", 1), record("b", 2), record("a", 3)])
+    assert [i.value for i in bus.records("a")] == [b"v1", b"v3"]
+    assert [i.value for i in bus.records("b")] == [b"v2"]
+    assert [i.value for i in bus.records()] == [b"v1", b"v2", b"v3"]
+
+
+async def test_a_subscription_tells_whether_it_was_started_and_closed(bus: MemoryBus) -> None:
+    reading = MemorySubscription(bus, "c", ["a"], "earliest")  # live unless told bounded
+    assert (reading.bounded, reading.started, reading.closed) == (False, False, False)
+    await reading.start()
+    assert (reading.started, reading.closed) == (True, False)
+    await reading.close()
+    assert reading.closed is True
+
+
+async def test_a_fetch_with_records_waiting_returns_them_without_waiting(bus: MemoryBus) -> None:
+    await bus.publish([record("a", 1)])
+    reading = bus.subscribe("c", ["a"])
+    await reading.start()
+    # a long wait would only be spent when nothing is there; the bound guards a hang
+    items = await asyncio.wait_for(reading.fetch(10, 60), 30)
+    assert items is not None and [i.value for i in items] == [b"v1"]
+
+
+async def test_a_woken_fetch_still_honours_max_records(bus: MemoryBus) -> None:
+    reading = bus.subscribe("c", ["a"])
+    await reading.start()
+    fetching = asyncio.create_task(reading.fetch(1, 30))
+    await asyncio.sleep(0)
+    await bus.publish([record("a", n) for n in range(3)])
+    items = await asyncio.wait_for(fetching, 5)
+    assert items is not None and [i.value for i in items] == [b"v0"]
+
+
+async def test_an_exhausted_bounded_read_has_no_backlog(bus: MemoryBus) -> None:
+    await bus.publish([record("a", 1), record("a", 2)])
+    reading = bus.subscribe("r", ["a"], bounded=True)
+    await reading.start()
+    assert await reading.fetch(10, 0) is not None
+    assert await reading.fetch(10, 0) is None
+    assert await reading.backlog() == 0
+    assert await reading.fetch(10, 0) is None  # and stays exhausted

@@ -370,7 +370,7 @@ async def test_a_reset_is_retried_on_a_pooled_connection_and_fails_a_new_one() -
         assert (await client.post(b"2", {})).status == 204  # reset on 1, resent on 2
         fresh = client_for(server.url)
         try:
-            with pytest.raises(ConnectionClosed, match="before answering.*reset") as caught:
+            with pytest.raises(ConnectionClosed, match=r"before answering.*reset") as caught:
                 await fresh.post(b"3", {})  # a new connection (3) reset: a failed attempt
             assert caught.value.nothing_read
         finally:

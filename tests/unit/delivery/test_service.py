@@ -180,7 +180,9 @@ async def test_a_subscriber_disabled_by_another_process_stops_here_too(
         with capture_logs() as logs:
             await asyncio.to_thread(elsewhere.disable, settings.subscribers[0], None, "by hand")
             await poll_until(lambda: "crm" in service.disabled, what="seen as disabled")
-        assert [line["event"] for line in logs if line["event"] == "subscriber_disabled_elsewhere"]
+        assert [
+            line["subscriber"] for line in logs if line["event"] == "subscriber_disabled_elsewhere"
+        ] == ["crm"]
         assert service.disabled["crm"].reason == "by hand"
         await publish(bus, 2)
         await asyncio.sleep(0.5)  # a bounded window: nothing arrives while disabled
@@ -191,8 +193,9 @@ async def test_a_subscriber_disabled_by_another_process_stops_here_too(
 
 
 async def test_a_second_service_on_the_same_data_dir_stands_by_then_takes_over(
-    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(service_module, "STANDBY_POLL_SECONDS", 0.05)
     settings = config(tmp_path, ("crm", subscriber))
     active = DeliveryService(settings, bus)
     await active.start()
@@ -206,13 +209,16 @@ async def test_a_second_service_on_the_same_data_dir_stands_by_then_takes_over(
                 lambda: any(line["event"] == "subscriber_standby" for line in logs),
                 what="standing by",
             )
+            await asyncio.sleep(0.3)  # several looks at the lock while it is held
             await active.stop(grace=1)
             sent = await publish(bus, 2)
             await subscriber.wait_for(lambda s: len(s.delivered()) == 2, within=30)
             assert ids(subscriber)[1:] == sent
         finally:
             await standby.stop(grace=1)
-    assert [line["event"] for line in logs].count("subscriber_standby") == 1  # said once
+    [said] = [line for line in logs if line["event"] == "subscriber_standby"]  # said once
+    assert said["subscriber"] == "crm"
+    assert said["reason"].startswith("another process delivers for relay.sub.crm from ")
 
 
 async def test_a_reload_that_changes_a_disabled_subscriber_enables_it(
@@ -336,11 +342,13 @@ async def test_enable_wakes_the_waiting_worker_and_counts_a_record_stored_elsewh
         assert [line for line in logs if line["event"] == "subscriber_disabled_by_operator"] == [
             {"event": "subscriber_disabled_by_operator", "subscriber": "crm", "log_level": "info"}
         ]
-        assert await service.enable("crm") is True
-        assert "crm" not in service.disabled  # at once, not when the worker next looks
-        sent = await publish(bus, 1)
-        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        with capture_logs() as logs:
+            assert await service.enable("crm") is True
+            assert "crm" not in service.disabled  # at once, not when the worker next looks
+            sent = await publish(bus, 1)
+            await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
         assert ids(subscriber) == sent
+        assert [line["event"] for line in logs] == ["subscriber_enabled"]  # woken, no failure
     finally:
         elsewhere.close()
         await service.stop(grace=1)
@@ -396,3 +404,86 @@ async def test_a_reload_says_what_it_did_and_forgets_removed_subscribers(
         assert "bi" not in service.disabled
     finally:
         await service.stop(grace=1)
+
+
+async def test_a_worker_that_fails_is_restarted_with_a_doubling_delay(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber
+) -> None:
+    lock = tmp_path / ".relay.sub.crm.lock"
+    lock.mkdir()  # the subscription cannot take its lock: the worker fails at start
+    service = DeliveryService(config(tmp_path, ("crm", subscriber)), bus)
+    with capture_logs() as logs:
+        await service.start()
+        try:
+            failed = lambda: [line for line in logs if line["event"] == "subscriber_failed"]  # noqa: E731
+            await poll_until(lambda: len(failed()) >= 2, what="two failures")
+            lock.rmdir()
+            sent = await publish(bus, 1)
+            await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+            assert ids(subscriber) == sent  # restarted, and delivering
+        finally:
+            await service.stop(grace=1)
+    first, second = failed()[:2]
+    assert (first["subscriber"], first["restart_in"], second["restart_in"]) == ("crm", 1.0, 2.0)
+    assert first["error"].startswith("IsADirectoryError: ")
+    assert first["log_level"] == "error"
+
+
+async def test_stop_reads_no_more_and_lets_the_delivery_in_flight_finish(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber
+) -> None:
+    release = asyncio.Event()
+
+    async def hold(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        await release.wait()
+        return 200
+
+    subscriber.script = hold
+    settings = config(tmp_path, ("crm", subscriber))
+    service = DeliveryService(settings, bus)
+    await service.start()
+    [held] = await publish(bus, 1)
+    await poll_until(lambda: subscriber.in_flight == 1, what="a delivery in flight")
+    stopping = asyncio.create_task(service.stop(grace=1))
+    await asyncio.sleep(0.1)
+    await publish(bus, 2)  # published once stopping began: not read
+    release.set()
+    await asyncio.wait_for(stopping, 30)
+    assert ids(subscriber) == [held]
+    await asyncio.sleep(0.5)  # a bounded window: nothing more goes out after stop()
+    assert ids(subscriber) == [held]
+    # the finished delivery was committed: a restart delivers only the unread one
+    subscriber.script = None
+    again = DeliveryService(settings, bus)
+    await again.start()
+    try:
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+        await asyncio.sleep(0.3)
+        assert len(ids(subscriber)) == 2 and ids(subscriber)[0] == held
+    finally:
+        await again.stop(grace=1)
+
+
+async def test_a_subscriber_enabled_by_another_process_resumes_here(
+    tmp_path: Path, bus: EmbeddedLog, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "STANDBY_POLL_SECONDS", 0.01)  # looks every 0.05 s
+    settings = config(tmp_path, ("crm", subscriber))
+    elsewhere = DeliveryState(tmp_path)
+    elsewhere.disable(settings.subscribers[0], 410, "HTTP 410: gone")
+    service = DeliveryService(settings, bus)
+    with capture_logs() as logs:
+        await service.start()
+        try:
+            await poll_until(lambda: "crm" in service.disabled, what="seen as disabled")
+            elsewhere.enable("crm")  # another process enabled it
+            await poll_until(lambda: "crm" not in service.disabled, what="seen as enabled")
+            sent = await publish(bus, 1)
+            await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+            assert ids(subscriber) == sent
+        finally:
+            elsewhere.close()
+            await service.stop(grace=1)
+    [said] = [line for line in logs if line["event"] == "subscriber_disabled"]  # once
+    assert (said["status"], said["reason"]) == (410, "HTTP 410: gone")
+    assert not [line for line in logs if line["event"] == "subscriber_failed"]

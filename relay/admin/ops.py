@@ -174,7 +174,7 @@ class Operations:
                     "disabled": disabled is not None,
                     "disabled_reason": disabled.reason if disabled is not None else None,
                     "disabled_status": disabled.status if disabled is not None else None,
-                    "lag": int(worker._lag()[0][1]) if worker is not None else None,
+                    "lag": worker.lag if worker is not None else None,
                     "delivered": recent.get("delivered", 0),
                     "failed": recent.get("failed", 0),
                     "p50_ms": recent.get("p50_ms"),

@@ -377,8 +377,13 @@ class SubscriberWorker:
             with contextlib.suppress(Exception):
                 self._backlog = await self.subscription.backlog()
 
+    @property
+    def lag(self) -> int:
+        """Records not yet delivered or dead-lettered: the backlog, and what is buffered."""
+        return self._backlog + self.buffered
+
     def _lag(self) -> list[tuple[tuple[str, ...], float]]:
-        return [((self.subscriber.name,), float(self._backlog + self.buffered))]
+        return [((self.subscriber.name,), float(self.lag))]
 
     def _circuit(self) -> list[tuple[tuple[str, ...], float]]:
         return [((self.subscriber.name,), STATE_VALUES[self.sender.breaker.state])]

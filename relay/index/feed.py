@@ -59,6 +59,7 @@ class EmbeddedFeed:
         self.topics = list(topics)
         self._position = 0
         self._conn: sqlite3.Connection | None = None
+        self._reading: asyncio.Future[list[Item]] | None = None
 
     async def start(self, positions: dict[tuple[str, int], int]) -> None:
         self._position = max((positions.get(("", 0), 1) - 1), 0)
@@ -73,12 +74,18 @@ class EmbeddedFeed:
         return items
 
     async def fetch(self) -> list[Item]:
-        records = await asyncio.to_thread(self._read)
+        # A cancelled fetch leaves its read running on the thread; close() waits for it,
+        # since closing a connection another thread is reading from crashes the process.
+        self._reading = asyncio.ensure_future(asyncio.to_thread(self._read))
+        records = await asyncio.shield(self._reading)
         if records:
             self._position = records[-1].offset
         return records
 
     async def close(self) -> None:
+        if self._reading is not None:
+            await asyncio.wait([self._reading])
+            self._reading = None
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.to_thread(conn.close)

@@ -321,6 +321,12 @@ async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
     await kafka_bus.publish(records(topics["events"], [event]))
     first = await running(config, kafka_bus)
     await until(lambda: "patient" in first.workers and first.workers["patient"].stats.retried == 2)
+    from relay.delivery.state import DeliveryState
+
+    stored = DeliveryState(Path(topics["data_dir"]))
+    # the count is stored just after it is counted (a thread write): wait for the disk too
+    await until(lambda: stored.attempts("patient") == {event.id: 2})
+    stored.close()
     await first.stop(grace=0)  # in the middle of the second backoff
     second = await running(config, kafka_bus)
     try:
@@ -332,8 +338,6 @@ async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
     assert len(subscriber.received) == 4  # two before the restart, two after: not 2 + 4
     assert second.workers["patient"].stats.deadlettered == 1
     # settled: a third run has nothing left to count
-    from relay.delivery.state import DeliveryState
-
     assert DeliveryState(Path(topics["data_dir"])).attempts("patient") == {}
 
 

@@ -22,7 +22,7 @@ from relay.providers.base import Inbound, Unmappable, body_digest
 from relay.providers.coerce import as_float, as_time
 from relay.providers.extensions import OMITTED_KEYS
 from relay.providers.plugchat import zapi
-from relay.providers.plugchat.message import chat_address, contact, message, sender
+from relay.providers.plugchat.message import chat_address, contact, flags, message, sender
 from relay.providers.reads import Reads
 
 _STATUSES: dict[str, ConversationStatus] = {
@@ -122,8 +122,10 @@ def transcript(chat: Any, r: Reads) -> tuple[list[Message], int]:
         if not isinstance(item, dict):
             continue
         item = r.checked(item)
-        _, customer = contact(item, r)
-        built, _ = message(item, r, by=sender(item, customer, r), with_extension=False)
+        from_me, group = flags(item, r)
+        _, customer = contact(item, r, from_me, group)
+        by = sender(item, customer, r, from_me, group)
+        built, _ = message(item, r, by=by, from_me=from_me, with_extension=False)
         moment = as_float(r.get(item, "momment"))
         messages.append((moment if moment is not None else float("inf"), position, built))
     messages.sort(key=lambda entry: (entry[0], entry[1]))

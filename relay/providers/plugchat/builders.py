@@ -15,20 +15,8 @@ from relay.providers.reads import Reads
 ATTENDANCE_KINDS = frozenset({"startAttendance", "finishAttendance"})
 
 Builder = Callable[[Inbound, Mapping[str, Any], str, str, Reads], list[CloudEvent]]
-"""``build(inbound, body, the event's name, the URL kind, reads)``."""
-
-
-def _any_kind(
-    build: Callable[[Inbound, Mapping[str, Any], str, Reads], list[CloudEvent]],
-) -> Builder:
-    """A builder the URL kind does not change."""
-
-    def run(
-        inbound: Inbound, payload: Mapping[str, Any], event: str, kind: str, r: Reads
-    ) -> list[CloudEvent]:
-        return build(inbound, payload, event, r)
-
-    return run
+"""``build(inbound, body, the event's name, the URL kind, reads)``; only a delivery
+callback's meaning depends on the URL kind (``messageDeliveryError`` says it failed)."""
 
 
 def _received_by_kind(
@@ -36,26 +24,23 @@ def _received_by_kind(
 ) -> list[CloudEvent]:
     if r.get(payload, "messageId") is None:
         raise Unmappable("unmappable", f"{kind} body has neither `type` nor `messageId`")
-    return zapi.received_event(inbound, payload, event, r)
+    return zapi.received_event(inbound, payload, event, kind, r)
 
 
-_received = _any_kind(zapi.received_event)
-_status = _any_kind(zapi.status_events)
-_disconnected = _any_kind(zapi.disconnected_event)
 # A body's `type` (compared case-insensitively) decides its builder ...
 CALLBACKS: dict[str, Builder] = {
-    "receivedcallback": _received,
-    "messagestatuscallback": _status,
+    "receivedcallback": zapi.received_event,
+    "messagestatuscallback": zapi.status_events,
     "deliverycallback": zapi.delivery_event,
-    "disconnectedcallback": _disconnected,
+    "disconnectedcallback": zapi.disconnected_event,
 }
 # ... and the URL kind decides for bodies without one.
 BY_KIND: dict[str, Builder] = {
     "receiveMessage": _received_by_kind,
     "sendingMessage": _received_by_kind,
-    "messageStatus": _status,
+    "messageStatus": zapi.status_events,
     "messageDeliveryError": zapi.delivery_event,
-    "whenDisconnecting": _disconnected,
+    "whenDisconnecting": zapi.disconnected_event,
 }
 
 

@@ -13,7 +13,7 @@ import msgspec
 
 from relay.events import CloudEvent
 from relay.providers.base import Inbound
-from relay.providers.fast import Fallback
+from relay.providers.fast import Fallback, plain
 from relay.providers.plugchat import builders, commerce, interactive, message
 from relay.providers.plugchat import content as contents
 from relay.providers.plugchat.attendance import lost_transcript_entries
@@ -86,7 +86,7 @@ def normalize_fast(inbound: Inbound, kind: str | None = None) -> list[CloudEvent
     try:
         if type(payload) is not dict:
             raise Fallback
-        PLAIN.checked(payload)
+        plain(payload, KNOWN_KEYS)
         if kind in builders.ATTENDANCE_KINDS and lost_transcript_entries(
             payload, inbound.body, PLAIN
         ):

@@ -71,7 +71,14 @@ def status(value: Any) -> MessageStatus | None:
     return STATUSES.get(text.strip().upper().replace("-", "_")) if text else None
 
 
-def contact(payload: Mapping[str, Any], r: Reads) -> tuple[str | None, Contact]:
+def flags(payload: Mapping[str, Any], r: Reads) -> tuple[bool, bool]:
+    """``fromMe`` and ``isGroup``, read once for the contact, the sender and the message."""
+    return as_bool(r.get(payload, "fromMe")) or False, as_bool(r.get(payload, "isGroup")) or False
+
+
+def contact(
+    payload: Mapping[str, Any], r: Reads, from_me: bool, group: bool
+) -> tuple[str | None, Contact]:
     """The customer's side of the chat: ``phone`` is the chat, whoever sent the message.
 
     For a message the business sent (``fromMe``), ``senderName``/``senderPhoto`` are the
@@ -80,8 +87,7 @@ def contact(payload: Mapping[str, Any], r: Reads) -> tuple[str | None, Contact]:
     get, get_str = r.get, r.get_str
     raw, phone, chat_id = chat_address(get(payload, "phone"))
     lid = get_str(payload, "chatLid")
-    from_me = as_bool(get(payload, "fromMe")) or False
-    is_group = as_bool(get(payload, "isGroup")) or (raw or "").endswith("-group")
+    is_group = group or (raw or "").endswith("-group")
     if is_group or from_me:
         name = get_str(payload, "chatName")
         avatar = get_str(payload, "photo")
@@ -91,16 +97,18 @@ def contact(payload: Mapping[str, Any], r: Reads) -> tuple[str | None, Contact]:
     return raw, Contact(id=raw, name=name, phone=phone, chat_id=chat_id or lid, avatar_url=avatar)
 
 
-def sender(payload: Mapping[str, Any], customer: Contact, r: Reads) -> Actor:
+def sender(
+    payload: Mapping[str, Any], customer: Contact, r: Reads, from_me: bool, group: bool
+) -> Actor:
     get, get_str = r.get, r.get_str
-    if as_bool(get(payload, "fromMe")):
+    if from_me:
         automatic = as_bool(get(payload, "fromApi")) or as_bool(get(payload, "isAutomaticMessage"))
         return Actor(
             type="bot" if automatic else "agent",
             name=get_str(payload, "senderName"),
             phone=as_e164(get(payload, "connectedPhone")),
         )
-    if as_bool(get(payload, "isGroup")) or (customer.id or "").endswith("-group"):
+    if group or (customer.id or "").endswith("-group"):
         participant = get(payload, "participantPhone")
         if participant is None:
             participant = get(payload, "participantLid")
@@ -149,13 +157,13 @@ def message(
     r: Reads,
     *,
     by: Actor | None,
+    from_me: bool,
     with_extension: bool = True,
     body_size: int | None = None,
 ) -> tuple[Message, dict[str, Any] | None]:
     """The canonical message and its extension (top-level and content leftovers)."""
     get, get_str = r.get, r.get_str
     found, key = contents.content(payload, r)
-    from_me = as_bool(get(payload, "fromMe")) or False
     status_raw = get_str(payload, "status")
     edited = as_bool(get(payload, "isEdit")) or None
     moment = as_time(get(payload, "momment"))

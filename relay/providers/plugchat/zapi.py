@@ -24,7 +24,7 @@ from relay.events import (
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
 from relay.providers.coerce import as_e164, as_str, as_time
-from relay.providers.plugchat.message import contact, message, sender, status
+from relay.providers.plugchat.message import contact, flags, message, sender, status
 from relay.providers.reads import Reads
 
 
@@ -47,12 +47,12 @@ def event(
 
 
 def received_event(
-    inbound: Inbound, payload: Mapping[str, Any], event_name: str, r: Reads
+    inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
 ) -> list[CloudEvent]:
-    chat, customer = contact(payload, r)
-    built, extension = message(
-        payload, r, by=sender(payload, customer, r), body_size=len(inbound.body)
-    )
+    from_me, group = flags(payload, r)
+    chat, customer = contact(payload, r, from_me, group)
+    by = sender(payload, customer, r, from_me, group)
+    built, extension = message(payload, r, by=by, from_me=from_me, body_size=len(inbound.body))
     instance = r.get_str(payload, "instanceId")
     type_: EventType = "chat.message.created"
     if built.kind == "revoked":
@@ -86,7 +86,7 @@ def received_event(
 
 
 def status_events(
-    inbound: Inbound, payload: Mapping[str, Any], event_name: str, r: Reads
+    inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
 ) -> list[CloudEvent]:
     raw_ids = r.get(payload, "ids")  # texts: no objects to check, and refused unread if long
     if type(raw_ids) is not list:
@@ -99,12 +99,12 @@ def status_events(
             "events are made from one body",
         )
     ids = [i for i in map(as_str, raw_ids) if i]
-    single = r.get_str(payload, "messageId", "id")
-    if not ids and single:
-        ids = [single]
     if not ids:
-        raise Unmappable("unmappable", "status callback carries no message ids")
-    chat, customer = contact(payload, r)
+        single = r.get_str(payload, "messageId", "id")
+        if single is None:
+            raise Unmappable("unmappable", "status callback carries no message ids")
+        ids = [single]
+    chat, customer = contact(payload, r, *flags(payload, r))
     status_raw = r.get_str(payload, "status")
     canonical = status(status_raw)
     time = as_time(r.get(payload, "momment"))
@@ -154,7 +154,7 @@ def delivery_event(
     inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
 ) -> list[CloudEvent]:
     get, get_str = r.get, r.get_str
-    chat, customer = contact(payload, r)
+    chat, customer = contact(payload, r, *flags(payload, r))
     code = get(payload, "errorCode")
     error = _error(get(payload, "error"), code, r)
     if error is None and code is not None:
@@ -191,7 +191,7 @@ def delivery_event(
 
 
 def disconnected_event(
-    inbound: Inbound, payload: Mapping[str, Any], event_name: str, r: Reads
+    inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
 ) -> list[CloudEvent]:
     get, get_str = r.get, r.get_str
     instance = get_str(payload, "instanceId")

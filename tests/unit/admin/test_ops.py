@@ -38,8 +38,10 @@ data_dir: {data_dir}
 admin: {{token: admin-token-0123456789abcdef}}
 sources: {{nexloo: {{provider: chatwoot, tokens: [t0k3n-0123456789abcdef]}}}}
 subscribers:
-  - {{name: crm, url: '{url.replace("http://", "http://user:pw@")}?key=s3cr3t'}}
-  - {{name: statuses, url: '{url}', match: {{type: 'conversation.status_changed'}}}}
+  - {{name: crm, url: '{url.replace("http://", "http://user:pw@")}?key=s3cr3t',
+     start_from: earliest}}
+  - {{name: statuses, url: '{url}', start_from: earliest,
+     match: {{type: 'conversation.status_changed'}}}}
 """,
         env={},
     )
@@ -211,3 +213,17 @@ async def test_a_process_without_delivery_or_index_says_what_it_cannot_do(
         "chatwoot",
         None,
     )
+
+
+async def test_a_running_subscribers_lag_counts_what_it_has_not_delivered(
+    world: World, subscriber: Subscriber
+) -> None:
+    subscriber.delay = 30  # both events stay in flight
+    await world.delivery.start()
+    try:
+        await poll_until(lambda: subscriber.in_flight == 2)
+        shown = {s["name"]: s for s in await world.ops.subscribers()}
+        assert shown["crm"]["lag"] == 2 and shown["crm"]["breaker"] == "closed"
+        assert shown["statuses"]["lag"] == 0  # matches neither event: nothing outstanding
+    finally:
+        await world.delivery.stop(grace=0)

@@ -12,8 +12,9 @@ from relay.attempts import Attempt, AttemptLog, decode_attempt
 from relay.bus.memory import MemoryBus
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult
-from relay.delivery.state import DeliveryState, now_ms
+from relay.delivery.state import DeliveryState
 from relay.delivery.tally import ATTEMPTS_KEPT_MS, Stats, Tally
+from relay.units import now_ms
 from tests.support import unique
 
 
@@ -62,7 +63,7 @@ async def test_counts_nobody_retried_for_a_week_are_forgotten_on_load(
     state = DeliveryState(tmp_path)
     week_ago = now_ms() - ATTEMPTS_KEPT_MS - 60_000
     with monkeypatch.context() as clock:  # the stale count was stored a week and a bit ago
-        clock.setattr("relay.delivery.state.now_ms", lambda: week_ago)
+        clock.setattr("relay.units.now_ms", lambda: week_ago)
         state.record_attempts(name, "stale", 3)
     state.record_attempts(name, "fresh", 2)
     tally = Tally(name, 5, Stats(), state=state, attempt_log=None, replay=False)

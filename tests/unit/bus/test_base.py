@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.bus import Bus, Record, StartFrom, Subscription
+from relay.bus import Bus, PublishProbe, Record, StartFrom, Subscription
 from relay.bus.embedded import (
     STREAM,
     EmbeddedLog,
@@ -96,3 +96,13 @@ async def test_both_bound_a_range_at_the_end_seen_at_start_and_commit_nothing(
     await live.start()
     assert await values(live) == [b"v1", b"v2", b"v3"]
     await live.close()
+
+
+async def test_publishing_nothing_tells_a_traced_caller_nothing(
+    bus_and_subscribe: tuple[Bus, Subscribe],
+) -> None:
+    bus, _ = bus_and_subscribe
+    probe = PublishProbe()
+    await bus.publish([], probe)
+    # the tracer reads these: no placement, no wait for a batch, not spooled
+    assert (probe.placed, probe.sent_at, probe.spooled) == ([], None, False)

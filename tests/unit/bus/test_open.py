@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.bus import Record, Subscription, group_id, open_bus, open_range, subscribe
+from relay.bus import BusRole, Record, Subscription, group_id, open_bus, open_range, subscribe
 from relay.bus.embedded import LOG_FILE, EmbeddedLog, EmbeddedSubscription
 from relay.bus.kafka import KafkaBus
 from relay.bus.kafka.consumer import KafkaRange, KafkaSubscription
@@ -74,6 +74,7 @@ async def test_on_the_embedded_log_subscribe_and_open_range_read_what_open_bus_w
         ranged = open_range(config, [events], "replay.one", from_offset=3)
         assert isinstance(ranged, EmbeddedSubscription) and ranged.consumer == "replay.one"
         assert await values(ranged) == [b"e3"]
+        assert await values(open_range(config, [events], "r")) == [b"e1", b"e3"]  # from the start
         assert await values(open_range(config, [events, "other"], "r", since_ms=before)) == [
             b"e1",
             b"o2",
@@ -88,6 +89,7 @@ async def test_on_the_embedded_log_subscribe_and_open_range_read_what_open_bus_w
 @pytest.mark.parametrize(
     ("role", "spool"),
     [
+        (None, "spool.sqlite3"),
         ("all", "spool.sqlite3"),
         ("ingress", "spool.sqlite3"),
         ("delivery", "spool-delivery.sqlite3"),
@@ -95,11 +97,11 @@ async def test_on_the_embedded_log_subscribe_and_open_range_read_what_open_bus_w
     ],
 )
 async def test_with_kafka_the_bus_is_kafka_behind_a_spool_of_the_role(
-    tmp_path: Path, role: str, spool: str
+    tmp_path: Path, role: BusRole | None, spool: str
 ) -> None:
     config = on_kafka(tmp_path)
     assert config.kafka is not None
-    bus = open_bus(config, role)  # type: ignore[arg-type]
+    bus = open_bus(config) if role is None else open_bus(config, role)
     assert isinstance(bus, SpooledBus)
     assert (bus.spool_after, bus.max_bytes, bus.max_record_bytes) == (7.0, 12345, 6789)
     kafka = bus._make_kafka()

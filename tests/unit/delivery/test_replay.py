@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from relay.bus import FromOffset, Since
 from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
 from relay.config import Config
-from relay.delivery.replay import ReplayError, parse_since, replay
+from relay.delivery.replay import ReplayError, parse_since, range_start, replay
 from tests.factories import chat_event, records
 from tests.subscriber import Subscriber
 from tests.support import make_config, running
@@ -68,6 +69,17 @@ def test_a_since_that_is_neither_says_what_it_expected() -> None:
     )
 
 
+def test_the_start_is_made_once_from_since_or_from_offset() -> None:
+    assert range_start("2024-05-02T12:00:00Z", None) == Since(NOW_MS)
+    assert range_start(None, 3) == FromOffset(3)
+    assert range_start(None, 0) == FromOffset(0)
+    assert range_start(None, None) is None
+    assert range_start("", None) is None  # an empty --since says nothing, as before
+    with pytest.raises(ReplayError) as caught:
+        range_start(None, -1)
+    assert str(caught.value) == "--from-offset: an offset must be 0 or more (got -1)"
+
+
 def config(tmp_path: Path, *subscribers: tuple[str, str]) -> Config:
     lines = "".join(
         f"  - {{name: {name}, url: '{url}', start_from: earliest, retry: {{max_attempts: 1}}}}\n"
@@ -79,15 +91,15 @@ def config(tmp_path: Path, *subscribers: tuple[str, str]) -> Config:
 async def test_mistakes_are_refused_before_anything_is_read(tmp_path: Path) -> None:
     two = config(tmp_path, ("crm", "http://127.0.0.1:9/a"), ("bi", "http://127.0.0.1:9/b"))
     with pytest.raises(ReplayError) as caught:
-        await replay(two, "erp", from_offset=0)
+        await replay(two, "erp", FromOffset(0))
     assert str(caught.value) == "no subscriber named 'erp' (known: crm, bi)"
     with pytest.raises(ReplayError, match=r"^no subscriber named 'x' \(known: none configured\)$"):
-        await replay(make_config(f"data_dir: {tmp_path}"), "x", from_offset=0)
+        await replay(make_config(f"data_dir: {tmp_path}"), "x", FromOffset(0))
     with pytest.raises(ReplayError) as caught:
         await replay(two, "crm")
     assert str(caught.value) == "say where to start: --since TIME, --from-offset N or --deadletter"
     with pytest.raises(ReplayError) as caught:
-        await replay(two, "crm", deadletter=True, from_offset=3)
+        await replay(two, "crm", FromOffset(3), deadletter=True)
     assert str(caught.value) == "--deadletter takes --since, not --from-offset"
     assert list(tmp_path.iterdir()) == []  # no log opened for a refusal
 
@@ -109,13 +121,13 @@ async def test_from_an_offset_or_a_time_to_the_end_and_the_done_line(
     settings = config(tmp_path, ("crm", subscriber.url))
     sent = await publish(tmp_path, 4)
     with capture_logs() as logs:
-        stats = await replay(settings, "crm", from_offset=3)
+        stats = await replay(settings, "crm", FromOffset(3))
     assert [r.headers["webhook-id"] for r in subscriber.delivered()] == sent[2:]
     assert (stats.delivered, stats.deadlettered) == (2, 0)
     [done] = [line for line in logs if line["event"] == "replay_done"]
     assert (done["subscriber"], done["delivered"], done["deadlettered"]) == ("crm", 2, 0)
     subscriber.received.clear()
-    stats = await replay(settings, "crm", since_ms=0)  # the same again: nothing committed
+    stats = await replay(settings, "crm", Since(0))  # the same again: nothing committed
     assert stats.delivered == 4
     assert sorted(r.headers["webhook-id"] for r in subscriber.delivered()) == sorted(sent)
 
@@ -141,7 +153,7 @@ async def test_deadletter_re_sends_only_this_subscribers_dead_letters(tmp_path: 
         assert (stats.delivered, stats.deadlettered) == (3, 0)
         assert sorted(r.headers["webhook-id"] for r in crm.delivered()) == sorted(sent)
         assert bi.delivered() == []
-        later = await replay(settings, "crm", deadletter=True, since_ms=2**41)
+        later = await replay(settings, "crm", Since(2**41), deadletter=True)
         assert later.delivered == 0  # --since limits which dead letters are re-sent
     finally:
         await crm.close()
@@ -177,7 +189,7 @@ async def test_a_replayed_delivery_that_fails_is_dead_lettered_again(tmp_path: P
     try:
         settings = config(tmp_path, ("crm", crm.url))
         sent = await publish(tmp_path, 2)
-        stats = await replay(settings, "crm", from_offset=1)
+        stats = await replay(settings, "crm", FromOffset(1))
     finally:
         await crm.close()
     assert (stats.delivered, stats.deadlettered) == (0, 2)

@@ -13,8 +13,9 @@ from relay.attempts import Attempt, AttemptLog, decode_attempt
 from relay.bus.memory import MemoryBus
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult
-from relay.delivery.state import DeliveryState, now_ms
+from relay.delivery.state import DeliveryState
 from relay.delivery.tally import ATTEMPTS_KEPT_MS, Stats, Tally
+from relay.units import now_ms
 from tests.support import unique
 
 
@@ -63,7 +64,7 @@ async def test_counts_nobody_retried_for_a_week_are_forgotten_on_load(
     state = DeliveryState(tmp_path)
     week_ago = now_ms() - ATTEMPTS_KEPT_MS - 60_000
     with monkeypatch.context() as clock:  # the stale count was stored a week and a bit ago
-        clock.setattr("relay.delivery.state.now_ms", lambda: week_ago)
+        clock.setattr("relay.units.now_ms", lambda: week_ago)
         state.record_attempts(name, "stale", 3)
     state.record_attempts(name, "fresh", 2)
     tally = Tally(name, 5, Stats(), state=state, attempt_log=None, replay=False)
@@ -106,11 +107,7 @@ async def test_each_attempt_is_one_attempt_log_entry_with_its_outcome() -> None:
 
 
 class FixedTime:
-    """The wall clock and the monotonic clock at fixed readings (``tally`` reads both)."""
-
-    @staticmethod
-    def time() -> float:
-        return 1_700_000_000.123456
+    """The monotonic clock at a fixed reading (what ``tally`` times attempts with)."""
 
     @staticmethod
     def monotonic() -> float:
@@ -121,6 +118,7 @@ async def test_an_entry_is_stamped_in_epoch_ms_and_timed_to_the_microsecond(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("relay.delivery.tally.time", FixedTime)
+    monkeypatch.setattr("relay.units.now_ms", lambda: 1_700_000_000_123)
     bus = MemoryBus()
     await bus.start()
     log = AttemptLog(bus, "attempts")

@@ -257,8 +257,9 @@ def time_of(value: Any) -> str | None:
         if micros >= 1_000_000:
             whole += 1.0
             micros -= 1_000_000
-        seconds = int(whole)
-        return f"{_minute(seconds // 60)}{_SECONDS[seconds % 60]}.{_MILLIS[micros // 1000]}Z"
+        minute, second = divmod(int(whole), 60)
+        prefix = _MINUTES.get(minute) or _minute(minute)
+        return f"{prefix}{_SECONDS[second]}.{_MILLIS[micros // 1000]}Z"
     return as_time(value)
 
 

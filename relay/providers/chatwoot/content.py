@@ -255,7 +255,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     if template is not None and kind == "text":
         kind = "template"
     message = Message(
-        id=text_of(obj.get("id")),
+        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
         direction=direction,
         kind=kind,
         text=body,

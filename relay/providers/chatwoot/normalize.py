@@ -105,7 +105,7 @@ def _latest(message_id: str | None, conversation: Mapping[str, Any]) -> Mapping[
         return _EMPTY
     for item in items:
         copy = item if type(item) is dict and item.keys() <= _COPY_KEYS else clean(item, _COPY_KEYS)
-        if text_of(copy.get("id")) == message_id:
+        if (str(v) if type(v := copy.get("id")) is int else text_of(v)) == message_id:
             return copy
     return _EMPTY
 
@@ -131,9 +131,11 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
     conversation = _view(conversation_obj, CONVERSATION_SEEN)
     conversation_contact = _view(conversation.get("meta"), META_KEYS).get("sender")
     message_view = _view(message_obj, content.MESSAGE_SEEN)
-    copy = _latest(text_of(message_view.get("id")), conversation)
+    copy = _latest(str(v) if type(v := message_view.get("id")) is int else text_of(v), conversation)
     # A read receipt on message_updated has no top-level status; only the copy says `read`.
-    status = text_of(message_view.get("status")) or text_of(copy.get("status"))
+    status = text_of(message_view.get("status")) or (
+        None if (v := copy.get("status")) is None else text_of(v)
+    )
     message = content.message(message_obj, conversation_contact, status)
     if type_ == "chat.message.updated" and content.is_deleted(message_obj):
         type_ = "chat.message.deleted"

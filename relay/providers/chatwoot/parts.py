@@ -143,7 +143,7 @@ def account(payload: Mapping[str, Any]) -> Account | None:
     if type(obj) is not dict or not obj.keys() <= SMALL_KEYS:
         obj = clean(obj, SMALL_KEYS)
     account_id = (
-        text_of(obj.get("id"))
+        (str(v) if type(v := obj.get("id")) is int else text_of(v))
         or text_of(payload.get("account_id"))
         or _account_id_of_conversation(payload.get("conversation"))
         or _account_id_of_conversation(payload.get("current_conversation"))
@@ -160,9 +160,13 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
     found = obj.get("inbox")
     if type(found) is not dict or not found.keys() <= SMALL_KEYS:
         found = clean(found, SMALL_KEYS)
-    inbox_id = text_of(found.get("id")) or text_of(conversation.get("inbox_id"))
+    inbox_id = (str(v) if type(v := found.get("id")) is int else text_of(v)) or text_of(
+        conversation.get("inbox_id")
+    )
     name = text_of(found.get("name"))
-    channel = text_of(found.get("channel_type")) or text_of(conversation.get("channel"))
+    channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or text_of(
+        conversation.get("channel")
+    )
     if inbox_id is None and name is None and channel is None:
         return None
     return Inbox(id=inbox_id, name=name, channel=channel)
@@ -183,12 +187,12 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
     if type(value) is not dict or not value:
         return None
     obj = value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN)
-    kind = text_of(obj.get("type"))
+    kind = None if (v := obj.get("type")) is None else text_of(v)
     return Actor(
         type=_ACTOR_TYPES.get(kind.lower() if kind else default_type, "system"),
-        id=text_of(obj.get("id")),
+        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
         name=text_of(obj.get("name")) or text_of(obj.get("available_name")),
-        email=text_of(obj.get("email")),
+        email=None if (v := obj.get("email")) is None else text_of(v),
         phone=as_e164(obj.get("phone_number")),
     )
 
@@ -199,14 +203,14 @@ def contact(value: Any) -> Contact | None:
     obj = value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN)
     custom = obj.get("custom_attributes")
     return Contact(
-        id=text_of(obj.get("id")),
+        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
         name=text_of(obj.get("name")),
         phone=as_e164(obj.get("phone_number")),
-        email=text_of(obj.get("email")),
-        identifier=text_of(obj.get("identifier")),
+        email=None if (v := obj.get("email")) is None else text_of(v),
+        identifier=None if (v := obj.get("identifier")) is None else text_of(v),
         avatar_url=text_of(obj.get("avatar"))
         or text_of(obj.get("thumbnail"))
-        or text_of(obj.get("avatar_url")),
+        or (None if (v := obj.get("avatar_url")) is None else text_of(v)),
         custom_attributes=dict_or_none(custom) if custom else None,
     )
 
@@ -260,12 +264,13 @@ def conversation(value: Any) -> Conversation | None:
     labels = obj.get("labels")
     custom, additional = obj.get("custom_attributes"), obj.get("additional_attributes")
     return Conversation(
-        id=text_of(obj.get("display_id")) or text_of(obj.get("id")),
+        id=(None if (v := obj.get("display_id")) is None else text_of(v))
+        or (str(v) if type(v := obj.get("id")) is int else text_of(v)),
         status=_CONVERSATION_STATUSES.get(status_raw.lower())
         if type(status_raw) is str
         else _conversation_status(status_raw),
         provider_status=as_str(status_raw),
-        inbox_id=text_of(obj.get("inbox_id")),
+        inbox_id=str(v) if type(v := obj.get("inbox_id")) is int else text_of(v),
         channel=text_of(obj.get("channel")),
         assignee=actor(assignee, default_type="user") if assignee else None,
         team=None
@@ -274,10 +279,10 @@ def conversation(value: Any) -> Conversation | None:
         if type(team) is dict
         else as_str(team),
         labels=_labels(labels) if labels else None,
-        priority=text_of(obj.get("priority")),
+        priority=None if (v := obj.get("priority")) is None else text_of(v),
         created_at=time_of(obj.get("created_at")),
         updated_at=time_of(updated),
-        snoozed_until=time_of(obj.get("snoozed_until")),
+        snoozed_until=None if (v := obj.get("snoozed_until")) is None else time_of(v),
         custom_attributes=dict_or_none(custom) if custom else None,
         additional_attributes=dict_or_none(additional) if additional else None,
     )

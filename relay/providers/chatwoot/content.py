@@ -259,7 +259,7 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         direction=direction,
         kind=kind,
         text=body,
-        private=as_bool(obj.get("private")) or False,
+        private=v if type(v := obj.get("private")) is bool else as_bool(v) or False,
         status=_MESSAGE_STATUSES.get((status_raw or "").lower()),
         provider_status=status_raw,
         created_at=time_of(obj.get("created_at")),

@@ -23,8 +23,9 @@ from relay.events import (
     MessageError,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
-from relay.providers.coerce import as_e164, as_str, as_time
+from relay.providers.coerce import as_e164, as_str
 from relay.providers.plugchat.message import contact, flags, message, sender, status
+from relay.providers.plugchat.reading import moment
 from relay.providers.reads import Reads
 
 
@@ -107,7 +108,7 @@ def status_events(
     chat, customer = contact(payload, r, *flags(payload, r))
     status_raw = r.get_str(payload, "status")
     canonical = status(status_raw)
-    time = as_time(r.get(payload, "momment"))
+    time = moment(r.get(payload, "momment"))
     instance = r.get_str(payload, "instanceId")
     channel = Channel(id=instance) if instance else None
     conversation = Conversation(id=chat, channel="whatsapp") if chat else None
@@ -186,7 +187,7 @@ def delivery_event(
     identity = (
         f"delivery:{instance or ''}:{message_id}" if message_id else body_digest(inbound.body)
     )
-    time = as_time(get(payload, "momment"))
+    time = moment(get(payload, "momment"))
     return [event(inbound, type_, identity, time, data, chat)]
 
 
@@ -207,7 +208,7 @@ def disconnected_event(
     )
     # one event per instance's disconnection: the body itself says which
     at = f"channel/{instance}" if instance else None
-    time = as_time(get(payload, "momment"))
+    time = moment(get(payload, "momment"))
     return [
         event(inbound, "chat.channel.disconnected", body_digest(inbound.body), time, data, at, at)
     ]

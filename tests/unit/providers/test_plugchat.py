@@ -243,6 +243,16 @@ def test_status_callback_one_event_per_id(plugchat: PlugChat) -> None:
     assert {e.type for e in events} == {"chat.message.status_changed"}
     assert {e.data.message.status for e in events if e.data.message} == {"read"}
     assert len({e.partitionkey for e in events}) == 1
+    # one event per id, each about its own message, each id what that message's own
+    # status callback would give
+    ids = ["3EB02F6A1C9B8D7E6F50", "3EB02F6A1C9B8D7E6F51", "3EB0A77F1E2D3C4B5A69"]
+    assert [e.data.message.id for e in events if e.data.message] == ids
+    body = json.loads((FIXTURES / "plugchat/messageStatus/read_multiple_ids.json").read_text())
+    for event, message_id in zip(events, ids, strict=True):
+        alone = normalize(
+            "plugchat", json.dumps({**body, "ids": [message_id]}).encode(), "messageStatus"
+        )
+        assert alone == [event]
 
 
 @pytest.mark.parametrize(

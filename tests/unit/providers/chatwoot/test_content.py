@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay.events import CloudEvent, Message
+from relay.providers.chatwoot import content
+from relay.providers.coerce import as_str
 from tests.factories import RECEIVED_AT, normalize
 from tests.support import fixture_bytes
 
@@ -201,3 +207,34 @@ def test_an_update_without_a_time_of_its_own_is_timed_on_receipt() -> None:
     body["conversation"]["messages"] = []
     [event] = normalize("chatwoot", json.dumps(body).encode())
     assert event.time == RECEIVED_AT
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text())
+
+
+def _message_type_by_words(value: Any) -> str | None:
+    """What message_type made of a value before its exact words were looked up first."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}.get(value)
+    text = as_str(value)
+    if text is None:
+        return None
+    text = text.strip().lower()
+    if text.isascii() and text.isdigit():
+        return {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}.get(int(text))
+    return text
+
+
+@given(
+    st.sampled_from(["incoming", "outgoing", "activity", "template", " Incoming", "OUTGOING"])
+    | _SCALARS
+)
+def test_message_types_sent_as_words_read_as_before(value: Any) -> None:
+    assert content.message_type(value) == _message_type_by_words(value)
+
+
+def test_messages_without_attachments_do_not_share_their_lists() -> None:
+    first = content.message({"id": 1, "message_type": "incoming"}, None, None)
+    second = content.message({"id": 2, "message_type": "incoming", "attachments": []}, None, None)
+    assert first.media == second.media == [] and first.shared_contacts == []
+    assert first.media is not second.media

@@ -1,6 +1,5 @@
-"""The shortcuts the Chatwoot readers take for their common inputs give what the general
-readers give: an id or text read by ``text_of``, an E.164 phone kept as sent, a message type
-sent as its word, a message without attachments."""
+"""The shortcuts the Chatwoot part readers take for their common inputs give what the
+general readers give: an id or text read by ``text_of``, an E.164 phone kept as sent."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from relay.providers.chatwoot import content
 from relay.providers.chatwoot.parts import text_of
 from relay.providers.coerce import as_e164, as_str
 
@@ -48,31 +46,3 @@ def _e164_by_noise_stripping(text: str) -> str | None:
 @given(st.from_regex(r"\+[0-9]{0,17}", fullmatch=True) | st.text())
 def test_an_e164_phone_is_kept_as_the_noise_stripping_path_would(text: str) -> None:
     assert as_e164(text) == _e164_by_noise_stripping(text)
-
-
-def _message_type_by_words(value: Any) -> str | None:
-    """What message_type made of a value before its exact words were looked up first."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}.get(value)
-    text = as_str(value)
-    if text is None:
-        return None
-    text = text.strip().lower()
-    if text.isascii() and text.isdigit():
-        return {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}.get(int(text))
-    return text
-
-
-@given(
-    st.sampled_from(["incoming", "outgoing", "activity", "template", " Incoming", "OUTGOING"])
-    | scalars
-)
-def test_message_types_sent_as_words_read_as_before(value: Any) -> None:
-    assert content.message_type(value) == _message_type_by_words(value)
-
-
-def test_messages_without_attachments_do_not_share_their_lists() -> None:
-    first = content.message({"id": 1, "message_type": "incoming"}, None, None)
-    second = content.message({"id": 2, "message_type": "incoming", "attachments": []}, None, None)
-    assert first.media == second.media == [] and first.shared_contacts == []
-    assert first.media is not second.media

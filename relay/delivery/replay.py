@@ -50,7 +50,8 @@ def parse_since(text: str, now: datetime | None = None) -> int:
     except ValueError:
         pass
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        # RFC 3339 allows a lower-case "t" and "z"; fromisoformat only the upper-case "Z"
+        moment = datetime.fromisoformat(text.strip().upper())
     except ValueError:
         raise ReplayError(
             f"--since: expected a time like 2024-05-02T12:00:00Z or 2h, got {text!r}"

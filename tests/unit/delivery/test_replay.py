@@ -3,6 +3,7 @@ where it starts, only the subscriber's own dead letters, nothing committed, the 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from relay.bus import FromOffset, Since
-from relay.bus.embedded import EmbeddedLog
+from relay.bus.embedded import LOG_FILE, EmbeddedLog, read
 from relay.config import Config
 from relay.delivery.replay import ReplayError, parse_since, range_start, replay
 from tests.factories import chat_event, records
@@ -32,6 +33,7 @@ NOW_MS = 1714651200000
         ("2024-05-02T11:00:00", NOW_MS - 3600 * 1000),  # no zone: UTC
         ("2024-05-02T14:00:00+02:00", NOW_MS),
         ("2024-05-02T12:00:00.250Z", NOW_MS + 250),
+        ("2024-05-02t12:00:00z", NOW_MS),  # RFC 3339 allows both in lower case
     ],
 )
 def test_since_is_a_duration_ago_or_a_time(text: str, expected: int) -> None:
@@ -45,6 +47,18 @@ def test_since_defaults_to_now() -> None:
     hour = timedelta(hours=1)
     assert int((before - hour).timestamp() * 1000) <= got <= int((after - hour).timestamp() * 1000)
     assert parse_since("2024-05-02T12:00:00", now=datetime(1999, 1, 1, tzinfo=UTC)) == (NOW_MS)
+
+
+def test_a_time_without_a_zone_is_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/Sao_Paulo")  # UTC-3, no summer time since 2019
+    time.tzset()
+    try:
+        assert parse_since("2024-05-02T11:00:00", now=NOW) == NOW_MS - 3600 * 1000
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_a_since_that_is_neither_says_what_it_expected() -> None:
@@ -144,3 +158,41 @@ async def test_deadletter_re_sends_only_this_subscribers_dead_letters(tmp_path: 
     finally:
         await crm.close()
         await bi.close()
+
+
+async def test_deadletter_re_sends_the_dead_letters_not_what_was_delivered(tmp_path: Path) -> None:
+    sent = await publish(tmp_path, 3)
+    crm = await Subscriber(
+        script=lambda s, b, h: 422 if h["webhook-id"] == sent[1] else 200
+    ).start()
+    try:
+        settings = config(tmp_path, ("crm", crm.url))
+        bus = EmbeddedLog(tmp_path)
+        await bus.start()
+        service = await running(settings, bus)
+        try:
+            await crm.wait_for(lambda s: len(s.received) == 3)
+        finally:
+            await service.stop(grace=1)
+            await bus.close()
+        crm.script = None  # fixed
+        crm.received.clear()
+        stats = await replay(settings, "crm", deadletter=True)
+        assert (stats.delivered, stats.deadlettered) == (1, 0)
+        assert [r.headers["webhook-id"] for r in crm.delivered()] == [sent[1]]
+    finally:
+        await crm.close()
+
+
+async def test_a_replayed_delivery_that_fails_is_dead_lettered_again(tmp_path: Path) -> None:
+    crm = await Subscriber(script=lambda s, b, h: 422).start()
+    try:
+        settings = config(tmp_path, ("crm", crm.url))
+        sent = await publish(tmp_path, 2)
+        stats = await replay(settings, "crm", FromOffset(1))
+    finally:
+        await crm.close()
+    assert (stats.delivered, stats.deadlettered) == (0, 2)
+    dead = read(tmp_path / LOG_FILE, settings.topics.deadletter)
+    assert [dict(r.headers)["relay-event-id"] for r in dead] == [e.encode() for e in sent]
+    assert {dict(r.headers)["relay-subscriber"] for r in dead} == {b"crm"}

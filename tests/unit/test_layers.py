@@ -133,6 +133,7 @@ NAMED_APART = {
     "providers/chatwoot/test_inline_reads.py": "the Chatwoot readers' shortcuts (parts, content)"
     " against the general readers",
     "providers/test_fastpath.py": "every provider's fast path against its tolerant path",
+    "providers/chatwoot/test_inline_reads.py": "Chatwoot readers' shortcuts against general ones",
     "providers/test_fast_readers.py": "relay/providers/fast.py's readers, one by one",
     "providers/test_fuzz.py": "property tests across providers",
     "providers/test_linear.py": "property tests across providers",

@@ -62,13 +62,6 @@ def test_normalize_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot read" in capsys.readouterr().err
 
 
-@pytest.fixture
-def logs_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``relay replay`` configures structlog to print to this test's captured stderr, and
-    caches its loggers: every later test in the process would then write to a closed file."""
-    monkeypatch.setattr("relay.logs.configure", lambda level, fmt: None)
-
-
 def replay_config(tmp_path: Path) -> str:
     """Two records on an embedded log, one subscriber that refuses every connection."""
 
@@ -89,7 +82,6 @@ def replay_config(tmp_path: Path) -> str:
     return str(path)
 
 
-@pytest.mark.usefixtures("logs_left_alone")
 def test_replay_starts_where_the_user_said(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -103,7 +95,6 @@ def test_replay_starts_where_the_user_said(
     assert "0 delivered, 2 dead-lettered" in capsys.readouterr().out
 
 
-@pytest.mark.usefixtures("logs_left_alone")
 def test_replay_refuses_a_start_it_cannot_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

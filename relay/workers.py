@@ -14,6 +14,8 @@ import msgspec
 SLOT_ENV = "RELAY_WORKER_SLOT"
 COUNT_ENV = "RELAY_WORKERS"
 SUPERVISOR_ENV = "RELAY_SUPERVISOR_PID"
+LISTEN_FDS_ENV = "RELAY_LISTEN_FDS"
+"""The listening sockets the supervisor bound, as file descriptors the worker inherited."""
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's multiprocess mode: every worker writes its samples to files there."""
 
@@ -24,14 +26,20 @@ class Worker(msgspec.Struct, frozen=True):
     count: int
     supervisor: int
     """The supervisor's pid: a worker whose parent changes has lost it, and stops."""
+    listen_fds: tuple[int, ...] = ()
+    """The supervisor's listening sockets for ``listen`` (one per address the host names)."""
 
 
 def current(env: Mapping[str, str] | None = None) -> Worker | None:
     env = os.environ if env is None else env
     if SLOT_ENV not in env:
         return None
+    fds = env.get(LISTEN_FDS_ENV, "")
     return Worker(
-        slot=int(env[SLOT_ENV]), count=int(env[COUNT_ENV]), supervisor=int(env[SUPERVISOR_ENV])
+        slot=int(env[SLOT_ENV]),
+        count=int(env[COUNT_ENV]),
+        supervisor=int(env[SUPERVISOR_ENV]),
+        listen_fds=tuple(int(fd) for fd in fds.split(",") if fd),
     )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+from collections.abc import Sequence
 
 import structlog
 from aiohttp import web
@@ -36,6 +38,39 @@ class ListenError(Exception):
 
 AdminListener = tuple[web.Application, str, int]
 
+BACKLOG = 128  # aiohttp's
+
+
+def bind(host: str, port: int, key: str = "listen") -> list[socket.socket]:
+    """The listening sockets for ``host:port``, bound here once, as asyncio's server would
+    bind them, and for this relay alone: ``SO_REUSEADDR`` (a restart need not wait out
+    TIME_WAIT) but not ``SO_REUSEPORT``, so another process asking for the port is refused
+    (``relay serve --workers N``: the supervisor holds them, the workers inherit them)."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ListenError(f"cannot listen on {host}:{port} ({key}): {exc.strerror}") from exc
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio: "::" is IPv6 only, 0.0.0.0 apart
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            # two binds with SO_REUSEADDR can both succeed until one listens: the loser's
+            # listen() is refused
+            sock.bind(address)
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ListenError(listen_problem(exc, host, port, key)) from exc
+    return sockets
+
 
 async def _start_admin(admin: AdminListener) -> web.AppRunner:
     admin_app, host, port = admin
@@ -57,19 +92,21 @@ async def serve(
     grace: float,
     admin: AdminListener | None = None,
     *,
-    reuse_port: bool = False,
+    sockets: Sequence[socket.socket] = (),
 ) -> None:
     """``admin``: the application and address of ``admin.listen`` (metrics, admin, probes).
-    ``reuse_port``: share the port with the other workers of ``relay serve --workers N``."""
+    ``sockets``: listen on these (bound by the supervisor of ``relay serve --workers N``,
+    :func:`bind`) rather than binding ``host:port`` here."""
     # The grace is shared: half for requests in flight, the rest for delivery (a fifth)
     # and the bus flush (a quarter; see relay.app), so the process exits within it.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace / 2)
     await runner.setup()
     admin_runner: web.AppRunner | None = None
     try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
+        sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
         try:
-            await site.start()
+            for site in sites or [web.TCPSite(runner, host, port)]:
+                await site.start()
         except OSError as exc:
             raise ListenError(listen_problem(exc, host, port)) from exc
         if admin is not None:

@@ -1,8 +1,9 @@
 """``relay serve --workers N``: N worker processes on one port, and a supervisor over them.
 
 Each worker is ``relay serve`` again (a fresh interpreter), told its slot through the
-environment (relay.workers); all of them listen on the same port with ``SO_REUSEPORT``, so
-the kernel spreads connections between them. The supervisor only watches:
+environment (relay.workers). The supervisor binds the port once (relay.app.serve.bind,
+without ``SO_REUSEPORT``: a second relay asking for it is refused) and every worker
+inherits that listening socket and accepts from it. Otherwise the supervisor only watches:
 
 - a worker that exits while relay is running is started again in its slot, after a delay
   that doubles while it keeps dying young (logged each time); one that dies young five
@@ -22,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import structlog
 
-from relay.workers import COUNT_ENV, METRICS_ENV, SLOT_ENV, SUPERVISOR_ENV
+from relay.workers import COUNT_ENV, LISTEN_FDS_ENV, METRICS_ENV, SLOT_ENV, SUPERVISOR_ENV
 
 log = structlog.get_logger("relay.supervisor")
 
@@ -59,9 +61,13 @@ class Supervisor:
         count: int,
         grace: float,
         metrics_dir: Path | None = None,
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
-        """``command``: the worker's ``relay`` arguments (``serve --config ...``)."""
+        """``command``: the worker's ``relay`` arguments (``serve --config ...``);
+        ``sockets``: the listening sockets every worker inherits."""
         self.command = list(command)
+        self.sockets = list(sockets)
+        self.fds = tuple(sock.fileno() for sock in sockets)
         self.count = count
         self.grace = grace
         self.metrics_dir = metrics_dir
@@ -76,6 +82,7 @@ class Supervisor:
         )
         if self.metrics_dir is not None:
             env[METRICS_ENV] = str(self.metrics_dir)
+        env[LISTEN_FDS_ENV] = ",".join(map(str, self.fds))
         return env
 
     async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
@@ -92,6 +99,7 @@ class Supervisor:
                 *self.command,
                 env=self._env(slot),
                 start_new_session=True,
+                pass_fds=self.fds,
             )
         finally:
             loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -109,7 +117,7 @@ class Supervisor:
     async def _keep(self, slot: int) -> int:
         """Run one slot until relay stops; the slot's last exit status."""
         young_deaths = 0
-        while True:
+        while not self._stopping.is_set():  # (its sockets are closed then)
             started = time.monotonic()
             process = await self._spawn(slot)
             if self._stopping.is_set():  # stopped while it was being started
@@ -136,8 +144,7 @@ class Supervisor:
             log.error("worker_exited", slot=slot, pid=process.pid, code=code, restart_in=delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            if self._stopping.is_set():
-                return 0
+        return 0
 
     def _send(self, sig: int) -> None:
         for process in self.processes.values():
@@ -149,6 +156,9 @@ class Supervisor:
         if not self._stopping.is_set():
             log.info("workers_stopping", signal=signal.Signals(sig).name, workers=self.count)
             self._stopping.set()
+            # the port closes once the workers have closed their copies, as with one relay
+            for sock in self.sockets:
+                sock.close()
         self._send(signal.SIGTERM)
 
     def reload(self) -> None:

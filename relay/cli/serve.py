@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from pathlib import Path
 
 from relay.cli.common import fail, load_config, refuse
@@ -86,8 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             grace = config.shutdown_grace
-            reuse = worker is not None
-            runner.run(serve(app, host, port, grace=grace, admin=admin, reuse_port=reuse))
+            # a worker listens on the sockets its supervisor bound and passed on
+            sockets = [socket.socket(fileno=fd) for fd in worker.listen_fds] if worker else []
+            runner.run(serve(app, host, port, grace=grace, admin=admin, sockets=sockets))
     except BusError as exc:
         return fail(f"cannot start the bus: {exc}")
     except ListenError as exc:
@@ -102,6 +104,7 @@ def _supervise(args: argparse.Namespace, config: Config, workers: int) -> int:
     """``relay serve --workers N`` (N > 1): start N workers and watch them."""
     import asyncio
 
+    from relay.app.serve import ListenError, bind
     from relay.app.supervisor import Supervisor, prepare_metrics_dir
 
     command = ["serve", "--config", args.config or os.environ["RELAY_CONFIG"], "--role", args.role]
@@ -115,8 +118,19 @@ def _supervise(args: argparse.Namespace, config: Config, workers: int) -> int:
         prepare_metrics_dir(metrics_dir)
     except OSError as exc:
         return fail(f"cannot prepare {metrics_dir}: {exc.strerror or exc}")
-    supervisor = Supervisor(command, workers, config.shutdown_grace, metrics_dir)
-    return asyncio.run(supervisor.run())
+    host, port = args.host or config.listen.host, args.port or config.listen.port
+    try:
+        # bound here, once, for good: a second relay asking for the port is refused, and a
+        # worker being restarted finds its connections waiting in the backlog
+        sockets = bind(host, port)
+    except ListenError as exc:
+        return fail(str(exc))
+    supervisor = Supervisor(command, workers, config.shutdown_grace, metrics_dir, sockets)
+    try:
+        return asyncio.run(supervisor.run())
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def parse_workers(value: str) -> int | str:

@@ -35,14 +35,12 @@ def lock_holder(path: Path) -> int | None:
 
 
 def reserve_port() -> socket.socket:
-    """A loopback port bound, not listening, with SO_REUSEADDR and SO_REUSEPORT: the workers
-    (SO_REUSEPORT) and the supervisor's check (SO_REUSEADDR) can still bind it, but no other
-    test can be handed it while the socket is open.
+    """A loopback port bound, not listening, with SO_REUSEADDR and SO_REUSEPORT: the
+    supervisor (SO_REUSEADDR) can still bind it and listen, but no other test can be handed
+    it while the socket is open.
 
     A port from ``free_port()`` is free again once it is returned, so two tests running at
-    once could both get it; workers sharing a port with SO_REUSEPORT would then not fail,
-    they would silently split each other's connections (requests acknowledged by the other
-    test's relay, never delivered here).
+    once could both get it (one of them would then be refused the port).
     """
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -55,10 +53,14 @@ class Supervised:
     """The supervisor process; its JSON log lines are kept in ``log`` (a file). Its port is
     reserved for it (:func:`reserve_port`) until :meth:`kill_all`."""
 
-    def __init__(self, config: Path, workers: int, log: Path) -> None:
+    def __init__(self, config: Path, workers: int, log: Path, port: int | None = None) -> None:
+        """``port``: another relay's (whose reservation keeps it), instead of a new one."""
         self.config = config
-        self._reservation = reserve_port()
-        self.port: int = self._reservation.getsockname()[1]
+        self._reservation = reserve_port() if port is None else None
+        if self._reservation is not None:
+            port = self._reservation.getsockname()[1]
+        assert port is not None
+        self.port: int = port
         self.workers = workers
         self.log = log
         self.process: asyncio.subprocess.Process | None = None
@@ -142,7 +144,8 @@ class Supervised:
         try:
             await self._kill_all()
         finally:
-            self._reservation.close()
+            if self._reservation is not None:
+                self._reservation.close()
 
     async def _kill_all(self) -> None:
         if self.process is None or self.process.returncode is not None:

@@ -36,7 +36,7 @@ def serving(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
                     break
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # refused, or (a loaded machine) a read timed out
                 if process.poll() is not None or time.monotonic() > deadline:
                     output = process.stdout.read().decode() if process.stdout else ""
                     raise AssertionError(f"relay did not become ready:\n{output}") from None
@@ -111,19 +111,22 @@ def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a bound for a loaded CI machine, not a timing
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
                     break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline
+            except OSError:  # refused, or (a loaded machine) a read timed out
+                assert process.poll() is None and time.monotonic() < deadline
                 time.sleep(0.05)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"POST /v1/hooks/x HTTP/1.1\r\nHost: relay\r\n")
-            started = time.monotonic()
             closed = False
-            for _ in range(25):  # one header byte every 0.2 s: never a complete head
+            # one header byte every 0.2 s, never a complete head, for 30 s: aiohttp alone
+            # would wait for the rest for ever. The guard sweeps every half timeout, so it
+            # closes within ~2 s on a quiet machine; a loaded one may starve relay for
+            # seconds, which the bound no longer mistakes for a connection kept open.
+            for _ in range(150):
                 if select.select([sock], [], [], 0.2)[0]:
                     closed = sock.recv(100) == b""
                     break
@@ -133,7 +136,6 @@ def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
                     closed = True
                     break
             assert closed, "relay kept a dribbling connection open"
-            assert time.monotonic() - started < 4.5  # well before the dribble would end
         # and a normal request still works
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from relay import telemetry
 from relay.app import build_app
+from relay.bus import Since
 from relay.config import Config, load
 from relay.delivery.replay import replay
 from relay.telemetry.otel import Tracing
@@ -464,7 +465,7 @@ async def test_a_replay_continues_the_events_trace(
     replayed_spans = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(replayed_spans))
-    stats = await replay(config, "crm", since_ms=0, tracing=Tracing(provider))
+    stats = await replay(config, "crm", Since(0), tracing=Tracing(provider))
     assert stats.delivered == 1
     [again] = await spans_named(replayed_spans, "deliver")
     assert hexes(again)[0] == CALLER_TRACE

@@ -284,3 +284,37 @@ async def test_a_worker_that_keeps_dying_young_stops_relay_after_backing_off(
     assert relay.events("worker_keeps_dying")[0]["deaths"] == 5
     # the other worker was stopped in order
     assert [line["code"] for line in relay.events("worker_stopped")] == [0]
+
+
+async def test_a_second_relay_on_the_port_is_refused_and_the_first_keeps_serving(
+    tmp_path: Path, supervised: list[Supervised]
+) -> None:
+    """Started at the same moment, both pass the start-up check of the port; the supervisor's
+    bind decides: one relay holds the port, the other exits 1 saying so. With the workers
+    each binding with SO_REUSEPORT both ran, splitting the traffic between them."""
+    relays = []
+    for name in ("one", "two"):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(config_text(tmp_path / name, ["cw"]))
+        port = relays[0].port if relays else None
+        relays.append(Supervised(config, 2, tmp_path / f"{name}.log", port=port))
+    supervised.extend(relays)
+    await asyncio.gather(*(relay.start(wait=False) for relay in relays))
+
+    def exited() -> list[Supervised]:
+        return [r for r in relays if r.process is not None and r.process.returncode is not None]
+
+    await poll_until(lambda: exited(), within=40, what="one relay refused")
+    (refused,) = exited()
+    (serving,) = [relay for relay in relays if relay is not refused]
+    assert refused.process is not None and refused.process.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{serving.port} (listen)" in refused.log.read_text()
+    assert "the port is in use" in refused.log.read_text()
+    assert refused.events("worker_started") == []  # it never got as far as a worker
+    await serving.wait_listening(2)
+
+    statuses = await post_each_on_its_own(serving.port, "cw", range(20))
+    assert statuses == [202] * 20
+    # every request reached the relay that holds the port
+    assert len(read(serving.config.parent / serving.config.stem / LOG_FILE, "chat.events")) == 20
+    assert not (refused.config.parent / refused.config.stem / LOG_FILE).exists()

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
+from relay.app.serve import ListenError, bind
 from relay.app.supervisor import RESTART_MAX, prepare_metrics_dir, restart_delay
 from relay.cli import build_parser
 from relay.config import ConfigError, parse
-from relay.workers import COUNT_ENV, SLOT_ENV, SUPERVISOR_ENV, Worker, count, current
+from relay.workers import (
+    COUNT_ENV,
+    LISTEN_FDS_ENV,
+    SLOT_ENV,
+    SUPERVISOR_ENV,
+    Worker,
+    count,
+    current,
+)
 
 
 def test_workers_in_the_config() -> None:
@@ -44,6 +54,24 @@ def test_a_worker_knows_its_slot_from_the_supervisor() -> None:
     assert current({}) is None
     env = {SLOT_ENV: "1", COUNT_ENV: "2", SUPERVISOR_ENV: "4242"}
     assert current(env) == Worker(slot=1, count=2, supervisor=4242)
+    assert current({**env, LISTEN_FDS_ENV: "5,6"}) == Worker(1, 2, 4242, listen_fds=(5, 6))
+
+
+def test_the_supervisors_port_is_its_own() -> None:
+    (first,) = bind("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    try:
+        with pytest.raises(ListenError, match=rf"127.0.0.1:{port} \(listen\): the port is in use"):
+            bind("127.0.0.1", port)
+        # nor can a process that asks for SO_REUSEPORT join it (the workers once did)
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            with pytest.raises(OSError, match="in use"):
+                other.bind(("127.0.0.1", port))
+    finally:
+        first.close()
+    (again,) = bind("127.0.0.1", port)  # free once closed
+    again.close()
 
 
 def test_restart_delay_doubles_while_a_worker_dies_young() -> None:

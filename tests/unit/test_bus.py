@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from relay.bus import BusRole, Record, Subscription, group_id, open_bus, open_range, subscribe
+from relay.bus import (
+    BusRole,
+    FromOffset,
+    Record,
+    Since,
+    Subscription,
+    group_id,
+    open_bus,
+    open_range,
+    subscribe,
+)
 from relay.bus.embedded import LOG_FILE, EmbeddedLog, EmbeddedSubscription
 from relay.bus.kafka import KafkaBus
 from relay.bus.kafka.consumer import KafkaRange, KafkaSubscription
@@ -71,17 +81,17 @@ async def test_on_the_embedded_log_subscribe_and_open_range_read_what_open_bus_w
         # latest, from its first start: what came after the anchor, its own topics only
         assert await values(subscribe(config, late, anchor_ms=before)) == [b"o2"]
         # a bounded read commits nothing and reads under the name it was given
-        ranged = open_range(config, [events], "replay.one", from_offset=3)
+        ranged = open_range(config, [events], "replay.one", FromOffset(3))
         assert isinstance(ranged, EmbeddedSubscription) and ranged.consumer == "replay.one"
         assert await values(ranged) == [b"e3"]
-        assert await values(open_range(config, [events], "r")) == [b"e1", b"e3"]  # from the start
-        assert await values(open_range(config, [events, "other"], "r", since_ms=before)) == [
+        assert await values(open_range(config, [events], "r", FromOffset(0))) == [b"e1", b"e3"]
+        assert await values(open_range(config, [events, "other"], "r", Since(before))) == [
             b"e1",
             b"o2",
             b"e3",
         ]
         # nothing since then: the range is exhausted at once
-        assert await values(open_range(config, ["other"], "r", since_ms=before + 60_000)) is None
+        assert await values(open_range(config, ["other"], "r", Since(before + 60_000))) is None
     finally:
         await bus.close()
 
@@ -130,6 +140,6 @@ async def test_with_kafka_subscribe_and_open_range_read_from_kafka(tmp_path: Pat
         "latest",
         42,
     )
-    ranged = open_range(config, ["a", "b"], "unused", since_ms=5, from_offset=6)
+    ranged = open_range(config, ["a", "b"], "unused", FromOffset(6))
     assert isinstance(ranged, KafkaRange)
-    assert (ranged._topics, ranged._since_ms, ranged._from_offset) == (["a", "b"], 5, 6)
+    assert (ranged._topics, ranged._start) == (["a", "b"], FromOffset(6))

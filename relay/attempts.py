@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import deque
 from typing import Literal
 
@@ -67,10 +66,6 @@ def describe_failure(status: int | None, error: str) -> tuple[str | None, str | 
         return None, detail[:EXCERPT_CHARS] or None
     name, _, message = error.partition(": ")
     return name[:100] or None, message[:EXCERPT_CHARS] or None
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class AttemptLog:

@@ -1,4 +1,5 @@
-"""Durations and rates as the configuration writes them, decoded once into floats.
+"""Durations and rates as the configuration writes them, decoded once into floats; the
+wall clock in epoch milliseconds (:func:`now_ms`).
 
 ``Seconds`` and ``PerSecond`` are floats: a consumer reads ``config.limits.body_timeout``
 as seconds and never parses text. ``dec_hook`` is what ``msgspec.convert`` calls for them
@@ -10,7 +11,16 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from typing import Any
+
+
+def now_ms() -> int:
+    """Now, in epoch milliseconds: what records, attempts and stored rows are stamped with.
+
+    Callers look it up on the module (``units.now_ms()``), so a test sets the clock here.
+    """
+    return int(time.time() * 1000)
 
 
 class Seconds(float):

@@ -8,13 +8,13 @@ values, signing secrets and headers are never read.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import msgspec
 import structlog
 
+from relay import units
 from relay.bus import Item
 from relay.bus.memory import GivenItems
 from relay.cloudevents import from_record, structured
@@ -154,7 +154,7 @@ class Operations:
         return await asyncio.to_thread(index.redelivered, list(rows))
 
     async def subscribers(self) -> list[dict[str, Any]]:
-        now = int(time.time() * 1000)
+        now = units.now_ms()
         stats: dict[str, dict[str, Any]] = {}
         if self.indexer is not None:
             stats = await asyncio.to_thread(self.index.subscriber_stats, now - STATS_WINDOW_MS)
@@ -186,7 +186,7 @@ class Operations:
 
     async def sparkline(self, name: str, minutes: int = 30) -> list[tuple[int, int]]:
         index = self.index
-        now = int(time.time() * 1000)
+        now = units.now_ms()
         return await asyncio.to_thread(
             index.sparkline, name, now - minutes * 60_000, minutes, 60_000
         )

@@ -10,12 +10,15 @@ from relay.bus.base import (
     Bus,
     BusError,
     BusRefused,
+    FromOffset,
     Headers,
     Item,
     PublishProbe,
+    RangeStart,
     Record,
     RecordTooLarge,
     Revoked,
+    Since,
     StartFrom,
     Stream,
     Subscription,
@@ -30,12 +33,15 @@ __all__ = [
     "BusError",
     "BusRefused",
     "BusRole",
+    "FromOffset",
     "Headers",
     "Item",
     "PublishProbe",
+    "RangeStart",
     "Record",
     "RecordTooLarge",
     "Revoked",
+    "Since",
     "StartFrom",
     "Stream",
     "Subscription",
@@ -97,29 +103,18 @@ def subscribe(config: Config, subscriber: Subscriber, anchor_ms: int | None = No
 
 
 def open_range(
-    config: Config,
-    topics: Sequence[str],
-    consumer: str,
-    *,
-    since_ms: int | None = None,
-    from_offset: int | None = None,
+    config: Config, topics: Sequence[str], consumer: str, start: RangeStart
 ) -> Subscription:
-    """A bounded read from a time or an offset up to the end seen at start; commits nothing.
+    """A bounded read from ``start`` up to the end seen at start; commits nothing.
 
     ``consumer`` names the reader on the embedded log (Kafka reads without a group).
     """
     if config.kafka is not None:
         from relay.bus.kafka.consumer import KafkaRange
 
-        return KafkaRange(config.kafka, topics, since_ms=since_ms, from_offset=from_offset)
+        return KafkaRange(config.kafka, topics, start)
     from relay.bus.embedded import EmbeddedSubscription
 
     return EmbeddedSubscription(
-        config.data_path,
-        consumer,
-        topics,
-        "earliest",
-        since_ms=since_ms,
-        from_offset=from_offset,
-        bounded=True,
+        config.data_path, consumer, topics, "earliest", range_start=start, bounded=True
     )

@@ -18,6 +18,27 @@ StartFrom = Literal["latest", "earliest"]
 """Where a subscription that never committed begins (``subscribers[].start_from``)."""
 
 
+class Since(msgspec.Struct, frozen=True):
+    """A bounded read from the first record written at or after ``ms`` (epoch milliseconds)."""
+
+    ms: int
+
+
+class FromOffset(msgspec.Struct, frozen=True):
+    """A bounded read from ``offset`` on (on Kafka, in each partition), never before the
+    log's first record."""
+
+    offset: int
+
+    def __post_init__(self) -> None:
+        if self.offset < 0:
+            raise ValueError(f"an offset must be 0 or more (got {self.offset})")
+
+
+RangeStart = Since | FromOffset
+"""Where a bounded read (replay, ``open_range``) begins: said once, matched where it is read."""
+
+
 class Record(msgspec.Struct, frozen=True):
     """One message for one topic: what Kafka calls a record."""
 

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from relay import units
 from relay.bus.base import BusError, Item, PublishProbe, Record, Revoked, StartFrom, Stream
 
 STREAM: Stream = ("", 0, 0)
@@ -53,7 +54,7 @@ class MemoryBus:
             raise BusError("the memory bus is not running")
         if self.failure is not None:
             raise self.failure
-        now = int(time.time() * 1000)
+        now = units.now_ms()
         offset = len(self.items)
         for record in records:
             offset += 1

@@ -141,23 +141,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import asyncio
 
     from relay import telemetry
-    from relay.bus import BusError
-    from relay.delivery.replay import ReplayError, parse_since, replay
+    from relay.bus import BusError, RangeStart
+    from relay.delivery.replay import ReplayError, range_start, replay
     from relay.delivery.tally import Stats
     from relay.logs import configure
 
     config = load_config(args)
     configure(config.logging.level, config.logging.format)
 
-    async def traced_replay(since_ms: int | None) -> Stats:
+    async def traced_replay(start: RangeStart | None) -> Stats:
         # spans of the redeliveries join each event's original trace, when relay traces
         tracing = telemetry.start(config)
         try:
             return await replay(
                 config,
                 args.subscriber,
-                since_ms=since_ms,
-                from_offset=args.from_offset,
+                start,
                 deadletter=args.deadletter,
                 tracing=tracing,
             )
@@ -166,8 +165,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 await tracing.close(within=5.0)
 
     try:
-        since_ms = parse_since(args.since) if args.since else None
-        stats = asyncio.run(traced_replay(since_ms))
+        stats = asyncio.run(traced_replay(range_start(args.since, args.from_offset)))
     except ConfigError as exc:
         return fail(str(exc))
     except ReplayError as exc:

@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
-from relay.bus import Item, Revoked, Stream, Subscription, group_id, open_bus, open_range
+from relay.bus import (
+    FromOffset,
+    Item,
+    RangeStart,
+    Revoked,
+    Since,
+    Stream,
+    Subscription,
+    group_id,
+    open_bus,
+    open_range,
+)
 from relay.config import Config, Subscriber
 from relay.deadletters import DeadLetters, made_for
 from relay.delivery.sender import Sender
@@ -39,7 +50,8 @@ def parse_since(text: str, now: datetime | None = None) -> int:
     except ValueError:
         pass
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        # RFC 3339 allows a lower-case "t" and "z"; fromisoformat only the upper-case "Z"
+        moment = datetime.fromisoformat(text.strip().upper())
     except ValueError:
         raise ReplayError(
             f"--since: expected a time like 2024-05-02T12:00:00Z or 2h, got {text!r}"
@@ -47,6 +59,18 @@ def parse_since(text: str, now: datetime | None = None) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def range_start(since: str | None, from_offset: int | None) -> RangeStart | None:
+    """Where the user said to start (``--since`` or ``--from-offset``), or None."""
+    if since:
+        return Since(parse_since(since))
+    if from_offset is None:
+        return None
+    try:
+        return FromOffset(from_offset)
+    except ValueError as exc:
+        raise ReplayError(f"--from-offset: {exc}") from None
 
 
 class ForSubscriber:
@@ -86,49 +110,34 @@ def _find(config: Config, name: str) -> Subscriber:
 
 
 def replay_subscription(
-    config: Config,
-    subscriber: Subscriber,
-    *,
-    since_ms: int | None = None,
-    from_offset: int | None = None,
-    deadletter: bool = False,
+    config: Config, subscriber: Subscriber, start: RangeStart | None, *, deadletter: bool = False
 ) -> Subscription:
+    """``start``: None only with ``deadletter``, which then reads all its dead letters."""
     topics = (
         [config.topics.deadletter] if deadletter else subscriber.topic_list(config.topics.events)
     )
-    if deadletter and since_ms is None:
-        from_offset = 0
-    reading = open_range(
-        config,
-        topics,
-        f"{group_id(subscriber)}.replay",
-        since_ms=since_ms,
-        from_offset=from_offset,
-    )
+    reading = open_range(config, topics, f"{group_id(subscriber)}.replay", start or FromOffset(0))
     return ForSubscriber(reading, subscriber.name) if deadletter else reading
 
 
 async def replay(
     config: Config,
     subscriber_name: str,
+    start: RangeStart | None = None,
     *,
-    since_ms: int | None = None,
-    from_offset: int | None = None,
     deadletter: bool = False,
     tracing: Tracing | None = None,
 ) -> Stats:
     """``tracing``: each redelivery's attempts are spans in its event's original trace."""
     subscriber = _find(config, subscriber_name)
-    if not deadletter and since_ms is None and from_offset is None:
+    if not deadletter and start is None:
         raise ReplayError("say where to start: --since TIME, --from-offset N or --deadletter")
-    if deadletter and from_offset is not None:
+    if deadletter and isinstance(start, FromOffset):
         raise ReplayError("--deadletter takes --since, not --from-offset")
     bus = open_bus(config, role="replay")
     await bus.start()
     try:
-        reading = replay_subscription(
-            config, subscriber, since_ms=since_ms, from_offset=from_offset, deadletter=deadletter
-        )
+        reading = replay_subscription(config, subscriber, start, deadletter=deadletter)
         worker = SubscriberWorker(
             subscriber,
             reading,

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from relay import units
 from relay.attempts import AttemptLog
 from relay.bus import Bus, SubscriptionBusy, subscribe
 from relay.config import Config, Subscriber
 from relay.deadletters import DeadLetters
 from relay.delivery.sender import Sender
-from relay.delivery.state import DeliveryState, Disabled, now_ms
+from relay.delivery.state import DeliveryState, Disabled
 from relay.delivery.worker import FETCH_WAIT_SECONDS, SubscriberWorker
 from relay.metrics import LIVE
 
@@ -137,7 +138,9 @@ class DeliveryService:
             return False
         reason = "disabled by an operator"
         await asyncio.to_thread(self.state.disable, subscriber, None, reason)
-        self.disabled[name] = Disabled(subscriber=name, status=None, reason=reason, at_ms=now_ms())
+        self.disabled[name] = Disabled(
+            subscriber=name, status=None, reason=reason, at_ms=units.now_ms()
+        )
         await self._stop([name], DEFAULT_GRACE_SECONDS)
         self._launch(subscriber)  # waits while disabled
         log.info("subscriber_disabled_by_operator", subscriber=name)

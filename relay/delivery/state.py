@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import time
 from pathlib import Path
 
 import msgspec
 
+from relay import units
 from relay.config import Subscriber
 from relay.sqlite import SQLiteFile
 from relay.units import enc_hook
@@ -61,10 +61,6 @@ def fingerprint(subscriber: Subscriber) -> str:
     return hashlib.sha256(msgspec.json.encode(subscriber, enc_hook=enc_hook)).hexdigest()[:32]
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class DeliveryState(SQLiteFile):
     schema = _SCHEMA
     timeout = 10.0
@@ -81,7 +77,7 @@ class DeliveryState(SQLiteFile):
             db.execute(
                 "INSERT INTO anchors (subscriber, started_ms) VALUES (?, ?) "
                 "ON CONFLICT(subscriber) DO NOTHING",
-                (subscriber, now_ms() if at_ms is None else at_ms),
+                (subscriber, units.now_ms() if at_ms is None else at_ms),
             )
             row = db.execute(
                 "SELECT started_ms FROM anchors WHERE subscriber = ?", (subscriber,)
@@ -117,7 +113,7 @@ class DeliveryState(SQLiteFile):
                 "INSERT INTO attempts (subscriber, event_id, attempts, updated_ms) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(subscriber, event_id) DO UPDATE SET "
                 "attempts = excluded.attempts, updated_ms = excluded.updated_ms",
-                (subscriber, event_id, attempts, now_ms()),
+                (subscriber, event_id, attempts, units.now_ms()),
             )
 
     def settle(self, subscriber: str, event_id: str) -> None:
@@ -143,7 +139,7 @@ class DeliveryState(SQLiteFile):
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(subscriber) DO UPDATE SET "
                 "fingerprint = excluded.fingerprint, status = excluded.status, "
                 "reason = excluded.reason, at_ms = excluded.at_ms",
-                (subscriber.name, fingerprint(subscriber), status, reason, now_ms()),
+                (subscriber.name, fingerprint(subscriber), status, reason, units.now_ms()),
             )
 
     def enable(self, subscriber: str) -> bool:

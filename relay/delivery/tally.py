@@ -15,11 +15,12 @@ from dataclasses import KW_ONLY, dataclass, field
 import msgspec
 import structlog
 
+from relay import units
 from relay.attempts import Attempt, AttemptLog, describe_failure
 from relay.attempts import Outcome as AttemptOutcome
 from relay.delivery.retry import AttemptFailed
 from relay.delivery.sender import DeliveryResult
-from relay.delivery.state import DeliveryState, now_ms
+from relay.delivery.state import DeliveryState
 from relay.metrics import DELIVERIES, DELIVERY_ATTEMPTS
 
 ATTEMPTS_KEPT_MS = 7 * 86_400_000
@@ -70,7 +71,7 @@ class Tally:
             self.counted = set(self.prior)
 
     def _load_attempts(self, state: DeliveryState) -> dict[str, int]:
-        state.forget_attempts_before(now_ms() - ATTEMPTS_KEPT_MS)
+        state.forget_attempts_before(units.now_ms() - ATTEMPTS_KEPT_MS)
         return state.attempts(self.subscriber)
 
     def log_delivered(self, event_id: str, result: DeliveryResult, began: float) -> None:
@@ -81,7 +82,7 @@ class Tally:
                 event_id=event_id,
                 subscriber=self.subscriber,
                 attempt=result.attempts,
-                at_ms=int(time.time() * 1000),
+                at_ms=units.now_ms(),
                 duration_ms=round((time.monotonic() - began) * 1000, 3),
                 outcome="delivered",
                 status=result.status,
@@ -110,7 +111,7 @@ class Tally:
                 event_id=event_id,
                 subscriber=self.subscriber,
                 attempt=attempt,
-                at_ms=int(time.time() * 1000),
+                at_ms=units.now_ms(),
                 duration_ms=round(seconds * 1000, 3),
                 outcome=outcome,
                 status=failure.status,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
+from relay import units
 from relay.attempts import decode_attempt
 from relay.bus import Item
 from relay.cloudevents import from_binary, is_binary
@@ -177,7 +177,7 @@ class Index(Queries):
 
     def trim(self, now_ms: int | None = None) -> int:
         """Forget what is past the retention, and the oldest events past ``max_events``."""
-        now = int(time.time() * 1000) if now_ms is None else now_ms
+        now = units.now_ms() if now_ms is None else now_ms
         removed = 0
         with self._lock:
             db = self._db()

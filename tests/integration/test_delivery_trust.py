@@ -308,14 +308,18 @@ async def test_restart_in_the_middle_of_a_backoff_keeps_the_attempt_count(
     from tests.factories import chat_event, kafka_config, records
     from tests.support import consume, running
 
-    subscriber.script = lambda s, body, headers: 500
+    # the second answer asks for a minute's wait (relay reads Retry-After on a 503): the
+    # stop below lands inside it however loaded the machine (an attempt in flight when the
+    # process stops is sent again: at least once); the others ask for none
+    subscriber.script = lambda s, body, headers: (
+        503,
+        {"Retry-After": "60" if len(s.received) == 1 else "0"},
+    )
     config = kafka_config(
         broker,
         topics,
         f'  - {{name: patient, url: "{subscriber.url}", start_from: earliest,\n'
-        # a 3 s backoff: the stop below must land inside it even on a loaded machine (an
-        # attempt in flight when the process stops is sent again: at least once)
-        "     retry: {max_attempts: 4, initial: 3s, max: 3s, jitter: false}}",
+        "     retry: {max_attempts: 4, initial: 10ms, max: 60s, jitter: false}}",
     )
     event = chat_event(1, 1)
     await kafka_bus.publish(records(topics["events"], [event]))

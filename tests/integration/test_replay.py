@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.bus import FromOffset, Since
 from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
 from relay.config import Config
@@ -45,14 +46,18 @@ async def test_replay_from_offset_and_since(
         for event in events:
             await kafka_bus.publish(records(config.topics.events, [event]))
 
-        stats = await replay(config, "crm", from_offset=0)
+        stats = await replay(config, "crm", FromOffset(0))
         assert stats.delivered == 3
-        stats = await replay(config, "crm", since_ms=before)
+        stats = await replay(config, "crm", Since(before))
         assert stats.delivered == 3
-        stats = await replay(config, "crm", since_ms=int(time.time() * 1000) + 60_000)
+        stats = await replay(config, "crm", Since(int(time.time() * 1000) + 60_000))
         assert stats.delivered == 0
         ids = [r.headers["webhook-id"] for r in subscriber.delivered()]
         assert sorted(ids) == sorted([e.id for e in events] * 2)
+        stats = await replay(config, "crm", FromOffset(1))
+        assert 0 < stats.delivered < 3  # each partition's first record is skipped
+        stats = await replay(config, "crm", FromOffset(10**9))
+        assert stats.delivered == 0  # past the end: nothing
     finally:
         await subscriber.close()
 
@@ -75,7 +80,7 @@ async def test_replay_deadletters_after_a_fix(
 
         broken = False  # the subscriber was fixed
         later = await replay(
-            config, "crm", deadletter=True, since_ms=int(time.time() * 1000) + 60_000
+            config, "crm", Since(int(time.time() * 1000) + 60_000), deadletter=True
         )
         assert later.delivered == 0  # --since limits which dead letters are re-sent
         stats = await replay(config, "crm", deadletter=True)
@@ -102,7 +107,7 @@ subscribers: [{{name: local, url: "{subscriber.url}"}}]
             await bus.publish(records("chat.events", events))
         finally:
             await bus.close()
-        stats = await replay(config, "local", from_offset=2)
+        stats = await replay(config, "local", FromOffset(2))
         assert stats.delivered == 1
         assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [events[1].id]
     finally:
@@ -112,7 +117,7 @@ subscribers: [{{name: local, url: "{subscriber.url}"}}]
 async def test_replay_explains_mistakes(tmp_path: Path) -> None:
     config = make_config(f"data_dir: {tmp_path}")
     with pytest.raises(ReplayError, match="no subscriber named 'x'"):
-        await replay(config, "x", from_offset=0)
+        await replay(config, "x", FromOffset(0))
     with pytest.raises(ReplayError, match="--since"):
         parse_since("last tuesday")
     with pytest.raises(ReplayError, match="where to start"):

@@ -1,10 +1,14 @@
-"""Durations and rates are decoded once, by msgspec, into floats; errors keep their path."""
+"""Durations and rates are decoded once, by msgspec, into floats; errors keep their path; the
+wall clock in epoch milliseconds."""
 
 from __future__ import annotations
+
+import time
 
 import msgspec
 import pytest
 
+from relay import units
 from relay.config import ConfigError, parse
 from relay.units import PerSecond, Seconds, dec_hook, enc_hook
 
@@ -63,3 +67,10 @@ def test_a_bad_value_is_reported_at_its_path(yaml: str, message: str) -> None:
 def test_encoding_writes_the_floats() -> None:
     sample = Sample(Seconds(1.5), PerSecond(2))
     assert msgspec.json.encode(sample, enc_hook=enc_hook) == b'{"wait":1.5,"rate":2.0}'
+
+
+def test_now_is_the_wall_clock_in_epoch_milliseconds() -> None:
+    before = int(time.time() * 1000)
+    now = units.now_ms()
+    assert isinstance(now, int)
+    assert before <= now <= int(time.time() * 1000)

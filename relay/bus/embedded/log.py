@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from relay import units
 from relay.bus.base import BusError, Item, PublishProbe, Record, Stream
 
 LOG_FILE = "log.sqlite3"
@@ -206,14 +207,14 @@ class EmbeddedLog:
         if not force and now - self._trimmed_at < self.trim_interval:
             return
         self._trimmed_at = now
-        cutoff = int(time.time() * 1000) - self.retention_ms
+        cutoff = units.now_ms() - self.retention_ms
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("DELETE FROM records WHERE timestamp < ?", (cutoff,))
 
     def _commit(self, batch: list[_Pending]) -> None:
         assert self._conn is not None and self._loop is not None
         began = time.monotonic()
-        now = int(time.time() * 1000)
+        now = units.now_ms()
         rows = [
             (r.topic, r.key, r.value, _headers_encoder.encode(r.headers), now)
             for records, _ in batch

@@ -10,7 +10,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from relay.bus.base import Item, Revoked, StartFrom, Stream, SubscriptionBusy
+from relay.bus.base import (
+    FromOffset,
+    Item,
+    RangeStart,
+    Revoked,
+    Since,
+    StartFrom,
+    Stream,
+    SubscriptionBusy,
+)
 from relay.bus.claim import try_lock
 from relay.bus.embedded.log import LOG_FILE, STREAM, connect, select
 
@@ -36,8 +45,7 @@ class EmbeddedSubscription:
         topics: Sequence[str],
         start_from: StartFrom,
         *,
-        since_ms: int | None = None,
-        from_offset: int | None = None,
+        range_start: RangeStart | None = None,
         bounded: bool = False,
         anchor_ms: int | None = None,
     ) -> None:
@@ -46,8 +54,7 @@ class EmbeddedSubscription:
         self.consumer = consumer
         self.topics = list(topics)
         self.start_from = start_from
-        self._since_ms = since_ms
-        self._from_offset = from_offset
+        self._range_start = range_start
         self._bounded = bounded
         self._position = 0
         self._end = 0
@@ -71,35 +78,32 @@ class EmbeddedSubscription:
         conn.executescript(_OFFSETS_SCHEMA)
         self._conn = conn
         latest = conn.execute('SELECT COALESCE(MAX("offset"), 0) FROM records').fetchone()[0]
-        if self._from_offset is not None:
-            self._position = max(0, self._from_offset - 1)
-        elif self._since_ms is not None:
-            row = conn.execute(
-                'SELECT MIN("offset") FROM records WHERE timestamp >= ?', (self._since_ms,)
-            ).fetchone()
-            self._position = (row[0] - 1) if row[0] is not None else latest
-        else:
-            stored = conn.execute(
-                'SELECT "offset" FROM consumer_offsets WHERE consumer = ?', (self.consumer,)
-            ).fetchone()
-            if stored is not None:
-                self._position = stored[0]
-            else:
-                self._position = self._first_position(conn, latest)
-                if not self._bounded:
-                    self._store(self._position)
+        match self._range_start:
+            case FromOffset(offset=offset):
+                self._position = max(0, offset - 1)
+            case Since(ms=ms):
+                self._position = _before(conn, ms, latest)
+            case None:
+                self._position = self._resume(conn, latest)
         self._end = latest
 
-    def _first_position(self, conn: sqlite3.Connection, latest: int) -> int:
-        """Where a consumer that never committed starts: the rule of KafkaSubscription."""
-        if self.start_from == "earliest":
-            return 0
-        if self._anchor_ms is None:
-            return latest
-        row = conn.execute(
-            'SELECT MIN("offset") FROM records WHERE timestamp >= ?', (self._anchor_ms,)
+    def _resume(self, conn: sqlite3.Connection, latest: int) -> int:
+        """The committed position; else where a consumer that never committed starts, the
+        rule of KafkaSubscription (stored at once by a live read)."""
+        stored = conn.execute(
+            'SELECT "offset" FROM consumer_offsets WHERE consumer = ?', (self.consumer,)
         ).fetchone()
-        return int(row[0]) - 1 if row[0] is not None else latest
+        if stored is not None:
+            return int(stored[0])
+        if self.start_from == "earliest":
+            position = 0
+        elif self._anchor_ms is None:
+            position = latest
+        else:
+            position = _before(conn, self._anchor_ms, latest)
+        if not self._bounded:
+            self._store(position)
+        return position
 
     def _store(self, position: int) -> None:
         assert self._conn is not None
@@ -171,3 +175,9 @@ class EmbeddedSubscription:
         async with self._busy:
             with contextlib.suppress(sqlite3.Error):
                 await self._in_thread(self._store, next_offset - 1)
+
+
+def _before(conn: sqlite3.Connection, ms: int, latest: int) -> int:
+    """The position just before the first record written at or after ``ms``; the end if none."""
+    row = conn.execute('SELECT MIN("offset") FROM records WHERE timestamp >= ?', (ms,)).fetchone()
+    return int(row[0]) - 1 if row[0] is not None else latest

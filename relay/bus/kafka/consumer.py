@@ -18,7 +18,7 @@ from aiokafka.errors import (
     UnsupportedVersionError,
 )
 
-from relay.bus.base import Item, Revoked, StartFrom, Stream
+from relay.bus.base import FromOffset, Item, RangeStart, Revoked, Since, StartFrom, Stream
 from relay.bus.kafka.security import client_options
 from relay.config import Kafka
 
@@ -206,18 +206,10 @@ class KafkaRange:
 
     on_revoked: Revoked | None = None  # a bounded read of partitions it assigns itself
 
-    def __init__(
-        self,
-        config: Kafka,
-        topics: Sequence[str],
-        *,
-        since_ms: int | None = None,
-        from_offset: int | None = None,
-    ) -> None:
+    def __init__(self, config: Kafka, topics: Sequence[str], start: RangeStart) -> None:
         self._consumer = outside_group(config)
         self._topics = list(topics)
-        self._since_ms = since_ms
-        self._from_offset = from_offset
+        self._start = start
         self._end: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
@@ -229,24 +221,22 @@ class KafkaRange:
             for partition in sorted(await _partitions(consumer, topic))
         ]
         consumer.assign(partitions)
-        self._end = dict(await consumer.end_offsets(partitions)) if partitions else {}
-        beginning = await consumer.beginning_offsets(partitions) if partitions else {}
-        by_time = (
-            await consumer.offsets_for_times({tp: self._since_ms for tp in partitions})
-            if self._since_ms is not None and partitions
-            else {}
-        )
-        for tp in partitions:
-            if self._since_ms is not None:
-                found = by_time.get(tp)
-                # Some brokers answer "nothing that late" with a placeholder, not null.
-                if found is not None and found.timestamp >= self._since_ms:
-                    start = found.offset
-                else:
-                    start = self._end[tp]
-            else:
-                start = max(self._from_offset or 0, beginning[tp])
-            consumer.seek(tp, min(start, self._end[tp]))
+        if not partitions:
+            return
+        self._end = dict(await consumer.end_offsets(partitions))
+        match self._start:
+            case Since(ms=ms):
+                by_time = await consumer.offsets_for_times(dict.fromkeys(partitions, ms))
+                for tp in partitions:
+                    found = by_time.get(tp)
+                    # Some brokers answer "nothing that late" with a placeholder, not null.
+                    end = self._end[tp]
+                    start = found.offset if found is not None and found.timestamp >= ms else end
+                    consumer.seek(tp, min(start, end))
+            case FromOffset(offset=offset):
+                beginning = await consumer.beginning_offsets(partitions)
+                for tp in partitions:
+                    consumer.seek(tp, min(max(offset, beginning[tp]), self._end[tp]))
         self._end = {tp: end for tp, end in self._end.items() if end > 0}
 
     async def close(self) -> None:

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from relay.bus import Bus, Record, StartFrom, Subscription
+from relay.bus import (
+    Bus,
+    FromOffset,
+    PublishProbe,
+    RangeStart,
+    Record,
+    Since,
+    StartFrom,
+    Subscription,
+)
 from relay.bus.embedded import (
     STREAM,
     EmbeddedLog,
@@ -96,3 +105,21 @@ async def test_both_bound_a_range_at_the_end_seen_at_start_and_commit_nothing(
     await live.start()
     assert await values(live) == [b"v1", b"v2", b"v3"]
     await live.close()
+
+
+def test_a_range_starts_at_a_time_or_at_an_offset_of_0_or_more() -> None:
+    starts: list[RangeStart] = [Since(1714651200000), FromOffset(0), FromOffset(7)]
+    assert [s.ms if isinstance(s, Since) else s.offset for s in starts] == [1714651200000, 0, 7]
+    assert Since(5) != FromOffset(5)  # the kind is part of the value
+    with pytest.raises(ValueError, match=r"^an offset must be 0 or more \(got -1\)$"):
+        FromOffset(-1)
+
+
+async def test_publishing_nothing_tells_a_traced_caller_nothing(
+    bus_and_subscribe: tuple[Bus, Subscribe],
+) -> None:
+    bus, _ = bus_and_subscribe
+    probe = PublishProbe()
+    await bus.publish([], probe)
+    # the tracer reads these: no placement, no wait for a batch, not spooled
+    assert (probe.placed, probe.sent_at, probe.spooled) == ([], None, False)

@@ -22,7 +22,12 @@ RULE = Rule(
 )
 
 
-FAST = msgspec.structs.replace(RULE, cooldown=0.0625)  # for waits in real time
+def with_(**changes: float) -> Rule:
+    """``RULE`` with the fields named changed."""
+    return msgspec.structs.replace(RULE, **changes)
+
+
+FAST = with_(cooldown=0.0625)  # for waits in real time
 
 
 class Clock:
@@ -106,38 +111,26 @@ async def test_an_attempt_waiting_for_a_probe_place_gets_it_when_the_probe_goes_
     assert second is not None and second != first
 
 
-async def test_a_released_probe_frees_its_place_at_once() -> None:
+@pytest.mark.parametrize("freed", ["released", "never_reported"])
+async def test_a_probe_frees_its_place_when_released_or_a_cooldown_after_it_went_out(
+    freed: str,
+) -> None:
     clock = Clock()
     breaker = opened(clock)
     clock.now += RULE.cooldown
     first = await asyncio.wait_for(breaker.acquire(), 1)
-    breaker.release(first)  # cancelled before it was judged
+    if freed == "released":
+        breaker.release(first)  # cancelled before it was judged: free at once
+    else:
+        clock.now += RULE.cooldown  # never reported: free exactly one cooldown later
     second = await asyncio.wait_for(breaker.acquire(), 1)  # the one place is free again
-    assert second is not None and second != first
-
-
-async def test_a_probe_that_never_reports_frees_its_place_after_a_cooldown() -> None:
-    clock = Clock()
-    breaker = opened(clock)
-    clock.now += RULE.cooldown
-    first = await asyncio.wait_for(breaker.acquire(), 1)
-    clock.now += RULE.cooldown  # exactly one cooldown later
-    second = await asyncio.wait_for(breaker.acquire(), 1)
     assert second is not None and second != first
 
 
 @pytest.mark.parametrize(("successes", "failures", "state"), [(5, 5, "open"), (6, 4, "closed")])
 async def test_closing_starts_a_new_window(successes: int, failures: int, state: str) -> None:
     """After a probe closes the circuit, the failure rate counts only what came after."""
-    rule = Rule(
-        window=10.0,
-        failure_rate=0.5,
-        min_attempts=4,
-        no_success_for=1000.0,
-        cooldown=0.0625,
-        cooldown_max=1.0,
-        half_open_attempts=1,
-    )
+    rule = with_(min_attempts=4, no_success_for=1000.0, cooldown=0.0625, cooldown_max=1.0)
     clock = Clock()
     breaker = CircuitBreaker(rule, clock=clock)
     clock.now += rule.window
@@ -166,6 +159,29 @@ WINDOWED = Rule(  # a 30 s window, 90 % failures over at least 10 attempts
     cooldown_max=20.0,
     half_open_attempts=2,
 )
+
+
+class Lines:
+    """Records what the breaker logs: (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, object]]] = []
+
+    def warning(self, event: str, **fields: object) -> None:
+        self.lines.append(("warning", event, fields))
+
+    def info(self, event: str, **fields: object) -> None:
+        self.lines.append(("info", event, fields))
+
+
+def opened_windowed(clock: Clock, logger: Lines | None = None) -> CircuitBreaker:
+    """A ``WINDOWED`` breaker that opened on ``no_success`` (11 failures over 15 s)."""
+    breaker = CircuitBreaker(WINDOWED, clock=clock, logger=logger)
+    for _ in range(10):
+        breaker.record_failure()
+    clock.now += 15
+    breaker.record_failure()
+    return breaker
 
 
 def test_a_burst_of_failures_that_retries_get_through_does_not_open() -> None:
@@ -221,11 +237,7 @@ def test_a_failure_rate_over_a_watched_window_opens() -> None:
 
 async def test_half_open_lets_a_few_probes_and_a_success_closes() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(WINDOWED, clock=clock)
-    for _ in range(10):
-        breaker.record_failure()
-    clock.now += 15
-    breaker.record_failure()
+    breaker = opened_windowed(clock)
     assert breaker.state == "open"
     waiting = asyncio.create_task(breaker.acquire())
     await asyncio.sleep(0.01)
@@ -245,11 +257,7 @@ async def test_half_open_lets_a_few_probes_and_a_success_closes() -> None:
 
 async def test_failed_probes_back_off_up_to_the_max() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(WINDOWED, clock=clock)
-    for _ in range(10):
-        breaker.record_failure()
-    clock.now += 15
-    breaker.record_failure()
+    breaker = opened_windowed(clock)
     waits = []
     for _ in range(4):
         opened = clock.now
@@ -265,11 +273,7 @@ async def test_failed_probes_back_off_up_to_the_max() -> None:
 
 async def test_a_late_failure_of_a_non_probe_does_not_reopen_half_open() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(WINDOWED, clock=clock)
-    for _ in range(10):
-        breaker.record_failure()
-    clock.now += 15
-    breaker.record_failure()
+    breaker = opened_windowed(clock)
     clock.now += 5
     ticket = await breaker.acquire()
     breaker.record_failure()  # sent while closed, answered now
@@ -278,26 +282,9 @@ async def test_a_late_failure_of_a_non_probe_does_not_reopen_half_open() -> None
     assert breaker.state == "closed"
 
 
-class Lines:
-    """Records what the breaker logs: (level, event, fields)."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, object]]] = []
-
-    def warning(self, event: str, **fields: object) -> None:
-        self.lines.append(("warning", event, fields))
-
-    def info(self, event: str, **fields: object) -> None:
-        self.lines.append(("info", event, fields))
-
-
 async def test_the_breaker_says_when_it_opens_half_opens_and_closes() -> None:
     clock, lines = Clock(), Lines()
-    breaker = CircuitBreaker(WINDOWED, clock=clock, logger=lines)
-    for _ in range(10):
-        breaker.record_failure()
-    clock.now += 15
-    breaker.record_failure()
+    breaker = opened_windowed(clock, lines)
     clock.now += 5
     ticket = await breaker.acquire()
     breaker.record_failure(ticket)
@@ -320,15 +307,8 @@ async def test_the_breaker_says_when_it_opens_half_opens_and_closes() -> None:
 
 # The window's arithmetic: ten buckets of a tenth of the window each.
 
-BUCKETED = Rule(
-    window=10.0,  # buckets of one second
-    failure_rate=0.7,
-    min_attempts=2,
-    no_success_for=1000.0,  # only the failure rate can open it here
-    cooldown=1.0,
-    cooldown_max=4.0,
-    half_open_attempts=1,
-)
+# a 10 s window (buckets of one second); only the failure rate can open it here
+BUCKETED = with_(failure_rate=0.7, no_success_for=1000.0, cooldown=1.0)
 
 
 def test_an_attempt_counts_for_exactly_one_window() -> None:
@@ -387,15 +367,8 @@ def test_a_success_while_closed_changes_nothing_it_should_not() -> None:
 
 
 def test_no_success_counts_failures_from_the_last_success_up_to_exactly_min_attempts() -> None:
-    rule = Rule(
-        window=1000.0,  # the failure-rate rule never judges here
-        failure_rate=1.0,
-        min_attempts=3,
-        no_success_for=5.0,
-        cooldown=1.0,
-        cooldown_max=4.0,
-        half_open_attempts=1,
-    )
+    # a window of 1000 s: the failure-rate rule never judges here
+    rule = with_(window=1000.0, failure_rate=1.0, min_attempts=3, cooldown=1.0)
     clock = Clock()
     breaker = CircuitBreaker(rule, clock=clock)
     breaker.record_failure()

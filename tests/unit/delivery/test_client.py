@@ -10,7 +10,8 @@ import asyncio
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,19 @@ def client_for(url: str, **options: object) -> Client:
     return Client(url, **settings)  # type: ignore[arg-type]
 
 
+@asynccontextmanager
+async def posting(server: RawServer, **options: object) -> AsyncIterator[Client]:
+    """A client of ``server`` (started here if it is not yet); both closed at the end."""
+    if server.server is None:
+        await server.start()
+    client = client_for(server.url, **options)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await server.close()
+
+
 def answering(*answers: bytes) -> RawServer:
     """A server answering each request of a connection with the next answer in turn."""
     server: RawServer
@@ -189,15 +203,10 @@ async def test_a_chunked_answer_is_read_whole_and_the_connection_kept() -> None:
         b"5\r\nupstr\r\n8\r\neam down\r\n0\r\n\r\n"
     )
     server = answering(chunked, chunked)
-    await server.start()
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         for _ in range(2):
             response = await client.post(b"{}", {})
             assert (response.status, response.body) == (500, b"upstream down")
-    finally:
-        await client.close()
-        await server.close()
     assert (server.connections, server.requests) == (1, 2)
 
 
@@ -205,15 +214,10 @@ async def test_a_body_is_kept_up_to_the_cap_and_drained_to_reuse_the_connection(
     long = b"x" * 5000
     answer = b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n\r\n%s" % (len(long), long)
     server = answering(answer, answer)
-    await server.start()
-    client = client_for(server.url, keep_body=100)
-    try:
+    async with posting(server, keep_body=100) as client:
         for _ in range(2):
             response = await client.post(b"{}", {})
             assert (response.status, response.body) == (400, b"x" * 100)
-    finally:
-        await client.close()
-        await server.close()
     assert server.connections == 1
 
 
@@ -228,13 +232,9 @@ async def test_a_huge_body_is_not_read_its_connection_is_closed_and_the_status_s
         await server.read_request(reader)  # the next request, if the connection were reused
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         first = await client.post(b"{}", {})
         second = await client.post(b"{}", {})
-    finally:
-        await client.close()
-        await server.close()
     assert (first.status, len(first.body)) == (200, client_module.KEEP_BODY)
     assert second.status == 200
     assert server.connections == 2  # the first connection was not kept
@@ -247,14 +247,10 @@ async def test_connection_close_and_bodies_read_to_the_end_of_the_stream() -> No
         await writer.drain()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         for _ in range(2):
             response = await client.post(b"{}", {})
             assert (response.status, response.body) == (503, b"busy, later")
-    finally:
-        await client.close()
-        await server.close()
     assert server.connections == 2
 
 
@@ -266,14 +262,10 @@ async def test_a_body_without_length_is_not_waited_for_past_its_first_read() -> 
         await reader.read()  # and never closes: the body has no end
 
     server = await serving(handler)
-    client = client_for(server.url, timeout=5.0)
-    try:
+    async with posting(server, timeout=5.0) as client:
         for _ in range(2):
             response = await asyncio.wait_for(client.post(b"{}", {}), 2)
             assert (response.status, response.body) == (200, b"ok so far")
-    finally:
-        await client.close()
-        await server.close()
     assert server.connections == 2  # such a connection is never reused
 
 
@@ -281,13 +273,8 @@ async def test_an_interim_100_continue_is_skipped() -> None:
     server = answering(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
     )
-    await server.start()
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         assert (await client.post(b"{}", {})).status == 201
-    finally:
-        await client.close()
-        await server.close()
 
 
 async def test_an_interim_answer_alone_is_no_answer() -> None:
@@ -297,26 +284,17 @@ async def test_an_interim_answer_alone_is_no_answer() -> None:
         await writer.drain()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         with pytest.raises(ConnectionClosed, match="in the middle"):
             await client.post(b"{}", {})
-    finally:
-        await client.close()
-        await server.close()
 
 
 async def test_redirects_are_not_followed() -> None:
     server = answering(
         b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n"
     )
-    await server.start()
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         response = await client.post(b"{}", {})
-    finally:
-        await client.close()
-        await server.close()
     assert response.status == 302
     assert server.requests == 1
 
@@ -337,13 +315,9 @@ async def test_a_pooled_connection_the_server_dropped_is_retried_once_on_a_new_o
             await writer.drain()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         assert (await client.post(b"1", {})).status == 204
         assert (await client.post(b"2", {})).status == 204
-    finally:
-        await client.close()
-        await server.close()
     assert (server.connections, server.requests) == (2, 3)
 
 
@@ -364,8 +338,7 @@ async def test_a_reset_is_retried_on_a_pooled_connection_and_fails_a_new_one() -
         writer.transport.abort()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         assert (await client.post(b"1", {})).status == 204
         assert (await client.post(b"2", {})).status == 204  # reset on 1, resent on 2
         fresh = client_for(server.url)
@@ -375,9 +348,6 @@ async def test_a_reset_is_retried_on_a_pooled_connection_and_fails_a_new_one() -
             assert caught.value.nothing_read
         finally:
             await fresh.close()
-    finally:
-        await client.close()
-        await server.close()
     assert (server.connections, server.requests) == (3, 4)
 
 
@@ -388,15 +358,11 @@ async def test_a_pooled_connection_closed_while_idle_is_not_used() -> None:
         await writer.drain()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         assert (await client.post(b"1", {})).status == 204
         await server.wait_closed(1)
         await asyncio.sleep(0.05)  # the client's side sees the FIN
         assert (await client.post(b"2", {})).status == 204
-    finally:
-        await client.close()
-        await server.close()
     assert (server.connections, server.requests) == (2, 2)
 
 
@@ -405,13 +371,9 @@ async def test_a_new_connection_closed_before_answering_fails_without_a_retry() 
         await server.read_request(reader)
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         with pytest.raises(ConnectionClosed, match="before answering") as caught:
             await client.post(b"{}", {})
-    finally:
-        await client.close()
-        await server.close()
     assert caught.value.nothing_read
     assert (server.connections, server.requests) == (1, 1)
 
@@ -425,14 +387,10 @@ async def test_a_connection_closed_in_the_middle_of_the_headers_is_not_retried()
         await writer.drain()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         assert (await client.post(b"1", {})).status == 204
         with pytest.raises(ConnectionClosed, match="in the middle") as caught:
             await client.post(b"2", {})
-    finally:
-        await client.close()
-        await server.close()
     assert not caught.value.nothing_read
     assert (server.connections, server.requests) == (1, 2)
 
@@ -444,12 +402,8 @@ async def test_a_connection_closed_in_the_middle_of_the_body_keeps_the_status() 
         await writer.drain()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         response = await client.post(b"{}", {})
-    finally:
-        await client.close()
-        await server.close()
     assert (response.status, response.body) == (500, b"half")
 
 
@@ -458,14 +412,9 @@ async def test_a_connection_closed_in_the_middle_of_the_body_keeps_the_status() 
 
 async def test_garbage_is_a_protocol_error() -> None:
     server = answering(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
-    await server.start()
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         with pytest.raises(ProtocolError, match="not an HTTP response"):
             await client.post(b"{}", {})
-    finally:
-        await client.close()
-        await server.close()
 
 
 async def test_endless_headers_are_a_protocol_error() -> None:
@@ -477,13 +426,9 @@ async def test_endless_headers_are_a_protocol_error() -> None:
             await writer.drain()
 
     server = await serving(handler)
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         with pytest.raises(ProtocolError, match="headers longer than"):
             await client.post(b"{}", {})
-    finally:
-        await client.close()
-        await server.close()
 
 
 async def test_slow_headers_time_out() -> None:
@@ -493,14 +438,10 @@ async def test_slow_headers_time_out() -> None:
         await reader.read()
 
     server = await serving(handler)
-    client = client_for(server.url, timeout=0.3)
-    try:
+    async with posting(server, timeout=0.3) as client:
         with pytest.raises(TimeoutError):
             await client.post(b"{}", {})
         assert not client._idle  # the stalled connection is not pooled
-    finally:
-        await client.close()
-        await server.close()
 
 
 async def test_closing_the_client_lets_attempts_in_flight_finish_or_time_out() -> None:
@@ -534,8 +475,7 @@ async def test_a_slow_body_after_the_headers_keeps_the_status_at_the_deadline() 
         await reader.read()  # the other 97 bytes never come
 
     server = await serving(handler)
-    client = client_for(server.url, timeout=0.3)
-    try:
+    async with posting(server, timeout=0.3) as client:
         response = await client.post(b"{}", {})
         assert (response.status, response.headers["retry-after"], response.body) == (
             503,
@@ -543,9 +483,6 @@ async def test_a_slow_body_after_the_headers_keeps_the_status_at_the_deadline() 
             b"slo",
         )
         await server.wait_closed(1)  # the connection is given up, not pooled
-    finally:
-        await client.close()
-        await server.close()
 
 
 async def test_connection_refused_is_a_connect_error() -> None:
@@ -559,28 +496,18 @@ async def test_connection_refused_is_a_connect_error() -> None:
 
 async def test_a_header_with_a_line_break_is_refused_before_sending() -> None:
     server = answering(NO_CONTENT)
-    await server.start()
-    client = client_for(server.url)
-    try:
+    async with posting(server) as client:
         with pytest.raises(InvalidHeader, match="ce-subject"):
             await client.post(b"{}", {"ce-subject": "a\r\nX-Injected: 1"})
-    finally:
-        await client.close()
-        await server.close()
     assert server.connections == 0
 
 
 async def test_idle_connections_are_closed_after_keepalive() -> None:
     server = answering(NO_CONTENT)
-    await server.start()
-    client = client_for(server.url, keepalive=0.05)
-    try:
+    async with posting(server, keepalive=0.05) as client:
         assert (await client.post(b"{}", {})).status == 204
         await server.wait_closed(1)
         assert not client._idle
-    finally:
-        await client.close()
-        await server.close()
 
 
 # --- TLS ---------------------------------------------------------------------------------

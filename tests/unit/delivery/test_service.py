@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from relay.bus import Item, open_range
+from relay.bus import FromOffset, Item, open_range
 from relay.bus.embedded import EmbeddedLog
 from relay.config import Config
 from relay.delivery import service as service_module
@@ -244,7 +244,7 @@ async def test_a_reload_that_changes_a_disabled_subscriber_enables_it(
 
 async def read_topic(settings: Config, topic: str) -> list[Item]:
     """Everything on ``topic`` of the embedded log so far (a bounded read, nothing committed)."""
-    reading = open_range(settings, [topic], "test.reader", from_offset=0)
+    reading = open_range(settings, [topic], "test.reader", FromOffset(0))
     await reading.start()
     got: list[Item] = []
     try:

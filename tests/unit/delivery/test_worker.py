@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from relay.bus import Record
 from relay.bus.memory import MemoryBus
@@ -152,8 +153,12 @@ async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carr
             return await super().deliver(event_id, *args, **kwargs)
 
     await bus.publish(records(EVENTS, events))
-    stats = await asyncio.wait_for(worker(bus, sub, sender=Buggy(sub)).run(), 30)
+    with capture_logs() as logs:  # (also spares rendering the traceback: seconds under load)
+        stats = await asyncio.wait_for(worker(bus, sub, sender=Buggy(sub)).run(), 30)
     assert (stats.delivered, stats.deadlettered) == (2, 1)
+    [crashed] = [line for line in logs if line["event"] == "delivery_crashed"]
+    assert (crashed["subscriber"], crashed["event_id"]) == ("sub", doomed)
+    assert crashed["log_level"] == "error" and crashed["exc_info"] is True
     assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [
         events[0].id,
         events[2].id,

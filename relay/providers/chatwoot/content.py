@@ -299,7 +299,8 @@ def is_submission(obj: dict[str, Any]) -> bool:
 
 def message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
     found = passthrough(obj, MESSAGE_KEYS)
-    additional = clean(obj, MESSAGE_SEEN).get("additional_attributes")
+    view = obj if obj.keys() <= MESSAGE_SEEN else clean(obj, MESSAGE_SEEN)
+    additional = view.get("additional_attributes")
     rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
         found = {**(found or {}), "additional_attributes": rest}

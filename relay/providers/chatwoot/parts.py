@@ -226,7 +226,10 @@ def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
     contact_inbox = obj.get("contact_inbox")
     if type(contact_inbox) is dict:
         # the raw contact_inbox row carries the widget's pubsub_token: a credential
-        kept = {k: v for k, v in contact_inbox.items() if k != "pubsub_token" and v is not None}
+        kept = dict(contact_inbox)
+        kept.pop("pubsub_token", None)
+        if None in kept.values():
+            kept = {k: v for k, v in kept.items() if v is not None}
         if kept:
             found = {**(found or {}), "contact_inbox": kept}
     return found

@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from relay.attempts import AttemptLog, decode_attempt
 from relay.bus import Record
 from relay.bus.memory import MemoryBus
 from relay.cloudevents import encode, to_binary
 from relay.config import Subscriber as SubscriberConfig
 from relay.deadletters import DeadLetters
 from relay.delivery.sender import Sender
+from relay.delivery.state import DeliveryState
 from relay.delivery.tally import Stats
 from relay.delivery.worker import SubscriberWorker
 from tests.factories import chat_event, records
 from tests.subscriber import Subscriber
-from tests.support import make_config
+from tests.support import make_config, unique
 
 EVENTS = "chat.events"
 DEAD = "relay.deadletter"
@@ -168,3 +172,150 @@ async def test_a_bug_while_delivering_dead_letters_the_event_and_the_worker_carr
     assert headers["relay-reason"] == b"delivery_crashed"
     assert b"a bug" in headers["relay-error"]
     assert headers["relay-event-id"] == doomed.encode()
+    assert headers["relay-attempts"] == b"0"  # no attempt was made
+
+
+def sample(metric: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(metric, labels)
+
+
+def named(subscriber: Subscriber, extra: str = "") -> SubscriberConfig:
+    """A subscriber of its own name: the counters below are the process's."""
+    name = unique("crm")
+    config = make_config(
+        f'subscribers: [{{name: {name}, url: "{subscriber.url}", start_from: earliest{extra}}}]'
+    )
+    return config.subscribers[0]
+
+
+async def test_each_outcome_is_counted_and_logged_for_an_operator(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    good, doomed = chat_event(1, 1), chat_event(2, 2)
+    subscriber.script = lambda s, body, headers: 422 if headers["webhook-id"] == doomed.id else 200
+    await bus.publish([Record(topic=EVENTS, value=b"[1, 2, 3]", key=b"k")])
+    await bus.publish(records(EVENTS, [good, doomed]))
+    sub = named(subscriber)
+    with capture_logs() as logs:
+        stats = await run_to_end(bus, sub)
+    assert (stats.delivered, stats.deadlettered, stats.skipped) == (1, 1, 1)
+    name = sub.name
+    assert sample("relay_deliveries_total", subscriber=name, outcome="delivered") == 1
+    assert sample("relay_deliveries_total", subscriber=name, outcome="deadlettered") == 1
+    assert sample("relay_delivery_attempts_total", subscriber=name, outcome="delivered") == 1
+    skipped = sample("relay_delivery_skipped_total", subscriber=name, reason="not_a_cloudevent")
+    assert skipped == 1
+    assert sample("relay_delivery_seconds_count", subscriber=name) == 2
+    lines = [line for line in logs if line["event"] in ("record_skipped", "delivery_deadlettered")]
+    assert lines == [
+        {
+            "event": "record_skipped",
+            "log_level": "warning",
+            "subscriber": name,
+            "reason": "not_a_cloudevent",
+            "topic": EVENTS,
+            "offset": 1,
+            "error": "ValidationError: Expected `object`, got `array`",
+        },
+        {
+            "event": "delivery_deadlettered",
+            "log_level": "warning",
+            "subscriber": name,
+            "event_id": doomed.id,
+            "reason": "delivery_rejected",
+            "attempts": 1,
+            "status": 422,
+            "error": "HTTP 422: nope",
+        },
+    ]
+
+
+async def test_a_live_worker_publishes_its_lag_and_circuit_gauges(subscriber: Subscriber) -> None:
+    bus = MemoryBus()
+    quiet, live = named(subscriber), named(subscriber)
+    for sub, is_live in ((quiet, False), (live, True)):
+        SubscriberWorker(
+            sub,
+            bus.subscribe("relay.sub.x", [EVENTS], "earliest"),
+            Sender(sub),
+            DeadLetters(bus, DEAD),
+            live=is_live,
+        )
+    assert sample("relay_consumer_lag", subscriber=live.name) == 0
+    assert sample("relay_circuit_state", subscriber=live.name) == 0
+    assert sample("relay_consumer_lag", subscriber=quiet.name) is None
+    assert sample("relay_circuit_state", subscriber=quiet.name) is None
+
+
+async def test_the_data_format_alone_reads_the_whole_event(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    event = chat_event(1, 1)
+    await bus.publish(records(EVENTS, [event]))
+    stats = await run_to_end(bus, configured(subscriber, ", format: data"))
+    assert stats.delivered == 1
+    [got] = subscriber.received
+    assert json.loads(got.body)["message"]["id"] == "1" and got.headers["ce-id"] == event.id
+
+
+async def test_stored_attempts_and_the_attempt_log_reach_the_deliveries(
+    tmp_path: Path, bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    event = chat_event(1, 1)
+    subscriber.script = lambda s, body, headers: 422
+    await bus.publish(records(EVENTS, [event]))
+    sub = configured(subscriber, ", retry: {max_attempts: 3}")
+    state = DeliveryState(tmp_path)
+    state.record_attempts(sub.name, event.id, 2)  # two attempts made before a restart
+    log = AttemptLog(bus, "attempts")
+    running = SubscriberWorker(
+        sub,
+        bus.subscribe("relay.sub.sub", [EVENTS], "earliest", bounded=True),
+        Sender(sub),
+        DeadLetters(bus, DEAD),
+        state=state,
+        attempts=log,
+        replay=True,
+    )
+    await asyncio.wait_for(running.run(), 30)
+    [dead] = bus.records(DEAD)
+    assert dict(dead.headers)["relay-attempts"] == b"3"  # 2 before, 1 now
+    assert state.attempts(sub.name) == {}  # settled
+    await log.flush()
+    [entry] = [decode_attempt(item.value) for item in bus.records("attempts")]
+    assert (entry.attempt, entry.outcome, entry.replay) == (3, "deadlettered", True)
+
+
+async def test_a_crash_whose_dead_letter_fails_too_is_skipped_loudly(
+    subscriber: Subscriber,
+) -> None:
+    bus = MemoryBus()
+    await bus.start()
+    event = chat_event(1, 1)
+    await bus.publish(records(EVENTS, [event]))
+    sub = named(subscriber)
+
+    class Buggy(Sender):
+        async def deliver(self, event_id: str, *args: Any, **kwargs: Any) -> Any:
+            raise KeyError("a bug")
+
+    class Broken(DeadLetters):  # a bug on the dead-letter path too (not a refused write)
+        async def publish(self, record: Record) -> None:
+            raise ValueError("another bug")
+
+    crashing = SubscriberWorker(
+        sub,
+        bus.subscribe("relay.sub.x", [EVENTS], "earliest", bounded=True),
+        Buggy(sub),
+        Broken(bus, DEAD),
+    )
+    with capture_logs() as logs:
+        stats = await asyncio.wait_for(crashing.run(), 30)
+    assert (stats.skipped, stats.deadlettered) == (1, 0)
+    assert sample("relay_delivery_skipped_total", subscriber=sub.name, reason="crashed") == 1
+    [failed] = [line for line in logs if line["event"] == "deadletter_failed"]
+    assert (failed["event_id"], failed["log_level"], failed["subscriber"]) == (
+        event.id,
+        "error",
+        sub.name,
+    )

@@ -210,3 +210,32 @@ async def test_read_returns_at_most_a_thousand_and_read_only_can_serve_threads(
         assert count.fetchone() == (1001,)
     finally:
         shared.close()
+
+
+def test_make_private_creates_or_tightens_the_directory_and_the_database_files(
+    tmp_path: Path,
+) -> None:
+    fresh = tmp_path / "new" / "dir" / LOG_FILE
+    make_private(fresh)  # parents made, private
+    assert fresh.parent.stat().st_mode & 0o777 == 0o700
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    old = tmp_path / "old"
+    old.mkdir(mode=0o755)
+    old.chmod(0o755)
+    files = [old / LOG_FILE, old / f"{LOG_FILE}-wal", old / f"{LOG_FILE}-shm"]
+    for file in files:  # left by an older relay, or made under another umask
+        file.write_bytes(b"")
+        file.chmod(0o644)
+    make_private(old / LOG_FILE)
+    assert old.stat().st_mode & 0o777 == 0o700
+    assert [file.stat().st_mode & 0o777 for file in files] == [0o600] * 3
+
+
+async def test_a_log_not_started_or_closed_refuses_to_publish(tmp_path: Path) -> None:
+    log = EmbeddedLog(tmp_path)
+    with pytest.raises(BusError, match=r"^the embedded log is not running$"):
+        await log.publish([numbered("a", 1)])
+    await log.start()
+    await log.close()
+    with pytest.raises(BusError, match=r"^the embedded log is not running$"):
+        await log.publish([numbered("a", 1)])

@@ -65,13 +65,15 @@ def request_records(i: int, body: bytes) -> list[Any]:
     ]
 
 
-def make_bus(kind: str, bootstrap: str, data_dir: Path) -> Any:
+def make_bus(kind: str, bootstrap: str, data_dir: Path, kafka: str = "") -> Any:
     from relay.bus import open_bus
     from relay.bus.kafka import KafkaBus
     from relay.config import parse
 
     config = parse(
-        f'data_dir: {data_dir}\nkafka: {{bootstrap_servers: "{bootstrap}", idempotence: false}}',
+        f'data_dir: {data_dir}\nkafka: {{bootstrap_servers: "{bootstrap}", idempotence: false'
+        + (f", {kafka}" if kafka else "")
+        + "}",
         env={},
     )
     assert config.kafka is not None
@@ -87,6 +89,7 @@ def make_bus(kind: str, bootstrap: str, data_dir: Path) -> Any:
 async def measure(bus: Any, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
     body = FIXTURE.read_bytes()
     await bus.start()
+    sent = _count_batches(bus)
     counter = iter(range(10**12))
     done = 0
     stop = False
@@ -100,9 +103,10 @@ async def measure(bus: Any, concurrency: int, seconds: float, warmup: float) -> 
     tasks = [asyncio.create_task(publisher()) for _ in range(concurrency)]
     try:
         await asyncio.sleep(warmup)
-        done, cpu, wall = 0, _cpu(), time.perf_counter()
+        done, cpu, wall, batches = 0, _cpu(), time.perf_counter(), sent[0]
         await asyncio.sleep(seconds)
         count, cpu, wall = done, _cpu() - cpu, time.perf_counter() - wall
+        batches = sent[0] - batches
     finally:
         stop = True
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -112,7 +116,25 @@ async def measure(bus: Any, concurrency: int, seconds: float, warmup: float) -> 
         "per_second": round(count / wall),
         "cpu_us_a_publish": round(cpu / max(count, 1) * 1e6, 1),
         "cpu_share": round(cpu / wall, 2),
+        "records_a_batch": round(2 * count / batches, 1) if batches else None,
     }
+
+
+def _count_batches(bus: Any) -> list[int]:
+    """How many record batches the group-commit bus hands aiokafka (``send_batch`` calls)."""
+    sent = [0]
+    kafka = getattr(bus, "_kafka", None) or bus  # the spooled bus wraps one
+    producer = getattr(kafka, "_producer", None)
+    if producer is None or not hasattr(producer, "send_batch"):
+        return sent
+    send_batch = producer.send_batch
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        sent[0] += 1
+        return await send_batch(*args, **kwargs)
+
+    producer.send_batch = counted
+    return sent
 
 
 @contextmanager
@@ -132,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument(
+        "--kafka", default="", help="more kafka: settings, YAML flow style: 'linger_ms: 2'"
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -140,10 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         loop_factory = uvloop.new_event_loop
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as data:
-        bus = make_bus(args.bus, bootstrap, Path(data))
+        bus = make_bus(args.bus, bootstrap, Path(data), args.kafka)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             result = runner.run(measure(bus, args.concurrency, args.seconds, args.warmup))
     result |= {"bus": args.bus, "concurrency": args.concurrency, "pid": os.getpid()}
+    if args.kafka:
+        result["kafka"] = args.kafka
     result["loadavg"] = Path("/proc/loadavg").read_text().split()[0]
     json.dump(result, sys.stdout)
     print()

@@ -149,7 +149,7 @@ def wait_ready(port: int, timeout: float = 20.0) -> None:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused; or, under --workers, waiting in the backlog: timed out
             if time.monotonic() > deadline:
                 raise RuntimeError("relay did not become ready") from None
             time.sleep(0.1)

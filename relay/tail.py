@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from relay import deadletters
+from relay.bus import Item
 from relay.config import Config, Kafka
 
 POLL_SECONDS = 0.5
@@ -47,16 +48,6 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     """With ``deadletter``: only what this subscriber's deliveries dead-lettered."""
 
 
-class Entry(msgspec.Struct, frozen=True):
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-    value: bytes
-
-
 _json = msgspec.json.Encoder()
 
 
@@ -77,7 +68,7 @@ def _time(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
-def render(entry: Entry, options: Options) -> bytes:
+def render(entry: Item, options: Options) -> bytes:
     """One output line, without its newline."""
     if not (options.headers or options.deadletter):
         return entry.value.rstrip(b"\n")
@@ -100,7 +91,7 @@ def render(entry: Entry, options: Options) -> bytes:
     return _json.encode(line)
 
 
-def _wanted(options: Options) -> Callable[[Entry], bool]:
+def _wanted(options: Options) -> Callable[[Item], bool]:
     if options.subscriber is None:
         return lambda entry: True
     name = options.subscriber.encode()
@@ -118,7 +109,7 @@ def topic_of(config: Config, options: Options) -> str:
 # --- the embedded log -------------------------------------------------------------------
 
 
-def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry]:
+def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Item]:
     from relay.bus.embedded import offset_before_last, read
 
     if options.partition not in (None, 0):
@@ -130,15 +121,7 @@ def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry
         records = read(path, topic=topic, after=after, limit=_BATCH)
         for record in records:
             after = record.offset
-            yield Entry(
-                record.topic,
-                0,
-                record.offset,
-                record.timestamp_ms,
-                record.key,
-                record.headers,
-                record.value,
-            )
+            yield record
         if len(records) < _BATCH:
             if not options.follow:
                 return
@@ -148,11 +131,11 @@ def embedded_entries(path: Path, topic: str, options: Options) -> Iterator[Entry
 # --- Kafka --------------------------------------------------------------------------------
 
 
-async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGenerator[Entry, None]:
+async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGenerator[Item, None]:
     from aiokafka import TopicPartition
     from aiokafka.errors import KafkaError
 
-    from relay.bus.kafka.consumer import outside_group
+    from relay.bus.kafka.consumer import kafka_item, outside_group
     from relay.bus.kafka.security import refusal
 
     consumer = outside_group(
@@ -197,16 +180,12 @@ async def kafka_entries(kafka: Kafka, topic: str, options: Options) -> AsyncGene
                     last_round, remaining = True, tps
             batches = await consumer.getmany(*remaining, timeout_ms=int(POLL_SECONDS * 1000))
             for tp in sorted(batches, key=lambda tp: tp.partition):
+                stream = (tp.topic, tp.partition, 0)
                 for message in batches[tp]:
-                    yield Entry(
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                        message.timestamp,
-                        message.key,
-                        tuple(message.headers or ()),
-                        message.value if message.value is not None else b"",
-                    )
+                    item = kafka_item(message, stream)
+                    if item.value is None:  # a tombstone prints as an empty value, not a crash
+                        item = msgspec.structs.replace(item, value=b"")
+                    yield item
     finally:
         await consumer.stop()
 

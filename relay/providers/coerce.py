@@ -347,13 +347,13 @@ def as_e164(value: Any) -> str | None:
     WhatsApp LIDs (``…@lid``), JIDs and group ids are identifiers, not phone
     numbers, and are never turned into E.164.
     """
+    if type(value) is str and value[:1] == "+" and 9 <= len(value) <= 16 and value[1] != "0":
+        rest = value[1:]
+        if rest.isascii() and rest.isdigit():  # already E.164 (what Chatwoot stores)
+            return value
     text = as_str(value)
     if text is None or "@" in text or text.endswith("-group"):
         return None
-    if text[0] == "+" and 9 <= len(text) <= 16 and text[1] != "0":
-        rest = text[1:]
-        if rest.isascii() and rest.isdigit():  # already E.164 (what Chatwoot stores)
-            return text
     # digits only (what Z-API sends) need no noise stripping
     digits = text if text.isascii() and text.isdigit() else _PHONE_NOISE.sub("", text)
     if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 15:

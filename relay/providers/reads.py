@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from relay.providers import coerce, extensions
 from relay.providers.coerce import as_str
-from relay.providers.fast import leftovers as plain_leftovers
-from relay.providers.fast import plain
+from relay.providers.fast import passthrough, plain
 
 _EMPTY: dict[str, Any] = {}
 
@@ -96,7 +95,7 @@ def plain_reads(known: frozenset[str]) -> Reads:
         get_obj=get_obj,
         get_list=get_list,
         checked=checked,
-        # given only objects ``checked`` (or get_obj) returned: dicts
-        leftovers=cast(Callable[[Mapping[str, Any], frozenset[str]], Any], plain_leftovers),
+        # given only objects ``checked`` (or get_obj) returned: their key shapes cached
+        leftovers=passthrough,
         clean=True,
     )

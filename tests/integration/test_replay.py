@@ -54,6 +54,10 @@ async def test_replay_from_offset_and_since(
         assert stats.delivered == 0
         ids = [r.headers["webhook-id"] for r in subscriber.delivered()]
         assert sorted(ids) == sorted([e.id for e in events] * 2)
+        stats = await replay(config, "crm", FromOffset(1))
+        assert 0 < stats.delivered < 3  # each partition's first record is skipped
+        stats = await replay(config, "crm", FromOffset(10**9))
+        assert stats.delivered == 0  # past the end: nothing
     finally:
         await subscriber.close()
 

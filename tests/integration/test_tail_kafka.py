@@ -130,3 +130,22 @@ async def test_tail_names_a_missing_partition(tmp_path: Path, broker: Broker) ->
     config = _config(tmp_path, broker, unique("tail.none"), unique("tail.dead"))
     with pytest.raises(TailError, match=r"^topic .* (has partitions|does not exist)"):
         await _tail("-c", config, "--partition", "7")
+
+
+async def test_a_record_without_a_value_prints_as_an_empty_value(
+    tmp_path: Path, broker: Broker
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    events, dead = unique("tail.events"), unique("tail.dead")
+    config = _config(tmp_path, broker, events, dead)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(events, value=b'{"n":1}', key=b"k")
+        await producer.send_and_wait(events, value=None, key=b"k")  # a tombstone
+    finally:
+        await producer.stop()
+    assert await _tail("--config", config) == ['{"n":1}', ""]
+    [_, tombstone] = [json.loads(line) for line in await _tail("--config", config, "--headers")]
+    assert (tombstone["key"], tombstone["value"]) == ("k", "")

@@ -418,14 +418,20 @@ async def test_a_spooled_publish_says_so_and_the_trace_survives_the_outage(
             await post_hook(client, {"traceparent": CALLER})  # 202 from the spool
         finally:
             own_broker.process.send_signal(signal.SIGCONT)
-        await subscriber.wait_for(lambda s: len(s.delivered()) == 1, within=30)
-        [deliver] = await spans_named(exporter, "deliver")
+        await subscriber.wait_for(lambda s: len(s.delivered()) >= 1, within=30)
+        # At-least-once: a batch already handed to the stopped broker still lands after
+        # SIGCONT, beside the spool's copy (KafkaBus._timed_out), so under load a second
+        # copy may arrive. Each copy is checked, not how many there are.
+        copies = {trace_of(got.headers["traceparent"]) for got in subscriber.delivered()}
+        await poll_until(
+            lambda: copies <= {hexes(span) for span in named(exporter, "deliver")},
+            within=10,
+            what="a deliver span for each copy",
+        )
     [publish] = named(exporter, "publish")
     assert publish.attributes is not None and publish.attributes["relay.spooled"] is True
     assert "relay.partitions" not in publish.attributes  # Kafka placed nothing
-    assert hexes(deliver)[0] == CALLER_TRACE
-    [got] = subscriber.delivered()
-    assert trace_of(got.headers["traceparent"]) == (CALLER_TRACE, hexes(deliver)[1])
+    assert {trace for trace, _ in copies} == {CALLER_TRACE}
 
 
 async def test_changing_telemetry_needs_a_restart(subscriber: Subscriber, tmp_path: Path) -> None:

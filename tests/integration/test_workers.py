@@ -318,3 +318,36 @@ async def test_a_second_relay_on_the_port_is_refused_and_the_first_keeps_serving
     # every request reached the relay that holds the port
     assert len(read(serving.config.parent / serving.config.stem / LOG_FILE, "chat.events")) == 20
     assert not (refused.config.parent / refused.config.stem / LOG_FILE).exists()
+
+
+async def test_a_connection_made_while_the_workers_start_waits_and_is_served(
+    tmp_path: Path, supervised: list[Supervised]
+) -> None:
+    """The supervisor binds the port before it starts any worker: a sender that connects
+    then is held in the listen backlog and answered once a worker is up, not refused."""
+    config = tmp_path / "relay.yaml"
+    config.write_text(config_text(tmp_path / "var", ["cw"]))
+    relay = Supervised(config, 2, tmp_path / "relay.log")
+    supervised.append(relay)
+    await relay.start(wait=False)
+
+    async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while True:
+            try:
+                return await asyncio.open_connection("127.0.0.1", relay.port)
+            except ConnectionRefusedError:
+                assert relay.process is not None and relay.process.returncode is None
+                await asyncio.sleep(0.01)
+
+    reader, writer = await asyncio.wait_for(connect(), timeout=40)
+    # connected before any worker was up: a worker logs bus_started before it listens
+    assert relay.events("bus_started") == []
+    payload = body(1).encode()
+    writer.write(
+        b"POST /v1/hooks/cw HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(payload), payload)
+    )
+    answer = await asyncio.wait_for(reader.read(), timeout=40)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 202"), answer[:200]
+    assert len(read(tmp_path / "var" / LOG_FILE, topic="chat.events")) == 1

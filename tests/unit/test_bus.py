@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from relay.bus import (
+    BusRole,
     FromOffset,
     Record,
     Since,
@@ -83,6 +84,7 @@ async def test_on_the_embedded_log_subscribe_and_open_range_read_what_open_bus_w
         ranged = open_range(config, [events], "replay.one", FromOffset(3))
         assert isinstance(ranged, EmbeddedSubscription) and ranged.consumer == "replay.one"
         assert await values(ranged) == [b"e3"]
+        assert await values(open_range(config, [events], "r", FromOffset(0))) == [b"e1", b"e3"]
         assert await values(open_range(config, [events, "other"], "r", Since(before))) == [
             b"e1",
             b"o2",
@@ -97,6 +99,7 @@ async def test_on_the_embedded_log_subscribe_and_open_range_read_what_open_bus_w
 @pytest.mark.parametrize(
     ("role", "spool"),
     [
+        (None, "spool.sqlite3"),
         ("all", "spool.sqlite3"),
         ("ingress", "spool.sqlite3"),
         ("delivery", "spool-delivery.sqlite3"),
@@ -104,11 +107,11 @@ async def test_on_the_embedded_log_subscribe_and_open_range_read_what_open_bus_w
     ],
 )
 async def test_with_kafka_the_bus_is_kafka_behind_a_spool_of_the_role(
-    tmp_path: Path, role: str, spool: str
+    tmp_path: Path, role: BusRole | None, spool: str
 ) -> None:
     config = on_kafka(tmp_path)
     assert config.kafka is not None
-    bus = open_bus(config, role)  # type: ignore[arg-type]
+    bus = open_bus(config) if role is None else open_bus(config, role)
     assert isinstance(bus, SpooledBus)
     assert (bus.spool_after, bus.max_bytes, bus.max_record_bytes) == (7.0, 12345, 6789)
     kafka = bus._make_kafka()

@@ -131,6 +131,7 @@ def test_lower_layers_do_not_import_upper_ones() -> None:
 NAMED_APART = {
     "contracts/test_tables.py": "the contract against the code's tables (errors, reasons, routes)",
     "providers/test_fastpath.py": "every provider's fast path against its tolerant path",
+    "providers/chatwoot/test_inline_reads.py": "Chatwoot readers' shortcuts against general ones",
     "providers/test_fast_readers.py": "relay/providers/fast.py's readers, one by one",
     "providers/test_fuzz.py": "property tests across providers",
     "providers/test_linear.py": "property tests across providers",

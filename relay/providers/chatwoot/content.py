@@ -19,8 +19,8 @@ from relay.events import (
     SharedContact,
     Template,
 )
-from relay.providers.chatwoot.interactive import said
-from relay.providers.chatwoot.parts import actor, dict_or_none, text
+from relay.providers.chatwoot.interactive import READERS, said
+from relay.providers.chatwoot.parts import actor, dict_or_none, text, text_of
 from relay.providers.coerce import (
     as_bool,
     as_e164,
@@ -43,6 +43,7 @@ _MESSAGE_STATUSES: dict[str, MessageStatus] = {
 }
 # message_type arrives as Chatwoot's enum string or its integer value.
 _MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
+_TYPE_WORDS = frozenset(_MESSAGE_TYPES.values())
 _ATTACHMENT_KINDS = {"file": "document", "fallback": "link"}
 _CONTENT_KINDS = {
     "input_csat": "csat",
@@ -84,6 +85,8 @@ MESSAGE_SEEN = MESSAGE_KEYS | {"source_id"}
 
 
 def message_type(value: Any) -> str | None:
+    if type(value) is str and value in _TYPE_WORDS:
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         return _MESSAGE_TYPES.get(value)
     text = as_str(value)
@@ -166,6 +169,24 @@ class _Attachments:
         ]
 
 
+class _NoAttachments:
+    """What :class:`_Attachments` of no items says, without building one."""
+
+    __slots__ = ()
+    kind = location = None
+
+    @property
+    def media(self) -> list[Media]:
+        return []  # each message its own list, as each _Attachments has
+
+    @property
+    def contacts(self) -> list[SharedContact]:
+        return []
+
+
+_NONE = _NoAttachments()
+
+
 def _template(additional: Mapping[str, Any], text: str | None) -> Template | None:
     params = get_obj(additional, "template_params")
     if not params:
@@ -198,7 +219,7 @@ def _kind(attachment_kind: str | None, type_: str | None, content_type: str | No
 def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
     """A Chatwoot message object as the canonical message (``status_raw``: its status, or
     the conversation copy's when the message has none)."""
-    obj = clean(value, MESSAGE_SEEN)
+    obj = value if value.keys() <= MESSAGE_SEEN else clean(value, MESSAGE_SEEN)
     type_ = message_type(obj.get("message_type"))
     direction: Direction | None = (
         "incoming"
@@ -207,7 +228,8 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         if type_ in ("outgoing", "template")
         else None
     )
-    content_attributes = dict_or_none(obj.get("content_attributes"))
+    attributes = obj.get("content_attributes")
+    content_attributes = dict_or_none(attributes) if attributes else None
     attrs: Mapping[str, Any] = content_attributes or _EMPTY
     sender = actor(obj.get("sender"), "contact" if direction == "incoming" else "user")
     if sender is None:
@@ -222,22 +244,22 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
     # more is not a real message, and reading them all would only let one body cost more.
     items = obj.get("attachments")
-    attachments = _Attachments(items[:MAX_ATTACHMENTS] if type(items) is list else [])
+    attachments = _Attachments(items[:MAX_ATTACHMENTS]) if items and type(items) is list else _NONE
     contacts = attachments.contacts
-    content_type = text(obj, "content_type")
+    content_type = text_of(obj.get("content_type"))
     kind = _kind(attachments.kind, type_, content_type)
-    body = text(obj, "content") or text(obj, "processed_message_content")
-    found = said(attrs, content_type)
+    body = text_of(obj.get("content")) or text_of(obj.get("processed_message_content"))
+    found = said(attrs, content_type) if attrs or content_type in READERS else _EMPTY
     additional = obj.get("additional_attributes")
     template = _template(additional, body) if type(additional) is dict and additional else None
     if template is not None and kind == "text":
         kind = "template"
     message = Message(
-        id=text(obj, "id"),
+        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
         direction=direction,
         kind=kind,
         text=body,
-        private=as_bool(obj.get("private")) or False,
+        private=v if type(v := obj.get("private")) is bool else as_bool(v) or False,
         status=_MESSAGE_STATUSES.get((status_raw or "").lower()),
         provider_status=status_raw,
         created_at=time_of(obj.get("created_at")),
@@ -277,7 +299,8 @@ def is_submission(obj: dict[str, Any]) -> bool:
 
 def message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
     found = passthrough(obj, MESSAGE_KEYS)
-    additional = clean(obj, MESSAGE_SEEN).get("additional_attributes")
+    view = obj if obj.keys() <= MESSAGE_SEEN else clean(obj, MESSAGE_SEEN)
+    additional = view.get("additional_attributes")
     rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
         found = {**(found or {}), "additional_attributes": rest}

@@ -69,7 +69,7 @@ def said(attrs: Mapping[str, Any], content_type: str | None) -> dict[str, Any]:
     by its ``content_type`` (survey, select, cards, form), and the message it answers and
     its error whatever the type."""
     found: dict[str, Any] = {}
-    if content_type in _READERS:
+    if content_type in READERS:
         submitted = get(attrs, "submitted_values")
         items = get_list(attrs, "items")
         if content_type == "input_csat":
@@ -93,7 +93,7 @@ def said(attrs: Mapping[str, Any], content_type: str | None) -> dict[str, Any]:
     return found
 
 
-_READERS = frozenset({"input_csat", "input_select", "cards", "form"})
+READERS = frozenset({"input_csat", "input_select", "cards", "form"})
 
 
 def _error(value: Any) -> MessageError | None:

@@ -25,7 +25,7 @@ from relay.providers.base import (
     require_object,
 )
 from relay.providers.chatwoot import content, parts
-from relay.providers.chatwoot.parts import CONVERSATION_SEEN, META_KEYS, text
+from relay.providers.chatwoot.parts import CONVERSATION_SEEN, META_KEYS, text_of
 from relay.providers.coerce import as_bool, as_time, get, get_obj, get_str
 from relay.providers.extensions import bounded
 from relay.providers.fast import clean, forgetting, time_of
@@ -104,10 +104,15 @@ def _latest(message_id: str | None, conversation: Mapping[str, Any]) -> Mapping[
     if message_id is None or type(items) is not list:
         return _EMPTY
     for item in items:
-        copy = clean(item, _COPY_KEYS)
-        if text(copy, "id") == message_id:
+        copy = item if type(item) is dict and item.keys() <= _COPY_KEYS else clean(item, _COPY_KEYS)
+        if (str(v) if type(v := copy.get("id")) is int else text_of(v)) == message_id:
             return copy
     return _EMPTY
+
+
+def _view(obj: Any, seen: frozenset[str]) -> Mapping[str, Any]:
+    """:func:`clean`, an object of only the keys Chatwoot sends answered without a call."""
+    return obj if type(obj) is dict and obj.keys() <= seen else clean(obj, seen)
 
 
 def message_event(read: Read, type_: EventType) -> CloudEvent:
@@ -123,12 +128,14 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         listed = top.get("messages")
         messages = [m for m in listed if type(m) is dict] if type(listed) is list else []
         message_obj = messages[-1] if messages else _EMPTY
-    conversation = clean(conversation_obj, CONVERSATION_SEEN)
-    conversation_contact = clean(conversation.get("meta"), META_KEYS).get("sender")
-    message_view = clean(message_obj, content.MESSAGE_SEEN)
-    copy = _latest(text(message_view, "id"), conversation)
+    conversation = _view(conversation_obj, CONVERSATION_SEEN)
+    conversation_contact = _view(conversation.get("meta"), META_KEYS).get("sender")
+    message_view = _view(message_obj, content.MESSAGE_SEEN)
+    copy = _latest(str(v) if type(v := message_view.get("id")) is int else text_of(v), conversation)
     # A read receipt on message_updated has no top-level status; only the copy says `read`.
-    status = text(message_view, "status") or text(copy, "status")
+    status = text_of(message_view.get("status")) or (
+        None if (v := copy.get("status")) is None else text_of(v)
+    )
     message = content.message(message_obj, conversation_contact, status)
     if type_ == "chat.message.updated" and content.is_deleted(message_obj):
         type_ = "chat.message.deleted"
@@ -278,8 +285,8 @@ def event_type_for(event: str) -> EventType | None:
 def normalize_payload(inbound: Inbound, payload: Any) -> list[CloudEvent]:
     """A decoded Chatwoot body as its event."""
     body = require_object(payload)
-    top = clean(body, _BODY_KEYS)
-    event = text(top, "event")
+    top = body if body.keys() <= _BODY_KEYS else clean(body, _BODY_KEYS)
+    event = text_of(top.get("event"))
     if event is None:
         raise Unmappable("missing_event", "the body has no `event` field")
     entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX))

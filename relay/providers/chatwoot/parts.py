@@ -112,9 +112,15 @@ ACCOUNT_ID = frozenset({"account_id"})
 
 def text(obj: Mapping[str, Any], key: str) -> str | None:
     """``get_str`` of a cleaned object (:func:`relay.providers.fast.clean`)."""
-    value = obj.get(key)
+    return text_of(obj.get(key))
+
+
+def text_of(value: Any) -> str | None:
+    """``as_str``, its two common inputs (text, an integer id) first."""
     if type(value) is str:
         return value if value and not value.isspace() else None
+    if type(value) is int:
+        return str(value)
     return None if value is None else as_str(value)
 
 
@@ -133,15 +139,17 @@ def _account_id_of_conversation(value: Any) -> str | None:
 def account(payload: Mapping[str, Any]) -> Account | None:
     """The account of a body (any event): its ``account``, or an ``account_id`` of the body,
     of its conversation or of their messages."""
-    obj = clean(payload.get("account"), SMALL_KEYS)
+    obj = payload.get("account")
+    if type(obj) is not dict or not obj.keys() <= SMALL_KEYS:
+        obj = clean(obj, SMALL_KEYS)
     account_id = (
-        text(obj, "id")
-        or text(payload, "account_id")
+        (str(v) if type(v := obj.get("id")) is int else text_of(v))
+        or text_of(payload.get("account_id"))
         or _account_id_of_conversation(payload.get("conversation"))
         or _account_id_of_conversation(payload.get("current_conversation"))
         or _account_id_of_conversation(payload)
     )
-    name = text(obj, "name")
+    name = text_of(obj.get("name"))
     if account_id is None and name is None:
         return None
     return Account(id=account_id, name=name)
@@ -149,10 +157,16 @@ def account(payload: Mapping[str, Any]) -> Account | None:
 
 def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | None:
     """The inbox of a body (cleaned) and of its conversation (cleaned)."""
-    found = clean(obj.get("inbox"), SMALL_KEYS)
-    inbox_id = text(found, "id") or text(conversation, "inbox_id")
-    name = text(found, "name")
-    channel = text(found, "channel_type") or text(conversation, "channel")
+    found = obj.get("inbox")
+    if type(found) is not dict or not found.keys() <= SMALL_KEYS:
+        found = clean(found, SMALL_KEYS)
+    inbox_id = (str(v) if type(v := found.get("id")) is int else text_of(v)) or text_of(
+        conversation.get("inbox_id")
+    )
+    name = text_of(found.get("name"))
+    channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or text_of(
+        conversation.get("channel")
+    )
     if inbox_id is None and name is None and channel is None:
         return None
     return Inbox(id=inbox_id, name=name, channel=channel)
@@ -172,13 +186,13 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
     """
     if type(value) is not dict or not value:
         return None
-    obj = clean(value, PERSON_SEEN)
-    kind = (text(obj, "type") or default_type).lower()
+    obj = value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN)
+    kind = None if (v := obj.get("type")) is None else text_of(v)
     return Actor(
-        type=_ACTOR_TYPES.get(kind, "system"),
-        id=text(obj, "id"),
-        name=text(obj, "name") or text(obj, "available_name"),
-        email=text(obj, "email"),
+        type=_ACTOR_TYPES.get(kind.lower() if kind else default_type, "system"),
+        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
+        name=text_of(obj.get("name")) or text_of(obj.get("available_name")),
+        email=None if (v := obj.get("email")) is None else text_of(v),
         phone=as_e164(obj.get("phone_number")),
     )
 
@@ -186,15 +200,18 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
 def contact(value: Any) -> Contact | None:
     if type(value) is not dict or not value:
         return None
-    obj = clean(value, PERSON_SEEN)
+    obj = value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN)
+    custom = obj.get("custom_attributes")
     return Contact(
-        id=text(obj, "id"),
-        name=text(obj, "name"),
+        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
+        name=text_of(obj.get("name")),
         phone=as_e164(obj.get("phone_number")),
-        email=text(obj, "email"),
-        identifier=text(obj, "identifier"),
-        avatar_url=text(obj, "avatar") or text(obj, "thumbnail") or text(obj, "avatar_url"),
-        custom_attributes=dict_or_none(obj.get("custom_attributes")),
+        email=None if (v := obj.get("email")) is None else text_of(v),
+        identifier=None if (v := obj.get("identifier")) is None else text_of(v),
+        avatar_url=text_of(obj.get("avatar"))
+        or text_of(obj.get("thumbnail"))
+        or (None if (v := obj.get("avatar_url")) is None else text_of(v)),
+        custom_attributes=dict_or_none(custom) if custom else None,
     )
 
 
@@ -204,10 +221,15 @@ def contact_extension(obj: Any) -> dict[str, Any] | None:
 
 def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
     found = passthrough(obj, CONVERSATION_KEYS)
-    contact_inbox = clean(obj, CONVERSATION_SEEN).get("contact_inbox")
+    if not obj.keys() <= CONVERSATION_SEEN:
+        obj = clean(obj, CONVERSATION_SEEN)  # type: ignore[assignment]
+    contact_inbox = obj.get("contact_inbox")
     if type(contact_inbox) is dict:
         # the raw contact_inbox row carries the widget's pubsub_token: a credential
-        kept = {k: v for k, v in contact_inbox.items() if k != "pubsub_token" and v is not None}
+        kept = dict(contact_inbox)
+        kept.pop("pubsub_token", None)
+        if None in kept.values():
+            kept = {k: v for k, v in kept.items() if v is not None}
         if kept:
             found = {**(found or {}), "contact_inbox": kept}
     return found
@@ -230,8 +252,10 @@ def _labels(value: Any) -> list[str] | None:
 def conversation(value: Any) -> Conversation | None:
     if type(value) is not dict or not value:
         return None
-    obj = clean(value, CONVERSATION_SEEN)
-    meta = clean(obj.get("meta"), META_KEYS)
+    obj = value if value.keys() <= CONVERSATION_SEEN else clean(value, CONVERSATION_SEEN)
+    meta = obj.get("meta")
+    if type(meta) is not dict or not meta.keys() <= META_KEYS:
+        meta = clean(meta, META_KEYS)
     team = meta.get("team")
     assignee = meta.get("assignee")
     status_raw = obj.get("status")
@@ -243,20 +267,25 @@ def conversation(value: Any) -> Conversation | None:
     labels = obj.get("labels")
     custom, additional = obj.get("custom_attributes"), obj.get("additional_attributes")
     return Conversation(
-        id=text(obj, "display_id") or text(obj, "id"),
+        id=(None if (v := obj.get("display_id")) is None else text_of(v))
+        or (str(v) if type(v := obj.get("id")) is int else text_of(v)),
         status=_CONVERSATION_STATUSES.get(status_raw.lower())
         if type(status_raw) is str
         else _conversation_status(status_raw),
         provider_status=as_str(status_raw),
-        inbox_id=text(obj, "inbox_id"),
-        channel=text(obj, "channel"),
+        inbox_id=str(v) if type(v := obj.get("inbox_id")) is int else text_of(v),
+        channel=text_of(obj.get("channel")),
         assignee=actor(assignee, default_type="user") if assignee else None,
-        team=get_str(team, "name") if type(team) is dict else as_str(team),
+        team=None
+        if team is None
+        else get_str(team, "name")
+        if type(team) is dict
+        else as_str(team),
         labels=_labels(labels) if labels else None,
-        priority=text(obj, "priority"),
+        priority=None if (v := obj.get("priority")) is None else text_of(v),
         created_at=time_of(obj.get("created_at")),
         updated_at=time_of(updated),
-        snoozed_until=time_of(obj.get("snoozed_until")),
+        snoozed_until=None if (v := obj.get("snoozed_until")) is None else time_of(v),
         custom_attributes=dict_or_none(custom) if custom else None,
         additional_attributes=dict_or_none(additional) if additional else None,
     )

@@ -34,11 +34,14 @@ KINDS = (
     "messageStatus",
     "whenDisconnecting",
 )
+_KINDS = frozenset(KINDS)
 _KIND_BY_FOLDED = {kind.lower(): kind for kind in KINDS}
 
 
 def canonical_kind(kind: str) -> str | None:
     """``finishAttendance``, ``finish-attendance``, ``finish_attendance`` → ``finishAttendance``."""
+    if kind in _KINDS:  # as registered: what nearly every request says
+        return kind
     return _KIND_BY_FOLDED.get(kind.replace("-", "").replace("_", "").lower())
 
 

@@ -19,10 +19,11 @@ from relay.events import (
     Message,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest
-from relay.providers.coerce import as_float, as_time
+from relay.providers.coerce import as_float
 from relay.providers.extensions import OMITTED_KEYS
 from relay.providers.plugchat import zapi
 from relay.providers.plugchat.message import chat_address, contact, flags, message, sender
+from relay.providers.plugchat.reading import moment
 from relay.providers.reads import Reads
 
 _STATUSES: dict[str, ConversationStatus] = {
@@ -126,8 +127,8 @@ def transcript(chat: Any, r: Reads) -> tuple[list[Message], int]:
         _, customer = contact(item, r, from_me, group)
         by = sender(item, customer, r, from_me, group)
         built, _ = message(item, r, by=by, from_me=from_me, with_extension=False)
-        moment = as_float(r.get(item, "momment"))
-        messages.append((moment if moment is not None else float("inf"), position, built))
+        when = as_float(r.get(item, "momment"))
+        messages.append((when if when is not None else float("inf"), position, built))
     messages.sort(key=lambda entry: (entry[0], entry[1]))
     return [built for _, _, built in messages], total - len(items)
 
@@ -159,9 +160,9 @@ def attendance_event(
         operator_report=get_str(attendance_obj, "operatorReport", "operatorReport "),
         rating_note=get_str(attendance_obj, "ratingObservation"),
         categories=categories(attendance_obj, r),
-        requested_at=as_time(get(attendance_obj, "requestTime")),
-        started_at=as_time(get(attendance_obj, "startTime")),
-        ended_at=as_time(get(attendance_obj, "endTime")),
+        requested_at=moment(get(attendance_obj, "requestTime")),
+        started_at=moment(get(attendance_obj, "startTime")),
+        ended_at=moment(get(attendance_obj, "endTime")),
         transcript=messages,
     )
     # The customer's chat keys the partition so attendance events stay in order with
@@ -184,9 +185,9 @@ def attendance_event(
         actor=Actor(type="agent", name=actor_name) if actor_name else None,
         extensions={"plugchat": {"chat": {OMITTED_KEYS: omitted}}} if omitted else None,
     )
-    time = (
-        attendance.ended_at if kind == "finishAttendance" else attendance.started_at
-    ) or as_time(get(attendance_obj, "momment"))
+    time = (attendance.ended_at if kind == "finishAttendance" else attendance.started_at) or moment(
+        get(attendance_obj, "momment")
+    )
     identity = f"attendance:{number}:{kind}" if number else body_digest(inbound.body)
     subject = f"attendance/{number}" if number else None
     return [

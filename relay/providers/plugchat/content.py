@@ -11,9 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.events import Reaction, Referral, SharedContact
-from relay.providers.coerce import as_bool, as_e164, as_str, as_time
+from relay.providers.coerce import as_bool, as_e164, as_str
 from relay.providers.plugchat import commerce, interactive
-from relay.providers.plugchat.reading import MEDIA_KEYS, Content, Reader, location, media_item
+from relay.providers.plugchat.reading import (
+    MEDIA_KEYS,
+    Content,
+    Reader,
+    location,
+    media_item,
+    moment,
+)
 from relay.providers.reads import Reads
 
 
@@ -100,7 +107,7 @@ def _reaction(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> C
             emoji=emoji,
             message_id=r.get_str(referenced, "messageId"),
             removed=emoji is None,
-            reacted_at=as_time(r.get(obj, "time")),
+            reacted_at=moment(r.get(obj, "time")),
         ),
         known=frozenset({"value", "time", "referencedMessage"}),
     )

@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from relay.events import Actor, Contact, Message, MessageStatus
-from relay.providers.coerce import as_bool, as_e164, as_str, as_time
+from relay.providers.coerce import as_bool, as_e164, as_str
 from relay.providers.extensions import bounded
 from relay.providers.plugchat import content as contents
+from relay.providers.plugchat.reading import moment
 from relay.providers.reads import Reads
 
 # Status words of *outgoing* messages (MessageStatusCallback, echoes). READ_BY_ME and
@@ -166,7 +169,7 @@ def message(
     found, key = contents.content(payload, r)
     status_raw = get_str(payload, "status")
     edited = as_bool(get(payload, "isEdit")) or None
-    moment = as_time(get(payload, "momment"))
+    at = moment(get(payload, "momment"))
     attributes = _attributes(payload, r)
     built = Message(
         id=get_str(payload, "messageId", "id"),
@@ -176,28 +179,35 @@ def message(
         # An incoming message's RECEIVED is not a delivery receipt of ours.
         status=status(status_raw) if from_me else None,
         provider_status=status_raw,
-        created_at=moment if not edited else None,
-        updated_at=moment if edited else None,
+        created_at=at if not edited else None,
+        updated_at=at if edited else None,
         sender=by,
         media=found.media,
         location=found.location,
-        shared_contact=found.shared_contacts[0] if found.shared_contacts else None,
-        shared_contacts=found.shared_contacts,
-        reaction=found.reaction,
-        reply=found.reply,
-        options=found.options,
-        cards=found.cards,
-        template=found.template,
-        poll=found.poll,
-        poll_vote=found.poll_vote,
-        product=found.product,
-        order=found.order,
-        referral=contents.referral(payload, r),
         view_once=found.view_once,
         edited=edited,
         in_reply_to=get_str(payload, "referenceMessageId") or found.in_reply_to,
         attributes=attributes or None,
     )
+    referral = contents.referral(payload, r)
+    if found.rare or referral is not None:
+        # a Struct call of more than 15 keywords costs several times one of 15: the
+        # content parts most messages lack are set apart, only when there are some
+        built = msgspec.structs.replace(
+            built,
+            shared_contact=found.shared_contacts[0] if found.shared_contacts else None,
+            shared_contacts=found.shared_contacts,
+            reaction=found.reaction,
+            reply=found.reply,
+            options=found.options,
+            cards=found.cards,
+            template=found.template,
+            poll=found.poll,
+            poll_vote=found.poll_vote,
+            product=found.product,
+            order=found.order,
+            referral=referral,
+        )
     if not with_extension:
         return built, None
     known = MESSAGE_KEYS if key is None else _KNOWN_WITH[key.strip()]

@@ -22,6 +22,7 @@ from relay.events import (
     Template,
 )
 from relay.providers.coerce import as_bool, as_float, as_int
+from relay.providers.fast import time_of
 from relay.providers.reads import Reads
 
 
@@ -47,6 +48,20 @@ class Content:
     in_reply_to: str | None = None
     known: frozenset[str] = frozenset()
     """The content object's keys read into typed parts (the rest go to extensions)."""
+
+    @property
+    def rare(self) -> bool:
+        """Holds a part most messages lack (the message builder sets those apart)."""
+        return (
+            bool(self.shared_contacts or self.options or self.cards)
+            or self.reaction is not None
+            or self.reply is not None
+            or self.template is not None
+            or self.poll is not None
+            or self.poll_vote is not None
+            or self.product is not None
+            or self.order is not None
+        )
 
 
 Reader = Callable[[Mapping[str, Any], Mapping[str, Any], Reads], Content]
@@ -111,3 +126,18 @@ def location(obj: Mapping[str, Any], r: Reads) -> Location:
         address=get_str(obj, "address"),
         url=get_str(obj, "url"),
     )
+
+
+_FIRST_MS = 946_684_800_000  # as_time's range (2000-01-01 .. 2200-01-01) in milliseconds
+_LAST_MS = 7_258_118_400_000
+_MILLIS = [f"{n:03d}" for n in range(1000)]
+
+
+def moment(value: Any) -> str | None:
+    """:func:`relay.providers.coerce.as_time` of a Z-API time: epoch milliseconds (what
+    ``momment`` holds) through :func:`relay.providers.fast.time_of`'s per-minute cache of
+    whole seconds, anything else through ``time_of`` itself."""
+    if type(value) is int and _FIRST_MS <= value <= _LAST_MS:
+        seconds, millis = divmod(value, 1000)
+        return f"{(time_of(seconds) or '')[:20]}{_MILLIS[millis]}Z"
+    return time_of(value)

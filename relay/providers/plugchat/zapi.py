@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from relay.events import (
     Channel,
@@ -21,10 +22,12 @@ from relay.events import (
     EventType,
     Message,
     MessageError,
+    event_id,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
-from relay.providers.coerce import as_e164, as_str, as_time
+from relay.providers.coerce import as_e164, as_str
 from relay.providers.plugchat.message import contact, flags, message, sender, status
+from relay.providers.plugchat.reading import moment
 from relay.providers.reads import Reads
 
 
@@ -107,34 +110,39 @@ def status_events(
     chat, customer = contact(payload, r, *flags(payload, r))
     status_raw = r.get_str(payload, "status")
     canonical = status(status_raw)
-    time = as_time(r.get(payload, "momment"))
+    time = moment(r.get(payload, "momment"))
     instance = r.get_str(payload, "instanceId")
     channel = Channel(id=instance) if instance else None
     conversation = Conversation(id=chat, channel="whatsapp") if chat else None
     who = customer if chat else None
-    # the same parts for every id: only the message and the event id differ
+    # the same parts for every id: only the message and the event id differ, so the
+    # first event is built and the others are copies of it with those two replaced
     prefix = f"status:{instance or ''}:"
     suffix = f":{status_raw or ''}:{time or ''}"
-    return [
-        event(
-            inbound,
-            "chat.message.status_changed",
-            prefix + message_id + suffix,
-            time,
-            EventData(
-                provider="plugchat",
-                source=inbound.source,
-                provider_event=event_name,
-                conversation=conversation,
-                message=Message(
-                    id=message_id, status=canonical, provider_status=status_raw, kind="status"
-                ),
-                contact=who,
-                channel=channel,
-            ),
-            chat,
+    first_id = ids[0]
+    first_message = Message(
+        id=first_id, status=canonical, provider_status=status_raw, kind="status"
+    )
+    data = EventData(
+        provider="plugchat",
+        source=inbound.source,
+        provider_event=event_name,
+        conversation=conversation,
+        message=first_message,
+        contact=who,
+        channel=channel,
+    )
+    first = event(
+        inbound, "chat.message.status_changed", prefix + first_id + suffix, time, data, chat
+    )
+    source = inbound.source
+    return [first] + [
+        replace(
+            first,
+            id=event_id(source, "chat.message.status_changed", prefix + message_id + suffix),
+            data=replace(data, message=replace(first_message, id=message_id)),
         )
-        for message_id in ids
+        for message_id in ids[1:]
     ]
 
 
@@ -186,7 +194,7 @@ def delivery_event(
     identity = (
         f"delivery:{instance or ''}:{message_id}" if message_id else body_digest(inbound.body)
     )
-    time = as_time(get(payload, "momment"))
+    time = moment(get(payload, "momment"))
     return [event(inbound, type_, identity, time, data, chat)]
 
 
@@ -207,7 +215,7 @@ def disconnected_event(
     )
     # one event per instance's disconnection: the body itself says which
     at = f"channel/{instance}" if instance else None
-    time = as_time(get(payload, "momment"))
+    time = moment(get(payload, "momment"))
     return [
         event(inbound, "chat.channel.disconnected", body_digest(inbound.body), time, data, at, at)
     ]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 from types import MappingProxyType
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from relay.events import _ID_NAMESPACE, event_id
 from relay.providers.coerce import as_e164, as_str, as_time, format_time, get, get_obj, get_str
 from relay.providers.extensions import leftovers
 
@@ -35,22 +33,6 @@ WHITESPACE = st.sampled_from(
         "",
     ]
 )
-
-
-@given(st.text(), st.text(), st.text())
-def test_event_id_is_uuid5_of_the_namespace(source: str, type_: str, identity: str) -> None:
-    name = f"{source}\x1f{type_}\x1f{identity}"
-    try:
-        expected = str(uuid.uuid5(_ID_NAMESPACE, name))
-    except UnicodeEncodeError:  # lone surrogates: both refuse alike
-        return
-    assert event_id(source, type_, identity) == expected
-
-
-def test_event_id_known_value() -> None:
-    assert event_id("s", "chat.message.created", "message:1:2") == str(
-        uuid.uuid5(_ID_NAMESPACE, "s\x1fchat.message.created\x1fmessage:1:2")
-    )
 
 
 @given(st.lists(WHITESPACE, max_size=6).map("".join))

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from relay.cloudevents import encode
 from relay.events import CloudEvent
-from relay.providers import Unmappable
-from relay.providers.plugchat import KINDS, canonical_kind
+from relay.providers import Inbound, Unmappable
+from relay.providers.plugchat import KINDS, PROVIDER, canonical_kind
 from tests.factories import RECEIVED_AT, normalize
+from tests.support import FIXTURES
 
 PlugChat = Callable[[str], list[CloudEvent]]
 
@@ -239,6 +243,16 @@ def test_status_callback_one_event_per_id(plugchat: PlugChat) -> None:
     assert {e.type for e in events} == {"chat.message.status_changed"}
     assert {e.data.message.status for e in events if e.data.message} == {"read"}
     assert len({e.partitionkey for e in events}) == 1
+    # one event per id, each about its own message, each id what that message's own
+    # status callback would give
+    ids = ["3EB02F6A1C9B8D7E6F50", "3EB02F6A1C9B8D7E6F51", "3EB0A77F1E2D3C4B5A69"]
+    assert [e.data.message.id for e in events if e.data.message] == ids
+    body = json.loads((FIXTURES / "plugchat/messageStatus/read_multiple_ids.json").read_text())
+    for event, message_id in zip(events, ids, strict=True):
+        alone = normalize(
+            "plugchat", json.dumps({**body, "ids": [message_id]}).encode(), "messageStatus"
+        )
+        assert alone == [event]
 
 
 @pytest.mark.parametrize(
@@ -344,3 +358,45 @@ def test_a_transcript_is_read_up_to_its_cap_and_the_rest_counted() -> None:
     body = json.dumps({"attendance": {"attendanceNumber": 9}, "chat": chat}).encode()
     [event] = normalize("plugchat", body, kind="finishAttendance")
     assert event.data.extensions is None
+
+
+# Every PlugChat fixture's events, as their wire bytes' SHA-256, kept in a file: any
+# change to any output byte (ids, times, envelope, parts, extensions) fails here, however
+# the builders are reorganised. After a deliberate change of output, rewrite the file:
+#   .venv/bin/python -c "from tests.unit.providers.test_plugchat import write_golden as w; w()"
+GOLDEN = Path(__file__).with_name("plugchat") / "events.sha256"
+
+
+def _golden() -> list[str]:
+    lines = []
+    for path in sorted((FIXTURES / "plugchat").rglob("*.json")):
+        relative = path.relative_to(FIXTURES).as_posix()
+        pretty = path.read_bytes()
+        compact = json.dumps(json.loads(pretty), separators=(",", ":")).encode()
+        for kind in KINDS:
+            for spelled, body in (("pretty", pretty), ("compact", compact)):
+                inbound = Inbound(
+                    source="src",
+                    body=body,
+                    received_at=RECEIVED_AT,
+                    kind=kind,
+                    delivery_id="delivery-1",
+                )
+                try:
+                    made = b"\n".join(encode(event) for event in PROVIDER.normalize(inbound))
+                except Unmappable as exc:
+                    made = f"{exc.reason}: {exc.detail}".encode()
+                lines.append(f"{relative} {kind} {spelled} {hashlib.sha256(made).hexdigest()}")
+    return lines
+
+
+def write_golden() -> None:
+    GOLDEN.write_text("\n".join(_golden()) + "\n")
+
+
+def test_every_fixture_gives_the_same_bytes_as_recorded() -> None:
+    recorded = GOLDEN.read_text().splitlines()
+    made = _golden()
+    assert len(made) == len(recorded), "fixtures were added or removed: write_golden()"
+    changed = [line for line, was in zip(made, recorded, strict=True) if line != was]
+    assert not changed, f"{len(changed)} outputs changed, first: {changed[0]}"

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import time
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-from relay.bus import Record
+import pytest
+
+from relay.bus import BusError, PublishProbe, Record
 from relay.bus.embedded import (
     LOG_FILE,
     EmbeddedLog,
@@ -21,6 +24,7 @@ from relay.bus.embedded import (
     offset_before_last,
     read,
     read_at,
+    read_only,
 )
 from tests.support import assert_durable
 
@@ -139,3 +143,70 @@ async def test_the_embedded_logs_helpers_read_count_and_delete(tmp_path: Path) -
     delete_through(path, 3)
     assert [i.offset for i in read(path)] == [4, 5]
     assert depth(path)[0] == 2
+
+
+async def test_each_item_carries_its_commits_time_and_a_probe_the_commits_start(
+    tmp_path: Path,
+) -> None:
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    try:
+        before_ms, began = int(time.time() * 1000), time.monotonic()
+        probe = PublishProbe()
+        await log.publish([numbered("a", 1)], probe)
+        after_ms, answered = int(time.time() * 1000), time.monotonic()
+    finally:
+        await log.close()
+    [one] = read(log.path)
+    assert before_ms <= one.timestamp_ms <= after_ms
+    assert probe.sent_at is not None and began <= probe.sent_at <= answered
+
+
+async def test_a_failed_commit_fails_every_request_in_it_and_keeps_none_of_it(
+    tmp_path: Path,
+) -> None:
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    try:
+        async with asyncio.timeout(5):  # a writer thread that died would never answer
+            bad = Record(topic="a", value=None)  # type: ignore[arg-type]  # NOT NULL
+            with pytest.raises(BusError, match=r"^embedded log write failed: NOT NULL constraint"):
+                await log.publish([numbered("a", 1), bad])
+            assert read(log.path) == []  # rolled back whole
+            await log.publish([numbered("a", 2)])  # the writer goes on
+    finally:
+        await log.close()
+    assert [i.value for i in read(log.path)] == [b"v2"]
+
+
+async def test_retention_trims_at_most_once_per_interval(tmp_path: Path) -> None:
+    log = EmbeddedLog(tmp_path, retention=3600)
+    await log.start()
+    try:
+        await log.publish([Record(topic="a", value=b"old")])  # the first commit trims...
+        await log.publish([Record(topic="a", value=b"next")])  # ...before this one commits
+        conn = connect(log.path)
+        conn.execute("UPDATE records SET timestamp = timestamp - 7200000")
+        conn.close()
+        await log.publish([Record(topic="a", value=b"new")])  # within the minute: no trim
+    finally:
+        await log.close()
+    assert [r.value for r in read(log.path)] == [b"old", b"next", b"new"]
+
+
+async def test_read_returns_at_most_a_thousand_and_read_only_can_serve_threads(
+    tmp_path: Path,
+) -> None:
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    try:
+        await log.publish([Record(topic="a", value=b"%d" % n) for n in range(1001)])
+    finally:
+        await log.close()
+    assert len(read(log.path)) == 1000
+    shared = read_only(log.path, threads=True)
+    try:  # a subscription's connection is used from asyncio.to_thread's workers
+        count = await asyncio.to_thread(lambda: shared.execute("SELECT COUNT(*) FROM records"))
+        assert count.fetchone() == (1001,)
+    finally:
+        shared.close()

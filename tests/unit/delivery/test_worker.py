@@ -291,8 +291,8 @@ async def test_a_crash_whose_dead_letter_fails_too_is_skipped_loudly(
 ) -> None:
     bus = MemoryBus()
     await bus.start()
-    event = chat_event(1, 1)
-    await bus.publish(records(EVENTS, [event]))
+    events = [chat_event(1, 1), chat_event(2, 2)]
+    await bus.publish(records(EVENTS, events))
     sub = named(subscriber)
 
     class Buggy(Sender):
@@ -311,11 +311,18 @@ async def test_a_crash_whose_dead_letter_fails_too_is_skipped_loudly(
     )
     with capture_logs() as logs:
         stats = await asyncio.wait_for(crashing.run(), 30)
-    assert (stats.skipped, stats.deadlettered) == (1, 0)
-    assert sample("relay_delivery_skipped_total", subscriber=sub.name, reason="crashed") == 1
-    [failed] = [line for line in logs if line["event"] == "deadletter_failed"]
-    assert (failed["event_id"], failed["log_level"], failed["subscriber"]) == (
-        event.id,
-        "error",
-        sub.name,
+    assert (stats.skipped, stats.deadlettered) == (2, 0)
+    assert sample("relay_delivery_skipped_total", subscriber=sub.name, reason="crashed") == 2
+    failed = [line for line in logs if line["event"] == "deadletter_failed"]
+    assert sorted((f["event_id"], f["log_level"], f["subscriber"]) for f in failed) == sorted(
+        (e.id, "error", sub.name) for e in events
     )
+
+
+async def test_every_dead_letter_is_counted(bus: MemoryBus, subscriber: Subscriber) -> None:
+    subscriber.script = lambda s, body, headers: 422
+    await bus.publish(records(EVENTS, [chat_event(k, k) for k in range(3)]))
+    sub = named(subscriber)
+    stats = await run_to_end(bus, sub)
+    assert stats.deadlettered == 3 and len(bus.records(DEAD)) == 3
+    assert sample("relay_deliveries_total", subscriber=sub.name, outcome="deadlettered") == 3

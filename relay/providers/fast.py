@@ -40,22 +40,6 @@ class Fallback(Exception):
 _CONTAINERS = (dict, list)
 
 
-def leftovers(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any] | None:
-    """:func:`relay.providers.extensions.leftovers` of an object whose keys carry no stray
-    whitespace: one pass, in the body's order."""
-    extra = obj.keys() - known
-    if not extra:
-        return None
-    if len(extra) >= MAX_KEYS:  # the tolerant path counts what it leaves out
-        raise Fallback
-    found = {
-        key: value
-        for key, value in obj.items()
-        if key in extra and value is not None and (value or type(value) not in _CONTAINERS)
-    }
-    return found or None
-
-
 def plain(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
     """``obj`` itself, once its keys are known to carry no stray whitespace."""
     keys = obj.keys()

@@ -105,12 +105,17 @@ class Reaction(Part, frozen=True, kw_only=True):
     reacted_at: str | None = None
 
 
-class Reply(Part, frozen=True, kw_only=True):
-    """A choice picked from buttons, a list, a select or a quick-reply template button."""
+class Option(Part, frozen=True, kw_only=True):
+    """One choice a message offers (list rows, select items, buttons)."""
 
     id: str | None = None
     title: str | None = None
     description: str | None = None
+
+
+class Reply(Option, frozen=True, kw_only=True):
+    """A choice picked from buttons, a list, a select or a quick-reply template button."""
+
     message_id: str | None = None
     """The message whose options were answered, when the provider says."""
 
@@ -122,14 +127,6 @@ class Button(Part, frozen=True, kw_only=True):
     title: str | None = None
     url: str | None = None
     phone: str | None = None
-
-
-class Option(Part, frozen=True, kw_only=True):
-    """One choice a message offers (list rows, select items, buttons)."""
-
-    id: str | None = None
-    title: str | None = None
-    description: str | None = None
 
 
 class Card(Part, frozen=True, kw_only=True):

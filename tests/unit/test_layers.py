@@ -1,6 +1,7 @@
 """The import graph of relay/: no cycles (imports inside functions and for types only
-count), and no package imports one above it (the table in
-``test_lower_layers_do_not_import_upper_ones``); and the unit tests' files mirror it."""
+count), no package imports one above it (the table in
+``test_lower_layers_do_not_import_upper_ones``), no module is over 400 lines; and the unit
+tests' files mirror it."""
 
 from __future__ import annotations
 
@@ -126,6 +127,28 @@ def test_lower_layers_do_not_import_upper_ones() -> None:
             if any(t == f or t.startswith(f + ".") for f in forbidden)
         }
         assert not wrong, f"{package} imports {sorted(wrong)}"
+
+
+MAX_LINES = 400
+
+
+def _too_long(paths: list[Path]) -> dict[str, int]:
+    """The files over MAX_LINES lines (every line counts: docstrings, comments, blanks)."""
+    counts = {path.as_posix(): len(path.read_text().splitlines()) for path in paths}
+    return {name: count for name, count in counts.items() if count > MAX_LINES}
+
+
+def test_no_module_is_over_400_lines() -> None:
+    modules = list(_modules().values())
+    assert len(modules) > 50  # the scan found the package
+    assert _too_long(modules) == {}
+
+
+def test_the_size_check_finds_a_long_file(tmp_path: Path) -> None:
+    short, long = tmp_path / "short.py", tmp_path / "long.py"
+    short.write_text("x = 1\n" * MAX_LINES)
+    long.write_text("x = 1\n" * (MAX_LINES + 1))
+    assert _too_long([short, long]) == {long.as_posix(): MAX_LINES + 1}
 
 
 NAMED_APART = {

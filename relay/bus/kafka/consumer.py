@@ -49,28 +49,32 @@ class KafkaSubscription:
         start_from: StartFrom,
         anchor_ms: int | None = None,
     ) -> None:
+        self._config = config
         self._topics = list(topics)
         self._group_id = group_id
         self._start_from = start_from
         self._anchor_ms = anchor_ms
         self._generation: dict[Any, int] = {}
         self.on_revoked: Revoked | None = None
-        self._consumer: Any = AIOKafkaConsumer(
+        self._consumer: Any = None  # built by start(): one never started holds nothing open
+
+    async def start(self) -> None:
+        config = self._config
+        self._consumer = AIOKafkaConsumer(
             **client_options(config),
-            group_id=group_id,
+            group_id=self._group_id,
             enable_auto_commit=False,
             auto_offset_reset="none",  # relay decides: see _place
             isolation_level="read_committed",
             session_timeout_ms=config.session_timeout_ms,
             heartbeat_interval_ms=config.heartbeat_interval_ms,
         )
-
-    async def start(self) -> None:
         self._consumer.subscribe(self._topics, listener=_Rebalance(self))
-        await self._consumer.start()
+        await _started(self._consumer)
 
     async def close(self) -> None:
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     def _stream(self, tp: Any) -> Stream:
         return (tp.topic, tp.partition, self._generation.get(tp, 0))
@@ -207,14 +211,15 @@ class KafkaRange:
     on_revoked: Revoked | None = None  # a bounded read of partitions it assigns itself
 
     def __init__(self, config: Kafka, topics: Sequence[str], start: RangeStart) -> None:
-        self._consumer = outside_group(config)
+        self._config = config
+        self._consumer: Any = None  # built by start(), as KafkaSubscription's
         self._topics = list(topics)
         self._start = start
         self._end: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
-        consumer = self._consumer
-        await consumer.start()
+        self._consumer = consumer = outside_group(self._config)
+        await _started(consumer)
         partitions = [
             TopicPartition(topic, partition)
             for topic in self._topics
@@ -240,7 +245,8 @@ class KafkaRange:
         self._end = {tp: end for tp, end in self._end.items() if end > 0}
 
     async def close(self) -> None:
-        await self._consumer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
 
     async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
         consumer = self._consumer
@@ -262,6 +268,15 @@ class KafkaRange:
 
     async def backlog(self) -> int:
         return 0
+
+
+async def _started(consumer: Any) -> None:
+    """Start ``consumer``; one that fails to start is stopped, as its caller closes nothing."""
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()
+        raise
 
 
 async def _partitions(consumer: Any, topic: str) -> set[int]:

@@ -18,9 +18,10 @@ from aiohttp import web
 
 import relay
 from relay.app import build_admin_app, build_app
+from relay.bus import Item
 from relay.config import parse
 from relay.contracts import asyncapi
-from relay.deadletters import DELIVERY_REASONS, INGEST_REASONS
+from relay.deadletters import DELIVERY_REASONS, INGEST_REASONS, delivery_record
 from relay.ingress.responses import _CODES, ERRORS
 from relay.providers import PROVIDERS
 
@@ -65,6 +66,24 @@ def test_the_dead_letter_reasons_in_the_contract_are_the_tables() -> None:
     delivery = messages["deliveryDeadLetter"]["headers"]["properties"]["relay-reason"]
     assert delivery["enum"] == list(DELIVERY_REASONS)
     assert "delivery_crashed" in DELIVERY_REASONS  # it had drifted out of the old document
+
+
+def test_the_delivery_dead_letter_headers_in_the_contract_are_those_written() -> None:
+    """Every header a delivery dead letter carries, and only those, is in the contract."""
+    item = Item(("chat.events", 0, 0), 3, "chat.events", b"k", b"{}", headers=(), timestamp_ms=0)
+    record = delivery_record(
+        "relay.deadletter",
+        "crm",
+        item,
+        "id-1",
+        reason="delivery_exhausted",
+        attempts=2,
+        status=None,
+        error="boom",
+    )
+    headers = _message(asyncapi(parse("")), "deliveryDeadLetter")["headers"]
+    assert [name for name, _ in record.headers] == list(headers["properties"])
+    assert set(headers["required"]) <= dict(record.headers).keys()
 
 
 def test_every_error_code_the_code_answers_is_in_the_contract() -> None:

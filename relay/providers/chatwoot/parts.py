@@ -18,7 +18,7 @@ from relay.events import (
     Inbox,
 )
 from relay.providers.coerce import as_e164, as_str, get, get_str
-from relay.providers.fast import clean, passthrough, time_of
+from relay.providers.fast import clean, passthrough, read, time_of
 
 _CONVERSATION_STATUSES: dict[str, ConversationStatus] = {
     "open": "open",
@@ -200,7 +200,19 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
 def contact(value: Any) -> Contact | None:
     if type(value) is not dict or not value:
         return None
-    obj = value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN)
+    return contact_of(value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN))
+
+
+def contact_and_extension(value: Any) -> tuple[Contact | None, dict[str, Any] | None]:
+    """``(contact(value), contact_extension(value))``, the object's keys looked at once."""
+    if type(value) is not dict or not value:
+        return None, None
+    view, found = read(value, CONTACT_KEYS)
+    return contact_of(view), found
+
+
+def contact_of(obj: Mapping[str, Any]) -> Contact:
+    """The contact of a cleaned, non-empty object."""
     custom = obj.get("custom_attributes")
     return Contact(
         id=str(v) if type(v := obj.get("id")) is int else text_of(v),
@@ -220,10 +232,16 @@ def contact_extension(obj: Any) -> dict[str, Any] | None:
 
 
 def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
-    found = passthrough(obj, CONVERSATION_KEYS)
-    if not obj.keys() <= CONVERSATION_SEEN:
-        obj = clean(obj, CONVERSATION_SEEN)  # type: ignore[assignment]
-    contact_inbox = obj.get("contact_inbox")
+    view, found = read(obj, CONVERSATION_KEYS)
+    return conversation_rest(view, found)
+
+
+def conversation_rest(
+    view: Mapping[str, Any], found: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The conversation's extension: ``found``, its pass-through (:func:`read`), with its
+    ``contact_inbox`` (of ``view``, the object cleaned) added."""
+    contact_inbox = view.get("contact_inbox")
     if type(contact_inbox) is dict:
         # the raw contact_inbox row carries the widget's pubsub_token: a credential
         kept = dict(contact_inbox)
@@ -252,10 +270,18 @@ def _labels(value: Any) -> list[str] | None:
 def conversation(value: Any) -> Conversation | None:
     if type(value) is not dict or not value:
         return None
-    obj = value if value.keys() <= CONVERSATION_SEEN else clean(value, CONVERSATION_SEEN)
-    meta = obj.get("meta")
-    if type(meta) is not dict or not meta.keys() <= META_KEYS:
-        meta = clean(meta, META_KEYS)
+    return conversation_of(
+        value if value.keys() <= CONVERSATION_SEEN else clean(value, CONVERSATION_SEEN)
+    )
+
+
+def conversation_of(obj: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Conversation:
+    """The conversation of a cleaned, non-empty object (``meta``: its ``meta``, cleaned, when
+    the caller has it)."""
+    if meta is None:
+        meta = obj.get("meta")
+        if type(meta) is not dict or not meta.keys() <= META_KEYS:
+            meta = clean(meta, META_KEYS)
     team = meta.get("team")
     assignee = meta.get("assignee")
     status_raw = obj.get("status")

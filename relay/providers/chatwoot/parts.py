@@ -124,6 +124,32 @@ def text_of(value: Any) -> str | None:
     return None if value is None else as_str(value)
 
 
+def _avatar(obj: Mapping[str, Any], avatar: Any) -> str | None:
+    """The first of ``avatar``, ``thumbnail`` and ``avatar_url`` that is text."""
+    for value in (avatar, obj.get("thumbnail"), obj.get("avatar_url")):
+        if value is not None and (found := text_of(value)) is not None:
+            return found
+    return None
+
+
+_PHONES: set[str] = set()
+"""Phones already found E.164 as sent (a contact's number comes back with each of its
+messages, and twice in one message body); bounded."""
+
+
+def phone(value: Any) -> str | None:
+    """:func:`relay.providers.coerce.as_e164`, a number already found E.164 answered from
+    :data:`_PHONES`."""
+    if type(value) is str and value in _PHONES:
+        return value
+    found = as_e164(value)
+    if found is not None and found == value:
+        if len(_PHONES) >= 4096:
+            _PHONES.clear()
+        _PHONES.add(found)
+    return found
+
+
 def _account_id_of_conversation(value: Any) -> str | None:
     # Conversation payloads before Chatwoot 4.15 carry no account; their last message does.
     conversation = clean(value, CONVERSATION_SEEN)
@@ -149,7 +175,7 @@ def account(payload: Mapping[str, Any]) -> Account | None:
         or _account_id_of_conversation(payload.get("current_conversation"))
         or _account_id_of_conversation(payload)
     )
-    name = text_of(obj.get("name"))
+    name = v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v)
     if account_id is None and name is None:
         return None
     return Account(id=account_id, name=name)
@@ -163,9 +189,9 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
     inbox_id = (str(v) if type(v := found.get("id")) is int else text_of(v)) or text_of(
         conversation.get("inbox_id")
     )
-    name = text_of(found.get("name"))
-    channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or text_of(
-        conversation.get("channel")
+    name = v if type(v := found.get("name")) is str and v and not v.isspace() else text_of(v)
+    channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or (
+        v if type(v := conversation.get("channel")) is str and v and not v.isspace() else text_of(v)
     )
     if inbox_id is None and name is None and channel is None:
         return None
@@ -191,9 +217,10 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
     return Actor(
         type=_ACTOR_TYPES.get(kind.lower() if kind else default_type, "system"),
         id=str(v) if type(v := obj.get("id")) is int else text_of(v),
-        name=text_of(obj.get("name")) or text_of(obj.get("available_name")),
+        name=(v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v))
+        or text_of(obj.get("available_name")),
         email=None if (v := obj.get("email")) is None else text_of(v),
-        phone=as_e164(obj.get("phone_number")),
+        phone=phone(obj.get("phone_number")),
     )
 
 
@@ -216,13 +243,13 @@ def contact_of(obj: Mapping[str, Any]) -> Contact:
     custom = obj.get("custom_attributes")
     return Contact(
         id=str(v) if type(v := obj.get("id")) is int else text_of(v),
-        name=text_of(obj.get("name")),
-        phone=as_e164(obj.get("phone_number")),
+        name=v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v),
+        phone=phone(obj.get("phone_number")),
         email=None if (v := obj.get("email")) is None else text_of(v),
         identifier=None if (v := obj.get("identifier")) is None else text_of(v),
-        avatar_url=text_of(obj.get("avatar"))
-        or text_of(obj.get("thumbnail"))
-        or (None if (v := obj.get("avatar_url")) is None else text_of(v)),
+        avatar_url=v
+        if type(v := obj.get("avatar")) is str and v and not v.isspace()
+        else _avatar(obj, v),
         custom_attributes=dict_or_none(custom) if custom else None,
     )
 
@@ -298,9 +325,11 @@ def conversation_of(obj: Mapping[str, Any], meta: Mapping[str, Any] | None = Non
         status=_CONVERSATION_STATUSES.get(status_raw.lower())
         if type(status_raw) is str
         else _conversation_status(status_raw),
-        provider_status=as_str(status_raw),
+        provider_status=status_raw
+        if type(status_raw) is str and status_raw and not status_raw.isspace()
+        else as_str(status_raw),
         inbox_id=str(v) if type(v := obj.get("inbox_id")) is int else text_of(v),
-        channel=text_of(obj.get("channel")),
+        channel=v if type(v := obj.get("channel")) is str and v and not v.isspace() else text_of(v),
         assignee=actor(assignee, default_type="user") if assignee else None,
         team=None
         if team is None

@@ -314,7 +314,9 @@ def message_rest(view: Mapping[str, Any], found: dict[str, Any] | None) -> dict[
     additional = view.get("additional_attributes")
     rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
-        found = {**(found or {}), "additional_attributes": rest}
+        if found is None:
+            return {"additional_attributes": rest}
+        found["additional_attributes"] = rest  # a fresh dict, of keys other than this one
     return found
 
 

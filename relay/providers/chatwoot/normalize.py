@@ -10,7 +10,7 @@ the tolerant normalizer it replaced, byte for byte).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -44,8 +44,9 @@ _BODY_KEYS = (
 _COPY_KEYS = content.MESSAGE_SEEN | {"sentiment", "external_source_ids"}
 
 
-class Read(NamedTuple):
-    """One body on its way to an event: what every builder gets."""
+class Read(msgspec.Struct):
+    """One body on its way to an event: what every builder gets (a Struct: built at C
+    speed, where a NamedTuple's ``__new__`` is Python)."""
 
     inbound: Inbound
     payload: dict[str, Any]

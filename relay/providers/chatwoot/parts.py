@@ -276,7 +276,9 @@ def conversation_rest(
         if None in kept.values():
             kept = {k: v for k, v in kept.items() if v is not None}
         if kept:
-            found = {**(found or {}), "contact_inbox": kept}
+            if found is None:
+                return {"contact_inbox": kept}
+            found["contact_inbox"] = kept  # a fresh dict, of keys other than this one
     return found
 
 

@@ -201,10 +201,24 @@ def read(obj: Any, known: frozenset[str]) -> tuple[Mapping[str, Any], dict[str, 
     (a reader that needs both would otherwise check them twice)."""
     if type(obj) is not dict or len(obj) > _SHAPE_KEYS:
         return clean(obj, known), passthrough(obj, known)
-    extra, padded = _shape(obj, known)
+    # _shape and _kept inline: this runs for the few large objects of every body
+    keys = tuple(obj)
+    shape = _shapes.get((known, keys))
+    if shape is None:
+        if len(_shapes) >= _MAX_SHAPES:
+            _shapes.clear()
+        shape = _shapes[(known, keys)] = _analyse(keys, known)
+    extra, padded = shape
     if padded:
         return _stripped(obj), tolerant_leftovers(obj, known)
-    return obj, _kept(obj, extra) if extra else None
+    if not extra:
+        return obj, None
+    found = {}
+    for key in extra:
+        value = obj[key]
+        if value is not None and (value or type(value) not in _CONTAINERS):
+            found[key] = value
+    return obj, found or None
 
 
 _EMPTY: dict[str, Any] = {}

@@ -148,8 +148,12 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
     conversation_contact = meta.get("sender")
     copy = _latest(str(v) if type(v := message_view.get("id")) is int else text_of(v), conversation)
     # A read receipt on message_updated has no top-level status; only the copy says `read`.
-    status = text_of(message_view.get("status")) or (
-        None if (v := _copy_get(copy, "status")) is None else text_of(v)
+    status = (None if (v := message_view.get("status")) is None else text_of(v)) or (
+        v
+        if type(v := _copy_get(copy, "status")) is str and v and not v.isspace()
+        else None
+        if v is None
+        else text_of(v)
     )
     message = content.message_of(message_view, conversation_contact, status)
     if type_ == "chat.message.updated" and content.is_deleted(message_obj):
@@ -319,7 +323,10 @@ def normalize_payload(inbound: Inbound, payload: Any) -> list[CloudEvent]:
     """A decoded Chatwoot body as its event."""
     body = require_object(payload)
     event = body.get("event", _MISSING)
-    event = text_of(clean(body, _BODY_KEYS).get("event") if event is _MISSING else event)
+    if event is _MISSING:
+        event = clean(body, _BODY_KEYS).get("event")
+    if type(event) is not str or not event or event.isspace():
+        event = text_of(event)
     if event is None:
         raise Unmappable("missing_event", "the body has no `event` field")
     entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX))

@@ -176,7 +176,11 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         # the contact answered the survey, select or form: the change is theirs
         actor = parts.actor(conversation_contact) or actor
     contact, contact_found = parts.contact_and_extension(contact_obj)
-    data = read.data(
+    data = EventData(  # read.data(...), without a dict of keywords
+        provider="chatwoot",
+        source=read.inbound.source,
+        provider_event=read.event,
+        account=read.account,
         inbox=parts.inbox(top, conversation),
         conversation=parts.conversation_of(conversation, meta) if conversation_obj else None,
         message=message,

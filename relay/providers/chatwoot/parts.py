@@ -199,7 +199,11 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
 
 
 def dict_or_none(value: Any) -> dict[str, Any] | None:
-    if not value or not (type(value) is dict or isinstance(value, Mapping)):
+    """A non-empty JSON object as a dict (a decoded one as it is: the event may share it
+    with the body, which nothing changes after decoding), else None."""
+    if type(value) is dict:
+        return value or None
+    if not value or not isinstance(value, Mapping):
         return None
     return dict(value)
 

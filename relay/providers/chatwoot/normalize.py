@@ -209,7 +209,7 @@ def _with_updated_at(message: Message, time: str) -> Message:
 def conversation_event(read: Read, type_: EventType) -> CloudEvent:
     """The body is the conversation."""
     top = read.top
-    conversation = parts.conversation(read.payload)
+    conversation = parts.conversation_of(top) if read.payload else None  # top: the body cleaned
     if conversation is not None and conversation.id is None:
         conversation = None
     changes = parts.changes(top)
@@ -222,14 +222,15 @@ def conversation_event(read: Read, type_: EventType) -> CloudEvent:
             conversation.updated_at if conversation is not None else None
         )
     sender = clean(top.get("meta"), META_KEYS).get("sender")
+    contact, contact_found = parts.contact_and_extension(sender)
     data = read.data(
         inbox=parts.inbox(top, top),
         conversation=conversation,
-        contact=parts.contact(sender),
+        contact=contact,
         changes=changes,
         extensions=read.extensions(
             ("conversation", parts.conversation_rest(top, read.rest)),
-            ("contact", parts.contact_extension(sender)),
+            ("contact", contact_found),
         ),
     )
     return read.finish(type_, identity, time, data)
@@ -253,7 +254,7 @@ def typing_event(read: Read, type_: EventType) -> CloudEvent:
 def contact_event(read: Read, type_: EventType) -> CloudEvent:
     """The body is the contact."""
     top = read.top
-    contact = parts.contact(read.payload)
+    contact = parts.contact_of(top) if read.payload else None  # top: the body cleaned
     changes = parts.changes(top)
     identity = None
     if type_ == "chat.contact.created" and contact is not None and contact.id:

@@ -150,21 +150,28 @@ def phone(value: Any) -> str | None:
     return found
 
 
-def _account_id_of_conversation(value: Any) -> str | None:
+def _account_id_of_conversation(value: Any, cleaned: bool = False) -> str | None:
     # Conversation payloads before Chatwoot 4.15 carry no account; their last message does.
-    conversation = clean(value, CONVERSATION_SEEN)
-    found = text(conversation, "account_id")
+    if value is None:
+        return None
+    conversation = value if cleaned else clean(value, CONVERSATION_SEEN)
+    found = None if (v := conversation.get("account_id")) is None else text_of(v)
     messages = conversation.get("messages")
     for message in messages if type(messages) is list and found is None else ():
-        found = text(clean(message, ACCOUNT_ID), "account_id")
+        v = message.get("account_id", _MISSING) if type(message) is dict else _MISSING
+        # a key present as spelt is what the cleaned object answers too
+        found = text_of(clean(message, ACCOUNT_ID).get("account_id") if v is _MISSING else v)
         if found is not None:
             break
     return found
 
 
+_MISSING: Any = object()
+
+
 def account(payload: Mapping[str, Any]) -> Account | None:
-    """The account of a body (any event): its ``account``, or an ``account_id`` of the body,
-    of its conversation or of their messages."""
+    """The account of a body (cleaned; any event): its ``account``, or an ``account_id`` of
+    the body, of its conversation or of their messages."""
     obj = payload.get("account")
     if type(obj) is not dict or not obj.keys() <= SMALL_KEYS:
         obj = clean(obj, SMALL_KEYS)
@@ -173,7 +180,7 @@ def account(payload: Mapping[str, Any]) -> Account | None:
         or text_of(payload.get("account_id"))
         or _account_id_of_conversation(payload.get("conversation"))
         or _account_id_of_conversation(payload.get("current_conversation"))
-        or _account_id_of_conversation(payload)
+        or _account_id_of_conversation(payload, cleaned=True)
     )
     name = v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v)
     if account_id is None and name is None:
@@ -186,10 +193,16 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
     found = obj.get("inbox")
     if type(found) is not dict or not found.keys() <= SMALL_KEYS:
         found = clean(found, SMALL_KEYS)
-    inbox_id = (str(v) if type(v := found.get("id")) is int else text_of(v)) or text_of(
-        conversation.get("inbox_id")
+    inbox_id = (
+        str(v) if type(v := found.get("id")) is int else None if v is None else text_of(v)
+    ) or (str(v) if type(v := conversation.get("inbox_id")) is int else text_of(v))
+    name = (
+        v
+        if type(v := found.get("name")) is str and v and not v.isspace()
+        else None
+        if v is None
+        else text_of(v)
     )
-    name = v if type(v := found.get("name")) is str and v and not v.isspace() else text_of(v)
     channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or (
         v if type(v := conversation.get("channel")) is str and v and not v.isspace() else text_of(v)
     )
@@ -363,8 +376,12 @@ def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:
             continue
         for name, values in item.items():
             if type(values) is dict:
+                # exact keys first (coerce.get's own first step, without its call)
+                previous = values.get("previous_value", _MISSING)
+                current = values.get("current_value", _MISSING)
                 found[str(name)] = Change(
-                    previous=get(values, "previous_value"), current=get(values, "current_value")
+                    previous=get(values, "previous_value") if previous is _MISSING else previous,
+                    current=get(values, "current_value") if current is _MISSING else current,
                 )
     return found or None
 

@@ -110,7 +110,12 @@ def _latest(message_id: str | None, conversation: Mapping[str, Any]) -> Mapping[
     if message_id is None or type(items) is not list:
         return _EMPTY
     for item in items:
-        if type(item) is dict and text_of(_copy_get(item, "id")) == message_id:
+        if type(item) is not dict:
+            continue
+        v = item.get("id", _MISSING)  # _copy_get inline: this runs for every copy
+        if v is _MISSING:
+            v = clean(item, _COPY_KEYS).get("id")
+        if (str(v) if type(v) is int else text_of(v)) == message_id:
             return item
     return _EMPTY
 
@@ -144,7 +149,9 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         message_view = _view(message_obj, content.MESSAGE_SEEN)
     # each object's keys looked at once: its view and its pass-through together
     conversation, conversation_found = read_object(conversation_obj, parts.CONVERSATION_KEYS)
-    meta = _view(conversation.get("meta"), META_KEYS)
+    meta = conversation.get("meta")
+    if type(meta) is not dict or not meta.keys() <= META_KEYS:
+        meta = clean(meta, META_KEYS)
     conversation_contact = meta.get("sender")
     copy = _latest(str(v) if type(v := message_view.get("id")) is int else text_of(v), conversation)
     # A read receipt on message_updated has no top-level status; only the copy says `read`.

@@ -19,7 +19,7 @@ from relay.events import (
     SharedContact,
     Template,
 )
-from relay.providers.chatwoot.interactive import READERS, said
+from relay.providers.chatwoot.interactive import ATTRIBUTE_KEYS, READERS, said
 from relay.providers.chatwoot.parts import actor, dict_or_none, text, text_of
 from relay.providers.coerce import (
     as_bool,
@@ -287,20 +287,22 @@ _OWN_KINDS = frozenset({"activity", "template"})
 """Message types that are their own kind (when no attachment or content type says one)."""
 
 
-def _attributes(value: dict[str, Any]) -> Mapping[str, Any]:
-    return clean(clean(value, MESSAGE_SEEN).get("content_attributes"), _ATTRIBUTE_KEYS)
+def _attributes(view: Mapping[str, Any]) -> Mapping[str, Any]:
+    return clean(view.get("content_attributes"), ATTRIBUTE_KEYS)
 
 
-def is_deleted(obj: dict[str, Any]) -> bool:
-    """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``)."""
-    if as_bool(_attributes(obj).get("deleted")):
+def is_deleted(view: Mapping[str, Any]) -> bool:
+    """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``);
+    ``view``: the message cleaned."""
+    if as_bool(_attributes(view).get("deleted")):
         return True
-    return (text(clean(obj, MESSAGE_SEEN), "status") or "").lower() == "deleted"
+    return (text(view, "status") or "").lower() == "deleted"
 
 
-def is_submission(obj: dict[str, Any]) -> bool:
-    """The contact has answered this message's survey, select or form."""
-    submitted = _attributes(obj).get("submitted_values")
+def is_submission(view: Mapping[str, Any]) -> bool:
+    """The contact has answered this message's survey, select or form (``view``: the
+    message cleaned)."""
+    submitted = _attributes(view).get("submitted_values")
     return bool(submitted) and isinstance(submitted, Mapping | list)
 
 
@@ -320,7 +322,4 @@ def message_rest(view: Mapping[str, Any], found: dict[str, Any] | None) -> dict[
     return found
 
 
-_ATTRIBUTE_KEYS = frozenset(
-    {"deleted", "submitted_values", "items", "in_reply_to", "external_error", "external_echo"}
-)
 _TEMPLATE_KEY = frozenset({"template_params"})

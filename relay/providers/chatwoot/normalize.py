@@ -163,7 +163,7 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         else text_of(v)
     )
     message = content.message_of(message_view, conversation_contact, status)
-    if type_ == "chat.message.updated" and content.is_deleted(message_obj):
+    if type_ == "chat.message.updated" and content.is_deleted(message_view):
         type_ = "chat.message.deleted"
     contact_obj = top.get("contact") or conversation_contact
     if contact_obj is None and message.sender is not None and message.sender.type == "contact":
@@ -179,7 +179,7 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         if time is not None and type_ != "chat.message.created":
             message = _with_updated_at(message, time)
     actor = message.sender
-    if type_ == "chat.message.updated" and content.is_submission(message_obj):
+    if type_ == "chat.message.updated" and content.is_submission(message_view):
         # the contact answered the survey, select or form: the change is theirs
         actor = parts.actor(conversation_contact) or actor
     contact, contact_found = parts.contact_and_extension(contact_obj)

@@ -379,7 +379,7 @@ def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:
                 # exact keys first (coerce.get's own first step, without its call)
                 previous = values.get("previous_value", _MISSING)
                 current = values.get("current_value", _MISSING)
-                found[str(name)] = Change(
+                found[name] = Change(  # a decoded object's keys are texts
                     previous=get(values, "previous_value") if previous is _MISSING else previous,
                     current=get(values, "current_value") if current is _MISSING else current,
                 )

@@ -70,3 +70,11 @@ def test_contacts_and_actors_read_as_the_tolerant_readers_read_them(obj: dict[st
 @given(st.dictionaries(st.sampled_from(["id", "status", "channel", "inbox_id"]), person_values))
 def test_conversations_read_as_the_tolerant_readers_read_them(obj: dict[str, Any]) -> None:
     assert parts.conversation(obj) == reference.conversation(obj)
+
+
+def test_the_remembered_phones_are_bounded() -> None:
+    for n in range(5000):
+        assert parts.phone(f"+55449{n:08d}") == f"+55449{n:08d}"
+    assert len(parts._PHONES) <= 4096
+    assert parts.phone("+05544999990001") is None  # never remembered: not E.164
+    assert "+05544999990001" not in parts._PHONES

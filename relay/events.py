@@ -204,7 +204,7 @@ def event_id(source: str, type_: str, identity: str) -> str:
     """
     digest = _ID_HASH.copy()
     digest.update(f"{source}\x1f{type_}\x1f{identity}".encode())
-    first, second, third, variant, fourth, last = _PIECES(digest.hexdigest())
+    first, second, third, variant, fourth, last = _PIECES(digest.digest().hex())
     # version 5 in the 13th hex digit; the variant's top bits 10 in the 17th
     return f"{first}-{second}-5{third}-{_VARIANT[variant]}{fourth}-{last}"
 

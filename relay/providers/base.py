@@ -217,16 +217,29 @@ def build_event(
     data: EventData,
 ) -> CloudEvent:
     """Wrap normalized data in the envelope with a deterministic id and partition key."""
+    source = inbound.source
     return CloudEvent(
         specversion="1.0",
-        id=event_id(inbound.source, type_, identity),
-        source=f"relay/{inbound.source}",
+        id=event_id(source, type_, identity),
+        source=_SOURCES.get(source) or _relay_source(source),
         type=type_,
         subject=subject,
         time=time or inbound.received_at,
         datacontenttype="application/json",
         dataschema=DATASCHEMA,
-        partitionkey=f"{inbound.source}:{partition}" if partition else inbound.source,
+        partitionkey=f"{source}:{partition}" if partition else source,
         providerdelivery=inbound.delivery_id,
         data=data,
     )
+
+
+_SOURCES: dict[str, str] = {}
+"""A source's name → its CloudEvents ``source`` (``relay/<name>``): a few sources send every
+event (bounded)."""
+
+
+def _relay_source(source: str) -> str:
+    if len(_SOURCES) >= 1024:
+        _SOURCES.clear()
+    found = _SOURCES[source] = f"relay/{source}"
+    return found

@@ -184,12 +184,41 @@ def passthrough(obj: Any, known: frozenset[str]) -> dict[str, Any] | None:
         return None
     if padded:
         return tolerant_leftovers(obj, known)
+    return _kept(obj, extra)
+
+
+def _kept(obj: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any] | None:
     found = {}
     for key in extra:
         value = obj[key]
         if value is not None and (value or type(value) not in _CONTAINERS):
             found[key] = value
     return found or None
+
+
+def read(obj: Any, known: frozenset[str]) -> tuple[Mapping[str, Any], dict[str, Any] | None]:
+    """``(clean(obj, known), passthrough(obj, known))`` with one look at the object's keys
+    (a reader that needs both would otherwise check them twice)."""
+    if type(obj) is not dict or len(obj) > _SHAPE_KEYS:
+        return clean(obj, known), passthrough(obj, known)
+    # _shape and _kept inline: this runs for the few large objects of every body
+    keys = tuple(obj)
+    shape = _shapes.get((known, keys))
+    if shape is None:
+        if len(_shapes) >= _MAX_SHAPES:
+            _shapes.clear()
+        shape = _shapes[(known, keys)] = _analyse(keys, known)
+    extra, padded = shape
+    if padded:
+        return _stripped(obj), tolerant_leftovers(obj, known)
+    if not extra:
+        return obj, None
+    found = {}
+    for key in extra:
+        value = obj[key]
+        if value is not None and (value or type(value) not in _CONTAINERS):
+            found[key] = value
+    return obj, found or None
 
 
 _EMPTY: dict[str, Any] = {}

@@ -19,7 +19,7 @@ from relay.events import (
     SharedContact,
     Template,
 )
-from relay.providers.chatwoot.interactive import READERS, said
+from relay.providers.chatwoot.interactive import ATTRIBUTE_KEYS, READERS, said
 from relay.providers.chatwoot.parts import actor, dict_or_none, text, text_of
 from relay.providers.coerce import (
     as_bool,
@@ -31,7 +31,7 @@ from relay.providers.coerce import (
     get_obj,
     get_str,
 )
-from relay.providers.fast import clean, passthrough, time_of
+from relay.providers.fast import clean, passthrough, read, time_of
 
 _EMPTY: dict[str, Any] = {}
 
@@ -169,24 +169,6 @@ class _Attachments:
         ]
 
 
-class _NoAttachments:
-    """What :class:`_Attachments` of no items says, without building one."""
-
-    __slots__ = ()
-    kind = location = None
-
-    @property
-    def media(self) -> list[Media]:
-        return []  # each message its own list, as each _Attachments has
-
-    @property
-    def contacts(self) -> list[SharedContact]:
-        return []
-
-
-_NONE = _NoAttachments()
-
-
 def _template(additional: Mapping[str, Any], text: str | None) -> Template | None:
     params = get_obj(additional, "template_params")
     if not params:
@@ -219,15 +201,19 @@ def _kind(attachment_kind: str | None, type_: str | None, content_type: str | No
 def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | None) -> Message:
     """A Chatwoot message object as the canonical message (``status_raw``: its status, or
     the conversation copy's when the message has none)."""
-    obj = value if value.keys() <= MESSAGE_SEEN else clean(value, MESSAGE_SEEN)
-    type_ = message_type(obj.get("message_type"))
-    direction: Direction | None = (
-        "incoming"
-        if type_ == "incoming"
-        else "outgoing"
-        if type_ in ("outgoing", "template")
-        else None
+    return message_of(
+        value if value.keys() <= MESSAGE_SEEN else clean(value, MESSAGE_SEEN),
+        conversation_contact,
+        status_raw,
     )
+
+
+def message_of(
+    obj: Mapping[str, Any], conversation_contact: Any, status_raw: str | None
+) -> Message:
+    """:func:`message` of the object cleaned."""
+    type_ = v if type(v := obj.get("message_type")) is str and v in _TYPE_WORDS else message_type(v)
+    direction = _DIRECTIONS.get(type_) if type_ else None
     attributes = obj.get("content_attributes")
     content_attributes = dict_or_none(attributes) if attributes else None
     attrs: Mapping[str, Any] = content_attributes or _EMPTY
@@ -244,11 +230,23 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
     # more is not a real message, and reading them all would only let one body cost more.
     items = obj.get("attachments")
-    attachments = _Attachments(items[:MAX_ATTACHMENTS]) if items and type(items) is list else _NONE
-    contacts = attachments.contacts
-    content_type = text_of(obj.get("content_type"))
-    kind = _kind(attachments.kind, type_, content_type)
-    body = text_of(obj.get("content")) or text_of(obj.get("processed_message_content"))
+    if items and type(items) is list:
+        attachments = _Attachments(items[:MAX_ATTACHMENTS])
+        media, location, contacts = attachments.media, attachments.location, attachments.contacts
+        attachment_kind = attachments.kind
+    else:
+        media, location, contacts, attachment_kind = [], None, [], None
+    content_type = (
+        v if type(v := obj.get("content_type")) is str and v and not v.isspace() else text_of(v)
+    )
+    kind = (
+        "text"
+        if content_type == "text" and not attachment_kind and type_ not in _OWN_KINDS
+        else _kind(attachment_kind, type_, content_type)
+    )
+    body = (
+        v if type(v := obj.get("content")) is str and v and not v.isspace() else text_of(v)
+    ) or text_of(obj.get("processed_message_content"))
     found = said(attrs, content_type) if attrs or content_type in READERS else _EMPTY
     additional = obj.get("additional_attributes")
     template = _template(additional, body) if type(additional) is dict and additional else None
@@ -260,19 +258,19 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
         kind=kind,
         text=body,
         private=v if type(v := obj.get("private")) is bool else as_bool(v) or False,
-        status=_MESSAGE_STATUSES.get((status_raw or "").lower()),
+        status=_MESSAGE_STATUSES.get(status_raw.lower()) if status_raw else None,
         provider_status=status_raw,
         created_at=time_of(obj.get("created_at")),
         sender=sender,
-        media=attachments.media,
+        media=media,
         attributes=content_attributes,
     )
-    if not (attachments.location or contacts or template or found):
+    if not (location or contacts or template or found):
         return message
     # a call of more than 15 keywords costs several times one of 15: the rest apart
     return msgspec.structs.replace(
         message,
-        location=attachments.location,
+        location=location,
         shared_contact=contacts[0] if contacts else None,
         shared_contacts=contacts,
         template=template,
@@ -280,34 +278,48 @@ def message(value: dict[str, Any], conversation_contact: Any, status_raw: str | 
     )
 
 
-def _attributes(value: dict[str, Any]) -> Mapping[str, Any]:
-    return clean(clean(value, MESSAGE_SEEN).get("content_attributes"), _ATTRIBUTE_KEYS)
+_DIRECTIONS: dict[str, Direction] = {
+    "incoming": "incoming",
+    "outgoing": "outgoing",
+    "template": "outgoing",
+}
+_OWN_KINDS = frozenset({"activity", "template"})
+"""Message types that are their own kind (when no attachment or content type says one)."""
 
 
-def is_deleted(obj: dict[str, Any]) -> bool:
-    """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``)."""
-    if as_bool(_attributes(obj).get("deleted")):
+def _attributes(view: Mapping[str, Any]) -> Mapping[str, Any]:
+    return clean(view.get("content_attributes"), ATTRIBUTE_KEYS)
+
+
+def is_deleted(view: Mapping[str, Any]) -> bool:
+    """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``);
+    ``view``: the message cleaned."""
+    if as_bool(_attributes(view).get("deleted")):
         return True
-    return (text(clean(obj, MESSAGE_SEEN), "status") or "").lower() == "deleted"
+    return (text(view, "status") or "").lower() == "deleted"
 
 
-def is_submission(obj: dict[str, Any]) -> bool:
-    """The contact has answered this message's survey, select or form."""
-    submitted = _attributes(obj).get("submitted_values")
+def is_submission(view: Mapping[str, Any]) -> bool:
+    """The contact has answered this message's survey, select or form (``view``: the
+    message cleaned)."""
+    submitted = _attributes(view).get("submitted_values")
     return bool(submitted) and isinstance(submitted, Mapping | list)
 
 
 def message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
-    found = passthrough(obj, MESSAGE_KEYS)
-    view = obj if obj.keys() <= MESSAGE_SEEN else clean(obj, MESSAGE_SEEN)
+    return message_rest(*read(obj, MESSAGE_KEYS))
+
+
+def message_rest(view: Mapping[str, Any], found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The message's extension: ``found``, its pass-through (:func:`read`), with what its
+    ``additional_attributes`` (of ``view``, the object cleaned) hold besides the template."""
     additional = view.get("additional_attributes")
     rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
-        found = {**(found or {}), "additional_attributes": rest}
+        if found is None:
+            return {"additional_attributes": rest}
+        found["additional_attributes"] = rest  # a fresh dict, of keys other than this one
     return found
 
 
-_ATTRIBUTE_KEYS = frozenset(
-    {"deleted", "submitted_values", "items", "in_reply_to", "external_error", "external_echo"}
-)
 _TEMPLATE_KEY = frozenset({"template_params"})

@@ -14,9 +14,9 @@ from relay.events import CloudEvent
 from relay.providers.base import Inbound
 from relay.providers.chatwoot.normalize import normalize_payload
 
-_decode = msgspec.json.Decoder().decode
+decode = msgspec.json.Decoder().decode
 
 
 def normalize_fast(inbound: Inbound) -> list[CloudEvent]:
     """The events of a body msgspec decodes (its refusals reach the caller)."""
-    return normalize_payload(inbound, _decode(inbound.body))
+    return normalize_payload(inbound, decode(inbound.body))

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay.events import Button, Card, Csat, FormField, Media, MessageError, Option, Reply
+from relay.providers.chatwoot.parts import text_of
 from relay.providers.coerce import as_int, as_str, get, get_list, get_obj, get_str
+from relay.providers.fast import clean
 
 
 def _options(items: list[Any]) -> list[Option]:
@@ -69,9 +71,10 @@ def said(attrs: Mapping[str, Any], content_type: str | None) -> dict[str, Any]:
     by its ``content_type`` (survey, select, cards, form), and the message it answers and
     its error whatever the type."""
     found: dict[str, Any] = {}
+    view = clean(attrs, ATTRIBUTE_KEYS) if attrs else attrs  # what coerce.get finds, once
     if content_type in READERS:
-        submitted = get(attrs, "submitted_values")
-        items = get_list(attrs, "items")
+        submitted = view.get("submitted_values")
+        items = v if isinstance(v := view.get("items"), list) else []
         if content_type == "input_csat":
             response = get_obj(submitted, "csat_survey_response")
             found["csat"] = Csat(
@@ -88,12 +91,16 @@ def said(attrs: Mapping[str, Any], content_type: str | None) -> dict[str, Any]:
         else:
             found["form"] = _form(items, submitted)
     if attrs:
-        found["in_reply_to"] = get_str(attrs, "in_reply_to")
-        found["error"] = _error(get(attrs, "external_error"))
+        found["in_reply_to"] = text_of(view.get("in_reply_to"))
+        found["error"] = _error(view.get("external_error"))
     return found
 
 
 READERS = frozenset({"input_csat", "input_select", "cards", "form"})
+ATTRIBUTE_KEYS = frozenset(
+    {"deleted", "submitted_values", "items", "in_reply_to", "external_error", "external_echo"}
+)
+"""The ``content_attributes`` keys relay reads."""
 
 
 def _error(value: Any) -> MessageError | None:

@@ -10,7 +10,7 @@ the tolerant normalizer it replaced, byte for byte).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
@@ -29,9 +29,11 @@ from relay.providers.chatwoot.parts import CONVERSATION_SEEN, META_KEYS, text_of
 from relay.providers.coerce import as_bool, as_time, get, get_obj, get_str
 from relay.providers.extensions import bounded
 from relay.providers.fast import clean, forgetting, time_of
+from relay.providers.fast import read as read_object
 
 AUTOMATION_PREFIX = "automation_event."
 _EMPTY: dict[str, Any] = {}
+_MISSING: Any = object()
 # What a body's top level holds, for any event (speeds up clean(), which needs no list).
 _BODY_KEYS = (
     content.MESSAGE_SEEN
@@ -42,8 +44,9 @@ _BODY_KEYS = (
 _COPY_KEYS = content.MESSAGE_SEEN | {"sentiment", "external_source_ids"}
 
 
-class Read(NamedTuple):
-    """One body on its way to an event: what every builder gets."""
+class Read(msgspec.Struct):
+    """One body on its way to an event: what every builder gets (a Struct: built at C
+    speed, where a NamedTuple's ``__new__`` is Python)."""
 
     inbound: Inbound
     payload: dict[str, Any]
@@ -52,6 +55,8 @@ class Read(NamedTuple):
     """The body cleaned, to read from."""
     event: str
     account: Account | None
+    rest: dict[str, Any] | None
+    """The body's pass-through against its builder's keys (:data:`TOP_KEYS`)."""
 
     def data(self, **found: Any) -> EventData:
         return EventData(
@@ -99,15 +104,27 @@ Builder = Callable[[Read, EventType], CloudEvent]
 
 
 def _latest(message_id: str | None, conversation: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The conversation's copy of this message (``conversation.messages[]``), cleaned."""
+    """The conversation's copy of this message (``conversation.messages[]``) as decoded:
+    read it with :func:`_copy_get`."""
     items = conversation.get("messages")
     if message_id is None or type(items) is not list:
         return _EMPTY
     for item in items:
-        copy = item if type(item) is dict and item.keys() <= _COPY_KEYS else clean(item, _COPY_KEYS)
-        if (str(v) if type(v := copy.get("id")) is int else text_of(v)) == message_id:
-            return copy
+        if type(item) is not dict:
+            continue
+        v = item.get("id", _MISSING)  # _copy_get inline: this runs for every copy
+        if v is _MISSING:
+            v = clean(item, _COPY_KEYS).get("id")
+        if (str(v) if type(v) is int else text_of(v)) == message_id:
+            return item
     return _EMPTY
+
+
+def _copy_get(copy: Mapping[str, Any], key: str) -> Any:
+    """``clean(copy).get(key)``, the object's keys looked at only when ``key`` is absent (a
+    key present as spelt is what the cleaned view answers too)."""
+    value = copy.get(key, _MISSING)
+    return clean(copy, _COPY_KEYS).get(key) if value is _MISSING else value
 
 
 def _view(obj: Any, seen: frozenset[str]) -> Mapping[str, Any]:
@@ -121,6 +138,7 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
     if type(conversation_obj) is not dict:
         conversation_obj = _EMPTY
     message_obj: dict[str, Any] = read.payload
+    message_view = top
     if not conversation_obj and top.get("message_type") is None:
         # Automation rules post the conversation even for message events: the message is
         # the conversation's latest.
@@ -128,16 +146,24 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         listed = top.get("messages")
         messages = [m for m in listed if type(m) is dict] if type(listed) is list else []
         message_obj = messages[-1] if messages else _EMPTY
-    conversation = _view(conversation_obj, CONVERSATION_SEEN)
-    conversation_contact = _view(conversation.get("meta"), META_KEYS).get("sender")
-    message_view = _view(message_obj, content.MESSAGE_SEEN)
+        message_view = _view(message_obj, content.MESSAGE_SEEN)
+    # each object's keys looked at once: its view and its pass-through together
+    conversation, conversation_found = read_object(conversation_obj, parts.CONVERSATION_KEYS)
+    meta = conversation.get("meta")
+    if type(meta) is not dict or not meta.keys() <= META_KEYS:
+        meta = clean(meta, META_KEYS)
+    conversation_contact = meta.get("sender")
     copy = _latest(str(v) if type(v := message_view.get("id")) is int else text_of(v), conversation)
     # A read receipt on message_updated has no top-level status; only the copy says `read`.
-    status = text_of(message_view.get("status")) or (
-        None if (v := copy.get("status")) is None else text_of(v)
+    status = (None if (v := message_view.get("status")) is None else text_of(v)) or (
+        v
+        if type(v := _copy_get(copy, "status")) is str and v and not v.isspace()
+        else None
+        if v is None
+        else text_of(v)
     )
-    message = content.message(message_obj, conversation_contact, status)
-    if type_ == "chat.message.updated" and content.is_deleted(message_obj):
+    message = content.message_of(message_view, conversation_contact, status)
+    if type_ == "chat.message.updated" and content.is_deleted(message_view):
         type_ = "chat.message.deleted"
     contact_obj = top.get("contact") or conversation_contact
     if contact_obj is None and message.sender is not None and message.sender.type == "contact":
@@ -149,23 +175,35 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
     else:
         if type_ == "chat.message.deleted" and message.id:
             identity = f"deleted:{read.account_id}:{message.id}"
-        time = time_of(copy.get("updated_at"))  # the change's time, when Chatwoot says
+        time = time_of(_copy_get(copy, "updated_at"))  # the change's time, when Chatwoot says
         if time is not None and type_ != "chat.message.created":
             message = _with_updated_at(message, time)
     actor = message.sender
-    if type_ == "chat.message.updated" and content.is_submission(message_obj):
+    if type_ == "chat.message.updated" and content.is_submission(message_view):
         # the contact answered the survey, select or form: the change is theirs
         actor = parts.actor(conversation_contact) or actor
-    data = read.data(
+    contact, contact_found = parts.contact_and_extension(contact_obj)
+    data = EventData(  # read.data(...), without a dict of keywords
+        provider="chatwoot",
+        source=read.inbound.source,
+        provider_event=read.event,
+        account=read.account,
         inbox=parts.inbox(top, conversation),
-        conversation=parts.conversation(conversation_obj),
+        conversation=parts.conversation_of(conversation, meta) if conversation_obj else None,
         message=message,
-        contact=parts.contact(contact_obj),
+        contact=contact,
         actor=actor,
         extensions=read.extensions(
-            ("message", content.message_extension(message_obj) if message_obj else None),
-            ("conversation", parts.conversation_extension(conversation_obj)),
-            ("contact", parts.contact_extension(contact_obj)),
+            (
+                "message",
+                content.message_rest(top, read.rest)
+                if message_obj is read.payload
+                else content.message_extension(message_obj)
+                if message_obj
+                else None,
+            ),
+            ("conversation", parts.conversation_rest(conversation, conversation_found)),
+            ("contact", contact_found),
         ),
     )
     return read.finish(type_, identity, time, data)
@@ -178,7 +216,7 @@ def _with_updated_at(message: Message, time: str) -> Message:
 def conversation_event(read: Read, type_: EventType) -> CloudEvent:
     """The body is the conversation."""
     top = read.top
-    conversation = parts.conversation(read.payload)
+    conversation = parts.conversation_of(top) if read.payload else None  # top: the body cleaned
     if conversation is not None and conversation.id is None:
         conversation = None
     changes = parts.changes(top)
@@ -191,14 +229,15 @@ def conversation_event(read: Read, type_: EventType) -> CloudEvent:
             conversation.updated_at if conversation is not None else None
         )
     sender = clean(top.get("meta"), META_KEYS).get("sender")
+    contact, contact_found = parts.contact_and_extension(sender)
     data = read.data(
         inbox=parts.inbox(top, top),
         conversation=conversation,
-        contact=parts.contact(sender),
+        contact=contact,
         changes=changes,
         extensions=read.extensions(
-            ("conversation", parts.conversation_extension(read.payload)),
-            ("contact", parts.contact_extension(sender)),
+            ("conversation", parts.conversation_rest(top, read.rest)),
+            ("contact", contact_found),
         ),
     )
     return read.finish(type_, identity, time, data)
@@ -222,7 +261,7 @@ def typing_event(read: Read, type_: EventType) -> CloudEvent:
 def contact_event(read: Read, type_: EventType) -> CloudEvent:
     """The body is the contact."""
     top = read.top
-    contact = parts.contact(read.payload)
+    contact = parts.contact_of(top) if read.payload else None  # top: the body cleaned
     changes = parts.changes(top)
     identity = None
     if type_ == "chat.contact.created" and contact is not None and contact.id:
@@ -236,7 +275,7 @@ def contact_event(read: Read, type_: EventType) -> CloudEvent:
     data = read.data(
         contact=contact,
         changes=changes,
-        extensions=read.extensions(("contact", parts.contact_extension(read.payload))),
+        extensions=read.extensions(("contact", read.rest)),
     )
     return read.finish(type_, identity, time, data)
 
@@ -282,18 +321,32 @@ def event_type_for(event: str) -> EventType | None:
     return entry[0] if entry else None
 
 
+TOP_KEYS: dict[Builder, frozenset[str]] = {
+    message_event: content.MESSAGE_KEYS,
+    conversation_event: parts.CONVERSATION_KEYS,
+    contact_event: parts.CONTACT_KEYS,
+    typing_event: _BODY_KEYS,
+    widget_event: _BODY_KEYS,
+}
+"""What each builder's body is, for its pass-through (``Read.rest``)."""
+
+
 def normalize_payload(inbound: Inbound, payload: Any) -> list[CloudEvent]:
     """A decoded Chatwoot body as its event."""
     body = require_object(payload)
-    top = body if body.keys() <= _BODY_KEYS else clean(body, _BODY_KEYS)
-    event = text_of(top.get("event"))
+    event = body.get("event", _MISSING)
+    if event is _MISSING:
+        event = clean(body, _BODY_KEYS).get("event")
+    if type(event) is not str or not event or event.isspace():
+        event = text_of(event)
     if event is None:
         raise Unmappable("missing_event", "the body has no `event` field")
     entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX))
     if entry is None:
         raise Unmappable("unknown_event", f"unknown Chatwoot event {event!r}")
     type_, builder = entry
-    return [builder(Read(inbound, body, top, event, parts.account(top)), type_)]
+    top, rest = read_object(body, TOP_KEYS[builder])
+    return [builder(Read(inbound, body, top, event, parts.account(top), rest), type_)]
 
 
 def _tolerant(inbound: Inbound, payload: Any = None) -> list[CloudEvent]:

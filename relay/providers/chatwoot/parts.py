@@ -18,7 +18,7 @@ from relay.events import (
     Inbox,
 )
 from relay.providers.coerce import as_e164, as_str, get, get_str
-from relay.providers.fast import clean, passthrough, time_of
+from relay.providers.fast import clean, passthrough, read, time_of
 
 _CONVERSATION_STATUSES: dict[str, ConversationStatus] = {
     "open": "open",
@@ -124,21 +124,54 @@ def text_of(value: Any) -> str | None:
     return None if value is None else as_str(value)
 
 
-def _account_id_of_conversation(value: Any) -> str | None:
+def _avatar(obj: Mapping[str, Any], avatar: Any) -> str | None:
+    """The first of ``avatar``, ``thumbnail`` and ``avatar_url`` that is text."""
+    for value in (avatar, obj.get("thumbnail"), obj.get("avatar_url")):
+        if value is not None and (found := text_of(value)) is not None:
+            return found
+    return None
+
+
+_PHONES: set[str] = set()
+"""Phones already found E.164 as sent (a contact's number comes back with each of its
+messages, and twice in one message body); bounded."""
+
+
+def phone(value: Any) -> str | None:
+    """:func:`relay.providers.coerce.as_e164`, a number already found E.164 answered from
+    :data:`_PHONES`."""
+    if type(value) is str and value in _PHONES:
+        return value
+    found = as_e164(value)
+    if found is not None and found == value:
+        if len(_PHONES) >= 4096:
+            _PHONES.clear()
+        _PHONES.add(found)
+    return found
+
+
+def _account_id_of_conversation(value: Any, cleaned: bool = False) -> str | None:
     # Conversation payloads before Chatwoot 4.15 carry no account; their last message does.
-    conversation = clean(value, CONVERSATION_SEEN)
-    found = text(conversation, "account_id")
+    if value is None:
+        return None
+    conversation = value if cleaned else clean(value, CONVERSATION_SEEN)
+    found = None if (v := conversation.get("account_id")) is None else text_of(v)
     messages = conversation.get("messages")
     for message in messages if type(messages) is list and found is None else ():
-        found = text(clean(message, ACCOUNT_ID), "account_id")
+        v = message.get("account_id", _MISSING) if type(message) is dict else _MISSING
+        # a key present as spelt is what the cleaned object answers too
+        found = text_of(clean(message, ACCOUNT_ID).get("account_id") if v is _MISSING else v)
         if found is not None:
             break
     return found
 
 
+_MISSING: Any = object()
+
+
 def account(payload: Mapping[str, Any]) -> Account | None:
-    """The account of a body (any event): its ``account``, or an ``account_id`` of the body,
-    of its conversation or of their messages."""
+    """The account of a body (cleaned; any event): its ``account``, or an ``account_id`` of
+    the body, of its conversation or of their messages."""
     obj = payload.get("account")
     if type(obj) is not dict or not obj.keys() <= SMALL_KEYS:
         obj = clean(obj, SMALL_KEYS)
@@ -147,9 +180,9 @@ def account(payload: Mapping[str, Any]) -> Account | None:
         or text_of(payload.get("account_id"))
         or _account_id_of_conversation(payload.get("conversation"))
         or _account_id_of_conversation(payload.get("current_conversation"))
-        or _account_id_of_conversation(payload)
+        or _account_id_of_conversation(payload, cleaned=True)
     )
-    name = text_of(obj.get("name"))
+    name = v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v)
     if account_id is None and name is None:
         return None
     return Account(id=account_id, name=name)
@@ -160,12 +193,18 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
     found = obj.get("inbox")
     if type(found) is not dict or not found.keys() <= SMALL_KEYS:
         found = clean(found, SMALL_KEYS)
-    inbox_id = (str(v) if type(v := found.get("id")) is int else text_of(v)) or text_of(
-        conversation.get("inbox_id")
+    inbox_id = (
+        str(v) if type(v := found.get("id")) is int else None if v is None else text_of(v)
+    ) or (str(v) if type(v := conversation.get("inbox_id")) is int else text_of(v))
+    name = (
+        v
+        if type(v := found.get("name")) is str and v and not v.isspace()
+        else None
+        if v is None
+        else text_of(v)
     )
-    name = text_of(found.get("name"))
-    channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or text_of(
-        conversation.get("channel")
+    channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or (
+        v if type(v := conversation.get("channel")) is str and v and not v.isspace() else text_of(v)
     )
     if inbox_id is None and name is None and channel is None:
         return None
@@ -173,7 +212,11 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
 
 
 def dict_or_none(value: Any) -> dict[str, Any] | None:
-    if not value or not (type(value) is dict or isinstance(value, Mapping)):
+    """A non-empty JSON object as a dict (a decoded one as it is: the event may share it
+    with the body, which nothing changes after decoding), else None."""
+    if type(value) is dict:
+        return value or None
+    if not value or not isinstance(value, Mapping):
         return None
     return dict(value)
 
@@ -191,26 +234,39 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
     return Actor(
         type=_ACTOR_TYPES.get(kind.lower() if kind else default_type, "system"),
         id=str(v) if type(v := obj.get("id")) is int else text_of(v),
-        name=text_of(obj.get("name")) or text_of(obj.get("available_name")),
+        name=(v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v))
+        or text_of(obj.get("available_name")),
         email=None if (v := obj.get("email")) is None else text_of(v),
-        phone=as_e164(obj.get("phone_number")),
+        phone=phone(obj.get("phone_number")),
     )
 
 
 def contact(value: Any) -> Contact | None:
     if type(value) is not dict or not value:
         return None
-    obj = value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN)
+    return contact_of(value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN))
+
+
+def contact_and_extension(value: Any) -> tuple[Contact | None, dict[str, Any] | None]:
+    """``(contact(value), contact_extension(value))``, the object's keys looked at once."""
+    if type(value) is not dict or not value:
+        return None, None
+    view, found = read(value, CONTACT_KEYS)
+    return contact_of(view), found
+
+
+def contact_of(obj: Mapping[str, Any]) -> Contact:
+    """The contact of a cleaned, non-empty object."""
     custom = obj.get("custom_attributes")
     return Contact(
         id=str(v) if type(v := obj.get("id")) is int else text_of(v),
-        name=text_of(obj.get("name")),
-        phone=as_e164(obj.get("phone_number")),
+        name=v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v),
+        phone=phone(obj.get("phone_number")),
         email=None if (v := obj.get("email")) is None else text_of(v),
         identifier=None if (v := obj.get("identifier")) is None else text_of(v),
-        avatar_url=text_of(obj.get("avatar"))
-        or text_of(obj.get("thumbnail"))
-        or (None if (v := obj.get("avatar_url")) is None else text_of(v)),
+        avatar_url=v
+        if type(v := obj.get("avatar")) is str and v and not v.isspace()
+        else _avatar(obj, v),
         custom_attributes=dict_or_none(custom) if custom else None,
     )
 
@@ -220,10 +276,16 @@ def contact_extension(obj: Any) -> dict[str, Any] | None:
 
 
 def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
-    found = passthrough(obj, CONVERSATION_KEYS)
-    if not obj.keys() <= CONVERSATION_SEEN:
-        obj = clean(obj, CONVERSATION_SEEN)  # type: ignore[assignment]
-    contact_inbox = obj.get("contact_inbox")
+    view, found = read(obj, CONVERSATION_KEYS)
+    return conversation_rest(view, found)
+
+
+def conversation_rest(
+    view: Mapping[str, Any], found: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The conversation's extension: ``found``, its pass-through (:func:`read`), with its
+    ``contact_inbox`` (of ``view``, the object cleaned) added."""
+    contact_inbox = view.get("contact_inbox")
     if type(contact_inbox) is dict:
         # the raw contact_inbox row carries the widget's pubsub_token: a credential
         kept = dict(contact_inbox)
@@ -231,7 +293,9 @@ def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
         if None in kept.values():
             kept = {k: v for k, v in kept.items() if v is not None}
         if kept:
-            found = {**(found or {}), "contact_inbox": kept}
+            if found is None:
+                return {"contact_inbox": kept}
+            found["contact_inbox"] = kept  # a fresh dict, of keys other than this one
     return found
 
 
@@ -252,10 +316,18 @@ def _labels(value: Any) -> list[str] | None:
 def conversation(value: Any) -> Conversation | None:
     if type(value) is not dict or not value:
         return None
-    obj = value if value.keys() <= CONVERSATION_SEEN else clean(value, CONVERSATION_SEEN)
-    meta = obj.get("meta")
-    if type(meta) is not dict or not meta.keys() <= META_KEYS:
-        meta = clean(meta, META_KEYS)
+    return conversation_of(
+        value if value.keys() <= CONVERSATION_SEEN else clean(value, CONVERSATION_SEEN)
+    )
+
+
+def conversation_of(obj: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Conversation:
+    """The conversation of a cleaned, non-empty object (``meta``: its ``meta``, cleaned, when
+    the caller has it)."""
+    if meta is None:
+        meta = obj.get("meta")
+        if type(meta) is not dict or not meta.keys() <= META_KEYS:
+            meta = clean(meta, META_KEYS)
     team = meta.get("team")
     assignee = meta.get("assignee")
     status_raw = obj.get("status")
@@ -272,9 +344,11 @@ def conversation(value: Any) -> Conversation | None:
         status=_CONVERSATION_STATUSES.get(status_raw.lower())
         if type(status_raw) is str
         else _conversation_status(status_raw),
-        provider_status=as_str(status_raw),
+        provider_status=status_raw
+        if type(status_raw) is str and status_raw and not status_raw.isspace()
+        else as_str(status_raw),
         inbox_id=str(v) if type(v := obj.get("inbox_id")) is int else text_of(v),
-        channel=text_of(obj.get("channel")),
+        channel=v if type(v := obj.get("channel")) is str and v and not v.isspace() else text_of(v),
         assignee=actor(assignee, default_type="user") if assignee else None,
         team=None
         if team is None
@@ -302,8 +376,12 @@ def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:
             continue
         for name, values in item.items():
             if type(values) is dict:
-                found[str(name)] = Change(
-                    previous=get(values, "previous_value"), current=get(values, "current_value")
+                # exact keys first (coerce.get's own first step, without its call)
+                previous = values.get("previous_value", _MISSING)
+                current = values.get("current_value", _MISSING)
+                found[name] = Change(  # a decoded object's keys are texts
+                    previous=get(values, "previous_value") if previous is _MISSING else previous,
+                    current=get(values, "current_value") if current is _MISSING else current,
                 )
     return found or None
 

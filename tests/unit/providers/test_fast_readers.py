@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from relay.providers import fast
 from relay.providers.coerce import as_time, get
 from relay.providers.extensions import leftovers
-from relay.providers.fast import clean, passthrough, time_of
+from relay.providers.fast import clean, passthrough, read, time_of
 
 KNOWN = frozenset({"id", "name", "status", "meta"})
 # keys as providers bend them: known ones, padded ones, unknown ones
@@ -73,6 +73,25 @@ def test_passthrough_keeps_what_leftovers_keeps_in_the_same_order(obj: dict[str,
         found = passthrough(obj, KNOWN)
         assert found == leftovers(obj, KNOWN)
         assert list(found or {}) == list(leftovers(obj, KNOWN) or {})
+
+
+@example({" id": 1, "x": None, "y": 2})
+@example({"id": 1, "y": {}, "z": 3})
+@given(st.one_of(objects(12), st.none(), st.integers()))
+def test_read_is_clean_and_passthrough_with_one_look(obj: Any) -> None:
+    for _ in range(2):  # the second time from the cached shape
+        view, found = read(obj, KNOWN)
+        assert found == passthrough(obj, KNOWN)
+        assert list(found or {}) == list(passthrough(obj, KNOWN) or {})
+        for key in ["id", "name", "status", "meta", "x", "y", "absent"]:
+            assert view.get(key) == clean(obj, KNOWN).get(key), key
+
+
+def test_read_of_a_large_object_is_clean_and_passthrough() -> None:
+    obj = {**{f" k{i}": i for i in range(300)}, "id": 1}
+    view, found = read(obj, KNOWN)
+    assert found == passthrough(obj, KNOWN)
+    assert view.get("k7") == clean(obj, KNOWN).get("k7") == 7
 
 
 def test_passthrough_of_many_unknown_keys_counts_what_it_leaves_out() -> None:

@@ -41,6 +41,9 @@ log = structlog.get_logger("relay.ingress")
 MAX_HEAD = 64 * 1024
 """Bytes kept for a request head still coming in; past it aiohttp gets the connection
 (and refuses the head: its own limit is 8 KiB a line)."""
+LONG_LINE = 8000
+"""A request line or header about as long as aiohttp allows (8190 bytes): aiohttp's to
+judge, and to refuse with its ``LineTooLong`` when it is over."""
 
 
 class LeanServer:
@@ -238,6 +241,10 @@ class LeanConnection(asyncio.Protocol):
         """The request just parsed, if the lean server serves it."""
         parser = self._parser
         if parser.get_method() != b"POST":
+            return None
+        if len(self._url) > LONG_LINE or any(
+            len(name) + len(value) > LONG_LINE for name, value in self._headers
+        ):
             return None
         route = hook_route(self._url)
         if route is None:

@@ -14,8 +14,10 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
+from yarl import URL
 
 from relay.app import build_app
+from relay.app.serve import Listener
 from relay.bus import Bus
 from relay.config import Config, parse
 from relay.delivery.service import DeliveryService
@@ -41,10 +43,36 @@ def make_config(yaml_text: str, **env: str) -> Config:
     return parse(yaml_text, env=env)
 
 
+class RelayTestServer(TestServer):
+    """aiohttp's TestServer with the port served as ``relay serve`` serves it: the lean
+    server for hooks unless ``listen.server: aiohttp`` (:class:`relay.app.serve.Listener`)."""
+
+    listener: Listener | None = None
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kw: Any) -> None:
+        if self.runner:
+            return
+        self._loop = loop
+        self.runner = await self._make_runner(handler_cancellation=True, **kw)
+        await self.runner.setup()
+        self.listener = Listener(self.app, self.runner)
+        sock = socket.socket()
+        sock.bind((self.host, 0))
+        await self.listener.start(self.host, 0, [sock])
+        self.port = sock.getsockname()[1]
+        self.scheme = "http"
+        self._root = URL(f"http://{self.host}:{self.port}")
+
+    async def close(self) -> None:
+        if self.started and not self.closed and self.listener is not None:
+            await self.listener.stop(5.0)
+        await super().close()
+
+
 @asynccontextmanager
 async def relay_client(config: Config) -> AsyncIterator[TestClient[Any, Any]]:
     """A real relay app on a loopback port, with a client pointed at it."""
-    client: TestClient[Any, Any] = TestClient(TestServer(build_app(config)))
+    client: TestClient[Any, Any] = TestClient(RelayTestServer(build_app(config)))
     await client.start_server()
     try:
         yield client

@@ -27,6 +27,7 @@ from relay.index import Indexer
 from relay.ingress import (
     HOOKS,
     INGRESS,
+    LEAN,
     METRICS,
     PROBES,
     TRACED_HOOKS,
@@ -193,6 +194,7 @@ def build_app(
         app.cleanup_ctx.append(sighup_context)
     if role in ("all", "ingress"):
         app.add_routes(HOOKS if tracing is None else TRACED_HOOKS)
+    app[LEAN] = role != "delivery" and tracing is None and config.listen.server == "lean"
     app.add_routes(PROBES)
     if config.admin.listen is None:  # else build_admin_app gives them a listener
         _add_admin_side(app)

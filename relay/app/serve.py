@@ -1,7 +1,10 @@
 """Running the application: the event loop, listen, guard connections, shut down gracefully.
 
-On SIGTERM or SIGINT: the listener closes (readiness fails), requests in flight finish
-within the grace period, then delivery commits its watermarks and the bus flushes.
+The hook port is served by the lean server (:mod:`relay.ingress.lean`), which hands
+every request but a hook to aiohttp, unless ``listen.server: aiohttp`` (or tracing) says
+aiohttp serves it all. On SIGTERM or SIGINT: the listener closes (readiness fails),
+requests in flight finish within the grace period, then delivery commits its watermarks
+and the bus flushes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import structlog
 from aiohttp import web
 
 from relay.app import heap
+from relay.ingress import INGRESS, LEAN
 from relay.ingress.guard import GUARD
+from relay.ingress.lean import LeanServer
 from relay.preflight import listen_problem
 
 log = structlog.get_logger("relay.serve")
@@ -72,6 +77,52 @@ def bind(host: str, port: int, key: str = "listen") -> list[socket.socket]:
     return sockets
 
 
+class Listener:
+    """The hook port of a set-up runner: aiohttp's sites, or the lean server in front."""
+
+    def __init__(self, app: web.Application, runner: web.AppRunner) -> None:
+        assert runner.server is not None, "runner.setup() first"
+        self._app = app
+        self._runner = runner
+        self._server = runner.server
+        self.lean = LeanServer(app, runner.server) if app.get(LEAN) else None
+        self._servers: list[asyncio.Server] = []
+
+    async def start(self, host: str, port: int, sockets: Sequence[socket.socket] = ()) -> None:
+        """On ``sockets`` if any, else on ``host:port``; raises OSError."""
+        if self.lean is None:
+            sites: list[web.BaseSite] = [web.SockSite(self._runner, sock) for sock in sockets]
+            for site in sites or [web.TCPSite(self._runner, host, port)]:
+                await site.start()
+            return
+        loop = asyncio.get_running_loop()
+        for sock in sockets:
+            self._servers.append(await loop.create_server(self.lean, sock=sock, backlog=BACKLOG))
+        if not sockets:
+            self._servers.append(
+                await loop.create_server(self.lean, host or None, port, backlog=BACKLOG)
+            )
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [sock for server in self._servers for sock in server.sockets]
+
+    def protocols(self) -> list[object]:
+        """The open connections, for the slow-header guard."""
+        return self.lean.protocols() if self.lean is not None else [*self._server.connections]
+
+    async def stop(self, within: float) -> None:
+        """Stop listening; requests in flight get ``within`` seconds, on either server
+        (aiohttp's sites stop in ``runner.cleanup()``, which waits for its own)."""
+        if self.lean is None:
+            return
+        for server in self._servers:
+            server.close()
+        self._app[INGRESS].accepting = False
+        self._server.pre_shutdown()  # aiohttp's idle keep-alives close now, as in cleanup
+        await asyncio.gather(self.lean.shutdown(within), self._server.shutdown(within))
+
+
 async def _start_admin(admin: AdminListener) -> web.AppRunner:
     admin_app, host, port = admin
     runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=1.0)
@@ -102,11 +153,10 @@ async def serve(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace / 2)
     await runner.setup()
     admin_runner: web.AppRunner | None = None
+    listener = Listener(app, runner)
     try:
-        sites: list[web.BaseSite] = [web.SockSite(runner, sock) for sock in sockets]
         try:
-            for site in sites or [web.TCPSite(runner, host, port)]:
-                await site.start()
+            await listener.start(host, port, sockets)
         except OSError as exc:
             raise ListenError(listen_problem(exc, host, port)) from exc
         if admin is not None:
@@ -116,11 +166,7 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         guard = app.get(GUARD)
-        watcher = (
-            asyncio.create_task(guard.watch(runner.server))
-            if guard is not None and runner.server is not None
-            else None
-        )
+        watcher = asyncio.create_task(guard.watch(listener.protocols)) if guard else None
         heap.settle()
         log.info("listening", host=host, port=port, pid=os.getpid())
         await stop.wait()
@@ -129,7 +175,10 @@ async def serve(
             watcher.cancel()
     finally:
         try:
-            await runner.cleanup()
+            try:
+                await listener.stop(grace / 2)
+            finally:
+                await runner.cleanup()
         finally:
             # last, so /readyz there says "shutting down" while requests finish
             if admin_runner is not None:

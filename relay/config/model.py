@@ -38,6 +38,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 class Listen(Section, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
     port: Port = 8080
+    server: Literal["lean", "aiohttp"] = "lean"
+    """Who serves the hook route: relay's lean HTTP server (everything else on the port
+    still goes to aiohttp), or aiohttp for all of it."""
 
 
 class Source(Section, frozen=True, kw_only=True):

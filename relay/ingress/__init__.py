@@ -10,7 +10,16 @@ from relay.ingress.hooks import receive_hook, traced_receive_hook
 from relay.ingress.middleware import request_context
 from relay.ingress.state import INGRESS, IngressState
 
-__all__ = ["HOOKS", "INGRESS", "METRICS", "PROBES", "TRACED_HOOKS", "IngressState", "middlewares"]
+__all__ = [
+    "HOOKS",
+    "INGRESS",
+    "LEAN",
+    "METRICS",
+    "PROBES",
+    "TRACED_HOOKS",
+    "IngressState",
+    "middlewares",
+]
 
 middlewares = [request_context]
 
@@ -35,4 +44,7 @@ PROBES: tuple[web.RouteDef, ...] = (
     web.get("/readyz", health.readyz),
 )
 METRICS: tuple[web.RouteDef, ...] = (web.get("/metrics", health.metrics),)
+LEAN = web.AppKey("lean_hooks", bool)
+"""True: the application's hooks may be served by :mod:`relay.ingress.lean` (they are
+registered, untraced, and ``listen.server`` is ``lean``)."""
 """Served with the admin endpoints (on ``admin.listen`` when it is set)."""

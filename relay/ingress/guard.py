@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -51,11 +52,12 @@ class ConnectionGuard:
                 closed += 1
         return closed
 
-    async def watch(self, server: web.Server) -> None:
+    async def watch(self, connections: Callable[[], list[Any]]) -> None:
+        """Sweep ``connections()`` (protocols with ``force_close()``) now and then."""
         interval = min(1.0, self.header_timeout / 2)
         while True:
             await asyncio.sleep(interval)
-            closed = self.sweep(server.connections, time.monotonic())
+            closed = self.sweep(connections(), time.monotonic())
             if closed:
                 log.info("slow_connections_closed", count=closed)
 

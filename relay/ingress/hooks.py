@@ -1,7 +1,9 @@
 """The hook handler: checks in order, then the pipeline, then 202.
 
-Each check raises :class:`~relay.ingress.responses.Rejected`; :func:`receive_hook` turns
-it into the response, logs it and counts it, in one place.
+Each check raises :class:`~relay.ingress.responses.Rejected`; :func:`answer_hook` turns
+it into the answer, logs it and counts it, in one place. It takes a transport-neutral
+:class:`~relay.ingress.request.HookRequest`: the aiohttp handlers here and the lean
+server (:mod:`relay.ingress.lean`) are thin adapters around it.
 """
 
 from __future__ import annotations
@@ -16,13 +18,8 @@ from aiohttp import web
 
 from relay.bus import BusError, RecordTooLarge
 from relay.ingress.auth import AuthError
-from relay.ingress.body import (
-    BodyTooLarge,
-    BrokenBody,
-    is_json_content_type,
-    read_buffered,
-    read_limited,
-)
+from relay.ingress.body import BodyTooLarge, BrokenBody, is_json_content_type
+from relay.ingress.request import AiohttpBody, Answer, HookRequest
 from relay.ingress.responses import AcceptedBody, Rejected
 from relay.ingress.state import (
     INGRESS,
@@ -80,29 +77,49 @@ def _log(rejected: Rejected) -> None:
     log_at("hook_rejected", reason=rejected.reason, status=rejected.status, detail=rejected.logged)
 
 
+def _from_aiohttp(request: web.Request) -> HookRequest:
+    match = request.match_info
+    return HookRequest(
+        source=match["source"],
+        kind=match.get("kind"),
+        headers=request.headers,
+        query=request.query,
+        peer=lambda: request.remote,
+        request_id=request[REQUEST_ID],
+        body=AiohttpBody(request),
+    )
+
+
+def _response(answer: Answer) -> web.Response:
+    return web.Response(
+        status=answer.status,
+        body=answer.body,
+        content_type="application/json",
+        headers=answer.headers,
+    )
+
+
 async def receive_hook(request: web.Request) -> web.Response:
-    return (await _handle(request))[1]
+    return _response((await answer_hook(_from_aiohttp(request), request.app[INGRESS]))[1])
 
 
 async def traced_receive_hook(request: web.Request) -> web.Response:
     """:func:`receive_hook` in a ``receive`` span (the route relay registers when it traces)."""
-    tracing = request.app[INGRESS].pipeline.tracing
+    state = request.app[INGRESS]
+    tracing = state.pipeline.tracing
     assert tracing is not None
-    match = request.match_info
-    with tracing.receive(
-        request.headers, match["source"], match.get("kind"), request[REQUEST_ID]
-    ) as span:
+    hook = _from_aiohttp(request)
+    with tracing.receive(request.headers, hook.source, hook.kind, hook.request_id) as span:
         structlog.contextvars.bind_contextvars(trace_id=tracing.trace_id())
-        outcome, response = await _handle(request)
-        tracing.answered(span, outcome, response.status)
-        return response
+        outcome, answer = await answer_hook(hook, state)
+        tracing.answered(span, outcome, answer.status)
+        return _response(answer)
 
 
-async def _handle(request: web.Request) -> tuple[str, web.Response]:
+async def answer_hook(request: HookRequest, state: IngressState) -> tuple[str, Answer]:
     """The answer to a hook request, and its outcome (the relay_requests_total label)."""
-    state: IngressState = request.app[INGRESS]
     settings = state.settings  # one read: a reload mid-request changes nothing below
-    name = request.match_info["source"]
+    name = request.source
     entry = settings.sources.get(name)
     if entry is None:
         REQUESTS.labels(UNKNOWN_SOURCE, "unknown_source").inc()
@@ -110,33 +127,33 @@ async def _handle(request: web.Request) -> tuple[str, web.Response]:
         if settings.debug_errors:
             detail = f"no source named {name!r}"
             rejected = Rejected(404, "unknown_source", "unknown_source", detail)
-            return "unknown_source", rejected.response()
-        return "unknown_source", _unauthorized(settings, "unknown_source", "").response()
+            return "unknown_source", rejected.answer()
+        return "unknown_source", _unauthorized(settings, "unknown_source", "").answer()
     try:
         _admit(request, state, settings, entry)
         state.in_flight += 1
         entry.in_flight += 1
         try:
-            label, response = await _receive(request, state, settings, entry)
+            label, answer = await _receive(request, state, settings, entry)
         finally:
             state.in_flight -= 1
             entry.in_flight -= 1
     except Rejected as rejected:
         entry.count(rejected.outcome)
         _log(rejected)
-        return rejected.outcome, rejected.response()
+        return rejected.outcome, rejected.answer()
     entry.count(label)
-    return label, response
+    return label, answer
 
 
 def _admit(
-    request: web.Request, state: IngressState, settings: IngressSettings, entry: SourceEntry
+    request: HookRequest, state: IngressState, settings: IngressSettings, entry: SourceEntry
 ) -> None:
     """Credentials, then backpressure: both before the body is read."""
     auth = entry.auth
     try:
-        if auth.networks:  # request.remote asks the transport: only when a CIDR list is set
-            auth.check_peer(request.remote)
+        if auth.networks:  # the peer asks the transport: only when a CIDR list is set
+            auth.check_peer(request.peer())
         auth.check_token(request.query, request.headers)
     except AuthError as exc:
         raise _unauthorized(settings, "unauthorized", str(exc)) from None
@@ -168,12 +185,13 @@ def _kind(entry: SourceEntry, provider: Provider, kind: str | None) -> str | Non
     return None
 
 
-async def _body(request: web.Request, settings: IngressSettings) -> bytes:
+async def _body(request: HookRequest, settings: IngressSettings) -> bytes:
+    body = request.body
     try:
-        if request.content.is_eof():  # the whole body is in already: no timer, no await
-            return read_buffered(request, settings.max_body_bytes)
+        if body.complete():  # the whole body is in already: no timer, no await
+            return body.take(settings.max_body_bytes)
         async with asyncio.timeout(settings.body_timeout):
-            return await read_limited(request, settings.max_body_bytes)
+            return await body.read(settings.max_body_bytes)
     except BodyTooLarge as exc:
         raise Rejected(413, "payload_too_large", "payload_too_large", str(exc)) from None
     except TimeoutError:
@@ -184,11 +202,11 @@ async def _body(request: web.Request, settings: IngressSettings) -> bytes:
 
 
 async def _receive(
-    request: web.Request, state: IngressState, settings: IngressSettings, entry: SourceEntry
-) -> tuple[str, web.Response]:
+    request: HookRequest, state: IngressState, settings: IngressSettings, entry: SourceEntry
+) -> tuple[str, Answer]:
     """The checks that need the request, then the pipeline; (outcome label, response)."""
     provider = PROVIDERS[entry.provider]
-    kind = _kind(entry, provider, request.match_info.get("kind"))
+    kind = _kind(entry, provider, request.kind)
     if entry.limiter is not None and (wait := entry.limiter.try_acquire()) > 0:
         raise Rejected(
             429,
@@ -214,7 +232,7 @@ async def _receive(
         received_at=received_now(),
         kind=kind,
         content_type=content_type,
-        request_id=request[REQUEST_ID],
+        request_id=request.request_id,
         delivery_id=_delivery_id(request.headers.get(header))
         if (header := provider.delivery_header)
         else None,
@@ -252,8 +270,8 @@ async def _receive(
             raise Rejected(400, "malformed_json", "malformed_json", detail)
 
 
-def _accepted(body: AcceptedBody) -> web.Response:
-    return web.Response(status=202, body=_encoder.encode(body), content_type="application/json")
+def _accepted(body: AcceptedBody) -> Answer:
+    return Answer(202, _encoder.encode(body))
 
 
 def _delivery_id(value: str | None) -> str | None:

@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import secrets
+from collections.abc import Mapping
 
 import structlog
 from aiohttp import web
@@ -44,8 +45,9 @@ _ids = RequestIds()
 os.register_at_fork(after_in_child=_ids.reseed)
 
 
-def _request_id(request: web.Request) -> str:
-    given = request.headers.get("X-Request-Id")
+def request_id(headers: Mapping[str, str]) -> str:
+    """The sender's ``X-Request-Id`` when it is a sane token, else a new one."""
+    given = headers.get("X-Request-Id")
     if given and _REQUEST_ID.match(given):
         return given
     return _ids.next()
@@ -60,15 +62,15 @@ def _known_source(request: web.Request, name: str) -> bool:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = _request_id(request)
-    request[REQUEST_ID] = request_id
+    given = request_id(request.headers)
+    request[REQUEST_ID] = given
     # One bind a request. aiohttp runs each request in a task of its own, with a copy of
     # the connection's context: nothing bound for an earlier request is left to clear.
     source = request.match_info.get("source")
     if source is not None and _known_source(request, source):
-        structlog.contextvars.bind_contextvars(request_id=request_id, source=source)
+        structlog.contextvars.bind_contextvars(request_id=given, source=source)
     else:
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=given)
     guard = request.app.get(GUARD)
     if guard is not None:
         guard.started(request.protocol)
@@ -83,5 +85,5 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         if guard is not None:
             guard.finished(request.protocol)
-    response.headers["X-Request-Id"] = request_id
+    response.headers["X-Request-Id"] = given
     return response

@@ -13,6 +13,8 @@ from typing import Literal
 import msgspec
 from aiohttp import web
 
+from relay.ingress.request import Answer
+
 
 class ErrorBody(msgspec.Struct, frozen=True):
     error: str
@@ -153,8 +155,17 @@ class Rejected(Exception):
     def response(self) -> web.Response:
         return error_response(self.status, self.code, self.detail, self.headers)
 
+    def answer(self) -> Answer:
+        return error_answer(self.status, self.code, self.detail, self.headers)
+
 
 _encoder = msgspec.json.Encoder()
+
+
+def error_answer(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Answer:
+    return Answer(status, _encoder.encode(ErrorBody(code, detail)), headers)
 
 
 def error_response(

@@ -33,11 +33,15 @@ MESSAGE = {
 }
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
+@pytest.fixture(params=["lean", "aiohttp"])
+async def client(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[TestClient[Any, Any]]:
+    """The hook port served by each of ``listen.server``'s two servers."""
     config = make_config(
         f"""
 data_dir: {tmp_path}
+listen: {{server: {request.param}}}
 sources:
   nexloo: {{provider: chatwoot, tokens: ["{TOKEN}", "tok-2"]}}
   signed: {{provider: chatwoot, signing_secret: "{SECRET}"}}

@@ -89,6 +89,7 @@ def test_the_delivery_dead_letter_headers_in_the_contract_are_those_written() ->
 def test_every_error_code_the_code_answers_is_in_the_contract() -> None:
     written = {_literal(call.args[1]) for call in _calls("error_response") if len(call.args) > 1}
     written |= {_literal(call.args[1]) for call in _calls("Rejected") if len(call.args) > 1}
+    written |= {_literal(call.args[1]) for call in _calls("error_answer") if len(call.args) > 1}
     written |= set(_CODES.values())
     written.discard(None)
     codes = [error.code for error in ERRORS]

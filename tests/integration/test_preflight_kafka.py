@@ -3,6 +3,7 @@ by ``relay check --connect`` and by ``relay serve``, instead of spooling forever
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,23 @@ async def test_the_probe_of_an_unreachable_broker_is_not_idempotence() -> None:
     error = await start_failure(_kafka(away, idempotence=True), UnknownError())
     assert type(error) is BusError
     assert str(error).startswith(f"cannot connect to Kafka at ['{away}']: ")
+
+
+async def test_the_probe_waits_for_a_silent_broker_no_longer_than_its_request_timeout() -> None:
+    """A port that accepts and never answers (a hung broker): the probe's producer gives up
+    after ``request_timeout_ms`` (1 s here; aiokafka's own default is 40 s)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    hung = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    config = parse(f"kafka: {{bootstrap_servers: '{hung}', request_timeout_ms: 1000}}", env={})
+    assert config.kafka is not None
+    try:
+        async with asyncio.timeout(20):  # far below the 40 s a missing timeout would take
+            error = await start_failure(config.kafka, UnknownError())
+    finally:
+        server.close()
+    assert type(error) is BusError

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from structlog.testing import capture_logs
 
 from relay.bus import FromOffset, Item, Record, Since, Subscription
 from relay.bus.kafka import KafkaBus
@@ -117,50 +118,64 @@ async def test_a_new_group_starts_where_told_commits_that_at_once_and_keeps_its_
             KafkaSubscription(config, groups[3], [ahead], "latest", anchor_ms=hour_later),
         ]
         await asyncio.gather(*(sub.start() for sub in subscriptions))
-        try:
-            first, last, since, later = subscriptions
-            # earliest: the beginning, committed as soon as it is placed
-            [item] = await _read(first, 1, max_records=1)
-            assert await _committed(broker, groups[0], early) == 0
-            assert item == Item(
-                stream=(early, 0, 1),  # first assignment of the partition
-                offset=0,
-                topic=early,
-                key=b"k0",
-                value=b"v0",
-                headers=(("n", b"0"),),
-                timestamp_ms=item.timestamp_ms,
-            )
-            assert before <= item.timestamp_ms <= time.time_ns() // 1_000_000
-            assert await first.backlog() == 2
-            items = await _read(first, 2)
-            assert _offsets(items) == [1, 2]
-            assert [i.value for i in items] == [b"v1", b"v2"]
-            assert await first.backlog() == 0
-            # a commit keeps only what is still this consumer's, read under this assignment
-            await first.commit({(early, 0, 2): 1, (late, 0, 1): 1})
-            assert await _committed(broker, groups[0], early) == 0
-            await first.commit({(early, 0, 1): 3})
-            assert await _committed(broker, groups[0], early) == 3
+        with capture_logs() as logged:
+            try:
+                first, last, since, later = subscriptions
+                # earliest: the beginning, committed as soon as it is placed
+                [item] = await _read(first, 1, max_records=1)
+                assert await _committed(broker, groups[0], early) == 0
+                assert item == Item(
+                    stream=(early, 0, 1),  # first assignment of the partition
+                    offset=0,
+                    topic=early,
+                    key=b"k0",
+                    value=b"v0",
+                    headers=(("n", b"0"),),
+                    timestamp_ms=item.timestamp_ms,
+                )
+                assert before <= item.timestamp_ms <= time.time_ns() // 1_000_000
+                assert await first.backlog() == 2
+                items = await _read(first, 2)
+                assert _offsets(items) == [1, 2]
+                assert [i.value for i in items] == [b"v1", b"v2"]
+                assert await first.backlog() == 0
+                # a commit keeps only what is still this consumer's, read under this assignment
+                await first.commit({(early, 0, 2): 1, (late, 0, 1): 1})
+                assert await _committed(broker, groups[0], early) == 0
+                await first.commit({(early, 0, 1): 3})
+                assert await _committed(broker, groups[0], early) == 3
 
-            # latest: the end when placed; what is published after it is read
-            assert await _placed(last, broker, groups[1], late) == 3
-            await _publish(bus, late, 3, 1)
-            [item] = await _read(last, 1)
-            assert (item.offset, item.value, item.stream) == (3, b"v3", (late, 0, 1))
+                # latest: the end when placed; what is published after it is read
+                assert await _placed(last, broker, groups[1], late) == 3
+                await _publish(bus, late, 3, 1)
+                [item] = await _read(last, 1)
+                assert (item.offset, item.value, item.stream) == (3, b"v3", (late, 0, 1))
 
-            # latest from an anchor: the first record at or after it
-            [item] = await _read(since, 1)
-            assert (item.offset, item.value) == (3, b"v3")
-            assert await _committed(broker, groups[2], anchored) == 3
+                # latest from an anchor: the first record at or after it
+                [item] = await _read(since, 1)
+                assert (item.offset, item.value) == (3, b"v3")
+                assert await _committed(broker, groups[2], anchored) == 3
 
-            # an anchor later than every record: the end
-            assert await _placed(later, broker, groups[3], ahead) == 3
-            await _publish(bus, ahead, 3, 1)
-            [item] = await _read(later, 1)
-            assert item.offset == 3
-        finally:
-            await asyncio.gather(*(sub.close() for sub in subscriptions))
+                # an anchor later than every record: the end
+                assert await _placed(later, broker, groups[3], ahead) == 3
+                await _publish(bus, ahead, 3, 1)
+                [item] = await _read(later, 1)
+                assert item.offset == 3
+            finally:
+                await asyncio.gather(*(sub.close() for sub in subscriptions))
+        # each start is said once: where, for which group, and why
+        said = [line for line in logged if line["event"] == "subscription_anchored"]
+        assert sorted(
+            (line["group"], line["topic"], line["partition"], line["offset"], line["start_from"])
+            for line in said
+        ) == sorted(
+            [
+                (groups[0], early, 0, 0, "earliest"),
+                (groups[1], late, 0, 3, "latest"),
+                (groups[2], anchored, 0, 3, "latest"),
+                (groups[3], ahead, 0, 3, "latest"),
+            ]
+        )
     finally:
         await bus.close()
 
@@ -180,16 +195,16 @@ async def test_a_range_reads_from_its_start_to_the_end_seen_at_start(broker: Bro
         async def read(start: FromOffset | Since, *topics: str) -> list[Item]:
             items: list[Item] = []
             async with _reading(KafkaRange(config, list(topics), start)) as reading:
+                await _publish(bus, topic, 100, 1)  # after the start: past the end, not read
                 async with asyncio.timeout(30):
                     while (batch := await reading.fetch(2, 0.2)) is not None:
-                        if batch and not items:  # published after the start: not read
-                            await _publish(bus, topic, 100, 1)
+                        assert len(batch) <= 2
                         items += batch
                 assert await reading.backlog() == 0
                 await reading.commit({(topic, 0, 0): 1})  # commits nothing, raises nothing
             return items
 
-        # each read below publishes one more record once it has read its first
+        # each read below publishes one more record as soon as it has started
         whole = sorted(await read(FromOffset(0), topic, other), key=lambda i: (i.topic, i.offset))
         expected = sorted([(topic, n) for n in range(5)] + [(other, 0)])
         assert [(i.topic, i.offset) for i in whole] == expected
@@ -203,9 +218,12 @@ async def test_a_range_reads_from_its_start_to_the_end_seen_at_start(broker: Bro
             headers=(("n", b"4"),),
             timestamp_ms=fifth.timestamp_ms,
         )
-        assert _offsets(await read(FromOffset(3), topic)) == [3, 4, 5]
+        from_three = await read(FromOffset(3), topic)
+        assert _offsets(from_three) == [3, 4, 5]
         assert await read(FromOffset(99), topic) == []
-        assert _offsets(await read(Since(middle), topic)) == [3, 4, 5, 6]
+        assert _offsets(await read(Since(middle), topic)) == [3, 4, 5, 6, 7]
+        # from a record's own time: that record first (offset 2 is 10 ms older)
+        assert _offsets(await read(Since(from_three[0].timestamp_ms), topic)) == list(range(3, 9))
         assert await read(Since(time.time_ns() // 1_000_000 + 3_600_000), topic) == []
         assert await read(FromOffset(0), empty) == []
     finally:

@@ -164,6 +164,8 @@ async def test_a_new_group_starts_where_told_commits_that_at_once_and_keeps_its_
             finally:
                 await asyncio.gather(*(sub.close() for sub in subscriptions))
         # each start is said once: where, for which group, and why
+        # what was read but not committed stays uncommitted: nothing commits on its own
+        assert await _committed(broker, groups[1], late) == 3
         said = [line for line in logged if line["event"] == "subscription_anchored"]
         assert sorted(
             (line["group"], line["topic"], line["partition"], line["offset"], line["start_from"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
-from relay.bus import BusError, Record, RecordTooLarge
+from relay.bus import BusError, PublishProbe, Record, RecordTooLarge
 from relay.bus.kafka import KafkaBus
 from relay.config import parse
 from tests.integration.conftest import Broker, running_broker, stopped
@@ -125,7 +126,13 @@ async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) ->
     async with running(make_bus(broker.bootstrap, max_batch_bytes=16 * 1024)) as bus:
         await bus.publish([Record(topic=topic, value=b"first", key=b"same-key")])
         one_request = [
-            Record(topic=topic, value=b"%d:" % i + kilobyte, key=b"same-key") for i in range(100)
+            Record(
+                topic=topic,
+                value=b"%d:" % i + kilobyte,
+                key=b"same-key",
+                headers=(("i", b"%d" % i),),
+            )
+            for i in range(100)
         ]
         others = [
             bus.publish([Record(topic=topic, value=b"%d:" % (100 + i) + kilobyte, key=b"same-key")])
@@ -147,6 +154,10 @@ async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) ->
     assert values[0] == b"first"
     assert values[1:151] == [b"%d:" % i + kilobyte for i in range(150)]
     assert values[151:] == [big, b"after"]
+    # a record that starts a new batch after a full one keeps its key and headers
+    assert all(r.key == b"same-key" for r in landed)
+    in_order = sorted(landed, key=lambda r: r.offset)
+    assert [list(r.headers) for r in in_order[1:101]] == [[("i", b"%d" % i)] for i in range(100)]
 
 
 async def test_close_flushes_what_was_accepted_then_refuses(broker: Broker) -> None:
@@ -296,12 +307,15 @@ async def test_a_full_buffer_and_a_batch_still_in_flight_fail_requests_within_th
         bus = make_bus(bootstrap, max_buffer_bytes=100, delivery_timeout=1.0)
         async with running(bus):
             for _ in range(100):  # acknowledged ones leave nothing counted in the buffer
-                await bus.publish([Record(topic=topic, value=b"0123456789")])
+                await bus.publish([Record(topic, b"0123456789", b"key")] * 2)
             process.send_signal(signal.SIGSTOP)
             await poll_until(lambda: stopped(process), what="the broker stopped")
             try:
                 async with asyncio.timeout(20):
-                    in_flight = asyncio.create_task(bus.publish([Record(topic, b"a" * 60)]))
+                    # value and key count: 50 + 10 bytes
+                    in_flight = asyncio.create_task(
+                        bus.publish([Record(topic, b"a" * 50, b"k" * 10)])
+                    )
                     await asyncio.sleep(0.1)  # handed to the producer
                     queued = asyncio.create_task(bus.publish([Record(topic, b"b" * 40)]))
                     await asyncio.sleep(0)  # appended: exactly 100 bytes wait now
@@ -316,3 +330,17 @@ async def test_a_full_buffer_and_a_batch_still_in_flight_fail_requests_within_th
     assert str(full.value) == "Kafka is not keeping up: the producer buffer is full"
     assert [str(o) for o in outcomes] == ["Kafka did not acknowledge within 1s"] * 2
     assert str(behind.value) == "Kafka did not acknowledge within 1s"
+
+
+async def test_a_traced_publish_learns_where_each_record_went_and_when_it_left(
+    broker: Broker,
+) -> None:
+    topic = await create_topic(broker.bootstrap, 4)
+    keys = [b"conversation:%d" % i for i in range(6)]
+    async with running(make_bus(broker.bootstrap)) as bus:
+        await bus.publish([Record(topic, b"warm", b"x")])  # metadata known: no wait below
+        probe = PublishProbe()
+        before = time.monotonic()
+        await bus.publish([Record(topic, b"v", key) for key in keys], probe)
+        assert probe.placed == [(topic, expected_partition(key, 4)) for key in keys]
+        assert probe.sent_at is not None and before <= probe.sent_at <= time.monotonic()

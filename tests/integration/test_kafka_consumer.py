@@ -121,6 +121,7 @@ async def test_a_new_group_starts_where_told_commits_that_at_once_and_keeps_its_
         with capture_logs() as logged:
             try:
                 first, last, since, later = subscriptions
+                assert await first.backlog() == 0  # nothing fetched yet: nothing known
                 # earliest: the beginning, committed as soon as it is placed
                 [item] = await _read(first, 1, max_records=1)
                 assert await _committed(broker, groups[0], early) == 0
@@ -142,6 +143,8 @@ async def test_a_new_group_starts_where_told_commits_that_at_once_and_keeps_its_
                 # a commit keeps only what is still this consumer's, read under this assignment
                 await first.commit({(early, 0, 2): 1, (late, 0, 1): 1})
                 assert await _committed(broker, groups[0], early) == 0
+                await first.commit({(early, 0, 1): 2})  # the offset given, not the position
+                assert await _committed(broker, groups[0], early) == 2
                 await first.commit({(early, 0, 1): 3})
                 assert await _committed(broker, groups[0], early) == 3
 

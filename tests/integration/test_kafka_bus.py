@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
-from relay.bus import BusError, Record, RecordTooLarge
+from relay.bus import BusError, PublishProbe, Record, RecordTooLarge
 from relay.bus.kafka import KafkaBus
 from relay.config import parse
 from tests.integration.conftest import Broker, running_broker, stopped
@@ -113,7 +114,7 @@ async def test_concurrent_publishes_land_where_any_kafka_client_would_put_them(
     raw = await consume(broker.bootstrap, unkeyed, requests)
     assert sorted(r.value for r in raw) == sorted(f"raw-{i}".encode() for i in range(requests))
     assert all(r.key is None for r in raw)
-    assert len({r.partition for r in raw}) > 1  # null keys are spread, not pinned
+    assert {r.partition for r in raw} == set(range(partitions))  # null keys: round robin
 
 
 async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) -> None:
@@ -125,7 +126,13 @@ async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) ->
     async with running(make_bus(broker.bootstrap, max_batch_bytes=16 * 1024)) as bus:
         await bus.publish([Record(topic=topic, value=b"first", key=b"same-key")])
         one_request = [
-            Record(topic=topic, value=b"%d:" % i + kilobyte, key=b"same-key") for i in range(100)
+            Record(
+                topic=topic,
+                value=b"%d:" % i + kilobyte,
+                key=b"same-key",
+                headers=(("i", b"%d" % i),),
+            )
+            for i in range(100)
         ]
         others = [
             bus.publish([Record(topic=topic, value=b"%d:" % (100 + i) + kilobyte, key=b"same-key")])
@@ -147,6 +154,10 @@ async def test_batches_past_the_size_limit_are_split_in_order(broker: Broker) ->
     assert values[0] == b"first"
     assert values[1:151] == [b"%d:" % i + kilobyte for i in range(150)]
     assert values[151:] == [big, b"after"]
+    # a record that starts a new batch after a full one keeps its key and headers
+    assert all(r.key == b"same-key" for r in landed)
+    in_order = sorted(landed, key=lambda r: r.offset)
+    assert [list(r.headers) for r in in_order[1:101]] == [[("i", b"%d" % i)] for i in range(100)]
 
 
 async def test_close_flushes_what_was_accepted_then_refuses(broker: Broker) -> None:
@@ -246,3 +257,90 @@ async def test_unique_keys_on_one_topic_do_not_evict_another_topics_cached_keys(
             b"conversation:1": expected_partition(b"conversation:1", 4)
         }
         assert len(bus._topics[attempts].indexes) <= 8
+
+
+async def test_only_a_started_bus_not_closing_is_ready_and_takes_records(broker: Broker) -> None:
+    topic = await create_topic(broker.bootstrap, 1)
+    bus = make_bus(broker.bootstrap)
+    record = Record(topic=topic, value=b"v")
+    assert not bus.ready()
+    with pytest.raises(BusError, match=r"^the Kafka producer is not running$"):
+        await bus.publish([record])
+    await bus.start()
+    assert bus.ready()
+    await bus.publish([record])
+    closing = asyncio.create_task(bus.close())
+    await asyncio.sleep(0)  # close has begun: it waits for what is in flight
+    assert bus._producer is not None and not bus.ready()
+    with pytest.raises(BusError, match=r"^the Kafka producer is not running$"):
+        await bus.publish([record])
+    await closing
+    assert not bus.ready()
+
+
+async def test_a_record_is_refused_one_byte_past_what_a_batch_holds(broker: Broker) -> None:
+    """Value, key and every header's name and value count; the limit is the batch size
+    less 1024 bytes kept for framing (15,360 bytes here)."""
+    topic = await create_topic(broker.bootstrap, 1)
+
+    def record(header: int) -> Record:
+        return Record(topic, b"v" * 8000, b"k" * 4000, (("h", b"x" * header), ("n", b"")))
+
+    async with running(make_bus(broker.bootstrap, max_batch_bytes=16 * 1024)) as bus:
+        await bus.publish([record(3358)])  # 8000 + 4000 + 1 + 3358 + 1 = 15,360: fits
+        with pytest.raises(RecordTooLarge) as refused:
+            await bus.publish([record(3359)])
+    assert str(refused.value) == (
+        f"a 15361-byte record for {topic} is over the 15360-byte limit of a Kafka batch"
+    )
+    [landed] = await consume(broker.bootstrap, topic, 1)
+    assert len(landed.value) == 8000 and landed.key == b"k" * 4000
+
+
+async def test_a_full_buffer_and_a_batch_still_in_flight_fail_requests_within_the_timeout() -> None:
+    """The buffer bound counts exactly the bytes waiting for the broker; a batch the broker
+    never answers fails its requests after the delivery timeout, and keeps failing the
+    requests queued behind it on its partition, one more timeout each."""
+    with running_broker() as paused:
+        bootstrap, process = paused.bootstrap, paused.process
+        topic = await create_topic(bootstrap, 1)
+        bus = make_bus(bootstrap, max_buffer_bytes=100, delivery_timeout=1.0)
+        async with running(bus):
+            for _ in range(100):  # acknowledged ones leave nothing counted in the buffer
+                await bus.publish([Record(topic, b"0123456789", b"key")] * 2)
+            process.send_signal(signal.SIGSTOP)
+            await poll_until(lambda: stopped(process), what="the broker stopped")
+            try:
+                async with asyncio.timeout(20):
+                    # value and key count: 50 + 10 bytes
+                    in_flight = asyncio.create_task(
+                        bus.publish([Record(topic, b"a" * 50, b"k" * 10)])
+                    )
+                    await asyncio.sleep(0.1)  # handed to the producer
+                    queued = asyncio.create_task(bus.publish([Record(topic, b"b" * 40)]))
+                    await asyncio.sleep(0)  # appended: exactly 100 bytes wait now
+                    with pytest.raises(BusError) as full:
+                        await bus.publish([Record(topic, b"c")])
+                    outcomes = await asyncio.gather(in_flight, queued, return_exceptions=True)
+                    # the batch is still with the producer: what comes next fails too
+                    with pytest.raises(BusError) as behind:
+                        await bus.publish([Record(topic, b"d")])
+            finally:
+                process.send_signal(signal.SIGCONT)
+    assert str(full.value) == "Kafka is not keeping up: the producer buffer is full"
+    assert [str(o) for o in outcomes] == ["Kafka did not acknowledge within 1s"] * 2
+    assert str(behind.value) == "Kafka did not acknowledge within 1s"
+
+
+async def test_a_traced_publish_learns_where_each_record_went_and_when_it_left(
+    broker: Broker,
+) -> None:
+    topic = await create_topic(broker.bootstrap, 4)
+    keys = [b"conversation:%d" % i for i in range(6)]
+    async with running(make_bus(broker.bootstrap)) as bus:
+        await bus.publish([Record(topic, b"warm", b"x")])  # metadata known: no wait below
+        probe = PublishProbe()
+        before = time.monotonic()
+        await bus.publish([Record(topic, b"v", key) for key in keys], probe)
+        assert probe.placed == [(topic, expected_partition(key, 4)) for key in keys]
+        assert probe.sent_at is not None and before <= probe.sent_at <= time.monotonic()

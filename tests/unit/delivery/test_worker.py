@@ -382,7 +382,7 @@ async def test_stored_attempts_count_only_for_their_own_event_and_retries_are_lo
 ) -> None:
     stored, fresh = chat_event(1, 1), chat_event(2, 2)
     subscriber.script = lambda s, body, headers: 422 if headers["webhook-id"] == stored.id else 503
-    await bus.publish(records(EVENTS, [stored, fresh]))
+    await bus.publish(records(EVENTS, [fresh, stored]))  # fresh read while stored is kept
     sub = configured(subscriber, ", retry: {max_attempts: 3, initial: 10ms, max: 10ms}")
     state = DeliveryState(tmp_path)
     state.record_attempts(sub.name, stored.id, 2)

@@ -408,3 +408,21 @@ async def test_stored_attempts_count_only_for_their_own_event_and_retries_are_lo
         (2, "retrying"),
         (3, "deadlettered"),
     ]
+
+
+async def test_a_crashed_binary_mode_record_is_dead_lettered_structured(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    event = chat_event(1, 1)
+    value, headers = to_binary(event)
+    await bus.publish([Record(topic=EVENTS, value=value, key=b"k", headers=headers)])
+    sub = configured(subscriber)
+
+    class Buggy(Sender):
+        async def deliver(self, event_id: str, *args: Any, **kwargs: Any) -> Any:
+            raise KeyError("a bug")
+
+    with capture_logs():
+        await asyncio.wait_for(worker(bus, sub, sender=Buggy(sub)).run(), 30)
+    [dead] = bus.records(DEAD)
+    assert dead.value == encode(event)

@@ -326,3 +326,103 @@ async def test_every_dead_letter_is_counted(bus: MemoryBus, subscriber: Subscrib
     stats = await run_to_end(bus, sub)
     assert stats.deadlettered == 3 and len(bus.records(DEAD)) == 3
     assert sample("relay_deliveries_total", subscriber=sub.name, outcome="deadlettered") == 3
+
+
+async def test_an_event_a_predicate_cannot_read_is_skipped_logged_and_committed_past(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    """The predicate's bug is stood in for by a matcher that raises for one event."""
+    doomed, good = chat_event(1, 1), chat_event(2, 2)
+    await bus.publish(records(EVENTS, [doomed, good]))
+    sub = named(subscriber)
+    running = worker(bus, sub)
+    matcher = running.matcher
+
+    def reading(event: Any) -> bool:
+        if event.id == doomed.id:
+            raise TypeError("cannot compare")
+        return matcher(event)
+
+    running.matcher = reading  # type: ignore[assignment]
+    with capture_logs() as logs:
+        stats = await asyncio.wait_for(running.run(), 30)
+    assert (stats.skipped, stats.delivered) == (1, 1)
+    assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [good.id]
+    assert [line for line in logs if line["event"] == "record_skipped"] == [
+        {
+            "event": "record_skipped",
+            "log_level": "warning",
+            "subscriber": sub.name,
+            "reason": "unmatchable",
+            "topic": EVENTS,
+            "offset": 1,
+            "error": "TypeError: cannot compare",
+        }
+    ]
+    skipped = sample("relay_delivery_skipped_total", subscriber=sub.name, reason="unmatchable")
+    assert skipped == 1
+
+
+async def test_a_structured_record_read_whole_goes_out_byte_for_byte(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    event = chat_event(1, 1)
+    value = json.dumps(json.loads(encode(event)), indent=2).encode()  # not as relay encodes
+    await bus.publish([Record(topic=EVENTS, value=value, key=b"k")])
+    subscriber.script = lambda s, body, headers: 422
+    await run_to_end(bus, configured(subscriber, ", match: {where: {data.message.id: '1'}}"))
+    [got] = subscriber.received
+    assert got.body == value
+    [dead] = bus.records(DEAD)
+    assert dead.value == value
+
+
+async def test_stored_attempts_count_only_for_their_own_event_and_retries_are_logged(
+    tmp_path: Path, bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    stored, fresh = chat_event(1, 1), chat_event(2, 2)
+    subscriber.script = lambda s, body, headers: 422 if headers["webhook-id"] == stored.id else 503
+    await bus.publish(records(EVENTS, [fresh, stored]))  # fresh read while stored is kept
+    sub = configured(subscriber, ", retry: {max_attempts: 3, initial: 10ms, max: 10ms}")
+    state = DeliveryState(tmp_path)
+    state.record_attempts(sub.name, stored.id, 2)
+    log = AttemptLog(bus, "attempts")
+    running = SubscriberWorker(
+        sub,
+        bus.subscribe("relay.sub.sub", [EVENTS], "earliest", bounded=True),
+        Sender(sub),
+        DeadLetters(bus, DEAD),
+        state=state,
+        attempts=log,
+    )
+    await asyncio.wait_for(running.run(), 30)
+    attempts = {
+        dict(dead.headers)["relay-event-id"]: dict(dead.headers)["relay-attempts"]
+        for dead in bus.records(DEAD)
+    }
+    assert attempts == {stored.id.encode(): b"3", fresh.id.encode(): b"3"}
+    await log.flush()
+    entries = [decode_attempt(item.value) for item in bus.records("attempts")]
+    assert [(e.attempt, e.outcome) for e in entries if e.event_id == fresh.id] == [
+        (1, "retrying"),
+        (2, "retrying"),
+        (3, "deadlettered"),
+    ]
+
+
+async def test_a_crashed_binary_mode_record_is_dead_lettered_structured(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    event = chat_event(1, 1)
+    value, headers = to_binary(event)
+    await bus.publish([Record(topic=EVENTS, value=value, key=b"k", headers=headers)])
+    sub = configured(subscriber)
+
+    class Buggy(Sender):
+        async def deliver(self, event_id: str, *args: Any, **kwargs: Any) -> Any:
+            raise KeyError("a bug")
+
+    with capture_logs():
+        await asyncio.wait_for(worker(bus, sub, sender=Buggy(sub)).run(), 30)
+    [dead] = bus.records(DEAD)
+    assert dead.value == encode(event)

@@ -21,6 +21,9 @@ text = re.sub(r"pytest_add_cli_args_test_selection = \[[^]]*\]",
               f"pytest_add_cli_args_test_selection = [{selection}]", text)
 open(path, "w").write(text)
 PY
+# the checkout's .venv, else $MUTMUT or the mutmut on PATH (a git worktree has no .venv)
+mutmut=${MUTMUT:-$root/.venv/bin/mutmut}
+[ -x "$mutmut" ] || mutmut=$(command -v mutmut) || { echo "mutate.sh: no mutmut (pip install -e '.[mutation]')" >&2; exit 2; }
 cd "$dir"
-nice -n 19 "$root/.venv/bin/mutmut" run --max-children 2
-"$root/.venv/bin/mutmut" results
+nice -n 19 "$mutmut" run --max-children 2
+"$mutmut" results

@@ -138,10 +138,11 @@ def _attributes(payload: dict[str, Any], padded: bool) -> dict[str, Any]:
     """The flags kept as they are, in the body's order (one pass over its keys, not one
     scan per flag looked for; ``padded``: some keys may carry stray whitespace)."""
     if not padded:
+        present = payload.keys() & PASSTHROUGH_ATTRIBUTES  # at C speed; often one or none
+        if not present:
+            return {}
         return {
-            name: value
-            for name, value in payload.items()
-            if name in PASSTHROUGH_ATTRIBUTES and value is not None
+            name: value for name, value in payload.items() if name in present and value is not None
         }
     return {
         name.strip(): value

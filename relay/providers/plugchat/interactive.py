@@ -9,16 +9,8 @@ from typing import Any
 from relay.events import Button, Card, Location, Media, Option, Poll, PollVote, Reply, Template
 from relay.providers.coerce import as_e164, as_int, as_str
 from relay.providers.fast import clean
-from relay.providers.plugchat.reading import (
-    LOCATION_KEYS,
-    MEDIA_KEYS,
-    Content,
-    Reader,
-    listed,
-    location,
-    media_item,
-    text,
-)
+from relay.providers.plugchat import reading
+from relay.providers.plugchat.reading import Content, Reader, listed, text
 
 
 def _reply(kind: str, id_key: str, title_key: str) -> Reader:
@@ -96,11 +88,11 @@ _HEADER_KEYS = frozenset({"image", "video", "document", "location", "text"})
 
 def _header(view: Mapping[str, Any]) -> tuple[Media | None, Location | None]:
     for kind in ("image", "video", "document"):
-        found = clean(view.get(kind), MEDIA_KEYS)
+        found = clean(view.get(kind), reading.MEDIA_KEYS)
         if found:
-            return media_item(kind, found), None
-    place = clean(view.get("location"), LOCATION_KEYS)
-    return None, location(place) if place else None
+            return reading.media_item(kind, found), None
+    place = clean(view.get("location"), reading.LOCATION_KEYS)
+    return None, reading.location(place) if place else None
 
 
 _TEMPLATE_KEYS = frozenset(
@@ -138,7 +130,7 @@ _BUTTONS_MESSAGE_KEYS = frozenset({"imageUrl", "videoUrl", "message", "buttons"}
 def buttons_message(obj: Any, payload: Mapping[str, Any]) -> Content:
     view = clean(obj, _BUTTONS_MESSAGE_KEYS)
     media = [
-        media_item(kind, {f"{kind}Url": url})
+        reading.media_item(kind, {f"{kind}Url": url})
         for kind in ("image", "video")
         if (url := text(view, f"{kind}Url"))
     ]

@@ -69,6 +69,11 @@ class Content:
         )
 
 
+Body = dict[str, Any]
+"""A JSON object as decoded: its keys as sent."""
+View = Mapping[str, Any]
+"""A JSON object through :func:`relay.providers.fast.clean`: what readers ``.get`` from."""
+
 Reader = Callable[[Any, Mapping[str, Any]], Content]
 """``read(content object as sent, whole body cleaned)``."""
 
@@ -77,10 +82,7 @@ def text(view: Mapping[str, Any], *keys: str) -> str | None:
     """The first of ``keys`` holding a non-blank scalar, as text (``coerce.get_str``)."""
     for key in keys:
         value = view.get(key)
-        if type(value) is str:
-            if value and not value.isspace():
-                return value
-        elif value is not None and (found := as_str(value)) is not None:
+        if value is not None and (found := as_str(value)) is not None:
             return found
     return None
 

@@ -7,7 +7,6 @@ the message itself is :mod:`relay.providers.plugchat.message`'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -27,7 +26,7 @@ from relay.providers.base import Inbound, Unmappable, body_digest, build_event
 from relay.providers.coerce import as_e164, as_str
 from relay.providers.fast import clean
 from relay.providers.plugchat.message import contact, flags, message, sender, status
-from relay.providers.plugchat.reading import moment, text
+from relay.providers.plugchat.reading import Body, View, moment, text
 
 
 def event(
@@ -49,11 +48,7 @@ def event(
 
 
 def received_event(
-    inbound: Inbound,
-    payload: dict[str, Any],
-    view: Mapping[str, Any],
-    event_name: str,
-    kind: str,
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
     from_me, group = flags(view)
     chat, customer = contact(view, from_me, group)
@@ -92,11 +87,7 @@ def received_event(
 
 
 def status_events(
-    inbound: Inbound,
-    payload: dict[str, Any],
-    view: Mapping[str, Any],
-    event_name: str,
-    kind: str,
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
     raw_ids = view.get("ids")  # texts (refused unread if too many)
     if type(raw_ids) is not list:
@@ -169,11 +160,7 @@ def _error(value: Any, code: Any) -> MessageError | None:
 
 
 def delivery_event(
-    inbound: Inbound,
-    payload: dict[str, Any],
-    view: Mapping[str, Any],
-    event_name: str,
-    kind: str,
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
     get = view.get
     chat, customer = contact(view, *flags(view))
@@ -211,11 +198,7 @@ def delivery_event(
 
 
 def disconnected_event(
-    inbound: Inbound,
-    payload: dict[str, Any],
-    view: Mapping[str, Any],
-    event_name: str,
-    kind: str,
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
     get = view.get
     instance = text(view, "instanceId")

@@ -21,7 +21,7 @@ from relay.providers import Inbound, MalformedBody, Unmappable
 from relay.providers.chatwoot import content, parts
 from relay.providers.chatwoot.fast import normalize_fast as chatwoot_fast
 from relay.providers.fast import FALLBACK_ERRORS
-from tests.support import FIXTURES
+from tests.support import FIXTURES, json_objects
 from tests.unit.providers.chatwoot.reference import normalize_tolerant as chatwoot_tolerant
 
 Path_ = Callable[[Inbound], list[CloudEvent]]
@@ -124,17 +124,6 @@ def test_the_fast_path_covers_what_it_is_built_for() -> None:
     assert known >= FAST_FIXTURES  # a renamed fixture must not silently leave the list
 
 
-def _objects(value: Any, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(value, dict):
-        found.append(value)
-        for item in value.values():
-            _objects(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _objects(item, found)
-    return found
-
-
 # Keys the readers look for, some in no fixture: an edit may add one anywhere.
 READ_KEYS = {
     "chatwoot": sorted(
@@ -191,7 +180,7 @@ def test_bent_fixtures_give_the_same_events_both_ways(
     provider = fixture.split("/")[0]
     body = json.loads((FIXTURES / fixture).read_text())
     for which, key_at, edit, odd, space in edits:
-        objects = [obj for obj in _objects(body, []) if obj]
+        objects = [obj for obj in json_objects(body) if obj]
         obj = objects[which % len(objects)]
         key = list(obj)[key_at % len(obj)]
         if edit == "pad":
@@ -265,13 +254,13 @@ def test_every_read_key_in_every_object_gives_the_same_events_both_ways(fixture:
     declines or agrees."""
     provider = fixture.split("/")[0]
     original = (FIXTURES / fixture).read_text()
-    objects = len(_objects(json.loads(original), []))
+    objects = len(json_objects(json.loads(original)))
     agreed = 0
     for at in range(objects):
         for key in READ_KEYS[provider]:
             for value in VALUES.get(key, ("x", None)):
                 body = json.loads(original)
-                _objects(body, [])[at][key] = value
+                json_objects(body)[at][key] = value
                 raw = json.dumps(body).encode()
                 fast = fast_outcome(provider, raw, None)
                 if fast is not None:
@@ -302,14 +291,14 @@ def test_every_key_padded_in_turn_gives_the_same_events_both_ways(fixture: str) 
     one at a time: what the readers find through clean() is what the tolerant readers
     find, extensions included."""
     original = (FIXTURES / fixture).read_text()
-    objects = len(_objects(json.loads(original), []))
+    objects = len(json_objects(json.loads(original)))
     compared = 0
     for at in range(objects):
-        keys = list(_objects(json.loads(original), [])[at])
+        keys = list(json_objects(json.loads(original))[at])
         for key in keys:
             for spelled, keep in [(f" {key}", False), (f"{key}\t", False), (f" {key} ", True)]:
                 body = json.loads(original)
-                obj = _objects(body, [])[at]
+                obj = json_objects(body)[at]
                 obj[spelled] = obj[key] if keep else obj.pop(key)
                 raw = json.dumps(body).encode()
                 fast = fast_outcome("chatwoot", raw, None)

@@ -28,7 +28,7 @@ from relay.providers.plugchat import (
 )
 from relay.providers.plugchat.reading import moment
 from tests.factories import normalize
-from tests.support import FIXTURES
+from tests.support import FIXTURES, json_objects
 
 MS = 946_684_800_000  # as_time's first millisecond; its last is 7_258_118_400_000
 
@@ -73,17 +73,6 @@ READ_KEYS = sorted(
 )
 """Every key a PlugChat reader looks for (the modules' key sets)."""
 SPACES = [" ", "\t", "\xa0", "\u3000", "  "]
-
-
-def _objects(value: Any, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(value, dict):
-        found.append(value)
-        for item in value.values():
-            _objects(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _objects(item, found)
-    return found
 
 
 def _stripped(value: Any) -> Any:
@@ -131,24 +120,27 @@ def test_every_key_padded_in_every_object_reads_as_the_clean_body(fixture: str) 
     clean_body = json.dumps(json.loads(original)).encode()
     expected = events(clean_body, kind)
     compared = 0
-    for at in range(len(_objects(json.loads(original), []))):
-        for n, key in enumerate(_objects(json.loads(original), [])[at]):
+    for at in range(len(json_objects(json.loads(original)))):
+        for n, key in enumerate(json_objects(json.loads(original))[at]):
             space = SPACES[n % len(SPACES)]
             spelled = [f"{key}{space}", f"{space}{key}", f"{space}{key}{space}"][n % 3]
             bent = json.loads(original)
-            _pad(_objects(bent, [])[at], key, spelled)
+            _pad(json_objects(bent)[at], key, spelled)
             assert events(json.dumps(bent).encode(), kind) == expected, (at, spelled)
             compared += 1
     assert compared
 
 
 SWEPT = [
-    "plugchat/receiveMessage/from_ad.json",
-    "plugchat/receiveMessage/order_cart.json",
-    "plugchat/messageStatus/read_multiple_ids.json",
-    "plugchat/messageDeliveryError/error_object.json",
-    "plugchat/whenDisconnecting/disconnected.json",
-    "plugchat/startAttendance/realistic.json",
+    f"plugchat/{kind}/{name}.json"
+    for kind, name in [
+        ("receiveMessage", "from_ad"),
+        ("receiveMessage", "order_cart"),
+        ("messageStatus", "read_multiple_ids"),
+        ("messageDeliveryError", "error_object"),
+        ("whenDisconnecting", "disconnected"),
+        ("startAttendance", "realistic"),
+    ]
 ]
 
 
@@ -158,16 +150,16 @@ def test_every_read_key_set_in_every_object_reads_the_same_padded(fixture: str) 
     some of which no fixture has: padded, it reads as it does clean."""
     kind = fixture.split("/")[1]
     original = (FIXTURES / fixture).read_text()
-    for at in range(len(_objects(json.loads(original), []))):
+    for at in range(len(json_objects(json.loads(original)))):
         for n, key in enumerate(READ_KEYS):
             for value in ("x", None, {"id": 3, "name": "n", "messageId": "m"}):
                 body = json.loads(original)
-                obj = _objects(body, [])[at]
+                obj = json_objects(body)[at]
                 if any(name != key and name.strip() == key for name in obj):
                     continue  # padded, it would be a twin of that spelling: another body
                 obj[key] = value
                 expected = events(json.dumps(body).encode(), kind)
-                _pad(_objects(body, [])[at], key, f"{key}{SPACES[n % len(SPACES)]}")
+                _pad(json_objects(body)[at], key, f"{key}{SPACES[n % len(SPACES)]}")
                 assert events(json.dumps(body).encode(), kind) == expected, (at, key, value)
 
 
@@ -176,18 +168,17 @@ EDITED_VALUES += [{"id": 3, "name": "n"}, [{"name": "v", "title": "t"}], " READ 
 EDITED_VALUES += ["2026-07-14T13:18:01Z", 1784035081, 1784035081123]
 
 
+AT = st.integers(min_value=0, max_value=10_000)
+EDIT = st.tuples(
+    AT, AT, st.sampled_from(["drop", "odd", "add", "widen"]), st.sampled_from(EDITED_VALUES)
+)
+"""(which object, which key, the edit, the odd value)."""
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     fixture=st.sampled_from(FIXTURE_PATHS),
-    edits=st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=10_000),
-            st.integers(min_value=0, max_value=10_000),
-            st.sampled_from(["drop", "odd", "add", "widen"]),
-            st.sampled_from(EDITED_VALUES),
-        ),
-        max_size=3,
-    ),
+    edits=st.lists(EDIT, max_size=3),
     padding=st.randoms(use_true_random=False),
 )
 def test_bent_bodies_padded_anywhere_read_as_clean(
@@ -198,7 +189,7 @@ def test_bent_bodies_padded_anywhere_read_as_clean(
     kind = fixture.split("/")[1]
     body = json.loads((FIXTURES / fixture).read_text())
     for which, key_at, edit, odd in edits:
-        obj = _objects(body, [])[which % len(_objects(body, []))]
+        obj = json_objects(body)[which % len(json_objects(body))]
         if edit == "widen":
             obj.update({f"extra{i}": i for i in range(70)})
         elif edit == "add":
@@ -210,7 +201,7 @@ def test_bent_bodies_padded_anywhere_read_as_clean(
             else:
                 obj[key] = copy.deepcopy(odd)
     expected = events(json.dumps(body).encode(), kind)
-    for obj in _objects(body, []):
+    for obj in json_objects(body):
         for key in list(obj):
             if padding.random() < 0.3:
                 space = padding.choice(SPACES)

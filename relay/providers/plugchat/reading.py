@@ -82,8 +82,13 @@ def text(view: Mapping[str, Any], *keys: str) -> str | None:
     """The first of ``keys`` holding a non-blank scalar, as text (``coerce.get_str``)."""
     for key in keys:
         value = view.get(key)
-        if value is not None and (found := as_str(value)) is not None:
-            return found
+        if type(value) is str:  # what nearly every key holds: as_str's answer, inline
+            if value and not value.isspace():
+                return value
+        elif value is not None:
+            found = as_str(value)
+            if found is not None:
+                return found
     return None
 
 

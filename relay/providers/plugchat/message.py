@@ -5,6 +5,7 @@ for its leftover keys) and cleaned (``view``: :func:`relay.providers.fast.clean`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -14,7 +15,7 @@ from relay.providers.coerce import as_bool, as_e164, as_str
 from relay.providers.extensions import bounded
 from relay.providers.fast import clean, passthrough
 from relay.providers.plugchat import content as contents
-from relay.providers.plugchat.reading import MEDIA_KEYS, moment, text
+from relay.providers.plugchat.reading import MEDIA_KEYS, moment, phone_of, text
 
 # Status words of *outgoing* messages (MessageStatusCallback, echoes). READ_BY_ME and
 # READ-SELF say the business's own device read an incoming message: not the customer's
@@ -59,14 +60,22 @@ MESSAGE_KEYS = frozenset(
 )
 
 
-def chat_address(value: Any) -> tuple[str | None, str | None, str | None]:
-    """A Z-API ``phone``: (raw id, E.164 phone or None, non-phone chat id or None)."""
+def _address(value: Any) -> tuple[str | None, str | None, str | None]:
     raw = as_str(value)
     if raw is None:
         return None, None, None
     raw = raw.strip()
     phone = as_e164(raw)
     return raw, phone, None if phone else raw
+
+
+_address_of_text = lru_cache(maxsize=4096)(_address)
+
+
+def chat_address(value: Any) -> tuple[str | None, str | None, str | None]:
+    """A Z-API ``phone``: (raw id, E.164 phone or None, non-phone chat id or None). Short
+    texts are answered from a bounded cache: a chat's number recurs body after body."""
+    return _address_of_text(value) if type(value) is str and len(value) <= 64 else _address(value)
 
 
 def status(value: Any) -> MessageStatus | None:
@@ -104,7 +113,7 @@ def sender(view: Mapping[str, Any], customer: Contact, from_me: bool, group: boo
         return Actor(
             type="bot" if automatic else "agent",
             name=text(view, "senderName"),
-            phone=as_e164(get("connectedPhone")),
+            phone=phone_of(get("connectedPhone")),
         )
     if group or (customer.id or "").endswith("-group"):
         participant = get("participantPhone")
@@ -114,7 +123,7 @@ def sender(view: Mapping[str, Any], customer: Contact, from_me: bool, group: boo
             type="contact",
             id=as_str(participant),
             name=text(view, "senderName"),
-            phone=as_e164(get("participantPhone")),
+            phone=phone_of(get("participantPhone")),
         )
     return Actor(type="contact", id=customer.id, name=customer.name, phone=customer.phone)
 

@@ -23,10 +23,10 @@ from relay.events import (
     event_id,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
-from relay.providers.coerce import as_e164, as_str
+from relay.providers.coerce import as_str
 from relay.providers.fast import clean
 from relay.providers.plugchat.message import contact, flags, message, sender, status
-from relay.providers.plugchat.reading import Body, View, moment, text
+from relay.providers.plugchat.reading import Body, View, moment, phone_of, text
 
 
 def event(
@@ -78,7 +78,7 @@ def received_event(
         message=built,
         contact=customer,
         actor=built.sender,
-        channel=Channel(id=instance, phone=as_e164(view.get("connectedPhone")))
+        channel=Channel(id=instance, phone=phone_of(view.get("connectedPhone")))
         if instance is not None
         else None,
         extensions={"plugchat": extension} if extension else None,
@@ -205,7 +205,7 @@ def disconnected_event(
     phone = get("connectedPhone")
     channel = Channel(
         id=instance,
-        phone=as_e164(phone if phone is not None else get("phone")),
+        phone=phone_of(phone if phone is not None else get("phone")),
         connected=False,
         error=text(view, "error"),
     )

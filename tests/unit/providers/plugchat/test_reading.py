@@ -16,7 +16,7 @@ from relay.cloudevents import encode
 from relay.events import event_id
 from relay.providers import Unmappable
 from relay.providers.base import body_digest
-from relay.providers.coerce import as_time
+from relay.providers.coerce import as_e164, as_str, as_time
 from relay.providers.plugchat import (
     attendance,
     commerce,
@@ -26,7 +26,7 @@ from relay.providers.plugchat import (
     reading,
     zapi,
 )
-from relay.providers.plugchat.reading import moment
+from relay.providers.plugchat.reading import moment, phone_of
 from tests.factories import normalize
 from tests.support import FIXTURES, json_objects
 
@@ -54,6 +54,31 @@ MS = 946_684_800_000  # as_time's first millisecond; its last is 7_258_118_400_0
 @example("1784045777838")
 def test_moment_is_as_time(value: Any) -> None:
     assert moment(value) == as_time(value)
+
+
+PHONE_TEXT = st.text(alphabet="0123456789 +-()@.lidgroup\t", max_size=20)
+
+
+@given(st.one_of(PHONE_TEXT, st.text(max_size=80), st.integers(), st.floats(), st.none()))
+@example("554430309000")
+@example("+5544999990001")
+@example("5544999990001-group")
+@example("1" * 70)
+def test_phone_of_is_as_e164_again_and_again(value: Any) -> None:
+    assert phone_of(value) == as_e164(value)
+    assert phone_of(value) == as_e164(value)  # now from the cache
+
+
+@given(st.one_of(PHONE_TEXT, st.text(max_size=80), st.integers(), st.none()))
+@example(" 5544999990001 ")
+@example("120363025246125888-group")
+def test_a_chat_address_is_the_same_from_the_cache(value: Any) -> None:
+    raw = None if as_str(value) is None else as_str(value).strip()  # type: ignore[union-attr]
+    expected = (
+        (raw, as_e164(raw), None if as_e164(raw) else raw) if raw is not None else (None,) * 3
+    )
+    assert message.chat_address(value) == expected
+    assert message.chat_address(value) == expected
 
 
 # Every object of a PlugChat body is read through clean(): a key sent with stray whitespace

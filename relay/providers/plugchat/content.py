@@ -23,6 +23,7 @@ from relay.providers.plugchat.reading import (
     location,
     media_item,
     moment,
+    named,
     text,
 )
 
@@ -220,12 +221,7 @@ def _content_keys(payload: dict[str, Any], padded: bool) -> list[tuple[str, str]
         if len(present) < 2:
             return [(key, key) for key in present]
         return [(key, key) for key in payload if key in present]
-    found = []
-    for key in payload:
-        name = key.strip() if isinstance(key, str) else key
-        if name in CONTENT_KEYS:
-            found.append((key, name))
-    return found
+    return named(payload, CONTENT_KEYS)
 
 
 def content(payload: dict[str, Any], view: Mapping[str, Any]) -> tuple[Content, str | None]:

@@ -15,7 +15,7 @@ from relay.providers.coerce import as_bool, as_e164, as_str
 from relay.providers.extensions import bounded
 from relay.providers.fast import clean, passthrough
 from relay.providers.plugchat import content as contents
-from relay.providers.plugchat.reading import MEDIA_KEYS, moment, phone_of, text
+from relay.providers.plugchat.reading import MEDIA_KEYS, moment, named, phone_of, text
 
 # Status words of *outgoing* messages (MessageStatusCallback, echoes). READ_BY_ME and
 # READ-SELF say the business's own device read an incoming message: not the customer's
@@ -154,9 +154,9 @@ def _attributes(payload: dict[str, Any], padded: bool) -> dict[str, Any]:
             name: value for name, value in payload.items() if name in present and value is not None
         }
     return {
-        name.strip(): value
-        for name, value in payload.items()
-        if value is not None and isinstance(name, str) and name.strip() in PASSTHROUGH_ATTRIBUTES
+        name: payload[key]
+        for key, name in named(payload, PASSTHROUGH_ATTRIBUTES)
+        if payload[key] is not None
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import compress
 from typing import Any
 
 from relay.events import (
@@ -100,6 +101,16 @@ def phone_of(value: Any) -> str | None:
     """:func:`relay.providers.coerce.as_e164`, short texts answered from a bounded cache:
     the channel's own number is in every body, a chat's recurs body after body."""
     return _e164_of_text(value) if type(value) is str and len(value) <= 64 else as_e164(value)
+
+
+def named(payload: Body, names: frozenset[str]) -> list[tuple[str, str]]:
+    """(key as sent, its name) of the keys of ``payload`` that strip to one of ``names``, in
+    the body's order, at C speed (a 1 MiB body can hold 100k keys)."""
+    stripped = list(map(str.strip, payload))
+    present = names.intersection(stripped)
+    if not present:
+        return []
+    return list(compress(zip(payload, stripped, strict=True), map(present.__contains__, stripped)))
 
 
 def listed(view: Mapping[str, Any], key: str) -> list[Any]:

@@ -29,6 +29,19 @@ def fixture_bytes(relative: str) -> bytes:
     return (FIXTURES / relative).read_bytes()
 
 
+def json_objects(value: Any, found: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every object in decoded JSON ``value``, itself first, then depth first in order."""
+    found = [] if found is None else found
+    if isinstance(value, dict):
+        found.append(value)
+        for item in value.values():
+            json_objects(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            json_objects(item, found)
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,11 +1,9 @@
-"""What the fast paths share (DESIGN §11: normalizing costs at most ~3x decoding).
+"""What the normalizers share (DESIGN §11: normalizing costs at most ~3x decoding).
 
-A provider's fast path decodes the body once and builds the canonical event with plain
-lookups instead of the tolerant readers' key scans.
-It must give exactly what the tolerant path gives, so it declines (raises
-:class:`Fallback`, or msgspec refuses the body) whenever it meets what
-it does not model: a key with stray whitespace in an object it reads, a value of an
-unexpected JSON type, a shape it has no reader for. The tolerant path then reads the body.
+A normalizer decodes the body once and reads every object through :func:`clean`: plain
+lookups at dict speed, with what the tolerant readers (:mod:`relay.providers.coerce`) would
+find when a key carries stray whitespace. Only a body msgspec will not decode (a lone
+surrogate, nesting too deep) is read the tolerant way (:func:`fast_or_tolerant`).
 """
 
 from __future__ import annotations
@@ -26,31 +24,7 @@ from relay.providers.extensions import leftovers as tolerant_leftovers
 # msgspec's refusals (the tolerant path says what is wrong) and nesting too deep to decode
 FALLBACK_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError)
 
-
-class Fallback(Exception):
-    """The fast path does not model this body; the tolerant path must read it."""
-
-    def __init__(self, payload: Any = None) -> None:
-        super().__init__()
-        self.payload = payload
-        """The body as the fast path decoded it (None: not decoded), so it is not decoded
-        twice."""
-
-
 _CONTAINERS = (dict, list)
-
-
-def plain(obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    """``obj`` itself, once its keys are known to carry no stray whitespace."""
-    keys = obj.keys()
-    if len(keys) >= len(known) + MAX_KEYS:
-        raise Fallback  # that many unknown keys: the tolerant path bounds what it keeps
-    if keys <= known:
-        return obj
-    extra = keys - known
-    if len(extra) >= MAX_KEYS or set(map(str.strip, extra)) != extra:
-        raise Fallback
-    return obj
 
 
 Normalize = Callable[[Inbound], list[CloudEvent]]
@@ -78,8 +52,6 @@ def forgetting(tolerant: Tolerant) -> TolerantNormalizer:
 def fast_or_tolerant(fast: Normalize, tolerant: Tolerant, inbound: Inbound) -> list[CloudEvent]:
     try:
         return fast(inbound)
-    except Fallback as declined:
-        return tolerant(inbound, declined.payload)
     except FALLBACK_ERRORS:
         return tolerant(inbound, None)
     finally:

@@ -3,11 +3,14 @@
 PlugChat registers one URL per kind and its bodies carry no event name. Message
 callbacks follow Z-API's callback shapes and carry a ``type`` discriminator that, when
 present, decides the builder; attendance bodies have none and the URL kind decides.
+
+One normalizer, as Chatwoot's: one msgspec decode (:func:`relay.providers.base.parse_json`,
+which reads what msgspec refuses, such as a lone surrogate, the tolerant way), then every
+object read through :func:`relay.providers.fast.clean`.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from relay.events import CloudEvent
@@ -19,11 +22,9 @@ from relay.providers.base import (
     parse_json_keeping_duplicates,
     require_object,
 )
-from relay.providers.fast import fast_or_tolerant, forgetting
+from relay.providers.coerce import forget_indexes
 from relay.providers.plugchat.attendance import lost_transcript_entries
 from relay.providers.plugchat.builders import ATTENDANCE_KINDS, build
-from relay.providers.plugchat.fast import normalize_fast
-from relay.providers.reads import TOLERANT
 
 KINDS = (
     "startAttendance",
@@ -46,26 +47,20 @@ def canonical_kind(kind: str) -> str | None:
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
-    """A PlugChat body as canonical events: the fast path when its plain reads can read
-    the body, the tolerant readers otherwise (the same events either way)."""
-    kind = canonical_kind(inbound.kind or "")
-    if kind is None:
-        return normalize_tolerant(inbound)
-    return fast_or_tolerant(partial(normalize_fast, kind=kind), normalize_tolerant, inbound)
-
-
-def _normalize(inbound: Inbound, decoded: Any) -> list[CloudEvent]:
+    """A PlugChat body as canonical events."""
     kind = canonical_kind(inbound.kind or "")
     if kind is None:
         raise Unmappable("unknown_kind", f"unknown PlugChat kind {inbound.kind!r}")
-    payload = require_object(parse_json(inbound.body) if decoded is None else decoded)
-    if kind in ATTENDANCE_KINDS and lost_transcript_entries(payload, inbound.body, TOLERANT):
-        payload = require_object(parse_json_keeping_duplicates(inbound.body))
-    return build(inbound, payload, kind, TOLERANT)
-
-
-normalize_tolerant = forgetting(_normalize)
-"""Any PlugChat body, read with the tolerant readers (the fast path's fallback)."""
+    try:
+        payload = require_object(parse_json(inbound.body))
+        if kind in ATTENDANCE_KINDS and lost_transcript_entries(payload, inbound.body):
+            # transcript entries that shared a key were merged: parsed again, keeping them
+            payload = require_object(parse_json_keeping_duplicates(inbound.body))
+        return build(inbound, payload, kind)
+    finally:
+        # the padded-key indexes of large objects must not keep the body alive past the
+        # request
+        forget_indexes()
 
 
 WEBHOOK_MESSAGE: dict[str, Any] = {

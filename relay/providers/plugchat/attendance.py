@@ -21,10 +21,17 @@ from relay.events import (
 from relay.providers.base import Inbound, Unmappable, body_digest
 from relay.providers.coerce import as_float
 from relay.providers.extensions import OMITTED_KEYS
+from relay.providers.fast import clean
 from relay.providers.plugchat import zapi
-from relay.providers.plugchat.message import chat_address, contact, flags, message, sender
-from relay.providers.plugchat.reading import moment
-from relay.providers.reads import Reads
+from relay.providers.plugchat.message import (
+    chat_address,
+    contact,
+    flags,
+    message,
+    sender,
+    view_of,
+)
+from relay.providers.plugchat.reading import moment, text
 
 _STATUSES: dict[str, ConversationStatus] = {
     "PROGRESS": "open",
@@ -42,7 +49,7 @@ MAX_CATEGORIES = 256
 """More categories on one attendance is not a real attendance; the raw copy keeps them."""
 
 
-def lost_transcript_entries(payload: Mapping[str, Any], body: bytes, r: Reads) -> bool:
+def lost_transcript_entries(payload: dict[str, Any], body: bytes) -> bool:
     """Did the plain decode drop transcript entries that shared a key (seed bodies repeat
     ``"ID_DA_MENSAGEM"``)? Then the body is parsed again keeping duplicates.
 
@@ -51,43 +58,48 @@ def lost_transcript_entries(payload: Mapping[str, Any], body: bytes, r: Reads) -
     those keys are nested deeper, e.g. in a quoted message: re-parsing is then merely
     slower, never wrong).
     """
-    chat = r.get(payload, "chat")
-    if not isinstance(chat, dict):
+    view = view_of(payload)
+    chat = view.get("chat")
+    if type(chat) is not dict:
         return False
     for key in ("messageId", "momment"):
         mentions = body.count(f'"{key}"'.encode())
         if mentions <= len(chat):
             continue  # cannot be more entries than were decoded
-        attendance = r.get_obj(payload, "attendance")
-        carried = (key in payload) + (key in attendance)
+        attendance = view.get("attendance")
+        carried = (key in payload) + (type(attendance) is dict and key in attendance)
         carried += sum(1 for entry in chat.values() if isinstance(entry, dict) and key in entry)
         if mentions > carried:
             return True
     return False
 
 
-def categories(attendance: Mapping[str, Any], r: Reads) -> list[Category]:
+_CATEGORY_KEYS = frozenset(
+    {"categoryId", "id", "categoryName", "name", "color", "itemId", "itemName"}
+)
+
+
+def categories(attendance: Mapping[str, Any]) -> list[Category]:
     """Both formats: ``attendanceCategory`` (one object) and ``attendanceCategories`` (a list).
 
     Linear in the number of categories: seen (id, name, item) keys are kept in sets.
     """
-    get_str = r.get_str
     found: list[Category] = []
     seen: set[tuple[str | None, str | None, str | None]] = set()
     seen_any_item: set[tuple[str | None, str | None]] = set()
     for key in ("attendanceCategories", "attendanceCategory"):
-        value = r.get(attendance, key)
-        items = value[:MAX_CATEGORIES] if isinstance(value, list) else [value]
+        value = attendance.get(key)
+        items = value[:MAX_CATEGORIES] if type(value) is list else [value]
         for item in items:
-            if not isinstance(item, dict) or not item:
+            if type(item) is not dict or not item:
                 continue
-            item = r.checked(item)
+            view = clean(item, _CATEGORY_KEYS)
             category = Category(
-                id=get_str(item, "categoryId", "id"),
-                name=get_str(item, "categoryName", "name"),
-                color=get_str(item, "color"),
-                item_id=get_str(item, "itemId"),
-                item_name=get_str(item, "itemName"),
+                id=text(view, "categoryId", "id"),
+                name=text(view, "categoryName", "name"),
+                color=text(view, "color"),
+                item_id=text(view, "itemId"),
+                item_name=text(view, "itemName"),
             )
             head = (category.id, category.name)
             # the single legacy category repeats one of the list's, without its item
@@ -108,61 +120,84 @@ MAX_TRANSCRIPT = 300
 1 MiB transcript (~11k short messages) would block the event loop for about a second."""
 
 
-def transcript(chat: Any, r: Reads) -> tuple[list[Message], int]:
+def transcript(chat: Any) -> tuple[list[Message], int]:
     """The attendance's ``chat``: an object of message id → Z-API message (or a list),
     and how many entries past :data:`MAX_TRANSCRIPT` were not read."""
-    if isinstance(chat, dict):
+    if type(chat) is dict:
         items = list(islice(chat.values(), MAX_TRANSCRIPT))
         total = len(chat)
-    elif isinstance(chat, list):
+    elif type(chat) is list:
         items, total = chat[:MAX_TRANSCRIPT], len(chat)
     else:
         items, total = [], 0
     messages: list[tuple[float, int, Message]] = []
     for position, item in enumerate(items):
-        if not isinstance(item, dict):
+        if type(item) is not dict:
             continue
-        item = r.checked(item)
-        from_me, group = flags(item, r)
-        _, customer = contact(item, r, from_me, group)
-        by = sender(item, customer, r, from_me, group)
-        built, _ = message(item, r, by=by, from_me=from_me, with_extension=False)
-        when = as_float(r.get(item, "momment"))
+        view = view_of(item)
+        from_me, group = flags(view)
+        _, customer = contact(view, from_me, group)
+        by = sender(view, customer, from_me, group)
+        built, _ = message(item, view, by=by, from_me=from_me, with_extension=False)
+        when = as_float(view.get("momment"))
         messages.append((when if when is not None else float("inf"), position, built))
     messages.sort(key=lambda entry: (entry[0], entry[1]))
     return [built for _, _, built in messages], total - len(items)
 
 
-def attendance_event(
-    inbound: Inbound, payload: Mapping[str, Any], kind: str, r: Reads
-) -> list[CloudEvent]:
-    get, get_str = r.get, r.get_str
-    attendance_obj = r.get_obj(payload, "attendance")
+_ATTENDANCE_KEYS = frozenset(
+    {
+        "customer",
+        "attendanceNumber",
+        "number",
+        "id",
+        "status",
+        "departament",
+        "operator",
+        "finishBy",
+        "operatorReport",
+        "operatorReport ",  # so documented (below)
+        "ratingObservation",
+        "attendanceCategory",
+        "attendanceCategories",
+        "requestTime",
+        "startTime",
+        "endTime",
+        "momment",
+    }
+)
+_CUSTOMER_KEYS = frozenset({"name", "phone"})
+
+
+def attendance_event(inbound: Inbound, payload: Mapping[str, Any], kind: str) -> list[CloudEvent]:
+    """``payload``: the body cleaned."""
+    attendance_obj = clean(payload.get("attendance"), _ATTENDANCE_KEYS)
     if not attendance_obj:
         raise Unmappable("unmappable", f"{kind} body has no `attendance` object")
-    customer = r.get_obj(attendance_obj, "customer")
-    messages, omitted = transcript(get(payload, "chat"), r)
-    phone_raw, phone, chat_id = chat_address(get(customer, "phone"))
-    number = get_str(attendance_obj, "attendanceNumber", "number", "id")
-    status_raw = get_str(attendance_obj, "status")
+    get = attendance_obj.get
+    customer = clean(get("customer"), _CUSTOMER_KEYS)
+    messages, omitted = transcript(payload.get("chat"))
+    phone_raw, phone, chat_id = chat_address(customer.get("phone"))
+    number = text(attendance_obj, "attendanceNumber", "number", "id")
+    status_raw = text(attendance_obj, "status")
     status = _STATUSES.get(status_raw.strip().upper()) if status_raw else None
     if status is None:
         status = "resolved" if kind == "finishAttendance" else "open"
-    operator = get_str(attendance_obj, "operator", "operatorName")
-    finished_by = get_str(attendance_obj, "finishBy", "finishedBy")
+    operator = text(attendance_obj, "operator", "operatorName")
+    finished_by = text(attendance_obj, "finishBy", "finishedBy")
     attendance = Attendance(
         number=number,
-        department=get_str(attendance_obj, "departament", "department"),
+        department=text(attendance_obj, "departament", "department"),
         operator=operator,
         finished_by=finished_by,
         # PlugChat's documented spelling has a trailing space: read as sent, the fast
         # path reads it too
-        operator_report=get_str(attendance_obj, "operatorReport", "operatorReport "),
-        rating_note=get_str(attendance_obj, "ratingObservation"),
-        categories=categories(attendance_obj, r),
-        requested_at=moment(get(attendance_obj, "requestTime")),
-        started_at=moment(get(attendance_obj, "startTime")),
-        ended_at=moment(get(attendance_obj, "endTime")),
+        operator_report=text(attendance_obj, "operatorReport", "operatorReport "),
+        rating_note=text(attendance_obj, "ratingObservation"),
+        categories=categories(attendance_obj),
+        requested_at=moment(get("requestTime")),
+        started_at=moment(get("startTime")),
+        ended_at=moment(get("endTime")),
         transcript=messages,
     )
     # The customer's chat keys the partition so attendance events stay in order with
@@ -181,12 +216,12 @@ def attendance_event(
             team=attendance.department,
             attendance=attendance,
         ),
-        contact=Contact(id=phone_raw, name=get_str(customer, "name"), phone=phone, chat_id=chat_id),
+        contact=Contact(id=phone_raw, name=text(customer, "name"), phone=phone, chat_id=chat_id),
         actor=Actor(type="agent", name=actor_name) if actor_name else None,
         extensions={"plugchat": {"chat": {OMITTED_KEYS: omitted}}} if omitted else None,
     )
     time = (attendance.ended_at if kind == "finishAttendance" else attendance.started_at) or moment(
-        get(attendance_obj, "momment")
+        get("momment")
     )
     identity = f"attendance:{number}:{kind}" if number else body_digest(inbound.body)
     subject = f"attendance/{number}" if number else None

@@ -8,9 +8,9 @@ from typing import Any
 
 from relay.events import Order, OrderItem, Product
 from relay.providers.coerce import as_bool, as_e164, as_int, as_str
+from relay.providers.fast import clean
 from relay.providers.money import from_major
-from relay.providers.plugchat.reading import Content, Reader
-from relay.providers.reads import Reads
+from relay.providers.plugchat.reading import Content, Reader, listed, text
 
 
 def _party(value: Any) -> str | None:
@@ -18,22 +18,22 @@ def _party(value: Any) -> str | None:
     return (as_e164(text) or text) if text else None
 
 
-def product(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    get, get_str = r.get, r.get_str
-    currency = get(obj, "currencyCode")
-    title = get_str(obj, "title")
+def product(obj: Any, payload: Mapping[str, Any]) -> Content:
+    view = clean(obj, _PRODUCT_KEYS)
+    currency = view.get("currencyCode")
+    title = text(view, "title")
     return Content(
         kind="product",
         text=title,
         product=Product(
-            id=get_str(obj, "productId"),
-            retailer_id=get_str(obj, "retailerId"),
+            id=text(view, "productId"),
+            retailer_id=text(view, "retailerId"),
             title=title,
-            description=get_str(obj, "description"),
-            price=from_major(get(obj, "price"), currency),
-            image_url=get_str(obj, "productImage"),
-            url=get_str(obj, "url"),
-            seller=_party(get(obj, "businessOwnerJid")),
+            description=text(view, "description"),
+            price=from_major(view.get("price"), currency),
+            image_url=text(view, "productImage"),
+            url=text(view, "url"),
+            seller=_party(view.get("businessOwnerJid")),
         ),
         known=_PRODUCT_KEYS,
     )
@@ -77,45 +77,54 @@ _ORDER_KEYS = frozenset(
 )
 
 
+_ITEM_KEYS = frozenset(
+    {"productId", "retailerId", "name", "title", "quantity", "price", "value", "currencyCode"}
+    | {"isCustomItem"}
+)
+
+
+def _item(obj: Any, currency: Any) -> OrderItem:
+    view = clean(obj, _ITEM_KEYS)
+    price = view.get("price")
+    return OrderItem(
+        id=text(view, "productId"),
+        retailer_id=text(view, "retailerId"),
+        title=text(view, "name", "title"),
+        quantity=as_int(view.get("quantity")),
+        price=from_major(
+            price if price is not None else view.get("value"),
+            view.get("currencyCode") or currency,
+        ),
+        custom=as_bool(view.get("isCustomItem")),
+    )
+
+
 def order_kind(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-        get, get_str = r.get, r.get_str
-        currency = get(obj, "currency")
-        items = [
-            OrderItem(
-                id=get_str(item, "productId"),
-                retailer_id=get_str(item, "retailerId"),
-                title=get_str(item, "name", "title"),
-                quantity=as_int(get(item, "quantity")),
-                price=from_major(
-                    get(item, "price") if get(item, "price") is not None else get(item, "value"),
-                    get(item, "currencyCode") or currency,
-                ),
-                custom=as_bool(get(item, "isCustomItem")),
-            )
-            for item in r.get_list(obj, "products")
-            if isinstance(item, dict)
-        ]
-        title = get_str(obj, "orderTitle")
+    def read(obj: Any, payload: Mapping[str, Any]) -> Content:
+        view = clean(obj, _ORDER_KEYS)
+        get = view.get
+        currency = get("currency")
+        items = [_item(item, currency) for item in listed(view, "products") if type(item) is dict]
+        title = text(view, "orderTitle")
         return Content(
             kind=kind,
-            text=get_str(obj, "message") or title,
+            text=text(view, "message") or title,
             order=Order(
-                id=get_str(obj, "orderId", "orderRequestId"),
-                reference_id=get_str(obj, "referenceId"),
+                id=text(view, "orderId", "orderRequestId"),
+                reference_id=text(view, "referenceId"),
                 title=title,
-                text=get_str(obj, "message"),
-                status=get_str(obj, "orderStatus"),
-                payment_status=get_str(obj, "paymentStatus"),
+                text=text(view, "message"),
+                status=text(view, "orderStatus"),
+                payment_status=text(view, "paymentStatus"),
                 items=items,
-                item_count=as_int(get(obj, "itemCount")),
-                subtotal=from_major(get(obj, "subTotal"), currency),
-                discount=from_major(get(obj, "discount"), currency),
-                shipping=from_major(get(obj, "shipping"), currency),
-                tax=from_major(get(obj, "tax"), currency),
-                total=from_major(get(obj, "total"), currency),
-                seller=_party(get(obj, "sellerJid")),
-                thumbnail_url=get_str(obj, "thumbnailUrl"),
+                item_count=as_int(get("itemCount")),
+                subtotal=from_major(get("subTotal"), currency),
+                discount=from_major(get("discount"), currency),
+                shipping=from_major(get("shipping"), currency),
+                tax=from_major(get("tax"), currency),
+                total=from_major(get("total"), currency),
+                seller=_party(get("sellerJid")),
+                thumbnail_url=text(view, "thumbnailUrl"),
             ),
             known=_ORDER_KEYS,
         )
@@ -123,30 +132,28 @@ def order_kind(kind: str) -> Reader:
     return read
 
 
+_PAYMENT_KEYS = frozenset({"value", "currencyCode"})
+_PAYMENT_READ = _PAYMENT_KEYS | {"paymentInfo"}
+_PAYMENT_INFO_KEYS = frozenset(
+    {"value", "currencyCode", "transactionStatus", "status", "receiverPhone"}
+)
+
+
 def payment(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-        get, get_str = r.get, r.get_str
-        info = r.get_obj(obj, "paymentInfo")
-        source = obj if get(obj, "value") is not None else info
-        currency = get(source, "currencyCode")
+    def read(obj: Any, payload: Mapping[str, Any]) -> Content:
+        view = clean(obj, _PAYMENT_READ)
+        info = clean(view.get("paymentInfo"), _PAYMENT_INFO_KEYS)
+        source = view if view.get("value") is not None else info
+        currency = source.get("currencyCode")
         return Content(
             kind=kind,
             order=Order(
-                total=from_major(get(source, "value"), currency),
-                status=get_str(info, "transactionStatus"),
-                payment_status=get_str(info, "status"),
-                seller=_party(get(info, "receiverPhone")),
+                total=from_major(source.get("value"), currency),
+                status=text(info, "transactionStatus"),
+                payment_status=text(info, "status"),
+                seller=_party(info.get("receiverPhone")),
             ),
-            known=frozenset({"value", "currencyCode"}),
+            known=_PAYMENT_KEYS,
         )
 
     return read
-
-
-# Every key these readers look for (the fast path's key check takes them as known).
-KEYS = (
-    _PRODUCT_KEYS
-    | _ORDER_KEYS
-    | {"name", "quantity", "value", "isCustomItem", "price", "currencyCode", "paymentInfo"}
-    | {"transactionStatus", "status", "receiverPhone"}
-)

@@ -12,44 +12,47 @@ from typing import Any
 
 from relay.events import Reaction, Referral, SharedContact
 from relay.providers.coerce import as_bool, as_e164, as_str
+from relay.providers.fast import clean
 from relay.providers.plugchat import commerce, interactive
 from relay.providers.plugchat.reading import (
+    LOCATION_KEYS,
     MEDIA_KEYS,
     Content,
     Reader,
+    listed,
     location,
     media_item,
     moment,
+    named,
+    text,
 )
-from relay.providers.reads import Reads
 
 
 def _media(kind: str) -> Reader:
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-        item = media_item(kind, obj, r)
+    def read(obj: Any, payload: Mapping[str, Any]) -> Content:
+        view = clean(obj, MEDIA_KEYS)
+        item = media_item(kind, view)
         return Content(
             kind=kind,
             text=item.caption if kind in ("image", "video", "document") else None,
             media=[item],
-            view_once=as_bool(r.get(obj, "viewOnce")),
+            view_once=as_bool(view.get("viewOnce")),
             known=MEDIA_KEYS,
         )
 
     return read
 
 
-def _text(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    return Content(kind="text", text=r.get_str(obj, "message"), known=_TEXT_KEYS)
+def _text(obj: Any, payload: Mapping[str, Any]) -> Content:
+    return Content(kind="text", text=text(clean(obj, _TEXT_KEYS), "message"), known=_TEXT_KEYS)
 
 
 _TEXT_KEYS = frozenset({"message"})
 
 
-def _location(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+def _location(obj: Any, payload: Mapping[str, Any]) -> Content:
     return Content(
-        kind="location",
-        location=location(obj, r),
-        known=frozenset({"latitude", "longitude", "name", "address", "url"}),
+        kind="location", location=location(clean(obj, LOCATION_KEYS)), known=LOCATION_KEYS
     )
 
 
@@ -63,9 +66,13 @@ def _phone(value: str) -> str:
     return as_e164(value) or value.strip()
 
 
-def shared_contact(obj: Mapping[str, Any], r: Reads) -> SharedContact:
-    vcard = r.get_str(obj, "vCard", "vcard")
-    phones = [_phone(p) for p in (as_str(item) for item in r.get_list(obj, "phones")) if p]
+_CONTACT_KEYS = frozenset({"displayName", "name", "vCard", "vcard", "phones"})
+
+
+def shared_contact(obj: Any) -> SharedContact:
+    view = clean(obj, _CONTACT_KEYS)
+    vcard = text(view, "vCard", "vcard")
+    phones = [_phone(p) for p in (as_str(item) for item in listed(view, "phones")) if p]
     emails: list[str] = []
     if vcard is not None:
         card = vcard[:16384]
@@ -73,55 +80,58 @@ def shared_contact(obj: Mapping[str, Any], r: Reads) -> SharedContact:
             phones = [_phone(p) for p in _VCARD_TEL.findall(card)[:_MAX_CARD_LINES]]
         emails = [e.strip() for e in _VCARD_EMAIL.findall(card)[:_MAX_CARD_LINES]]
     return SharedContact(
-        name=r.get_str(obj, "displayName", "name"),
+        name=text(view, "displayName", "name"),
         phones=list(dict.fromkeys(phones)),
         emails=emails,
         vcard=vcard,
     )
 
 
-def _contact(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    return Content(
-        kind="contact",
-        shared_contacts=[shared_contact(obj, r)],
-        known=frozenset({"displayName", "name", "vCard", "vcard", "phones"}),
-    )
+def _contact(obj: Any, payload: Mapping[str, Any]) -> Content:
+    return Content(kind="contact", shared_contacts=[shared_contact(obj)], known=_CONTACT_KEYS)
 
 
-def _contacts(value: Any, payload: Mapping[str, Any], r: Reads) -> Content:
+def _contacts(items: Any, payload: Mapping[str, Any]) -> Content:
     # a multi-contact message: a list of contact objects
-    items = r.get_list(value, "contacts")
     return Content(
         kind="contact",
-        shared_contacts=[shared_contact(item, r) for item in items if isinstance(item, dict)],
+        shared_contacts=[shared_contact(item) for item in items if type(item) is dict],
         known=frozenset({"contacts"}),
     )
 
 
-def _reaction(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    emoji = r.get_str(obj, "value")
-    referenced = r.get_obj(obj, "referencedMessage")
+_REACTION_KEYS = frozenset({"value", "time", "referencedMessage"})
+_REFERENCED_KEYS = frozenset({"messageId"})
+
+
+def _reaction(obj: Any, payload: Mapping[str, Any]) -> Content:
+    view = clean(obj, _REACTION_KEYS)
+    emoji = text(view, "value")
+    referenced = clean(view.get("referencedMessage"), _REFERENCED_KEYS)
     return Content(
         kind="reaction",
         reaction=Reaction(
             emoji=emoji,
-            message_id=r.get_str(referenced, "messageId"),
+            message_id=text(referenced, "messageId"),
             removed=emoji is None,
-            reacted_at=moment(r.get(obj, "time")),
+            reacted_at=moment(view.get("time")),
         ),
-        known=frozenset({"value", "time", "referencedMessage"}),
+        known=_REACTION_KEYS,
     )
+
+
+_OPAQUE_KEYS = frozenset({"text", "message", "name", "referencedMessage"})
 
 
 def _opaque(kind: str) -> Reader:
     """Content relay names but does not type: the whole object goes to extensions."""
 
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-        referenced = r.get_obj(obj, "referencedMessage")
+    def read(obj: Any, payload: Mapping[str, Any]) -> Content:
+        view = clean(obj, _OPAQUE_KEYS)
         return Content(
             kind=kind,
-            text=r.get_str(obj, "text", "message", "name"),
-            in_reply_to=r.get_str(referenced, "messageId"),
+            text=text(view, "text", "message", "name"),
+            in_reply_to=text(clean(view.get("referencedMessage"), _REFERENCED_KEYS), "messageId"),
         )
 
     return read
@@ -166,53 +176,66 @@ READERS: dict[str, Reader] = {
 CONTENT_KEYS = frozenset(READERS)
 
 
-def referral(payload: Mapping[str, Any], r: Reads) -> Referral | None:
+_AD_KEYS = frozenset(
+    {
+        "sourceType",
+        "sourceId",
+        "sourceUrl",
+        "title",
+        "body",
+        "mediaType",
+        "thumbnailUrl",
+        "ctwaClid",
+        "showAdAttribution",
+        "renderLargerThumbnail",
+        "containsAutoReply",
+    }
+)
+
+
+def referral(payload: Mapping[str, Any]) -> Referral | None:
     """``externalAdReply``: the click-to-WhatsApp ad (or post) the contact came from."""
-    ad = r.get_obj(payload, "externalAdReply")
+    ad = clean(payload.get("externalAdReply"), _AD_KEYS)
     if not ad:
         return None
-    get_str = r.get_str
     return Referral(
-        source_type=get_str(ad, "sourceType"),
-        source_id=get_str(ad, "sourceId"),
-        source_url=get_str(ad, "sourceUrl"),
-        title=get_str(ad, "title"),
-        body=get_str(ad, "body"),
-        media_type=get_str(ad, "mediaType"),
-        thumbnail_url=get_str(ad, "thumbnailUrl"),
-        click_id=get_str(ad, "ctwaClid"),
+        source_type=text(ad, "sourceType"),
+        source_id=text(ad, "sourceId"),
+        source_url=text(ad, "sourceUrl"),
+        title=text(ad, "title"),
+        body=text(ad, "body"),
+        media_type=text(ad, "mediaType"),
+        thumbnail_url=text(ad, "thumbnailUrl"),
+        click_id=text(ad, "ctwaClid"),
     )
 
 
 _CALLS = ("CALL_VOICE", "CALL_VIDEO", "CALL_MISSED_VOICE", "CALL_MISSED_VIDEO")
 
 
-def _content_keys(payload: Mapping[str, Any], r: Reads) -> list[tuple[str, str]]:
-    """(key as sent, its name) of the body's content keys, in the body's order."""
-    if r.clean:
+def _content_keys(payload: dict[str, Any], padded: bool) -> list[tuple[str, str]]:
+    """(key as sent, its name) of the body's content keys, in the body's order
+    (``padded``: some keys may carry stray whitespace)."""
+    if not padded:
         present = payload.keys() & CONTENT_KEYS  # at C speed; usually one key
         if len(present) < 2:
             return [(key, key) for key in present]
         return [(key, key) for key in payload if key in present]
-    found = []
-    for key in payload:
-        name = key.strip() if isinstance(key, str) else key
-        if name in CONTENT_KEYS:
-            found.append((key, name))
-    return found
+    return named(payload, CONTENT_KEYS)
 
 
-def content(payload: Mapping[str, Any], r: Reads) -> tuple[Content, str | None]:
-    """The message's content and the key it came from (None for content-less callbacks)."""
-    for key, name in _content_keys(payload, r):
+def content(payload: dict[str, Any], view: Mapping[str, Any]) -> tuple[Content, str | None]:
+    """The message's content and the key it came from (None for content-less callbacks):
+    ``payload`` as sent, ``view`` cleaned."""
+    for key, name in _content_keys(payload, view is not payload):
         value = payload[key]
-        if isinstance(value, dict):
-            return READERS[name](r.checked(value), payload, r), key
-        if name == "contacts" and isinstance(value, list):
-            return READERS[name]({"contacts": value}, payload, r), key
-    if as_bool(r.get(payload, "waitingMessage")):
+        if type(value) is dict:
+            return READERS[name](value, view), key
+        if name == "contacts" and type(value) is list:
+            return READERS[name](value, view), key
+    if as_bool(view.get("waitingMessage")):
         return Content(kind="waiting"), None
-    notification = r.get_str(payload, "notification")
+    notification = text(view, "notification")
     if notification is not None:
         upper = notification.upper()
         if upper == "REVOKE":

@@ -8,8 +8,9 @@ from typing import Any
 
 from relay.events import Button, Card, Location, Media, Option, Poll, PollVote, Reply, Template
 from relay.providers.coerce import as_e164, as_int, as_str
-from relay.providers.plugchat.reading import Content, Reader, location, media_item
-from relay.providers.reads import Reads
+from relay.providers.fast import clean
+from relay.providers.plugchat import reading
+from relay.providers.plugchat.reading import Content, Reader, listed, text
 
 
 def _reply(kind: str, id_key: str, title_key: str) -> Reader:
@@ -17,16 +18,17 @@ def _reply(kind: str, id_key: str, title_key: str) -> Reader:
     text, and a list row's description (its title is a key of its own)."""
     known = frozenset({id_key, title_key, "message"})
 
-    def read(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-        text = r.get_str(obj, "message")
+    def read(obj: Any, payload: Mapping[str, Any]) -> Content:
+        view = clean(obj, known)
+        found = text(view, "message")
         return Content(
             kind=kind,
-            text=text,
+            text=found,
             reply=Reply(
-                id=r.get_str(obj, id_key),
-                title=r.get_str(obj, title_key),
-                description=text if title_key != "message" else None,
-                message_id=r.get_str(payload, "referenceMessageId"),
+                id=text(view, id_key),
+                title=text(view, title_key),
+                description=found if title_key != "message" else None,
+                message_id=text(payload, "referenceMessageId"),
             ),
             known=known,
         )
@@ -37,51 +39,60 @@ def _reply(kind: str, id_key: str, title_key: str) -> Reader:
 buttons_response = _reply("button_reply", "buttonId", "message")
 list_response = _reply("list_reply", "selectedRowId", "title")
 
+_BUTTON_KEYS = frozenset(
+    {"urlButton", "callButton", "quickReplyButton", "copyButton", "copyCodeButton"}
+    | {"buttonId", "buttonText", "type"}
+)
+_BUTTON_PART_KEYS = frozenset({"displayText", "url", "phoneNumber", "id", "code"})
 
-def _buttons(items: list[Any], r: Reads) -> list[Button]:
+
+def _buttons(items: list[Any]) -> list[Button]:
     """Z-API hydratedButtons: ``{urlButton|callButton|quickReplyButton|copyButton: {...}}``."""
-    get, get_str, get_obj = r.get, r.get_str, r.get_obj
     found = []
     for item in items:
-        if not isinstance(item, dict):
+        if type(item) is not dict:
             continue
-        if url := get_obj(item, "urlButton"):
-            found.append(
-                Button(type="url", title=get_str(url, "displayText"), url=get_str(url, "url"))
-            )
-        elif call := get_obj(item, "callButton"):
-            number = get(call, "phoneNumber")
+        view = clean(item, _BUTTON_KEYS)
+        if url := clean(view.get("urlButton"), _BUTTON_PART_KEYS):
+            found.append(Button(type="url", title=text(url, "displayText"), url=text(url, "url")))
+        elif call := clean(view.get("callButton"), _BUTTON_PART_KEYS):
+            number = call.get("phoneNumber")
             found.append(
                 Button(
                     type="call",
-                    title=get_str(call, "displayText"),
+                    title=text(call, "displayText"),
                     phone=as_e164(number) or as_str(number),
                 )
             )
-        elif quick := get_obj(item, "quickReplyButton"):
+        elif quick := clean(view.get("quickReplyButton"), _BUTTON_PART_KEYS):
             found.append(
-                Button(type="reply", id=get_str(quick, "id"), title=get_str(quick, "displayText"))
+                Button(type="reply", id=text(quick, "id"), title=text(quick, "displayText"))
             )
-        elif copy := get_obj(item, "copyButton") or get_obj(item, "copyCodeButton"):
-            found.append(Button(type="copy", title=get_str(copy, "displayText", "code")))
-        elif get(item, "buttonId") is not None:
+        elif copy := clean(view.get("copyButton"), _BUTTON_PART_KEYS) or clean(
+            view.get("copyCodeButton"), _BUTTON_PART_KEYS
+        ):
+            found.append(Button(type="copy", title=text(copy, "displayText", "code")))
+        elif view.get("buttonId") is not None:
             found.append(
                 Button(
                     type="reply",
-                    id=get_str(item, "buttonId"),
-                    title=get_str(get_obj(item, "buttonText"), "displayText"),
+                    id=text(view, "buttonId"),
+                    title=text(clean(view.get("buttonText"), _BUTTON_PART_KEYS), "displayText"),
                 )
             )
     return found
 
 
-def _header(obj: Mapping[str, Any], r: Reads) -> tuple[Media | None, Location | None]:
+_HEADER_KEYS = frozenset({"image", "video", "document", "location", "text"})
+
+
+def _header(view: Mapping[str, Any]) -> tuple[Media | None, Location | None]:
     for kind in ("image", "video", "document"):
-        found = r.get_obj(obj, kind)
+        found = clean(view.get(kind), reading.MEDIA_KEYS)
         if found:
-            return media_item(kind, found, r), None
-    place = r.get_obj(obj, "location")
-    return None, location(place, r) if place else None
+            return reading.media_item(kind, found), None
+    place = clean(view.get("location"), reading.LOCATION_KEYS)
+    return None, reading.location(place) if place else None
 
 
 _TEMPLATE_KEYS = frozenset(
@@ -89,127 +100,110 @@ _TEMPLATE_KEYS = frozenset(
 )
 
 
-def template(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    get_str = r.get_str
-    header_obj = r.get_obj(obj, "header")
-    header, place = _header(header_obj, r)
-    text = get_str(obj, "message")
+def template(obj: Any, payload: Mapping[str, Any]) -> Content:
+    view = clean(obj, _TEMPLATE_KEYS)
+    header_obj = clean(view.get("header"), _HEADER_KEYS)
+    header, place = _header(header_obj)
+    found = text(view, "message")
     return Content(
         kind="template",
-        text=text,
+        text=found,
         location=place,
         template=Template(
-            id=get_str(obj, "templateId"),
-            name=get_str(obj, "name"),
-            language=get_str(obj, "language"),
-            title=get_str(obj, "title"),
-            text=text,
+            id=text(view, "templateId"),
+            name=text(view, "name"),
+            language=text(view, "language"),
+            title=text(view, "title"),
+            text=found,
             header=header,
-            header_text=get_str(header_obj, "text"),
-            footer=get_str(obj, "footer"),
-            buttons=_buttons(r.get_list(obj, "hydratedButtons"), r),
+            header_text=text(header_obj, "text"),
+            footer=text(view, "footer"),
+            buttons=_buttons(listed(view, "hydratedButtons")),
         ),
         known=_TEMPLATE_KEYS,
     )
 
 
-def buttons_message(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
+_BUTTONS_MESSAGE_KEYS = frozenset({"imageUrl", "videoUrl", "message", "buttons"})
+
+
+def buttons_message(obj: Any, payload: Mapping[str, Any]) -> Content:
+    view = clean(obj, _BUTTONS_MESSAGE_KEYS)
     media = [
-        media_item(kind, {f"{kind}Url": url}, r)
+        reading.media_item(kind, {f"{kind}Url": url})
         for kind in ("image", "video")
-        if (url := r.get_str(obj, f"{kind}Url"))
+        if (url := text(view, f"{kind}Url"))
     ]
     options = [
-        Option(id=button.id, title=button.title)
-        for button in _buttons(r.get_list(obj, "buttons"), r)
+        Option(id=button.id, title=button.title) for button in _buttons(listed(view, "buttons"))
     ]
     return Content(
         kind="buttons",
-        text=r.get_str(obj, "message"),
+        text=text(view, "message"),
         media=media,
         options=options,
-        known=frozenset({"imageUrl", "videoUrl", "message", "buttons"}),
+        known=_BUTTONS_MESSAGE_KEYS,
     )
 
 
-def carousel(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    get_str = r.get_str
+_CARD_KEYS = frozenset({"title", "message", "footer", "header", "hydratedButtons"})
+
+
+def carousel(obj: Any, payload: Mapping[str, Any]) -> Content:
+    view = clean(obj, _CAROUSEL_KEYS)
     cards = []
-    for item in r.get_list(obj, "cards"):
-        if not isinstance(item, dict):
+    for item in listed(view, "cards"):
+        if type(item) is not dict:
             continue
-        header, _ = _header(r.get_obj(item, "header"), r)
+        card = clean(item, _CARD_KEYS)
+        header, _ = _header(clean(card.get("header"), _HEADER_KEYS))
         cards.append(
             Card(
-                title=get_str(item, "title"),
-                text=get_str(item, "message"),
-                footer=get_str(item, "footer"),
+                title=text(card, "title"),
+                text=text(card, "message"),
+                footer=text(card, "footer"),
                 media=header,
-                buttons=_buttons(r.get_list(item, "hydratedButtons"), r),
+                buttons=_buttons(listed(card, "hydratedButtons")),
             )
         )
-    return Content(kind="carousel", text=get_str(obj, "text"), cards=cards, known=_CAROUSEL_KEYS)
+    return Content(kind="carousel", text=text(view, "text"), cards=cards, known=_CAROUSEL_KEYS)
 
 
 _CAROUSEL_KEYS = frozenset({"text", "cards"})
+_NAME_KEYS = frozenset({"name"})
 
 
-def _names(items: list[Any], r: Reads) -> list[str]:
-    return [name for name in (r.get_str(item, "name") for item in items) if name]
+def _names(items: list[Any]) -> list[str]:
+    return [name for name in (text(clean(item, _NAME_KEYS), "name") for item in items) if name]
 
 
-def poll(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    question = r.get_str(obj, "question")
+_POLL_KEYS = frozenset({"question", "options", "pollMaxOptions"})
+
+
+def poll(obj: Any, payload: Mapping[str, Any]) -> Content:
+    view = clean(obj, _POLL_KEYS)
+    question = text(view, "question")
     return Content(
         kind="poll",
         text=question,
         poll=Poll(
             question=question,
-            options=_names(r.get_list(obj, "options"), r),
-            max_selections=as_int(r.get(obj, "pollMaxOptions")),
+            options=_names(listed(view, "options")),
+            max_selections=as_int(view.get("pollMaxOptions")),
         ),
-        known=frozenset({"question", "options", "pollMaxOptions"}),
+        known=_POLL_KEYS,
     )
 
 
-def poll_vote(obj: Mapping[str, Any], payload: Mapping[str, Any], r: Reads) -> Content:
-    poll_id = r.get_str(obj, "pollMessageId")
+_POLL_VOTE_KEYS = frozenset({"pollMessageId", "options"})
+
+
+def poll_vote(obj: Any, payload: Mapping[str, Any]) -> Content:
+    view = clean(obj, _POLL_VOTE_KEYS)
+    poll_id = text(view, "pollMessageId")
     return Content(
         kind="poll_vote",
-        poll_vote=PollVote(poll_message_id=poll_id, options=_names(r.get_list(obj, "options"), r)),
+        poll_vote=PollVote(poll_message_id=poll_id, options=_names(listed(view, "options"))),
         in_reply_to=poll_id,
-        known=frozenset({"pollMessageId", "options"}),
+        known=_POLL_VOTE_KEYS,
     )
-
-
-# Every key these readers look for (the fast path's key check takes them as known).
-KEYS = (
-    _TEMPLATE_KEYS
-    | _CAROUSEL_KEYS
-    | {
-        "buttonId",
-        "selectedRowId",
-        "urlButton",
-        "callButton",
-        "quickReplyButton",
-        "copyButton",
-        "copyCodeButton",
-        "displayText",
-        "url",
-        "phoneNumber",
-        "id",
-        "code",
-        "buttonText",
-        "image",
-        "video",
-        "document",
-        "location",
-        "imageUrl",
-        "videoUrl",
-        "buttons",
-        "question",
-        "options",
-        "pollMaxOptions",
-        "pollMessageId",
-    }
-)

@@ -1,10 +1,11 @@
 """One Z-API message (a ``ReceivedCallback``, or an attendance transcript entry) → the
-canonical contact, sender and message, read through a :class:`~relay.providers.reads.Reads`
-(the fast path's plain reads or the tolerant ones: the same code either way)."""
+canonical contact, sender and message. Readers take the object both as sent (``payload``,
+for its leftover keys) and cleaned (``view``: :func:`relay.providers.fast.clean`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -12,9 +13,9 @@ import msgspec
 from relay.events import Actor, Contact, Message, MessageStatus
 from relay.providers.coerce import as_bool, as_e164, as_str
 from relay.providers.extensions import bounded
+from relay.providers.fast import clean, passthrough
 from relay.providers.plugchat import content as contents
-from relay.providers.plugchat.reading import moment
-from relay.providers.reads import Reads
+from relay.providers.plugchat.reading import MEDIA_KEYS, moment, named, phone_of, text
 
 # Status words of *outgoing* messages (MessageStatusCallback, echoes). READ_BY_ME and
 # READ-SELF say the business's own device read an incoming message: not the customer's
@@ -59,8 +60,7 @@ MESSAGE_KEYS = frozenset(
 )
 
 
-def chat_address(value: Any) -> tuple[str | None, str | None, str | None]:
-    """A Z-API ``phone``: (raw id, E.164 phone or None, non-phone chat id or None)."""
+def _address(value: Any) -> tuple[str | None, str | None, str | None]:
     raw = as_str(value)
     if raw is None:
         return None, None, None
@@ -69,57 +69,61 @@ def chat_address(value: Any) -> tuple[str | None, str | None, str | None]:
     return raw, phone, None if phone else raw
 
 
+_address_of_text = lru_cache(maxsize=4096)(_address)
+
+
+def chat_address(value: Any) -> tuple[str | None, str | None, str | None]:
+    """A Z-API ``phone``: (raw id, E.164 phone or None, non-phone chat id or None). Short
+    texts are answered from a bounded cache: a chat's number recurs body after body."""
+    return _address_of_text(value) if type(value) is str and len(value) <= 64 else _address(value)
+
+
 def status(value: Any) -> MessageStatus | None:
     text = as_str(value)
     return STATUSES.get(text.strip().upper().replace("-", "_")) if text else None
 
 
-def flags(payload: Mapping[str, Any], r: Reads) -> tuple[bool, bool]:
+def flags(view: Mapping[str, Any]) -> tuple[bool, bool]:
     """``fromMe`` and ``isGroup``, read once for the contact, the sender and the message."""
-    return as_bool(r.get(payload, "fromMe")) or False, as_bool(r.get(payload, "isGroup")) or False
+    return as_bool(view.get("fromMe")) or False, as_bool(view.get("isGroup")) or False
 
 
-def contact(
-    payload: Mapping[str, Any], r: Reads, from_me: bool, group: bool
-) -> tuple[str | None, Contact]:
+def contact(view: Mapping[str, Any], from_me: bool, group: bool) -> tuple[str | None, Contact]:
     """The customer's side of the chat: ``phone`` is the chat, whoever sent the message.
 
     For a message the business sent (``fromMe``), ``senderName``/``senderPhoto`` are the
     business's own; only ``chatName`` and ``photo`` describe the customer.
     """
-    get, get_str = r.get, r.get_str
-    raw, phone, chat_id = chat_address(get(payload, "phone"))
-    lid = get_str(payload, "chatLid")
+    raw, phone, chat_id = chat_address(view.get("phone"))
+    lid = text(view, "chatLid")
     is_group = group or (raw or "").endswith("-group")
     if is_group or from_me:
-        name = get_str(payload, "chatName")
-        avatar = get_str(payload, "photo")
+        name = text(view, "chatName")
+        avatar = text(view, "photo")
     else:
-        name = get_str(payload, "senderName", "chatName")
-        avatar = get_str(payload, "photo", "senderPhoto")
+        name = text(view, "senderName", "chatName")
+        avatar = text(view, "photo", "senderPhoto")
     return raw, Contact(id=raw, name=name, phone=phone, chat_id=chat_id or lid, avatar_url=avatar)
 
 
-def sender(
-    payload: Mapping[str, Any], customer: Contact, r: Reads, from_me: bool, group: bool
-) -> Actor:
-    get, get_str = r.get, r.get_str
+def sender(view: Mapping[str, Any], customer: Contact, from_me: bool, group: bool) -> Actor:
+    get = view.get
     if from_me:
-        automatic = as_bool(get(payload, "fromApi")) or as_bool(get(payload, "isAutomaticMessage"))
+        automatic = as_bool(get("fromApi")) or as_bool(get("isAutomaticMessage"))
         return Actor(
             type="bot" if automatic else "agent",
-            name=get_str(payload, "senderName"),
-            phone=as_e164(get(payload, "connectedPhone")),
+            name=text(view, "senderName"),
+            phone=phone_of(get("connectedPhone")),
         )
     if group or (customer.id or "").endswith("-group"):
-        participant = get(payload, "participantPhone")
+        participant = get("participantPhone")
         if participant is None:
-            participant = get(payload, "participantLid")
+            participant = get("participantLid")
         return Actor(
             type="contact",
             id=as_str(participant),
-            name=get_str(payload, "senderName"),
-            phone=as_e164(get(payload, "participantPhone")),
+            name=text(view, "senderName"),
+            phone=phone_of(get("participantPhone")),
         )
     return Actor(type="contact", id=customer.id, name=customer.name, phone=customer.phone)
 
@@ -139,25 +143,26 @@ PASSTHROUGH_ATTRIBUTES = frozenset(
 )
 
 
-def _attributes(payload: Mapping[str, Any], r: Reads) -> dict[str, Any]:
+def _attributes(payload: dict[str, Any], padded: bool) -> dict[str, Any]:
     """The flags kept as they are, in the body's order (one pass over its keys, not one
-    scan per flag looked for)."""
-    if r.clean:
+    scan per flag looked for; ``padded``: some keys may carry stray whitespace)."""
+    if not padded:
+        present = payload.keys() & PASSTHROUGH_ATTRIBUTES  # at C speed; often one or none
+        if not present:
+            return {}
         return {
-            name: value
-            for name, value in payload.items()
-            if name in PASSTHROUGH_ATTRIBUTES and value is not None
+            name: value for name, value in payload.items() if name in present and value is not None
         }
     return {
-        name.strip(): value
-        for name, value in payload.items()
-        if value is not None and isinstance(name, str) and name.strip() in PASSTHROUGH_ATTRIBUTES
+        name: payload[key]
+        for key, name in named(payload, PASSTHROUGH_ATTRIBUTES)
+        if payload[key] is not None
     }
 
 
 def message(
-    payload: Mapping[str, Any],
-    r: Reads,
+    payload: dict[str, Any],
+    view: Mapping[str, Any],
     *,
     by: Actor | None,
     from_me: bool,
@@ -165,14 +170,14 @@ def message(
     body_size: int | None = None,
 ) -> tuple[Message, dict[str, Any] | None]:
     """The canonical message and its extension (top-level and content leftovers)."""
-    get, get_str = r.get, r.get_str
-    found, key = contents.content(payload, r)
-    status_raw = get_str(payload, "status")
-    edited = as_bool(get(payload, "isEdit")) or None
-    at = moment(get(payload, "momment"))
-    attributes = _attributes(payload, r)
+    get = view.get
+    found, key = contents.content(payload, view)
+    status_raw = text(view, "status")
+    edited = as_bool(get("isEdit")) or None
+    at = moment(get("momment"))
+    attributes = _attributes(payload, view is not payload)
     built = Message(
-        id=get_str(payload, "messageId", "id"),
+        id=text(view, "messageId", "id"),
         direction="outgoing" if from_me else "incoming",
         kind=found.kind,
         text=found.text,
@@ -186,10 +191,10 @@ def message(
         location=found.location,
         view_once=found.view_once,
         edited=edited,
-        in_reply_to=get_str(payload, "referenceMessageId") or found.in_reply_to,
+        in_reply_to=text(view, "referenceMessageId") or found.in_reply_to,
         attributes=attributes or None,
     )
-    referral = contents.referral(payload, r)
+    referral = contents.referral(view)
     if found.rare or referral is not None:
         # a Struct call of more than 15 keywords costs several times one of 15: the
         # content parts most messages lack are set apart, only when there are some
@@ -214,11 +219,8 @@ def message(
     content_obj = payload[key] if key is not None else None
     extension = bounded(
         (
-            ("message", r.leftovers(payload, known)),
-            (
-                "content",
-                r.leftovers(content_obj, found.known) if isinstance(content_obj, dict) else None,
-            ),
+            ("message", passthrough(payload, known)),
+            ("content", passthrough(content_obj, found.known)),
         ),
         body_size,
     )
@@ -227,3 +229,40 @@ def message(
 
 # the body's known keys with its content key, one set per content key (not one a body)
 _KNOWN_WITH = {key: MESSAGE_KEYS | {key} for key in contents.CONTENT_KEYS}
+
+
+# The keys a callback's top level (or a transcript entry) holds: an object of only these is
+# read as it is, with one subset test (clean()).
+BODY_KEYS = (
+    MESSAGE_KEYS
+    | PASSTHROUGH_ATTRIBUTES
+    | contents.CONTENT_KEYS
+    | MEDIA_KEYS
+    | {
+        "ids",
+        "senderLid",
+        "chatLid",
+        "isNewsletter",
+        "phoneDevice",
+        "messageExpirationSeconds",
+        "forwarded",
+        "fromApi",
+        "broadcast",
+        "participantPhone",
+        "participantLid",
+        # attendances
+        "attendance",
+        "chat",
+        # delivery and disconnection
+        "zaapId",
+        "error",
+        "errorCode",
+        "connected",
+        "disconnected",
+    }
+)
+
+
+def view_of(payload: dict[str, Any]) -> Mapping[str, Any]:
+    """A callback (or transcript entry) cleaned, to read from."""
+    return payload if payload.keys() <= BODY_KEYS else clean(payload, BODY_KEYS)

@@ -1,14 +1,12 @@
 """Z-API-style callbacks (what PlugChat forwards for messages) → canonical events:
 received messages (edits and revocations included), status, delivery, disconnection.
 
-Every builder reads through a :class:`~relay.providers.reads.Reads`: the fast path's
-plain reads or the tolerant ones (:mod:`relay.providers.plugchat`), the same code either way.
-The message itself is :mod:`relay.providers.plugchat.message`'s.
+Every builder gets the body as sent and cleaned (:func:`relay.providers.fast.clean`);
+the message itself is :mod:`relay.providers.plugchat.message`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -25,10 +23,10 @@ from relay.events import (
     event_id,
 )
 from relay.providers.base import Inbound, Unmappable, body_digest, build_event
-from relay.providers.coerce import as_e164, as_str
+from relay.providers.coerce import as_str
+from relay.providers.fast import clean
 from relay.providers.plugchat.message import contact, flags, message, sender, status
-from relay.providers.plugchat.reading import moment
-from relay.providers.reads import Reads
+from relay.providers.plugchat.reading import Body, View, moment, phone_of, text
 
 
 def event(
@@ -50,23 +48,23 @@ def event(
 
 
 def received_event(
-    inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
-    from_me, group = flags(payload, r)
-    chat, customer = contact(payload, r, from_me, group)
-    by = sender(payload, customer, r, from_me, group)
-    built, extension = message(payload, r, by=by, from_me=from_me, body_size=len(inbound.body))
-    instance = r.get_str(payload, "instanceId")
+    from_me, group = flags(view)
+    chat, customer = contact(view, from_me, group)
+    by = sender(view, customer, from_me, group)
+    built, extension = message(payload, view, by=by, from_me=from_me, body_size=len(inbound.body))
+    instance = text(view, "instanceId")
     type_: EventType = "chat.message.created"
     if built.kind == "revoked":
         type_ = "chat.message.deleted"
-        identity = f"deleted:{instance or ''}:{built.id}:{r.get_str(payload, 'momment') or ''}"
+        identity = f"deleted:{instance or ''}:{built.id}:{text(view, 'momment') or ''}"
         time = built.created_at
         built = msgspec.structs.replace(built, created_at=None, updated_at=time)
     elif built.edited:
         type_ = "chat.message.updated"
         time = built.updated_at
-        identity = f"edit:{instance or ''}:{built.id}:{r.get_str(payload, 'momment') or ''}"
+        identity = f"edit:{instance or ''}:{built.id}:{text(view, 'momment') or ''}"
     else:
         time = built.created_at
         identity = f"message:{instance or ''}:{built.id}"
@@ -80,7 +78,7 @@ def received_event(
         message=built,
         contact=customer,
         actor=built.sender,
-        channel=Channel(id=instance, phone=as_e164(r.get(payload, "connectedPhone")))
+        channel=Channel(id=instance, phone=phone_of(view.get("connectedPhone")))
         if instance is not None
         else None,
         extensions={"plugchat": extension} if extension else None,
@@ -89,9 +87,9 @@ def received_event(
 
 
 def status_events(
-    inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
-    raw_ids = r.get(payload, "ids")  # texts: no objects to check, and refused unread if long
+    raw_ids = view.get("ids")  # texts (refused unread if too many)
     if type(raw_ids) is not list:
         raw_ids = []
     if len(raw_ids) > inbound.max_events:
@@ -103,15 +101,15 @@ def status_events(
         )
     ids = [i for i in map(as_str, raw_ids) if i]
     if not ids:
-        single = r.get_str(payload, "messageId", "id")
+        single = text(view, "messageId", "id")
         if single is None:
             raise Unmappable("unmappable", "status callback carries no message ids")
         ids = [single]
-    chat, customer = contact(payload, r, *flags(payload, r))
-    status_raw = r.get_str(payload, "status")
+    chat, customer = contact(view, *flags(view))
+    status_raw = text(view, "status")
     canonical = status(status_raw)
-    time = moment(r.get(payload, "momment"))
-    instance = r.get_str(payload, "instanceId")
+    time = moment(view.get("momment"))
+    instance = text(view, "instanceId")
     channel = Channel(id=instance) if instance else None
     conversation = Conversation(id=chat, channel="whatsapp") if chat else None
     who = customer if chat else None
@@ -146,34 +144,35 @@ def status_events(
     ]
 
 
-def _error(value: Any, code: Any, r: Reads) -> MessageError | None:
+_ERROR_KEYS = frozenset({"code", "errorCode", "message", "error", "detail"})
+
+
+def _error(value: Any, code: Any) -> MessageError | None:
     if value is None or value is False:
         return None
-    if isinstance(value, dict):
-        value = r.checked(value)
+    if type(value) is dict:
+        view = clean(value, _ERROR_KEYS)
         return MessageError(
-            code=r.get_str(value, "code", "errorCode") or as_str(code),
-            detail=r.get_str(value, "message", "error", "detail"),
+            code=text(view, "code", "errorCode") or as_str(code),
+            detail=text(view, "message", "error", "detail"),
         )
     return MessageError(code=as_str(code), detail=as_str(value))
 
 
 def delivery_event(
-    inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
-    get, get_str = r.get, r.get_str
-    chat, customer = contact(payload, r, *flags(payload, r))
-    code = get(payload, "errorCode")
-    error = _error(get(payload, "error"), code, r)
+    get = view.get
+    chat, customer = contact(view, *flags(view))
+    code = get("errorCode")
+    error = _error(get("error"), code)
     if error is None and code is not None:
         error = MessageError(code=as_str(code))
-    failed = error is not None or (
-        kind == "messageDeliveryError" and get(payload, "error") is not False
-    )
+    failed = error is not None or (kind == "messageDeliveryError" and get("error") is not False)
     if failed and error is None:
         error = MessageError(detail="delivery failed")
-    message_id = get_str(payload, "messageId", "zaapId", "id")
-    instance = get_str(payload, "instanceId")
+    message_id = text(view, "messageId", "zaapId", "id")
+    instance = text(view, "instanceId")
     type_: EventType = "chat.message.failed" if failed else "chat.message.status_changed"
     data = EventData(
         provider="plugchat",
@@ -186,7 +185,7 @@ def delivery_event(
             kind="status",
             status="failed" if failed else "sent",
             error=error,
-            attributes={"zaapId": zaap} if (zaap := get_str(payload, "zaapId")) else None,
+            attributes={"zaapId": zaap} if (zaap := text(view, "zaapId")) else None,
         ),
         contact=customer if chat else None,
         channel=Channel(id=instance) if instance else None,
@@ -194,28 +193,28 @@ def delivery_event(
     identity = (
         f"delivery:{instance or ''}:{message_id}" if message_id else body_digest(inbound.body)
     )
-    time = moment(get(payload, "momment"))
+    time = moment(get("momment"))
     return [event(inbound, type_, identity, time, data, chat)]
 
 
 def disconnected_event(
-    inbound: Inbound, payload: Mapping[str, Any], event_name: str, kind: str, r: Reads
+    inbound: Inbound, payload: Body, view: View, event_name: str, kind: str
 ) -> list[CloudEvent]:
-    get, get_str = r.get, r.get_str
-    instance = get_str(payload, "instanceId")
-    phone = get(payload, "connectedPhone")
+    get = view.get
+    instance = text(view, "instanceId")
+    phone = get("connectedPhone")
     channel = Channel(
         id=instance,
-        phone=as_e164(phone if phone is not None else get(payload, "phone")),
+        phone=phone_of(phone if phone is not None else get("phone")),
         connected=False,
-        error=get_str(payload, "error"),
+        error=text(view, "error"),
     )
     data = EventData(
         provider="plugchat", source=inbound.source, provider_event=event_name, channel=channel
     )
     # one event per instance's disconnection: the body itself says which
     at = f"channel/{instance}" if instance else None
-    time = moment(get(payload, "momment"))
+    time = moment(get("momment"))
     return [
         event(inbound, "chat.channel.disconnected", body_digest(inbound.body), time, data, at, at)
     ]

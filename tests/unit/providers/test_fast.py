@@ -1,5 +1,7 @@
-"""The typed fast paths give exactly the tolerant path's events: every fixture, and
-fixtures bent in the ways providers bend them (padded keys, nulls, odd types)."""
+"""Chatwoot's normalizer gives exactly the frozen tolerant normalizer's events: every
+fixture, and fixtures bent in the ways providers bend them (padded keys, nulls, odd
+types). PlugChat's padded bodies are compared with its clean ones
+(tests/unit/providers/plugchat/test_reading.py)."""
 
 from __future__ import annotations
 
@@ -18,25 +20,15 @@ from relay.events import CloudEvent
 from relay.providers import Inbound, MalformedBody, Unmappable
 from relay.providers.chatwoot import content, parts
 from relay.providers.chatwoot.fast import normalize_fast as chatwoot_fast
-from relay.providers.fast import FALLBACK_ERRORS, Fallback
-from relay.providers.plugchat import canonical_kind
-from relay.providers.plugchat import normalize_tolerant as plugchat_tolerant
-from relay.providers.plugchat.fast import KNOWN_KEYS as PLUGCHAT_KEYS
-from relay.providers.plugchat.fast import normalize_fast as normalize_plugchat_fast
-from tests.support import FIXTURES
+from relay.providers.fast import FALLBACK_ERRORS
+from tests.support import FIXTURES, json_objects
 from tests.unit.providers.chatwoot.reference import normalize_tolerant as chatwoot_tolerant
 
 Path_ = Callable[[Inbound], list[CloudEvent]]
 
 
-def plugchat_fast(inbound: Inbound) -> list[CloudEvent]:
-    """The PlugChat fast path as its provider calls it (with the canonical URL kind)."""
-    return normalize_plugchat_fast(inbound, canonical_kind(inbound.kind or ""))
-
-
 PATHS: dict[str, tuple[Path_, Path_]] = {
     "chatwoot": (chatwoot_fast, chatwoot_tolerant),
-    "plugchat": (plugchat_fast, plugchat_tolerant),
 }
 # Fixtures the fast path must read itself (not fall back on): what it is built for.
 FAST_FIXTURES = {
@@ -70,11 +62,6 @@ FAST_FIXTURES = {
         "contact_created",
         "contact_updated",
     )
-} | {
-    str(path.relative_to(FIXTURES))
-    for path in (FIXTURES / "plugchat").rglob("*.json")
-    # the seed attendances repeat a transcript key: the tolerant path's
-    if not path.name.startswith("seed")
 }
 
 
@@ -85,8 +72,7 @@ def fixtures() -> list[tuple[str, str, str | None]]:
             relative = path.relative_to(FIXTURES).as_posix()
             if "/signed/" in relative and not relative.endswith(".body.json"):
                 continue
-            kind = path.parent.name if provider == "plugchat" else None
-            found.append((provider, relative, kind))
+            found.append((provider, relative, None))
     return found
 
 
@@ -109,7 +95,7 @@ def fast_outcome(provider: str, body: bytes, kind: str | None) -> Any:
     fast, _ = PATHS[provider]
     try:
         return outcome(fast, body, kind)
-    except (Fallback, *FALLBACK_ERRORS):
+    except FALLBACK_ERRORS:
         return None
 
 
@@ -138,17 +124,6 @@ def test_the_fast_path_covers_what_it_is_built_for() -> None:
     assert known >= FAST_FIXTURES  # a renamed fixture must not silently leave the list
 
 
-def _objects(value: Any, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if isinstance(value, dict):
-        found.append(value)
-        for item in value.values():
-            _objects(item, found)
-    elif isinstance(value, list):
-        for item in value:
-            _objects(item, found)
-    return found
-
-
 # Keys the readers look for, some in no fixture: an edit may add one anywhere.
 READ_KEYS = {
     "chatwoot": sorted(
@@ -160,7 +135,6 @@ READ_KEYS = {
         | {"assignee", "sender", "template_params", "current_conversation", "messages"}
         | {"previous_value", "current_value", "account_id", "conversation"}
     ),
-    "plugchat": sorted(PLUGCHAT_KEYS),
 }
 ODD_VALUES = [
     None,
@@ -206,7 +180,7 @@ def test_bent_fixtures_give_the_same_events_both_ways(
     provider = fixture.split("/")[0]
     body = json.loads((FIXTURES / fixture).read_text())
     for which, key_at, edit, odd, space in edits:
-        objects = [obj for obj in _objects(body, []) if obj]
+        objects = [obj for obj in json_objects(body) if obj]
         obj = objects[which % len(objects)]
         key = list(obj)[key_at % len(obj)]
         if edit == "pad":
@@ -219,10 +193,9 @@ def test_bent_fixtures_give_the_same_events_both_ways(
         else:
             obj[key] = copy.deepcopy(odd)
     raw = json.dumps(body, ensure_ascii=bool(key_at % 3)).encode()
-    kind = fixture.split("/")[1] if provider == "plugchat" else None
-    fast = fast_outcome(provider, raw, kind)
+    fast = fast_outcome(provider, raw, None)
     if fast is not None:
-        assert fast == outcome(PATHS[provider][1], raw, kind)
+        assert fast == outcome(PATHS[provider][1], raw, None)
 
 
 # Keys whose value is an object or list to the readers: set to an object too.
@@ -256,13 +229,6 @@ SWEPT = [
     "chatwoot/message_created.json",
     "chatwoot/conversation_updated.json",
     "chatwoot/contact_updated.json",
-    "plugchat/receiveMessage/from_ad.json",
-    "plugchat/messageStatus/read_multiple_ids.json",
-    "plugchat/sendingMessage/text_from_api.json",
-    "plugchat/receiveMessage/order_cart.json",
-    "plugchat/messageDeliveryError/error_object.json",
-    "plugchat/whenDisconnecting/disconnected.json",
-    "plugchat/startAttendance/realistic.json",
 ]
 
 
@@ -288,18 +254,17 @@ def test_every_read_key_in_every_object_gives_the_same_events_both_ways(fixture:
     declines or agrees."""
     provider = fixture.split("/")[0]
     original = (FIXTURES / fixture).read_text()
-    objects = len(_objects(json.loads(original), []))
+    objects = len(json_objects(json.loads(original)))
     agreed = 0
     for at in range(objects):
         for key in READ_KEYS[provider]:
             for value in VALUES.get(key, ("x", None)):
                 body = json.loads(original)
-                _objects(body, [])[at][key] = value
+                json_objects(body)[at][key] = value
                 raw = json.dumps(body).encode()
-                kind = fixture.split("/")[1] if provider == "plugchat" else None
-                fast = fast_outcome(provider, raw, kind)
+                fast = fast_outcome(provider, raw, None)
                 if fast is not None:
-                    assert fast == outcome(PATHS[provider][1], raw, kind), (at, key, value)
+                    assert fast == outcome(PATHS[provider][1], raw, None), (at, key, value)
                     agreed += 1
     assert agreed > objects * len(READ_KEYS[provider])  # mostly read by the fast path, not declined
 
@@ -326,14 +291,14 @@ def test_every_key_padded_in_turn_gives_the_same_events_both_ways(fixture: str) 
     one at a time: what the readers find through clean() is what the tolerant readers
     find, extensions included."""
     original = (FIXTURES / fixture).read_text()
-    objects = len(_objects(json.loads(original), []))
+    objects = len(json_objects(json.loads(original)))
     compared = 0
     for at in range(objects):
-        keys = list(_objects(json.loads(original), [])[at])
+        keys = list(json_objects(json.loads(original))[at])
         for key in keys:
             for spelled, keep in [(f" {key}", False), (f"{key}\t", False), (f" {key} ", True)]:
                 body = json.loads(original)
-                obj = _objects(body, [])[at]
+                obj = json_objects(body)[at]
                 obj[spelled] = obj[key] if keep else obj.pop(key)
                 raw = json.dumps(body).encode()
                 fast = fast_outcome("chatwoot", raw, None)
@@ -341,59 +306,6 @@ def test_every_key_padded_in_turn_gives_the_same_events_both_ways(fixture: str) 
                 assert fast == outcome(PATHS["chatwoot"][1], raw, None), (at, spelled)
                 compared += 1
     assert compared > objects
-
-
-PLUGCHAT_FIXTURES = sorted(name for name in FAST_FIXTURES if name.startswith("plugchat/"))
-
-
-@pytest.mark.parametrize("fixture", PLUGCHAT_FIXTURES)
-def test_every_key_padded_in_every_object_gives_the_same_events(fixture: str) -> None:
-    """Each key of each object of the body padded in turn (the objects the plain reads
-    reach through lists, values and nested objects included): the fast path declines
-    or agrees, and it declines at least once (a padded key it read unchecked would agree
-    only by chance)."""
-    kind = fixture.split("/")[1]
-    original = (FIXTURES / fixture).read_text()
-    body = json.loads(original)
-    declined = 0
-    for at, obj in enumerate(_objects(body, [])):
-        for key in list(obj):
-            bent = json.loads(original)
-            target = _objects(bent, [])[at]
-            target[f"{key} "] = target.pop(key)
-            raw = json.dumps(bent).encode()
-            fast = fast_outcome("plugchat", raw, kind)
-            if fast is None:
-                declined += 1
-            else:
-                assert fast == outcome(plugchat_tolerant, raw, kind), (at, key)
-    assert declined
-
-
-ATTENDANCES = sorted(
-    str(path.relative_to(FIXTURES))
-    for kind in ("startAttendance", "finishAttendance")
-    for path in (FIXTURES / "plugchat" / kind).glob("*.json")
-)
-
-
-@pytest.mark.parametrize("fixture", ATTENDANCES)
-def test_transcripts_with_a_padded_key_give_the_same_events(fixture: str) -> None:
-    """A padded key in any one transcript entry: the fast path declines (or agrees)."""
-    kind = fixture.split("/")[1]
-    original = json.loads((FIXTURES / fixture).read_text())
-    chat = original.get("chat")
-    entries = list(chat) if isinstance(chat, dict) else []
-    for at in entries:
-        body = copy.deepcopy(original)
-        entry = body["chat"][at]
-        for key in list(entry):
-            entry[f" {key} "] = entry.pop(key)
-            raw = json.dumps(body).encode()
-            fast = fast_outcome("plugchat", raw, kind)
-            if fast is not None:
-                assert fast == outcome(plugchat_tolerant, raw, kind), (at, key)
-            entry[key] = entry.pop(f" {key} ")
 
 
 def test_a_fast_normalization_leaves_no_index_holding_the_body() -> None:

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any, cast
 
 import httptools
+import msgspec
 import structlog
 from aiohttp import web
 
@@ -85,21 +86,16 @@ class LeanServer:
             connection.abort()
 
 
-class _Exchange:
+class _Exchange(msgspec.Struct):
     """One lean request and what its connection needs to answer it."""
 
-    __slots__ = ("asked", "body", "keep_alive", "path", "request", "version")
-
-    def __init__(
-        self, request: HookRequest, body: LeanBody, path: str, version: str, keep_alive: bool
-    ) -> None:
-        self.request = request
-        self.body = body
-        self.path = path
-        self.version = version
-        self.keep_alive = keep_alive
-        self.asked = False
-        """``Expect: 100-continue`` and not yet told to continue."""
+    request: HookRequest
+    body: LeanBody
+    path: str
+    version: str
+    keep_alive: bool
+    asked: bool = False
+    """``Expect: 100-continue`` and not yet told to continue."""
 
 
 class LeanConnection(asyncio.Protocol):

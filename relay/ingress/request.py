@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+import msgspec
 from aiohttp import web
 
 from relay.ingress.body import read_buffered, read_limited
@@ -30,30 +31,17 @@ class Body(Protocol):
         ...
 
 
-class HookRequest:
+class HookRequest(msgspec.Struct, frozen=True, kw_only=True):
     """``POST /v1/hooks/{source}[/{kind}]``, as the checks read it."""
 
-    __slots__ = ("body", "headers", "kind", "peer", "query", "request_id", "source")
-
-    def __init__(
-        self,
-        *,
-        source: str,
-        kind: str | None,
-        headers: Mapping[str, str],
-        query: Mapping[str, str],
-        peer: Callable[[], str | None],
-        request_id: str,
-        body: Body,
-    ) -> None:
-        self.source = source
-        self.kind = kind
-        self.headers = headers
-        self.query = query
-        self.peer = peer
-        """The sender's address, asked for only when a source checks it."""
-        self.request_id = request_id
-        self.body = body
+    source: str
+    kind: str | None
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    peer: Callable[[], str | None]
+    """The sender's address, asked for only when a source checks it."""
+    request_id: str
+    body: Body
 
 
 class Answer:

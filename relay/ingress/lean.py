@@ -17,7 +17,6 @@ from collections import deque
 from typing import Any, cast
 
 import httptools
-import msgspec
 import structlog
 from aiohttp import web
 
@@ -29,6 +28,9 @@ from relay.ingress.responses import error_answer
 from relay.ingress.state import INGRESS
 from relay.ingress.wire import (
     CONTINUE,
+    LONG_LINE,
+    MAX_HEAD,
+    Exchange,
     LeanBody,
     encode,
     headers_of,
@@ -38,13 +40,6 @@ from relay.ingress.wire import (
 )
 
 log = structlog.get_logger("relay.ingress")
-
-MAX_HEAD = 64 * 1024
-"""Bytes kept for a request head still coming in; past it aiohttp gets the connection
-(and refuses the head: its own limit is 8 KiB a line)."""
-LONG_LINE = 8000
-"""A request line or header about as long as aiohttp allows (8190 bytes): aiohttp's to
-judge, and to refuse with its ``LineTooLong`` when it is over."""
 
 
 class LeanServer:
@@ -86,18 +81,6 @@ class LeanServer:
             connection.abort()
 
 
-class _Exchange(msgspec.Struct):
-    """One lean request and what its connection needs to answer it."""
-
-    request: HookRequest
-    body: LeanBody
-    path: str
-    version: str
-    keep_alive: bool
-    asked: bool = False
-    """``Expect: 100-continue`` and not yet told to continue."""
-
-
 class LeanConnection(asyncio.Protocol):
     def __init__(self, lean: LeanServer) -> None:
         self._lean = lean
@@ -113,14 +96,15 @@ class LeanConnection(asyncio.Protocol):
         self._head_done = False
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._current: _Exchange | None = None
-        self._queue: deque[_Exchange] = deque()
+        self._current: Exchange | None = None
+        self._queue: deque[Exchange] = deque()
         self._task: asyncio.Task[None] | None = None
         self._switch = False
         self._handover: bytes | None = None
         self._closing = False
         self._closed = False
         self._paused = False
+        self._backlogged = False  # reading paused: a request waits behind the one answered
         self._drained: asyncio.Future[None] | None = None
 
     # --- the transport's side ---------------------------------------------------------
@@ -164,11 +148,13 @@ class LeanConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError:  # a bug here, not the sender's doing
             log.exception("lean_parser_failed")
             if self._current is not None or self._switch:
-                self._current = None
-                self.close_when_idle()
+                self._give_up_on_body()
                 return
             self._switch = True
         except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            if self._current is not None:  # inside a lean body (a bad chunk): 400, close
+                self._give_up_on_body()
+                return
             self._switch = True  # malformed, or an upgrade: aiohttp's to answer
         if self._switch:
             self._hand_over_later()
@@ -188,6 +174,13 @@ class LeanConnection(asyncio.Protocol):
             else:  # a lean body: its bytes are in its LeanBody
                 self._raw.clear()
                 self._lost = True
+
+    def _give_up_on_body(self) -> None:
+        """The body in progress cannot be read on: 400 for it, then close."""
+        if self._current is not None:
+            self._current.body.broken()
+            self._current = None
+        self.close_when_idle()
 
     # --- the parser's callbacks ---------------------------------------------------------
 
@@ -217,6 +210,11 @@ class LeanConnection(asyncio.Protocol):
         self._queue.append(exchange)
         if self._lean.guard is not None:
             self._lean.guard.started(self)
+        if len(self._queue) > 1 and not self._backlogged and self._transport is not None:
+            # answered one at a time: a sender that pipelines without reading the answers
+            # is read no further than one request ahead (bounded memory, as aiohttp does)
+            self._backlogged = True
+            self._transport.pause_reading()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._work())
 
@@ -233,7 +231,7 @@ class LeanConnection(asyncio.Protocol):
             self._current.body.finish()
             self._current = None
 
-    def _exchange(self) -> _Exchange | None:
+    def _exchange(self) -> Exchange | None:
         """The request just parsed, if the lean server serves it."""
         parser = self._parser
         if parser.get_method() != b"POST":
@@ -251,7 +249,7 @@ class LeanConnection(asyncio.Protocol):
             return None
         length = headers.get("Content-Length")
         settings = self._lean.state.settings
-        exchange: _Exchange
+        exchange: Exchange
         body = LeanBody(
             int(length) if length is not None else None,
             settings.max_body_bytes,
@@ -267,11 +265,11 @@ class LeanConnection(asyncio.Protocol):
             request_id=request_id(headers),
             body=body,
         )
-        exchange = _Exchange(request, body, route.path, version, parser.should_keep_alive())
+        exchange = Exchange(request, body, route.path, version, parser.should_keep_alive())
         exchange.asked = "Expect" in headers
         return exchange
 
-    def _continue(self, exchange: _Exchange) -> None:
+    def _continue(self, exchange: Exchange) -> None:
         exchange.asked = False
         if not self._closed and self._transport is not None:
             self._transport.write(CONTINUE)
@@ -294,18 +292,34 @@ class LeanConnection(asyncio.Protocol):
                 if not body.complete() and (exchange.asked or answer.status == 408):
                     keep = False  # the sender will not send it, or is too slow to wait for
                 self._write(encode(answer, exchange.request.request_id, exchange.version, keep))
-                if self._drained is not None:
-                    await self._drained
+                if self._drained is not None:  # a sender that reads no answers is dropped
+                    try:
+                        async with asyncio.timeout(lean.state.settings.body_timeout):
+                            await self._drained
+                    except TimeoutError:
+                        self._closing = True
+                        if self._transport is not None:
+                            self._transport.abort()
+                        return
                 if keep and not body.done:  # read, and drop, the rest before the next one
                     keep = await body.finished(lean.state.settings.body_timeout)
                 self._queue.popleft()
                 if lean.guard is not None:
                     lean.guard.finished(self)
+                if self._backlogged and len(self._queue) <= 1:
+                    self._backlogged = False
+                    if not self._paused and not self._closed and self._transport is not None:
+                        self._transport.resume_reading()
                 if not keep:
                     self._close()
                     return
         finally:
             self._task = None
+            # requests left unanswered by a close: the guard no longer counts them active
+            if (guard := lean.guard) is not None:
+                for _ in self._queue:
+                    guard.finished(self)
+            self._queue.clear()
             if self._closed:
                 lean.forget(self)
         if self._handover is not None:
@@ -313,7 +327,7 @@ class LeanConnection(asyncio.Protocol):
         elif self._closing or lean.closing:
             self.close_when_idle()
 
-    async def _answer(self, exchange: _Exchange) -> Answer:
+    async def _answer(self, exchange: Exchange) -> Answer:
         request = exchange.request
         if request.source in self._lean.state.settings.sources:
             structlog.contextvars.bind_contextvars(
@@ -374,7 +388,7 @@ class LeanConnection(asyncio.Protocol):
         self._lean.forget(self)
         if self._closed:
             return
-        if self._paused:
+        if self._paused or self._backlogged:
             transport.resume_reading()
         handler = self._lean.server()
         transport.set_protocol(handler)

@@ -16,14 +16,22 @@ from http import HTTPStatus
 from urllib.parse import parse_qsl
 
 import httptools
+import msgspec
 from multidict import CIMultiDict, MultiDict
 
 from relay.ingress.body import BodyTooLarge, BrokenBody
-from relay.ingress.request import Answer
+from relay.ingress.request import Answer, HookRequest
 
 _SEGMENT = rb"[^/{}%?#\x00-\x20\x7f-\xff]+"
 _HOOK_PATH = re.compile(rb"/v1/hooks/(" + _SEGMENT + rb")(?:/(" + _SEGMENT + rb"))?")
 _NO_QUERY: MultiDict[str] = MultiDict()
+
+MAX_HEAD = 64 * 1024
+"""Bytes kept for a request head still coming in; past it aiohttp gets the connection
+(and refuses the head: its own limit is 8 KiB a line)."""
+LONG_LINE = 8000
+"""A request line or header about as long as aiohttp allows (8190 bytes): aiohttp's to
+judge, and to refuse with its ``LineTooLong`` when it is over."""
 
 
 class Route:
@@ -241,3 +249,15 @@ def message_start(raw: bytes, done: int) -> int:
         else:
             low = middle + 1
     return low
+
+
+class Exchange(msgspec.Struct):
+    """One lean request and what its connection needs to answer it."""
+
+    request: HookRequest
+    body: LeanBody
+    path: str
+    version: str
+    keep_alive: bool
+    asked: bool = False
+    """``Expect: 100-continue`` and not yet told to continue."""

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.ingress.guard import GUARD
-from relay.ingress.lean import MAX_HEAD, LeanServer
-from tests.support import RelayTestServer, fixture_bytes, make_config, relay_client
+from relay.ingress.lean import MAX_HEAD, LeanConnection, LeanServer
+from tests.support import RelayTestServer, fixture_bytes, make_config, poll_until, relay_client
 
 BODY = fixture_bytes("chatwoot/contact_created.json")
 
@@ -189,3 +189,61 @@ async def test_lean_answers_are_aiohttps_byte_for_byte(
             parsed.pop("ids", None)
             written.append((status, list(headers.items()), parsed))
     assert written[0] == written[1]
+
+
+def _lean(client: TestClient[Any, Any]) -> LeanServer:
+    server = client.server
+    assert isinstance(server, RelayTestServer) and server.listener is not None
+    assert isinstance(server.listener.lean, LeanServer)
+    return server.listener.lean
+
+
+async def test_a_sender_that_pipelines_without_reading_is_read_one_request_ahead(
+    client: TestClient[Any, Any],
+) -> None:
+    """Bounded memory: requests wait in the socket, not in the server (aiohttp's bound)."""
+    lean = _lean(client)
+    padded = BODY + b" " * (4000 - len(BODY))  # ~64 requests in one 256 KiB read at most
+    assert client.port is not None
+    _, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    queued: list[int] = []
+
+    async def flood() -> None:
+        for _ in range(1000):  # 4 MB, answers never read
+            writer.write(hook(padded))
+            await writer.drain()
+
+    sending = asyncio.create_task(flood())
+    try:
+        for _ in range(100):
+            queued.extend(len(c._queue) for c in lean.connections)
+            await asyncio.sleep(0.02)
+    finally:
+        sending.cancel()
+        writer.transport.abort()
+    assert queued and max(queued) <= 100, max(queued, default=0)
+
+
+async def test_a_bad_chunk_inside_a_lean_body_is_400_at_once(
+    client: TestClient[Any, Any],
+) -> None:
+    bad = b"POST /v1/hooks/cw HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    data = await talk(client, bad + b'5\r\n{"a":\r\n', b"zz\r\n")
+    [(status, headers, body)] = answers(data)
+    assert status == b"HTTP/1.1 400 Bad Request", status  # not 408 after body_timeout
+    assert json.loads(body)["error"] == "bad_request" and headers["Connection"] == "close"
+
+
+async def test_requests_a_close_leaves_unanswered_are_not_kept_active(
+    client: TestClient[Any, Any],
+) -> None:
+    lean, guard = _lean(client), client.app[GUARD]
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(hook() + hook() + hook())
+    writer.write_eof()  # half-close: the answers due, then the server closes
+    async with asyncio.timeout(10):
+        await reader.read()
+    writer.close()
+    await poll_until(lambda: not lean.connections, what="the connection forgotten")
+    assert not [p for p in guard._active if isinstance(p, LeanConnection)]

@@ -23,7 +23,7 @@ from relay.routing import Router
 from tests.support import FIXTURES, make_config, unique
 
 if TYPE_CHECKING:
-    from tests.integration.conftest import Broker
+    from tests.broker import Broker
 
 RECEIVED_AT = "2030-01-01T00:00:00.000Z"
 ADMIN_TOKEN = "console-admin-token-0123456789"

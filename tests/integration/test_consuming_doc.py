@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from relay.events import CloudEvent
+from tests.broker import Broker
 from tests.docs import executed
-from tests.integration.conftest import Broker
 from tests.support import fixture_bytes, make_config, relay_client, unique
 
 pytestmark = pytest.mark.integration

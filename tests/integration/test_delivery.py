@@ -15,8 +15,8 @@ from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
 from relay.cloudevents import encode
 from relay.providers import NORMALIZERS, Inbound
+from tests.broker import Broker
 from tests.factories import chat_event, kafka_config, records
-from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import consume, locked, make_config, poll_until, running, unique
 

@@ -30,8 +30,8 @@ from relay.bus.kafka import KafkaBus
 from relay.config import Config
 from relay.delivery.service import DeliveryService
 from relay.metrics import exposition
+from tests.broker import Broker
 from tests.factories import chat_event, records
-from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import make_config, poll_until, unique
 

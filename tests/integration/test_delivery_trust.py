@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.broker import Broker
 from tests.factories import chatwoot_message
-from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import free_port, unique, wait_ready
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.broker import wait_for_port
 from tests.docs import ROOT, Shell, commands, executed, localize, shell_env
-from tests.integration.conftest import _wait_for_port
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ def test_relay_on_the_bundled_broker_as_the_page_says(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(broker)
+        wait_for_port(broker)
         config = tmp_path / "relay.yaml"
         config.write_text(with_kafka(EXAMPLE.read_text(), f"127.0.0.1:{broker}"))
         port = free_port()

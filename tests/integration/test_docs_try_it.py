@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.broker import wait_for_port
 from tests.docs import ROOT, Command, Shell, commands, executed, localize, same_json, shell_env
-from tests.integration.conftest import _wait_for_port
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -101,7 +101,7 @@ def test_the_readme_try_it_runs_as_written(tmp_path: Path) -> None:
                     where = f"{block.where}: {step.text}"
                     if step.text.split("#")[0].rstrip().endswith("&"):
                         background.append(_start(sh, step))
-                        _wait_for_port(echo)  # as a reader sees it start before going on
+                        wait_for_port(echo)  # as a reader sees it start before going on
                         continue
                     printed = _shows(sh, step, where)
                     assert printed.strip() or "kill" in step.text, f"{where} printed nothing"

@@ -22,7 +22,7 @@ import pytest
 
 from relay.bus import Record
 from relay.bus.embedded import EmbeddedLog, read
-from tests.integration.conftest import Broker
+from tests.broker import Broker
 from tests.integration.supervised import Supervised, lock_holder
 from tests.subscriber import Subscriber
 from tests.support import consume_ids, free_port, poll_until, unique, wait_ready

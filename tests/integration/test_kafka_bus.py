@@ -17,7 +17,7 @@ from aiokafka.structs import ConsumerRecord
 from relay.bus import BusError, PublishProbe, Record, RecordTooLarge
 from relay.bus.kafka import KafkaBus
 from relay.config import parse
-from tests.integration.conftest import Broker, running_broker, stopped
+from tests.broker import Broker, running_broker, stopped
 from tests.support import consume, drain, poll_until, unique
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from relay.bus import FromOffset, Item, Record, Since, Subscription
 from relay.bus.kafka import KafkaBus
 from relay.bus.kafka.consumer import KafkaRange, KafkaSubscription
 from relay.config import Kafka, parse
-from tests.integration.conftest import Broker
+from tests.broker import Broker
 from tests.support import unique
 
 pytestmark = pytest.mark.integration

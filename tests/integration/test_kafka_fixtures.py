@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from relay.events import CloudEvent
 from relay.providers import NORMALIZERS, Inbound
-from tests.integration.conftest import Broker
+from tests.broker import Broker
 from tests.support import FIXTURES, consume_ids, make_config, relay_client, unique
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.cloudevents import decode
-from tests.integration.conftest import Broker
+from tests.broker import Broker
 from tests.support import consume, drain, make_config, relay_client, unique
 
 pytestmark = pytest.mark.integration

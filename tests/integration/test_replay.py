@@ -12,8 +12,8 @@ from relay.bus.embedded import EmbeddedLog
 from relay.bus.kafka import KafkaBus
 from relay.config import Config
 from relay.delivery.replay import ReplayError, parse_since, replay
+from tests.broker import Broker
 from tests.factories import chat_event, records
-from tests.integration.conftest import Broker
 from tests.subscriber import Subscriber
 from tests.support import make_config, running, unique
 

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.config import Config
+from tests.broker import Broker, running_broker
 from tests.factories import chatwoot_message
-from tests.integration.conftest import Broker, running_broker
 from tests.support import consume_ids, drain, free_port, make_config, relay_client, unique
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from relay.bus.kafka import KafkaBus
 from relay.cli import build_parser, tail_options
 from relay.config import load
 from relay.tail import TailError, run
-from tests.integration.conftest import Broker
+from tests.broker import Broker
 from tests.support import unique
 
 pytestmark = pytest.mark.integration

@@ -25,7 +25,7 @@ from relay.bus import Since
 from relay.config import Config, load
 from relay.delivery.replay import replay
 from relay.telemetry.otel import Tracing
-from tests.integration.conftest import Broker
+from tests.broker import Broker
 from tests.subscriber import Subscriber
 from tests.support import consume, fixture_bytes, make_config, poll_until, unique
 

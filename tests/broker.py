@@ -38,8 +38,9 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 @contextmanager
-def running_broker(port: int | None = None) -> Iterator[Broker]:
-    """A Tansu broker process on a loopback port (a free one unless given)."""
+def running_broker(port: int | None = None, *options: str) -> Iterator[Broker]:
+    """A Tansu broker process on a loopback port (a free one unless given), with Tansu's
+    ``options`` (``--authentication``, say)."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -50,6 +51,7 @@ def running_broker(port: int | None = None) -> Iterator[Broker]:
             url,
             "--advertised-listener-url",
             url,
+            *options,
             "--silent",
         ],
         stdout=subprocess.DEVNULL,

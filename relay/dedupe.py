@@ -8,8 +8,10 @@ place of an event that was not stored.
 
 An id is remembered for at least the window and at most twice it, in two generations of
 plain sets (cheap to hold, dropped whole); at most ``max_entries`` ids are held, the oldest
-generation going first. The memory is per process: across replicas or restarts consumers
-still see the same id twice at most, and can drop it by id.
+generation going first. The window and the bound are read from the live settings
+(:class:`relay.live.Current`) at each use, so a reload changes them without a restart.
+The memory is per process: across replicas or restarts consumers still see the same id
+twice at most, and can drop it by id.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
+
+from relay.live import Current
 
 
 class Claim:
@@ -32,14 +37,8 @@ class Claim:
 
 
 class Deduplicator:
-    def __init__(
-        self,
-        window: float,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.window = window
-        self.max_entries = max_entries
+    def __init__(self, settings: Current[Any], clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
         self._clock = clock
         self._current: set[str] = set()
         self._previous: set[str] = set()
@@ -49,13 +48,14 @@ class Deduplicator:
 
     @property
     def enabled(self) -> bool:
-        return self.window > 0
+        return self.settings.live.dedupe_window > 0
 
     def _rotate(self, now: float) -> None:
         """Start a new generation when the current one is a window old or half full."""
+        live = self.settings.live
         age = now - self._started
-        if age >= self.window or len(self._current) >= max(1, self.max_entries // 2):
-            self._previous = self._current if age < 2 * self.window else set()
+        if age >= live.dedupe_window or len(self._current) >= max(1, live.dedupe_max_entries // 2):
+            self._previous = self._current if age < 2 * live.dedupe_window else set()
             self._current = set()
             self._started = now
 

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from relay.dedupe import Deduplicator
+from tests.factories import live_settings
 
 
 class Clock:
@@ -17,7 +18,7 @@ class Clock:
 
 async def test_an_id_published_within_the_window_is_a_duplicate() -> None:
     clock = Clock()
-    dedupe = Deduplicator(window=600, clock=clock)
+    dedupe = Deduplicator(live_settings(dedupe_window=600), clock=clock)
     first = await dedupe.claim(["a", "b"])
     assert (first.mine, first.duplicates) == (["a", "b"], set())
     first.finish(published=True)
@@ -32,7 +33,7 @@ async def test_an_id_published_within_the_window_is_a_duplicate() -> None:
 
 
 async def test_a_failed_publish_is_not_remembered() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     first = await dedupe.claim(["a"])
     first.finish(published=False)
     second = await dedupe.claim(["a"])
@@ -40,7 +41,7 @@ async def test_a_failed_publish_is_not_remembered() -> None:
 
 
 async def test_a_concurrent_copy_waits_for_the_first_outcome() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     first = await dedupe.claim(["a"])
     waiting = asyncio.create_task(dedupe.claim(["a"]))
     await asyncio.sleep(0.01)
@@ -51,7 +52,7 @@ async def test_a_concurrent_copy_waits_for_the_first_outcome() -> None:
 
 
 async def test_a_concurrent_copy_publishes_when_the_first_failed() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     first = await dedupe.claim(["a"])
     waiting = asyncio.create_task(dedupe.claim(["a"]))
     await asyncio.sleep(0.01)
@@ -63,7 +64,7 @@ async def test_a_concurrent_copy_publishes_when_the_first_failed() -> None:
 async def test_an_id_settled_while_waiting_on_another_is_still_a_duplicate() -> None:
     """A body with two ids both being published by other copies: the second copy finishes
     while this claim waits on the first, and must still count as a duplicate."""
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     holds_a = await dedupe.claim(["a"])
     holds_b = await dedupe.claim(["b"])
     waiting = asyncio.create_task(dedupe.claim(["a", "b"]))
@@ -76,7 +77,7 @@ async def test_an_id_settled_while_waiting_on_another_is_still_a_duplicate() -> 
 
 
 async def test_a_waiter_publishes_what_failed_and_skips_what_was_published() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     holds = await dedupe.claim(["a", "b"])
     waiting = asyncio.create_task(dedupe.claim(["b", "a", "c"]))
     await asyncio.sleep(0.01)
@@ -87,7 +88,7 @@ async def test_a_waiter_publishes_what_failed_and_skips_what_was_published() -> 
 
 
 async def test_memory_is_bounded() -> None:
-    dedupe = Deduplicator(window=600, max_entries=3)
+    dedupe = Deduplicator(live_settings(dedupe_window=600, dedupe_max_entries=3))
     for event_id in "abcde":
         (await dedupe.claim([event_id])).finish(published=True)
     claim = await dedupe.claim(["a", "e"])
@@ -95,18 +96,18 @@ async def test_memory_is_bounded() -> None:
 
 
 def test_off_with_a_zero_window() -> None:
-    assert not Deduplicator(window=0).enabled
+    assert not Deduplicator(live_settings(dedupe_window=0)).enabled
 
 
 async def test_an_id_twice_in_one_body_does_not_wait_on_itself() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     claim = await asyncio.wait_for(dedupe.claim(["m1", "m1"]), 1)
     assert claim.mine == ["m1"]
     claim.finish(published=True)
 
 
 async def test_a_third_copy_after_a_failed_first_publishes_once() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     first = await dedupe.claim(["a"])
     second = asyncio.create_task(dedupe.claim(["a"]))
     await asyncio.sleep(0.01)
@@ -120,7 +121,7 @@ async def test_a_third_copy_after_a_failed_first_publishes_once() -> None:
 
 async def test_an_id_is_remembered_for_at_least_the_window() -> None:
     clock = Clock()
-    dedupe = Deduplicator(window=600, clock=clock)
+    dedupe = Deduplicator(live_settings(dedupe_window=600), clock=clock)
     for step in range(0, 1200, 50):  # ids published all along, generations turning over
         clock.now = 1000.0 + step
         (await dedupe.claim([f"id-{step}"])).finish(published=True)
@@ -137,7 +138,7 @@ async def remembered(dedupe: Deduplicator, ids: list[str]) -> list[str]:
 
 async def test_an_id_published_at_a_generation_boundary_lives_a_whole_window() -> None:
     clock = Clock()
-    dedupe = Deduplicator(window=600, clock=clock)
+    dedupe = Deduplicator(live_settings(dedupe_window=600), clock=clock)
     (await dedupe.claim(["first"])).finish(published=True)
     clock.now += 600  # exactly one window: a new generation starts now
     (await dedupe.claim(["boundary"])).finish(published=True)
@@ -147,7 +148,9 @@ async def test_an_id_published_at_a_generation_boundary_lives_a_whole_window() -
 
 async def test_never_more_than_max_entries_and_the_newest_kept() -> None:
     for max_entries in (2, 3, 4, 5, 7, 10):
-        dedupe = Deduplicator(window=600, max_entries=max_entries, clock=Clock())
+        dedupe = Deduplicator(
+            live_settings(dedupe_window=600, dedupe_max_entries=max_entries), clock=Clock()
+        )
         published: list[str] = []
         for n in range(3 * max_entries):
             published.append(f"id-{n}")
@@ -161,7 +164,7 @@ async def test_never_more_than_max_entries_and_the_newest_kept() -> None:
 
 
 async def test_a_third_copy_follows_the_second_that_took_over_from_a_failed_first() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     first = await dedupe.claim(["a"])
     second = asyncio.create_task(dedupe.claim(["a"]))
     third = asyncio.create_task(dedupe.claim(["a"]))
@@ -177,7 +180,7 @@ async def test_a_third_copy_follows_the_second_that_took_over_from_a_failed_firs
 
 
 async def test_when_every_earlier_copy_fails_the_last_one_publishes() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     first = await dedupe.claim(["a"])
     second = asyncio.create_task(dedupe.claim(["a"]))
     third = asyncio.create_task(dedupe.claim(["a"]))
@@ -189,7 +192,7 @@ async def test_when_every_earlier_copy_fails_the_last_one_publishes() -> None:
 
 
 async def test_a_claim_cancelled_while_waiting_lets_go_of_its_own_ids() -> None:
-    dedupe = Deduplicator(window=600)
+    dedupe = Deduplicator(live_settings(dedupe_window=600))
     first = await dedupe.claim(["a"])
     waiting = asyncio.create_task(dedupe.claim(["b", "a"]))  # owns "b", waits on "a"
     await asyncio.sleep(0.01)
@@ -206,7 +209,7 @@ async def test_a_claim_cancelled_while_waiting_lets_go_of_its_own_ids() -> None:
 async def test_an_id_is_forgotten_at_exactly_two_windows_of_quiet() -> None:
     for quiet, held in ((1199.5, ["x"]), (1200.0, [])):
         clock = Clock()
-        dedupe = Deduplicator(window=600, clock=clock)
+        dedupe = Deduplicator(live_settings(dedupe_window=600), clock=clock)
         (await dedupe.claim(["x"])).finish(published=True)
         clock.now += quiet  # no request at all meanwhile: the generation never turned
         assert await remembered(dedupe, ["x"]) == held, quiet

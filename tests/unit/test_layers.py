@@ -115,6 +115,7 @@ def test_lower_layers_do_not_import_upper_ones() -> None:
         ("relay.config", (*ABOVE, *SIDES, "relay.bus", "relay.register")),
         ("relay.providers", (*ABOVE, *SIDES, "relay.register", "relay.config")),
         ("relay.routing", (*ABOVE, *SIDES, "relay.bus")),
+        ("relay.live", (*ABOVE, *SIDES, "relay.bus")),
         ("relay.bus", (*ABOVE, *SIDES)),
         ("relay.deadletters", MODEL),
         ("relay.cloudevents", (*MODEL, "relay.bus")),

@@ -100,7 +100,7 @@ class Pipeline:
         self.max_record_bytes = max_record_bytes
         """``kafka.max_record_bytes``: a larger canonical record is a dead letter."""
         self.topics = topics
-        self.dedupe = Deduplicator(settings)
+        self.dedupe = Deduplicator()
         self._names: dict[str, bytes] = {}
         self._event_counters: dict[str, Any] = {}
 
@@ -211,7 +211,7 @@ class Pipeline:
         else:
             accepted = Accepted([event.id for event in events])
             if live.dedupe_window > 0 and events:
-                return await self._publish_deduplicated(records, events, encoded, accepted)
+                return await self._publish_deduplicated(records, events, encoded, accepted, live)
             for event_records in encoded:
                 records.extend(event_records)
             await self._publish(records)
@@ -249,8 +249,9 @@ class Pipeline:
         events: list[CloudEvent],
         encoded: list[list[Record]],
         outcome: Accepted,
+        live: Live[Any],
     ) -> Accepted:
-        claim = await self.dedupe.claim(outcome.ids)
+        claim = await self.dedupe.claim(outcome.ids, live)
         published = False
         try:
             seen: set[str] = set()

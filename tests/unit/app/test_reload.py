@@ -56,9 +56,10 @@ def snapshot(parts: Reloadable) -> tuple[object, ...]:
 
 
 def readers(parts: Reloadable) -> list[Current[Any]]:
-    """The holder each reader of the live settings reads through."""
+    """The holder each reader of the live settings reads through (the deduplicator is
+    handed the pipeline's snapshot)."""
     pipeline = parts.pipeline
-    return [parts.state.current, pipeline.settings, pipeline.dedupe.settings, parts.guard.settings]
+    return [parts.state.current, pipeline.settings, parts.guard.settings]
 
 
 def described(live: Live[IngressSettings]) -> dict[str, object]:
@@ -102,8 +103,7 @@ async def test_a_reload_swaps_every_live_setting(path: Path, tmp_path: Path) -> 
     silent = Silent()
     parts.guard.sweep([silent], now=100.0)
     assert parts.guard.sweep([silent], now=102.5) == 1 and silent.closed  # 2s, not 5s
-    dedupe = parts.pipeline.dedupe.settings.live
-    assert (dedupe.dedupe_window, dedupe.dedupe_max_entries) == (30.0, 7)
+    assert (live.dedupe_window, live.dedupe_max_entries) == (30.0, 7)
     assert parts.reloader.config.routes[0].name == "chats"  # what the admin side reads next
 
 

@@ -1,10 +1,10 @@
 """The live settings: everything a reload changes, in one frozen value held in one place.
 
 :class:`Live` is built whole from one :class:`~relay.config.Config`; :class:`Current` holds
-the one in force. The pipeline, the deduplicator, the connection guard and the ingress all
-read through the same ``Current``, and a reload assigns ``Current.live`` once, so a reader
-sees the old settings or the new ones, never a mix. A request reads ``live`` once and
-keeps that snapshot to its end.
+the one in force. The ingress, the pipeline and the connection guard read through the same
+``Current``, and a reload assigns ``Current.live`` once, so a reader sees the old settings
+or the new ones, never a mix. A request reads ``live`` once and keeps that snapshot to its
+end: the ingress hands it to the pipeline, the pipeline to the deduplicator.
 
 ``ingress`` is the ingress's own part (``relay.ingress.state.IngressSettings``: sources
 with their credentials and limiters, body limits, tokens); it is a type parameter so that

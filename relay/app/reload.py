@@ -40,7 +40,7 @@ RESTART_ONLY = (
 @dataclass
 class Reloader:
     """What a reload reads (``config``, ``path``) and what it changes: the live settings
-    (``current``, shared by the pipeline, the deduplicator, the guard and the ingress) and
+    (``current``, shared by the ingress, the pipeline and the connection guard) and
     the delivery workers."""
 
     config: Config

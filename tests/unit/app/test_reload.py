@@ -1,5 +1,5 @@
 """The reloader on its own: a real file, a pipeline on the memory bus, no server (but for
-the request held across a reload, served by aiohttp's test server).
+the request held across a reload, served as ``relay serve`` serves it).
 
 A reload takes the new file whole (every live setting swapped in one assignment) or not at
 all (a bad file, a restart-only change or guessable secrets beyond loopback leave every
@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from relay.admin import Reloaded, ReloadRefused
-from relay.app import RELOADER, build_app
+from relay.app import RELOADER
 from relay.app.reload import RESTART_ONLY
 from relay.bus.memory import MemoryBus
 from relay.config import load
 from relay.ingress.state import IngressSettings, live_for
 from relay.live import Current, Live
 from tests.factories import Reloadable, chat_event, chatwoot_message, reloader_for
+from tests.support import relay_client
 
 TOKEN = "alpha-token-0123456789abcdef"
 BASE = f"""\
@@ -142,13 +143,8 @@ async def test_a_reload_is_one_assignment_of_the_whole_new_settings(
 @pytest.fixture
 async def served(path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], MemoryBus]]:
     bus = MemoryBus()
-    app = build_app(load(path), bus=bus, role="ingress", config_path=path)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
-    await client.start_server()
-    try:
+    async with relay_client(load(path), bus=bus, role="ingress", config_path=path) as client:
         yield client, bus
-    finally:
-        await client.close()
 
 
 async def test_a_request_held_across_a_reload_is_served_by_the_old_settings_whole(

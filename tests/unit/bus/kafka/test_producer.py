@@ -441,3 +441,38 @@ async def test_one_flush_sends_every_idle_partition_past_busy_ones() -> None:
         for s in [last, *rest]:
             bus.fake.ack(s)
         await answered(every)
+
+
+async def test_close_after_a_batch_timed_out_still_waits_for_it_to_land() -> None:
+    # The delivery timeout fails the requests, but the batch stays with the producer: close
+    # stops it only once the batch is settled (or at its own bound), not when the timer fires.
+    async with running(delivery_timeout=1.0) as bus:
+        request = asyncio.create_task(bus.publish([record()]))
+        (sent,) = await sends(bus.fake, 1)
+        closing = asyncio.create_task(bus.close())
+        with pytest.raises(BusError) as raised:
+            await answered(request)
+        assert str(raised.value) == "Kafka did not acknowledge within 1s"
+        asyncio.get_running_loop().call_later(0.3, bus.fake.ack, sent)
+        await answered(closing)
+        assert bus.fake.events == ["ack 0", "stop"]
+
+
+async def test_an_acknowledged_batch_leaves_no_timer_behind() -> None:
+    # The first batch's timer would fire 1 s after it was sent; the second batch is sent
+    # 0.5 s later and acknowledged 0.7 s after that, inside its own timeout: what queues
+    # behind it must not be failed by the first one's timer.
+    async with running(delivery_timeout=1.0) as bus:
+        first = asyncio.create_task(bus.publish([record()]))
+        (sent,) = await sends(bus.fake, 1)
+        bus.fake.ack(sent)
+        await answered(first)
+        await asyncio.sleep(0.5)
+        second = asyncio.create_task(bus.publish([record()]))
+        (_, sent) = await sends(bus.fake, 2)
+        behind = asyncio.create_task(bus.publish([record()]))
+        asyncio.get_running_loop().call_later(0.7, bus.fake.ack, sent)
+        await answered(second)
+        (_, _, sent) = await sends(bus.fake, 3)
+        bus.fake.ack(sent)
+        await answered(behind)

@@ -252,3 +252,26 @@ async def test_a_reassigned_partition_is_a_new_stream_and_revoked_as_such() -> N
     await subscription.commit({("events", 0, 1): 3, ("events", 1, 1): 4})
     await subscription.commit({("events", 0, 2): 5})
     assert consumer.committed == [{EVENTS[1]: 4}, {EVENTS[0]: 5}]
+
+
+async def test_the_readers_consumers_are_made_with_relays_settings() -> None:
+    config = Kafka(
+        bootstrap_servers=f"127.0.0.1:{free_port()}",
+        request_timeout_ms=1000,
+        session_timeout_ms=12_345,
+        heartbeat_interval_ms=2_345,
+    )
+    subscription = KafkaSubscription(config, "relay.sub.crm", ["events", "orders"], "latest")
+    replay = KafkaRange(config, ["events"], FromOffset(0))
+    for reader in (subscription, replay):
+        with pytest.raises(KafkaConnectionError):
+            await reader.start()
+    grouped, alone = subscription._consumer, replay._consumer
+    assert (grouped._group_id, alone._group_id) == ("relay.sub.crm", None)
+    assert (grouped._enable_auto_commit, alone._enable_auto_commit) == (False, False)
+    assert grouped._auto_offset_reset == "none"  # relay places a partition itself
+    assert grouped._isolation_level == "read_committed"
+    assert (grouped._session_timeout_ms, grouped._heartbeat_interval_ms) == (12_345, 2_345)
+    assert grouped.subscription() == {"events", "orders"}
+    listener = grouped._subscription.listener
+    assert isinstance(listener, _Rebalance) and listener.subscription is subscription

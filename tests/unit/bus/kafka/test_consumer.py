@@ -275,3 +275,17 @@ async def test_the_readers_consumers_are_made_with_relays_settings() -> None:
     assert grouped.subscription() == {"events", "orders"}
     listener = grouped._subscription.listener
     assert isinstance(listener, _Rebalance) and listener.subscription is subscription
+
+
+@pytest.mark.parametrize(("timestamp", "placed"), [(1_000, 3), (999, 12)])
+async def test_an_anchor_takes_a_record_at_its_exact_time(timestamp: int, placed: int) -> None:
+    # a broker's answer to "the first record at or after 1000": one at 1000 is taken; a
+    # placeholder earlier than asked (as some brokers give for "nothing that late") is not
+    consumer = FakeConsumer(
+        ends={EVENTS[0]: 12},
+        by_time={EVENTS[0]: OffsetAndTimestamp(3, timestamp)},
+        fetch_error=NoOffsetForPartitionError(EVENTS[0]),
+    )
+    await subscribed(consumer, anchor_ms=1_000).fetch(10, 0.1)
+    assert consumer.seeks == [(EVENTS[0], placed)]
+    assert consumer.committed == [{EVENTS[0]: placed}]

@@ -81,7 +81,7 @@ async def test_a_start_that_fails_leaves_no_consumer(make: Reader) -> None:
 # position retention already deleted, a broker without ListOffsets by time, a commit
 # refused, several partitions' ends): FakeConsumer stands in for the AIOKafkaConsumer
 # start() would build, at the aiokafka client boundary, and records what relay asked of it.
-EVENTS = [TopicPartition("events", p) for p in range(4)]
+EVENTS = [TopicPartition("events", p) for p in range(5)]
 
 
 @dataclass
@@ -224,10 +224,11 @@ async def test_the_backlog_adds_every_fetched_partition_from_the_later_end() -> 
     consumer = FakeConsumer(
         assigned=set(EVENTS),
         # 0: the ListOffsets end past the stalled highwater; 1: no ListOffsets answer;
-        # 2: never fetched (no highwater), left out; 3: a position past both ends counts 0
-        highwaters={EVENTS[0]: 10, EVENTS[1]: 7, EVENTS[3]: 3},
+        # 2: never fetched (no highwater), left out; 3: a position past both ends counts 0;
+        # 4: empty, no ListOffsets answer either: 0
+        highwaters={EVENTS[0]: 10, EVENTS[1]: 7, EVENTS[3]: 3, EVENTS[4]: 0},
         ends={EVENTS[0]: 12, EVENTS[3]: 3},
-        positions={EVENTS[0]: 4, EVENTS[1]: 2, EVENTS[3]: 5},
+        positions={EVENTS[0]: 4, EVENTS[1]: 2, EVENTS[3]: 5, EVENTS[4]: 0},
     )
     assert await subscribed(consumer).backlog() == 8 + 5
 

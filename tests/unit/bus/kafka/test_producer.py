@@ -395,12 +395,14 @@ async def test_close_waits_for_every_batch_in_flight() -> None:
 async def test_close_gives_up_after_its_bound_and_fails_what_is_still_in_flight() -> None:
     # A batch sent after close began has its own delivery timeout, which ends after close's
     # bound (the delivery timeout plus 1 s): close fails it then, with its own words.
+    # Behind it, a batch sealed full waits its turn: close fails that one too.
     timeout = 2.0
-    async with running(partitions=2, delivery_timeout=timeout) as bus:
+    async with running(partitions=2, batch_bytes=2048, delivery_timeout=timeout) as bus:
         key = key_for(1, 2)  # partition 0 never used: close looks past an empty slot
         first = asyncio.create_task(bus.publish([record(key=key)]))
         (sent_first,) = await sends(bus.fake, 1)
-        behind = asyncio.create_task(bus.publish([record(key=key)]))
+        behind = asyncio.create_task(bus.publish([record(1000, key=key)]))
+        last = asyncio.create_task(bus.publish([record(1000, key=key)]))  # a batch of its own
         await turns()
         closing = asyncio.create_task(bus.close())
         loop = asyncio.get_running_loop()
@@ -408,9 +410,11 @@ async def test_close_gives_up_after_its_bound_and_fails_what_is_still_in_flight(
         await answered(first)  # acknowledged inside its delivery timeout
         async with asyncio.timeout(HANG):
             await closing  # returns at its bound, no TimeoutError out of it
-        with pytest.raises(BusError) as raised:
-            await answered(behind)
-        assert str(raised.value) == "the Kafka producer was closed"
+        for request in (behind, last):
+            with pytest.raises(BusError) as raised:
+                await answered(request)
+            assert str(raised.value) == "the Kafka producer was closed"
+        assert len(bus.fake.sends) == 2  # the sealed batch never left
         assert bus.fake.events[-1] == "stop"
 
 

@@ -24,7 +24,8 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndTimestamp
 from structlog.testing import capture_logs
 
-from relay.bus import FromOffset, StartFrom, Stream, Subscription
+import relay.bus.kafka.consumer as consumer_module
+from relay.bus import FromOffset, Since, StartFrom, Stream, Subscription
 from relay.bus.kafka.consumer import KafkaRange, KafkaSubscription, _Rebalance
 from relay.config import Kafka
 from tests.support import free_port
@@ -97,6 +98,18 @@ class FakeConsumer:
     seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
     rewound: list[TopicPartition] = field(default_factory=list)
     committed: list[dict[TopicPartition, int]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {tp.partition for tp in self.assigned if tp.topic == topic}
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = set(partitions)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
@@ -290,3 +303,16 @@ async def test_an_anchor_takes_a_record_at_its_exact_time(timestamp: int, placed
     await subscribed(consumer, anchor_ms=1_000).fetch(10, 0.1)
     assert consumer.seeks == [(EVENTS[0], placed)]
     assert consumer.committed == [{EVENTS[0]: placed}]
+
+
+@pytest.mark.parametrize(("timestamp", "placed"), [(1_000, 3), (999, 12)])
+async def test_a_replay_since_a_time_takes_a_record_at_that_time(
+    monkeypatch: pytest.MonkeyPatch, timestamp: int, placed: int
+) -> None:
+    # KafkaRange takes its consumer from outside_group in start(): the fake goes there
+    consumer = FakeConsumer(
+        ends={EVENTS[0]: 12}, by_time={EVENTS[0]: OffsetAndTimestamp(3, timestamp)}
+    )
+    monkeypatch.setattr(consumer_module, "outside_group", lambda config: consumer)
+    await KafkaRange(nowhere(), ["events"], Since(ms=1_000)).start()
+    assert consumer.seeks == [(EVENTS[0], placed)]

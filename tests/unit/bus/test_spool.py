@@ -5,6 +5,7 @@ paused Tansu broker."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from relay.bus.embedded import EmbeddedLog, read
 from relay.bus.kafka import KafkaBus
 from relay.bus.spool import SpooledBus, _size
 from relay.config import parse
+from relay.metrics import LIVE
 from tests.support import assert_durable, free_port, poll_until
 
 
@@ -35,6 +37,13 @@ class Broker(EmbeddedLog):
         self.batches: list[int] = []  # the size of each write taken
         self.watch: Callable[[], object] | None = None  # looked at before each write taken
         self.watched: list[object] = []
+        self.close_failures = 0  # how many of the next closes fail (after closing)
+
+    async def close(self) -> None:
+        await super().close()
+        if self.close_failures:
+            self.close_failures -= 1
+            raise BusError("close failed")
 
     async def start(self) -> None:
         if self.unreachable:
@@ -324,6 +333,8 @@ async def test_an_adopted_spool_waits_for_the_broker_and_then_drains(
             # before our producer is connected, then while its broker is away
             assert {e["error"] for e in waiting} <= {"not connected to Kafka", "broker away"}
             assert len(read(tmp_path / "spool-1.sqlite3")) == 2  # nothing lost while waiting
+            names = {task.get_name() for task in asyncio.all_tasks()}
+            assert {"spool-drainer", "spool-adopt-spool-1.sqlite3"} <= names
             broker.down = False
             await poll_until(lambda: read(tmp_path / "spool-1.sqlite3") == [], what="adopted")
             assert [r.value for r in read(broker.path, "events")] == [b"event 1", b"event 2"]
@@ -474,3 +485,53 @@ async def test_an_adopted_spool_drains_in_batches_and_waits_again_after_a_refusa
         ]
     finally:
         await again.close()
+
+
+def live(name: str) -> list[float]:
+    return [sample.value for f in LIVE.collect() if f.name == name for sample in f.samples]
+
+
+async def test_the_spool_has_its_own_file_its_gauges_and_kafkas_record_limit(
+    broker: Broker, tmp_path: Path
+) -> None:
+    bus = SpooledBus(lambda: broker, tmp_path, spool_after=1.0, max_bytes=1_000_000)
+    assert bus.max_record_bytes == 1_000_000  # Kafka's own default limit of a message
+    assert bus.path == tmp_path / "spool.sqlite3"  # never the embedded log's file
+    await bus.start()
+    broker.down = True
+    try:
+        await bus.publish([keyed(n) for n in range(1, 4)])
+        assert bus.spooled_records == 3
+        # LIVE is one per process: other tests' buses may be in it too
+        assert 3.0 in live("relay_spool_records")
+        assert float(bus.spooled_bytes) in live("relay_spool_bytes")
+    finally:
+        await bus.close()
+
+
+async def test_a_bus_closes_once_started_or_not_and_again(broker: Broker, tmp_path: Path) -> None:
+    await spooled(broker, tmp_path).close()  # never started
+    bus = claiming(broker, tmp_path)
+    await bus.start()
+    await bus.close()
+    await bus.close()  # a second close is a no-op
+
+
+async def test_a_producer_that_fails_to_close_changes_nothing(
+    broker: Broker, tmp_path: Path
+) -> None:
+    broker.unreachable, broker.close_failures = True, 1
+    bus = spooled(broker, tmp_path)
+    with capture_logs() as logs:
+        await bus.start()  # the producer fails to start, then to close
+    try:
+        assert (logs[0]["event"], logs[0]["reason"]) == (
+            "kafka_unavailable_spooling",
+            "broker away",
+        )
+        broker.unreachable = False
+        await poll_until(lambda: bus.mode == "direct", what="connected")
+    finally:
+        broker.close_failures = 1
+        await bus.close()  # the spool is closed all the same
+    assert not bus.ready()

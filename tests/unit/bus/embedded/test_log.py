@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -381,3 +382,13 @@ def test_connect_gives_up_after_a_hundred_tries_and_raises_other_errors_at_once(
 
 async def test_a_log_never_started_closes(tmp_path: Path) -> None:
     await EmbeddedLog(tmp_path).close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory away takes root")
+def test_make_private_leaves_a_directory_that_is_not_ours_as_it_is(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    theirs.chmod(0o755)
+    os.chown(theirs, 12345, 12345)  # another user's data_dir, readable by others
+    make_private(theirs / LOG_FILE)
+    assert theirs.stat().st_mode & 0o777 == 0o755

@@ -5,7 +5,8 @@ paused Tansu broker."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -17,22 +18,47 @@ from relay.bus.embedded import EmbeddedLog, read
 from relay.bus.kafka import KafkaBus
 from relay.bus.spool import SpooledBus, _size
 from relay.config import parse
+from relay.metrics import LIVE
 from tests.support import assert_durable, free_port, poll_until
 
 
 class Broker(EmbeddedLog):
-    """A durable log standing in for Kafka, that refuses every write while ``down``."""
+    """A durable log standing in for Kafka, that refuses every write while ``down``, each
+    connection while ``unreachable``, and the next writes as ``answers`` says (an error's
+    text, or ``None`` to take it)."""
 
     name = "kafka"
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir, "broker.sqlite3")
         self.down = False
+        self.unreachable = False
+        self.answers: list[str | None] = []
+        self.batches: list[int] = []  # the size of each write taken
+        self.watch: Callable[[], object] | None = None  # looked at before each write taken
+        self.watched: list[object] = []
+        self.close_failures = 0  # how many of the next closes fail (after closing)
 
-    async def publish(self, records: Sequence[Record]) -> None:
+    async def close(self) -> None:
+        await super().close()
+        if self.close_failures:
+            self.close_failures -= 1
+            raise BusError("close failed")
+
+    async def start(self) -> None:
+        if self.unreachable:
+            raise BusError("broker away")
+        await super().start()
+
+    async def publish(self, records: Sequence[Record], probe: PublishProbe | None = None) -> None:
         if self.down:
             raise BusError("broker away")
-        await super().publish(records)
+        if self.answers and (error := self.answers.pop(0)) is not None:
+            raise BusError(error)
+        if self.watch is not None:
+            self.watched.append(self.watch())
+        await super().publish(records, probe)
+        self.batches.append(len(records))
 
 
 def record(n: int, size: int = 0) -> Record:
@@ -96,7 +122,8 @@ async def test_a_record_kafka_would_refuse_is_never_spooled(broker: Broker, tmp_
     await bus.start()
     broker.down = True
     try:
-        with pytest.raises(RecordTooLarge):
+        too_large = r"^a 113-byte record for events is over kafka.max_record_bytes \(100\)$"
+        with pytest.raises(RecordTooLarge, match=too_large):
             await bus.publish([record(0), record(1, size=100)])
         assert read(bus.path) == [] and bus.mode == "direct"  # nothing of that batch kept
     finally:
@@ -116,6 +143,11 @@ async def test_a_full_spool_refuses_and_is_not_ready_until_drained(
             await bus.publish([record(2, size=100)])
         # not ready while the spool is over 90 % full; the refused record was not kept
         assert not bus.ready() and bus.spooled_records == 2
+        counted, bus.spooled_bytes = bus.spooled_bytes, 216  # exactly 90 % of 240: still full
+        assert not bus.ready()
+        bus.spooled_bytes = 215
+        assert bus.ready()  # below 90 %: taking requests again
+        bus.spooled_bytes = counted
         broker.down = False
         await poll_until(lambda: bus.mode == "direct", what="the spool drained")
         assert bus.ready()
@@ -132,9 +164,14 @@ async def test_a_spool_left_from_before_is_drained_first(broker: Broker, tmp_pat
     await first.close()  # relay stopped with the broker still away
     broker.down = False
     again = spooled(broker, tmp_path)
-    await again.start()
+    with capture_logs() as logs:
+        await again.start()
     try:
         assert again.mode == "spooling"  # older records wait in the spool: not direct yet
+        assert (logs[0]["event"], logs[0]["reason"]) == (
+            "kafka_unavailable_spooling",
+            "records left in the spool at start-up",
+        )
         await again.publish([record(2)])
         await poll_until(lambda: again.mode == "direct", what="the spool drained")
         assert values(broker) == [b"event 0", b"event 1", b"event 2"]
@@ -296,6 +333,8 @@ async def test_an_adopted_spool_waits_for_the_broker_and_then_drains(
             # before our producer is connected, then while its broker is away
             assert {e["error"] for e in waiting} <= {"not connected to Kafka", "broker away"}
             assert len(read(tmp_path / "spool-1.sqlite3")) == 2  # nothing lost while waiting
+            names = {task.get_name() for task in asyncio.all_tasks()}
+            assert {"spool-drainer", "spool-adopt-spool-1.sqlite3"} <= names
             broker.down = False
             await poll_until(lambda: read(tmp_path / "spool-1.sqlite3") == [], what="adopted")
             assert [r.value for r in read(broker.path, "events")] == [b"event 1", b"event 2"]
@@ -350,13 +389,149 @@ async def test_the_counts_fall_as_the_spool_drains_in_batches(
         await bus.publish([keyed(n) for n in range(1, 6)])
         size = sum(_size(keyed(n)) for n in range(1, 6))
         assert (bus.spooled_records, bus.spooled_bytes) == (5, size)
+        broker.watch = lambda: (bus.spooled_records, bus.spooled_bytes)
         with capture_logs() as logs:
             broker.down = False
             await poll_until(lambda: bus.mode == "direct", what="the spool drained")
         drains = [(e["records"], e["left"]) for e in logs if e["event"] == "spool_drained"]
         assert drains == [(2, 3), (2, 1), (1, 0)]
+        one = _size(keyed(1))  # every record here is as long
+        assert broker.watched == [(5, size), (3, size - 2 * one), (1, size - 4 * one)]
         assert [r.value for r in read(broker.path, "events")] == [
             b"event %d" % n for n in range(1, 6)
         ]
     finally:
         await bus.close()
+
+
+async def test_a_direct_publish_hands_its_probe_to_kafka(broker: Broker, tmp_path: Path) -> None:
+    bus = spooled(broker, tmp_path)
+    await bus.start()
+    try:
+        probe = PublishProbe()
+        await bus.publish([keyed(1)], probe)
+        assert probe.sent_at is not None and not probe.spooled  # the broker's own send
+        assert broker.batches == [1] and read(bus.path) == []
+    finally:
+        await bus.close()
+
+
+async def test_why_publishing_went_to_the_spool_is_logged(broker: Broker, tmp_path: Path) -> None:
+    bus = spooled(broker, tmp_path)
+    with capture_logs() as logs, pytest.raises(BusError):
+        await bus.publish([keyed(1)])  # not started: no producer, and no spool to write
+    assert [(e["event"], e["reason"]) for e in logs] == [
+        ("kafka_unavailable_spooling", "not connected to Kafka")
+    ]
+    assert (bus.spooled_records, bus.spooled_bytes) == (0, 0)
+    again = spooled(broker, tmp_path)
+    await again.start()
+    try:
+        broker.answers = ["", ""]  # a failure without a message, twice
+        with capture_logs() as logs:
+            await again.publish([keyed(2)])  # spooled
+            await poll_until(lambda: again.mode == "direct", what="the spool drained")
+        assert (logs[0]["event"], logs[0]["reason"]) == (
+            "kafka_unavailable_spooling",
+            "no acknowledgement in time",
+        )
+        [waited] = [e for e in logs if e["event"] == "spool_drain_waiting"]
+        assert (waited["error"], waited["retry_in"]) == ("BusError", 0.2)
+        assert [r.value for r in read(broker.path, "events")] == [b"event 2"]
+    finally:
+        await again.close()
+
+
+async def test_the_drainer_waits_for_a_broker_it_cannot_reach_doubling_its_pause(
+    broker: Broker, tmp_path: Path
+) -> None:
+    broker.unreachable = True
+    bus = spooled(broker, tmp_path)
+    with capture_logs() as logs:
+        await bus.start()  # nothing spooled, but no producer: not direct
+        try:
+
+            def waits() -> list[tuple[str, float]]:
+                lines = [e for e in logs if e["event"] == "spool_drain_waiting"]
+                return [(e["error"], e["retry_in"]) for e in lines]
+
+            await poll_until(lambda: len(waits()) >= 2, what="two tries")
+            assert bus.mode == "spooling"
+            assert waits()[:2] == [("broker away", 0.2), ("broker away", 0.4)]
+            broker.unreachable = False
+            await poll_until(lambda: bus.mode == "direct", what="connected")
+            await bus.publish([keyed(1)])
+            assert broker.batches == [1]
+        finally:
+            await bus.close()
+
+
+async def test_an_adopted_spool_drains_in_batches_and_waits_again_after_a_refusal(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("relay.bus.spool._DRAIN_BATCH", 2)
+    first, second = await two_workers(tmp_path)
+    await second.publish([keyed(n) for n in range(1, 6)])
+    await second.close()
+    await first.close()
+    broker.answers = [None, "broker away"]  # the second batch refused once
+    again = claiming(broker, tmp_path)
+    await again.start()
+    try:
+        await poll_until(lambda: read(tmp_path / "spool-1.sqlite3") == [], what="adopted")
+        assert broker.batches == [2, 2, 1]
+        assert [r.value for r in read(broker.path, "events")] == [
+            b"event %d" % n for n in range(1, 6)
+        ]
+    finally:
+        await again.close()
+
+
+def live(name: str) -> list[float]:
+    return [sample.value for f in LIVE.collect() if f.name == name for sample in f.samples]
+
+
+async def test_the_spool_has_its_own_file_its_gauges_and_kafkas_record_limit(
+    broker: Broker, tmp_path: Path
+) -> None:
+    bus = SpooledBus(lambda: broker, tmp_path, spool_after=1.0, max_bytes=1_000_000)
+    assert bus.max_record_bytes == 1_000_000  # Kafka's own default limit of a message
+    assert bus.path == tmp_path / "spool.sqlite3"  # never the embedded log's file
+    await bus.start()
+    broker.down = True
+    try:
+        await bus.publish([keyed(n) for n in range(1, 4)])
+        assert bus.spooled_records == 3
+        # LIVE is one per process: other tests' buses may be in it too
+        assert 3.0 in live("relay_spool_records")
+        assert float(bus.spooled_bytes) in live("relay_spool_bytes")
+    finally:
+        await bus.close()
+
+
+async def test_a_bus_closes_once_started_or_not_and_again(broker: Broker, tmp_path: Path) -> None:
+    await spooled(broker, tmp_path).close()  # never started
+    bus = claiming(broker, tmp_path)
+    await bus.start()
+    await bus.close()
+    await bus.close()  # a second close is a no-op
+
+
+async def test_a_producer_that_fails_to_close_changes_nothing(
+    broker: Broker, tmp_path: Path
+) -> None:
+    broker.unreachable, broker.close_failures = True, 1
+    bus = spooled(broker, tmp_path)
+    with capture_logs() as logs:
+        await bus.start()  # the producer fails to start, then to close
+    try:
+        assert (logs[0]["event"], logs[0]["reason"]) == (
+            "kafka_unavailable_spooling",
+            "broker away",
+        )
+        broker.unreachable = False
+        await poll_until(lambda: bus.mode == "direct", what="connected")
+    finally:
+        broker.close_failures = 1
+        await bus.close()  # the spool is closed all the same
+    assert not bus.ready()

@@ -6,8 +6,13 @@ dies on "database is locked"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
+import sqlite3
+import threading
 import time
+from collections.abc import Iterator, Sequence
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import pytest
 from relay.bus import BusError, PublishProbe, Record
 from relay.bus.embedded import (
     LOG_FILE,
+    STREAM,
     EmbeddedLog,
     connect,
     delete_through,
@@ -26,7 +32,7 @@ from relay.bus.embedded import (
     read_at,
     read_only,
 )
-from tests.support import assert_durable
+from tests.support import assert_durable, poll_until
 
 ROUNDS = 30  # the race lost about 1 open in 12 before connect() retried it
 
@@ -239,3 +245,150 @@ async def test_a_log_not_started_or_closed_refuses_to_publish(tmp_path: Path) ->
     await log.close()
     with pytest.raises(BusError, match=r"^the embedded log is not running$"):
         await log.publish([numbered("a", 1)])
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "embedded-log"]
+
+
+async def test_the_writer_is_a_named_daemon_and_close_closes_the_database(tmp_path: Path) -> None:
+    before = _writer_threads()
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    [writer] = [t for t in _writer_threads() if t not in before]
+    assert writer.daemon  # a process that exits without close() is not held by it
+    await log.publish([numbered("a", 1)])
+    await log.close()
+    assert not writer.is_alive()
+    # the last connection closed checkpoints the WAL into the database and removes it
+    assert not (tmp_path / f"{LOG_FILE}-wal").exists()
+    await log.close()  # a second close is a no-op
+    [one] = read(log.path)
+    assert one.stream == STREAM
+
+
+@contextlib.contextmanager
+def writes_held(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection holding the write lock: the writer's next commit waits on it
+    (within the 5 s busy timeout) until the caller commits."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        yield blocker
+    finally:
+        blocker.close()
+
+
+async def _writer_busy(log: EmbeddedLog, first: Sequence[Record]) -> asyncio.Task[None]:
+    """A publish the writer has taken off its queue and is committing (held by a lock)."""
+    task = asyncio.create_task(log.publish(first))
+    await asyncio.sleep(0)  # the task queues its records
+    await poll_until(log._queue.empty, within=10, what="the writer took the first publish")
+    return task
+
+
+async def test_a_group_commit_takes_what_waits_up_to_4096_records(tmp_path: Path) -> None:
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    try:
+        async with asyncio.timeout(20):  # a writer that stopped would never answer
+            with writes_held(log.path) as blocker:
+                # a full batch: the writer commits it without looking for more
+                first = await _writer_busy(log, [numbered("a", 0)] * 4096)
+                probes = [PublishProbe() for _ in range(3)]
+                sizes = (4095, 1, 1)  # while the first commit waits
+                waiting = [
+                    asyncio.create_task(log.publish([numbered("a", n)] * size, probe))
+                    for n, (size, probe) in enumerate(zip(sizes, probes, strict=True), 1)
+                ]
+                await asyncio.sleep(0)
+                blocker.execute("COMMIT")
+                await first
+                await asyncio.gather(*waiting)
+    finally:
+        await log.close()
+    began = [probe.sent_at for probe in probes]
+    assert began[0] == began[1] != began[2]  # 4095 + 1 in one commit, the next in its own
+    assert len(read(log.path, limit=10_000)) == 4096 + 4097
+
+
+async def test_a_publish_that_races_close_is_refused_not_left_waiting(tmp_path: Path) -> None:
+    log = EmbeddedLog(tmp_path)
+    await log.start()
+    async with asyncio.timeout(20):
+        with writes_held(log.path) as blocker:
+            first = await _writer_busy(log, [numbered("a", 1)])
+            closing = asyncio.create_task(log.close())
+            await asyncio.sleep(0)  # the stop marker is queued
+            late = asyncio.create_task(log.publish([numbered("a", 2)]))
+            await asyncio.sleep(0)  # queued behind the stop marker
+            blocker.execute("COMMIT")
+            await first
+            with pytest.raises(BusError, match=r"^the embedded log was closed$"):
+                await late
+            await closing
+    assert [i.value for i in read(log.path)] == [b"v1"]
+
+
+def _held_new_database(path: Path, monkeypatch: pytest.MonkeyPatch) -> sqlite3.Connection:
+    """A database another opener holds exclusively, as while it switches the file to WAL;
+    the log's opens answered "database is locked" at once, as the loser of that race is
+    (not after Python's 5 s default busy wait)."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    opens = sqlite3.connect
+    monkeypatch.setattr(
+        "relay.bus.embedded.log.sqlite3.connect", lambda *a, **k: opens(*a, timeout=0, **k)
+    )
+    return holder
+
+
+def test_connect_opens_again_while_another_opener_holds_a_new_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    holder = _held_new_database(tmp_path / LOG_FILE, monkeypatch)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:  # the log's pause between tries: the other is done
+        waits.append(seconds)
+        holder.execute("COMMIT")
+
+    monkeypatch.setattr("relay.bus.embedded.log.time.sleep", wait)
+    connect(tmp_path / LOG_FILE).close()
+    holder.close()
+    assert waits == [0.02]
+
+
+def test_connect_gives_up_after_a_hundred_tries_and_raises_other_errors_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    holder = _held_new_database(tmp_path / LOG_FILE, monkeypatch)
+    waits: list[float] = []
+    monkeypatch.setattr("relay.bus.embedded.log.time.sleep", waits.append)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        connect(tmp_path / LOG_FILE)
+    assert len(waits) == 99  # 100 tries
+    holder.close()
+    waits.clear()
+    other = tmp_path / "other.sqlite3"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE records (x)")  # not the log's: its index cannot be made
+    conn.close()
+    with pytest.raises(sqlite3.OperationalError, match="no such column"):
+        connect(other)
+    assert waits == []  # not retried
+
+
+async def test_a_log_never_started_closes(tmp_path: Path) -> None:
+    await EmbeddedLog(tmp_path).close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory away takes root")
+def test_make_private_leaves_a_directory_that_is_not_ours_as_it_is(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    theirs.chmod(0o755)
+    os.chown(theirs, 12345, 12345)  # another user's data_dir, readable by others
+    make_private(theirs / LOG_FILE)
+    assert theirs.stat().st_mode & 0o777 == 0o755

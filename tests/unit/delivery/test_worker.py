@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
@@ -247,6 +248,21 @@ async def test_a_live_worker_publishes_its_lag_and_circuit_gauges(subscriber: Su
     assert sample("relay_circuit_state", subscriber=live.name) == 0
     assert sample("relay_consumer_lag", subscriber=quiet.name) is None
     assert sample("relay_circuit_state", subscriber=quiet.name) is None
+    unsaid, other = named(subscriber), named(subscriber)
+    SubscriberWorker(
+        unsaid, bus.subscribe("relay.sub.y", [EVENTS]), Sender(unsaid), DeadLetters(bus, DEAD)
+    )
+    assert sample("relay_consumer_lag", subscriber=unsaid.name) is None  # not live by default
+    SubscriberWorker(
+        other,
+        bus.subscribe("relay.sub.z", [EVENTS]),
+        Sender(other),
+        DeadLetters(bus, DEAD),
+        live=True,
+    )
+    for name in (live.name, other.name):  # each live worker's own series
+        assert sample("relay_consumer_lag", subscriber=name) == 0
+        assert sample("relay_circuit_state", subscriber=name) == 0
 
 
 async def test_the_data_format_alone_reads_the_whole_event(
@@ -397,7 +413,10 @@ async def test_stored_attempts_count_only_for_their_own_event_and_retries_are_lo
         state=state,
         attempts=log,
     )
-    await asyncio.wait_for(running.run(), 30)
+    with capture_logs() as logs:
+        await asyncio.wait_for(running.run(), 30)
+    failed = [line for line in logs if line["event"] == "delivery_attempt_failed"]
+    assert failed and {line["max_attempts"] for line in failed} == {3}
     attempts = {
         dict(dead.headers)["relay-event-id"]: dict(dead.headers)["relay-attempts"]
         for dead in bus.records(DEAD)
@@ -410,6 +429,7 @@ async def test_stored_attempts_count_only_for_their_own_event_and_retries_are_lo
         (2, "retrying"),
         (3, "deadlettered"),
     ]
+    assert not any(e.replay for e in entries)  # not a replay unless said
 
 
 async def test_a_crashed_binary_mode_record_is_dead_lettered_structured(
@@ -666,3 +686,117 @@ async def test_periodic_commits_count_and_measure_and_a_cut_short_one_is_made_at
     await asyncio.wait_for(running, 5)
     assert watched.commits == [{STREAM: 2}, {STREAM: 4}, {STREAM: 5}]
     assert delivered() == 4
+
+
+async def test_a_gone_subscriber_stops_the_worker_at_once_with_nothing_finished(
+    bus: MemoryBus, subscriber: Subscriber, gated: Gated
+) -> None:
+    gone, held = chat_event(1, 1), chat_event(2, 2)
+    await bus.publish(records(EVENTS, [held, gone]))
+    sub = named(subscriber)
+
+    async def script(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        return 410 if headers["webhook-id"] == gone.id else await gated(s, body, headers)
+
+    subscriber.script = script
+    live = worker(bus, sub, bounded=False)
+    with capture_logs() as logs:
+        stats = await asyncio.wait_for(live.run(), 10)  # the held delivery is cancelled
+    assert (stats.delivered, stats.deadlettered, stats.skipped) == (0, 0, 0)
+    assert live.gone is not None and (live.gone.status, live.gone.reason) == (410, "gone")
+    assert [line for line in logs if line["event"] == "subscriber_gone"] == [
+        {
+            "event": "subscriber_gone",
+            "log_level": "warning",
+            "subscriber": sub.name,
+            "event_id": gone.id,
+            "status": 410,
+            "error": "HTTP 410: nope",
+        }
+    ]
+    assert bus.positions["relay.sub.sub"] == 0  # nothing committed: both read again
+    assert bus.records(DEAD) == []
+
+
+async def test_the_event_trace_context_goes_to_the_sender(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    event = msgspec.structs.replace(chat_event(1, 1), traceparent=parent, tracestate="k=v")
+    await bus.publish(records(EVENTS, [event]))
+    sub = configured(subscriber)
+    seen: list[tuple[object, object]] = []
+
+    class Watching(Sender):
+        async def deliver(self, event_id: str, *args: Any, **kwargs: Any) -> Any:
+            seen.append((kwargs.get("traceparent"), kwargs.get("tracestate")))
+            return await super().deliver(event_id, *args, **kwargs)
+
+    await asyncio.wait_for(worker(bus, sub, sender=Watching(sub)).run(), 30)
+    assert seen == [(parent, "k=v")]
+
+
+async def test_a_delivered_event_settles_its_stored_attempts(
+    tmp_path: Path, bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    event = chat_event(1, 1)
+    await bus.publish(records(EVENTS, [event]))
+    sub = configured(subscriber)
+    state = DeliveryState(tmp_path)
+    state.record_attempts(sub.name, event.id, 1)
+    running = SubscriberWorker(
+        sub,
+        bus.subscribe("relay.sub.sub", [EVENTS], "earliest", bounded=True),
+        Sender(sub),
+        DeadLetters(bus, DEAD),
+        state=state,
+    )
+    stats = await asyncio.wait_for(running.run(), 30)
+    assert stats.delivered == 1
+    assert state.attempts(sub.name) == {}
+
+
+class Ticking:
+    """A monotonic clock that moves one second each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 99.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+async def test_each_attempt_is_timed_from_its_own_start(
+    bus: MemoryBus, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's and the tally's clock tick a second a reading: attempt 1 ends at 101
+    (began 100), waits Retry-After 0; attempt 2 ends at 102, waits 10 ms; 3 ends at 103."""
+    answers = [(503, {"Retry-After": "0"}), (500, {}), (200, {})]
+    subscriber.script = lambda s, body, headers: answers.pop(0)
+    event = chat_event(1, 1)
+    await bus.publish(records(EVENTS, [event]))
+    sub = configured(
+        subscriber, ", retry: {max_attempts: 3, initial: 10ms, max: 10ms, jitter: false}"
+    )
+    log = AttemptLog(bus, "attempts")
+    running = SubscriberWorker(
+        sub,
+        bus.subscribe("relay.sub.sub", [EVENTS], "earliest", bounded=True),
+        Sender(sub),
+        DeadLetters(bus, DEAD),
+        attempts=log,
+    )
+    clock = Ticking()
+    monkeypatch.setattr("relay.delivery.worker.time", clock)
+    monkeypatch.setattr("relay.delivery.tally.time", clock)
+    stats = await asyncio.wait_for(running.run(), 30)
+    monkeypatch.undo()
+    assert stats.delivered == 1
+    await log.flush()
+    entries = [decode_attempt(item.value) for item in bus.records("attempts")]
+    assert [(e.attempt, e.outcome, e.duration_ms) for e in entries] == [
+        (1, "retrying", 1000.0),
+        (2, "retrying", 1000.0),
+        (3, "delivered", 990.0),
+    ]

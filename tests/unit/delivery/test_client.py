@@ -561,3 +561,84 @@ async def test_https_refuses_a_certificate_for_another_name(tmp_path: Path) -> N
         await client.close()
         await server.close()
     assert server.requests == 0
+
+
+# --- each refusal's exact text, and the bounds to the byte ------------------------------
+
+
+async def test_each_failure_says_what_happened_in_so_many_words() -> None:
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await closed.read_request(reader)
+
+    closed = await serving(closing)
+    async with posting(closed) as client:
+        with pytest.raises(ConnectionClosed) as before:
+            await client.post(b"{}", {})
+    assert str(before.value) == "the server closed the connection before answering"
+
+    async def halfway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await cut.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+        await writer.drain()
+
+    cut = await serving(halfway)
+    async with posting(cut) as client:
+        with pytest.raises(ConnectionClosed) as middle:
+            await client.post(b"{}", {})
+    assert str(middle.value) == "the server closed the connection in the middle of its answer"
+
+    upgrading = answering(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    async with posting(upgrading) as client:
+        with pytest.raises(ProtocolError) as switched:
+            await client.post(b"{}", {})
+    assert str(switched.value) == "the server switched protocols"
+
+    async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await slow.read_request(reader)
+        await reader.read()
+
+    slow = await serving(stalling)
+    async with posting(slow, timeout=0.2) as client:
+        with pytest.raises(TimeoutError) as late:
+            await client.post(b"{}", {})
+    assert str(late.value) == "no answer within 0.2 s"
+
+
+async def test_headers_of_exactly_the_limit_are_read_and_one_byte_more_are_not() -> None:
+    def head(size: int) -> bytes:
+        start = b"HTTP/1.1 204 No Content\r\nX-Pad: "
+        return start + b"z" * (size - len(start) - 2) + b"\r\n"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        for size in (client_module.HEAD_LIMIT, client_module.HEAD_LIMIT + 1):
+            await server.read_request(reader)
+            writer.write(head(size))  # the limit's bytes, the end of the headers still to come
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(b"\r\n")
+            await writer.drain()
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        assert (await client.post(b"1", {})).status == 204
+        with pytest.raises(ProtocolError, match="headers longer than 65536 bytes"):
+            await client.post(b"2", {})
+
+
+async def test_the_header_limit_counts_every_read_of_the_headers() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for n in range(200):  # 200 small reads, 100 KB of headers in all
+            writer.write(b"X-%d: %s\r\n" % (n, b"z" * 500))
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        with pytest.raises(ProtocolError, match="headers longer than"):
+            await client.post(b"{}", {})

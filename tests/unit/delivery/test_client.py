@@ -642,3 +642,85 @@ async def test_the_header_limit_counts_every_read_of_the_headers() -> None:
     async with posting(server) as client:
         with pytest.raises(ProtocolError, match="headers longer than"):
             await client.post(b"{}", {})
+
+
+async def test_a_body_in_reads_after_its_headers_is_read_whole_and_the_connection_kept() -> None:
+    answers = [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 600\r\n\r\n", [b"a" * 300, b"b" * 300]),
+        (
+            b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n",
+            [b"5\r\nhello\r\n", b"0\r\n\r\n"],
+        ),
+    ]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        for head, parts in answers:
+            await server.read_request(reader)
+            writer.write(head)
+            for part in parts:  # each part a read of its own
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(part)
+            await writer.drain()
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        first = await client.post(b"1", {})
+        assert (first.status, first.body) == (200, b"a" * 300 + b"b" * 212)  # KEEP_BODY
+        second = await client.post(b"2", {})
+        assert (second.status, second.body) == (500, b"hello")
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("size", [client_module.DRAIN_BODY, client_module.DRAIN_BODY + 1])
+async def test_a_body_up_to_the_drain_limit_is_read_to_keep_the_connection(size: int) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server.read_request(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            for start in range(0, size, 4096):  # in many reads
+                writer.write(b"x" * min(4096, size - start))
+                await writer.drain()
+                await asyncio.sleep(0.001)
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        for _ in range(2):
+            response = await client.post(b"{}", {})
+            assert (response.status, len(response.body)) == (200, 512)
+    assert server.connections == (1 if size == client_module.DRAIN_BODY else 2)
+
+
+async def test_every_stalled_request_times_out_not_only_the_first() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server, timeout=0.2) as client:
+        for _ in range(3):
+            with pytest.raises(TimeoutError, match="no answer within 0.2 s"):
+                await asyncio.wait_for(client.post(b"{}", {}), 3)  # not this bound
+    assert server.connections == 3
+
+
+async def test_a_pooled_connection_outlives_its_first_deadline() -> None:
+    server = answering(NO_CONTENT, NO_CONTENT)
+    async with posting(server, timeout=0.2) as client:
+        assert (await client.post(b"1", {})).status == 204
+        await asyncio.sleep(0.5)  # past the first request's deadline, well within keepalive
+        assert (await client.post(b"2", {})).status == 204
+    assert server.connections == 1
+
+
+async def test_a_connection_used_again_is_kept_for_keepalive_from_its_last_use() -> None:
+    server = answering(NO_CONTENT, NO_CONTENT, NO_CONTENT)
+    async with posting(server, keepalive=0.6) as client:
+        assert (await client.post(b"1", {})).status == 204
+        await asyncio.sleep(0.35)
+        assert (await client.post(b"2", {})).status == 204
+        await asyncio.sleep(0.35)  # the first sweep ran: 0.35 s idle, not 0.6 s
+        assert (await client.post(b"3", {})).status == 204
+        assert server.connections == 1
+        await server.wait_closed(1)  # then swept once idle for keepalive
+        assert not client._idle

@@ -699,7 +699,7 @@ async def test_every_stalled_request_times_out_not_only_the_first() -> None:
     server = await serving(handler)
     async with posting(server, timeout=0.2) as client:
         for _ in range(3):
-            with pytest.raises(TimeoutError, match="no answer within 0.2 s"):
+            with pytest.raises(TimeoutError, match=r"no answer within 0\.2 s"):
                 await asyncio.wait_for(client.post(b"{}", {}), 3)  # not this bound
     assert server.connections == 3
 

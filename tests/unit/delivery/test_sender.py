@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
 
 from relay.delivery.breaker import Rule
 from relay.delivery.retry import AttemptFailed
@@ -78,16 +79,22 @@ async def test_a_retried_event_tells_each_failure_and_its_wait_then_is_delivered
     subscriber.script = answers(503, 500, 204)
     failures = Failures()
     sender = await start(started, sender_for(subscriber.url, FAST))
-    result = await sender.deliver("evt_1", b'{"n": 1}', "application/json", on_failure=failures)
+    result = await sender.deliver(
+        "evt_1", b'{"n": 1}', "application/json", {"ce-id": "evt_1"}, on_failure=failures
+    )
     assert (result.delivered, result.attempts, result.status) == (True, 3, 204)
     assert (result.error, result.reason) == (None, None)
-    assert result.seconds > 0
+    assert 0 < result.seconds < 60
     assert failures.told == [
         ("evt_1", 1, 503, "HTTP 503: nope", 0.01),
         ("evt_1", 2, 500, "HTTP 500: nope", 0.01),
     ]
     assert [r.body for r in subscriber.received] == [b'{"n": 1}'] * 3
     assert {r.headers["webhook-id"] for r in subscriber.received} == {"evt_1"}
+    # every attempt, retried ones too, with its content type and extra headers
+    assert {(r.headers["Content-Type"], r.headers["ce-id"]) for r in subscriber.received} == {
+        ("application/json", "evt_1")
+    }
 
 
 async def test_a_delivered_first_attempt_is_one_attempt_and_tells_nothing(
@@ -110,8 +117,10 @@ async def test_an_endpoint_failing_every_attempt_exhausts_the_budget(
     result = await sender.deliver("evt_1", b"{}", "application/json", on_failure=failures)
     assert (result.delivered, result.attempts, result.status) == (False, 3, 500)
     assert (result.error, result.reason) == ("HTTP 500: nope", "exhausted")
-    assert result.seconds > 0
-    assert [(t[1], t[4]) for t in failures.told] == [(1, 0.01), (2, 0.01), (3, None)]
+    assert 0 < result.seconds < 60
+    assert failures.told == [
+        ("evt_1", n, 500, "HTTP 500: nope", wait) for n, wait in ((1, 0.01), (2, 0.01), (3, None))
+    ]
     assert len(subscriber.received) == 3
 
 
@@ -416,3 +425,46 @@ subscribers:
         cooldown_max=9.0,
         half_open_attempts=2,
     )
+
+
+async def test_a_4xx_after_a_retry_ends_the_retries_at_once(
+    subscriber: Subscriber, started: list[Sender]
+) -> None:
+    subscriber.script = answers(503, 404, 200)
+    sender = await start(started, sender_for(subscriber.url, FAST))
+    result = await sender.deliver("evt_1", b"{}", "application/json")
+    assert (result.delivered, result.attempts, result.status, result.reason) == (
+        False,
+        2,
+        404,
+        "rejected",
+    )
+    assert len(subscriber.received) == 2
+
+
+async def test_waits_are_jittered_below_the_backoff_when_jitter_is_on(
+    subscriber: Subscriber, started: list[Sender]
+) -> None:
+    subscriber.script = answers(500)
+    failures = Failures()
+    jittered = ", retry: {max_attempts: 4, initial: 10ms, max: 10ms, jitter: true}"
+    sender = await start(started, sender_for(subscriber.url, jittered))
+    await sender.deliver("evt_1", b"{}", "application/json", on_failure=failures)
+    waits = [t[4] for t in failures.told]
+    assert waits[-1] is None and len(waits) == 4
+    assert all(wait is not None and 0 <= wait < 0.01 for wait in waits[:-1])
+
+
+async def test_the_breakers_lines_name_the_subscriber(
+    subscriber: Subscriber, started: list[Sender]
+) -> None:
+    subscriber.script = answers(500)
+    sender = await start(
+        started, sender_for(subscriber.url, BREAKER + ", retry: {max_attempts: 1}")
+    )
+    with capture_logs() as logs:
+        await sender.deliver("evt_1", b"{}", "application/json")
+        await asyncio.sleep(0.01)
+        await sender.deliver("evt_2", b"{}", "application/json")
+    [opened] = [line for line in logs if line["event"] == "circuit_opened"]
+    assert opened["subscriber"] == "crm"

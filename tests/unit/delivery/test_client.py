@@ -724,3 +724,75 @@ async def test_a_connection_used_again_is_kept_for_keepalive_from_its_last_use()
         assert server.connections == 1
         await server.wait_closed(1)  # then swept once idle for keepalive
         assert not client._idle
+
+
+@pytest.mark.parametrize(
+    ("url", "port", "start"),
+    [
+        ("http://example.com/hook", 80, b"POST /hook HTTP/1.1\r\nHost: example.com\r\n"),
+        ("https://example.com", 443, b"POST / HTTP/1.1\r\nHost: example.com\r\n"),
+        ("http://example.com:80/h", 80, b"POST /h HTTP/1.1\r\nHost: example.com\r\n"),
+        ("https://example.com:443/h", 443, b"POST /h HTTP/1.1\r\nHost: example.com\r\n"),
+        ("https://example.com:80/h", 80, b"POST /h HTTP/1.1\r\nHost: example.com:80\r\n"),
+        ("http://example.com:443/h", 443, b"POST /h HTTP/1.1\r\nHost: example.com:443\r\n"),
+        ("http://b\u00fccher.example/", 80, b"POST / HTTP/1.1\r\nHost: xn--bcher-kva.example\r\n"),
+        (
+            "http://example.com/a b/\u00fc/:@!$&'()*+,;=-._~?x=1 2&y=/?",
+            80,
+            b"POST /a%20b/%C3%BC/:@!$&'()*+,;=-._~?x=1%202&y=/? HTTP/1.1\r\nHost: example.com\r\n",
+        ),
+    ],
+)
+async def test_the_port_host_and_target_each_url_gives(url: str, port: int, start: bytes) -> None:
+    client = Client(url, headers={}, timeout=5.0, max_idle=1)
+    assert client.port == port
+    assert client._prefix == start
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/hook", "http:///hook", "example.com"])
+async def test_a_url_that_is_not_http_is_refused_by_name(url: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        Client(url, headers={}, timeout=5.0, max_idle=1)
+    assert str(refused.value) == f"expected an http(s) URL, got {url!r}"
+
+
+async def test_a_deadline_is_watched_every_twentieth_of_the_timeout_at_most_50_ms() -> None:
+    assert client_for("http://127.0.0.1:9/", timeout=0.2)._tick == pytest.approx(0.01)
+    assert client_for("http://127.0.0.1:9/", timeout=5.0)._tick == 0.05
+
+
+async def test_it_connects_to_the_urls_host_not_any_local_address() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(NO_CONTENT)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    # not 127.0.0.1 nor ::1, where a connect without an address would go
+    server = await asyncio.start_server(answer, "127.0.0.2", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = client_for(f"http://127.0.0.2:{port}/hook")
+    try:
+        assert (await client.post(b"{}", {})).status == 204
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_tls_handshake_that_never_ends_is_bounded_by_the_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await reader.read()
+
+    server = await serving(silent)
+    client = client_for(server.url.replace("http://", "https://"), timeout=0.3)
+    try:
+        attempt = asyncio.ensure_future(client.post(b"{}", {}))
+        done, _ = await asyncio.wait([attempt], timeout=5)
+        assert done, "the handshake was not bounded"
+        with pytest.raises((TimeoutError, ConnectError)):
+            attempt.result()
+    finally:
+        await client.close()
+        await server.close()

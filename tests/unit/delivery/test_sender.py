@@ -396,12 +396,12 @@ def test_fixed_headers_leave_out_what_each_request_sets() -> None:
 subscribers:
   - name: crm
     url: http://127.0.0.1:9/hook
-    headers: {X-Tenant: loja, user-agent: mine, Content-Type: text/plain, CE-Id: x,
+    headers: {user-agent: mine, Content-Type: text/plain, CE-Id: x,
               Webhook-Id: a, webhook-timestamp: "1", Webhook-Signature: s, TraceParent: t,
-              tracestate: s}
+              tracestate: s, X-Tenant: loja}
 """
     )
-    assert fixed_headers(config.subscribers[0]) == {"X-Tenant": "loja", "user-agent": "mine"}
+    assert fixed_headers(config.subscribers[0]) == {"user-agent": "mine", "X-Tenant": "loja"}
     plain = make_config("subscribers: [{name: crm, url: http://127.0.0.1:9/hook}]")
     assert fixed_headers(plain.subscribers[0]) == {"User-Agent": USER_AGENT}
 
@@ -468,3 +468,27 @@ async def test_the_breakers_lines_name_the_subscriber(
         await sender.deliver("evt_2", b"{}", "application/json")
     [opened] = [line for line in logs if line["event"] == "circuit_opened"]
     assert opened["subscriber"] == "crm"
+
+
+async def test_a_300_is_not_a_delivery(subscriber: Subscriber, started: list[Sender]) -> None:
+    subscriber.script = answers(300)
+    sender = await start(started, sender_for(subscriber.url, FAST))
+    result = await sender.deliver("evt_1", b"{}", "application/json")
+    assert (result.delivered, result.status, result.reason) == (False, 300, "rejected")
+
+
+async def test_a_probe_answered_5xx_reopens_and_one_answered_4xx_closes(
+    subscriber: Subscriber, started: list[Sender]
+) -> None:
+    subscriber.script = answers(500)
+    sender = await start(
+        started, sender_for(subscriber.url, BREAKER + ", retry: {max_attempts: 1}")
+    )
+    await sender.deliver("evt_1", b"{}", "application/json")
+    await asyncio.sleep(0.01)
+    await sender.deliver("evt_2", b"{}", "application/json")
+    await sender.deliver("evt_3", b"{}", "application/json")  # a probe, answered 500
+    reopened, wait = sender.breaker.state, sender.breaker._wait
+    subscriber.script = answers(404)
+    await sender.deliver("evt_4", b"{}", "application/json")  # a probe, answered 404
+    assert (reopened, wait, sender.breaker.state) == ("open", 0.02, "closed")

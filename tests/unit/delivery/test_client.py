@@ -561,3 +561,238 @@ async def test_https_refuses_a_certificate_for_another_name(tmp_path: Path) -> N
         await client.close()
         await server.close()
     assert server.requests == 0
+
+
+# --- each refusal's exact text, and the bounds to the byte ------------------------------
+
+
+async def test_each_failure_says_what_happened_in_so_many_words() -> None:
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await closed.read_request(reader)
+
+    closed = await serving(closing)
+    async with posting(closed) as client:
+        with pytest.raises(ConnectionClosed) as before:
+            await client.post(b"{}", {})
+    assert str(before.value) == "the server closed the connection before answering"
+
+    async def halfway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await cut.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Le")
+        await writer.drain()
+
+    cut = await serving(halfway)
+    async with posting(cut) as client:
+        with pytest.raises(ConnectionClosed) as middle:
+            await client.post(b"{}", {})
+    assert str(middle.value) == "the server closed the connection in the middle of its answer"
+
+    upgrading = answering(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    async with posting(upgrading) as client:
+        with pytest.raises(ProtocolError) as switched:
+            await client.post(b"{}", {})
+    assert str(switched.value) == "the server switched protocols"
+
+    async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await slow.read_request(reader)
+        await reader.read()
+
+    slow = await serving(stalling)
+    async with posting(slow, timeout=0.2) as client:
+        with pytest.raises(TimeoutError) as late:
+            await client.post(b"{}", {})
+    assert str(late.value) == "no answer within 0.2 s"
+
+
+async def test_headers_of_exactly_the_limit_are_read_and_one_byte_more_are_not() -> None:
+    def head(size: int) -> bytes:
+        start = b"HTTP/1.1 204 No Content\r\nX-Pad: "
+        return start + b"z" * (size - len(start) - 2) + b"\r\n"
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        for size in (client_module.HEAD_LIMIT, client_module.HEAD_LIMIT + 1):
+            await server.read_request(reader)
+            writer.write(head(size))  # the limit's bytes, the end of the headers still to come
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(b"\r\n")
+            await writer.drain()
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        assert (await client.post(b"1", {})).status == 204
+        with pytest.raises(ProtocolError, match="headers longer than 65536 bytes"):
+            await client.post(b"2", {})
+
+
+async def test_the_header_limit_counts_every_read_of_the_headers() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n")
+        for n in range(200):  # 200 small reads, 100 KB of headers in all
+            writer.write(b"X-%d: %s\r\n" % (n, b"z" * 500))
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        with pytest.raises(ProtocolError, match="headers longer than"):
+            await client.post(b"{}", {})
+
+
+async def test_a_body_in_reads_after_its_headers_is_read_whole_and_the_connection_kept() -> None:
+    answers = [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 600\r\n\r\n", [b"a" * 300, b"b" * 300]),
+        (
+            b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n",
+            [b"5\r\nhello\r\n", b"0\r\n\r\n"],
+        ),
+    ]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        for head, parts in answers:
+            await server.read_request(reader)
+            writer.write(head)
+            for part in parts:  # each part a read of its own
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                writer.write(part)
+            await writer.drain()
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        first = await client.post(b"1", {})
+        assert (first.status, first.body) == (200, b"a" * 300 + b"b" * 212)  # KEEP_BODY
+        second = await client.post(b"2", {})
+        assert (second.status, second.body) == (500, b"hello")
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("size", [client_module.DRAIN_BODY, client_module.DRAIN_BODY + 1])
+async def test_a_body_up_to_the_drain_limit_is_read_to_keep_the_connection(size: int) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        while await server.read_request(reader):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            for start in range(0, size, 4096):  # in many reads
+                writer.write(b"x" * min(4096, size - start))
+                await writer.drain()
+                await asyncio.sleep(0.001)
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        for _ in range(2):
+            response = await client.post(b"{}", {})
+            assert (response.status, len(response.body)) == (200, 512)
+    assert server.connections == (1 if size == client_module.DRAIN_BODY else 2)
+
+
+async def test_every_stalled_request_times_out_not_only_the_first() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        await reader.read()
+
+    server = await serving(handler)
+    async with posting(server, timeout=0.2) as client:
+        for _ in range(3):
+            with pytest.raises(TimeoutError, match=r"no answer within 0\.2 s"):
+                await asyncio.wait_for(client.post(b"{}", {}), 3)  # not this bound
+    assert server.connections == 3
+
+
+async def test_a_pooled_connection_outlives_its_first_deadline() -> None:
+    server = answering(NO_CONTENT, NO_CONTENT)
+    async with posting(server, timeout=0.2) as client:
+        assert (await client.post(b"1", {})).status == 204
+        await asyncio.sleep(0.5)  # past the first request's deadline, well within keepalive
+        assert (await client.post(b"2", {})).status == 204
+    assert server.connections == 1
+
+
+async def test_a_connection_used_again_is_kept_for_keepalive_from_its_last_use() -> None:
+    server = answering(NO_CONTENT, NO_CONTENT, NO_CONTENT)
+    async with posting(server, keepalive=0.6) as client:
+        assert (await client.post(b"1", {})).status == 204
+        await asyncio.sleep(0.35)
+        assert (await client.post(b"2", {})).status == 204
+        await asyncio.sleep(0.35)  # the first sweep ran: 0.35 s idle, not 0.6 s
+        assert (await client.post(b"3", {})).status == 204
+        assert server.connections == 1
+        await server.wait_closed(1)  # then swept once idle for keepalive
+        assert not client._idle
+
+
+@pytest.mark.parametrize(
+    ("url", "port", "start"),
+    [
+        ("http://example.com/hook", 80, b"POST /hook HTTP/1.1\r\nHost: example.com\r\n"),
+        ("https://example.com", 443, b"POST / HTTP/1.1\r\nHost: example.com\r\n"),
+        ("http://example.com:80/h", 80, b"POST /h HTTP/1.1\r\nHost: example.com\r\n"),
+        ("https://example.com:443/h", 443, b"POST /h HTTP/1.1\r\nHost: example.com\r\n"),
+        ("https://example.com:80/h", 80, b"POST /h HTTP/1.1\r\nHost: example.com:80\r\n"),
+        ("http://example.com:443/h", 443, b"POST /h HTTP/1.1\r\nHost: example.com:443\r\n"),
+        ("http://b\u00fccher.example/", 80, b"POST / HTTP/1.1\r\nHost: xn--bcher-kva.example\r\n"),
+        (
+            "http://example.com/a b/\u00fc/:@!$&'()*+,;=-._~?x=1 2&y=/?",
+            80,
+            b"POST /a%20b/%C3%BC/:@!$&'()*+,;=-._~?x=1%202&y=/? HTTP/1.1\r\nHost: example.com\r\n",
+        ),
+    ],
+)
+async def test_the_port_host_and_target_each_url_gives(url: str, port: int, start: bytes) -> None:
+    client = Client(url, headers={}, timeout=5.0, max_idle=1)
+    assert client.port == port
+    assert client._prefix == start
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/hook", "http:///hook", "example.com"])
+async def test_a_url_that_is_not_http_is_refused_by_name(url: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        Client(url, headers={}, timeout=5.0, max_idle=1)
+    assert str(refused.value) == f"expected an http(s) URL, got {url!r}"
+
+
+async def test_a_deadline_is_watched_every_twentieth_of_the_timeout_at_most_50_ms() -> None:
+    assert client_for("http://127.0.0.1:9/", timeout=0.2)._tick == pytest.approx(0.01)
+    assert client_for("http://127.0.0.1:9/", timeout=5.0)._tick == 0.05
+
+
+async def test_it_connects_to_the_urls_host_not_any_local_address() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(NO_CONTENT)
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    # not 127.0.0.1 nor ::1, where a connect without an address would go
+    server = await asyncio.start_server(answer, "127.0.0.2", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = client_for(f"http://127.0.0.2:{port}/hook")
+    try:
+        assert (await client.post(b"{}", {})).status == 204
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_tls_handshake_that_never_ends_is_bounded_by_the_timeout() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await reader.read()
+
+    server = await serving(silent)
+    client = client_for(server.url.replace("http://", "https://"), timeout=0.3)
+    try:
+        attempt = asyncio.ensure_future(client.post(b"{}", {}))
+        done, _ = await asyncio.wait([attempt], timeout=5)
+        assert done, "the handshake was not bounded"
+        with pytest.raises((TimeoutError, ConnectError)):
+            attempt.result()
+    finally:
+        await client.close()
+        await server.close()

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+import relay.delivery.worker as worker_module
 from relay.attempts import AttemptLog, decode_attempt
-from relay.bus import Record
-from relay.bus.memory import MemoryBus
+from relay.bus import Item, Record, Stream
+from relay.bus.memory import STREAM, MemoryBus, MemorySubscription
 from relay.cloudevents import encode, to_binary
 from relay.config import Subscriber as SubscriberConfig
 from relay.deadletters import DeadLetters
@@ -24,7 +27,7 @@ from relay.delivery.tally import Stats
 from relay.delivery.worker import SubscriberWorker
 from tests.factories import chat_event, records
 from tests.subscriber import Subscriber
-from tests.support import make_config, unique
+from tests.support import make_config, poll_until, unique
 
 EVENTS = "chat.events"
 DEAD = "relay.deadletter"
@@ -245,6 +248,21 @@ async def test_a_live_worker_publishes_its_lag_and_circuit_gauges(subscriber: Su
     assert sample("relay_circuit_state", subscriber=live.name) == 0
     assert sample("relay_consumer_lag", subscriber=quiet.name) is None
     assert sample("relay_circuit_state", subscriber=quiet.name) is None
+    unsaid, other = named(subscriber), named(subscriber)
+    SubscriberWorker(
+        unsaid, bus.subscribe("relay.sub.y", [EVENTS]), Sender(unsaid), DeadLetters(bus, DEAD)
+    )
+    assert sample("relay_consumer_lag", subscriber=unsaid.name) is None  # not live by default
+    SubscriberWorker(
+        other,
+        bus.subscribe("relay.sub.z", [EVENTS]),
+        Sender(other),
+        DeadLetters(bus, DEAD),
+        live=True,
+    )
+    for name in (live.name, other.name):  # each live worker's own series
+        assert sample("relay_consumer_lag", subscriber=name) == 0
+        assert sample("relay_circuit_state", subscriber=name) == 0
 
 
 async def test_the_data_format_alone_reads_the_whole_event(
@@ -395,7 +413,10 @@ async def test_stored_attempts_count_only_for_their_own_event_and_retries_are_lo
         state=state,
         attempts=log,
     )
-    await asyncio.wait_for(running.run(), 30)
+    with capture_logs() as logs:
+        await asyncio.wait_for(running.run(), 30)
+    failed = [line for line in logs if line["event"] == "delivery_attempt_failed"]
+    assert failed and {line["max_attempts"] for line in failed} == {3}
     attempts = {
         dict(dead.headers)["relay-event-id"]: dict(dead.headers)["relay-attempts"]
         for dead in bus.records(DEAD)
@@ -408,6 +429,7 @@ async def test_stored_attempts_count_only_for_their_own_event_and_retries_are_lo
         (2, "retrying"),
         (3, "deadlettered"),
     ]
+    assert not any(e.replay for e in entries)  # not a replay unless said
 
 
 async def test_a_crashed_binary_mode_record_is_dead_lettered_structured(
@@ -426,3 +448,355 @@ async def test_a_crashed_binary_mode_record_is_dead_lettered_structured(
         await asyncio.wait_for(worker(bus, sub, sender=Buggy(sub)).run(), 30)
     [dead] = bus.records(DEAD)
     assert dead.value == encode(event)
+
+
+class Watched(MemorySubscription):
+    """The in-memory subscription, with what the worker commits and fetches written down, and
+    a commit that fails (``refuse``) or never returns (``hang``) the first time, or a backlog
+    that fails once (the broker's errors, which the in-memory bus never has)."""
+
+    def __init__(self, bus: MemoryBus, *, refuse: bool = False, hang: bool = False) -> None:
+        super().__init__(bus, "relay.sub.watched", [EVENTS], "earliest")
+        self.commits: list[dict[Stream, int]] = []
+        self.fetched: list[int] = []
+        self.refuse, self.hang = refuse, hang
+        self.backlog_fails = 0
+
+    async def fetch(self, max_records: int, wait: float) -> list[Item] | None:
+        self.fetched.append(max_records)
+        return await super().fetch(max_records, wait)
+
+    async def commit(self, positions: dict[Stream, int]) -> None:
+        if self.hang:
+            self.hang = False
+            await asyncio.Event().wait()
+        if self.refuse:
+            raise OSError("refused")
+        self.commits.append(dict(positions))
+        await super().commit(positions)
+
+    async def backlog(self) -> int:
+        if self.backlog_fails:
+            self.backlog_fails -= 1
+            raise OSError("no answer")
+        return await super().backlog()
+
+
+class Gated:
+    """A subscriber script holding each event until the test lets it through."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+
+    def gate(self, event_id: str) -> asyncio.Event:
+        return self.gates.setdefault(event_id, asyncio.Event())
+
+    async def __call__(self, sub: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        await self.gate(headers["webhook-id"]).wait()
+        return 200
+
+    def open_all(self) -> None:
+        for gate in self.gates.values():
+            gate.set()
+
+
+@pytest.fixture
+def gated(subscriber: Subscriber) -> Iterator[Gated]:
+    script = Gated()
+    subscriber.script = script
+    yield script
+    script.open_all()  # a held request must not outlive the test
+
+
+def in_flight(subscriber: Subscriber, n: int) -> Callable[[], bool]:
+    return lambda: subscriber.in_flight == n
+
+
+async def test_the_read_loop_keeps_the_buffer_full_and_no_fuller_and_stops_while_full(
+    bus: MemoryBus, subscriber: Subscriber, gated: Gated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "FETCH_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(worker_module, "COMMIT_INTERVAL_SECONDS", 0.05)
+    events = [chat_event(1, n) for n in range(6)]  # one key: one at a time
+    await bus.publish(records(EVENTS, events))
+    sub = configured(subscriber)
+    watched = Watched(bus)
+    live = SubscriberWorker(sub, watched, Sender(sub), DeadLetters(bus, DEAD), buffer_limit=2)
+    running = asyncio.create_task(live.run())
+    await poll_until(in_flight(subscriber, 1))
+    await asyncio.sleep(0.3)  # several waits for room, all of them with the buffer full
+    assert (live.buffered, running.done()) == (2, False)
+    await poll_until(lambda: live.lag == 6, what="lag: 4 not fetched, 2 buffered")
+    for done in range(2):
+        gated.gate(events[done].id).set()
+        await poll_until(lambda n=done + 1: len(subscriber.received) == n)  # type: ignore[misc]
+        await poll_until(lambda: live.buffered == 2, what="the buffer refilled")  # room of 1
+    assert max(watched.fetched) <= 2 and live.buffered == 2
+    live.stop_reading(0.1)  # while the buffer is full and its head held
+    stats = await asyncio.wait_for(running, 5)
+    assert stats.delivered == 2
+    assert watched.commits[-1] == {STREAM: 3}
+
+
+async def test_records_after_a_full_buffer_are_read_once_there_is_room(
+    bus: MemoryBus, subscriber: Subscriber, gated: Gated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "FETCH_WAIT_SECONDS", 0.05)
+    events = [chat_event(1, n) for n in range(5)]
+    await bus.publish(records(EVENTS, events))
+    sub = configured(subscriber)
+    live = SubscriberWorker(sub, Watched(bus), Sender(sub), DeadLetters(bus, DEAD), buffer_limit=2)
+    running = asyncio.create_task(live.run())
+    await poll_until(in_flight(subscriber, 1))
+    gated.open_all()
+    for event in events:
+        gated.gate(event.id).set()
+    await subscriber.wait_for(lambda s: len(s.delivered()) == 5, within=10)
+    live.stop_reading(1.0)
+    stats = await asyncio.wait_for(running, 5)
+    assert stats.delivered == 5
+    assert [r.headers["webhook-id"] for r in subscriber.delivered()] == [e.id for e in events]
+
+
+def test_the_buffer_holds_16_records_a_slot_and_at_least_256(subscriber: Subscriber) -> None:
+    bus = MemoryBus()
+    for slots, limit in ((1, 256), (16, 256), (20, 320), (32, 512)):
+        sub = configured(subscriber, f", max_in_flight: {slots}")
+        built = SubscriberWorker(
+            sub, bus.subscribe("c", [EVENTS]), Sender(sub), DeadLetters(bus, DEAD)
+        )
+        assert built.buffer_limit == limit
+
+
+async def test_a_key_goes_by_the_record_key_and_else_the_partition_key(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    subscriber.delay = 0.05
+    events = [chat_event(n, n) for n in range(4)]  # four partition keys
+    await bus.publish([Record(topic=EVENTS, value=encode(e), key=b"one") for e in events])
+    await run_to_end(bus, configured(subscriber, ", max_in_flight: 4"))
+    assert subscriber.max_in_flight == 1  # one record key: one at a time
+    assert [r.headers["webhook-id"] for r in subscriber.received] == [e.id for e in events]
+    unkeyed = Subscriber(delay=0.05)
+    await unkeyed.start()
+    try:
+        fresh = MemoryBus()
+        await fresh.start()
+        await fresh.publish([Record(topic=EVENTS, value=encode(e), key=None) for e in events])
+        live = worker(fresh, configured(unkeyed, ", max_in_flight: 4"), bounded=False)
+        running = asyncio.create_task(live.run())
+        await unkeyed.wait_for(lambda s: len(s.delivered()) == 4)
+        await poll_until(lambda: not live._tasks, what="finished keys' tasks let go")
+        live.stop_reading(1.0)
+        await asyncio.wait_for(running, 5)
+    finally:
+        await unkeyed.close()
+    assert unkeyed.max_in_flight > 1  # no record key: by partition key, in parallel
+
+
+async def test_a_revoked_stream_waits_for_its_deliveries_commits_and_is_forgotten(
+    bus: MemoryBus, subscriber: Subscriber, gated: Gated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls the hook a rebalance calls (Kafka's, in integration/test_delivery.py)."""
+    monkeypatch.setattr(worker_module, "COMMIT_INTERVAL_SECONDS", 3600.0)
+    monkeypatch.setattr(worker_module, "REVOKE_WAIT_SECONDS", 5.0)
+    first, held, late = chat_event(1, 1), chat_event(2, 2), chat_event(3, 3)
+    gated.gate(first.id).set()
+    await bus.publish(records(EVENTS, [first, held]))
+    sub = configured(subscriber)
+    watched = Watched(bus)
+    live = SubscriberWorker(sub, watched, Sender(sub), DeadLetters(bus, DEAD))
+    running = asyncio.create_task(live.run())
+    await poll_until(lambda: len(subscriber.received) == 1 and subscriber.in_flight == 1)
+    assert watched.on_revoked is not None
+    revoking = asyncio.ensure_future(watched.on_revoked({STREAM}))
+    await asyncio.sleep(0.1)
+    assert not revoking.done()  # waiting for the delivery in flight
+    gated.gate(held.id).set()
+    await asyncio.wait_for(revoking, 5)
+    assert watched.commits == [{STREAM: 3}]  # both finished: committed past both
+    assert live.buffered == 0
+    # a delivery that does not finish in time: the revoke gives up on it, commits nothing
+    monkeypatch.setattr(worker_module, "REVOKE_WAIT_SECONDS", 0.1)
+    await bus.publish(records(EVENTS, [late]))
+    await poll_until(in_flight(subscriber, 1))
+    await asyncio.wait_for(watched.on_revoked({STREAM}), 5)
+    assert (watched.commits, live.buffered) == ([{STREAM: 3}], 0)
+    gated.gate(late.id).set()  # delivered, but its finish no longer counts
+    await subscriber.wait_for(lambda s: len(s.delivered()) == 3)
+    live.stop_reading(1.0)
+    stats = await asyncio.wait_for(running, 5)
+    assert stats.delivered == 3
+    assert watched.commits == [{STREAM: 3}]  # the forgotten stream is not committed again
+
+
+async def test_a_commit_that_fails_is_logged_and_the_next_one_carries_the_position(
+    bus: MemoryBus, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "COMMIT_INTERVAL_SECONDS", 0.05)
+    first, second = chat_event(1, 1), chat_event(2, 2)
+    await bus.publish(records(EVENTS, [first]))
+    sub = named(subscriber)
+    watched = Watched(bus, refuse=True)
+    live = SubscriberWorker(sub, watched, Sender(sub), DeadLetters(bus, DEAD))
+    with capture_logs() as logs:
+        running = asyncio.create_task(live.run())
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 1)
+        await poll_until(lambda: any(line["event"] == "commit_failed" for line in logs))
+        assert watched.on_revoked is not None
+        await watched.on_revoked({STREAM})  # its commit is refused too; the stream forgotten
+        watched.refuse = False
+        await bus.publish(records(EVENTS, [second]))
+        await subscriber.wait_for(lambda s: len(s.delivered()) == 2)
+        live.stop_reading(1.0)
+        await asyncio.wait_for(running, 5)
+    failed = [line for line in logs if line["event"] == "commit_failed"]
+    line = {"event": "commit_failed", "log_level": "warning", "subscriber": sub.name}
+    # the periodic one (once: nothing new after it), then the revoke's
+    assert failed == [line | {"error": "refused"}] * 2
+    assert watched.commits and all(commit == {STREAM: 3} for commit in watched.commits)
+
+
+async def test_periodic_commits_count_and_measure_and_a_cut_short_one_is_made_at_the_end(
+    bus: MemoryBus, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "COMMIT_INTERVAL_SECONDS", 0.05)
+    await bus.publish(records(EVENTS, [chat_event(1, 1)]))
+    sub = named(subscriber)
+    watched = Watched(bus)
+    watched.backlog_fails = 1
+    live = SubscriberWorker(sub, watched, Sender(sub), DeadLetters(bus, DEAD))
+    running = asyncio.create_task(live.run())
+
+    def delivered() -> float | None:
+        return sample("relay_deliveries_total", subscriber=sub.name, outcome="delivered")
+
+    await poll_until(lambda: watched.commits == [{STREAM: 2}], what="committed while running")
+    await poll_until(lambda: delivered() == 1, what="counted while running")
+    await asyncio.sleep(0.3)  # several more rounds with nothing new
+    assert watched.commits == [{STREAM: 2}]  # nothing committed again
+    await bus.publish(records(EVENTS, [chat_event(2, 2), chat_event(3, 3)]))
+    await poll_until(lambda: watched.commits[-1:] == [{STREAM: 4}])
+    await poll_until(lambda: delivered() == 3)
+    watched.hang = True  # the next commit never returns: stop cancels it
+    await bus.publish(records(EVENTS, [chat_event(4, 4)]))
+    await subscriber.wait_for(lambda s: len(s.delivered()) == 4)
+    await poll_until(lambda: not watched.hang, what="a commit hanging")
+    live.stop_reading(1.0)
+    await asyncio.wait_for(running, 5)
+    assert watched.commits == [{STREAM: 2}, {STREAM: 4}, {STREAM: 5}]
+    assert delivered() == 4
+
+
+async def test_a_gone_subscriber_stops_the_worker_at_once_with_nothing_finished(
+    bus: MemoryBus, subscriber: Subscriber, gated: Gated
+) -> None:
+    gone, held = chat_event(1, 1), chat_event(2, 2)
+    await bus.publish(records(EVENTS, [held, gone]))
+    sub = named(subscriber)
+
+    async def script(s: Subscriber, body: bytes, headers: dict[str, str]) -> int:
+        return 410 if headers["webhook-id"] == gone.id else await gated(s, body, headers)
+
+    subscriber.script = script
+    live = worker(bus, sub, bounded=False)
+    with capture_logs() as logs:
+        stats = await asyncio.wait_for(live.run(), 10)  # the held delivery is cancelled
+    assert (stats.delivered, stats.deadlettered, stats.skipped) == (0, 0, 0)
+    assert live.gone is not None and (live.gone.status, live.gone.reason) == (410, "gone")
+    assert [line for line in logs if line["event"] == "subscriber_gone"] == [
+        {
+            "event": "subscriber_gone",
+            "log_level": "warning",
+            "subscriber": sub.name,
+            "event_id": gone.id,
+            "status": 410,
+            "error": "HTTP 410: nope",
+        }
+    ]
+    assert bus.positions["relay.sub.sub"] == 0  # nothing committed: both read again
+    assert bus.records(DEAD) == []
+
+
+async def test_the_event_trace_context_goes_to_the_sender(
+    bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    event = msgspec.structs.replace(chat_event(1, 1), traceparent=parent, tracestate="k=v")
+    await bus.publish(records(EVENTS, [event]))
+    sub = configured(subscriber)
+    seen: list[tuple[object, object]] = []
+
+    class Watching(Sender):
+        async def deliver(self, event_id: str, *args: Any, **kwargs: Any) -> Any:
+            seen.append((kwargs.get("traceparent"), kwargs.get("tracestate")))
+            return await super().deliver(event_id, *args, **kwargs)
+
+    await asyncio.wait_for(worker(bus, sub, sender=Watching(sub)).run(), 30)
+    assert seen == [(parent, "k=v")]
+
+
+async def test_a_delivered_event_settles_its_stored_attempts(
+    tmp_path: Path, bus: MemoryBus, subscriber: Subscriber
+) -> None:
+    event = chat_event(1, 1)
+    await bus.publish(records(EVENTS, [event]))
+    sub = configured(subscriber)
+    state = DeliveryState(tmp_path)
+    state.record_attempts(sub.name, event.id, 1)
+    running = SubscriberWorker(
+        sub,
+        bus.subscribe("relay.sub.sub", [EVENTS], "earliest", bounded=True),
+        Sender(sub),
+        DeadLetters(bus, DEAD),
+        state=state,
+    )
+    stats = await asyncio.wait_for(running.run(), 30)
+    assert stats.delivered == 1
+    assert state.attempts(sub.name) == {}
+
+
+class Ticking:
+    """A monotonic clock that moves one second each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 99.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+async def test_each_attempt_is_timed_from_its_own_start(
+    bus: MemoryBus, subscriber: Subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's and the tally's clock tick a second a reading: attempt 1 ends at 101
+    (began 100), waits Retry-After 0; attempt 2 ends at 102, waits 10 ms; 3 ends at 103."""
+    answers = [(503, {"Retry-After": "0"}), (500, {}), (200, {})]
+    subscriber.script = lambda s, body, headers: answers.pop(0)
+    event = chat_event(1, 1)
+    await bus.publish(records(EVENTS, [event]))
+    sub = configured(
+        subscriber, ", retry: {max_attempts: 3, initial: 10ms, max: 10ms, jitter: false}"
+    )
+    log = AttemptLog(bus, "attempts")
+    running = SubscriberWorker(
+        sub,
+        bus.subscribe("relay.sub.sub", [EVENTS], "earliest", bounded=True),
+        Sender(sub),
+        DeadLetters(bus, DEAD),
+        attempts=log,
+    )
+    clock = Ticking()
+    monkeypatch.setattr("relay.delivery.worker.time", clock)
+    monkeypatch.setattr("relay.delivery.tally.time", clock)
+    stats = await asyncio.wait_for(running.run(), 30)
+    monkeypatch.undo()
+    assert stats.delivered == 1
+    await log.flush()
+    entries = [decode_attempt(item.value) for item in bus.records("attempts")]
+    assert [(e.attempt, e.outcome, e.duration_ms) for e in entries] == [
+        (1, "retrying", 1000.0),
+        (2, "retrying", 1000.0),
+        (3, "delivered", 990.0),
+    ]

@@ -317,6 +317,10 @@ class Client:
                     ssl=self._ssl,
                     server_hostname=self.host if self._ssl is not None else None,
                 )
+        except TimeoutError:  # an OSError too, but the deadline's: say so, not "cannot connect: "
+            raise TimeoutError(
+                f"no connection to {self.host}:{self.port} within {self._timeout:g} s"
+            ) from None
         except OSError as exc:  # refused, unreachable, no such host, TLS (ssl.SSLError)
             raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return connection

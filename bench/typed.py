@@ -1,0 +1,306 @@
+"""The C-decoded Struct lever of issue 16 point 6, measured (not a normalizer).
+
+    .venv/bin/python -m bench.typed        # one run, two Markdown tables on stdout
+
+Issue 16 asks the Chatwoot normalizer to decode the known shapes straight into msgspec
+Structs. This measures, in one process and one run, what that lever could give at best:
+
+1. ``msgspec.json.decode`` into dicts (what the normalizer does, and the bench's
+   denominator) against a decode into Structs of the keys Chatwoot sends
+   (``forbid_unknown_fields``: a padded or unknown key would send a body to the dict
+   path), for each Chatwoot message family; "refused" names what would fall back.
+2. On the load bench's body, relay's normalizer against a straight-line reader of the
+   Structs that builds the same event (asserted byte for byte before timing): once with
+   the pass-through in relay's table order, once in the body's order (each pass-through
+   key a ``dec_hook`` type stamped with a counter, the only way found to learn from
+   msgspec in which order an object's keys came). The reader knows only this body's
+   shape (text message, no attachments, no template): a lower bound, not a normalizer.
+
+Bounded: ~0.4 s a row, a few seconds in all; nothing written, no network.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from msgspec import Raw
+
+from bench.normalize import FIXTURES, compact, per_call
+from relay.events import Account, Actor, CloudEvent, Contact, Conversation, EventData, Inbox
+from relay.events import Message as MessagePart
+from relay.providers import NORMALIZERS, Inbound
+from relay.providers.base import build_event
+from relay.providers.chatwoot.content import MESSAGE_SEEN
+from relay.providers.chatwoot.parts import (
+    CONVERSATION_SEEN,
+    META_KEYS,
+    PERSON_SEEN,
+    SMALL_KEYS,
+    phone,
+    text_of,
+)
+from relay.providers.extensions import bounded
+from relay.providers.fast import time_of
+
+Id = int | str | None
+
+
+class Stamped(tuple[int, Any]):
+    """A pass-through value and when the decoder met it (the counter's value)."""
+
+    __slots__ = ()
+
+
+_next = itertools.count().__next__
+
+
+def _stamp(type_: type, value: Any) -> Any:
+    return Stamped((_next(), value))
+
+
+def _keys(first: str, seen: frozenset[str]) -> list[str]:
+    """``first`` (the bench body's keys, in its order), then the rest of ``seen`` (the
+    keys relay's readers take as Chatwoot's: any other key would go to the dict path)."""
+    ordered = first.split()
+    return ordered + sorted(seen - set(ordered))
+
+
+SMALL = _keys("id name channel_type", SMALL_KEYS)
+PERSON = _keys("additional_attributes custom_attributes email id identifier name", PERSON_SEEN)
+PERSON_PASS = ("available_name", "additional_attributes", "blocked")
+PERSON_PASS += ("availability_status", "last_activity_at")
+"""What of a contact goes to the pass-through (``PERSON_SEEN`` less ``CONTACT_KEYS``)."""
+COPY_READ = {"id": Id, "updated_at": Any, "status": Any}
+"""What the normalizer reads of ``conversation.messages[]``; its other keys are skipped."""
+COPY_KEYS = _keys("id content account_id inbox_id", MESSAGE_SEEN | {"sentiment"})
+COPY_KEYS += ["external_source_ids"]
+CONVERSATION_PASS = ("can_reply", "unread_count", "first_reply_created_at", "waiting_since")
+CONVERSATION_PASS += ("agent_last_seen_at", "contact_last_seen_at", "assignee_last_seen_at")
+"""What of a conversation goes to the pass-through (``CONVERSATION_SEEN`` less its keys)."""
+CONVERSATION_KEYS = _keys(
+    "additional_attributes can_reply channel contact_inbox id inbox_id messages labels meta",
+    CONVERSATION_SEEN,
+)
+BODY_KEYS = _keys("account additional_attributes content_attributes", MESSAGE_SEEN)
+META = _keys("sender assignee", META_KEYS)
+
+
+def _struct(name: str, fields: list[tuple[str, Any]]) -> Any:
+    return msgspec.defstruct(
+        name, [(key, kind, None) for key, kind in fields], forbid_unknown_fields=True
+    )
+
+
+def _types(stamped: bool) -> Any:
+    """The Body Struct; ``stamped``: the pass-through keys stamped in the body's order."""
+    extra = Stamped if stamped else Any
+    small = _struct("Small", [(key, Id if key == "id" else Any) for key in SMALL])
+    person_types = [(key, Id if key == "id" else Any) for key in PERSON]
+    person = _struct("Person", person_types)
+    contact = _struct(
+        "MetaSender", [(k, extra if k in PERSON_PASS else t) for k, t in person_types]
+    )
+    copy = _struct("Copy", [(key, COPY_READ.get(key, Raw)) for key in COPY_KEYS])
+    meta = _struct(
+        "Meta",
+        [("sender", contact | None), ("assignee", person | None)]
+        + [(key, Any) for key in META[2:]],
+    )
+    typed: dict[str, Any] = {"id": Id, "inbox_id": Id, "messages": list[copy] | None}
+    typed["meta"] = meta | None
+    conversation = _struct(
+        "Conversation",
+        [(k, extra if k in CONVERSATION_PASS else typed.get(k, Any)) for k in CONVERSATION_KEYS],
+    )
+    body_types = {"account": small | None, "inbox": small | None, "id": Id}
+    body_types |= {"conversation": conversation | None, "sender": person | None}
+    body_types["contact"] = person | None
+    return _struct("Body", [(key, body_types.get(key, Any)) for key in BODY_KEYS])
+
+
+TABLE_ORDER = msgspec.json.Decoder(_types(stamped=False)).decode
+BODY_ORDER = msgspec.json.Decoder(_types(stamped=True), dec_hook=_stamp).decode
+
+
+def _id(value: Any) -> str | None:
+    return str(value) if type(value) is int else text_of(value)
+
+
+def _kept(obj: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The non-empty pass-through values of ``obj``: in ``keys``' order, or in the body's
+    when they are :class:`Stamped`."""
+    found = []
+    for key in keys:
+        value = getattr(obj, key)
+        if value is None:
+            continue
+        when = 0
+        if type(value) is Stamped:
+            when, value = value
+            if value is None:
+                continue
+        if value or type(value) not in (dict, list):
+            found.append((when, key, value))
+    if found and found[0][0]:
+        found.sort()
+    return {key: value for _, key, value in found}
+
+
+_STATUSES = {"open": "open", "pending": "pending", "resolved": "resolved", "snoozed": "snoozed"}
+
+
+def straight_line(decode: Callable[[bytes], Any]) -> Callable[[Inbound], list[CloudEvent]]:
+    """A reader of the bench body's shape only (see the module's docstring)."""
+
+    def normalize(inbound: Inbound) -> list[CloudEvent]:
+        body = decode(inbound.body)
+        conv = body.conversation
+        sender = conv.meta.sender
+        account = Account(id=_id(body.account.id), name=text_of(body.account.name))
+        inbox = Inbox(
+            id=_id(body.inbox.id),
+            name=text_of(body.inbox.name),
+            channel=text_of(body.inbox.channel_type) or text_of(conv.channel),
+        )
+        conversation = Conversation(
+            id=text_of(conv.display_id) or _id(conv.id),
+            status=_STATUSES.get(conv.status.lower()),  # type: ignore[arg-type]
+            provider_status=text_of(conv.status),
+            inbox_id=_id(conv.inbox_id),
+            channel=text_of(conv.channel),
+            created_at=time_of(conv.created_at),
+            updated_at=time_of(conv.updated_at),
+        )
+        status = text_of(body.status) or text_of(conv.messages[-1].status)
+        by = body.sender
+        actor = Actor(
+            type="contact",
+            id=_id(by.id),
+            name=text_of(by.name),
+            email=text_of(by.email),
+            phone=phone(by.phone_number),
+        )
+        message = MessagePart(
+            id=_id(body.id),
+            direction="incoming",
+            kind="text",
+            text=text_of(body.content),
+            private=body.private is True,
+            status=status,  # type: ignore[arg-type]
+            provider_status=status,
+            created_at=time_of(body.created_at),
+            sender=actor,
+            media=[],
+        )
+        contact = Contact(
+            id=_id(sender.id),
+            name=text_of(sender.name),
+            phone=phone(sender.phone_number),
+            email=text_of(sender.email),
+            identifier=text_of(sender.identifier),
+            avatar_url=text_of(sender.avatar)
+            or text_of(sender.thumbnail)
+            or text_of(sender.avatar_url),
+            custom_attributes=sender.custom_attributes or None,
+        )
+        kept = _kept(conv, CONVERSATION_PASS)
+        contact_inbox = dict(conv.contact_inbox)
+        contact_inbox.pop("pubsub_token", None)
+        kept["contact_inbox"] = contact_inbox
+        extensions = bounded(
+            (
+                ("message", {"source_id": body.source_id}),
+                ("conversation", kept),
+                ("contact", _kept(sender, PERSON_PASS)),
+            ),
+            len(inbound.body),
+        )
+        data = EventData(
+            provider="chatwoot",
+            source=inbound.source,
+            provider_event=body.event,
+            account=account,
+            inbox=inbox,
+            conversation=conversation,
+            message=message,
+            contact=contact,
+            actor=actor,
+            extensions={"chatwoot": extensions} if extensions else None,
+        )
+        return [
+            build_event(
+                inbound,
+                type_="chat.message.created",
+                identity=f"message:{account.id}:{message.id}",
+                time=message.created_at,
+                partition=conversation.id,
+                subject=f"conversation/{conversation.id}",
+                data=data,
+            )
+        ]
+
+    return normalize
+
+
+MESSAGE_FAMILIES = [
+    ("message_created (the load bench's body)", "chatwoot/message_created.json"),
+    ("message_created, image", "chatwoot/message_created_attachment.json"),
+    ("message_created, template", "chatwoot/message_created_template_params.json"),
+    ("message_updated, CSAT", "chatwoot/message_updated_csat_submitted.json"),
+    ("message_created, white-label keys", "chatwoot/whitelabel_extra_keys.json"),
+]
+
+
+def decodes() -> None:
+    print("| Chatwoot family | dict decode µs | Struct decode µs | Struct / dict |")
+    print("|---|---:|---:|---:|")
+    plain = msgspec.json.Decoder().decode
+    for name, path in MESSAGE_FAMILIES:
+        if not (FIXTURES / path).exists():
+            continue
+        body = compact(path)
+        try:
+            TABLE_ORDER(body)
+        except msgspec.ValidationError as exc:
+            print(f"| {name} | - | refused: {exc} | - |")
+            continue
+        dict_s, struct_s = per_call(lambda b=body: plain(b), lambda b=body: TABLE_ORDER(b))
+        print(f"| {name} | {dict_s * 1e6:.1f} | {struct_s * 1e6:.1f} | {struct_s / dict_s:.2f} |")
+    print(flush=True)
+
+
+def readers() -> None:
+    body = compact("chatwoot/message_created.json")
+    inbound = Inbound(source="bench", body=body, received_at="2026-01-01T00:00:00.000Z")
+    relay_normalize = NORMALIZERS["chatwoot"]
+    table, stamped = straight_line(TABLE_ORDER), straight_line(BODY_ORDER)
+    expected = msgspec.json.encode(relay_normalize(inbound))
+    for reader in (table, stamped):
+        assert msgspec.json.encode(reader(inbound)) == expected, "not the normalizer's bytes"
+    plain = msgspec.json.Decoder().decode
+    runs = per_call(
+        lambda: plain(body),
+        lambda: relay_normalize(inbound),
+        lambda: table(inbound),
+        lambda: stamped(inbound),
+    )
+    decode_s = runs[0]
+    print("| the load bench's body | µs | ratio to the dict decode |")
+    print("|---|---:|---:|")
+    names = (
+        "msgspec.json.decode (dict)",
+        "relay's normalizer",
+        "Structs, straight-line, pass-through in table order",
+        "Structs, straight-line, pass-through in body order (stamped)",
+    )
+    for name, seconds in zip(names, runs, strict=True):
+        print(f"| {name} | {seconds * 1e6:.1f} | {seconds / decode_s:.2f}x |")
+    print(flush=True)
+
+
+if __name__ == "__main__":
+    decodes()
+    readers()

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.broker import create_topics, tansu
-from bench.run import FIXTURE, TOPICS
+from bench.load import FIXTURE
+from bench.run import TOPICS
 
 
 def _cpu() -> float:

@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             subscriber_main(args.subscriber)
         return 0
 
-    from bench.run import cpu_seconds
+    from bench.load import cpu_seconds
 
     if args.data_dir is None:
         args.data_dir = tempfile.mkdtemp(prefix="relay-fanout-")

@@ -8,8 +8,11 @@ place of an event that was not stored.
 
 An id is remembered for at least the window and at most twice it, in two generations of
 plain sets (cheap to hold, dropped whole); at most ``max_entries`` ids are held, the oldest
-generation going first. The memory is per process: across replicas or restarts consumers
-still see the same id twice at most, and can drop it by id.
+generation going first. The window and the bound are the request's snapshot of the live
+settings (:class:`relay.live.Live`, given to :meth:`Deduplicator.claim`), so a reload
+changes them without a restart.
+The memory is per process: across replicas or restarts consumers still see the same id
+twice at most, and can drop it by id.
 """
 
 from __future__ import annotations
@@ -17,29 +20,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
+
+from relay.live import Live
 
 
 class Claim:
     """The ids one request must publish, and the ids it may skip as duplicates."""
 
-    def __init__(self, owner: Deduplicator, mine: list[str], duplicates: set[str]) -> None:
+    def __init__(
+        self, owner: Deduplicator, live: Live[Any], mine: list[str], duplicates: set[str]
+    ) -> None:
         self._owner = owner
+        self._live = live
         self.mine = mine
         self.duplicates = duplicates
 
     def finish(self, published: bool) -> None:
-        self._owner._settle(self.mine, published)
+        self._owner._settle(self.mine, published, self._live)
 
 
 class Deduplicator:
-    def __init__(
-        self,
-        window: float,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.window = window
-        self.max_entries = max_entries
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._current: set[str] = set()
         self._previous: set[str] = set()
@@ -47,29 +49,25 @@ class Deduplicator:
         self._pending: dict[str, asyncio.Future[bool] | None] = {}
         """Ids being published now; the future is made only when a second copy waits."""
 
-    @property
-    def enabled(self) -> bool:
-        return self.window > 0
-
-    def _rotate(self, now: float) -> None:
+    def _rotate(self, now: float, live: Live[Any]) -> None:
         """Start a new generation when the current one is a window old or half full."""
         age = now - self._started
-        if age >= self.window or len(self._current) >= max(1, self.max_entries // 2):
-            self._previous = self._current if age < 2 * self.window else set()
+        if age >= live.dedupe_window or len(self._current) >= max(1, live.dedupe_max_entries // 2):
+            self._previous = self._current if age < 2 * live.dedupe_window else set()
             self._current = set()
             self._started = now
 
     def _seen(self, event_id: str) -> bool:
         return event_id in self._current or event_id in self._previous
 
-    async def claim(self, ids: Iterable[str]) -> Claim:
+    async def claim(self, ids: Iterable[str], live: Live[Any]) -> Claim:
         """Split ids into those this request publishes and those already published.
 
         The same id twice in one body (a status callback listing a message twice) is one
         event. Whatever happens, the caller must ``finish`` the claim it gets; a claim cut
         short here settles its own ids as not published.
         """
-        self._rotate(self._clock())
+        self._rotate(self._clock(), live)
         mine: list[str] = []
         duplicates: set[str] = set()
         others: list[str] = []
@@ -97,13 +95,13 @@ class Deduplicator:
                     pending[event_id] = None
                     mine.append(event_id)
         except BaseException:
-            self._settle(mine, published=False)
+            self._settle(mine, False, live)
             raise
-        return Claim(self, mine, duplicates)
+        return Claim(self, live, mine, duplicates)
 
-    def _settle(self, ids: list[str], published: bool) -> None:
+    def _settle(self, ids: list[str], published: bool, live: Live[Any]) -> None:
         if published:
-            self._rotate(self._clock())
+            self._rotate(self._clock(), live)
         for event_id in ids:
             future = self._pending.pop(event_id, None)
             if future is not None and not future.done():

@@ -4,6 +4,8 @@ One received body becomes one bus write: its raw copy, its canonical events on e
 routed topic, or a dead letter when it cannot be normalized. The caller may
 acknowledge only after :meth:`Pipeline.accept` returns, with one of three outcomes:
 :class:`Accepted`, :class:`DeadLettered` (202 all the same) or :class:`Malformed` (400).
+The routes, the events-per-body bound and the dedupe window come from the live settings
+(:mod:`relay.live`), one snapshot per body.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from relay.config import Topics
 from relay.deadletters import IngestReason, ingest_record
 from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
+from relay.live import Current, Live
 from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.providers import PROVIDERS, Inbound, MalformedBody, Unmappable
-from relay.routing import Router
 
 if TYPE_CHECKING:
     from relay.telemetry.otel import Tracing
@@ -82,12 +84,10 @@ class Pipeline:
     def __init__(
         self,
         bus: Bus,
-        router: Router,
+        settings: Current[Any],
         topics: Topics,
-        dedupe: Deduplicator | None = None,
         *,
         binary: bool = False,
-        max_events: int = 1000,
         max_record_bytes: int | None = None,
         tracing: Tracing | None = None,
     ) -> None:
@@ -95,13 +95,12 @@ class Pipeline:
         self.tracing = tracing
         """None: no tracing, and no tracing work per request (relay.telemetry)."""
         self.binary = binary
-        self.max_events = max_events
-        """``limits.max_events_per_body``: more from one body is a dead letter."""
+        self.settings = settings
+        """The live settings: routes, ``limits.max_events_per_body``, the dedupe window."""
         self.max_record_bytes = max_record_bytes
         """``kafka.max_record_bytes``: a larger canonical record is a dead letter."""
-        self.router = router
         self.topics = topics
-        self.dedupe = dedupe if dedupe is not None else Deduplicator(window=0)
+        self.dedupe = Deduplicator()
         self._names: dict[str, bytes] = {}
         self._event_counters: dict[str, Any] = {}
 
@@ -138,7 +137,7 @@ class Pipeline:
             headers.append(("relay-delivery-id", inbound.delivery_id.encode()))
         return tuple(headers)
 
-    def event_records(self, event: CloudEvent) -> list[Record]:
+    def event_records(self, event: CloudEvent, live: Live[Any]) -> list[Record]:
         key = event.partitionkey.encode()
         if self.binary:
             value, headers = to_binary(event)
@@ -146,7 +145,7 @@ class Pipeline:
             value, headers = encode(event), structured_headers(event)
         return [
             Record(topic=topic, value=value, key=key, headers=headers)
-            for topic in self.router.topics_for(event)
+            for topic in live.router.topics_for(event)
         ]
 
     def _deadletter(
@@ -160,8 +159,11 @@ class Pipeline:
             self.topics.deadletter, inbound.body, inbound.source.encode(), metadata, reason, detail
         )
 
-    async def accept(self, inbound: Inbound) -> Outcome:
-        """Make ``inbound`` durable; ``inbound.max_events`` should be this pipeline's."""
+    async def accept(self, inbound: Inbound, live: Live[Any] | None = None) -> Outcome:
+        """Make ``inbound`` durable under ``live``, the settings snapshot the request was
+        admitted under (default: the current one); ``inbound.max_events`` should be its."""
+        if live is None:
+            live = self.settings.live
         metadata = self._metadata(inbound)
         tracing = self.tracing
         context = None
@@ -184,12 +186,12 @@ class Pipeline:
             else:
                 assert context is not None
                 events = _normalize_traced(tracing, inbound, *context)
-            if len(events) > self.max_events:  # a normalizer should have refused it first
+            if len(events) > live.max_events:  # a normalizer should have refused it first
                 raise Unmappable(
                     "too_many_events",
-                    f"{len(events)} events from one body (at most {self.max_events})",
+                    f"{len(events)} events from one body (at most {live.max_events})",
                 )
-            encoded = [self.event_records(event) for event in events]
+            encoded = [self.event_records(event, live) for event in events]
             self._check_sizes(encoded)
         except MalformedBody as exc:
             records.append(self._deadletter(inbound, metadata, "malformed_json", str(exc)))
@@ -208,8 +210,8 @@ class Pipeline:
             outcome = DeadLettered("normalizer_error")
         else:
             accepted = Accepted([event.id for event in events])
-            if self.dedupe.enabled and events:
-                return await self._publish_deduplicated(records, events, encoded, accepted)
+            if live.dedupe_window > 0 and events:
+                return await self._publish_deduplicated(records, events, encoded, accepted, live)
             for event_records in encoded:
                 records.extend(event_records)
             await self._publish(records)
@@ -247,8 +249,9 @@ class Pipeline:
         events: list[CloudEvent],
         encoded: list[list[Record]],
         outcome: Accepted,
+        live: Live[Any],
     ) -> Accepted:
-        claim = await self.dedupe.claim(outcome.ids)
+        claim = await self.dedupe.claim(outcome.ids, live)
         published = False
         try:
             seen: set[str] = set()

@@ -1,25 +1,27 @@
 """Builders of the things tests feed relay: inbound webhooks, canonical events, bus records,
-configurations, a reloader."""
+configurations, live settings, a reloader."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from relay.app.reload import Reloader
 from relay.bus import Record
 from relay.bus.memory import MemoryBus
 from relay.cloudevents import encode
 from relay.config import Config, load
-from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
 from relay.ingress.guard import ConnectionGuard
-from relay.ingress.state import IngressState
+from relay.ingress.state import IngressSettings, IngressState, live_for
+from relay.live import Current
 from relay.pipeline import Pipeline
 from relay.providers import NORMALIZERS, Inbound
-from relay.routing import Router
 from tests.support import FIXTURES, make_config, unique
 
 if TYPE_CHECKING:
@@ -118,22 +120,33 @@ subscribers:
     )
 
 
-def reloader_for(path: Path) -> Reloader:
-    """A reloader of the file's configuration and the parts a reload changes (a pipeline on
-    the memory bus, the ingress state, the connection guard), built as relay.app builds them;
-    no delivery."""
+def live_settings(yaml_text: str = "{}", **changes: Any) -> Current[IngressSettings]:
+    """A holder of the live settings of a configuration (default: the defaults), with
+    ``changes`` to the fields of :class:`relay.live.Live` (``max_events=5``, ...)."""
+    live = live_for(make_config(yaml_text))
+    return Current(msgspec.structs.replace(live, **changes))
+
+
+@dataclass
+class Reloadable:
+    """A reloader and what reads the live settings it swaps, built as relay.app builds them."""
+
+    reloader: Reloader
+    state: IngressState
+    pipeline: Pipeline
+    guard: ConnectionGuard
+
+
+def reloader_for(path: Path, holder: type[Current[Any]] = Current) -> Reloadable:
+    """A reloader of the file's configuration and the parts that read what a reload changes
+    (a pipeline on the memory bus, the ingress state, the connection guard), all through one
+    ``holder``; no delivery."""
     config = load(path)
-    pipeline = Pipeline(
-        MemoryBus(),
-        Router(config.routes, config.topics.events),
-        config.topics,
-        Deduplicator(config.dedupe.window, config.dedupe.max_entries),
-        max_events=config.limits.max_events_per_body,
-    )
-    state = IngressState.build(config, pipeline)
-    return Reloader(
-        config, path, state, pipeline, None, ConnectionGuard(config.limits.header_timeout)
-    )
+    current = holder(live_for(config))
+    pipeline = Pipeline(MemoryBus(), current, config.topics)
+    state = IngressState(pipeline, current)
+    reloader = Reloader(config, path, current, None)
+    return Reloadable(reloader, state, pipeline, ConnectionGuard(current))
 
 
 def _fixtures() -> list[tuple[str, str, str | None]]:

@@ -83,9 +83,10 @@ class RelayTestServer(TestServer):
 
 
 @asynccontextmanager
-async def relay_client(config: Config) -> AsyncIterator[TestClient[Any, Any]]:
-    """A real relay app on a loopback port, with a client pointed at it."""
-    client: TestClient[Any, Any] = TestClient(RelayTestServer(build_app(config)))
+async def relay_client(config: Config, **options: Any) -> AsyncIterator[TestClient[Any, Any]]:
+    """A real relay app on a loopback port, with a client pointed at it; ``options`` go to
+    :func:`relay.app.build_app` (``bus``, ``role``, ``config_path``, ...)."""
+    client: TestClient[Any, Any] = TestClient(RelayTestServer(build_app(config, **options)))
     await client.start_server()
     try:
         yield client

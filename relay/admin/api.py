@@ -39,7 +39,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 def _refused(request: web.Request) -> web.Response | None:
     """The answer when the caller may not use the admin endpoints; None when it may."""
-    token = request.app[INGRESS].settings.admin_token
+    token = request.app[INGRESS].current.live.ingress.admin_token
     if token is None:
         return error_response(404, "not_found", "admin endpoints are off (no admin.token)")
     presented = presented_token({}, request.headers)

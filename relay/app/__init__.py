@@ -21,7 +21,6 @@ from relay.app.reload import Reloader
 from relay.bus import Bus, open_bus
 from relay.config import Config
 from relay.console import add_console_routes
-from relay.dedupe import Deduplicator
 from relay.delivery.service import DeliveryService
 from relay.index import Indexer
 from relay.ingress import (
@@ -35,8 +34,9 @@ from relay.ingress import (
     middlewares,
 )
 from relay.ingress.guard import GUARD, ConnectionGuard
+from relay.ingress.state import live_for
+from relay.live import Current
 from relay.pipeline import Pipeline
-from relay.routing import Router
 
 if TYPE_CHECKING:
     from relay.telemetry.otel import Tracing
@@ -63,7 +63,7 @@ def _grace(app: web.Application) -> float:
 async def bus_context(app: web.Application) -> AsyncIterator[None]:
     bus, state, role = app[BUS], app[INGRESS], app[ROLE]
     await bus.start()
-    sources = state.settings.sources
+    sources = state.current.live.ingress.sources
     open_sources = [name for name, entry in sources.items() if entry.auth.is_open]
     if open_sources and role != "delivery":
         log.warning("unauthenticated_sources", sources=open_sources)
@@ -155,22 +155,21 @@ def build_app(
     flushed when the app stops; None traces nothing.
     """
     bus = bus if bus is not None else open_bus(config, role)
+    current = Current(live_for(config))  # the one holder every reader shares
     pipeline = Pipeline(
         bus,
-        Router(config.routes, config.topics.events),
+        current,
         config.topics,
-        Deduplicator(config.dedupe.window, config.dedupe.max_entries),
         binary=config.kafka is not None and config.kafka.cloudevents_mode == "binary",
-        max_events=config.limits.max_events_per_body,
         max_record_bytes=config.kafka.max_record_bytes if config.kafka else None,
         tracing=tracing,
     )
-    state = IngressState.build(config, pipeline)
-    guard = ConnectionGuard(config.limits.header_timeout)
+    state = IngressState(pipeline, current)
+    guard = ConnectionGuard(current)
     delivery = (
         DeliveryService(config, bus, tracing=tracing) if role in ("all", "delivery") else None
     )
-    reloader = Reloader(config, config_path, state, pipeline, delivery, guard)
+    reloader = Reloader(config, config_path, current, delivery)
     indexer = (
         Indexer.for_config(config)
         if index and delivery is not None and config.admin.token is not None

@@ -20,11 +20,9 @@ from relay.admin.keys import Reloaded, ReloadRefused
 from relay.config import Config, ConfigError, load
 from relay.delivery.service import DeliveryService
 from relay.hardening import insecure_listen
-from relay.ingress.guard import ConnectionGuard
-from relay.ingress.state import IngressSettings, IngressState
+from relay.ingress.state import IngressSettings, live_for
+from relay.live import Current
 from relay.logs import configure
-from relay.pipeline import Pipeline
-from relay.routing import Router
 
 log = structlog.get_logger("relay.reload")
 
@@ -41,14 +39,14 @@ RESTART_ONLY = (
 
 @dataclass
 class Reloader:
-    """What a reload reads (``config``, ``path``) and the objects it changes."""
+    """What a reload reads (``config``, ``path``) and what it changes: the live settings
+    (``current``, shared by the ingress, the pipeline and the connection guard) and
+    the delivery workers."""
 
     config: Config
     path: Path | None
-    state: IngressState
-    pipeline: Pipeline
+    current: Current[IngressSettings]
     delivery: DeliveryService | None
-    guard: ConnectionGuard | None = None
     listen_host: str | None = field(default=None, init=False)
     """Where ``relay serve`` listens: a reload with guessable secrets is refused there."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
@@ -72,17 +70,12 @@ class Reloader:
             if self.listen_host is not None and (refusal := insecure_listen(new, self.listen_host)):
                 log.warning("reload_refused", error=refusal)
                 raise ReloadRefused(refusal)
-            # Each swap is one assignment: a request sees the old or the new value, whole.
-            self.pipeline.router = Router(new.routes, new.topics.events)
-            self.pipeline.max_events = new.limits.max_events_per_body
-            self.state.settings = IngressSettings.from_config(new)
-            if self.guard is not None:
-                self.guard.header_timeout = new.limits.header_timeout
-            dedupe = self.pipeline.dedupe
-            dedupe.window = new.dedupe.window
-            dedupe.max_entries = new.dedupe.max_entries
+            # One assignment: a request sees the old settings or the new ones, whole.
+            self.current.live = live_for(new)
             if new.logging != self.config.logging:
                 configure(new.logging.level, new.logging.format)
+            # Subscribers are not live settings: each worker is stopped, started or kept
+            # (awaiting its in-flight deliveries), one by one.
             if self.delivery is not None:
                 await self.delivery.reconcile(new, grace=min(5.0, new.shutdown_grace))
             self.config = new

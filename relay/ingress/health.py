@@ -13,7 +13,7 @@ from relay.metrics import exposition
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition of relay's metrics (Authorization: Bearer <metrics.token>
     when one is set)."""
-    token = request.app[INGRESS].settings.metrics_token
+    token = request.app[INGRESS].current.live.ingress.metrics_token
     if token is not None:
         presented = presented_token({}, request.headers)
         if presented is None or not token_matches(presented, [token]):

@@ -29,6 +29,7 @@ from relay.ingress.state import (
     IngressState,
     SourceEntry,
 )
+from relay.live import Live
 from relay.logs import LogBudget
 from relay.metrics import REQUESTS
 from relay.pipeline import Accepted, DeadLettered, Malformed, received_now
@@ -118,7 +119,8 @@ async def traced_receive_hook(request: web.Request) -> web.Response:
 
 async def answer_hook(request: HookRequest, state: IngressState) -> tuple[str, Answer]:
     """The answer to a hook request, and its outcome (the relay_requests_total label)."""
-    settings = state.settings  # one read: a reload mid-request changes nothing below
+    live = state.current.live  # one read: a reload mid-request changes nothing below
+    settings = live.ingress
     name = request.source
     entry = settings.sources.get(name)
     if entry is None:
@@ -134,7 +136,7 @@ async def answer_hook(request: HookRequest, state: IngressState) -> tuple[str, A
         state.in_flight += 1
         entry.in_flight += 1
         try:
-            label, answer = await _receive(request, state, settings, entry)
+            label, answer = await _receive(request, state, live, entry)
         finally:
             state.in_flight -= 1
             entry.in_flight -= 1
@@ -202,9 +204,10 @@ async def _body(request: HookRequest, settings: IngressSettings) -> bytes:
 
 
 async def _receive(
-    request: HookRequest, state: IngressState, settings: IngressSettings, entry: SourceEntry
+    request: HookRequest, state: IngressState, live: Live[IngressSettings], entry: SourceEntry
 ) -> tuple[str, Answer]:
     """The checks that need the request, then the pipeline; (outcome label, response)."""
+    settings = live.ingress
     provider = PROVIDERS[entry.provider]
     kind = _kind(entry, provider, request.kind)
     if entry.limiter is not None and (wait := entry.limiter.try_acquire()) > 0:
@@ -236,10 +239,10 @@ async def _receive(
         delivery_id=_delivery_id(request.headers.get(header))
         if (header := provider.delivery_header)
         else None,
-        max_events=pipeline.max_events,
+        max_events=live.max_events,
     )
     try:
-        outcome = await pipeline.accept(inbound)
+        outcome = await pipeline.accept(inbound, live)
     except RecordTooLarge as exc:
         raise Rejected(
             413,

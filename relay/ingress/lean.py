@@ -248,7 +248,7 @@ class LeanConnection(asyncio.Protocol):
         if unservable(version, headers) is not None:
             return None
         length = headers.get("Content-Length")
-        settings = self._lean.state.settings
+        settings = self._lean.state.current.live.ingress
         exchange: Exchange
         body = LeanBody(
             int(length) if length is not None else None,
@@ -294,7 +294,7 @@ class LeanConnection(asyncio.Protocol):
                 self._write(encode(answer, exchange.request.request_id, exchange.version, keep))
                 if self._drained is not None:  # a sender that reads no answers is dropped
                     try:
-                        async with asyncio.timeout(lean.state.settings.body_timeout):
+                        async with asyncio.timeout(lean.state.current.live.ingress.body_timeout):
                             await self._drained
                     except TimeoutError:
                         self._closing = True
@@ -302,7 +302,7 @@ class LeanConnection(asyncio.Protocol):
                             self._transport.abort()
                         return
                 if keep and not body.done:  # read, and drop, the rest before the next one
-                    keep = await body.finished(lean.state.settings.body_timeout)
+                    keep = await body.finished(lean.state.current.live.ingress.body_timeout)
                 self._queue.popleft()
                 if lean.guard is not None:
                     lean.guard.finished(self)
@@ -329,7 +329,7 @@ class LeanConnection(asyncio.Protocol):
 
     async def _answer(self, exchange: Exchange) -> Answer:
         request = exchange.request
-        if request.source in self._lean.state.settings.sources:
+        if request.source in self._lean.state.current.live.ingress.sources:
             structlog.contextvars.bind_contextvars(
                 request_id=request.request_id, source=request.source
             )

@@ -57,7 +57,7 @@ def _known_source(request: web.Request, name: str) -> bool:
     """A hook's source goes into the log context only when it is configured: an unknown
     name is anyone's text (its rejection logs a bounded excerpt of it)."""
     state = request.app.get(INGRESS)
-    return state is not None and name in state.settings.sources
+    return state is not None and name in state.current.live.ingress.sources
 
 
 @web.middleware

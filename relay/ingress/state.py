@@ -9,6 +9,7 @@ from aiohttp import web
 
 from relay.config import Config
 from relay.ingress.auth import SourceAuth
+from relay.live import Current, Live
 from relay.metrics import REQUESTS
 from relay.pipeline import Pipeline
 from relay.ratelimit import RateLimiter
@@ -36,11 +37,8 @@ class SourceEntry:
 
 @dataclass(slots=True, frozen=True)
 class IngressSettings:
-    """What the handlers read from the configuration, built whole from it.
-
-    Start-up and reload both build one with :meth:`from_config`; a reload swaps it in one
-    assignment, so a request sees the old settings or the new ones, never a mix.
-    """
+    """What the handlers read from the configuration, built whole from it: the ingress's
+    part of the live settings (``Live.ingress``, :func:`live_for`)."""
 
     sources: dict[str, SourceEntry]
     max_body_bytes: int
@@ -72,18 +70,23 @@ class IngressSettings:
         )
 
 
+def live_for(config: Config) -> Live[IngressSettings]:
+    """The live settings of ``config``, whole: what start-up holds and a reload swaps in."""
+    return Live.build(config, IngressSettings.from_config(config))
+
+
 @dataclass(slots=True)
 class IngressState:
-    """The ingress's live state: the pipeline, the current settings, and counters."""
+    """The ingress's live state: the pipeline, the current settings, and counters.
+
+    ``current`` is the pipeline's own holder (``pipeline.settings``): a request reads
+    ``current.live`` once and hands that snapshot to the pipeline.
+    """
 
     pipeline: Pipeline
-    settings: IngressSettings
+    current: Current[IngressSettings]
     accepting: bool = True
     in_flight: int = 0
-
-    @classmethod
-    def build(cls, config: Config, pipeline: Pipeline) -> IngressState:
-        return cls(pipeline=pipeline, settings=IngressSettings.from_config(config))
 
 
 INGRESS = web.AppKey("ingress", IngressState)

@@ -17,14 +17,14 @@ from urllib.parse import parse_qsl
 
 import httptools
 import msgspec
-from multidict import CIMultiDict, MultiDict
+from multidict import CIMultiDict, MultiDict, MultiDictProxy
 
 from relay.ingress.body import BodyTooLarge, BrokenBody
 from relay.ingress.request import Answer, HookRequest
 
 _SEGMENT = rb"[^/{}%?#\x00-\x20\x7f-\xff]+"
 _HOOK_PATH = re.compile(rb"/v1/hooks/(" + _SEGMENT + rb")(?:/(" + _SEGMENT + rb"))?")
-_NO_QUERY: MultiDict[str] = MultiDict()
+_NO_QUERY: MultiDictProxy[str] = MultiDictProxy(MultiDict())
 
 MAX_HEAD = 64 * 1024
 """Bytes kept for a request head still coming in; past it aiohttp gets the connection
@@ -39,17 +39,37 @@ class Route:
 
     __slots__ = ("kind", "path", "query", "source")
 
-    def __init__(self, path: str, source: str, kind: str | None, query: MultiDict[str]) -> None:
+    def __init__(
+        self, path: str, source: str, kind: str | None, query: MultiDictProxy[str]
+    ) -> None:
         self.path = path
         self.source = source
         self.kind = kind
         self.query = query
 
 
+ROUTES_HELD = 256
+"""Hook URLs kept once read: a sender posts to the same URL (its token in the query) every
+time, so the match, the decoding and the query's parse are done once a URL, not a request.
+Cleared whole when full, so strangers' URLs cost a re-read, never memory."""
+_routes: dict[bytes, Route] = {}
+
+
 def hook_route(url: bytes) -> Route | None:
     """``/v1/hooks/{source}[/{kind}]`` with an optional query; None for any other target
     and for the ones aiohttp would read differently (percent-escapes, dot segments,
     non-ASCII): those are aiohttp's to answer."""
+    route = _routes.get(url)
+    if route is None:
+        route = _read_route(url)
+        if route is not None:
+            if len(_routes) >= ROUTES_HELD:
+                _routes.clear()
+            _routes[url] = route
+    return route
+
+
+def _read_route(url: bytes) -> Route | None:
     path, _, query = url.partition(b"?")
     match = _HOOK_PATH.fullmatch(path)
     if match is None:
@@ -61,7 +81,10 @@ def hook_route(url: bytes) -> Route | None:
         path.decode(),
         source.decode(),
         kind.decode() if kind is not None else None,
-        MultiDict(parse_qsl(query.decode("utf-8", "surrogateescape"), keep_blank_values=True))
+        # read-only: one Route serves every request to its URL
+        MultiDictProxy(
+            MultiDict(parse_qsl(query.decode("utf-8", "surrogateescape"), keep_blank_values=True))
+        )
         if query
         else _NO_QUERY,
     )
@@ -70,8 +93,10 @@ def hook_route(url: bytes) -> Route | None:
 def headers_of(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
     # as aiohttp decodes them: undecodable bytes kept as surrogates
     return CIMultiDict(
-        (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
-        for name, value in raw
+        [
+            (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+            for name, value in raw
+        ]
     )
 
 
@@ -197,19 +222,22 @@ def http_date() -> str:
 
 def encode(answer: Answer, request_id: str, version: str, keep_alive: bool) -> bytes:
     """The answer as aiohttp writes it, header for header (its order, ``Server: relay``)."""
-    lines = [f"HTTP/{version} {answer.status} {_REASONS.get(answer.status, '')}\r\n"]
-    if answer.headers:
-        lines += [f"{name}: {value}\r\n" for name, value in answer.headers.items()]
-    lines.append(
+    extra = (
+        "".join([f"{name}: {value}\r\n" for name, value in answer.headers.items()])
+        if answer.headers
+        else ""
+    )
+    if version == "1.0":
+        connection = "Connection: keep-alive\r\n" if keep_alive else ""
+    else:
+        connection = "" if keep_alive else "Connection: close\r\n"
+    head = (
+        f"HTTP/{version} {answer.status} {_REASONS.get(answer.status, '')}\r\n{extra}"
         f"Content-Type: application/json\r\nX-Request-Id: {request_id}\r\n"
         f"Content-Length: {len(answer.body)}\r\nDate: {http_date()}\r\nServer: relay\r\n"
+        f"{connection}\r\n"
     )
-    if version == "1.0" and keep_alive:
-        lines.append("Connection: keep-alive\r\n")
-    elif version != "1.0" and not keep_alive:
-        lines.append("Connection: close\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1") + answer.body
+    return head.encode("latin-1") + answer.body
 
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

@@ -39,7 +39,8 @@ limits: {{max_in_flight: 8, body_timeout: 20s}}
 
     async with relay_client(config) as client:
         state = client.app[INGRESS]  # type: ignore[index]
-        assert state.settings.sources["slow"].max_in_flight == 2  # the default: a quarter of 8
+        slow = state.current.live.ingress.sources["slow"]
+        assert slow.max_in_flight == 2  # the default: a quarter of 8
 
         async def post_slowly() -> tuple[int, Any]:
             response = await client.post(
@@ -58,7 +59,7 @@ limits: {{max_in_flight: 8, body_timeout: 20s}}
         refused = refused_tasks
         assert {status for status, _ in refused} == {503}
         assert {body["error"] for _, body in refused} == {"overloaded"}
-        assert state.settings.sources["slow"].in_flight == 2
+        assert slow.in_flight == 2
         assert state.in_flight == 2
 
         # The other source is served while the slow one's share is taken.
@@ -72,7 +73,7 @@ limits: {{max_in_flight: 8, body_timeout: 20s}}
         statuses = [status for status, _ in await asyncio.gather(*held)]
         assert sorted(statuses) == [202, 202, 503, 503, 503, 503, 503, 503]
         assert state.in_flight == 0
-        assert state.settings.sources["slow"].in_flight == 0
+        assert slow.in_flight == 0
 
 
 def test_a_share_above_the_process_limit_is_refused() -> None:

@@ -22,13 +22,13 @@ from relay.bus.memory import MemoryBus
 from relay.cloudevents import decode, from_binary
 from relay.config import Match, Route, Topics
 from relay.config.model import Limits
-from relay.dedupe import Deduplicator
 from relay.events import CloudEvent
 from relay.metrics import EVENTS, PUBLISH_SECONDS
 from relay.pipeline import Accepted, DeadLettered, Malformed, Pipeline, _Clock, received_now
 from relay.providers import PROVIDERS, Inbound
 from relay.routing import Router
 from relay.telemetry.otel import Tracing
+from tests.factories import live_settings
 
 
 def chatwoot(message: int = 7, conversation: int = 9) -> bytes:
@@ -68,8 +68,20 @@ async def bus() -> MemoryBus:
     return bus
 
 
-def pipeline(bus: MemoryBus, routes: list[Route] | None = None, **options: object) -> Pipeline:
-    return Pipeline(bus, Router(routes or [], "chat.events"), Topics(), **options)  # type: ignore[arg-type]
+def pipeline(
+    bus: MemoryBus,
+    routes: list[Route] | None = None,
+    *,
+    max_events: int = Limits().max_events_per_body,
+    dedupe_window: float = 0.0,
+    **options: object,
+) -> Pipeline:
+    live = live_settings(
+        router=Router(routes or [], "chat.events"),
+        max_events=max_events,
+        dedupe_window=dedupe_window,
+    )
+    return Pipeline(bus, live, Topics(), **options)  # type: ignore[arg-type]
 
 
 async def test_a_body_is_one_write_of_its_raw_copy_and_its_events_on_every_routed_topic(
@@ -167,8 +179,7 @@ async def test_a_canonical_event_too_large_for_the_bus_is_dead_lettered(bus: Mem
 async def test_a_duplicate_event_is_published_once_and_its_raw_copy_every_time(
     bus: MemoryBus,
 ) -> None:
-    dedupe = Deduplicator(window=60.0)
-    runs = pipeline(bus, dedupe=dedupe)
+    runs = pipeline(bus, dedupe_window=60.0)
     first = await runs.accept(inbound(chatwoot()))
     second = await runs.accept(inbound(chatwoot()))
     assert first == second  # the same ids: the sender learns nothing changed
@@ -290,7 +301,7 @@ async def test_a_canonical_record_exactly_at_max_record_bytes_passes(bus: Memory
 
 async def test_without_dedupe_a_retried_body_is_published_again(bus: MemoryBus) -> None:
     runs = pipeline(bus)
-    assert runs.max_events == Limits().max_events_per_body  # the configuration's default
+    assert runs.settings.live.max_events == Limits().max_events_per_body  # the default
     await runs.accept(inbound(chatwoot()))
     await runs.accept(inbound(chatwoot()))
     assert len(bus.records("chat.events")) == 2
@@ -304,7 +315,7 @@ def repeated_status() -> bytes:
 async def test_dedupe_publishes_the_first_copy_and_one_event_per_id_within_a_body(
     bus: MemoryBus,
 ) -> None:
-    runs = pipeline(bus, dedupe=Deduplicator(window=60.0))
+    runs = pipeline(bus, dedupe_window=60.0)
     first = await runs.accept(inbound(chatwoot()))
     assert isinstance(first, Accepted) and len(bus.records("chat.events")) == 1
     outcome = await runs.accept(inbound(repeated_status(), "plugchat", "messageStatus"))
@@ -315,7 +326,7 @@ async def test_dedupe_publishes_the_first_copy_and_one_event_per_id_within_a_bod
 
 
 async def test_after_a_failed_write_the_next_copy_is_published(bus: MemoryBus) -> None:
-    runs = pipeline(bus, dedupe=Deduplicator(window=60.0))
+    runs = pipeline(bus, dedupe_window=60.0)
     bus.failure = BusError("away")
     with pytest.raises(BusError):
         await runs.accept(inbound(chatwoot()))

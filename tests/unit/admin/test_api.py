@@ -73,10 +73,11 @@ def test_filters_read_from_the_query_leave_out_what_is_empty() -> None:
 async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Path]]:
     path = tmp_path / "relay.yaml"
     path.write_text(f"data_dir: {tmp_path / 'var'}\n{FILE}")
-    reloader = reloader_for(path)
+    parts = reloader_for(path)
+    reloader = parts.reloader
     app = web.Application()
     app[INGRESS], app[RELOAD], app[CONFIG] = (
-        reloader.state,
+        parts.state,
         reloader.reload,
         lambda: reloader.config,
     )

@@ -23,9 +23,10 @@ from relay.deadletters import DeadLetters, delivery_record
 from relay.delivery.service import DeliveryService
 from relay.index import Indexer
 from relay.index.store import Filters
+from relay.ingress.state import live_for
+from relay.live import Current
 from relay.pipeline import Accepted, Pipeline
 from relay.providers import Inbound
-from relay.routing import Router
 from tests.factories import chatwoot_message
 from tests.subscriber import Subscriber
 from tests.support import poll_until
@@ -86,7 +87,7 @@ async def world(tmp_path: Path, subscriber: Subscriber) -> AsyncIterator[World]:
     config = configured(tmp_path / "var", subscriber.url)
     bus = EmbeddedLog(config.data_path)
     await bus.start()
-    pipeline = Pipeline(bus, Router(config.routes, config.topics.events), config.topics)
+    pipeline = Pipeline(bus, Current(live_for(config)), config.topics)
     ids = []
     for n in (1, 2):
         inbound = Inbound(

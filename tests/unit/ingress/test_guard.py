@@ -4,6 +4,7 @@ of connecting (or of finishing its previous one) is closed; one mid-request neve
 from __future__ import annotations
 
 from relay.ingress.guard import ConnectionGuard
+from tests.factories import live_settings
 
 
 class Connection:
@@ -17,7 +18,7 @@ class Connection:
 
 
 def test_a_silent_connection_is_closed_only_past_the_timeout() -> None:
-    guard = ConnectionGuard(header_timeout=5.0)
+    guard = ConnectionGuard(live_settings(header_timeout=5.0))
     silent = Connection()
     assert guard.sweep([silent], now=100.0) == 0  # first seen: its clock starts
     assert guard.sweep([silent], now=105.0) == 0 and not silent.closed  # exactly 5 s: not past
@@ -25,7 +26,7 @@ def test_a_silent_connection_is_closed_only_past_the_timeout() -> None:
 
 
 def test_a_connection_in_a_request_is_never_closed_and_its_clock_restarts_after() -> None:
-    guard = ConnectionGuard(header_timeout=5.0)
+    guard = ConnectionGuard(live_settings(header_timeout=5.0))
     busy = Connection()
     guard.sweep([busy], now=100.0)
     guard.started(busy)
@@ -35,7 +36,7 @@ def test_a_connection_in_a_request_is_never_closed_and_its_clock_restarts_after(
 
 
 def test_pipelined_requests_keep_it_open_until_the_last_finishes() -> None:
-    guard = ConnectionGuard(header_timeout=0.0)
+    guard = ConnectionGuard(live_settings(header_timeout=0.0))
     conn = Connection()
     guard.started(conn)
     guard.started(conn)
@@ -46,7 +47,7 @@ def test_pipelined_requests_keep_it_open_until_the_last_finishes() -> None:
 
 
 def test_connections_gone_are_forgotten() -> None:
-    guard = ConnectionGuard(header_timeout=5.0)
+    guard = ConnectionGuard(live_settings(header_timeout=5.0))
     a, b = Connection(), Connection()
     guard.sweep([a, b], now=100.0)
     guard.sweep([b], now=101.0)

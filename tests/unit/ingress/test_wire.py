@@ -3,9 +3,11 @@ from __future__ import annotations
 import pytest
 from multidict import CIMultiDict
 
+from relay.ingress import wire
 from relay.ingress.body import BodyTooLarge, BrokenBody
 from relay.ingress.request import Answer
 from relay.ingress.wire import (
+    ROUTES_HELD,
     LeanBody,
     completions,
     encode,
@@ -22,6 +24,26 @@ def test_a_hook_url_is_read_as_aiohttp_routes_it() -> None:
     assert route.query["token"] == "a b"
     kinded = hook_route(b"/v1/hooks/plug/messages")
     assert kinded is not None and (kinded.source, kinded.kind) == ("plug", "messages")
+
+
+def test_a_hook_url_is_read_once_and_its_route_kept_read_only() -> None:
+    first = hook_route(b"/v1/hooks/cw?token=one")
+    assert first is not None
+    assert hook_route(b"/v1/hooks/cw?token=one") is first  # kept, not read again
+    other = hook_route(b"/v1/hooks/cw?token=two")
+    assert other is not None and other.query["token"] == "two"
+    assert first.query["token"] == "one"
+    with pytest.raises(TypeError):
+        first.query["token"] = "changed"  # type: ignore[index]
+    assert hook_route(b"/v1/hooks/cw?token=one") is first
+
+
+def test_the_routes_kept_are_bounded() -> None:
+    for n in range(ROUTES_HELD * 3):
+        route = hook_route(b"/v1/hooks/cw?token=%d" % n)
+        assert route is not None and route.query["token"] == str(n)
+        assert len(wire._routes) <= ROUTES_HELD
+    assert hook_route(b"/v1/hooks/cw") is hook_route(b"/v1/hooks/cw")
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from structlog.testing import capture_logs
 
 from relay.delivery.breaker import Rule
@@ -22,6 +26,7 @@ from relay.delivery.sender import (
     breaker_rule,
     fixed_headers,
 )
+from relay.telemetry.otel import Tracing
 from tests.subscriber import Script, Subscriber
 from tests.support import free_port, make_config
 
@@ -492,3 +497,104 @@ async def test_a_probe_answered_5xx_reopens_and_one_answered_4xx_closes(
     subscriber.script = answers(404)
     await sender.deliver("evt_4", b"{}", "application/json")  # a probe, answered 404
     assert (reopened, wait, sender.breaker.state) == ("open", 0.02, "closed")
+
+
+CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CALLER_SPAN = "00f067aa0ba902b7"
+
+
+def traced(url: str, extra: str = "") -> tuple[Sender, InMemorySpanExporter]:
+    """A sender with relay's tracing, its spans kept in memory as each one ends."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = make_config(f'subscribers: [{{name: crm, url: "{url}"{extra}}}]')
+    return Sender(config.subscribers[0], tracing=Tracing(provider)), exporter
+
+
+def delivers(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    spans = [span for span in exporter.get_finished_spans() if span.name == "deliver"]
+    assert len(spans) == len(exporter.get_finished_spans())
+    return spans
+
+
+async def test_a_traced_delivery_has_a_span_per_attempt_under_the_events_trace(
+    subscriber: Subscriber, started: list[Sender]
+) -> None:
+    subscriber.script = answers(503, 500, 204)
+    failures = Failures()
+    sender, exporter = traced(
+        subscriber.url, ", retry: {max_attempts: 4, initial: 10ms, max: 10ms, jitter: false}"
+    )
+    await start(started, sender)
+    result = await sender.deliver(
+        "evt_1",
+        b'{"n": 1}',
+        "application/json",
+        {"ce-id": "evt_1"},
+        prior_attempts=1,
+        on_failure=failures,
+        traceparent=f"00-{CALLER_TRACE}-{CALLER_SPAN}-01",
+        tracestate="vendor=7",
+    )
+    assert (result.delivered, result.attempts, result.status) == (True, 4, 204)
+    assert 0 < result.seconds < 60
+    # the wrapped on_failure still tells each failure, and its wait reaches the next span
+    assert failures.told == [
+        ("evt_1", 2, 503, "HTTP 503: nope", 0.01),
+        ("evt_1", 3, 500, "HTTP 500: nope", 0.01),
+    ]
+    spans = delivers(exporter)
+    assert [span.attributes["relay.attempt"] for span in spans] == [2, 3, 4]
+    assert [span.attributes["relay.retry_wait_s"] for span in spans] == [0.0, 0.01, 0.01]
+    assert [span.attributes["http.response.status_code"] for span in spans] == [503, 500, 204]
+    for span in spans:
+        assert span.kind is SpanKind.CLIENT
+        assert span.context.trace_id == int(CALLER_TRACE, 16)
+        assert span.parent is not None and span.parent.span_id == int(CALLER_SPAN, 16)
+        assert dict(span.context.trace_state) == {"vendor": "7"}
+        assert {
+            name: span.attributes[name]
+            for name in (
+                "http.request.method",
+                "relay.subscriber",
+                "cloudevents.event_id",
+                "server.address",
+            )
+        } == {
+            "http.request.method": "POST",
+            "relay.subscriber": "crm",
+            "cloudevents.event_id": "evt_1",
+            "server.address": "127.0.0.1",
+        }
+    # each attempt, retried ones too, sent whole and with its own span's traceparent
+    assert [r.headers["traceparent"] for r in subscriber.received] == [
+        f"00-{CALLER_TRACE}-{span.context.span_id:016x}-01" for span in spans
+    ]
+    for got in subscriber.received:
+        assert got.body == b'{"n": 1}'
+        assert got.headers["tracestate"] == "vendor=7"
+        assert (got.headers["Content-Type"], got.headers["ce-id"]) == ("application/json", "evt_1")
+        assert got.headers["webhook-id"] == "evt_1"
+
+
+async def test_a_traced_attempt_rejected_at_once_is_one_failed_span(
+    subscriber: Subscriber, started: list[Sender]
+) -> None:
+    subscriber.script = answers(400)
+    failures = Failures()
+    sender, exporter = traced(subscriber.url, FAST)
+    await start(started, sender)
+    result = await sender.deliver("evt_1", b"{}", "application/json", on_failure=failures)
+    assert (result.delivered, result.attempts, result.reason) == (False, 1, "rejected")
+    assert failures.told == [("evt_1", 1, 400, "HTTP 400: nope", None)]
+    (span,) = delivers(exporter)
+    assert span.parent is None  # no trace context: a root
+    assert span.attributes["relay.attempt"] == 1
+    assert span.attributes["http.response.status_code"] == 400
+    assert span.attributes["relay.retryable"] is False
+    (got,) = subscriber.received
+    assert got.headers["traceparent"] == (
+        f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}"
+        f"-{span.context.trace_flags:02x}"
+    )

@@ -684,7 +684,11 @@ async def test_periodic_commits_count_and_measure_and_a_cut_short_one_is_made_at
     await poll_until(lambda: not watched.hang, what="a commit hanging")
     live.stop_reading(1.0)
     await asyncio.wait_for(running, 5)
-    assert watched.commits == [{STREAM: 2}, {STREAM: 4}, {STREAM: 5}]
+    # a periodic commit may land between events 2 and 3 on a loaded machine ({STREAM: 3})
+    positions = [commit[STREAM] for commit in watched.commits]
+    assert positions[0] == 2 and positions[-1] == 5 and 4 in positions
+    assert positions == sorted(set(positions)), positions  # each position committed once
+    assert set(positions) <= {2, 3, 4, 5}
     assert delivered() == 4
 
 

@@ -307,6 +307,13 @@ async def test_without_dedupe_a_retried_body_is_published_again(bus: MemoryBus) 
     assert len(bus.records("chat.events")) == 2
 
 
+async def test_a_window_of_one_second_deduplicates_too(bus: MemoryBus) -> None:
+    runs = pipeline(bus, dedupe_window=1.0)  # the smallest window a config names in whole seconds
+    await runs.accept(inbound(chatwoot()))
+    await runs.accept(inbound(chatwoot()))  # within the second: the same event, not published
+    assert len(bus.records("chat.events")) == 1
+
+
 def repeated_status() -> bytes:
     ids = ["3EB0000001", "3EB0000002", "3EB0000001"]  # one message twice in one callback
     return json.dumps({"type": "MessageStatusCallback", "status": "READ", "ids": ids}).encode()

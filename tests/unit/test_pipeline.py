@@ -332,6 +332,15 @@ async def test_dedupe_publishes_the_first_copy_and_one_event_per_id_within_a_bod
     assert ids == outcome.ids[:2]
 
 
+async def test_with_dedupe_off_a_body_listing_one_message_twice_publishes_both(
+    bus: MemoryBus,
+) -> None:
+    runs = pipeline(bus)  # window 0: off, relay holds no ids, not even within one body
+    outcome = await runs.accept(inbound(repeated_status(), "plugchat", "messageStatus"))
+    assert isinstance(outcome, Accepted)
+    assert [decode(r.value).id for r in bus.records("chat.events")] == outcome.ids
+
+
 async def test_after_a_failed_write_the_next_copy_is_published(bus: MemoryBus) -> None:
     runs = pipeline(bus, dedupe_window=60.0)
     bus.failure = BusError("away")

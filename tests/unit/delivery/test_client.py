@@ -865,3 +865,9 @@ async def test_a_reused_connection_that_stalls_times_out() -> None:
         with pytest.raises(TimeoutError, match=r"no answer within 0\.2 s"):
             await asyncio.wait_for(client.post(b"2", {}), 3)  # not this bound
     assert server.connections == 1
+
+
+async def test_an_ascii_host_is_sent_as_given_not_through_idna() -> None:
+    host = "a" * 64 + ".example"  # a label the idna codec refuses (over 63)
+    client = Client(f"http://{host}/", headers={}, timeout=5.0, max_idle=1)
+    assert client._prefix == f"POST / HTTP/1.1\r\nHost: {host}\r\n".encode()

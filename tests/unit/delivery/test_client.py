@@ -799,3 +799,78 @@ async def test_a_tls_handshake_that_never_ends_is_bounded_by_the_timeout() -> No
     finally:
         await client.close()
         await server.close()
+
+
+@pytest.mark.parametrize("host", ["host", "HOST"])
+async def test_a_given_host_is_kept_and_framing_headers_are_dropped_in_any_case(host: str) -> None:
+    headers = {host: "v.example", "TRANSFER-ENCODING": "chunked", "content-length": "9", "X-A": "1"}
+    client = Client("http://example.com/h", headers=headers, timeout=5.0, max_idle=1)
+    assert client._prefix == f"POST /h HTTP/1.1\r\n{host}: v.example\r\nX-A: 1\r\n".encode()
+
+
+async def test_a_user_without_a_password_is_basic_auth_with_an_empty_one() -> None:
+    client = Client("http://relay@example.com/h", headers={}, timeout=5.0, max_idle=1)
+    assert b"\r\nAuthorization: Basic cmVsYXk6\r\n" in client._prefix  # "relay:"
+
+
+@pytest.mark.parametrize("breaking", ["x\ny", "x\ry"])
+def test_a_lone_line_break_in_a_header_is_refused_by_its_name(breaking: str) -> None:
+    with pytest.raises(InvalidHeader) as refused:
+        client_module._serialize({"a": "ok", "b": breaking})
+    assert str(refused.value) == "header 'b' has a line break in its name or value"
+
+
+async def test_a_closed_client_refuses_to_post_and_frames_content_length_itself() -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        heads.append(await server.read_request(reader))
+        writer.write(NO_CONTENT)
+        await writer.drain()
+
+    server = await serving(handler)
+    async with posting(server) as client:
+        assert (await client.post(b"{}", {})).status == 204
+        await client.close()
+        with pytest.raises(RuntimeError) as refused:
+            await client.post(b"{}", {})
+    assert str(refused.value) == "the client is closed"
+    assert heads[0].endswith(b"\r\nContent-Length: 2\r\n\r\n{}")
+
+
+@pytest.mark.parametrize("how", ["closed", "closing"])
+async def test_a_dead_idle_connection_is_skipped_for_the_next_idle_one(how: str) -> None:
+    server = answering(NO_CONTENT, NO_CONTENT)
+    async with posting(server) as client:
+        answers = await asyncio.gather(client.post(b"1", {}), client.post(b"2", {}))
+        assert [a.status for a in answers] == [204, 204]
+        assert len(client._idle) == 2
+        last = client._idle[-1]
+        if how == "closed":
+            last.close()
+        else:  # closing: the loop has not yet told the connection it is lost
+            assert last.transport is not None
+            last.transport.close()
+        assert (await client.post(b"3", {})).status == 204
+        assert server.connections == 2  # the other idle connection, no new one
+
+
+async def test_a_reused_connection_that_stalls_times_out() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(NO_CONTENT)
+        await writer.drain()
+        await reader.read()  # the second request is never answered
+
+    server = await serving(handler)
+    async with posting(server, timeout=0.2) as client:
+        assert (await client.post(b"1", {})).status == 204
+        with pytest.raises(TimeoutError, match=r"no answer within 0\.2 s"):
+            await asyncio.wait_for(client.post(b"2", {}), 3)  # not this bound
+    assert server.connections == 1
+
+
+async def test_an_ascii_host_is_sent_as_given_not_through_idna() -> None:
+    host = "a" * 64 + ".example"  # a label the idna codec refuses (over 63)
+    client = Client(f"http://{host}/", headers={}, timeout=5.0, max_idle=1)
+    assert client._prefix == f"POST / HTTP/1.1\r\nHost: {host}\r\n".encode()

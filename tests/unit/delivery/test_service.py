@@ -342,6 +342,11 @@ async def test_enable_wakes_the_waiting_worker_and_counts_a_record_stored_elsewh
         assert [line for line in logs if line["event"] == "subscriber_disabled_by_operator"] == [
             {"event": "subscriber_disabled_by_operator", "subscriber": "crm", "log_level": "info"}
         ]
+        # the relaunched worker is waiting on its wake-up event (else enable would race it)
+        await poll_until(
+            lambda: "crm" in service._enabled and not service._enabled["crm"].is_set(),
+            what="the disabled worker waiting",
+        )
         with capture_logs() as logs:
             assert await service.enable("crm") is True
             assert "crm" not in service.disabled  # at once, not when the worker next looks

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole mutation check, module by module (tests/README.md, "Mutation check"):
+#   tests/mutate-all.sh                 # every line of tests/mutation-modules.txt
+#   tests/mutate-all.sh delivery/       # only the modules whose path contains "delivery/"
+# Each module runs through tests/mutate.sh (its own copy, its own narrow test selection).
+# Prints one Markdown row a module as it ends, and the total, to stdout and to
+# /tmp/relay-mutate/summary.md; survivors stay in each module's copy (`mutmut results`).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(git -C "$here" rev-parse --show-toplevel)
+mutmut=${MUTMUT:-$root/.venv/bin/mutmut}
+[ -x "$mutmut" ] || mutmut=$(command -v mutmut) || { echo "mutate-all.sh: no mutmut (pip install -e '.[mutation]')" >&2; exit 2; }
+filter=${1:-}
+mkdir -p /tmp/relay-mutate
+summary=/tmp/relay-mutate/summary.md
+{ echo "| module | mutants | killed | timeouts | survived | score | seconds |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"; } | tee "$summary"
+start=$SECONDS
+total=0 dead=0
+while read -r module tests; do
+  case $module in ''|'#'*) continue ;; esac
+  [[ -n $filter && $module != *"$filter"* ]] && continue
+  t0=$SECONDS
+  # shellcheck disable=SC2086  # the tests are pytest arguments, split on purpose
+  MUTMUT=$mutmut "$here/mutate.sh" "$module" $tests > "/tmp/relay-mutate/$(echo "$module" | tr / _).log" 2>&1 || true
+  dir=/tmp/relay-mutate/$(echo "$module" | tr / _)
+  (cd "$dir" && "$mutmut" export-cicd-stats > /dev/null 2>&1) || true
+  row=$(python3 - "$dir/mutants/mutmut-cicd-stats.json" "$module" $((SECONDS - t0)) <<'PY'
+import json, sys
+path, module, seconds = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    s = json.load(open(path))
+except OSError:
+    print(f"| `{module}` | run failed: see its log | | | | | {seconds} |"); sys.exit()
+killed = s["killed"] + s["timeout"] + s["segfault"]
+total = s["total"] - s.get("skipped", 0)
+score = f"{100 * killed / total:.0f} %" if total else "-"
+left = s["survived"] + s["no_tests"] + s["suspicious"]
+print(f"| `{module}` | {total} | {s['killed']} | {s['timeout']} | {left} | {score} | {seconds} |")
+PY
+)
+  echo "$row" | tee -a "$summary"
+  read -r n k <<<"$(echo "$row" | awk -F'|' '{gsub(/ /,""); print $3, $4+$5}')"
+  total=$((total + ${n:-0})) dead=$((dead + ${k:-0}))
+done < "$here/mutation-modules.txt"
+echo "| **all** | $total | $dead | | | $( [ "$total" -gt 0 ] && echo "$((100 * dead / total)) %" ) | $((SECONDS - start)) |" | tee -a "$summary"

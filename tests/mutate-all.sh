@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole mutation check, module by module (tests/README.md, "Mutation check"):
 #   tests/mutate-all.sh                 # every line of tests/mutation-modules.txt
-#   tests/mutate-all.sh delivery/       # only the modules whose path contains "delivery/"
+#   tests/mutate-all.sh 'delivery/|spool'   # only the modules whose path matches (grep -E)
+#   MUTATE_CHILDREN=4 tests/mutate-all.sh    # mutants at once (default 2; the broker and
+#                                            # timer tests mostly wait, so 4 fit 2 cores)
 # Each module runs through tests/mutate.sh (its own copy, its own narrow test selection).
 # Prints one Markdown row a module as it ends, and the total, to stdout and to
 # /tmp/relay-mutate/summary.md; survivors stay in each module's copy (`mutmut results`).
@@ -19,7 +21,7 @@ start=$SECONDS
 total=0 dead=0
 while read -r module tests; do
   case $module in ''|'#'*) continue ;; esac
-  [[ -n $filter && $module != *"$filter"* ]] && continue
+  [[ -n $filter ]] && ! grep -qE -- "$filter" <<<"$module" && continue
   t0=$SECONDS
   # shellcheck disable=SC2086  # the tests are pytest arguments, split on purpose
   MUTMUT=$mutmut "$here/mutate.sh" "$module" $tests > "/tmp/relay-mutate/$(echo "$module" | tr / _).log" 2>&1 || true

@@ -25,5 +25,5 @@ PY
 mutmut=${MUTMUT:-$root/.venv/bin/mutmut}
 [ -x "$mutmut" ] || mutmut=$(command -v mutmut) || { echo "mutate.sh: no mutmut (pip install -e '.[mutation]')" >&2; exit 2; }
 cd "$dir"
-nice -n 19 "$mutmut" run --max-children 2
+nice -n 19 "$mutmut" run --max-children "${MUTATE_CHILDREN:-2}"
 "$mutmut" results

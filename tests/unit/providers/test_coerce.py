@@ -122,3 +122,145 @@ def test_get_on_large_objects_indexes_padded_keys_once() -> None:
     assert get(obj2, "wanted") == "exact"  # an exact key wins over padded ones
     forget_indexes()
     assert get(obj, "wanted") == "first"
+
+
+# --- the value readers, case by case (each row a promise a normalizer rests on) ---
+
+from relay.providers.coerce import as_bool, forget_indexes, get_obj  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (True, True),
+        (False, False),
+        (1, True),
+        (0, False),
+        (2, True),
+        (-1, True),
+        ("true", True),
+        (" TRUE\n", True),
+        ("1", True),
+        ("Yes", True),
+        ("false", False),
+        (" False ", False),
+        ("0", False),
+        ("NO", False),
+        ("maybe", None),
+        ("", None),
+        ("2", None),
+        (None, None),
+        (1.0, None),
+        ([], None),
+        ({}, None),
+    ],
+)
+def test_as_bool_reads_what_providers_send_for_flags(value: Any, expected: bool | None) -> None:
+    assert as_bool(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("+5544999999999", "+5544999999999"),  # already E.164: kept as sent
+        ("5544999999999", "+5544999999999"),  # Z-API: digits only
+        (5544999999999, "+5544999999999"),
+        ("+55 (44) 99999-9999", "+5544999999999"),
+        (" +5544999999999 ", "+5544999999999"),
+        ("+5544 9999 9999", "+554499999999"),
+        ("12345678", "+12345678"),  # 8 digits: the shortest kept
+        ("+12345678", "+12345678"),
+        ("123456789012345", "+123456789012345"),  # 15 digits: the longest kept
+        ("+123456789012345", "+123456789012345"),
+        ("1234567", None),
+        ("+1234567", None),
+        ("1234567890123456", None),
+        ("+1234567890123456", None),
+        ("+05544999999", None),  # no country code starts with 0
+        ("055449999999", None),
+        ("123@lid", None),  # WhatsApp LID: an identifier, not a phone
+        ("5544999999999@s.whatsapp.net", None),
+        ("120363-group", None),
+        ("+55449999999x", None),
+        ("".join(map(chr, range(0xFF10, 0xFF1A))), None),  # fullwidth digits: not ASCII ones
+        ("", None),
+        (None, None),
+        (True, None),
+    ],
+)
+def test_as_e164_keeps_real_phone_numbers_only(value: Any, expected: str | None) -> None:
+    assert as_e164(value) == expected
+
+
+def test_get_str_answers_the_first_key_with_text() -> None:
+    obj = {"a": None, "b": "  ", "c": 42, "d": "text"}
+    assert get_str(obj, "a", "b", "c", "d") == "42"  # null and blank are skipped
+    assert get_str(obj, "a", "b", "d") == "text"
+    assert get_str(obj, "a", "b") is None
+    assert get_str({" name ": "padded"}, "name") == "padded"
+    assert get_str({"x": True}, "x") == "true"  # scalars in their JSON spelling
+    assert get_str({"x": [1], "y": {"z": 1}}, "x", "y") is None  # containers are not text
+    assert get_str(None, "a") is None
+
+
+def test_get_obj_answers_objects_only() -> None:
+    inner = {"k": 1}
+    assert get_obj({"o": inner}, "o") is inner
+    assert get_obj({" o\t": inner}, "o") is inner
+    assert get_obj({"o": [1]}, "o") == {}
+    assert get_obj({"o": "text"}, "o") == {}
+    assert get_obj({}, "o") == {}
+    assert get_obj("not an object", "o") == {}
+
+
+def _scan(obj: dict[str, Any], key: str) -> Any:
+    """The reference: the exact key, else the first key (as sent) that strips to it."""
+    if key in obj:
+        return obj[key]
+    for candidate, value in obj.items():
+        if candidate.strip() == key:
+            return value
+    return None
+
+
+_pads = st.text(alphabet=" \t\n", max_size=2)
+_bases = st.sampled_from(["a", "aa", "ab", "ba", "b", "k\x00a", "x"])
+_large_keys = st.lists(
+    st.tuples(_pads, _bases, _pads, st.integers(0, 9)).map(
+        lambda t: f"{t[0]}{t[1]}{t[3] if t[3] > 4 else ''}{t[2]}"
+    ),
+    min_size=33,
+    max_size=160,
+)
+
+
+@given(_large_keys, st.sampled_from(["a", "aa", "ab", "b", "a5", "k\x00a", "x", "zz", ""]))
+def test_get_on_a_large_object_finds_what_the_plain_scan_finds(keys: list[str], key: str) -> None:
+    obj = {k: i for i, k in enumerate(keys)}
+    try:
+        assert get(obj, key) == _scan(obj, key)
+        assert get(obj, key) == _scan(obj, key)  # again, from the index built the first time
+    finally:
+        forget_indexes()
+
+
+def test_a_key_met_inside_many_keys_is_found_through_the_full_index() -> None:
+    # 100 keys merely containing "a" before the one that strips to it: past the joined
+    # text's candidate limit, the full index answers, with the first padded spelling
+    obj = {f"a{i}": i for i in range(100)} | {"  a ": "first", "a  ": "second"}
+    try:
+        assert get(obj, "a") == "first"
+        assert get(obj, "a7") == 7 and get(obj, "b") is None
+        obj2 = {f"ba{i}": i for i in range(100)} | {"\ta": "found"}
+        assert get(obj2, "a") == "found"
+    finally:
+        forget_indexes()
+
+
+def test_a_large_object_whose_keys_hold_the_separator_is_still_read() -> None:
+    obj = {f"k{i}\x00": i for i in range(40)} | {" wanted ": "yes"}
+    try:
+        assert get(obj, "wanted") == "yes"
+        assert get(obj, "k3\x00") == 3 and get(obj, "k3") is None
+    finally:
+        forget_indexes()

@@ -126,7 +126,7 @@ def test_get_on_large_objects_indexes_padded_keys_once() -> None:
 
 # --- the value readers, case by case (each row a promise a normalizer rests on) ---
 
-from relay.providers.coerce import as_bool, forget_indexes, get_obj  # noqa: E402
+from relay.providers.coerce import as_bool, as_float, as_int, forget_indexes, get_obj  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -264,3 +264,58 @@ def test_a_large_object_whose_keys_hold_the_separator_is_still_read() -> None:
         assert get(obj, "k3\x00") == 3 and get(obj, "k3") is None
     finally:
         forget_indexes()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, 0),
+        (7, 7),
+        (-7, -7),
+        (7.0, 7),
+        (7.5, None),
+        ("42", 42),
+        (" 42 ", 42),
+        ("-42", -42),
+        ("+42", None),
+        ("4.2", None),
+        ("-", None),
+        ("", None),
+        ("abc", None),
+        ("123456789012345678", 123456789012345678),  # 18 digits: the longest read
+        ("-123456789012345678", -123456789012345678),
+        ("1234567890123456789", None),
+        (True, None),  # a flag is not a number
+        (None, None),
+        (float("inf"), None),
+        ([], None),
+    ],
+)
+def test_as_int_reads_integral_numbers_and_their_text(value: Any, expected: int | None) -> None:
+    found = as_int(value)
+    assert found == expected and type(found) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0, 0.0),
+        (7, 7.0),
+        (-2.5, -2.5),
+        (" 2.5 ", 2.5),
+        ("1e3", 1000.0),
+        ("-4", -4.0),
+        ("nan", None),  # not a number a consumer can use
+        (float("nan"), None),
+        ("inf", None),
+        (float("-inf"), None),
+        ("abc", None),
+        ("", None),
+        (True, None),
+        (None, None),
+        ({}, None),
+    ],
+)
+def test_as_float_reads_finite_numbers_only(value: Any, expected: float | None) -> None:
+    found = as_float(value)
+    assert found == expected and type(found) is type(expected)

@@ -319,3 +319,31 @@ def test_as_int_reads_integral_numbers_and_their_text(value: Any, expected: int 
 def test_as_float_reads_finite_numbers_only(value: Any, expected: float | None) -> None:
     found = as_float(value)
     assert found == expected and type(found) is type(expected)
+
+
+def test_missed_lookups_on_a_large_object_cost_one_join_not_a_strip_per_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The linear-time promise (issue 16): a large object's keys are joined once and each
+    # missed lookup is a C-speed find; the full strip index is built only when a lookup
+    # meets more than a few keys merely containing it, and then once.
+    from relay.providers import coerce
+
+    joins: list[int] = []
+    indexes: list[int] = []
+    keys_text, padded_keys = coerce._keys_text, coerce._padded_keys
+    monkeypatch.setattr(coerce, "_keys_text", lambda obj: joins.append(1) or keys_text(obj))
+    monkeypatch.setattr(coerce, "_padded_keys", lambda obj: indexes.append(1) or padded_keys(obj))
+    obj = {f"k{i}": i for i in range(100)} | {" wanted ": "padded"}
+    try:
+        assert get(obj, "absent") is None
+        assert get(obj, "wanted") == "padded"
+        assert get(obj, "other") is None
+        assert (len(joins), len(indexes)) == (1, 0)  # joined once, no index
+        assert get(obj, "k") is None  # a key inside 100 others: past the candidate limit
+        assert get(obj, "k") is None
+        assert get(obj, "k5") == 5
+        assert (len(joins), len(indexes)) == (1, 1)  # the index built once, then reused
+        assert get(obj, "wanted") == "padded"
+    finally:
+        forget_indexes()

@@ -162,6 +162,9 @@ def _follows(step: Command, cwd: Path, env: dict[str, str], event_id: str) -> No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as an operator's terminal starts it: SIGINT at its default (an ignored SIGINT
+        # survives exec, and a test process may have inherited one)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stdout is not None

@@ -7,10 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.providers.coerce import (
+    as_bool,
     as_e164,
+    as_float,
+    as_int,
     as_str,
     as_time,
+    forget_indexes,
     get,
+    get_obj,
     get_str,
 )
 
@@ -111,8 +116,6 @@ def test_get_finds_a_key_whatever_its_padding(payload: dict[str, int], key: str)
 
 
 def test_get_on_large_objects_indexes_padded_keys_once() -> None:
-    from relay.providers.coerce import forget_indexes
-
     obj = {f"k{i}": i for i in range(100)}
     obj[" wanted "] = "first"
     obj["wanted  "] = "second"
@@ -125,8 +128,6 @@ def test_get_on_large_objects_indexes_padded_keys_once() -> None:
 
 
 # --- the value readers, case by case (each row a promise a normalizer rests on) ---
-
-from relay.providers.coerce import as_bool, as_float, as_int, forget_indexes, get_obj  # noqa: E402
 
 
 @pytest.mark.parametrize(

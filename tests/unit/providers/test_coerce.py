@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
@@ -87,10 +88,22 @@ def test_get_tolerates_keys_with_stray_spaces() -> None:
 def test_as_str_coerces_scalars_only() -> None:
     assert as_str(12) == "12"
     assert as_str(12.0) == "12"
+    assert as_str(1.5) == "1.5"  # a fractional number keeps its digits
+    assert as_str(-0.25) == "-0.25"
     assert as_str("  ") is None
+    assert as_str(" x ") == " x "  # text is kept as sent: only blank text is None
     assert as_str({"a": 1}) is None
     assert (as_str(True), as_str(False)) == ("true", "false")  # JSON's spelling
     assert get_str({"id": 7}, "display_id", "id") == "7"
+
+
+def test_as_str_reads_a_str_subclass_as_its_text() -> None:
+    class Status(enum.StrEnum):  # what a Python caller of relay.normalize may hold
+        OPEN = "open"
+        BLANK = " "
+
+    assert as_str(Status.OPEN) == "open"
+    assert as_str(Status.BLANK) is None
 
 
 @given(json_values)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -361,3 +362,46 @@ def test_missed_lookups_on_a_large_object_cost_one_join_not_a_strip_per_key(
         assert get(obj, "wanted") == "padded"
     finally:
         forget_indexes()
+
+
+def _reference_time(seconds: float) -> str | None:
+    """What ``as_time`` promises for an epoch number, by ``datetime`` (no shortcut)."""
+    if not 946_684_800 <= seconds <= 7_258_118_400:  # 2000-01-01 .. 2200-01-01
+        return None
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
+
+
+@given(st.integers(min_value=900_000_000, max_value=7_300_000_000))
+def test_epoch_seconds_read_as_datetime_formats_them(seconds: int) -> None:
+    assert as_time(seconds) == _reference_time(seconds)
+    assert as_time(str(seconds)) == _reference_time(seconds)
+
+
+@given(st.integers(min_value=900_000_000_000, max_value=7_300_000_000_000))
+def test_epoch_milliseconds_read_as_datetime_formats_them(millis: int) -> None:
+    expected = _reference_time(millis / 1000)
+    assert as_time(millis) == expected
+    assert as_time(float(millis)) == expected
+
+
+@given(st.floats(min_value=9e8, max_value=7.3e9, allow_nan=False))
+def test_fractional_epoch_seconds_read_as_datetime_formats_them(seconds: float) -> None:
+    assert as_time(seconds) == _reference_time(seconds)
+
+
+@pytest.mark.parametrize(
+    "seconds", [1_784_035_199.9999997, 1_784_035_259.9999996, 946_684_800.0000004]
+)
+def test_a_fraction_that_rounds_up_to_the_next_second_carries_into_it(seconds: float) -> None:
+    assert as_time(seconds) == _reference_time(seconds)
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [946_684_800, 7_258_118_400, 1_784_035_199, 1_784_035_200, 951_782_400, 4_107_542_399],
+)
+def test_epoch_bounds_and_day_edges_read_as_datetime_formats_them(seconds: int) -> None:
+    """The range's ends, a midnight and the second before it, 2000-02-29, 2100-02-28 23:59:59."""
+    for value in (seconds, seconds * 1000, seconds + 0.999, seconds - 0.0005):
+        assert as_time(value) == _reference_time(value if value < 1e11 else value / 1000)

@@ -108,6 +108,7 @@ def test_the_shape_cache_is_bounded() -> None:
 
 @example(1784035082.9999996)  # rounds up into the next second
 @example(7_258_118_400.0)
+@example(1_784_035_199.9999998)  # rounds up into the next minute
 @example(946_684_799)
 @example(7_258_118_401)
 @example(float("nan"))

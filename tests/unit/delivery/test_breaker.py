@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from relay.delivery.breaker import CircuitBreaker, Rule
+from relay.delivery.breaker import BUCKETS, CircuitBreaker, Rule
 
 RULE = Rule(
     window=10.0,
@@ -428,3 +428,17 @@ def test_the_no_success_log_line_rounds_failing_for_to_milliseconds() -> None:
     with capture_logs() as logs:
         breaker.record_failure()
     assert [(line["reason"], line["failing_for"]) for line in logs] == [("no_success", 5.123)]
+
+
+def test_the_window_keeps_at_most_its_buckets_however_many_attempts_it_counts() -> None:
+    """O(1) memory: a flood of attempts (a subscriber failing under load) is ten counters."""
+    clock = Clock()
+    breaker = CircuitBreaker(with_(min_attempts=10**9, no_success_for=10**9), clock=clock)
+    for step in range(3000):
+        clock.now = 1000.0 + step * 0.01  # 30 s of attempts, 100 a second
+        if step % 3:
+            breaker.record_failure()
+        else:
+            breaker.record_success()
+    assert len(breaker._buckets) <= BUCKETS
+    assert breaker._attempts_in_window == sum(bucket[1] for bucket in breaker._buckets)

@@ -392,3 +392,32 @@ def test_make_private_leaves_a_directory_that_is_not_ours_as_it_is(tmp_path: Pat
     os.chown(theirs, 12345, 12345)  # another user's data_dir, readable by others
     make_private(theirs / LOG_FILE)
     assert theirs.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_commit_answered_after_its_event_loop_closed_leaves_the_writer_working(
+    tmp_path: Path,
+) -> None:
+    """A process whose event loop ends while a commit waits (a crash path, a test's loop):
+    the writer cannot answer a closed loop, and must go on rather than die in its thread."""
+    log = EmbeddedLog(tmp_path)
+    died: list[BaseException | None] = []
+    hook = threading.excepthook
+    threading.excepthook = lambda args: died.append(args.exc_value)
+    try:
+        with contextlib.ExitStack() as held:
+
+            async def publish_while_writes_are_held() -> None:
+                await log.start()
+                blocker = held.enter_context(writes_held(log.path))
+                await _writer_busy(log, [numbered("a", 1)])
+                held.callback(blocker.execute, "COMMIT")  # once the loop has closed
+
+            asyncio.run(publish_while_writes_are_held())
+        deadline = time.monotonic() + 10
+        while not read(log.path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [item.value for item in read(log.path)] == [b"v1"]  # committed, answered nowhere
+    finally:
+        asyncio.run(log.close())  # the stop marker: a writer still working ends cleanly
+        threading.excepthook = hook
+    assert died == []

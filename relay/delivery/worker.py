@@ -80,7 +80,6 @@ class SubscriberWorker:
         self._delivered = DELIVERIES.labels(subscriber.name, "delivered")
         self._deadlettered = DELIVERIES.labels(subscriber.name, "deadlettered")
         self._seconds = DELIVERY_SECONDS.labels(subscriber.name)
-        self.state = state
         self.attempt_log = attempts
         self._flushed_delivered = 0
         self.gone: DeliveryResult | None = None

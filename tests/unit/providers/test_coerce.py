@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,7 @@ def test_as_time(value: Any, expected: str | None) -> None:
         ("554499999999", "+554499999999"),
         (554499999999, "+554499999999"),
         ("+55 (44) 99999-9999", "+5544999999999"),
+        ("+ 5544999999999", "+5544999999999"),  # a space after the plus: not kept as sent
         ("123456789012345@lid", None),  # a WhatsApp LID is an id, not a phone
         ("120363019502650977-group", None),
         ("5544999999999@s.whatsapp.net", None),
@@ -105,6 +107,36 @@ def test_as_str_reads_a_str_subclass_as_its_text() -> None:
 
     assert as_str(Status.OPEN) == "open"
     assert as_str(Status.BLANK) is None
+
+
+def test_as_str_reads_an_int_subclass_in_decimal() -> None:
+    class Code(enum.IntEnum):
+        NOT_FOUND = 404
+
+    assert as_str(Code.NOT_FOUND) == "404"
+
+
+def test_get_passes_over_keys_that_are_not_text() -> None:
+    """A caller's mapping may hold other keys; JSON's never do."""
+    assert get({1: "one", " name ": "Maria"}, "name") == "Maria"
+    assert get({1: "one"}, "name") is None
+
+
+@pytest.mark.parametrize("zone", ["America/Sao_Paulo", "Asia/Kolkata"])
+def test_times_are_utc_whatever_the_machines_time_zone(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container started with ``TZ`` set (Brazil's operators do) formats the same times."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert as_time("2024-05-02T12:00:00") == "2024-05-02T12:00:00.000Z"  # naive: UTC
+        assert as_time("2024-05-02T09:00:00-03:00") == "2024-05-02T12:00:00.000Z"
+        assert as_time("2023-01-01 18:12:45 UTC") == "2023-01-01T18:12:45.000Z"
+        assert as_time(1651065481865) == "2022-04-27T13:18:01.865Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 @given(json_values)
@@ -292,6 +324,8 @@ def test_a_large_object_whose_keys_hold_the_separator_is_still_read() -> None:
         ("42", 42),
         (" 42 ", 42),
         ("-42", -42),
+        ("-5", -5),  # one digit after the sign
+        ("-x5", None),
         ("+42", None),
         ("4.2", None),
         ("-", None),

@@ -713,6 +713,16 @@ async def test_a_pooled_connection_outlives_its_first_deadline() -> None:
     assert server.connections == 1
 
 
+async def test_an_idle_connection_is_kept_30_seconds_by_default() -> None:
+    """docs/delivery.md: "closed after 30 s unused" (the sweep is due then; not waited for)."""
+    server = answering(NO_CONTENT)
+    async with posting(server) as client:
+        assert (await client.post(b"{}", {})).status == 204
+        sweep = client._sweeping
+        assert sweep is not None
+        assert 29.0 < sweep.when() - asyncio.get_running_loop().time() <= 30.0
+
+
 async def test_a_connection_used_again_is_kept_for_keepalive_from_its_last_use() -> None:
     server = answering(NO_CONTENT, NO_CONTENT, NO_CONTENT)
     async with posting(server, keepalive=0.6) as client:

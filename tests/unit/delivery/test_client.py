@@ -586,6 +586,19 @@ async def test_each_failure_says_what_happened_in_so_many_words() -> None:
         with pytest.raises(ConnectionClosed) as middle:
             await client.post(b"{}", {})
     assert str(middle.value) == "the server closed the connection in the middle of its answer"
+    assert not middle.value.nothing_read  # never sent again
+
+    async def one_byte(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await first.read_request(reader)
+        writer.write(b"H")  # the first byte of an answer is some of it
+        await writer.drain()
+
+    first = await serving(one_byte)
+    async with posting(first) as client:
+        with pytest.raises(ConnectionClosed) as started:
+            await client.post(b"{}", {})
+    assert str(started.value) == "the server closed the connection in the middle of its answer"
+    assert not started.value.nothing_read
 
     upgrading = answering(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"

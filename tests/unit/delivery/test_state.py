@@ -7,6 +7,7 @@ from pathlib import Path
 
 from relay.config import Subscriber, parse
 from relay.delivery.state import DeliveryState, fingerprint, read_only_disabled
+from tests.support import assert_durable
 
 
 def subscriber(extra: str = "") -> Subscriber:
@@ -96,3 +97,14 @@ def test_a_disabled_record_reads_back_whole(tmp_path: Path) -> None:
     state.disable(sub, None, "disabled by an operator")  # a second disable replaces the first
     again = state.disabled(sub)
     assert again is not None and (again.status, again.reason) == (None, "disabled by an operator")
+
+
+def test_the_state_file_syncs_every_write(tmp_path: Path) -> None:
+    """A subscriber disabled on a 410, an anchor, attempt counts: each write is durable
+    when it returns (WAL, ``synchronous=FULL``), like the embedded log's (tests/README, M09)."""
+    state = DeliveryState(tmp_path)
+    try:
+        state.anchor("crm", at_ms=1_000)
+        assert_durable(state._db())
+    finally:
+        state.close()

@@ -133,6 +133,19 @@ def answering(*answers: bytes) -> RawServer:
     return server
 
 
+def cut_short(partial: bytes) -> RawServer:
+    """A server that answers a request with ``partial`` and closes the connection."""
+    server: RawServer
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server.read_request(reader)
+        writer.write(partial)
+        await writer.drain()
+
+    server = RawServer(handler)
+    return server
+
+
 # --- the ordinary path -------------------------------------------------------------------
 
 
@@ -576,29 +589,14 @@ async def test_each_failure_says_what_happened_in_so_many_words() -> None:
             await client.post(b"{}", {})
     assert str(before.value) == "the server closed the connection before answering"
 
-    async def halfway(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await cut.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Le")
-        await writer.drain()
-
-    cut = await serving(halfway)
-    async with posting(cut) as client:
-        with pytest.raises(ConnectionClosed) as middle:
-            await client.post(b"{}", {})
-    assert str(middle.value) == "the server closed the connection in the middle of its answer"
-    assert not middle.value.nothing_read  # never sent again
-
-    async def one_byte(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        await first.read_request(reader)
-        writer.write(b"H")  # the first byte of an answer is some of it
-        await writer.drain()
-
-    first = await serving(one_byte)
-    async with posting(first) as client:
-        with pytest.raises(ConnectionClosed) as started:
-            await client.post(b"{}", {})
-    assert str(started.value) == "the server closed the connection in the middle of its answer"
-    assert not started.value.nothing_read
+    # part of an answer, down to its first byte, then the connection closed
+    for partial in (b"HTTP/1.1 200 OK\r\nContent-Le", b"H"):
+        async with posting(cut_short(partial)) as client:
+            with pytest.raises(ConnectionClosed) as middle:
+                await client.post(b"{}", {})
+        expected = "the server closed the connection in the middle of its answer"
+        assert str(middle.value) == expected, partial
+        assert not middle.value.nothing_read, partial  # never sent again
 
     upgrading = answering(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"

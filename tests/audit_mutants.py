@@ -5,13 +5,16 @@ then the file restored (tests/README.md, "Promises and the tests that break when
     .venv/bin/python -m tests.audit_mutants          # all of them, about a minute
     .venv/bin/python -m tests.audit_mutants M09a M27 # some
 
-Prints ``KILLED`` or ``SURVIVED`` a mutant and exits 1 if any survived. An edit that no
+Prints ``KILLED`` or ``SURVIVED`` a mutant and exits 1 if any survived; a pytest run that
+ends without a verdict (no test selected, a collection error) stops the audit. An edit that no
 longer matches the code exactly once stops the run: the mutant must be rewritten for the
 code, not skipped. Not in CI (it edits files of the checkout while it runs).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,29 +102,52 @@ MUTANTS: list[Mutant] = [
 ]
 
 
+TESTS_FAILED = 1
+"""pytest's exit code when tests ran and some failed: the only answer that kills a mutant
+(2 interrupted or a collection error, 4 a usage error, 5 no test selected: the audit is
+broken, not the mutant killed)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # so the restoring ``finally`` runs
+
+
 def check(mutant: Mutant) -> bool:
     """Whether the mutant's tests fail on it (it is killed)."""
     name, path, old, new, tests = mutant
     file = ROOT / path
-    original = file.read_text()
-    if original.count(old) != 1:
+    original = file.read_bytes()
+    if original.count(old.encode()) != 1:
         raise SystemExit(f"{name}: its edit no longer matches {path} exactly once")
-    file.write_text(original.replace(old, new))
+    file.write_bytes(original.replace(old.encode(), new.encode()))
     try:
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-n0", *tests]
-        run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        # no .pyc written: an edit of the same length within a second could leave one that
+        # matches the restored file's size and time
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        run = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env
+        )
     finally:
-        file.write_text(original)
+        file.write_bytes(original)
     lines = run.stdout.strip().splitlines()
-    killed = run.returncode != 0
     last = lines[-1] if lines else run.stderr[-200:]
-    print(f"{name}: {'KILLED' if killed else 'SURVIVED'} ({last})")
+    if run.returncode not in (0, TESTS_FAILED):
+        raise SystemExit(f"{name}: pytest exited {run.returncode}, not a verdict ({last})")
+    killed = run.returncode == TESTS_FAILED
+    print(f"{name}: {'KILLED' if killed else 'SURVIVED'} ({last})", flush=True)
     return killed
 
 
 def main(names: list[str]) -> int:
+    unknown = set(names) - {m[0] for m in MUTANTS}
+    if unknown:
+        raise SystemExit(f"no such mutant: {', '.join(sorted(unknown))}")
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
     chosen = [m for m in MUTANTS if not names or m[0] in names]
     survived = [m[0] for m in chosen if not check(m)]
+    print(f"survived: {', '.join(survived)}" if survived else f"all {len(chosen)} killed")
     return 1 if survived else 0
 
 

@@ -731,7 +731,8 @@ async def test_an_idle_connection_is_kept_30_seconds_by_default() -> None:
         assert (await client.post(b"{}", {})).status == 204
         sweep = client._sweeping
         assert sweep is not None
-        assert 20.0 < sweep.when() - asyncio.get_running_loop().time() <= 30.0  # 31 s: over
+        # 20 s: a loaded machine; 30.5: uvloop's millisecond clock (31 s fails)
+        assert 20.0 < sweep.when() - asyncio.get_running_loop().time() <= 30.5
 
 
 async def test_a_connection_used_again_is_kept_for_keepalive_from_its_last_use() -> None:

@@ -20,7 +20,7 @@ from relay.events import (
     Template,
 )
 from relay.providers.chatwoot.interactive import ATTRIBUTE_KEYS, READERS, said
-from relay.providers.chatwoot.parts import actor, dict_or_none, text, text_of
+from relay.providers.chatwoot.parts import actor, dict_or_none, text_of
 from relay.providers.coerce import (
     as_bool,
     as_e164,
@@ -212,12 +212,46 @@ def message_of(
     obj: Mapping[str, Any], conversation_contact: Any, status_raw: str | None
 ) -> Message:
     """:func:`message` of the object cleaned."""
-    type_ = v if type(v := obj.get("message_type")) is str and v in _TYPE_WORDS else message_type(v)
+    return message_from(
+        obj.get("id"),
+        obj.get("message_type"),
+        obj.get("content_type"),
+        obj.get("content"),
+        obj.get("processed_message_content"),
+        obj.get("content_attributes"),
+        obj.get("additional_attributes"),
+        obj.get("attachments"),
+        obj.get("sender"),
+        obj.get("private"),
+        obj.get("created_at"),
+        conversation_contact,
+        status_raw,
+    )
+
+
+def message_from(
+    id_: Any,
+    message_type_: Any,
+    content_type_: Any,
+    content: Any,
+    processed: Any,
+    attributes: Any,
+    additional: Any,
+    items: Any,
+    sender_obj: Any,
+    private: Any,
+    created_at: Any,
+    conversation_contact: Any,
+    status_raw: str | None,
+) -> Message:
+    """The canonical message of a Chatwoot message's values, as decoded (the dict reader's
+    and the typed reader's one home for what they mean)."""
+    v = message_type_
+    type_ = v if type(v) is str and v in _TYPE_WORDS else message_type(v)
     direction = _DIRECTIONS.get(type_) if type_ else None
-    attributes = obj.get("content_attributes")
     content_attributes = dict_or_none(attributes) if attributes else None
     attrs: Mapping[str, Any] = content_attributes or _EMPTY
-    sender = actor(obj.get("sender"), "contact" if direction == "incoming" else "user")
+    sender = actor(sender_obj, "contact" if direction == "incoming" else "user")
     if sender is None:
         if type_ == "activity":
             sender = Actor(type="system")
@@ -229,38 +263,34 @@ def message_of(
             sender = actor(conversation_contact)
     # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
     # more is not a real message, and reading them all would only let one body cost more.
-    items = obj.get("attachments")
     if items and type(items) is list:
         attachments = _Attachments(items[:MAX_ATTACHMENTS])
         media, location, contacts = attachments.media, attachments.location, attachments.contacts
         attachment_kind = attachments.kind
     else:
         media, location, contacts, attachment_kind = [], None, [], None
-    content_type = (
-        v if type(v := obj.get("content_type")) is str and v and not v.isspace() else text_of(v)
-    )
+    v = content_type_
+    content_type = v if type(v) is str and v and not v.isspace() else text_of(v)
     kind = (
         "text"
         if content_type == "text" and not attachment_kind and type_ not in _OWN_KINDS
         else _kind(attachment_kind, type_, content_type)
     )
-    body = (
-        v if type(v := obj.get("content")) is str and v and not v.isspace() else text_of(v)
-    ) or text_of(obj.get("processed_message_content"))
+    v = content
+    body = (v if type(v) is str and v and not v.isspace() else text_of(v)) or text_of(processed)
     found = said(attrs, content_type) if attrs or content_type in READERS else _EMPTY
-    additional = obj.get("additional_attributes")
     template = _template(additional, body) if type(additional) is dict and additional else None
     if template is not None and kind == "text":
         kind = "template"
     message = Message(
-        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
+        id=str(id_) if type(id_) is int else text_of(id_),
         direction=direction,
         kind=kind,
         text=body,
-        private=v if type(v := obj.get("private")) is bool else as_bool(v) or False,
+        private=private if type(private) is bool else as_bool(private) or False,
         status=_MESSAGE_STATUSES.get(status_raw.lower()) if status_raw else None,
         provider_status=status_raw,
-        created_at=time_of(obj.get("created_at")),
+        created_at=time_of(created_at),
         sender=sender,
         media=media,
         attributes=content_attributes,
@@ -287,22 +317,28 @@ _OWN_KINDS = frozenset({"activity", "template"})
 """Message types that are their own kind (when no attachment or content type says one)."""
 
 
-def _attributes(view: Mapping[str, Any]) -> Mapping[str, Any]:
-    return clean(view.get("content_attributes"), ATTRIBUTE_KEYS)
-
-
 def is_deleted(view: Mapping[str, Any]) -> bool:
     """Chatwoot marks a deleted message ``content_attributes.deleted`` (status ``deleted``);
     ``view``: the message cleaned."""
-    if as_bool(_attributes(view).get("deleted")):
+    return is_deleted_of(view.get("content_attributes"), view.get("status"))
+
+
+def is_deleted_of(attributes: Any, status: Any) -> bool:
+    """:func:`is_deleted` of a message's ``content_attributes`` and ``status`` as decoded."""
+    if as_bool(clean(attributes, ATTRIBUTE_KEYS).get("deleted")):
         return True
-    return (text(view, "status") or "").lower() == "deleted"
+    return (text_of(status) or "").lower() == "deleted"
 
 
 def is_submission(view: Mapping[str, Any]) -> bool:
     """The contact has answered this message's survey, select or form (``view``: the
     message cleaned)."""
-    submitted = _attributes(view).get("submitted_values")
+    return is_submission_of(view.get("content_attributes"))
+
+
+def is_submission_of(attributes: Any) -> bool:
+    """:func:`is_submission` of a message's ``content_attributes`` as decoded."""
+    submitted = clean(attributes, ATTRIBUTE_KEYS).get("submitted_values")
     return bool(submitted) and isinstance(submitted, Mapping | list)
 
 
@@ -313,7 +349,12 @@ def message_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
 def message_rest(view: Mapping[str, Any], found: dict[str, Any] | None) -> dict[str, Any] | None:
     """The message's extension: ``found``, its pass-through (:func:`read`), with what its
     ``additional_attributes`` (of ``view``, the object cleaned) hold besides the template."""
-    additional = view.get("additional_attributes")
+    return with_additional(found, view.get("additional_attributes"))
+
+
+def with_additional(found: dict[str, Any] | None, additional: Any) -> dict[str, Any] | None:
+    """A message's pass-through ``found`` with what its ``additional_attributes`` as decoded
+    hold besides the template added."""
     rest = passthrough(additional, _TEMPLATE_KEY) if additional else None
     if rest:
         if found is None:

@@ -24,7 +24,7 @@ from relay.providers.base import (
     parse_json,
     require_object,
 )
-from relay.providers.chatwoot import content, parts
+from relay.providers.chatwoot import content, conversations, parts
 from relay.providers.chatwoot.parts import CONVERSATION_SEEN, META_KEYS, text_of
 from relay.providers.coerce import as_bool, as_time, get, get_obj, get_str
 from relay.providers.extensions import bounded
@@ -189,7 +189,9 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
         provider_event=read.event,
         account=read.account,
         inbox=parts.inbox(top, conversation),
-        conversation=parts.conversation_of(conversation, meta) if conversation_obj else None,
+        conversation=conversations.conversation_of(conversation, meta)
+        if conversation_obj
+        else None,
         message=message,
         contact=contact,
         actor=actor,
@@ -202,7 +204,7 @@ def message_event(read: Read, type_: EventType) -> CloudEvent:
                 if message_obj
                 else None,
             ),
-            ("conversation", parts.conversation_rest(conversation, conversation_found)),
+            ("conversation", conversations.conversation_rest(conversation, conversation_found)),
             ("contact", contact_found),
         ),
     )
@@ -216,7 +218,9 @@ def _with_updated_at(message: Message, time: str) -> Message:
 def conversation_event(read: Read, type_: EventType) -> CloudEvent:
     """The body is the conversation."""
     top = read.top
-    conversation = parts.conversation_of(top) if read.payload else None  # top: the body cleaned
+    conversation = (
+        conversations.conversation_of(top) if read.payload else None
+    )  # top: the body cleaned
     if conversation is not None and conversation.id is None:
         conversation = None
     changes = parts.changes(top)
@@ -236,7 +240,7 @@ def conversation_event(read: Read, type_: EventType) -> CloudEvent:
         contact=contact,
         changes=changes,
         extensions=read.extensions(
-            ("conversation", parts.conversation_rest(top, read.rest)),
+            ("conversation", conversations.conversation_rest(top, read.rest)),
             ("contact", contact_found),
         ),
     )
@@ -249,7 +253,7 @@ def typing_event(read: Read, type_: EventType) -> CloudEvent:
     conversation = clean(conversation_obj, CONVERSATION_SEEN)
     data = read.data(
         inbox=parts.inbox(top, conversation),
-        conversation=parts.conversation(conversation_obj),
+        conversation=conversations.conversation(conversation_obj),
         contact=parts.contact(clean(conversation.get("meta"), META_KEYS).get("sender")),
         # Typing from the web widget names the contact as `user`, without a `type` key.
         actor=parts.actor(top.get("user"), default_type="contact"),
@@ -293,7 +297,7 @@ def widget_event(read: Read, type_: EventType) -> CloudEvent:
     )
     data = read.data(
         inbox=parts.inbox(top, clean(current, CONVERSATION_SEEN)),
-        conversation=parts.conversation(current),
+        conversation=conversations.conversation(current),
         contact=parts.contact(top.get("contact")),
         widget=widget,
     )

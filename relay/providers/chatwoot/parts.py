@@ -1,5 +1,6 @@
-"""Chatwoot objects → canonical parts: account, inbox, actors, contacts, conversations,
-changes. Shapes follow Chatwoot's ``webhook_data``/``push_event_data`` builders; see
+"""Chatwoot objects → canonical parts: account, inbox, actors, contacts, changes, and the
+key tables of every object (conversations: :mod:`relay.providers.chatwoot.conversations`).
+Shapes follow Chatwoot's ``webhook_data``/``push_event_data`` builders; see
 tests/fixtures/README.md for the facts relied on."""
 
 from __future__ import annotations
@@ -13,25 +14,11 @@ from relay.events import (
     ActorType,
     Change,
     Contact,
-    Conversation,
-    ConversationStatus,
     Inbox,
 )
-from relay.providers.coerce import as_e164, as_str, get, get_str
+from relay.providers.coerce import as_e164, as_str, get
 from relay.providers.fast import clean, passthrough, read, time_of
 
-_CONVERSATION_STATUSES: dict[str, ConversationStatus] = {
-    "open": "open",
-    "pending": "pending",
-    "resolved": "resolved",
-    "snoozed": "snoozed",
-}
-_CONVERSATION_STATUS_CODES: dict[int, ConversationStatus] = {
-    0: "open",
-    1: "resolved",
-    2: "pending",
-    3: "snoozed",
-}
 _ACTOR_TYPES: dict[str, ActorType] = {
     "user": "agent",
     "contact": "contact",
@@ -175,14 +162,19 @@ def account(payload: Mapping[str, Any]) -> Account | None:
     obj = payload.get("account")
     if type(obj) is not dict or not obj.keys() <= SMALL_KEYS:
         obj = clean(obj, SMALL_KEYS)
-    account_id = (
-        (str(v) if type(v := obj.get("id")) is int else text_of(v))
-        or text_of(payload.get("account_id"))
+    v = obj.get("id")
+    account_id = (str(v) if type(v) is int else text_of(v)) or (
+        text_of(payload.get("account_id"))
         or _account_id_of_conversation(payload.get("conversation"))
         or _account_id_of_conversation(payload.get("current_conversation"))
         or _account_id_of_conversation(payload, cleaned=True)
     )
-    name = v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v)
+    return account_from(account_id, obj.get("name"))
+
+
+def account_from(account_id: str | None, name: Any) -> Account | None:
+    """The account of its id (found) and its ``name`` as decoded."""
+    name = name if type(name) is str and name and not name.isspace() else text_of(name)
     if account_id is None and name is None:
         return None
     return Account(id=account_id, name=name)
@@ -193,9 +185,15 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
     found = obj.get("inbox")
     if type(found) is not dict or not found.keys() <= SMALL_KEYS:
         found = clean(found, SMALL_KEYS)
+    return inbox_from(found, conversation.get("inbox_id"), conversation.get("channel"))
+
+
+def inbox_from(found: Mapping[str, Any], inbox_id: Any, channel: Any) -> Inbox | None:
+    """The inbox of a body's ``inbox`` (cleaned) and its conversation's ``inbox_id`` and
+    ``channel`` as decoded."""
     inbox_id = (
         str(v) if type(v := found.get("id")) is int else None if v is None else text_of(v)
-    ) or (str(v) if type(v := conversation.get("inbox_id")) is int else text_of(v))
+    ) or (str(inbox_id) if type(inbox_id) is int else text_of(inbox_id))
     name = (
         v
         if type(v := found.get("name")) is str and v and not v.isspace()
@@ -204,7 +202,7 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
         else text_of(v)
     )
     channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or (
-        v if type(v := conversation.get("channel")) is str and v and not v.isspace() else text_of(v)
+        channel if type(channel) is str and channel and not channel.isspace() else text_of(channel)
     )
     if inbox_id is None and name is None and channel is None:
         return None
@@ -273,96 +271,6 @@ def contact_of(obj: Mapping[str, Any]) -> Contact:
 
 def contact_extension(obj: Any) -> dict[str, Any] | None:
     return passthrough(obj, CONTACT_KEYS)
-
-
-def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
-    view, found = read(obj, CONVERSATION_KEYS)
-    return conversation_rest(view, found)
-
-
-def conversation_rest(
-    view: Mapping[str, Any], found: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """The conversation's extension: ``found``, its pass-through (:func:`read`), with its
-    ``contact_inbox`` (of ``view``, the object cleaned) added."""
-    contact_inbox = view.get("contact_inbox")
-    if type(contact_inbox) is dict:
-        # the raw contact_inbox row carries the widget's pubsub_token: a credential
-        kept = dict(contact_inbox)
-        kept.pop("pubsub_token", None)
-        if None in kept.values():
-            kept = {k: v for k, v in kept.items() if v is not None}
-        if kept:
-            if found is None:
-                return {"contact_inbox": kept}
-            found["contact_inbox"] = kept  # a fresh dict, of keys other than this one
-    return found
-
-
-def _conversation_status(value: Any) -> ConversationStatus | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return _CONVERSATION_STATUS_CODES.get(value)
-    text = as_str(value)
-    return _CONVERSATION_STATUSES.get(text.lower()) if text else None
-
-
-def _labels(value: Any) -> list[str] | None:
-    if not value or not isinstance(value, list):
-        return None
-    labels = [label for label in (as_str(item) for item in value) if label]
-    return labels or None
-
-
-def conversation(value: Any) -> Conversation | None:
-    if type(value) is not dict or not value:
-        return None
-    return conversation_of(
-        value if value.keys() <= CONVERSATION_SEEN else clean(value, CONVERSATION_SEEN)
-    )
-
-
-def conversation_of(obj: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> Conversation:
-    """The conversation of a cleaned, non-empty object (``meta``: its ``meta``, cleaned, when
-    the caller has it)."""
-    if meta is None:
-        meta = obj.get("meta")
-        if type(meta) is not dict or not meta.keys() <= META_KEYS:
-            meta = clean(meta, META_KEYS)
-    team = meta.get("team")
-    assignee = meta.get("assignee")
-    status_raw = obj.get("status")
-    updated = obj.get("updated_at")
-    if updated is None:
-        updated = obj.get("last_activity_at")
-        if updated is None:
-            updated = obj.get("timestamp")
-    labels = obj.get("labels")
-    custom, additional = obj.get("custom_attributes"), obj.get("additional_attributes")
-    return Conversation(
-        id=(None if (v := obj.get("display_id")) is None else text_of(v))
-        or (str(v) if type(v := obj.get("id")) is int else text_of(v)),
-        status=_CONVERSATION_STATUSES.get(status_raw.lower())
-        if type(status_raw) is str
-        else _conversation_status(status_raw),
-        provider_status=status_raw
-        if type(status_raw) is str and status_raw and not status_raw.isspace()
-        else as_str(status_raw),
-        inbox_id=str(v) if type(v := obj.get("inbox_id")) is int else text_of(v),
-        channel=v if type(v := obj.get("channel")) is str and v and not v.isspace() else text_of(v),
-        assignee=actor(assignee, default_type="user") if assignee else None,
-        team=None
-        if team is None
-        else get_str(team, "name")
-        if type(team) is dict
-        else as_str(team),
-        labels=_labels(labels) if labels else None,
-        priority=None if (v := obj.get("priority")) is None else text_of(v),
-        created_at=time_of(obj.get("created_at")),
-        updated_at=time_of(updated),
-        snoozed_until=None if (v := obj.get("snoozed_until")) is None else time_of(v),
-        custom_attributes=dict_or_none(custom) if custom else None,
-        additional_attributes=dict_or_none(additional) if additional else None,
-    )
 
 
 def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:

@@ -47,14 +47,13 @@ from relay.providers.chatwoot.content import (
     _template,
     message_type,
 )
+from relay.providers.chatwoot.conversations import _conversation_status, _labels
 from relay.providers.chatwoot.interactive import _cards, _error, _form, _options
 from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX
 from relay.providers.chatwoot.parts import (
     _ACTOR_TYPES,
     CONTACT_KEYS,
     CONVERSATION_KEYS,
-    _conversation_status,
-    _labels,
     dict_or_none,
 )
 from relay.providers.coerce import (

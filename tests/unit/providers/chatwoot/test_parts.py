@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from relay.providers.chatwoot import parts
+from relay.providers.chatwoot import conversations, parts
 from relay.providers.chatwoot.parts import text_of
 from relay.providers.coerce import as_e164, as_str
 from tests.unit.providers.chatwoot import reference
@@ -69,7 +69,7 @@ def test_contacts_and_actors_read_as_the_tolerant_readers_read_them(obj: dict[st
 
 @given(st.dictionaries(st.sampled_from(["id", "status", "channel", "inbox_id"]), person_values))
 def test_conversations_read_as_the_tolerant_readers_read_them(obj: dict[str, Any]) -> None:
-    assert parts.conversation(obj) == reference.conversation(obj)
+    assert conversations.conversation(obj) == reference.conversation(obj)
 
 
 def test_the_remembered_phones_are_bounded() -> None:

@@ -1,0 +1,309 @@
+"""The typed fast path for Chatwoot message events (issue 16 point 6).
+
+A ``message_created``/``message_updated`` body as Chatwoot's builders write it is decoded
+straight into the Structs below, whose fields are the keys relay's dict reader knows for
+each object (``forbid_unknown_fields``: any other key, or one with stray whitespace, is a
+refusal), and read by attribute. What the values mean is the dict reader's, through the
+same value-taking builders (:func:`relay.providers.chatwoot.content.message_from`,
+:func:`relay.providers.chatwoot.parts.conversation_from`, ...); the sender and contact
+objects stay dicts, read by the dict reader's own functions.
+
+Whatever this path does not take raises :class:`NotTyped` (or msgspec's refusal) and the
+body is read by the dict path instead, with the same events as a result; tests hold the
+two to each other (tests/unit/providers/chatwoot/test_typed.py). The one visible
+difference: ``data.extensions.chatwoot.conversation`` lists its keys in this module's
+order (Chatwoot's own) rather than in the order a body sent them; JSON objects are
+unordered, and docs/events.md says so of the pass-through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET
+
+from relay.events import CloudEvent, EventData, EventType
+from relay.providers.base import Inbound
+from relay.providers.chatwoot import content, conversations, parts
+from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX, EVENTS, Read, message_event
+from relay.providers.chatwoot.parts import META_KEYS, SMALL_KEYS, text_of
+from relay.providers.fast import clean, time_of
+
+_EMPTY: dict[str, Any] = {}
+
+
+class NotTyped(Exception):
+    """A body the typed path leaves to the dict path (its events are the same either way)."""
+
+
+class _Copy(msgspec.Struct, forbid_unknown_fields=False):
+    """A message's copy in ``conversation.messages[]``: only what the reader takes of it
+    (any other key is skipped; a key it needs that is not sent as spelt is a refusal, since
+    the dict path would look for it with stray whitespace)."""
+
+    id: Any = UNSET
+    status: Any = UNSET
+    updated_at: Any = UNSET
+    account_id: Any = UNSET
+
+
+class _Conversation(msgspec.Struct, forbid_unknown_fields=True):
+    """A message's ``conversation`` (``parts.CONVERSATION_SEEN``), in Chatwoot's order."""
+
+    id: Any  # required: an empty object is the dict path's (the automation shape)
+    additional_attributes: Any = None
+    can_reply: Any = None
+    channel: Any = None
+    contact_inbox: Any = None
+    inbox_id: Any = None
+    messages: list[_Copy] | None = None
+    labels: Any = None
+    meta: Any = None
+    status: Any = None
+    custom_attributes: Any = None
+    snoozed_until: Any = None
+    unread_count: Any = None
+    first_reply_created_at: Any = None
+    priority: Any = None
+    waiting_since: Any = None
+    agent_last_seen_at: Any = None
+    contact_last_seen_at: Any = None
+    assignee_last_seen_at: Any = None
+    last_activity_at: Any = None
+    timestamp: Any = None
+    created_at: Any = None
+    updated_at: Any = None
+    display_id: Any = None
+    account_id: Any = None
+    account: Any = None
+    inbox: Any = None
+    event: Any = None
+    changed_attributes: Any = None
+
+
+CONVERSATION_PASS = (
+    "can_reply",
+    "unread_count",
+    "first_reply_created_at",
+    "waiting_since",
+    "agent_last_seen_at",
+    "contact_last_seen_at",
+    "assignee_last_seen_at",
+)
+"""What of a conversation goes to the pass-through (``CONVERSATION_SEEN`` less
+``CONVERSATION_KEYS``), in Chatwoot's order."""
+assert frozenset(CONVERSATION_PASS) == parts.CONVERSATION_SEEN - parts.CONVERSATION_KEYS
+assert frozenset(_Conversation.__struct_fields__) == parts.CONVERSATION_SEEN
+
+
+class _Message(msgspec.Struct, forbid_unknown_fields=True):
+    """A message event's body (``content.MESSAGE_SEEN``), in Chatwoot's order."""
+
+    event: str
+    conversation: _Conversation | None = None
+    account: Any = None
+    additional_attributes: Any = None
+    content_attributes: Any = None
+    content_type: Any = None
+    content: Any = None
+    created_at: Any = None
+    id: Any = None
+    inbox: Any = None
+    message_type: Any = None
+    private: Any = None
+    sender: Any = None
+    source_id: Any = None
+    attachments: Any = None
+    status: Any = None
+    processed_message_content: Any = None
+    updated_at: Any = None
+    contact: Any = None
+    account_id: Any = None
+    inbox_id: Any = None
+    conversation_id: Any = None
+    sender_type: Any = None
+    sender_id: Any = None
+
+
+assert frozenset(_Message.__struct_fields__) == content.MESSAGE_SEEN
+assert {"source_id"} == content.MESSAGE_SEEN - content.MESSAGE_KEYS
+
+decode = msgspec.json.Decoder(_Message).decode
+
+# Chatwoot's message bodies end with their event's name; any other body goes straight to
+# the dict path (a wrong guess costs time, never an answer: the typed path checks itself).
+_HINTS = (b'"message_created"', b'"message_updated"')
+
+
+def may_be_typed(body: bytes) -> bool:
+    return _HINTS[0] in body or _HINTS[1] in body
+
+
+def normalize_typed(inbound: Inbound) -> list[CloudEvent]:
+    """The events of a Chatwoot message body on the typed path, or :class:`NotTyped` (or
+    msgspec's refusal) for the dict path to read it."""
+    body = decode(inbound.body)
+    event = body.event
+    entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX)) if event else None
+    conversation = body.conversation
+    if entry is None or entry[1] is not message_event or conversation is None:
+        raise NotTyped
+    return [_message_event(inbound, event, entry[0], body, conversation)]
+
+
+def _message_event(
+    inbound: Inbound, event: str, type_: EventType, body: _Message, conversation: _Conversation
+) -> CloudEvent:
+    """:func:`relay.providers.chatwoot.normalize.message_event` of a typed body (its
+    automation shape, a message without its conversation, is the dict path's)."""
+    copies = conversation.messages
+    account = parts.account_from(_account_id(body, conversation, copies), _name(body.account))
+    meta = conversation.meta
+    if type(meta) is not dict or not meta.keys() <= META_KEYS:
+        meta = clean(meta, META_KEYS)
+    conversation_contact = meta.get("sender")
+    message_id = str(v) if type(v := body.id) is int else text_of(v)
+    copy = _latest(message_id, copies)
+    status = text_of(body.status) or (None if copy is None else text_of(_needed(copy.status)))
+    attributes = body.content_attributes
+    message = content.message_from(
+        body.id,
+        body.message_type,
+        body.content_type,
+        body.content,
+        body.processed_message_content,
+        attributes,
+        body.additional_attributes,
+        body.attachments,
+        body.sender,
+        body.private,
+        body.created_at,
+        conversation_contact,
+        status,
+    )
+    if type_ == "chat.message.updated" and content.is_deleted_of(attributes, body.status):
+        type_ = "chat.message.deleted"
+    contact_obj = body.contact or conversation_contact
+    if contact_obj is None and message.sender is not None and message.sender.type == "contact":
+        contact_obj = body.sender
+    time = message.created_at
+    identity = None
+    account_key = account.id if account else ""
+    if type_ == "chat.message.created" and message.id:
+        identity = f"message:{account_key}:{message.id}"
+    else:
+        if type_ == "chat.message.deleted" and message.id:
+            identity = f"deleted:{account_key}:{message.id}"
+        time = None if copy is None else time_of(_needed(copy.updated_at))
+        if time is not None and type_ != "chat.message.created":
+            message = msgspec.structs.replace(message, updated_at=time)
+    actor = message.sender
+    if type_ == "chat.message.updated" and content.is_submission_of(attributes):
+        actor = parts.actor(conversation_contact) or actor
+    contact, contact_found = parts.contact_and_extension(contact_obj)
+    updated = conversation.updated_at
+    if updated is None:
+        updated = conversation.last_activity_at
+        if updated is None:
+            updated = conversation.timestamp
+    read = Read(inbound, _EMPTY, _EMPTY, event, account, None)
+    source_id = body.source_id
+    data = EventData(
+        provider="chatwoot",
+        source=inbound.source,
+        provider_event=event,
+        account=account,
+        inbox=parts.inbox_from(_small(body.inbox), conversation.inbox_id, conversation.channel),
+        conversation=conversations.conversation_from(
+            meta,
+            conversation.id,
+            conversation.display_id,
+            conversation.status,
+            conversation.inbox_id,
+            conversation.channel,
+            conversation.labels,
+            conversation.priority,
+            conversation.created_at,
+            updated,
+            conversation.snoozed_until,
+            conversation.custom_attributes,
+            conversation.additional_attributes,
+        ),
+        message=message,
+        contact=contact,
+        actor=actor,
+        extensions=read.extensions(
+            (
+                "message",
+                content.with_additional(
+                    {"source_id": source_id} if _kept(source_id) else None,
+                    body.additional_attributes,
+                ),
+            ),
+            (
+                "conversation",
+                conversations.with_contact_inbox(_passed(conversation), conversation.contact_inbox),
+            ),
+            ("contact", contact_found),
+        ),
+    )
+    return read.finish(type_, identity, time, data)
+
+
+def _kept(value: Any) -> bool:
+    """Whether the pass-through keeps a value: not null, not an empty object or list."""
+    return value is not None and (bool(value) or type(value) not in (dict, list))
+
+
+def _passed(conversation: _Conversation) -> dict[str, Any] | None:
+    found = {}
+    for key in CONVERSATION_PASS:
+        value = getattr(conversation, key)
+        if value is not None and (value or type(value) not in (dict, list)):
+            found[key] = value
+    return found or None
+
+
+def _needed(value: Any) -> Any:
+    """A copy's value the reader needs: not sent as spelt, the dict path's to look for."""
+    if value is UNSET:
+        raise NotTyped
+    return value
+
+
+def _latest(message_id: str | None, copies: list[_Copy] | None) -> _Copy | None:
+    """The conversation's copy of this message (the dict path's ``_latest``)."""
+    if message_id is None or not copies:
+        return None
+    for copy in copies:
+        v = _needed(copy.id)
+        if (str(v) if type(v) is int else text_of(v)) == message_id:
+            return copy
+    return None
+
+
+def _small(obj: Any) -> Any:
+    """An account or inbox object, cleaned (``clean`` of anything but an object: empty)."""
+    return obj if type(obj) is dict and obj.keys() <= SMALL_KEYS else clean(obj, SMALL_KEYS)
+
+
+def _name(obj: Any) -> Any:
+    return _small(obj).get("name")
+
+
+def _account_id(body: _Message, conversation: _Conversation, copies: list[_Copy] | None) -> Any:
+    """``parts.account``'s id of a typed body: its account's, else an ``account_id`` of the
+    body, of its conversation or of the conversation's messages."""
+    v = _small(body.account).get("id")
+    found = (str(v) if type(v) is int else text_of(v)) or text_of(body.account_id)
+    if found is None:
+        found = None if (v := conversation.account_id) is None else text_of(v)
+        for copy in copies if found is None and copies else ():
+            found = text_of(_needed(copy.account_id))
+            if found is not None:
+                break
+    return found
+
+
+__all__ = ["NotTyped", "may_be_typed", "normalize_typed"]

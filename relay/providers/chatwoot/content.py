@@ -4,7 +4,7 @@ interactive content types are :mod:`relay.providers.chatwoot.interactive`'s)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -243,15 +243,17 @@ def message_from(
     created_at: Any,
     conversation_contact: Any,
     status_raw: str | None,
+    actor_of: Callable[..., Actor | None] = actor,
 ) -> Message:
     """The canonical message of a Chatwoot message's values, as decoded (the dict reader's
-    and the typed reader's one home for what they mean)."""
+    and the typed reader's one home for what they mean; ``actor_of`` reads the sender and
+    the conversation's contact, as each reader holds them)."""
     v = message_type_
     type_ = v if type(v) is str and v in _TYPE_WORDS else message_type(v)
     direction = _DIRECTIONS.get(type_) if type_ else None
     content_attributes = dict_or_none(attributes) if attributes else None
     attrs: Mapping[str, Any] = content_attributes or _EMPTY
-    sender = actor(sender_obj, "contact" if direction == "incoming" else "user")
+    sender = actor_of(sender_obj, "contact" if direction == "incoming" else "user")
     if sender is None:
         if type_ == "activity":
             sender = Actor(type="system")
@@ -260,7 +262,7 @@ def message_from(
             echo = as_bool(get(attrs, "external_echo"))
             sender = Actor(type="agent" if echo else "bot")
         elif direction == "incoming":
-            sender = actor(conversation_contact)
+            sender = actor_of(conversation_contact)
     # Chatwoot allows 15 attachments a message (Message::NUMBER_OF_PERMITTED_ATTACHMENTS);
     # more is not a real message, and reading them all would only let one body cost more.
     if items and type(items) is list:

@@ -95,7 +95,8 @@ def conversation_of(obj: Mapping[str, Any], meta: Mapping[str, Any] | None = Non
         if updated is None:
             updated = obj.get("timestamp")
     return conversation_from(
-        meta,
+        meta.get("team"),
+        meta.get("assignee"),
         obj.get("id"),
         obj.get("display_id"),
         obj.get("status"),
@@ -112,7 +113,8 @@ def conversation_of(obj: Mapping[str, Any], meta: Mapping[str, Any] | None = Non
 
 
 def conversation_from(
-    meta: Mapping[str, Any],
+    team: Any,
+    assignee: Any,
     id_: Any,
     display_id: Any,
     status_raw: Any,
@@ -127,10 +129,9 @@ def conversation_from(
     additional: Any,
 ) -> Conversation:
     """The canonical conversation of a Chatwoot conversation's values, as decoded
-    (``meta`` cleaned; ``updated``: its ``updated_at``, else ``last_activity_at``, else
-    ``timestamp``): the dict reader's and the typed reader's one home for what they mean."""
-    team = meta.get("team")
-    assignee = meta.get("assignee")
+    (``team`` and ``assignee``: its meta's; ``updated``: its ``updated_at``, else
+    ``last_activity_at``, else ``timestamp``): the dict reader's and the typed reader's one
+    home for what they mean."""
     return Conversation(
         id=(None if display_id is None else text_of(display_id))
         or (str(id_) if type(id_) is int else text_of(id_)),

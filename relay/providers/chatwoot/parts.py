@@ -111,9 +111,8 @@ def text_of(value: Any) -> str | None:
     return None if value is None else as_str(value)
 
 
-def _avatar(obj: Mapping[str, Any], avatar: Any) -> str | None:
-    """The first of ``avatar``, ``thumbnail`` and ``avatar_url`` that is text."""
-    for value in (avatar, obj.get("thumbnail"), obj.get("avatar_url")):
+def _first_text(*values: Any) -> str | None:
+    for value in values:
         if value is not None and (found := text_of(value)) is not None:
             return found
     return None
@@ -185,23 +184,29 @@ def inbox(obj: Mapping[str, Any], conversation: Mapping[str, Any]) -> Inbox | No
     found = obj.get("inbox")
     if type(found) is not dict or not found.keys() <= SMALL_KEYS:
         found = clean(found, SMALL_KEYS)
-    return inbox_from(found, conversation.get("inbox_id"), conversation.get("channel"))
-
-
-def inbox_from(found: Mapping[str, Any], inbox_id: Any, channel: Any) -> Inbox | None:
-    """The inbox of a body's ``inbox`` (cleaned) and its conversation's ``inbox_id`` and
-    ``channel`` as decoded."""
-    inbox_id = (
-        str(v) if type(v := found.get("id")) is int else None if v is None else text_of(v)
-    ) or (str(inbox_id) if type(inbox_id) is int else text_of(inbox_id))
-    name = (
-        v
-        if type(v := found.get("name")) is str and v and not v.isspace()
-        else None
-        if v is None
-        else text_of(v)
+    return inbox_from(
+        found.get("id"),
+        found.get("name"),
+        found.get("channel_type"),
+        conversation.get("inbox_id"),
+        conversation.get("channel"),
     )
-    channel = (None if (v := found.get("channel_type")) is None else text_of(v)) or (
+
+
+def inbox_from(id_: Any, name: Any, channel_type: Any, inbox_id: Any, channel: Any) -> Inbox | None:
+    """The inbox of a body's ``inbox`` values (``id_``, ``name``, ``channel_type``) and its
+    conversation's ``inbox_id`` and ``channel``, as decoded."""
+    inbox_id = (str(id_) if type(id_) is int else None if id_ is None else text_of(id_)) or (
+        str(inbox_id) if type(inbox_id) is int else text_of(inbox_id)
+    )
+    name = (
+        name
+        if type(name) is str and name and not name.isspace()
+        else None
+        if name is None
+        else text_of(name)
+    )
+    channel = (None if channel_type is None else text_of(channel_type)) or (
         channel if type(channel) is str and channel and not channel.isspace() else text_of(channel)
     )
     if inbox_id is None and name is None and channel is None:
@@ -228,14 +233,36 @@ def actor(value: Any, default_type: str = "contact") -> Actor | None:
     if type(value) is not dict or not value:
         return None
     obj = value if value.keys() <= PERSON_SEEN else clean(value, PERSON_SEEN)
-    kind = None if (v := obj.get("type")) is None else text_of(v)
+    return actor_from(
+        obj.get("type"),
+        obj.get("id"),
+        obj.get("name"),
+        obj.get("available_name"),
+        obj.get("email"),
+        obj.get("phone_number"),
+        default_type,
+    )
+
+
+def actor_from(
+    kind: Any,
+    id_: Any,
+    name: Any,
+    available_name: Any,
+    email: Any,
+    phone_number: Any,
+    default_type: str = "contact",
+) -> Actor:
+    """The actor of a person's values, as decoded (the dict reader's and the typed
+    reader's one home for what they mean)."""
+    kind = None if kind is None else text_of(kind)
     return Actor(
         type=_ACTOR_TYPES.get(kind.lower() if kind else default_type, "system"),
-        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
-        name=(v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v))
-        or text_of(obj.get("available_name")),
-        email=None if (v := obj.get("email")) is None else text_of(v),
-        phone=phone(obj.get("phone_number")),
+        id=str(id_) if type(id_) is int else text_of(id_),
+        name=(name if type(name) is str and name and not name.isspace() else text_of(name))
+        or text_of(available_name),
+        email=None if email is None else text_of(email),
+        phone=phone(phone_number),
     )
 
 
@@ -255,16 +282,41 @@ def contact_and_extension(value: Any) -> tuple[Contact | None, dict[str, Any] | 
 
 def contact_of(obj: Mapping[str, Any]) -> Contact:
     """The contact of a cleaned, non-empty object."""
-    custom = obj.get("custom_attributes")
+    return contact_from(
+        obj.get("id"),
+        obj.get("name"),
+        obj.get("phone_number"),
+        obj.get("email"),
+        obj.get("identifier"),
+        obj.get("avatar"),
+        obj.get("thumbnail"),
+        obj.get("avatar_url"),
+        obj.get("custom_attributes"),
+    )
+
+
+def contact_from(
+    id_: Any,
+    name: Any,
+    phone_number: Any,
+    email: Any,
+    identifier: Any,
+    avatar: Any,
+    thumbnail: Any,
+    avatar_url: Any,
+    custom: Any,
+) -> Contact:
+    """The contact of a person's values, as decoded (the avatar: the first of ``avatar``,
+    ``thumbnail`` and ``avatar_url`` that is text)."""
     return Contact(
-        id=str(v) if type(v := obj.get("id")) is int else text_of(v),
-        name=v if type(v := obj.get("name")) is str and v and not v.isspace() else text_of(v),
-        phone=phone(obj.get("phone_number")),
-        email=None if (v := obj.get("email")) is None else text_of(v),
-        identifier=None if (v := obj.get("identifier")) is None else text_of(v),
-        avatar_url=v
-        if type(v := obj.get("avatar")) is str and v and not v.isspace()
-        else _avatar(obj, v),
+        id=str(id_) if type(id_) is int else text_of(id_),
+        name=name if type(name) is str and name and not name.isspace() else text_of(name),
+        phone=phone(phone_number),
+        email=None if email is None else text_of(email),
+        identifier=None if identifier is None else text_of(identifier),
+        avatar_url=avatar
+        if type(avatar) is str and avatar and not avatar.isspace()
+        else _first_text(avatar, thumbnail, avatar_url),
         custom_attributes=dict_or_none(custom) if custom else None,
     )
 

@@ -18,23 +18,36 @@ unordered, and docs/events.md says so of the pass-through.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import msgspec
 from msgspec import UNSET
 
-from relay.events import CloudEvent, EventData, EventType
+from relay.events import Actor, CloudEvent, Contact, EventData, EventType
 from relay.providers.base import Inbound
 from relay.providers.chatwoot import content, conversations, parts
 from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX, EVENTS, Read, message_event
 from relay.providers.chatwoot.parts import META_KEYS, SMALL_KEYS, text_of
-from relay.providers.fast import clean, time_of
+from relay.providers.fast import time_of
 
 _EMPTY: dict[str, Any] = {}
 
 
 class NotTyped(Exception):
     """A body the typed path leaves to the dict path (its events are the same either way)."""
+
+
+class _Small(msgspec.Struct, forbid_unknown_fields=True):
+    """An account or inbox (``parts.SMALL_KEYS``)."""
+
+    id: Any = None
+    name: Any = None
+    channel_type: Any = None
+
+
+assert frozenset(_Small.__struct_fields__) == SMALL_KEYS
+_NO_SMALL = _Small()
 
 
 class _Copy(msgspec.Struct, forbid_unknown_fields=False):
@@ -48,6 +61,60 @@ class _Copy(msgspec.Struct, forbid_unknown_fields=False):
     account_id: Any = UNSET
 
 
+class _Person(msgspec.Struct, forbid_unknown_fields=True):
+    """A sender or contact (``parts.PERSON_SEEN``), in Chatwoot's order (its contact's
+    ``push_event_data``, then a user's keys)."""
+
+    id: Any  # required: an empty object is no one (the dict path's)
+    additional_attributes: Any = None
+    custom_attributes: Any = None
+    email: Any = None
+    identifier: Any = None
+    name: Any = None
+    phone_number: Any = None
+    thumbnail: Any = None
+    blocked: Any = None
+    type: Any = None
+    available_name: Any = None
+    avatar_url: Any = None
+    availability_status: Any = None
+    avatar: Any = None
+    last_activity_at: Any = None
+    account: Any = None
+    event: Any = None
+    changed_attributes: Any = None
+    created_at: Any = None
+    updated_at: Any = None
+
+
+PERSON_PASS = (
+    "additional_attributes",
+    "blocked",
+    "available_name",
+    "availability_status",
+    "last_activity_at",
+)
+"""What of a contact goes to the pass-through (``PERSON_SEEN`` less ``CONTACT_KEYS``), in
+Chatwoot's order."""
+assert frozenset(PERSON_PASS) == parts.PERSON_SEEN - parts.CONTACT_KEYS
+assert frozenset(_Person.__struct_fields__) == parts.PERSON_SEEN
+
+
+class _Meta(msgspec.Struct, forbid_unknown_fields=True):
+    """A conversation's ``meta`` (``parts.META_KEYS``)."""
+
+    sender: _Person | None = None
+    assignee: Any = None
+    assignee_type: Any = None
+    team: Any = None
+    hmac_verified: Any = None
+    channel: Any = None
+
+
+assert frozenset(_Meta.__struct_fields__) == META_KEYS
+_NO_META = _Meta()
+
+
 class _Conversation(msgspec.Struct, forbid_unknown_fields=True):
     """A message's ``conversation`` (``parts.CONVERSATION_SEEN``), in Chatwoot's order."""
 
@@ -59,7 +126,7 @@ class _Conversation(msgspec.Struct, forbid_unknown_fields=True):
     inbox_id: Any = None
     messages: list[_Copy] | None = None
     labels: Any = None
-    meta: Any = None
+    meta: _Meta | None = None
     status: Any = None
     custom_attributes: Any = None
     snoozed_until: Any = None
@@ -102,23 +169,23 @@ class _Message(msgspec.Struct, forbid_unknown_fields=True):
 
     event: str
     conversation: _Conversation | None = None
-    account: Any = None
+    account: _Small | None = None
     additional_attributes: Any = None
     content_attributes: Any = None
     content_type: Any = None
     content: Any = None
     created_at: Any = None
     id: Any = None
-    inbox: Any = None
+    inbox: _Small | None = None
     message_type: Any = None
     private: Any = None
-    sender: Any = None
+    sender: _Person | None = None
     source_id: Any = None
     attachments: Any = None
     status: Any = None
     processed_message_content: Any = None
     updated_at: Any = None
-    contact: Any = None
+    contact: _Person | None = None
     account_id: Any = None
     inbox_id: Any = None
     conversation_id: Any = None
@@ -158,11 +225,14 @@ def _message_event(
     """:func:`relay.providers.chatwoot.normalize.message_event` of a typed body (its
     automation shape, a message without its conversation, is the dict path's)."""
     copies = conversation.messages
-    account = parts.account_from(_account_id(body, conversation, copies), _name(body.account))
-    meta = conversation.meta
-    if type(meta) is not dict or not meta.keys() <= META_KEYS:
-        meta = clean(meta, META_KEYS)
-    conversation_contact = meta.get("sender")
+    small = body.account or _NO_SMALL
+    v = small.id
+    account = parts.account_from(
+        (str(v) if type(v) is int else text_of(v)) or _account_id(body, conversation, copies),
+        small.name,
+    )
+    meta = conversation.meta or _NO_META
+    conversation_contact = meta.sender
     message_id = str(v) if type(v := body.id) is int else text_of(v)
     copy = _latest(message_id, copies)
     status = text_of(body.status) or (None if copy is None else text_of(_needed(copy.status)))
@@ -181,6 +251,7 @@ def _message_event(
         body.created_at,
         conversation_contact,
         status,
+        _actor,
     )
     if type_ == "chat.message.updated" and content.is_deleted_of(attributes, body.status):
         type_ = "chat.message.deleted"
@@ -200,23 +271,27 @@ def _message_event(
             message = msgspec.structs.replace(message, updated_at=time)
     actor = message.sender
     if type_ == "chat.message.updated" and content.is_submission_of(attributes):
-        actor = parts.actor(conversation_contact) or actor
-    contact, contact_found = parts.contact_and_extension(contact_obj)
+        actor = _actor(conversation_contact) or actor
+    contact, contact_found = _contact(contact_obj)
     updated = conversation.updated_at
     if updated is None:
         updated = conversation.last_activity_at
         if updated is None:
             updated = conversation.timestamp
     read = Read(inbound, _EMPTY, _EMPTY, event, account, None)
+    inbox = body.inbox or _NO_SMALL
     source_id = body.source_id
     data = EventData(
         provider="chatwoot",
         source=inbound.source,
         provider_event=event,
         account=account,
-        inbox=parts.inbox_from(_small(body.inbox), conversation.inbox_id, conversation.channel),
+        inbox=parts.inbox_from(
+            inbox.id, inbox.name, inbox.channel_type, conversation.inbox_id, conversation.channel
+        ),
         conversation=conversations.conversation_from(
-            meta,
+            meta.team,
+            meta.assignee,
             conversation.id,
             conversation.display_id,
             conversation.status,
@@ -251,6 +326,46 @@ def _message_event(
     return read.finish(type_, identity, time, data)
 
 
+def _actor(person: _Person | None, default_type: str = "contact") -> Actor | None:
+    """``parts.actor`` of a typed person."""
+    if person is None:
+        return None
+    return parts.actor_from(
+        person.type,
+        person.id,
+        person.name,
+        person.available_name,
+        person.email,
+        person.phone_number,
+        default_type,
+    )
+
+
+def _contact(person: _Person | None) -> tuple[Contact | None, dict[str, Any] | None]:
+    """``parts.contact_and_extension`` of a typed person."""
+    if person is None:
+        return None, None
+    contact = parts.contact_from(
+        person.id,
+        person.name,
+        person.phone_number,
+        person.email,
+        person.identifier,
+        person.avatar,
+        person.thumbnail,
+        person.avatar_url,
+        person.custom_attributes,
+    )
+    found = {}
+    for key, value in zip(PERSON_PASS, _person_pass(person), strict=True):
+        if value is not None and (value or type(value) not in (dict, list)):
+            found[key] = value
+    return contact, found or None
+
+
+_person_pass = operator.attrgetter(*PERSON_PASS)
+
+
 def _kept(value: Any) -> bool:
     """Whether the pass-through keeps a value: not null, not an empty object or list."""
     return value is not None and (bool(value) or type(value) not in (dict, list))
@@ -258,11 +373,13 @@ def _kept(value: Any) -> bool:
 
 def _passed(conversation: _Conversation) -> dict[str, Any] | None:
     found = {}
-    for key in CONVERSATION_PASS:
-        value = getattr(conversation, key)
+    for key, value in zip(CONVERSATION_PASS, _conversation_pass(conversation), strict=True):
         if value is not None and (value or type(value) not in (dict, list)):
             found[key] = value
     return found or None
+
+
+_conversation_pass = operator.attrgetter(*CONVERSATION_PASS)
 
 
 def _needed(value: Any) -> Any:
@@ -283,20 +400,10 @@ def _latest(message_id: str | None, copies: list[_Copy] | None) -> _Copy | None:
     return None
 
 
-def _small(obj: Any) -> Any:
-    """An account or inbox object, cleaned (``clean`` of anything but an object: empty)."""
-    return obj if type(obj) is dict and obj.keys() <= SMALL_KEYS else clean(obj, SMALL_KEYS)
-
-
-def _name(obj: Any) -> Any:
-    return _small(obj).get("name")
-
-
 def _account_id(body: _Message, conversation: _Conversation, copies: list[_Copy] | None) -> Any:
-    """``parts.account``'s id of a typed body: its account's, else an ``account_id`` of the
-    body, of its conversation or of the conversation's messages."""
-    v = _small(body.account).get("id")
-    found = (str(v) if type(v) is int else text_of(v)) or text_of(body.account_id)
+    """``parts.account``'s id of a typed body whose account says none: an ``account_id``
+    of the body, of its conversation or of the conversation's messages."""
+    found = text_of(body.account_id)
     if found is None:
         found = None if (v := conversation.account_id) is None else text_of(v)
         for copy in copies if found is None and copies else ():

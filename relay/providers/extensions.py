@@ -64,7 +64,11 @@ def bounded(
     it, and re-encoded JSON grows at most ~4.5 times (``1e15`` → ``1000000000000000.0``;
     strings only shrink), so a body five times under the bound needs no measuring.
     """
-    result = {name: value for name, value in parts if value}
+    return fit({name: value for name, value in parts if value}, body_size)
+
+
+def fit(result: dict[str, Any], body_size: int | None = None) -> dict[str, Any] | None:
+    """:func:`bounded` of ``{part: leftovers}`` already without empty parts."""
     if not result:
         return None
     if body_size is not None and 5 * body_size + 32 * len(result) <= MAX_EXTENSION_BYTES:

@@ -1,19 +1,19 @@
 """The typed fast path for Chatwoot message events (issue 16 point 6).
 
 A ``message_created``/``message_updated`` body as Chatwoot's builders write it is decoded
-straight into the Structs below, whose fields are the keys relay's dict reader knows for
-each object (``forbid_unknown_fields``: any other key, or one with stray whitespace, is a
-refusal), and read by attribute. What the values mean is the dict reader's, through the
-same value-taking builders (:func:`relay.providers.chatwoot.content.message_from`,
-:func:`relay.providers.chatwoot.parts.conversation_from`, ...); the sender and contact
-objects stay dicts, read by the dict reader's own functions.
+straight into the Structs of :mod:`relay.providers.chatwoot.shapes` (the keys relay's dict
+reader knows for each object; any other key, or one with stray whitespace, is a refusal)
+and read by attribute. What the values mean is the dict reader's, through the same
+value-taking builders (:func:`relay.providers.chatwoot.content.message_from`,
+:func:`relay.providers.chatwoot.conversations.conversation_from`,
+:func:`relay.providers.chatwoot.parts.actor_from`, ...).
 
 Whatever this path does not take raises :class:`NotTyped` (or msgspec's refusal) and the
 body is read by the dict path instead, with the same events as a result; tests hold the
 two to each other (tests/unit/providers/chatwoot/test_typed.py). The one visible
-difference: ``data.extensions.chatwoot.conversation`` lists its keys in this module's
-order (Chatwoot's own) rather than in the order a body sent them; JSON objects are
-unordered, and docs/events.md says so of the pass-through.
+difference: the pass-through of a conversation or contact lists its keys in Chatwoot's
+order rather than in the order a body sent them; JSON objects are unordered, and
+docs/events.md says so of the pass-through.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from msgspec import UNSET
 
 from relay.events import Actor, CloudEvent, Contact, EventData, EventType
 from relay.providers.base import Inbound
-from relay.providers.chatwoot import content, conversations, parts
+from relay.providers.chatwoot import content, conversations, parts, shapes
 from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX, EVENTS, Read, message_event
-from relay.providers.chatwoot.parts import META_KEYS, SMALL_KEYS, text_of
+from relay.providers.chatwoot.parts import text_of
+from relay.providers.chatwoot.shapes import decode
 from relay.providers.extensions import fit
 from relay.providers.fast import time_of
 
@@ -38,166 +39,6 @@ _CONTAINERS = (dict, list)
 class NotTyped(Exception):
     """A body the typed path leaves to the dict path (its events are the same either way)."""
 
-
-class _Small(msgspec.Struct, forbid_unknown_fields=True):
-    """An account or inbox (``parts.SMALL_KEYS``)."""
-
-    id: Any = None
-    name: Any = None
-    channel_type: Any = None
-
-
-assert frozenset(_Small.__struct_fields__) == SMALL_KEYS
-_NO_SMALL = _Small()
-
-
-class _Copy(msgspec.Struct, forbid_unknown_fields=False):
-    """A message's copy in ``conversation.messages[]``: only what the reader takes of it
-    (any other key is skipped; a key it needs that is not sent as spelt is a refusal, since
-    the dict path would look for it with stray whitespace)."""
-
-    id: Any = UNSET
-    status: Any = UNSET
-    updated_at: Any = UNSET
-    account_id: Any = UNSET
-
-
-class _Person(msgspec.Struct, forbid_unknown_fields=True):
-    """A sender or contact (``parts.PERSON_SEEN``), in Chatwoot's order (its contact's
-    ``push_event_data``, then a user's keys)."""
-
-    id: Any  # required: an empty object is no one (the dict path's)
-    additional_attributes: Any = None
-    custom_attributes: Any = None
-    email: Any = None
-    identifier: Any = None
-    name: Any = None
-    phone_number: Any = None
-    thumbnail: Any = None
-    blocked: Any = None
-    type: Any = None
-    available_name: Any = None
-    avatar_url: Any = None
-    availability_status: Any = None
-    avatar: Any = None
-    last_activity_at: Any = None
-    account: Any = None
-    event: Any = None
-    changed_attributes: Any = None
-    created_at: Any = None
-    updated_at: Any = None
-
-
-PERSON_PASS = (
-    "additional_attributes",
-    "blocked",
-    "available_name",
-    "availability_status",
-    "last_activity_at",
-)
-"""What of a contact goes to the pass-through (``PERSON_SEEN`` less ``CONTACT_KEYS``), in
-Chatwoot's order."""
-assert frozenset(PERSON_PASS) == parts.PERSON_SEEN - parts.CONTACT_KEYS
-assert frozenset(_Person.__struct_fields__) == parts.PERSON_SEEN
-
-
-class _Meta(msgspec.Struct, forbid_unknown_fields=True):
-    """A conversation's ``meta`` (``parts.META_KEYS``)."""
-
-    sender: _Person | None = None
-    assignee: Any = None
-    assignee_type: Any = None
-    team: Any = None
-    hmac_verified: Any = None
-    channel: Any = None
-
-
-assert frozenset(_Meta.__struct_fields__) == META_KEYS
-_NO_META = _Meta()
-
-
-class _Conversation(msgspec.Struct, forbid_unknown_fields=True):
-    """A message's ``conversation`` (``parts.CONVERSATION_SEEN``), in Chatwoot's order."""
-
-    id: Any  # required: an empty object is the dict path's (the automation shape)
-    additional_attributes: Any = None
-    can_reply: Any = None
-    channel: Any = None
-    contact_inbox: Any = None
-    inbox_id: Any = None
-    messages: list[_Copy] | None = None
-    labels: Any = None
-    meta: _Meta | None = None
-    status: Any = None
-    custom_attributes: Any = None
-    snoozed_until: Any = None
-    unread_count: Any = None
-    first_reply_created_at: Any = None
-    priority: Any = None
-    waiting_since: Any = None
-    agent_last_seen_at: Any = None
-    contact_last_seen_at: Any = None
-    assignee_last_seen_at: Any = None
-    last_activity_at: Any = None
-    timestamp: Any = None
-    created_at: Any = None
-    updated_at: Any = None
-    display_id: Any = None
-    account_id: Any = None
-    account: Any = None
-    inbox: Any = None
-    event: Any = None
-    changed_attributes: Any = None
-
-
-CONVERSATION_PASS = (
-    "can_reply",
-    "unread_count",
-    "first_reply_created_at",
-    "waiting_since",
-    "agent_last_seen_at",
-    "contact_last_seen_at",
-    "assignee_last_seen_at",
-)
-"""What of a conversation goes to the pass-through (``CONVERSATION_SEEN`` less
-``CONVERSATION_KEYS``), in Chatwoot's order."""
-assert frozenset(CONVERSATION_PASS) == parts.CONVERSATION_SEEN - parts.CONVERSATION_KEYS
-assert frozenset(_Conversation.__struct_fields__) == parts.CONVERSATION_SEEN
-
-
-class _Message(msgspec.Struct, forbid_unknown_fields=True):
-    """A message event's body (``content.MESSAGE_SEEN``), in Chatwoot's order."""
-
-    event: str
-    conversation: _Conversation | None = None
-    account: _Small | None = None
-    additional_attributes: Any = None
-    content_attributes: Any = None
-    content_type: Any = None
-    content: Any = None
-    created_at: Any = None
-    id: Any = None
-    inbox: _Small | None = None
-    message_type: Any = None
-    private: Any = None
-    sender: _Person | None = None
-    source_id: Any = None
-    attachments: Any = None
-    status: Any = None
-    processed_message_content: Any = None
-    updated_at: Any = None
-    contact: _Person | None = None
-    account_id: Any = None
-    inbox_id: Any = None
-    conversation_id: Any = None
-    sender_type: Any = None
-    sender_id: Any = None
-
-
-assert frozenset(_Message.__struct_fields__) == content.MESSAGE_SEEN
-assert {"source_id"} == content.MESSAGE_SEEN - content.MESSAGE_KEYS
-
-decode = msgspec.json.Decoder(_Message).decode
 
 # Chatwoot's message bodies end with their event's name; any other body goes straight to
 # the dict path (a wrong guess costs time, never an answer: the typed path checks itself).
@@ -221,18 +62,22 @@ def normalize_typed(inbound: Inbound) -> list[CloudEvent]:
 
 
 def _message_event(
-    inbound: Inbound, event: str, type_: EventType, body: _Message, conversation: _Conversation
+    inbound: Inbound,
+    event: str,
+    type_: EventType,
+    body: shapes.MessageBody,
+    conversation: shapes.ConversationBody,
 ) -> CloudEvent:
     """:func:`relay.providers.chatwoot.normalize.message_event` of a typed body (its
     automation shape, a message without its conversation, is the dict path's)."""
     copies = conversation.messages
-    small = body.account or _NO_SMALL
+    small = body.account or shapes.NO_SMALL
     v = small.id
     account = parts.account_from(
         (str(v) if type(v) is int else text_of(v)) or _account_id(body, conversation, copies),
         small.name,
     )
-    meta = conversation.meta or _NO_META
+    meta = conversation.meta or shapes.NO_META
     conversation_contact = meta.sender
     message_id = str(v) if type(v := body.id) is int else text_of(v)
     copy = _latest(message_id, copies)
@@ -280,7 +125,7 @@ def _message_event(
         if updated is None:
             updated = conversation.timestamp
     read = Read(inbound, _EMPTY, _EMPTY, event, account, None)
-    inbox = body.inbox or _NO_SMALL
+    inbox = body.inbox or shapes.NO_SMALL
     source_id = body.source_id
     data = EventData(
         provider="chatwoot",
@@ -340,7 +185,7 @@ def _extensions(
     return {"chatwoot": kept} if kept else None
 
 
-def _actor(person: _Person | None, default_type: str = "contact") -> Actor | None:
+def _actor(person: shapes.Person | None, default_type: str = "contact") -> Actor | None:
     """``parts.actor`` of a typed person."""
     if person is None:
         return None
@@ -355,7 +200,7 @@ def _actor(person: _Person | None, default_type: str = "contact") -> Actor | Non
     )
 
 
-def _contact(person: _Person | None) -> tuple[Contact | None, dict[str, Any] | None]:
+def _contact(person: shapes.Person | None) -> tuple[Contact | None, dict[str, Any] | None]:
     """``parts.contact_and_extension`` of a typed person."""
     if person is None:
         return None, None
@@ -370,7 +215,7 @@ def _contact(person: _Person | None) -> tuple[Contact | None, dict[str, Any] | N
         person.avatar_url,
         person.custom_attributes,
     )
-    # PERSON_PASS, written out: a loop over the names costs three times as much
+    # shapes.PERSON_PASS, written out: a loop over the names costs three times as much
     found = {}
     if (v := person.additional_attributes) is not None and (v or type(v) not in _CONTAINERS):
         found["additional_attributes"] = v
@@ -390,9 +235,9 @@ def _kept(value: Any) -> bool:
     return value is not None and (bool(value) or type(value) not in _CONTAINERS)
 
 
-def _passed(c: _Conversation) -> dict[str, Any] | None:
-    """The conversation's pass-through (CONVERSATION_PASS, written out: a loop over the
-    names costs three times as much)."""
+def _passed(c: shapes.ConversationBody) -> dict[str, Any] | None:
+    """The conversation's pass-through (shapes.CONVERSATION_PASS, written out: a loop
+    over the names costs three times as much)."""
     found = {}
     if (v := c.can_reply) is not None and (v or type(v) not in _CONTAINERS):
         found["can_reply"] = v
@@ -418,7 +263,7 @@ def _needed(value: Any) -> Any:
     return value
 
 
-def _latest(message_id: str | None, copies: list[_Copy] | None) -> _Copy | None:
+def _latest(message_id: str | None, copies: list[shapes.Copy] | None) -> shapes.Copy | None:
     """The conversation's copy of this message (the dict path's ``_latest``)."""
     if message_id is None or not copies:
         return None
@@ -429,7 +274,11 @@ def _latest(message_id: str | None, copies: list[_Copy] | None) -> _Copy | None:
     return None
 
 
-def _account_id(body: _Message, conversation: _Conversation, copies: list[_Copy] | None) -> Any:
+def _account_id(
+    body: shapes.MessageBody,
+    conversation: shapes.ConversationBody,
+    copies: list[shapes.Copy] | None,
+) -> Any:
     """``parts.account``'s id of a typed body whose account says none: an ``account_id``
     of the body, of its conversation or of the conversation's messages."""
     found = text_of(body.account_id)

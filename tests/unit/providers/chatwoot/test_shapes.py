@@ -1,0 +1,53 @@
+"""The typed path's Structs hold exactly the keys of the dict reader's tables, and its
+written-out pass-throughs exactly the keys the tables leave to the pass-through."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from relay.providers.chatwoot import content, parts, shapes, typed
+
+
+def test_each_shape_holds_its_objects_keys() -> None:
+    assert set(shapes.MessageBody.__struct_fields__) == content.MESSAGE_SEEN
+    assert set(shapes.ConversationBody.__struct_fields__) == parts.CONVERSATION_SEEN
+    assert set(shapes.Person.__struct_fields__) == parts.PERSON_SEEN
+    assert set(shapes.Meta.__struct_fields__) == parts.META_KEYS
+    assert set(shapes.Small.__struct_fields__) == parts.SMALL_KEYS
+    # the copy's keys the reader takes (the rest of a copy is skipped)
+    assert set(shapes.Copy.__struct_fields__) == {"id", "status", "updated_at", "account_id"}
+
+
+def test_the_pass_through_lists_are_what_the_tables_leave_over() -> None:
+    assert set(shapes.CONVERSATION_PASS) == parts.CONVERSATION_SEEN - parts.CONVERSATION_KEYS
+    assert set(shapes.PERSON_PASS) == parts.PERSON_SEEN - parts.CONTACT_KEYS
+    assert {"source_id"} == content.MESSAGE_SEEN - content.MESSAGE_KEYS
+
+
+def test_the_written_out_pass_throughs_keep_every_listed_key_in_order() -> None:
+    conversation = msgspec.json.decode(
+        json.dumps({"id": 1, **{key: f"v-{key}" for key in shapes.CONVERSATION_PASS}}),
+        type=shapes.ConversationBody,
+    )
+    assert list(typed._passed(conversation) or {}) == list(shapes.CONVERSATION_PASS)
+    person = msgspec.json.decode(
+        json.dumps({"id": 1, **{key: f"v-{key}" for key in shapes.PERSON_PASS}}),
+        type=shapes.Person,
+    )
+    _, found = typed._contact(person)
+    assert found == {key: f"v-{key}" for key in shapes.PERSON_PASS}
+    assert list(found) == list(shapes.PERSON_PASS)
+
+
+def test_nulls_and_empty_containers_are_left_out_and_falsy_scalars_kept() -> None:
+    values = [None, {}, [], 0, False, ""]
+    body = {"id": 1}
+    body.update(zip(shapes.CONVERSATION_PASS, values, strict=False))
+    conversation = msgspec.json.decode(json.dumps(body), type=shapes.ConversationBody)
+    assert typed._passed(conversation) == {
+        key: value
+        for key, value in zip(shapes.CONVERSATION_PASS, values, strict=False)
+        if value not in (None, {}, [])
+    }

@@ -121,6 +121,32 @@ def test_what_the_typed_path_declines() -> None:
     assert json.loads(dict_events(compact(bent))[0])["data"]["account"] == {"id": "7"}
 
 
+@pytest.mark.parametrize(
+    "fixture", ["chatwoot/message_created.json", "chatwoot/message_updated_csat_submitted.json"]
+)
+def test_every_key_padded_in_turn_agrees(fixture: str) -> None:
+    """Each key of each object with stray whitespace (alone, or next to its exact twin):
+    the dict path finds it stripped; the typed path declines or finds the same."""
+    original = json.loads((FIXTURES / fixture).read_text())
+    for at, obj in enumerate(json_objects(original)):
+        for key in list(obj):
+            for spelled, keep in [(f" {key}", False), (f"{key}\t", True)]:
+                body = copy.deepcopy(original)
+                bent = json_objects(body)[at]
+                bent[spelled] = bent[key] if keep else bent.pop(key)
+                agrees(compact(body))
+
+
+def test_a_user_without_a_name_is_named_by_their_available_name() -> None:
+    body = json.loads((FIXTURES / "chatwoot/message_created_outgoing_agent.json").read_text())
+    body["sender"]["name"] = " "
+    body["sender"]["available_name"] = "Ana (support)"
+    raw = compact(body)
+    assert agrees(raw)
+    actor = json.loads((typed_events(raw) or [b""])[0])["data"]["actor"]
+    assert actor["type"] == "agent" and actor["name"] == "Ana (support)"
+
+
 def test_a_message_without_an_id_matches_no_copy() -> None:
     """A copy is the message's only by id: with none on either side, nothing matches."""
     body = json.loads((FIXTURES / "chatwoot/message_updated.json").read_text())

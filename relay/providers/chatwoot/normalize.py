@@ -74,30 +74,36 @@ class Read(msgspec.Struct):
     def finish(
         self, type_: EventType, identity: str | None, time: str | None, data: EventData
     ) -> CloudEvent:
-        """The envelope: keyed by conversation, else by contact; ``identity`` None: the
-        body's digest (an event Chatwoot gives no id of its own)."""
-        conversation, contact = data.conversation, data.contact
-        if conversation is not None and conversation.id is not None:
-            partition: str | None = conversation.id
-            subject: str | None = f"conversation/{conversation.id}"
-        elif contact is not None and contact.id is not None:
-            partition = subject = f"contact/{contact.id}"
-        else:
-            partition = subject = None
-        return build_event(
-            self.inbound,
-            type_=type_,
-            identity=identity or body_digest(self.inbound.body),
-            time=time,
-            partition=partition,
-            subject=subject,
-            data=data,
-        )
+        return finish(self.inbound, type_, identity, time, data)
 
     @property
     def account_id(self) -> str | None:
         """For event ids: an account without an id spells ``None`` (as ids always have)."""
         return self.account.id if self.account else ""
+
+
+def finish(
+    inbound: Inbound, type_: EventType, identity: str | None, time: str | None, data: EventData
+) -> CloudEvent:
+    """The envelope: keyed by conversation, else by contact; ``identity`` None: the body's
+    digest (an event Chatwoot gives no id of its own)."""
+    conversation, contact = data.conversation, data.contact
+    if conversation is not None and conversation.id is not None:
+        partition: str | None = conversation.id
+        subject: str | None = f"conversation/{conversation.id}"
+    elif contact is not None and contact.id is not None:
+        partition = subject = f"contact/{contact.id}"
+    else:
+        partition = subject = None
+    return build_event(
+        inbound,
+        type_=type_,
+        identity=identity or body_digest(inbound.body),
+        time=time,
+        partition=partition,
+        subject=subject,
+        data=data,
+    )
 
 
 Builder = Callable[[Read, EventType], CloudEvent]

@@ -7,6 +7,9 @@ tests/unit/providers/chatwoot/test_shapes.py holds them equal), in the order Cha
 builders write them, and ``forbid_unknown_fields``: any other key, or one with stray
 whitespace, is a refusal and the body the dict path's. Values are ``Any`` (the builders
 read them as tolerantly as the dict path does) but for the objects, which are Structs too.
+
+``gc=False``: the garbage collector need not track them, as nothing they hold (decoded
+JSON) can refer back to one, so they are never part of a cycle.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import msgspec
 from msgspec import UNSET
 
 
-class Small(msgspec.Struct, forbid_unknown_fields=True):
+class Small(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """An account or inbox (``parts.SMALL_KEYS``)."""
 
     id: Any = None
@@ -28,7 +31,7 @@ class Small(msgspec.Struct, forbid_unknown_fields=True):
 NO_SMALL = Small()
 
 
-class Copy(msgspec.Struct, forbid_unknown_fields=False):
+class Copy(msgspec.Struct, forbid_unknown_fields=False, gc=False):
     """A message's copy in ``conversation.messages[]``: only what the reader takes of it
     (any other key is skipped; a key it needs that is not sent as spelt is a refusal, since
     the dict path would look for it with stray whitespace)."""
@@ -39,7 +42,7 @@ class Copy(msgspec.Struct, forbid_unknown_fields=False):
     account_id: Any = UNSET
 
 
-class Person(msgspec.Struct, forbid_unknown_fields=True):
+class Person(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A sender or contact (``parts.PERSON_SEEN``), in Chatwoot's order (its contact's
     ``push_event_data``, then a user's keys)."""
 
@@ -76,7 +79,7 @@ PERSON_PASS = (
 Chatwoot's order."""
 
 
-class Meta(msgspec.Struct, forbid_unknown_fields=True):
+class Meta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A conversation's ``meta`` (``parts.META_KEYS``)."""
 
     sender: Person | None = None
@@ -90,7 +93,7 @@ class Meta(msgspec.Struct, forbid_unknown_fields=True):
 NO_META = Meta()
 
 
-class ConversationBody(msgspec.Struct, forbid_unknown_fields=True):
+class ConversationBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A message's ``conversation`` (``parts.CONVERSATION_SEEN``), in Chatwoot's order."""
 
     id: Any  # required: an empty object is the dict path's (the automation shape)
@@ -137,7 +140,7 @@ CONVERSATION_PASS = (
 ``CONVERSATION_KEYS``), in Chatwoot's order."""
 
 
-class MessageBody(msgspec.Struct, forbid_unknown_fields=True):
+class MessageBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A message event's body (``content.MESSAGE_SEEN``), in Chatwoot's order."""
 
     event: str

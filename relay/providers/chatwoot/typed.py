@@ -26,13 +26,12 @@ from msgspec import UNSET
 from relay.events import Actor, CloudEvent, Contact, EventData, EventType
 from relay.providers.base import Inbound
 from relay.providers.chatwoot import content, conversations, parts, shapes
-from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX, EVENTS, Read, message_event
+from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX, EVENTS, finish, message_event
 from relay.providers.chatwoot.parts import text_of
 from relay.providers.chatwoot.shapes import decode
 from relay.providers.extensions import fit
 from relay.providers.fast import time_of
 
-_EMPTY: dict[str, Any] = {}
 _CONTAINERS = (dict, list)
 
 
@@ -40,13 +39,15 @@ class NotTyped(Exception):
     """A body the typed path leaves to the dict path (its events are the same either way)."""
 
 
-# Chatwoot's message bodies end with their event's name; any other body goes straight to
-# the dict path (a wrong guess costs time, never an answer: the typed path checks itself).
+# Chatwoot's message bodies end with their event's name (its builders merge it in last);
+# any other body goes straight to the dict path. A wrong guess costs time, never an answer:
+# the typed path checks itself.
+_ENDS = (b'"event":"message_created"}', b'"event":"message_updated"}')
 _HINTS = (b'"message_created"', b'"message_updated"')
 
 
 def may_be_typed(body: bytes) -> bool:
-    return _HINTS[0] in body or _HINTS[1] in body
+    return body.endswith(_ENDS) or _HINTS[0] in body or _HINTS[1] in body
 
 
 def normalize_typed(inbound: Inbound) -> list[CloudEvent]:
@@ -124,7 +125,6 @@ def _message_event(
         updated = conversation.last_activity_at
         if updated is None:
             updated = conversation.timestamp
-    read = Read(inbound, _EMPTY, _EMPTY, event, account, None)
     inbox = body.inbox or shapes.NO_SMALL
     source_id = body.source_id
     data = EventData(
@@ -164,7 +164,7 @@ def _message_event(
             contact_found,
         ),
     )
-    return read.finish(type_, identity, time, data)
+    return finish(inbound, type_, identity, time, data)
 
 
 def _extensions(

@@ -15,7 +15,7 @@ from relay.providers.chatwoot.normalize import (
     normalize_tolerant,
 )
 from relay.providers.chatwoot.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from relay.providers.chatwoot.typed import NotTyped, may_be_typed, normalize_typed
+from relay.providers.chatwoot.typed import NotTyped, typed_reader
 from relay.providers.coerce import forget_indexes
 from relay.providers.fast import FALLBACK_ERRORS
 
@@ -23,14 +23,15 @@ DELIVERY_HEADER = "X-Chatwoot-Delivery"
 
 
 def normalize(inbound: Inbound) -> list[CloudEvent]:
-    """A Chatwoot body as canonical events: the typed path for the message bodies it
-    models, the dict path for the rest, the tolerant readers for what msgspec will not
-    decode (the same events any way)."""
+    """A Chatwoot body as canonical events: the typed path for the message, conversation
+    and contact bodies it models, the dict path for the rest, the tolerant readers for what
+    msgspec will not decode (the same events any way)."""
     # fast_or_tolerant(normalize_fast, normalize_tolerant, inbound), two calls fewer
     try:
-        if may_be_typed(inbound.body):
+        typed = typed_reader(inbound.body)
+        if typed is not None:
             try:
-                return normalize_typed(inbound)
+                return typed(inbound)
             except (NotTyped, *FALLBACK_ERRORS):
                 pass
         return normalize_payload(inbound, decode(inbound.body))

@@ -330,7 +330,11 @@ def contact_extension(obj: Any) -> dict[str, Any] | None:
 def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:
     """``changed_attributes`` of a cleaned body: a list of one-key objects (or one object)
     of attr → values."""
-    raw = payload.get("changed_attributes")
+    return changes_of(payload.get("changed_attributes"))
+
+
+def changes_of(raw: Any) -> dict[str, Change] | None:
+    """:func:`changes` of a body's ``changed_attributes`` as decoded."""
     items = raw if type(raw) is list else [raw] if type(raw) is dict else []
     found: dict[str, Change] = {}
     for item in items:

@@ -61,7 +61,7 @@ class Person(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     availability_status: Any = None
     avatar: Any = None
     last_activity_at: Any = None
-    account: Any = None
+    account: Small | None = None
     event: Any = None
     changed_attributes: Any = None
     created_at: Any = None
@@ -121,8 +121,8 @@ class ConversationBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     updated_at: Any = None
     display_id: Any = None
     account_id: Any = None
-    account: Any = None
-    inbox: Any = None
+    account: Small | None = None
+    inbox: Small | None = None
     event: Any = None
     changed_attributes: Any = None
 
@@ -169,4 +169,8 @@ class MessageBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     sender_id: Any = None
 
 
-decode = msgspec.json.Decoder(MessageBody).decode
+decode_message = msgspec.json.Decoder(MessageBody).decode
+decode_conversation = msgspec.json.Decoder(ConversationBody).decode
+"""A conversation event's body: the conversation itself."""
+decode_contact = msgspec.json.Decoder(Person).decode
+"""A contact event's body: the contact itself."""

@@ -18,48 +18,75 @@ docs/events.md says so of the pass-through.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
-from msgspec import UNSET
 
-from relay.events import Actor, CloudEvent, Contact, EventData, EventType
+from relay.events import CloudEvent, EventData, EventType
 from relay.providers.base import Inbound
 from relay.providers.chatwoot import content, conversations, parts, shapes
-from relay.providers.chatwoot.normalize import AUTOMATION_PREFIX, EVENTS, finish, message_event
+from relay.providers.chatwoot.normalize import (
+    AUTOMATION_PREFIX,
+    EVENTS,
+    Builder,
+    contact_event,
+    conversation_event,
+    finish,
+    message_event,
+)
 from relay.providers.chatwoot.parts import text_of
-from relay.providers.chatwoot.shapes import decode
-from relay.providers.extensions import fit
+from relay.providers.chatwoot.typed_parts import (
+    NotTyped,
+    account_of,
+    actor_of,
+    contact_of,
+    conversation_of,
+    conversation_pass,
+    extensions,
+    kept,
+    latest,
+    needed,
+)
 from relay.providers.fast import time_of
 
-_CONTAINERS = (dict, list)
+Reader = Callable[[Inbound], list[CloudEvent]]
+
+_EVENT_KEY = b'"event"'
 
 
-class NotTyped(Exception):
-    """A body the typed path leaves to the dict path (its events are the same either way)."""
+def typed_reader(body: bytes) -> Reader | None:
+    """The typed reader for a body, chosen by its last ``"event": "..."`` (Chatwoot writes
+    the key near the end); None: the dict path's. A wrong guess costs time, never an
+    answer: each reader checks the event it decoded."""
+    at = body.rfind(_EVENT_KEY)
+    if at < 0:
+        return None
+    rest = body[at + len(_EVENT_KEY) : at + 64].lstrip()
+    if rest[:1] != b":":
+        return None
+    rest = rest[1:].lstrip()
+    end = rest.find(b'"', 1)
+    return _READERS.get(rest[1:end]) if rest[:1] == b'"' and end > 0 else None
 
 
-# Chatwoot's message bodies end with their event's name (its builders merge it in last);
-# any other body goes straight to the dict path. A wrong guess costs time, never an answer:
-# the typed path checks itself.
-_ENDS = (b'"event":"message_created"}', b'"event":"message_updated"}')
-_HINTS = (b'"message_created"', b'"message_updated"')
-
-
-def may_be_typed(body: bytes) -> bool:
-    return body.endswith(_ENDS) or _HINTS[0] in body or _HINTS[1] in body
-
-
-def normalize_typed(inbound: Inbound) -> list[CloudEvent]:
-    """The events of a Chatwoot message body on the typed path, or :class:`NotTyped` (or
-    msgspec's refusal) for the dict path to read it."""
-    body = decode(inbound.body)
-    event = body.event
-    entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX)) if event else None
-    conversation = body.conversation
-    if entry is None or entry[1] is not message_event or conversation is None:
+def _builder_of(event: object, builder: Builder) -> EventType:
+    """The canonical type of a decoded event name read by ``builder``, or NotTyped."""
+    entry = EVENTS.get(event.removeprefix(AUTOMATION_PREFIX)) if type(event) is str else None
+    if entry is None or entry[1] is not builder:
         raise NotTyped
-    return [_message_event(inbound, event, entry[0], body, conversation)]
+    return entry[0]
+
+
+def read_message(inbound: Inbound) -> list[CloudEvent]:
+    """A message event's body on the typed path (NotTyped or msgspec's refusal: the dict
+    path's)."""
+    body = shapes.decode_message(inbound.body)
+    event = body.event
+    type_ = _builder_of(event, message_event)
+    conversation = body.conversation
+    if conversation is None:  # the automation shape: the dict path's
+        raise NotTyped
+    return [_message_event(inbound, event, type_, body, conversation)]
 
 
 def _message_event(
@@ -72,17 +99,12 @@ def _message_event(
     """:func:`relay.providers.chatwoot.normalize.message_event` of a typed body (its
     automation shape, a message without its conversation, is the dict path's)."""
     copies = conversation.messages
-    small = body.account or shapes.NO_SMALL
-    v = small.id
-    account = parts.account_from(
-        (str(v) if type(v) is int else text_of(v)) or _account_id(body, conversation, copies),
-        small.name,
-    )
+    account = account_of(body.account, body.account_id, conversation.account_id, copies)
     meta = conversation.meta or shapes.NO_META
     conversation_contact = meta.sender
     message_id = str(v) if type(v := body.id) is int else text_of(v)
-    copy = _latest(message_id, copies)
-    status = text_of(body.status) or (None if copy is None else text_of(_needed(copy.status)))
+    copy = latest(message_id, copies)
+    status = text_of(body.status) or (None if copy is None else text_of(needed(copy.status)))
     attributes = body.content_attributes
     message = content.message_from(
         body.id,
@@ -98,7 +120,7 @@ def _message_event(
         body.created_at,
         conversation_contact,
         status,
-        _actor,
+        actor_of,
     )
     if type_ == "chat.message.updated" and content.is_deleted_of(attributes, body.status):
         type_ = "chat.message.deleted"
@@ -113,18 +135,13 @@ def _message_event(
     else:
         if type_ == "chat.message.deleted" and message.id:
             identity = f"deleted:{account_key}:{message.id}"
-        time = None if copy is None else time_of(_needed(copy.updated_at))
+        time = None if copy is None else time_of(needed(copy.updated_at))
         if time is not None and type_ != "chat.message.created":
             message = msgspec.structs.replace(message, updated_at=time)
     actor = message.sender
     if type_ == "chat.message.updated" and content.is_submission_of(attributes):
-        actor = _actor(conversation_contact) or actor
-    contact, contact_found = _contact(contact_obj)
-    updated = conversation.updated_at
-    if updated is None:
-        updated = conversation.last_activity_at
-        if updated is None:
-            updated = conversation.timestamp
+        actor = actor_of(conversation_contact) or actor
+    contact, contact_found = contact_of(contact_obj)
     inbox = body.inbox or shapes.NO_SMALL
     source_id = body.source_id
     data = EventData(
@@ -135,160 +152,105 @@ def _message_event(
         inbox=parts.inbox_from(
             inbox.id, inbox.name, inbox.channel_type, conversation.inbox_id, conversation.channel
         ),
-        conversation=conversations.conversation_from(
-            meta.team,
-            meta.assignee,
-            conversation.id,
-            conversation.display_id,
-            conversation.status,
-            conversation.inbox_id,
-            conversation.channel,
-            conversation.labels,
-            conversation.priority,
-            conversation.created_at,
-            updated,
-            conversation.snoozed_until,
-            conversation.custom_attributes,
-            conversation.additional_attributes,
-        ),
+        conversation=conversation_of(conversation, meta),
         message=message,
         contact=contact,
         actor=actor,
-        extensions=_extensions(
+        extensions=extensions(
             len(inbound.body),
             content.with_additional(
-                {"source_id": source_id} if _kept(source_id) else None,
+                {"source_id": source_id} if kept(source_id) else None,
                 body.additional_attributes,
             ),
-            conversations.with_contact_inbox(_passed(conversation), conversation.contact_inbox),
+            conversations.with_contact_inbox(
+                conversation_pass(conversation), conversation.contact_inbox
+            ),
             contact_found,
         ),
     )
     return finish(inbound, type_, identity, time, data)
 
 
-def _extensions(
-    body_size: int,
-    message: dict[str, Any] | None,
-    conversation: dict[str, Any] | None,
-    contact: dict[str, Any] | None,
-) -> dict[str, Any] | None:
-    """``Read.extensions`` of a message event's three parts (without its tuples)."""
-    found = {}
-    if message:
-        found["message"] = message
-    if conversation:
-        found["conversation"] = conversation
-    if contact:
-        found["contact"] = contact
-    kept = fit(found, body_size)
-    return {"chatwoot": kept} if kept else None
-
-
-def _actor(person: shapes.Person | None, default_type: str = "contact") -> Actor | None:
-    """``parts.actor`` of a typed person."""
-    if person is None:
-        return None
-    return parts.actor_from(
-        person.type,
-        person.id,
-        person.name,
-        person.available_name,
-        person.email,
-        person.phone_number,
-        default_type,
+def read_conversation(inbound: Inbound) -> list[CloudEvent]:
+    """:func:`relay.providers.chatwoot.normalize.conversation_event` of a typed body (the
+    body is the conversation)."""
+    body = shapes.decode_conversation(inbound.body)
+    event = body.event
+    type_ = _builder_of(event, conversation_event)
+    meta = body.meta or shapes.NO_META
+    conversation = conversation_of(body, meta)
+    if conversation.id is None:
+        raise NotTyped  # rare: the dict path's
+    account = account_of(body.account, body.account_id, None, body.messages)
+    changes = parts.changes_of(body.changed_attributes)
+    identity = None
+    if type_ == "chat.conversation.created":
+        identity = f"conversation:{account.id if account else ''}:{conversation.id}"
+        time = conversation.created_at
+    else:
+        time = parts.change_time(changes) or conversation.updated_at
+    contact, contact_found = contact_of(meta.sender)
+    inbox = body.inbox or shapes.NO_SMALL
+    data = EventData(
+        provider="chatwoot",
+        source=inbound.source,
+        provider_event=event,
+        account=account,
+        inbox=parts.inbox_from(
+            inbox.id, inbox.name, inbox.channel_type, body.inbox_id, body.channel
+        ),
+        conversation=conversation,
+        contact=contact,
+        changes=changes,
+        extensions=extensions(
+            len(inbound.body),
+            None,
+            conversations.with_contact_inbox(conversation_pass(body), body.contact_inbox),
+            contact_found,
+        ),
     )
+    return [finish(inbound, type_, identity, time, data)]
 
 
-def _contact(person: shapes.Person | None) -> tuple[Contact | None, dict[str, Any] | None]:
-    """``parts.contact_and_extension`` of a typed person."""
-    if person is None:
-        return None, None
-    contact = parts.contact_from(
-        person.id,
-        person.name,
-        person.phone_number,
-        person.email,
-        person.identifier,
-        person.avatar,
-        person.thumbnail,
-        person.avatar_url,
-        person.custom_attributes,
+def read_contact(inbound: Inbound) -> list[CloudEvent]:
+    """:func:`relay.providers.chatwoot.normalize.contact_event` of a typed body (the body
+    is the contact)."""
+    body = shapes.decode_contact(inbound.body)
+    event = body.event
+    type_ = _builder_of(event, contact_event)
+    contact, found = contact_of(body)
+    account = account_of(body.account, None, None, None)
+    changes = parts.changes_of(body.changed_attributes)
+    identity = None
+    if type_ == "chat.contact.created" and contact is not None and contact.id:
+        identity = f"contact:{account.id if account else ''}:{contact.id}"
+        time = time_of(body.created_at)
+    else:
+        updated = body.updated_at
+        time = parts.change_time(changes) or time_of(
+            updated if updated is not None else body.created_at
+        )
+    data = EventData(
+        provider="chatwoot",
+        source=inbound.source,
+        provider_event=event,
+        account=account,
+        contact=contact,
+        changes=changes,
+        extensions=extensions(len(inbound.body), None, None, found),
     )
-    # shapes.PERSON_PASS, written out: a loop over the names costs three times as much
-    found = {}
-    if (v := person.additional_attributes) is not None and (v or type(v) not in _CONTAINERS):
-        found["additional_attributes"] = v
-    if (v := person.blocked) is not None and (v or type(v) not in _CONTAINERS):
-        found["blocked"] = v
-    if (v := person.available_name) is not None and (v or type(v) not in _CONTAINERS):
-        found["available_name"] = v
-    if (v := person.availability_status) is not None and (v or type(v) not in _CONTAINERS):
-        found["availability_status"] = v
-    if (v := person.last_activity_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["last_activity_at"] = v
-    return contact, found or None
+    return [finish(inbound, type_, identity, time, data)]
 
 
-def _kept(value: Any) -> bool:
-    """Whether the pass-through keeps a value: not null, not an empty object or list."""
-    return value is not None and (bool(value) or type(value) not in _CONTAINERS)
+_READERS: dict[bytes, Reader] = {
+    b"message_created": read_message,
+    b"message_updated": read_message,
+    b"conversation_created": read_conversation,
+    b"conversation_updated": read_conversation,
+    b"conversation_status_changed": read_conversation,
+    b"contact_created": read_contact,
+    b"contact_updated": read_contact,
+}
 
 
-def _passed(c: shapes.ConversationBody) -> dict[str, Any] | None:
-    """The conversation's pass-through (shapes.CONVERSATION_PASS, written out: a loop
-    over the names costs three times as much)."""
-    found = {}
-    if (v := c.can_reply) is not None and (v or type(v) not in _CONTAINERS):
-        found["can_reply"] = v
-    if (v := c.unread_count) is not None and (v or type(v) not in _CONTAINERS):
-        found["unread_count"] = v
-    if (v := c.first_reply_created_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["first_reply_created_at"] = v
-    if (v := c.waiting_since) is not None and (v or type(v) not in _CONTAINERS):
-        found["waiting_since"] = v
-    if (v := c.agent_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["agent_last_seen_at"] = v
-    if (v := c.contact_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["contact_last_seen_at"] = v
-    if (v := c.assignee_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["assignee_last_seen_at"] = v
-    return found or None
-
-
-def _needed(value: Any) -> Any:
-    """A copy's value the reader needs: not sent as spelt, the dict path's to look for."""
-    if value is UNSET:
-        raise NotTyped
-    return value
-
-
-def _latest(message_id: str | None, copies: list[shapes.Copy] | None) -> shapes.Copy | None:
-    """The conversation's copy of this message (the dict path's ``_latest``)."""
-    if message_id is None or not copies:
-        return None
-    for copy in copies:
-        v = _needed(copy.id)
-        if (str(v) if type(v) is int else text_of(v)) == message_id:
-            return copy
-    return None
-
-
-def _account_id(
-    body: shapes.MessageBody,
-    conversation: shapes.ConversationBody,
-    copies: list[shapes.Copy] | None,
-) -> Any:
-    """``parts.account``'s id of a typed body whose account says none: an ``account_id``
-    of the body, of its conversation or of the conversation's messages."""
-    found = text_of(body.account_id)
-    if found is None:
-        found = None if (v := conversation.account_id) is None else text_of(v)
-        for copy in copies if found is None and copies else ():
-            found = text_of(_needed(copy.account_id))
-            if found is not None:
-                break
-    return found
-
-
-__all__ = ["NotTyped", "may_be_typed", "normalize_typed"]
+__all__ = ["NotTyped", "read_contact", "read_conversation", "read_message", "typed_reader"]

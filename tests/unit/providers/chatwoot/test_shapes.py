@@ -7,7 +7,7 @@ import json
 
 import msgspec
 
-from relay.providers.chatwoot import content, parts, shapes, typed
+from relay.providers.chatwoot import content, parts, shapes, typed_parts
 
 
 def test_each_shape_holds_its_objects_keys() -> None:
@@ -31,12 +31,12 @@ def test_the_written_out_pass_throughs_keep_every_listed_key_in_order() -> None:
         json.dumps({"id": 1, **{key: f"v-{key}" for key in shapes.CONVERSATION_PASS}}),
         type=shapes.ConversationBody,
     )
-    assert list(typed._passed(conversation) or {}) == list(shapes.CONVERSATION_PASS)
+    assert list(typed_parts.conversation_pass(conversation) or {}) == list(shapes.CONVERSATION_PASS)
     person = msgspec.json.decode(
         json.dumps({"id": 1, **{key: f"v-{key}" for key in shapes.PERSON_PASS}}),
         type=shapes.Person,
     )
-    _, found = typed._contact(person)
+    _, found = typed_parts.contact_of(person)
     assert found == {key: f"v-{key}" for key in shapes.PERSON_PASS}
     assert list(found) == list(shapes.PERSON_PASS)
 
@@ -46,7 +46,7 @@ def test_nulls_and_empty_containers_are_left_out_and_falsy_scalars_kept() -> Non
     body = {"id": 1}
     body.update(zip(shapes.CONVERSATION_PASS, values, strict=False))
     conversation = msgspec.json.decode(json.dumps(body), type=shapes.ConversationBody)
-    assert typed._passed(conversation) == {
+    assert typed_parts.conversation_pass(conversation) == {
         key: value
         for key, value in zip(shapes.CONVERSATION_PASS, values, strict=False)
         if value not in (None, {}, [])

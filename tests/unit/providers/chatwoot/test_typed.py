@@ -24,11 +24,16 @@ from relay.providers.chatwoot.fast import normalize_fast as dict_path
 from tests.support import FIXTURES, json_objects
 
 DECLINED = (typed.NotTyped, msgspec.ValidationError, msgspec.DecodeError, RecursionError)
+READERS = (typed.read_message, typed.read_conversation, typed.read_contact)
 
 TYPED_FIXTURES = sorted(
-    f"chatwoot/{path.name}" for path in (FIXTURES / "chatwoot").glob("message_*.json")
+    f"chatwoot/{path.name}"
+    for pattern in ("message_*.json", "conversation_*.json", "contact_*.json")
+    for path in (FIXTURES / "chatwoot").glob(pattern)
+    if "typing" not in path.name
 )
-"""Chatwoot's message bodies as its builders write them: the typed path's to read."""
+"""Chatwoot's message, conversation and contact bodies as its builders write them: the
+typed path's to read."""
 
 
 def inbound(body: bytes) -> Inbound:
@@ -47,11 +52,20 @@ def dict_events(body: bytes) -> Any:
 
 
 def typed_events(body: bytes) -> list[bytes] | None:
-    """The typed path's encoded events, or None when it declines."""
-    try:
-        return [encode(event) for event in typed.normalize_typed(inbound(body))]
-    except DECLINED:
-        return None
+    """The typed path's encoded events, or None when it declines. Every reader is tried,
+    not only the one the body's event picks (a wrong pick must decline too): those that
+    read the body must agree."""
+    found = []
+    for reader in READERS:
+        try:
+            found.append([encode(event) for event in reader(inbound(body))])
+        except DECLINED:
+            continue
+    assert all(events == found[0] for events in found)
+    picked = typed.typed_reader(body)
+    if picked is not None and found:
+        assert [encode(event) for event in picked(inbound(body))] == found[0]
+    return found[0] if found else None
 
 
 def as_json(events: Any) -> Any:
@@ -69,8 +83,8 @@ def agrees(body: bytes) -> bool:
     return True
 
 
-def test_every_message_fixture_is_read_typed_to_the_byte() -> None:
-    assert len(TYPED_FIXTURES) >= 18
+def test_every_message_conversation_and_contact_fixture_is_read_typed_to_the_byte() -> None:
+    assert len(TYPED_FIXTURES) == 25  # 18 message, 5 conversation, 2 contact fixtures
     for fixture in TYPED_FIXTURES:
         body = compact(json.loads((FIXTURES / fixture).read_text()))
         found = typed_events(body)
@@ -122,7 +136,13 @@ def test_what_the_typed_path_declines() -> None:
 
 
 @pytest.mark.parametrize(
-    "fixture", ["chatwoot/message_created.json", "chatwoot/message_updated_csat_submitted.json"]
+    "fixture",
+    [
+        "chatwoot/message_created.json",
+        "chatwoot/message_updated_csat_submitted.json",
+        "chatwoot/conversation_updated.json",
+        "chatwoot/contact_updated.json",
+    ],
 )
 def test_every_key_padded_in_turn_agrees(fixture: str) -> None:
     """Each key of each object with stray whitespace (alone, or next to its exact twin):
@@ -135,6 +155,23 @@ def test_every_key_padded_in_turn_agrees(fixture: str) -> None:
                 bent = json_objects(body)[at]
                 bent[spelled] = bent[key] if keep else bent.pop(key)
                 agrees(compact(body))
+
+
+@pytest.mark.parametrize(
+    "fixture", ["chatwoot/conversation_updated.json", "chatwoot/contact_updated.json"]
+)
+def test_update_times_without_changed_attributes_agree(fixture: str) -> None:
+    """Without ``changed_attributes`` an update's time is the body's own: ``updated_at``,
+    else ``created_at``."""
+    for updated, created in [(1784035081, 1784034760), (None, 1784034760), (None, None)]:
+        body = json.loads((FIXTURES / fixture).read_text())
+        del body["changed_attributes"]
+        body["updated_at"], body["created_at"] = updated, created
+        raw = compact(body)
+        assert agrees(raw), (updated, created)
+        found = json.loads((typed_events(raw) or [b""])[0])
+        if updated is None and created is not None and fixture.endswith("contact_updated.json"):
+            assert found["time"] == "2026-07-14T13:12:40.000Z"
 
 
 def test_a_user_without_a_name_is_named_by_their_available_name() -> None:
@@ -162,19 +199,24 @@ def test_a_message_without_an_id_matches_no_copy() -> None:
 def test_a_message_fixture_reaches_the_typed_path_through_the_provider(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[str] = []
+    picked: list[Any] = []
 
-    def counting(inbound: Inbound) -> Any:
-        calls.append(inbound.source)
-        return typed.normalize_typed(inbound)
+    def recording(body: bytes) -> Any:
+        reader = typed.typed_reader(body)
+        picked.append(reader)
+        return reader
 
-    monkeypatch.setattr(chatwoot, "normalize_typed", counting)
-    body = (FIXTURES / "chatwoot/message_created.json").read_bytes()
-    assert [encode(e) for e in chatwoot.normalize(inbound(body))] == dict_events(body)
-    assert calls == ["src"]
-    other = (FIXTURES / "chatwoot/conversation_updated.json").read_bytes()
-    chatwoot.normalize(inbound(other))
-    assert calls == ["src"]  # not a message body: straight to the dict path
+    monkeypatch.setattr(chatwoot, "typed_reader", recording)
+    for fixture, reader in [
+        ("message_created", typed.read_message),
+        ("conversation_updated", typed.read_conversation),
+        ("contact_updated", typed.read_contact),
+        ("conversation_typing_on", None),
+        ("webwidget_triggered", None),
+    ]:
+        body = (FIXTURES / f"chatwoot/{fixture}.json").read_bytes()
+        assert [encode(e) for e in chatwoot.normalize(inbound(body))] == dict_events(body)
+        assert picked.pop() is reader, fixture
 
 
 @pytest.mark.parametrize(
@@ -235,6 +277,9 @@ VALUES: list[Any] = [
         "chatwoot/message_created.json",
         "chatwoot/message_updated_deleted.json",
         "chatwoot/message_updated_csat_submitted.json",
+        "chatwoot/conversation_updated.json",
+        "chatwoot/conversation_created.json",
+        "chatwoot/contact_updated.json",
     ],
 )
 def test_every_read_key_in_every_object_agrees(fixture: str) -> None:

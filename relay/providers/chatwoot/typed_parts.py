@@ -1,0 +1,172 @@
+"""What the typed path's readers share (:mod:`relay.providers.chatwoot.typed`): a typed
+person, conversation pass-through, account and extensions read as the dict path reads
+theirs, through the same value-taking builders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import UNSET
+
+from relay.events import Account, Actor, Contact, Conversation
+from relay.providers.chatwoot import conversations, parts, shapes
+from relay.providers.chatwoot.parts import text_of
+from relay.providers.extensions import fit
+
+_CONTAINERS = (dict, list)
+
+
+class NotTyped(Exception):
+    """A body the typed path leaves to the dict path (its events are the same either way)."""
+
+
+def extensions(
+    body_size: int,
+    message: dict[str, Any] | None,
+    conversation: dict[str, Any] | None,
+    contact: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """``Read.extensions`` of a message event's three parts (without its tuples)."""
+    found = {}
+    if message:
+        found["message"] = message
+    if conversation:
+        found["conversation"] = conversation
+    if contact:
+        found["contact"] = contact
+    kept = fit(found, body_size)
+    return {"chatwoot": kept} if kept else None
+
+
+def actor_of(person: shapes.Person | None, default_type: str = "contact") -> Actor | None:
+    """``parts.actor`` of a typed person."""
+    if person is None:
+        return None
+    return parts.actor_from(
+        person.type,
+        person.id,
+        person.name,
+        person.available_name,
+        person.email,
+        person.phone_number,
+        default_type,
+    )
+
+
+def contact_of(person: shapes.Person | None) -> tuple[Contact | None, dict[str, Any] | None]:
+    """``parts.contact_and_extension`` of a typed person."""
+    if person is None:
+        return None, None
+    contact = parts.contact_from(
+        person.id,
+        person.name,
+        person.phone_number,
+        person.email,
+        person.identifier,
+        person.avatar,
+        person.thumbnail,
+        person.avatar_url,
+        person.custom_attributes,
+    )
+    # shapes.PERSON_PASS, written out: a loop over the names costs three times as much
+    found = {}
+    if (v := person.additional_attributes) is not None and (v or type(v) not in _CONTAINERS):
+        found["additional_attributes"] = v
+    if (v := person.blocked) is not None and (v or type(v) not in _CONTAINERS):
+        found["blocked"] = v
+    if (v := person.available_name) is not None and (v or type(v) not in _CONTAINERS):
+        found["available_name"] = v
+    if (v := person.availability_status) is not None and (v or type(v) not in _CONTAINERS):
+        found["availability_status"] = v
+    if (v := person.last_activity_at) is not None and (v or type(v) not in _CONTAINERS):
+        found["last_activity_at"] = v
+    return contact, found or None
+
+
+def kept(value: Any) -> bool:
+    """Whether the pass-through keeps a value: not null, not an empty object or list."""
+    return value is not None and (bool(value) or type(value) not in _CONTAINERS)
+
+
+def conversation_pass(c: shapes.ConversationBody) -> dict[str, Any] | None:
+    """The conversation's pass-through (shapes.CONVERSATION_PASS, written out: a loop
+    over the names costs three times as much)."""
+    found = {}
+    if (v := c.can_reply) is not None and (v or type(v) not in _CONTAINERS):
+        found["can_reply"] = v
+    if (v := c.unread_count) is not None and (v or type(v) not in _CONTAINERS):
+        found["unread_count"] = v
+    if (v := c.first_reply_created_at) is not None and (v or type(v) not in _CONTAINERS):
+        found["first_reply_created_at"] = v
+    if (v := c.waiting_since) is not None and (v or type(v) not in _CONTAINERS):
+        found["waiting_since"] = v
+    if (v := c.agent_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
+        found["agent_last_seen_at"] = v
+    if (v := c.contact_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
+        found["contact_last_seen_at"] = v
+    if (v := c.assignee_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
+        found["assignee_last_seen_at"] = v
+    return found or None
+
+
+def needed(value: Any) -> Any:
+    """A copy's value the reader needs: not sent as spelt, the dict path's to look for."""
+    if value is UNSET:
+        raise NotTyped
+    return value
+
+
+def latest(message_id: str | None, copies: list[shapes.Copy] | None) -> shapes.Copy | None:
+    """The conversation's copy of this message (the dict path's ``latest``)."""
+    if message_id is None or not copies:
+        return None
+    for copy in copies:
+        v = needed(copy.id)
+        if (str(v) if type(v) is int else text_of(v)) == message_id:
+            return copy
+    return None
+
+
+def conversation_of(c: shapes.ConversationBody, meta: shapes.Meta) -> Conversation:
+    """``conversations.conversation_of`` of a typed conversation and its meta."""
+    updated = c.updated_at
+    if updated is None:
+        updated = c.last_activity_at
+        if updated is None:
+            updated = c.timestamp
+    return conversations.conversation_from(
+        meta.team,
+        meta.assignee,
+        c.id,
+        c.display_id,
+        c.status,
+        c.inbox_id,
+        c.channel,
+        c.labels,
+        c.priority,
+        c.created_at,
+        updated,
+        c.snoozed_until,
+        c.custom_attributes,
+        c.additional_attributes,
+    )
+
+
+def account_of(
+    small: shapes.Small | None,
+    account_id: Any,
+    conversation_account_id: Any,
+    copies: list[shapes.Copy] | None,
+) -> Account | None:
+    """``parts.account`` of a typed body: its account's id, else an ``account_id`` of the
+    body, of its conversation, or of the conversation's messages."""
+    small = small or shapes.NO_SMALL
+    v = small.id
+    found = (str(v) if type(v) is int else text_of(v)) or text_of(account_id)
+    if found is None:
+        found = None if conversation_account_id is None else text_of(conversation_account_id)
+        for copy in copies if found is None and copies else ():
+            found = text_of(needed(copy.account_id))
+            if found is not None:
+                break
+    return parts.account_from(found, small.name)

@@ -51,7 +51,8 @@ from relay.providers.fast import time_of
 
 Reader = Callable[[Inbound], list[CloudEvent]]
 
-_EVENT_KEY = b'"event"'
+_EVENT_KEY = b'"event":"'
+_SPACED_KEY = b'"event"'
 
 
 def typed_reader(body: bytes) -> Reader | None:
@@ -60,8 +61,17 @@ def typed_reader(body: bytes) -> Reader | None:
     answer: each reader checks the event it decoded."""
     at = body.rfind(_EVENT_KEY)
     if at < 0:
+        return _spaced_reader(body)
+    start = at + len(_EVENT_KEY)
+    return _READERS.get(body[start : body.find(b'"', start)])
+
+
+def _spaced_reader(body: bytes) -> Reader | None:
+    """:func:`typed_reader` of a body with whitespace around the key's colon."""
+    at = body.rfind(_SPACED_KEY)
+    if at < 0:
         return None
-    rest = body[at + len(_EVENT_KEY) : at + 64].lstrip()
+    rest = body[at + len(_SPACED_KEY) : at + 64].lstrip()
     if rest[:1] != b":":
         return None
     rest = rest[1:].lstrip()

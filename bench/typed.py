@@ -1,9 +1,11 @@
-"""The C-decoded Struct lever of issue 16 point 6, measured (not a normalizer).
+"""The C-decoded Struct lever of issue 16 point 6, measured against its lower bounds.
 
     .venv/bin/python -m bench.typed        # one run, two Markdown tables on stdout
 
 Issue 16 asks the Chatwoot normalizer to decode the known shapes straight into msgspec
-Structs. This measures, in one process and one run, what that lever could give at best:
+Structs; relay does so since the 2026-12-03 third session (relay/providers/chatwoot/typed.py,
+the dict path its fallback). This measures, in one process and one run, relay's normalizer
+against what that lever could give at best:
 
 1. ``msgspec.json.decode`` into dicts (what the normalizer does, and the bench's
    denominator) against a decode into Structs of the keys Chatwoot sends

@@ -75,14 +75,16 @@ CONVERSATION_KEYS = frozenset(
 )
 # Keys Chatwoot sends in each object (its webhook_data/push_event_data builders), for
 # clean(): an object holding only these is read as it is after one subset test.
-PERSON_SEEN = CONTACT_KEYS | {
-    "available_name",
+PERSON_PASS = (
     "additional_attributes",
     "blocked",
+    "available_name",
     "availability_status",
     "last_activity_at",
-}
-CONVERSATION_SEEN = CONVERSATION_KEYS | {
+)
+"""What else a contact or user object holds: the pass-through's, in Chatwoot's order."""
+PERSON_SEEN = CONTACT_KEYS | frozenset(PERSON_PASS)
+CONVERSATION_PASS = (
     "can_reply",
     "unread_count",
     "first_reply_created_at",
@@ -90,7 +92,9 @@ CONVERSATION_SEEN = CONVERSATION_KEYS | {
     "agent_last_seen_at",
     "contact_last_seen_at",
     "assignee_last_seen_at",
-}
+)
+"""What else a conversation holds: the pass-through's, in Chatwoot's order."""
+CONVERSATION_SEEN = CONVERSATION_KEYS | frozenset(CONVERSATION_PASS)
 META_KEYS = frozenset({"sender", "assignee", "assignee_type", "team", "hmac_verified", "channel"})
 SMALL_KEYS = frozenset({"id", "name", "channel_type"})
 """An account or inbox object."""

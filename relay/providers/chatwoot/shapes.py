@@ -68,17 +68,6 @@ class Person(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     updated_at: Any = None
 
 
-PERSON_PASS = (
-    "additional_attributes",
-    "blocked",
-    "available_name",
-    "availability_status",
-    "last_activity_at",
-)
-"""What of a contact goes to the pass-through (``PERSON_SEEN`` less ``CONTACT_KEYS``), in
-Chatwoot's order."""
-
-
 class Meta(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A conversation's ``meta`` (``parts.META_KEYS``)."""
 
@@ -125,19 +114,6 @@ class ConversationBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     inbox: Small | None = None
     event: Any = None
     changed_attributes: Any = None
-
-
-CONVERSATION_PASS = (
-    "can_reply",
-    "unread_count",
-    "first_reply_created_at",
-    "waiting_since",
-    "agent_last_seen_at",
-    "contact_last_seen_at",
-    "assignee_last_seen_at",
-)
-"""What of a conversation goes to the pass-through (``CONVERSATION_SEEN`` less
-``CONVERSATION_KEYS``), in Chatwoot's order."""
 
 
 class MessageBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):

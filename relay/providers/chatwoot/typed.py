@@ -43,6 +43,7 @@ from relay.providers.chatwoot.typed_parts import (
     conversation_of,
     conversation_pass,
     extensions,
+    inbox_of,
     kept,
     latest,
     needed,
@@ -152,16 +153,13 @@ def _message_event(
     if type_ == "chat.message.updated" and content.is_submission_of(attributes):
         actor = actor_of(conversation_contact) or actor
     contact, contact_found = contact_of(contact_obj)
-    inbox = body.inbox or shapes.NO_SMALL
     source_id = body.source_id
     data = EventData(
         provider="chatwoot",
         source=inbound.source,
         provider_event=event,
         account=account,
-        inbox=parts.inbox_from(
-            inbox.id, inbox.name, inbox.channel_type, conversation.inbox_id, conversation.channel
-        ),
+        inbox=inbox_of(body.inbox, conversation.inbox_id, conversation.channel),
         conversation=conversation_of(conversation, meta),
         message=message,
         contact=contact,
@@ -200,15 +198,12 @@ def read_conversation(inbound: Inbound) -> list[CloudEvent]:
     else:
         time = parts.change_time(changes) or conversation.updated_at
     contact, contact_found = contact_of(meta.sender)
-    inbox = body.inbox or shapes.NO_SMALL
     data = EventData(
         provider="chatwoot",
         source=inbound.source,
         provider_event=event,
         account=account,
-        inbox=parts.inbox_from(
-            inbox.id, inbox.name, inbox.channel_type, body.inbox_id, body.channel
-        ),
+        inbox=inbox_of(body.inbox, body.inbox_id, body.channel),
         conversation=conversation,
         contact=contact,
         changes=changes,

@@ -8,7 +8,7 @@ from typing import Any
 
 from msgspec import UNSET
 
-from relay.events import Account, Actor, Contact, Conversation
+from relay.events import Account, Actor, Contact, Conversation, Inbox
 from relay.providers.chatwoot import conversations, parts, shapes
 from relay.providers.chatwoot.parts import text_of
 from relay.providers.extensions import fit
@@ -68,7 +68,7 @@ def contact_of(person: shapes.Person | None) -> tuple[Contact | None, dict[str, 
         person.avatar_url,
         person.custom_attributes,
     )
-    # shapes.PERSON_PASS, written out: a loop over the names costs three times as much
+    # parts.PERSON_PASS, written out: a loop over the names costs three times as much
     found = {}
     if (v := person.additional_attributes) is not None and (v or type(v) not in _CONTAINERS):
         found["additional_attributes"] = v
@@ -89,7 +89,7 @@ def kept(value: Any) -> bool:
 
 
 def conversation_pass(c: shapes.ConversationBody) -> dict[str, Any] | None:
-    """The conversation's pass-through (shapes.CONVERSATION_PASS, written out: a loop
+    """The conversation's pass-through (parts.CONVERSATION_PASS, written out: a loop
     over the names costs three times as much)."""
     found = {}
     if (v := c.can_reply) is not None and (v or type(v) not in _CONTAINERS):
@@ -150,6 +150,13 @@ def conversation_of(c: shapes.ConversationBody, meta: shapes.Meta) -> Conversati
         c.custom_attributes,
         c.additional_attributes,
     )
+
+
+def inbox_of(inbox: shapes.Small | None, inbox_id: Any, channel: Any) -> Inbox | None:
+    """``parts.inbox`` of a typed body's inbox and its conversation's ``inbox_id`` and
+    ``channel``."""
+    found = inbox or shapes.NO_SMALL
+    return parts.inbox_from(found.id, found.name, found.channel_type, inbox_id, channel)
 
 
 def account_of(

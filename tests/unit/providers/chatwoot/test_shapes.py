@@ -21,33 +21,35 @@ def test_each_shape_holds_its_objects_keys() -> None:
 
 
 def test_the_pass_through_lists_are_what_the_tables_leave_over() -> None:
-    assert set(shapes.CONVERSATION_PASS) == parts.CONVERSATION_SEEN - parts.CONVERSATION_KEYS
-    assert set(shapes.PERSON_PASS) == parts.PERSON_SEEN - parts.CONTACT_KEYS
+    assert set(parts.CONVERSATION_PASS) == parts.CONVERSATION_SEEN - parts.CONVERSATION_KEYS
+    assert set(parts.PERSON_PASS) == parts.PERSON_SEEN - parts.CONTACT_KEYS
+    assert len(set(parts.CONVERSATION_PASS)) == len(parts.CONVERSATION_PASS)
+    assert len(set(parts.PERSON_PASS)) == len(parts.PERSON_PASS)
     assert {"source_id"} == content.MESSAGE_SEEN - content.MESSAGE_KEYS
 
 
 def test_the_written_out_pass_throughs_keep_every_listed_key_in_order() -> None:
     conversation = msgspec.json.decode(
-        json.dumps({"id": 1, **{key: f"v-{key}" for key in shapes.CONVERSATION_PASS}}),
+        json.dumps({"id": 1, **{key: f"v-{key}" for key in parts.CONVERSATION_PASS}}),
         type=shapes.ConversationBody,
     )
-    assert list(typed_parts.conversation_pass(conversation) or {}) == list(shapes.CONVERSATION_PASS)
+    assert list(typed_parts.conversation_pass(conversation) or {}) == list(parts.CONVERSATION_PASS)
     person = msgspec.json.decode(
-        json.dumps({"id": 1, **{key: f"v-{key}" for key in shapes.PERSON_PASS}}),
+        json.dumps({"id": 1, **{key: f"v-{key}" for key in parts.PERSON_PASS}}),
         type=shapes.Person,
     )
     _, found = typed_parts.contact_of(person)
-    assert found == {key: f"v-{key}" for key in shapes.PERSON_PASS}
-    assert list(found) == list(shapes.PERSON_PASS)
+    assert found == {key: f"v-{key}" for key in parts.PERSON_PASS}
+    assert list(found) == list(parts.PERSON_PASS)
 
 
 def test_nulls_and_empty_containers_are_left_out_and_falsy_scalars_kept() -> None:
     values = [None, {}, [], 0, False, ""]
     body = {"id": 1}
-    body.update(zip(shapes.CONVERSATION_PASS, values, strict=False))
+    body.update(zip(parts.CONVERSATION_PASS, values, strict=False))
     conversation = msgspec.json.decode(json.dumps(body), type=shapes.ConversationBody)
     assert typed_parts.conversation_pass(conversation) == {
         key: value
-        for key, value in zip(shapes.CONVERSATION_PASS, values, strict=False)
+        for key, value in zip(parts.CONVERSATION_PASS, values, strict=False)
         if value not in (None, {}, [])
     }

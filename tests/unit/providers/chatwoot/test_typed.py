@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import relay.providers.chatwoot as chatwoot
 from relay.cloudevents import encode
 from relay.providers import Inbound, Unmappable
-from relay.providers.chatwoot import content, parts, shapes, typed
+from relay.providers.chatwoot import content, parts, typed
 from relay.providers.chatwoot.fast import normalize_fast as dict_path
 from tests.support import FIXTURES, json_objects
 
@@ -310,7 +310,7 @@ def test_the_conversation_in_any_key_order_gives_the_same_json() -> None:
         assert found is not None
         assert as_json(found) == expected == as_json(dict_events(raw))
         kept = json.loads(found[0])["data"]["extensions"]["chatwoot"]["conversation"]
-        order = [key for key in shapes.CONVERSATION_PASS if key in kept]
+        order = [key for key in parts.CONVERSATION_PASS if key in kept]
         assert list(kept)[: len(order)] == order  # relay's order, whatever the body's
 
 

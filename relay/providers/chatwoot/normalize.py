@@ -59,13 +59,7 @@ class Read(msgspec.Struct):
     """The body's pass-through against its builder's keys (:data:`TOP_KEYS`)."""
 
     def data(self, **found: Any) -> EventData:
-        return EventData(
-            provider="chatwoot",
-            source=self.inbound.source,
-            provider_event=self.event,
-            account=self.account,
-            **found,
-        )
+        return event_data(self.inbound, self.event, self.account, **found)
 
     def extensions(self, *found: tuple[str, dict[str, Any] | None]) -> Any:
         kept = bounded(found, len(self.inbound.body))
@@ -80,6 +74,17 @@ class Read(msgspec.Struct):
     def account_id(self) -> str | None:
         """For event ids: an account without an id spells ``None`` (as ids always have)."""
         return self.account.id if self.account else ""
+
+
+def event_data(inbound: Inbound, event: str, account: Account | None, **found: Any) -> EventData:
+    """A Chatwoot event's data: its provider, source, event name and account, and ``found``."""
+    return EventData(
+        provider="chatwoot",
+        source=inbound.source,
+        provider_event=event,
+        account=account,
+        **found,
+    )
 
 
 def finish(

@@ -31,6 +31,7 @@ from relay.providers.chatwoot.normalize import (
     Builder,
     contact_event,
     conversation_event,
+    event_data,
     finish,
     message_event,
 )
@@ -198,11 +199,10 @@ def read_conversation(inbound: Inbound) -> list[CloudEvent]:
     else:
         time = parts.change_time(changes) or conversation.updated_at
     contact, contact_found = contact_of(meta.sender)
-    data = EventData(
-        provider="chatwoot",
-        source=inbound.source,
-        provider_event=event,
-        account=account,
+    data = event_data(
+        inbound,
+        event,
+        account,
         inbox=inbox_of(body.inbox, body.inbox_id, body.channel),
         conversation=conversation,
         contact=contact,
@@ -235,11 +235,10 @@ def read_contact(inbound: Inbound) -> list[CloudEvent]:
         time = parts.change_time(changes) or time_of(
             updated if updated is not None else body.created_at
         )
-    data = EventData(
-        provider="chatwoot",
-        source=inbound.source,
-        provider_event=event,
-        account=account,
+    data = event_data(
+        inbound,
+        event,
+        account,
         contact=contact,
         changes=changes,
         extensions=extensions(len(inbound.body), None, None, found),

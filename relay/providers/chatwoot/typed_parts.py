@@ -4,6 +4,7 @@ theirs, through the same value-taking builders."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from msgspec import UNSET
@@ -68,45 +69,37 @@ def contact_of(person: shapes.Person | None) -> tuple[Contact | None, dict[str, 
         person.avatar_url,
         person.custom_attributes,
     )
-    # parts.PERSON_PASS, written out: a loop over the names costs three times as much
-    found = {}
-    if (v := person.additional_attributes) is not None and (v or type(v) not in _CONTAINERS):
-        found["additional_attributes"] = v
-    if (v := person.blocked) is not None and (v or type(v) not in _CONTAINERS):
-        found["blocked"] = v
-    if (v := person.available_name) is not None and (v or type(v) not in _CONTAINERS):
-        found["available_name"] = v
-    if (v := person.availability_status) is not None and (v or type(v) not in _CONTAINERS):
-        found["availability_status"] = v
-    if (v := person.last_activity_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["last_activity_at"] = v
-    return contact, found or None
+    return contact, person_pass(person)
+
+
+def _leftovers_reader(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any] | None]:
+    """A function giving ``{name: value}`` of a Struct's ``names`` that are not null nor
+    an empty object or list, in ``names``' order, or None: the dict path's pass-through of
+    those keys. Written out as one line a name (generated, as dataclasses generate their
+    ``__init__``): a loop over the names costs three times as much."""
+    if not all(name.isidentifier() for name in names):
+        raise ValueError(f"not attribute names: {names!r}")
+    lines = [
+        f"    if (v := obj.{name}) is not None and (v or type(v) not in containers):\n"
+        f"        found[{name!r}] = v\n"
+        for name in names
+    ]
+    source = "def leftovers(obj):\n    found = {}\n" + "".join(lines) + "    return found or None\n"
+    scope: dict[str, Any] = {"containers": _CONTAINERS}
+    exec(source, scope)
+    reader: Callable[[Any], dict[str, Any] | None] = scope["leftovers"]
+    return reader
+
+
+conversation_pass = _leftovers_reader(parts.CONVERSATION_PASS)
+"""The pass-through of a typed conversation (``parts.CONVERSATION_PASS``)."""
+person_pass = _leftovers_reader(parts.PERSON_PASS)
+"""The pass-through of a typed contact or user (``parts.PERSON_PASS``)."""
 
 
 def kept(value: Any) -> bool:
     """Whether the pass-through keeps a value: not null, not an empty object or list."""
     return value is not None and (bool(value) or type(value) not in _CONTAINERS)
-
-
-def conversation_pass(c: shapes.ConversationBody) -> dict[str, Any] | None:
-    """The conversation's pass-through (parts.CONVERSATION_PASS, written out: a loop
-    over the names costs three times as much)."""
-    found = {}
-    if (v := c.can_reply) is not None and (v or type(v) not in _CONTAINERS):
-        found["can_reply"] = v
-    if (v := c.unread_count) is not None and (v or type(v) not in _CONTAINERS):
-        found["unread_count"] = v
-    if (v := c.first_reply_created_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["first_reply_created_at"] = v
-    if (v := c.waiting_since) is not None and (v or type(v) not in _CONTAINERS):
-        found["waiting_since"] = v
-    if (v := c.agent_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["agent_last_seen_at"] = v
-    if (v := c.contact_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["contact_last_seen_at"] = v
-    if (v := c.assignee_last_seen_at) is not None and (v or type(v) not in _CONTAINERS):
-        found["assignee_last_seen_at"] = v
-    return found or None
 
 
 def needed(value: Any) -> Any:

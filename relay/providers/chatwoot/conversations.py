@@ -8,7 +8,6 @@ from typing import Any
 
 from relay.events import Conversation, ConversationStatus
 from relay.providers.chatwoot.parts import (
-    CONVERSATION_KEYS,
     CONVERSATION_SEEN,
     META_KEYS,
     actor,
@@ -16,7 +15,7 @@ from relay.providers.chatwoot.parts import (
     text_of,
 )
 from relay.providers.coerce import as_str, get_str
-from relay.providers.fast import clean, read, time_of
+from relay.providers.fast import clean, time_of
 
 _CONVERSATION_STATUSES: dict[str, ConversationStatus] = {
     "open": "open",
@@ -30,11 +29,6 @@ _CONVERSATION_STATUS_CODES: dict[int, ConversationStatus] = {
     2: "pending",
     3: "snoozed",
 }
-
-
-def conversation_extension(obj: dict[str, Any]) -> dict[str, Any] | None:
-    view, found = read(obj, CONVERSATION_KEYS)
-    return conversation_rest(view, found)
 
 
 def conversation_rest(

@@ -17,7 +17,7 @@ from relay.events import (
     Inbox,
 )
 from relay.providers.coerce import as_e164, as_str, get
-from relay.providers.fast import clean, passthrough, read, time_of
+from relay.providers.fast import clean, read, time_of
 
 _ACTOR_TYPES: dict[str, ActorType] = {
     "user": "agent",
@@ -99,11 +99,6 @@ META_KEYS = frozenset({"sender", "assignee", "assignee_type", "team", "hmac_veri
 SMALL_KEYS = frozenset({"id", "name", "channel_type"})
 """An account or inbox object."""
 ACCOUNT_ID = frozenset({"account_id"})
-
-
-def text(obj: Mapping[str, Any], key: str) -> str | None:
-    """``get_str`` of a cleaned object (:func:`relay.providers.fast.clean`)."""
-    return text_of(obj.get(key))
 
 
 def text_of(value: Any) -> str | None:
@@ -279,7 +274,7 @@ def contact(value: Any) -> Contact | None:
 
 
 def contact_and_extension(value: Any) -> tuple[Contact | None, dict[str, Any] | None]:
-    """``(contact(value), contact_extension(value))``, the object's keys looked at once."""
+    """``(contact(value), its pass-through)``, the object's keys looked at once."""
     if type(value) is not dict or not value:
         return None, None
     view, found = read(value, CONTACT_KEYS)
@@ -325,10 +320,6 @@ def contact_from(
         else _first_text(avatar, thumbnail, avatar_url),
         custom_attributes=dict_or_none(custom) if custom else None,
     )
-
-
-def contact_extension(obj: Any) -> dict[str, Any] | None:
-    return passthrough(obj, CONTACT_KEYS)
 
 
 def changes(payload: Mapping[str, Any]) -> dict[str, Change] | None:

@@ -1,5 +1,5 @@
-"""The shapes of Chatwoot's message bodies as msgspec Structs, for the typed path
-(:mod:`relay.providers.chatwoot.typed`).
+"""The shapes of Chatwoot's message, conversation and contact bodies as msgspec Structs,
+for the typed path (:mod:`relay.providers.chatwoot.typed`).
 
 Each Struct's fields are the keys relay's dict reader knows for that object (its key
 tables in :mod:`relay.providers.chatwoot.parts` and :mod:`relay.providers.chatwoot.content`;

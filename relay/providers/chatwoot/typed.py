@@ -1,6 +1,7 @@
-"""The typed fast path for Chatwoot message events (issue 16 point 6).
+"""The typed fast path for Chatwoot message, conversation and contact events (issue 16
+point 6).
 
-A ``message_created``/``message_updated`` body as Chatwoot's builders write it is decoded
+A message, conversation or contact event's body as Chatwoot's builders write it is decoded
 straight into the Structs of :mod:`relay.providers.chatwoot.shapes` (the keys relay's dict
 reader knows for each object; any other key, or one with stray whitespace, is a refusal)
 and read by attribute. What the values mean is the dict reader's, through the same
@@ -58,9 +59,9 @@ _SPACED_KEY = b'"event"'
 
 
 def typed_reader(body: bytes) -> Reader | None:
-    """The typed reader for a body, chosen by its last ``"event": "..."`` (Chatwoot writes
-    the key near the end); None: the dict path's. A wrong guess costs time, never an
-    answer: each reader checks the event it decoded."""
+    """The typed reader for a body, chosen by its last compact ``"event":"..."`` (Chatwoot
+    writes the key near the end), else its last spaced one; None: the dict path's. A wrong
+    guess costs time, never an answer: each reader checks the event it decoded."""
     at = body.rfind(_EVENT_KEY)
     if at < 0:
         return _spaced_reader(body)
@@ -96,7 +97,7 @@ def read_message(inbound: Inbound) -> list[CloudEvent]:
     event = body.event
     type_ = _builder_of(event, message_event)
     conversation = body.conversation
-    if conversation is None:  # the automation shape: the dict path's
+    if conversation is None:  # the automation shape, or a message without one: the dict path's
         raise NotTyped
     return [_message_event(inbound, event, type_, body, conversation)]
 
@@ -155,7 +156,7 @@ def _message_event(
         actor = actor_of(conversation_contact) or actor
     contact, contact_found = contact_of(contact_obj)
     source_id = body.source_id
-    data = EventData(
+    data = EventData(  # event_data(...), without a dict of keywords: this is the hot body
         provider="chatwoot",
         source=inbound.source,
         provider_event=event,
@@ -254,6 +255,11 @@ _READERS: dict[bytes, Reader] = {
     b"conversation_status_changed": read_conversation,
     b"contact_created": read_contact,
     b"contact_updated": read_contact,
+    # automation rules post the conversation for conversation events (the same body); for
+    # message events they post it too, a shape the dict path reads
+    b"automation_event.conversation_created": read_conversation,
+    b"automation_event.conversation_updated": read_conversation,
+    b"automation_event.conversation_status_changed": read_conversation,
 }
 
 

@@ -4,6 +4,7 @@ theirs, through the same value-taking builders."""
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ def extensions(
     conversation: dict[str, Any] | None,
     contact: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
-    """``Read.extensions`` of a message event's three parts (without its tuples)."""
+    """``Read.extensions`` of an event's parts (None: none), without its tuples."""
     found = {}
     if message:
         found["message"] = message
@@ -77,7 +78,7 @@ def _leftovers_reader(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any] 
     an empty object or list, in ``names``' order, or None: the dict path's pass-through of
     those keys. Written out as one line a name (generated, as dataclasses generate their
     ``__init__``): a loop over the names costs three times as much."""
-    if not all(name.isidentifier() for name in names):
+    if not all(name.isidentifier() and not keyword.iskeyword(name) for name in names):
         raise ValueError(f"not attribute names: {names!r}")
     lines = [
         f"    if (v := obj.{name}) is not None and (v or type(v) not in containers):\n"
@@ -86,7 +87,7 @@ def _leftovers_reader(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any] 
     ]
     source = "def leftovers(obj):\n    found = {}\n" + "".join(lines) + "    return found or None\n"
     scope: dict[str, Any] = {"containers": _CONTAINERS}
-    exec(source, scope)
+    exec(compile(source, f"<leftovers of {names[0]}...>", "exec"), scope)
     reader: Callable[[Any], dict[str, Any] | None] = scope["leftovers"]
     return reader
 

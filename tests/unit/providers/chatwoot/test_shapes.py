@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import msgspec
+import pytest
 
 from relay.providers.chatwoot import content, parts, shapes, typed_parts
 
@@ -53,3 +54,9 @@ def test_nulls_and_empty_containers_are_left_out_and_falsy_scalars_kept() -> Non
         for key, value in zip(parts.CONVERSATION_PASS, values, strict=False)
         if value not in (None, {}, [])
     }
+
+
+def test_a_leftovers_reader_takes_only_attribute_names() -> None:
+    for names in [("class",), ("a b",), ("x);import os;(y",)]:
+        with pytest.raises(ValueError, match="not attribute names"):
+            typed_parts._leftovers_reader(names)

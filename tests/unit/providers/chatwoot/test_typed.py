@@ -28,7 +28,7 @@ READERS = (typed.read_message, typed.read_conversation, typed.read_contact)
 
 TYPED_FIXTURES = sorted(
     f"chatwoot/{path.name}"
-    for pattern in ("message_*.json", "conversation_*.json", "contact_*.json")
+    for pattern in ("message_*.json", "*conversation_*.json", "contact_*.json")
     for path in (FIXTURES / "chatwoot").glob(pattern)
     if "typing" not in path.name
 )
@@ -84,7 +84,8 @@ def agrees(body: bytes) -> bool:
 
 
 def test_every_message_conversation_and_contact_fixture_is_read_typed_to_the_byte() -> None:
-    assert len(TYPED_FIXTURES) == 25  # 18 message, 5 conversation, 2 contact fixtures
+    # 18 message, 5 conversation (and an automation rule's), 2 contact fixtures
+    assert len(TYPED_FIXTURES) == 26
     for fixture in TYPED_FIXTURES:
         body = compact(json.loads((FIXTURES / fixture).read_text()))
         found = typed_events(body)
@@ -211,6 +212,7 @@ def test_a_message_fixture_reaches_the_typed_path_through_the_provider(
         ("message_created", typed.read_message),
         ("conversation_updated", typed.read_conversation),
         ("contact_updated", typed.read_contact),
+        ("automation_event_conversation_updated", typed.read_conversation),
         ("conversation_typing_on", None),
         ("webwidget_triggered", None),
     ]:

@@ -229,9 +229,8 @@ def _with_updated_at(message: Message, time: str) -> Message:
 def conversation_event(read: Read, type_: EventType) -> CloudEvent:
     """The body is the conversation."""
     top = read.top
-    conversation = (
-        conversations.conversation_of(top) if read.payload else None
-    )  # top: the body cleaned
+    # top: the body cleaned
+    conversation = conversations.conversation_of(top) if read.payload else None
     if conversation is not None and conversation.id is None:
         conversation = None
     changes = parts.changes(top)

@@ -19,6 +19,7 @@ from relay.events import (
     SharedContact,
     Template,
 )
+from relay.providers.chatwoot import shapes
 from relay.providers.chatwoot.interactive import ATTRIBUTE_KEYS, READERS, said
 from relay.providers.chatwoot.parts import actor, dict_or_none, text_of
 from relay.providers.coerce import (
@@ -52,36 +53,11 @@ _CONTENT_KINDS = {
     "form": "form",
 }
 MAX_ATTACHMENTS = 100
-MESSAGE_KEYS = frozenset(
-    {
-        "id",
-        "content",
-        "processed_message_content",
-        "created_at",
-        "updated_at",
-        "message_type",
-        "content_type",
-        "content_attributes",
-        "additional_attributes",
-        "sender",
-        "contact",
-        "inbox",
-        "conversation",
-        "account",
-        "event",
-        "private",
-        "status",
-        "attachments",
-        "account_id",
-        "inbox_id",
-        "conversation_id",
-        "sender_type",
-        "sender_id",
-    }
-)
-
-MESSAGE_SEEN = MESSAGE_KEYS | {"source_id"}
-"""For clean(): a message object's keys as Chatwoot sends them."""
+MESSAGE_SEEN = frozenset(shapes.MessageBody.__struct_fields__)
+"""For clean(): a message object's keys as Chatwoot sends them (one home: the typed
+path's Struct)."""
+MESSAGE_KEYS = MESSAGE_SEEN - {"source_id"}
+"""What the canonical message reads of them (``source_id`` is the pass-through's)."""
 
 
 def message_type(value: Any) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from relay.events import (
     Account,
     Actor,
@@ -16,6 +18,7 @@ from relay.events import (
     Contact,
     Inbox,
 )
+from relay.providers.chatwoot import shapes
 from relay.providers.coerce import as_e164, as_str, get
 from relay.providers.fast import clean, read, time_of
 
@@ -28,75 +31,39 @@ _ACTOR_TYPES: dict[str, ActorType] = {
     "bot": "bot",
 }
 
-CONTACT_KEYS = frozenset(
-    {
-        "id",
-        "name",
-        "phone_number",
-        "email",
-        "identifier",
-        "avatar",
-        "thumbnail",
-        "avatar_url",
-        "custom_attributes",
-        "type",
-        "account",
-        "event",
-        "changed_attributes",
-        "created_at",
-        "updated_at",
-    }
-)
-CONVERSATION_KEYS = frozenset(
-    {
-        "id",
-        "display_id",
-        "status",
-        "inbox_id",
-        "channel",
-        "meta",
-        "labels",
-        "priority",
-        "created_at",
-        "updated_at",
-        "last_activity_at",
-        "timestamp",
-        "custom_attributes",
-        "additional_attributes",
-        "messages",
-        "snoozed_until",
-        "account_id",
-        "account",
-        "inbox",
-        "event",
-        "changed_attributes",
-        "contact_inbox",
-    }
-)
-# Keys Chatwoot sends in each object (its webhook_data/push_event_data builders), for
-# clean(): an object holding only these is read as it is after one subset test.
-PERSON_PASS = (
-    "additional_attributes",
-    "blocked",
-    "available_name",
-    "availability_status",
-    "last_activity_at",
+
+def _in_order(shape: type[msgspec.Struct], names: str) -> tuple[str, ...]:
+    """The fields of ``shape`` named in ``names`` (space-separated), in the shape's order
+    (Chatwoot's); a name that is not a field is a mistake in relay, said at import."""
+    wanted = frozenset(names.split())
+    if unknown := wanted.difference(shape.__struct_fields__):
+        raise ValueError(f"{shape.__name__} has no fields {sorted(unknown)}")
+    return tuple(field for field in shape.__struct_fields__ if field in wanted)
+
+
+# The keys Chatwoot sends in each object (its webhook_data/push_event_data builders) have
+# one home, the Structs of the typed path (:mod:`relay.providers.chatwoot.shapes`); the
+# dict path's tables are their fields, for clean(): an object holding only these is read as
+# it is after one subset test.
+PERSON_PASS = _in_order(
+    shapes.Person,
+    "additional_attributes blocked available_name availability_status last_activity_at",
 )
 """What else a contact or user object holds: the pass-through's, in Chatwoot's order."""
-PERSON_SEEN = CONTACT_KEYS | frozenset(PERSON_PASS)
-CONVERSATION_PASS = (
-    "can_reply",
-    "unread_count",
-    "first_reply_created_at",
-    "waiting_since",
-    "agent_last_seen_at",
-    "contact_last_seen_at",
-    "assignee_last_seen_at",
+PERSON_SEEN = frozenset(shapes.Person.__struct_fields__)
+CONTACT_KEYS = PERSON_SEEN.difference(PERSON_PASS)
+"""What a contact or user object says that the canonical contact or actor reads."""
+CONVERSATION_PASS = _in_order(
+    shapes.ConversationBody,
+    "can_reply unread_count first_reply_created_at waiting_since"
+    " agent_last_seen_at contact_last_seen_at assignee_last_seen_at",
 )
-"""What else a conversation holds: the pass-through's, in Chatwoot's order."""
-CONVERSATION_SEEN = CONVERSATION_KEYS | frozenset(CONVERSATION_PASS)
-META_KEYS = frozenset({"sender", "assignee", "assignee_type", "team", "hmac_verified", "channel"})
-SMALL_KEYS = frozenset({"id", "name", "channel_type"})
+"""What else a conversation holds."""
+CONVERSATION_SEEN = frozenset(shapes.ConversationBody.__struct_fields__)
+CONVERSATION_KEYS = CONVERSATION_SEEN.difference(CONVERSATION_PASS)
+"""What a conversation object says that the canonical conversation reads."""
+META_KEYS = frozenset(shapes.Meta.__struct_fields__)
+SMALL_KEYS = frozenset(shapes.Small.__struct_fields__)
 """An account or inbox object."""
 ACCOUNT_ID = frozenset({"account_id"})
 

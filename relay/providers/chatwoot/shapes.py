@@ -1,11 +1,11 @@
 """The shapes of Chatwoot's message, conversation and contact bodies as msgspec Structs,
 for the typed path (:mod:`relay.providers.chatwoot.typed`).
 
-Each Struct's fields are the keys relay's dict reader knows for that object (its key
-tables in :mod:`relay.providers.chatwoot.parts` and :mod:`relay.providers.chatwoot.content`;
-tests/unit/providers/chatwoot/test_shapes.py holds them equal), in the order Chatwoot's
-builders write them, and ``forbid_unknown_fields``: any other key, or one with stray
-whitespace, is a refusal and the body the dict path's. Values are ``Any`` (the builders
+Each Struct's fields are the keys Chatwoot's builders write in that object, in their
+order: the one list of them, which the dict reader's key tables are made from
+(:mod:`relay.providers.chatwoot.parts`, :mod:`relay.providers.chatwoot.content`). A key
+added here is known to both paths. ``forbid_unknown_fields``: any other key, or one with
+stray whitespace, is a refusal and the body the dict path's. Values are ``Any`` (the builders
 read them as tolerantly as the dict path does) but for the objects, which are Structs too.
 
 ``gc=False``: the garbage collector need not track them, as nothing they hold (decoded

@@ -11,7 +11,7 @@ import pytest
 from relay.providers.chatwoot import content, parts, shapes, typed_parts
 
 
-def test_each_shape_holds_its_objects_keys() -> None:
+def test_the_dict_readers_tables_are_the_shapes_fields() -> None:
     assert set(shapes.MessageBody.__struct_fields__) == content.MESSAGE_SEEN
     assert set(shapes.ConversationBody.__struct_fields__) == parts.CONVERSATION_SEEN
     assert set(shapes.Person.__struct_fields__) == parts.PERSON_SEEN
@@ -21,12 +21,18 @@ def test_each_shape_holds_its_objects_keys() -> None:
     assert set(shapes.Copy.__struct_fields__) == {"id", "status", "updated_at", "account_id"}
 
 
-def test_the_pass_through_lists_are_what_the_tables_leave_over() -> None:
-    assert set(parts.CONVERSATION_PASS) == parts.CONVERSATION_SEEN - parts.CONVERSATION_KEYS
-    assert set(parts.PERSON_PASS) == parts.PERSON_SEEN - parts.CONTACT_KEYS
+def test_the_pass_through_lists_are_what_the_readers_leave_over() -> None:
+    assert set(parts.CONVERSATION_PASS) < parts.CONVERSATION_SEEN
+    assert set(parts.PERSON_PASS) < parts.PERSON_SEEN
+    assert parts.CONVERSATION_KEYS.isdisjoint(parts.CONVERSATION_PASS)
+    assert parts.CONTACT_KEYS.isdisjoint(parts.PERSON_PASS)
     assert len(set(parts.CONVERSATION_PASS)) == len(parts.CONVERSATION_PASS)
     assert len(set(parts.PERSON_PASS)) == len(parts.PERSON_PASS)
     assert {"source_id"} == content.MESSAGE_SEEN - content.MESSAGE_KEYS
+    # what the canonical objects read: a key moved to the pass-through by mistake is lost
+    # from the contact, conversation or message, so name them
+    assert {"id", "name", "phone_number", "email", "identifier", "type"} <= parts.CONTACT_KEYS
+    assert {"id", "display_id", "status", "meta", "labels", "messages"} <= parts.CONVERSATION_KEYS
 
 
 def test_the_written_out_pass_throughs_keep_every_listed_key_in_order() -> None:
@@ -60,3 +66,9 @@ def test_a_leftovers_reader_takes_only_attribute_names() -> None:
     for names in [("class",), ("a b",), ("x);import os;(y",)]:
         with pytest.raises(ValueError, match="not attribute names"):
             typed_parts._leftovers_reader(names)
+
+
+def test_a_pass_through_name_the_shape_lacks_is_refused_at_import() -> None:
+    with pytest.raises(ValueError, match=r"Small has no fields \['nmae'\]"):
+        parts._in_order(shapes.Small, "id nmae")
+    assert parts._in_order(shapes.Small, "channel_type id") == ("id", "channel_type")

@@ -112,6 +112,82 @@ def test_template_text_header_footer_and_buttons(plugchat: PlugChat) -> None:
     ]
 
 
+def test_buttons_message_offers_its_options_under_its_image(plugchat: PlugChat) -> None:
+    message = message_of(one(plugchat, "receiveMessage/buttons_message_image"))
+    assert (message.kind, message.text) == ("buttons", "Texto da mensagem")
+    assert [(m.kind, m.url) for m in message.media] == [("image", "URL da imagem")]
+    assert [(o.id, o.title) for o in message.options] == [
+        ("1", "Texto do botão 1"),
+        ("2", "Texto do botão 2"),
+    ]
+
+
+def test_carousel_cards_keep_their_text_image_and_buttons(plugchat: PlugChat) -> None:
+    event = one(plugchat, "receiveMessage/carousel")
+    message = message_of(event)
+    assert (message.kind, message.text, message.direction) == (
+        "carousel",
+        "Texto da mensagem",
+        "outgoing",
+    )
+    assert message.sender is not None and message.sender.type == "bot"  # fromApi
+    assert len(message.cards) == 2
+    for card in message.cards:
+        assert card.text == "Mensagem do cartão do carrosel"
+        assert card.title is None and card.footer is None  # "" is no title
+        assert card.media is not None
+        assert (card.media.kind, card.media.url, card.media.mime_type) == (
+            "image",
+            "https://",
+            "image/jpeg",
+        )
+        assert [(b.type, b.title, b.url, b.id) for b in card.buttons] == [
+            ("url", "Texto do botão", "https://", None),
+            ("reply", "Texto do botão", None, "2"),
+        ]
+
+
+def test_pix_key_is_named_and_kept_whole(plugchat: PlugChat) -> None:
+    event = one(plugchat, "receiveMessage/pix_key")
+    assert message_of(event).kind == "pix"
+    extensions = event.data.extensions
+    assert extensions is not None
+    assert extensions["plugchat"]["content"] == {
+        "currency": "BRL",
+        "referenceId": "4PXRAHSIRDA",
+        "key": "pixkey",
+        "keyType": "EVP",
+        "merchantName": "Pix",
+    }
+
+
+def _template_buttons(buttons: list[object]) -> list[tuple[str, str | None, str | None]]:
+    body = json.loads(fixture_bytes("plugchat/receiveMessage/template_image_header.json"))
+    body["hydratedTemplate"]["hydratedButtons"] = buttons
+    [event] = normalize("plugchat", json.dumps(body).encode(), kind="receiveMessage")
+    template = message_of(event).template
+    assert template is not None
+    return [(b.type, b.title, b.id or b.phone or b.url) for b in template.buttons]
+
+
+def test_template_buttons_of_every_kind_and_junk_between_them() -> None:
+    buttons = [
+        {"index": 0, "copyCodeButton": {"displayText": "Copiar", "code": "otp123"}},
+        {"index": 1, "copyButton": {"code": "PIX-KEY"}},
+        {"index": 2, "callButton": {"displayText": "Ligar", "phoneNumber": "not a phone"}},
+        {"buttonId": "b7", "buttonText": {"displayText": "Sim"}, "type": 1},
+        "a string",
+        None,
+        {"index": 3},  # nothing relay can name: skipped
+    ]
+    assert _template_buttons(buttons) == [
+        ("copy", "Copiar", None),
+        ("copy", "PIX-KEY", None),  # no label: the code is what the button shows
+        ("call", "Ligar", "not a phone"),  # not a number: kept as sent
+        ("reply", "Sim", "b7"),
+    ]
+
+
 def test_button_and_list_replies_name_the_choice(plugchat: PlugChat) -> None:
     button = message_of(one(plugchat, "receiveMessage/buttons_response")).reply
     listed = message_of(one(plugchat, "receiveMessage/list_response")).reply

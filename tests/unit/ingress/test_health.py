@@ -99,7 +99,7 @@ async def test_metrics_are_open_without_a_token(
     "headers",
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN}],
 )
-async def test_metrics_with_a_token_want_it_as_bearer(headers: dict[str, str]) -> None:
+async def test_metrics_with_a_token_refuse_any_other_credential(headers: dict[str, str]) -> None:
     config = f"sources: {{cw: {{provider: chatwoot}}}}\nmetrics: {{token: {METRICS_TOKEN}}}"
     async with TestClient(TestServer(app_for(MemoryBus(), config))) as client:
         refused = await client.get("/metrics", headers=headers)
@@ -107,6 +107,11 @@ async def test_metrics_with_a_token_want_it_as_bearer(headers: dict[str, str]) -
         assert refused.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
         assert (await refused.json())["error"] == "unauthorized"
         assert "relay_requests_total" not in await refused.text()
-        given = {"Authorization": f"Bearer {METRICS_TOKEN}"}
-        allowed = await client.get("/metrics", headers=given)
-        assert allowed.status == 200 and "relay_requests_total" in await allowed.text()
+        for given in (
+            {"Authorization": f"Bearer {METRICS_TOKEN}"},
+            {"X-Relay-Token": METRICS_TOKEN},
+        ):
+            allowed = await client.get("/metrics", headers=given)
+            assert allowed.status == 200 and "relay_requests_total" in await allowed.text()
+        in_the_url = await client.get("/metrics", params={"token": METRICS_TOKEN})
+        assert in_the_url.status == 401  # a URL is logged: the token is not read from it

@@ -1,4 +1,4 @@
-"""answer_hook, the hook handler, without a server: every exit, in the order the checks run.
+"""answer_hook, the hook handler, without a server: each exit, and which check comes first.
 
 The HTTP side (both servers, real sockets) is tests/integration/test_ingress_http.py;
 here a :class:`HookRequest` goes straight in and the answer, its outcome label, the
@@ -23,11 +23,13 @@ from structlog.testing import capture_logs
 from relay.bus import BusError, RecordTooLarge
 from relay.bus.memory import MemoryBus
 from relay.cloudevents import decode
+from relay.ingress import hooks
 from relay.ingress.body import BodyTooLarge, BrokenBody
 from relay.ingress.hooks import UNAUTHORIZED_DETAIL, answer_hook
 from relay.ingress.request import Answer, HookRequest
 from relay.ingress.state import UNKNOWN_SOURCE, IngressState, live_for
 from relay.live import Current
+from relay.logs import LogBudget
 from relay.pipeline import Pipeline
 from tests.factories import chatwoot_message
 from tests.support import make_config
@@ -41,6 +43,7 @@ sources:
   pc: {{provider: plugchat}}
   limited: {{provider: chatwoot, rate_limit: 1/s}}
   narrow: {{provider: chatwoot, max_in_flight: 1}}
+  lan: {{provider: chatwoot, allow_cidrs: ["10.0.0.0/8"]}}
 limits: {{max_body_bytes: 1024, body_timeout: 50ms, max_in_flight: 8}}
 """
 
@@ -88,6 +91,7 @@ def hook(
     token: str | None = TOKEN,
     headers: Mapping[str, str] | None = None,
     content_type: str | None = "application/json",
+    peer: str | None = "127.0.0.1",
 ) -> HookRequest:
     if isinstance(body, bytes):
         body = Body(body or chatwoot_message(1))
@@ -100,10 +104,17 @@ def hook(
         kind=kind,
         headers=given,
         query={"token": token} if token is not None else {},
-        peer=lambda: "127.0.0.1",
+        peer=lambda: peer,
         request_id="req-1",
         body=body,
     )
+
+
+@pytest.fixture(autouse=True)
+def strangers_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh log budget for strangers' rejections: the process's is shared by every test
+    that sends one, and a spent budget would drop the lines these tests read."""
+    monkeypatch.setattr(hooks, "_STRANGERS", LogBudget(limit=20, window=60.0))
 
 
 @pytest.fixture
@@ -244,6 +255,20 @@ async def test_the_signature_is_checked_over_the_body_read(
     assert len(bus.records("relay.raw")) == 1  # the forged body is not kept
 
 
+@pytest.mark.parametrize(
+    ("peer", "outcome", "status"),
+    [
+        ("10.1.2.3", "accepted", 202),
+        ("192.168.1.9", "unauthorized", 401),
+        (None, "unauthorized", 401),
+    ],
+)
+async def test_a_source_with_allowed_networks_checks_the_peer(
+    state: IngressState, peer: str | None, outcome: str, status: int
+) -> None:
+    await answered(hook("lan", token=None, peer=peer), state, outcome, status)
+
+
 # --- refused before the body is read -------------------------------------------------------
 
 
@@ -252,9 +277,13 @@ async def test_backpressure_refuses_before_reading_the_body(
 ) -> None:
     state.in_flight = 8  # limits.max_in_flight
     body = Body(chatwoot_message(1))
-    label, answer = await answer_hook(hook(body=body), state)
+    before = counted("cw", "overloaded")
+    with capture_logs() as logs:
+        label, answer = await answer_hook(hook(body=body), state)
     assert (label, answer.status, answer.headers) == ("overloaded", 503, {"Retry-After": "1"})
     assert error_of(answer)["error"] == "overloaded"
+    assert counted("cw", "overloaded") == before + 1
+    assert [(e["reason"], e["log_level"]) for e in logs] == [("overloaded", "warning")]
     assert state.in_flight == 8 and body.reads == 0 and bus.items == []
 
 
@@ -267,9 +296,10 @@ async def test_a_source_over_its_share_is_refused_alone(state: IngressState) -> 
         assert (label, answer.status) == ("overloaded", 503)
         assert "narrow" in error_of(answer)["detail"]
         assert [(e["reason"], e["log_level"]) for e in logs] == [("source_overloaded", "warning")]
+        label, answer = await answer_hook(hook("cw"), state)  # the others still get in
+        assert (label, answer.status) == ("accepted", 202)
     finally:
         narrow.in_flight = 0
-    await answered(hook("cw"), state, "accepted", 202)
 
 
 @pytest.mark.parametrize(
@@ -296,12 +326,14 @@ async def test_a_body_that_is_not_json_by_its_type_is_415(state: IngressState) -
     request = hook(content_type="text/plain")
     answer, _ = await answered(request, state, "unsupported_media_type", 415)
     assert "text/plain" in error_of(answer)["detail"]
+    assert isinstance(request.body, Body) and request.body.reads == 0
 
 
 # --- the body -----------------------------------------------------------------------------
 
 
 async def test_a_body_over_the_limit_is_413(state: IngressState, bus: MemoryBus) -> None:
+    # the fake body refuses past the limit it is given: 1025 bytes fail only at 1024
     answer, _ = await answered(hook(body=b"x" * 1025), state, "payload_too_large", 413)
     assert "1024" in error_of(answer)["detail"] and bus.items == []
 
@@ -371,3 +403,47 @@ async def test_a_reload_between_requests_is_read_by_the_next_one(state: IngressS
     state.current.live = stricter
     await answered(hook(), state, "unauthorized", 401)
     await answered(hook(token="tok-2"), state, "accepted", 202)
+
+
+# --- which check answers when two would ----------------------------------------------------
+
+
+async def test_credentials_come_before_backpressure(state: IngressState) -> None:
+    state.in_flight = 8
+    label, answer = await answer_hook(hook(token="wrong"), state)
+    assert (label, answer.status) == ("unauthorized", 401)  # a stranger learns no load
+
+
+async def test_backpressure_comes_before_the_url_kind(state: IngressState) -> None:
+    state.in_flight = 8
+    label, answer = await answer_hook(hook("pc", token=None), state)
+    assert (label, answer.status) == ("overloaded", 503)
+
+
+async def test_the_url_kind_comes_before_the_rate_limit(state: IngressState) -> None:
+    await answered(hook("limited", token=None), state, "accepted", 202)  # the burst spent
+    await answered(hook("limited", kind="x", token=None), state, "unknown_kind", 404)
+    await answered(hook("limited", token=None), state, "rate_limited", 429)
+
+
+async def test_the_rate_limit_comes_before_the_content_type(state: IngressState) -> None:
+    await answered(hook("limited", token=None), state, "accepted", 202)
+    late = hook("limited", token=None, content_type="text/plain")
+    await answered(late, state, "rate_limited", 429)
+
+
+async def test_the_content_type_comes_before_the_body(state: IngressState) -> None:
+    request = hook(body=b"x" * 5000, content_type="text/plain")
+    await answered(request, state, "unsupported_media_type", 415)
+
+
+async def test_the_body_limit_comes_before_the_signature(state: IngressState) -> None:
+    big = b"x" * 5000
+    forged = hook("signed", big, token=None, headers=_signed(big, "other"))
+    await answered(forged, state, "payload_too_large", 413)
+
+
+async def test_the_signature_comes_before_parsing(state: IngressState, bus: MemoryBus) -> None:
+    forged = hook("signed", b"{not json", token=None, headers=_signed(b"{not json", "other"))
+    await answered(forged, state, "bad_signature", 401)
+    assert bus.items == []  # neither the raw copy nor a dead letter of a forged body

@@ -171,14 +171,17 @@ def _template_buttons(buttons: list[object]) -> list[tuple[str, str | None, str 
 
 
 def test_template_buttons_of_every_kind_and_junk_between_them() -> None:
+    # copyButton/copyCodeButton are relay's reading of WhatsApp's copy-code buttons; Z-API's
+    # docs show its OTP template with the code in a urlButton's url instead, which keeps it.
+    # A Button has no field for a code: a labelled copy button's code is not kept.
     buttons = [
         {"index": 0, "copyCodeButton": {"displayText": "Copiar", "code": "otp123"}},
-        {"index": 1, "copyButton": {"code": "PIX-KEY"}},
-        {"index": 2, "callButton": {"displayText": "Ligar", "phoneNumber": "not a phone"}},
-        {"buttonId": "b7", "buttonText": {"displayText": "Sim"}, "type": 1},
         "a string",
+        {"index": 1, "copyButton": {"code": "PIX-KEY"}},
         None,
+        {"index": 2, "callButton": {"displayText": "Ligar", "phoneNumber": "not a phone"}},
         {"index": 3},  # nothing relay can name: skipped
+        {"buttonId": "b7", "buttonText": {"displayText": "Sim"}, "type": 1},
     ]
     assert _template_buttons(buttons) == [
         ("copy", "Copiar", None),

@@ -3,7 +3,10 @@ configurations, live settings, a reloader."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,17 @@ def normalize(
         delivery_id=extra.get("delivery_id"),
     )
     return NORMALIZERS[provider](inbound)
+
+
+def chatwoot_signed(body: bytes, secret: str, at: int | str | None = None) -> dict[str, str]:
+    """The headers Chatwoot signs ``body`` with: HMAC-SHA256 of ``"<timestamp>.<body>"``
+    under ``secret``, at ``at`` (Unix seconds; default now)."""
+    timestamp = str(int(time.time()) if at is None else at)
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return {
+        "X-Chatwoot-Signature": f"sha256={digest.hexdigest()}",
+        "X-Chatwoot-Timestamp": timestamp,
+    }
 
 
 def chatwoot_message(number: int, conversation: int | None = None) -> bytes:

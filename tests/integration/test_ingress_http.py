@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +18,7 @@ from structlog.testing import capture_logs
 
 from relay.bus.embedded import LOG_FILE, read
 from relay.cloudevents import decode
+from tests.factories import chatwoot_signed
 from tests.support import make_config, relay_client
 
 TOKEN = "tok-1"
@@ -112,12 +111,9 @@ async def test_bad_or_missing_token_is_401(
 
 
 def signed_headers(body: bytes, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
-    timestamp = str(int(time.time()) if at is None else at)
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return {
         **JSON,
-        "X-Chatwoot-Signature": f"sha256={digest.hexdigest()}",
-        "X-Chatwoot-Timestamp": timestamp,
+        **chatwoot_signed(body, secret, at),
         "X-Chatwoot-Delivery": "8d8e7c1a-2f34-4c57-9f6f-3b8b9d0e1a22",
     }
 

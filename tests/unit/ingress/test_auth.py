@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
 
@@ -14,6 +12,7 @@ from relay.ingress.auth import (
     presented_token,
     token_matches,
 )
+from tests.factories import chatwoot_signed
 
 
 def test_token_locations() -> None:
@@ -47,9 +46,8 @@ def test_open_source() -> None:
 def test_signature_checked_through_the_source_provider() -> None:
     now = str(int(time.time()))
     body = b'{"event":"message_created"}'
-    digest = hmac.new(b"s", f"{now}.".encode() + body, hashlib.sha256).hexdigest()
     auth = SourceAuth(Source(provider="chatwoot", signing_secret="s"))
-    good = {"X-Chatwoot-Signature": f"sha256={digest}", "X-Chatwoot-Timestamp": now}
+    good = chatwoot_signed(body, "s", now)
     auth.check_signature(body, good)
     with pytest.raises(AuthError, match="does not match"):
         auth.check_signature(body + b" ", good)

@@ -8,10 +8,7 @@ counter, the log line, the bus and the in-flight counts are read back.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -31,7 +28,7 @@ from relay.ingress.state import UNKNOWN_SOURCE, IngressState, live_for
 from relay.live import Current
 from relay.logs import LogBudget
 from relay.pipeline import Pipeline
-from tests.factories import chatwoot_message
+from tests.factories import chatwoot_message, chatwoot_signed
 from tests.support import make_config
 
 TOKEN = "tok-1"
@@ -234,21 +231,17 @@ async def test_debug_errors_say_why(bus: MemoryBus) -> None:
     assert error_of(wrong)["detail"] != UNAUTHORIZED_DETAIL
 
 
-def _signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    timestamp = str(int(time.time()))
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return {
-        "X-Chatwoot-Signature": f"sha256={digest.hexdigest()}",
-        "X-Chatwoot-Timestamp": timestamp,
-    }
-
-
 async def test_the_signature_is_checked_over_the_body_read(
     state: IngressState, bus: MemoryBus
 ) -> None:
     body = chatwoot_message(3)
-    await answered(hook("signed", body, token=None, headers=_signed(body)), state, "accepted", 202)
-    forged = hook("signed", body, token=None, headers=_signed(body, "other"))
+    await answered(
+        hook("signed", body, token=None, headers=chatwoot_signed(body, SECRET)),
+        state,
+        "accepted",
+        202,
+    )
+    forged = hook("signed", body, token=None, headers=chatwoot_signed(body, "other"))
     answer, logs = await answered(forged, state, "bad_signature", 401)
     assert error_of(answer)["detail"] == UNAUTHORIZED_DETAIL
     assert [e["reason"] for e in logs] == ["bad_signature"]
@@ -439,11 +432,13 @@ async def test_the_content_type_comes_before_the_body(state: IngressState) -> No
 
 async def test_the_body_limit_comes_before_the_signature(state: IngressState) -> None:
     big = b"x" * 5000
-    forged = hook("signed", big, token=None, headers=_signed(big, "other"))
+    forged = hook("signed", big, token=None, headers=chatwoot_signed(big, "other"))
     await answered(forged, state, "payload_too_large", 413)
 
 
 async def test_the_signature_comes_before_parsing(state: IngressState, bus: MemoryBus) -> None:
-    forged = hook("signed", b"{not json", token=None, headers=_signed(b"{not json", "other"))
+    forged = hook(
+        "signed", b"{not json", token=None, headers=chatwoot_signed(b"{not json", "other")
+    )
     await answered(forged, state, "bad_signature", 401)
     assert bus.items == []  # neither the raw copy nor a dead letter of a forged body

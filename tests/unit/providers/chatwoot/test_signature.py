@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 
@@ -9,14 +7,14 @@ import pytest
 
 from relay.providers import PROVIDERS, SignatureError
 from relay.providers.chatwoot.signature import verify_signature as verify_chatwoot_signature
+from tests.factories import chatwoot_signed
 from tests.support import fixture_bytes
 
 BODY = b'{"event":"message_created","content":"\\u003cb\\u003e"}'
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return "sha256=" + digest.hexdigest()
+    return chatwoot_signed(body, secret, timestamp)["X-Chatwoot-Signature"]
 
 
 def test_valid_chatwoot_signature() -> None:
